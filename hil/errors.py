@@ -1,0 +1,17 @@
+"""Errors the harness raises on purpose. Each message says what to fix: file, key, device, value."""
+
+
+class HilError(Exception):
+    """Base for every error the harness reports to a user without a traceback."""
+
+
+class ConfigError(HilError):
+    """A rig, spec, cell or profile file is wrong. The message names the file and key."""
+
+
+class HilTimeout(HilError):
+    """A wait ran out of time. The message shows what was seen while waiting."""
+
+
+class DeviceLost(HilError):
+    """A device (serial port, CAN adapter, emulated board) disappeared mid-run."""
