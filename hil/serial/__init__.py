@@ -1,0 +1,1 @@
+"""Serial links and binary protocols (construct), and the device side of an slcan CAN adapter."""
