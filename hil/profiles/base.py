@@ -1,9 +1,24 @@
-"""The profile interface: demand (current in A, or power in W) at any time, deterministic for a seed."""
+"""The profile interface: demand (current in A, or power in W) at any time, deterministic for a seed.
+
+Also the few helpers every generator shares: sample counts checked against a memory budget, a
+piecewise-constant builder, and the pack rating that turns C-rates into amps and watts.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+from hil.errors import ConfigError
+
+# The column each kind is written to and read from (CSV export and replay share it).
+COLUMNS = {"current": "current_a", "power": "power_w"}
+UNITS = {"current": "A", "power": "W"}
+
+# 50 M float64 samples is 400 MB: an hour at 0.1 ms. Anything longer is almost surely a unit mistake.
+MAX_SAMPLES = 50_000_000
 
 
 @dataclass
@@ -11,6 +26,8 @@ class Profile:
     """A load demand sampled on a fixed time grid. `kind` is "current" (A) or "power" (W); > 0 discharges.
 
     Profiles are precomputed for their whole duration, so a real-time loop only indexes an array.
+    A power profile becomes a current only inside the closed loop (I = P / V_pack), so as the pack sags
+    its current rises.
     """
     name: str
     kind: str
@@ -18,9 +35,27 @@ class Profile:
     demand: np.ndarray
     description: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind not in COLUMNS:
+            raise ConfigError(f"profile {self.name!r}: kind {self.kind!r} is not one of {sorted(COLUMNS)}")
+        if not (self.dt_s > 0 and math.isfinite(self.dt_s)):
+            raise ConfigError(f"profile {self.name!r}: dt_s must be a positive number of seconds, got {self.dt_s!r}")
+        self.demand = np.asarray(self.demand, dtype=float)
+        if self.demand.ndim != 1:
+            raise ConfigError(f"profile {self.name!r}: demand must be 1-D, got shape {self.demand.shape}")
+
     @property
     def duration_s(self) -> float:
         return self.demand.size * self.dt_s
+
+    @property
+    def column(self) -> str:
+        """CSV column name: `current_a` or `power_w`."""
+        return COLUMNS[self.kind]
+
+    @property
+    def unit(self) -> str:
+        return UNITS[self.kind]
 
     def at(self, t_s: float) -> float:
         """Demand at `t_s`, held from the sample at or before it; 0 past the end (the load is done)."""
@@ -29,3 +64,62 @@ class Profile:
 
     def times_s(self) -> np.ndarray:
         return np.arange(self.demand.size) * self.dt_s
+
+    def with_demand(self, demand: np.ndarray, *, name: str | None = None, description: str | None = None) -> Profile:
+        """A copy with new demand samples on the same grid and of the same kind."""
+        return Profile(name or self.name, self.kind, self.dt_s, demand,
+                       self.description if description is None else description)
+
+
+class PackRating(NamedTuple):
+    """What a C-rate is relative to: capacity in Ah and nominal voltage in V."""
+    capacity_ah: float
+    nominal_v: float
+
+    @property
+    def energy_wh(self) -> float:
+        return self.capacity_ah * self.nominal_v
+
+    def c_rate_to_w(self, c_rate: float | np.ndarray) -> float | np.ndarray:
+        """Power at nominal voltage for a discharge of `c_rate` (1 C empties the pack in an hour)."""
+        return c_rate * self.energy_wh
+
+
+# The default bench pack: 16S1P LG M50 (5 Ah, fixtures/cells/lg_m50.toml) at 3.63 V nominal per cell
+# (LG INR21700-M50 datasheet), so 16 x 3.63 = 58.08 V. One C is about 290 W.
+BENCH_PACK = PackRating(capacity_ah=5.0, nominal_v=58.08)
+
+
+def n_samples(duration_s: float, dt_s: float) -> int:
+    """Samples in `duration_s` on a `dt_s` grid; a ConfigError if either is not positive or too many."""
+    if not (dt_s > 0 and math.isfinite(dt_s)):
+        raise ConfigError(f"dt_s must be a positive number of seconds, got {dt_s!r}")
+    if not (duration_s > 0 and math.isfinite(duration_s)):
+        raise ConfigError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+    n = int(round(duration_s / dt_s))
+    if n < 1:
+        raise ConfigError(f"duration_s {duration_s} is shorter than one step of dt_s {dt_s}")
+    if n > MAX_SAMPLES:
+        raise ConfigError(f"duration_s {duration_s} at dt_s {dt_s} is {n:,} samples, more than the "
+                          f"{MAX_SAMPLES:,} allowed (400 MB); use a coarser dt_s or a shorter duration_s")
+    return n
+
+
+def piecewise(levels, durations_s, dt_s: float, n: int, *, after: float = 0.0) -> np.ndarray:
+    """`n` samples holding `levels[i]` for `durations_s[i]`, then `after` to the end; extra segments are cut.
+
+    Segment edges are rounded to the grid from the cumulative time, so rounding never accumulates.
+    """
+    levels = np.asarray(levels, dtype=float)
+    edges = np.rint(np.cumsum(durations_s) / dt_s).astype(np.int64)
+    np.clip(edges, 0, n, out=edges)
+    counts = np.diff(edges, prepend=0)
+    demand = np.full(n, float(after))
+    demand[:edges[-1] if edges.size else 0] = np.repeat(levels, counts)
+    return demand
+
+
+def ensure(ok: bool, profile: str, problem: str) -> None:
+    """Raise a ConfigError naming the profile when a parameter is out of range."""
+    if not ok:
+        raise ConfigError(f"profile {profile!r}: {problem}")

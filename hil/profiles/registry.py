@@ -1,0 +1,108 @@
+"""The named profiles, with their parameters checked before a generator runs.
+
+`PROFILES[name](duration_s=..., dt_s=..., seed=..., **params)` builds a profile. A wrong name, an unknown
+parameter or a value of the wrong type raises ConfigError saying what would be right; values may be
+given as strings (from the command line or a rig file) and are converted to the parameter's type.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import math
+import os
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from hil.errors import ConfigError
+from hil.profiles import ai, datacenter, drone, standard
+from hil.profiles.base import Profile
+from hil.profiles.csv_trace import csv_trace
+
+# Every generator takes these; the CLI sets them with --duration, --dt and --seed.
+COMMON = ("duration_s", "dt_s", "seed")
+_TYPE_NAMES = {float: "a number", int: "a whole number", str: "text"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One generator parameter: its name, type (float, int or str) and default."""
+    name: str
+    type: type
+    default: Any
+
+    def convert(self, profile: str, value: Any) -> Any:
+        """`value` as this parameter's type, parsing strings; a ConfigError if it does not fit."""
+        if self.type is str and isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+        if self.type is not str and not isinstance(value, bool):  # True is never a sensible number here
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if self.type is float and not math.isnan(number):
+                return number
+            if self.type is int and number.is_integer():
+                return int(number)
+        raise ConfigError(f"profile {profile!r}: parameter {self.name!r} must be {_TYPE_NAMES[self.type]} "
+                          f"(default {self.default!r}), got {value!r}")
+
+
+class Generator:
+    """A profile generator that checks its keyword arguments. `params` lists what it accepts."""
+
+    def __init__(self, name: str, function: Callable[..., Profile]):
+        functools.update_wrapper(self, function)
+        self.name = name
+        self.function = function
+        hints = typing.get_type_hints(function)
+        self.params = {p.name: Param(p.name, hints[p.name], p.default)
+                       for p in inspect.signature(function).parameters.values()}
+
+    @property
+    def summary(self) -> str:
+        """The first paragraph of the generator's docstring, on one line."""
+        return " ".join((self.function.__doc__ or "").strip().split("\n\n")[0].split())
+
+    def check(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` converted to their types; a ConfigError names an unknown or ill-typed one."""
+        checked = {}
+        for key, value in params.items():
+            if key not in self.params:
+                close = difflib.get_close_matches(key, self.params, n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ConfigError(f"profile {self.name!r}: unknown parameter {key!r}{hint}; valid: "
+                                  f"{', '.join(self.params)}")
+            checked[key] = self.params[key].convert(self.name, value)
+        return checked
+
+    def __call__(self, duration_s: Any = None, dt_s: Any = None, **params: Any) -> Profile:
+        """Build the profile; `duration_s` or `dt_s` None keeps the generator's default."""
+        given = {key: value for key, value in (("duration_s", duration_s), ("dt_s", dt_s)) if value is not None}
+        return self.function(**self.check({**given, **params}))
+
+
+class _Registry(dict):
+    """A dict of Generators whose missing-key error lists close matches."""
+
+    def __missing__(self, name: str) -> Generator:
+        close = difflib.get_close_matches(str(name), self, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown profile {name!r}{hint} (known: {', '.join(self)})")
+
+
+PROFILES: dict[str, Generator] = _Registry({name: Generator(name, function) for name, function in (
+    ("ai-training", ai.ai_training),
+    ("ai-training-smoothed", ai.ai_training_smoothed),
+    ("ai-job-start", ai.ai_job_start),
+    ("bbu-ride-through", datacenter.bbu_ride_through),
+    ("drone-fpv", drone.drone_fpv),
+    ("drone-industrial", drone.drone_industrial),
+    ("hppc", standard.hppc),
+    ("cccv", standard.cccv),
+    ("constant-power", standard.constant_power),
+    ("constant-current", standard.constant_current),
+    ("rest", standard.rest),
+    ("csv-trace", csv_trace),
+)})
