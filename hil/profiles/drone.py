@@ -37,9 +37,9 @@ def _flight(name: str, duration_s: float, dt_s: float, seed: int, pack: PackRati
     n = n_samples(duration_s, dt_s)
     fixed_s = sum(s for _, s in head) + sum(s for _, s in tail)
     middle_s = duration_s - fixed_s
-    ensure(middle_s >= middle[first_middle].s_max, name,
+    ensure(middle_s >= middle[first_middle].s_min, name,
            f"duration_s {duration_s} leaves no room for a flight between takeoff and landing "
-           f"({fixed_s:g} s) plus one {middle[first_middle].s_max:g} s segment")
+           f"({fixed_s:g} s) plus one {middle[first_middle].s_min:g} s segment")
     rng = np.random.default_rng(seed)
     table = np.array(middle)
     count = math.ceil(middle_s / table[:, 3].min()) + 1  # enough segments even if all are the shortest
