@@ -49,7 +49,7 @@ DEFAULT_MEMORY_MB = 1024
 DEFAULT_TIMEOUT_S = 600.0
 # Two vCPUs let multi-threaded TCG run the kernel's and QEMU's I/O work beside CMD.
 DEFAULT_CPUS = 2
-EXIT_MISSING_PARTS = 2
+EXIT_SETUP = 2  # a missing part or a bad argument, like argparse's usage errors
 EXIT_TIMEOUT = 124  # like timeout(1)
 EXIT_VM_FAILED = 125
 
@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"guest memory in MiB (default {DEFAULT_MEMORY_MB})")
     parser.add_argument("--timeout", dest="timeout_s", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"kill the VM after S seconds, exit 124 (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--rw", dest="rw_dirs", action="append", type=Path, default=[], metavar="DIR",
+                        help="make host directory DIR writable in the VM, e.g. for test reports "
+                             "(repeatable; DIR must exist)")
     parser.add_argument("--cpus", type=int, default=DEFAULT_CPUS, help=f"guest CPUs (default {DEFAULT_CPUS})")
     parser.add_argument("--verbose", action="store_true",
                         help="show kernel messages and each VM setup step (on stderr)")
@@ -73,17 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
-        return _fail("no command given; usage: hil vcan-vm [options] -- CMD...", EXIT_MISSING_PARTS)
+        return _fail("no command given; usage: hil vcan-vm [options] -- CMD...", EXIT_SETUP)
     cwd = os.getcwd()
-    hidden_by = hidden_in_guest(cwd)
-    if hidden_by:
-        return _fail(f"the current directory {cwd} is below {hidden_by}, which the VM replaces with an "
-                     f"empty tmpfs; run from a directory outside {hidden_by}", EXIT_MISSING_PARTS)
+    rw_dirs = [Path(os.path.realpath(d)) for d in args.rw_dirs]
     try:
+        _check_visible(cwd, args.rw_dirs, rw_dirs)
         parts = find_parts(os.environ.get("PATH"))
         modules = modules_to_load(parts.modules_dir)
     except MissingParts as exc:
-        return _fail(str(exc), EXIT_MISSING_PARTS)
+        return _fail(str(exc), EXIT_SETUP)
 
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGHUP)}
     work_dir = Path(tempfile.mkdtemp(prefix="hil-vcan-vm-"))
@@ -91,15 +92,15 @@ def run(args: argparse.Namespace) -> int:
         (work_dir / GUEST_TMPDIR).mkdir()
         _write_private(work_dir / RUN_SCRIPT, run_script(cmd, cwd, dict(os.environ), work_dir))
         terminal = (sys.stdout.isatty(), sys.stderr.isatty())
-        init = init_script([name for name, _ in modules], work_dir, terminal, args.verbose)
+        init = init_script([name for name, _ in modules], work_dir, rw_dirs, terminal, args.verbose)
         image = build_initramfs(parts.busybox, modules, init)
         _write_private(work_dir / "initramfs.cpio", image)
         spec = VmSpec(parts=parts, initramfs=work_dir / "initramfs.cpio", share_dir=work_dir,
-                      memory_mb=args.memory_mb, cpus=args.cpus, verbose=args.verbose)
+                      rw_dirs=rw_dirs, memory_mb=args.memory_mb, cpus=args.cpus, verbose=args.verbose)
         run_vm(spec, args.timeout_s)
         return _exit_code(work_dir / EXIT_CODE_FILE)
     except MissingParts as exc:
-        return _fail(str(exc), EXIT_MISSING_PARTS)
+        return _fail(str(exc), EXIT_SETUP)
     except VmTimeout:
         return _fail(f"the VM ran longer than --timeout {args.timeout_s:g} s and was killed; raise "
                      f"--timeout if CMD is just slow under emulation, or look for a hang in CMD",
@@ -112,6 +113,21 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(work_dir, onerror=_make_writable_and_retry)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _check_visible(cwd: str, requested_rw_dirs: list[Path], rw_dirs: list[Path]) -> None:
+    """Raise MissingParts when the current directory or a --rw directory cannot be used in the VM."""
+    hidden_by = hidden_in_guest(cwd)
+    if hidden_by:
+        raise MissingParts(f"the current directory {cwd} is inside {hidden_by}, which the VM replaces with "
+                           f"an empty tmpfs; run from a directory outside {hidden_by}")
+    for requested, directory in zip(requested_rw_dirs, rw_dirs):
+        if not directory.is_dir():
+            raise MissingParts(f"--rw {requested}: not an existing directory; create it first")
+        hidden_by = hidden_in_guest(str(directory))
+        if hidden_by:
+            raise MissingParts(f"--rw {requested}: {directory} is inside {hidden_by}, which the VM replaces "
+                               f"with an empty tmpfs; choose a directory elsewhere")
 
 
 def _exit_code(path: Path) -> int:

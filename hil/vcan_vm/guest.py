@@ -17,6 +17,7 @@ from hil.vcan_vm.initramfs import MODULES_IN_IMAGE
 
 HOSTROOT_TAG = "hostroot"
 SHARE_TAG = "hilshare"
+RW_TAG_PREFIX = "hilrw"  # --rw directories: hilrw0, hilrw1, ...
 # Bigger 9p messages mean fewer round trips through the emulated virtio queue. cache=loose lets the
 # guest keep directory entries and file pages of the read-only host root: Python's imports stat many
 # paths, and each uncached lookup is a slow trip through TCG and QEMU. The writable share is not cached
@@ -34,7 +35,8 @@ ENV_NOT_PASSED = frozenset({"TMPDIR", "TMP", "TEMP", "PWD", "OLDPWD", "SHLVL", "
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def init_script(modules: list[str], share_dir: Path, terminal: tuple[bool, bool], verbose: bool) -> str:
+def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], terminal: tuple[bool, bool],
+                verbose: bool) -> str:
     """PID 1: load modules, create vcan0, mount and chroot into the host root, record CMD's exit code.
 
     Guest stdout and stderr are the serial ports ttyS0 and ttyS1; the host streams each to its own.
@@ -58,6 +60,10 @@ def init_script(modules: list[str], share_dir: Path, terminal: tuple[bool, bool]
         # The share may live under /tmp, which is now an empty tmpfs: recreate the mount point.
         f"step mkdir -p {q(inside)}",
         f"step mount -t 9p -o {SHARE_OPTIONS} {SHARE_TAG} {q(inside)}",
+    ]
+    steps += [f"step mount -t 9p -o {SHARE_OPTIONS} {RW_TAG_PREFIX}{i} {q('/newroot' + str(d))}"
+              for i, d in enumerate(rw_dirs)]
+    steps += [
         "step mount -t proc proc /newroot/proc",
         "step mount -t sysfs sysfs /newroot/sys",
         "step mount -t devtmpfs devtmpfs /newroot/dev",

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hil.vcan_vm.guest import HOSTROOT_TAG, SHARE_TAG
+from hil.vcan_vm.guest import HOSTROOT_TAG, RW_TAG_PREFIX, SHARE_TAG
 from hil.vcan_vm.parts import VmParts
 
 PR_SET_PDEATHSIG = 1
@@ -37,6 +37,7 @@ class VmSpec:
     parts: VmParts
     initramfs: Path
     share_dir: Path
+    rw_dirs: list[Path]
     memory_mb: int
     cpus: int
     verbose: bool
@@ -45,6 +46,9 @@ class VmSpec:
 def qemu_command(spec: VmSpec, stdout_fd: int, stderr_fd: int) -> list[str]:
     """QEMU's argv. The guest's ttyS0 writes to stdout_fd, ttyS1 to stderr_fd (pipe fds QEMU inherits)."""
     kernel_args = KERNEL_ARGS if spec.verbose else f"{KERNEL_ARGS} {QUIET_KERNEL_ARGS}"
+    rw_shares = []
+    for i, directory in enumerate(spec.rw_dirs):
+        rw_shares += ["-virtfs", _virtfs(directory, f"{RW_TAG_PREFIX}{i}")]
     return [
         str(spec.parts.qemu),
         # Software emulation: a KVM boot hung on the machines this was built on (DESIGN.md).
@@ -62,9 +66,17 @@ def qemu_command(spec: VmSpec, stdout_fd: int, stderr_fd: int) -> list[str]:
         "-serial", "chardev:guest_stdout",
         "-chardev", f"file,id=guest_stderr,path=/proc/self/fd/{stderr_fd}",
         "-serial", "chardev:guest_stderr",
-        "-virtfs", f"local,path=/,mount_tag={HOSTROOT_TAG},security_model=none,readonly=on,multidevs=remap",
-        "-virtfs", f"local,path={spec.share_dir},mount_tag={SHARE_TAG},security_model=none,multidevs=remap",
-    ]
+        "-virtfs", _virtfs(Path("/"), HOSTROOT_TAG) + ",readonly=on",
+        "-virtfs", _virtfs(spec.share_dir, SHARE_TAG),
+    ] + rw_shares
+
+
+def _virtfs(directory: Path, tag: str) -> str:
+    # security_model=none: files the guest's root creates belong to the user running QEMU.
+    # multidevs=remap: the host root spans several file systems; keep their inode numbers distinct.
+    # QEMU option values escape a comma by doubling it.
+    path = str(directory).replace(",", ",,")
+    return f"local,path={path},mount_tag={tag},security_model=none,multidevs=remap"
 
 
 def run_vm(spec: VmSpec, timeout_s: float) -> None:
