@@ -41,12 +41,12 @@ def _flight(name: str, duration_s: float, dt_s: float, seed: int, pack: PackRati
            f"duration_s {duration_s} leaves no room for a flight between takeoff and landing "
            f"({fixed_s:g} s) plus one {middle[first_middle].s_min:g} s segment")
     rng = np.random.default_rng(seed)
-    table = np.array(middle)
-    count = math.ceil(middle_s / table[:, 3].min()) + 1  # enough segments even if all are the shortest
-    kinds = rng.choice(len(middle), size=count, p=table[:, 0] / table[:, 0].sum())
+    weight, c_min, c_max, s_min, s_max = np.array(middle).T
+    count = math.ceil(middle_s / s_min.min()) + 1  # enough segments even if all are the shortest
+    kinds = rng.choice(len(middle), size=count, p=weight / weight.sum())
     kinds[0] = first_middle
-    c_rate = table[kinds, 1] + (table[kinds, 2] - table[kinds, 1]) * rng.random(count)
-    seconds = table[kinds, 3] + (table[kinds, 4] - table[kinds, 3]) * rng.random(count)
+    c_rate = c_min[kinds] + (c_max - c_min)[kinds] * rng.random(count)
+    seconds = s_min[kinds] + (s_max - s_min)[kinds] * rng.random(count)
     # Cut the middle to fit exactly, so the landing always ends the flight at duration_s.
     seconds = np.clip(middle_s - (np.cumsum(seconds) - seconds), 0.0, seconds)
     levels_c = np.concatenate([[c for c, _ in head], c_rate, [c for c, _ in tail]])

@@ -75,6 +75,8 @@ class Generator:
                 raise ConfigError(f"profile {self.name!r}: unknown parameter {key!r}{hint}; valid: "
                                   f"{', '.join(self.params)}")
             checked[key] = self.params[key].convert(self.name, value)
+        if checked.get("seed", 0) < 0:  # numpy's generators take only seeds >= 0
+            raise ConfigError(f"profile {self.name!r}: seed must be >= 0, got {checked['seed']}")
         return checked
 
     def __call__(self, duration_s: Any = None, dt_s: Any = None, **params: Any) -> Profile:

@@ -73,6 +73,8 @@ def test_harness_keyword_values_are_checked_too():
         PROFILES["csv-trace"](path=3)
     with pytest.raises(ConfigError, match="duration_s"):
         PROFILES["rest"](duration_s=-1)
+    with pytest.raises(ConfigError, match="seed must be >= 0"):
+        PROFILES["drone-fpv"](seed=-3)
     assert PROFILES["ai-training"](duration_s="2", racks=2.0).demand.max() == pytest.approx(1330.0)
 
 
