@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import math
 import os
 import pty
 import select
@@ -261,19 +262,23 @@ class SlcanDeviceBus(can.BusABC):
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._frames:
-            remaining_s = None if deadline is None else deadline - time.monotonic()
-            if remaining_s is not None and remaining_s <= 0:
-                return None, False
+            remaining_s = None if deadline is None else max(0.0, deadline - time.monotonic())
             data = self._read_available(remaining_s)
             if data:
-                replies, frames = self._parser.feed(data)
-                self._write(replies, SEND_TIMEOUT_DEFAULT_S)
-                now = time.time()
-                for frame in frames:
-                    frame.timestamp = now
-                    frame.channel = self._channel
-                self._frames.extend(frames)
+                self._answer_host(data)
+            # Checked after reading, so recv(timeout=0) still answers the host's pending commands.
+            if not self._frames and deadline is not None and time.monotonic() >= deadline:
+                return None, False
         return self._frames.popleft(), False
+
+    def _answer_host(self, data: bytes) -> None:
+        replies, frames = self._parser.feed(data)
+        self._write(replies, SEND_TIMEOUT_DEFAULT_S)
+        now = time.time()
+        for frame in frames:
+            frame.timestamp = now
+            frame.channel = self._channel
+        self._frames.extend(frames)
 
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
         """Report ``msg`` to the host as if received from the CAN bus.
@@ -308,7 +313,7 @@ class SlcanDeviceBus(can.BusABC):
             raise self._lost("poll reported POLLHUP")
 
     def _read_available(self, timeout_s: float | None) -> bytes:
-        timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
+        timeout_ms = None if timeout_s is None else math.ceil(timeout_s * 1000)
         if not self._read_poll.poll(timeout_ms):
             return b""
         try:
@@ -340,7 +345,7 @@ class SlcanDeviceBus(can.BusABC):
                 raise self._lost(f"write failed: {error}") from error
             view = view[written:]
             remaining_s = deadline - time.monotonic()
-            if view and (remaining_s <= 0 or not self._write_poll.poll(int(remaining_s * 1000))):
+            if view and (remaining_s <= 0 or not self._write_poll.poll(math.ceil(remaining_s * 1000))):
                 raise HilTimeout(
                     f"slcan device on {self._channel}: the host read nothing for {timeout_s} s; "
                     f"{len(view)} of {len(data)} bytes still unsent ({bytes(view[:40])!r}...). "

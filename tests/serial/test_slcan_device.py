@@ -82,3 +82,11 @@ def test_host_hang_up_raises_device_lost_naming_the_pty(device_and_host):
         device.recv(timeout=READ_TIMEOUT_S)
     with pytest.raises(DeviceLost, match="device lost"):
         device.send(can.Message(arbitration_id=1, is_extended_id=False))
+
+
+def test_recv_with_zero_timeout_still_answers_pending_commands(device_and_host):
+    device, host, _ = device_and_host
+    host.write(b"O\rt1000\r")
+    host.flush()
+    assert device.recv(timeout=0).arbitration_id == 0x100
+    assert host.read(3) == OK + b"z\r"
