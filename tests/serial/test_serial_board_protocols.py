@@ -90,7 +90,10 @@ DEBUG_ANSWERS = {
         {"entries": [{"timestamp_ms": 1500, "code": "over_voltage"}, {"timestamp_ms": 2750, "code": 999}]},
     ),
     "read_version": ("version", {"firmware_version": "refbms 1.4.2"}),
-    "read_calibration": ("calibration", {"entries": [{"key": "ov_trip_mv", "value": 4250.0}, {"key": "gain", "value": 0.5}]}),
+    "read_calibration": (
+        "calibration",
+        {"entries": [{"key": "ov_trip_mv", "value": 4250.0}, {"key": "gain", "value": 0.5}]},
+    ),
 }
 
 

@@ -88,7 +88,9 @@ def daly_answer(command: int, data: bytes) -> bytes:
 def test_daly_reader_collects_multi_frame_cell_voltages(scripted_device):
     # No real 0x95 answer is in the vectors; these follow the documented layout.
     status = daly.STATUS_DATA.build(
-        dict(cell_count=5, temperature_sensor_count=1, charger_connected=False, load_connected=True, dio_states=0, cycles=3)
+        dict(
+            cell_count=5, temperature_sensor_count=1, charger_connected=False, load_connected=True, dio_states=0, cycles=3
+        )
     )
     voltage_frames = [
         daly_answer(daly.COMMAND_CELL_VOLTAGES, daly.CELL_VOLTAGES_DATA.build(dict(frame_number=n, cell_voltages_mv=v)))
