@@ -1,0 +1,226 @@
+"""A bench assembled from a rig: buses, boards, pack model, DUT proxy, loop. One per test.
+
+Each tick of the loop, in this order:
+1. the in-process emulated boards run (sim rig only; on other rigs they run in their own process);
+2. received frames are decoded (virtual clock: here, synchronously; real clock: on a Notifier thread);
+3. the BMS's contactor state and current limit turn the load demand into the current that flows;
+4. the pack model steps; every setpoint period the cell emulator gets new voltages and current;
+5. rest-bus messages (VCU heartbeat and request, cell-emulator heartbeat) go out when due;
+6. the trace records a row every setpoint period.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+
+import can
+import numpy as np
+
+from hil.can.bus import open_bus
+from hil.can.dbc import load_dbcs
+from hil.can.log import CanLog
+from hil.can.monitor import Monitor
+from hil.can.periodic import PeriodicSender
+from hil.clock import make_clock
+from hil.devices.bms import Bms
+from hil.devices.cell_emulator import CellEmulator
+from hil.devices.emulator_process import EmulatorProcess
+from hil.errors import HilError
+from hil.loop import Loop
+from hil.model.cell import load_cell
+from hil.model.pack import Pack
+from hil.protocol import BmsState
+from hil.rig import Rig
+from hil.spec import load_spec
+from hil.trace import Trace
+
+_channel_ids = itertools.count()
+TEMPERATURE_PERIOD_S = 0.1
+
+
+class Bench:
+    def __init__(self, rig: Rig, *, overrides=(), report_dir: str | Path | None = None, name: str = "run"):
+        self.rig = rig
+        self.clock = make_clock(rig.clock)
+        self.spec = load_spec(rig.resolve(rig.data["spec"]["file"]))
+        pack_cfg = rig.data["pack"]
+        self.cell = load_cell(rig.resolve(pack_cfg["cell"]))
+        self.pack = Pack(self.cell, pack_cfg["n_series"], soc0=pack_cfg.get("soc0", 0.5),
+                         ambient_c=pack_cfg.get("ambient_c", 25.0))
+        bus_name = rig.data["dut"]["bus"]
+        self.db = load_dbcs(rig.dbc_paths(bus_name))
+        self.boards = None
+        self.emulator = None
+        self._board_bus = None
+        self._notifier = None
+        self.can_log = None
+        self.profile = None
+        self.demand = 0.0          # A (or W when demand_kind is "power") when no profile runs
+        self.demand_kind = "current"
+        self.honour_limits = True  # the host caps demand at the BMS's current limits, as a VCU would
+        self.pack_current_a = 0.0
+        self._closed = False
+        n_channels = rig.data["cell_emulator"]["channels"]
+        # Forced cell-emulator outputs (NaN = follow the model): how a test drives one cell over a limit.
+        self.forced_cell_v = np.full(n_channels, np.nan)
+        self.forced_temperature_c = np.full(n_channels, np.nan)
+        kwargs = rig.can_kwargs(bus_name)
+        where = f"{rig.path} [can.{bus_name}]"
+        try:
+            if rig.emulate_in_process:
+                # A fresh channel per bench keeps parallel and successive benches in one process apart.
+                kwargs["channel"] = f"hil-{os.getpid()}-{next(_channel_ids)}"
+                self._board_bus = can.Bus(interface="virtual", channel=kwargs["channel"])
+                from hil.sim.boards import BoardHost
+                self.boards = BoardHost(rig, self._board_bus, self.db)
+            elif rig.data["dut"]["kind"] == "emulated":
+                self.emulator = EmulatorProcess(rig, overrides)
+                kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus_name]
+            self.bus = open_bus(kwargs, where)
+            self.monitor = Monitor(self.db, self.clock.now_s)
+            if report_dir is not None:
+                report_dir = Path(report_dir)
+                report_dir.mkdir(parents=True, exist_ok=True)
+                self.can_log = CanLog(report_dir / f"{name}.blf")
+            self.trace = Trace(Path(report_dir) / f"{name}.csv" if report_dir is not None else None)
+            self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
+            self.loop = Loop(self.clock, rig.dt_s, self.tick,
+                             overrun_policy=rig.data["rig"].get("overrun_policy", "catch-up"))
+            self.bms = Bms(self.monitor, self.sender, self.loop)
+            self.cell_emulator = CellEmulator(self.bus, self.db, self.sender, self.monitor,
+                                              rig.data["cell_emulator"]["channels"], on_send=self._log_sent)
+            if self.clock.is_real:
+                listeners = [self.monitor] + ([self.can_log] if self.can_log else [])
+                self._notifier = can.Notifier(self.bus, listeners, timeout=0.005)
+        except BaseException:
+            self.close()
+            raise
+        self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))
+        self._temperature_every = max(1, int(round(TEMPERATURE_PERIOD_S / rig.dt_s)))
+        self.clock.restart()
+
+    # --------------------------------------------------------------------------------------------------
+    def _stamp(self, msg: can.Message) -> can.Message:
+        msg.timestamp = self.clock.now_s() if not self.clock.is_real else time.time()
+        return msg
+
+    def _log_sent(self, msg: can.Message) -> None:
+        if self.can_log is not None:
+            msg.is_rx = False
+            self.can_log.on_message_received(self._stamp(msg))
+
+    def tick(self, t_s: float) -> None:
+        if self.boards is not None:
+            self.boards.tick(t_s)
+        if self._notifier is None:
+            while (msg := self.bus.recv(timeout=0)) is not None:
+                self.monitor.on_message_received(msg)
+                if self.can_log is not None:
+                    self.can_log.on_message_received(self._stamp(msg))
+        demand = self.profile.at(t_s) if self.profile is not None else self.demand
+        kind = self.profile.kind if self.profile is not None else self.demand_kind
+        current_a = demand / max(self.pack.pack_voltage_v, 1.0) if kind == "power" else demand
+        if self.honour_limits:
+            limit_dis, limit_chg = self.bms.discharge_limit_a, self.bms.charge_limit_a
+            if limit_dis is not None:
+                current_a = min(current_a, limit_dis)
+            if limit_chg is not None:
+                current_a = max(current_a, -limit_chg)
+        if not self.bms.contactors_closed:
+            current_a = 0.0
+        self.pack_current_a = current_a
+        self.pack.step(current_a, self.loop.dt_s)
+        tick = self.loop.ticks
+        if tick % self._setpoint_every == 0:
+            self.cell_emulator.set_cells(_forced(self.pack.cell_voltage_v, self.forced_cell_v))
+            self.cell_emulator.set_current(current_a)
+            if tick % self._temperature_every == 0:
+                self.cell_emulator.set_temperatures(_forced(self.pack.temperature_c, self.forced_temperature_c))
+            v = self.pack.cell_voltage_v
+            state = self.bms.state
+            self.trace.record((t_s, demand, current_a, float(v.min()), float(v.mean()), float(v.max()),
+                               float(self.pack.temperature_c.max()), float(self.pack.soc.mean()), self.bms.soc,
+                               state.name if state is not None else "NONE", self.bms.contactors_closed))
+        self.sender.tick(t_s)
+
+    # Convenience for tests ------------------------------------------------------------------------------
+    def power_up(self, mode: str = "discharge", timeout_s: float = 3.0) -> float:
+        """Outputs on, wait for STANDBY, request `mode`, and wait for NORMAL with contactors closed."""
+        self.cell_emulator.enable(True)
+        self.bms.wait_state(BmsState.STANDBY, timeout_s)
+        self.bms.request(mode)
+        self.bms.wait_state(BmsState.NORMAL, timeout_s)
+        return self.loop.run_until(lambda: self.bms.contactors_closed, timeout_s, self.bms.describe)
+
+    def force_cell(self, channel: int, voltage_v: float | None) -> None:
+        """Drive one cell-emulator channel (0-based) to `voltage_v` regardless of the model; None releases it."""
+        self.forced_cell_v[channel] = np.nan if voltage_v is None else voltage_v
+
+    def force_temperature(self, channel: int, temperature_c: float | None) -> None:
+        self.forced_temperature_c[channel] = np.nan if temperature_c is None else temperature_c
+
+    def set_load(self, demand: float, kind: str = "current", honour_limits: bool = True) -> None:
+        """Demand in A (kind "current") or W (kind "power"), > 0 discharges. Stops any running profile."""
+        if kind not in ("current", "power"):
+            raise HilError(f"load kind {kind!r}: expected 'current' or 'power'")
+        self.profile = None
+        self.demand, self.demand_kind, self.honour_limits = demand, kind, honour_limits
+
+    def run_profile(self, profile, honour_limits: bool = True) -> None:
+        """Start `profile` at the current bench time; `profile.at` is then read with time from now."""
+        self.profile = _Shifted(profile, self.loop.t_s)
+        self.honour_limits = honour_limits
+
+    def make_safe(self, timeout_s: float = 2.0) -> dict:
+        """Load to zero, contactors open by request, cell-emulator outputs off; then read back."""
+        self.set_load(0.0)
+        self.bms.request("standby")
+        seen = {}
+        try:
+            self.loop.run_until(lambda: not self.bms.contactors_closed, timeout_s, self.bms.describe)
+            self.cell_emulator.enable(False)
+            self.loop.run_until(lambda: self.cell_emulator.outputs_on is False, timeout_s,
+                                lambda: f"cell emulator outputs_on={self.cell_emulator.outputs_on}")
+        finally:
+            seen = {"contactors_closed": self.bms.contactors_closed, "outputs_on": self.cell_emulator.outputs_on}
+        return seen
+
+    def close(self) -> None:
+        """Release everything; idempotent. Emulated boards go safe when their harness disappears."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._notifier is not None:
+            self._notifier.stop()
+        if getattr(self, "trace", None) is not None:
+            self.trace.close()
+        for bus in (getattr(self, "bus", None), self._board_bus):
+            if bus is not None:
+                bus.shutdown()
+        if self.can_log is not None:
+            self.can_log.stop()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _forced(model: np.ndarray, forced: np.ndarray) -> np.ndarray:
+    n = min(model.size, forced.size)
+    return np.where(np.isnan(forced[:n]), model[:n], forced[:n])
+
+
+class _Shifted:
+    """A profile started at bench time `t0_s`."""
+
+    def __init__(self, profile, t0_s: float):
+        self.profile, self.t0_s, self.kind = profile, t0_s, profile.kind
+
+    def at(self, t_s: float) -> float:
+        return self.profile.at(t_s - self.t0_s)

@@ -1,0 +1,69 @@
+"""The `hil` command. Every subcommand returns an exit code; user errors print one line, no traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hil.errors import HilError
+from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig
+
+SUITE = PROJECT_ROOT / "tests" / "bms"
+
+
+def _add_rig_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rig", default=str(DEFAULT_RIG), help="rig file (default: rigs/sim.toml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a rig key, e.g. --set dut.calibration.cell_ov_v=4.3 (repeatable)")
+
+
+def cmd_run(args, extra: list[str]) -> int:
+    load_rig(args.rig, args.overrides)  # fail here, clearly, before pytest starts
+    import pytest
+    report = Path(args.report)
+    report.mkdir(parents=True, exist_ok=True)
+    argv = [str(SUITE), "--rig", args.rig, "--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
+            "-p", "no:cacheprovider", "-o", "junit_family=xunit1"]
+    for assignment in args.overrides:
+        argv += ["--set", assignment]
+    return int(pytest.main(argv + extra))
+
+
+def cmd_emulate(args) -> int:
+    from hil.sim.emulate import serve
+    return serve(load_rig(args.rig, args.overrides))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hil", description="BMS hardware-in-the-loop testbench")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the BMS validation suite (tests/bms) against a rig",
+                         description="Extra arguments go to pytest, e.g. `hil run -k overcurrent -x`.")
+    _add_rig_options(run)
+    run.add_argument("--report", default="reports/latest", help="report folder (default: reports/latest)")
+    run.set_defaults(func=cmd_run, passthrough=True)
+    emulate = sub.add_parser("emulate", help="serve the rig's emulated boards until SIGINT/SIGTERM")
+    _add_rig_options(emulate)
+    emulate.set_defaults(func=cmd_emulate)
+    for module in ("hil.can.cli", "hil.model.cli", "hil.profiles.cli", "hil.vcan_vm", "hil.mutants"):
+        try:
+            register = __import__(module, fromlist=["register"]).register
+        except (ImportError, AttributeError):
+            continue  # that layer has no command of its own yet
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args, extra) if getattr(args, "passthrough", False) else args.func(args)
+    except HilError as exc:
+        print(f"hil {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hil {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,52 @@
+"""The bench's two clocks. Both count seconds from the start of a run.
+
+`RealClock` follows `perf_counter_ns` and sleeps to absolute deadlines (sleep first, then spin for the last
+`spin_s`, because `time.sleep` overshoots by tens of µs to a few ms). `VirtualClock` jumps straight to each
+deadline, so a fully emulated bench runs as fast as the CPU allows and deterministically.
+"""
+from __future__ import annotations
+
+import time
+
+
+class VirtualClock:
+    is_real = False
+
+    def __init__(self) -> None:
+        self._now_s = 0.0
+
+    def now_s(self) -> float:
+        return self._now_s
+
+    def restart(self) -> None:
+        self._now_s = 0.0
+
+    def sleep_until(self, deadline_s: float) -> None:
+        if deadline_s > self._now_s:
+            self._now_s = deadline_s
+
+
+class RealClock:
+    is_real = True
+
+    def __init__(self, spin_s: float = 0.0002) -> None:
+        self.spin_s = spin_s
+        self._t0_ns = time.perf_counter_ns()
+
+    def restart(self) -> None:
+        """Make now the start of the run (setup such as starting boards is not part of the timeline)."""
+        self._t0_ns = time.perf_counter_ns()
+
+    def now_s(self) -> float:
+        return (time.perf_counter_ns() - self._t0_ns) * 1e-9
+
+    def sleep_until(self, deadline_s: float) -> None:
+        remaining_s = deadline_s - self.now_s()
+        if remaining_s > self.spin_s:
+            time.sleep(remaining_s - self.spin_s)
+        while self.now_s() < deadline_s:
+            pass
+
+
+def make_clock(kind: str):
+    return RealClock() if kind == "real" else VirtualClock()

@@ -1,0 +1,82 @@
+"""Driver for a cell-emulator board that takes its setpoints over CAN (`dbc/cell_emulator.dbc`).
+
+The same driver serves the emulated board and a real one speaking the same DBC. Its heartbeat
+(`CE_Control`, 100 ms) is a rest-bus message: if the harness dies, it stops, and the board's watchdog turns
+the outputs off within 500 ms.
+"""
+from __future__ import annotations
+
+import can
+import numpy as np
+from cantools.database import Database
+
+from hil.can.dbc import encode, signal_defaults
+from hil.can.monitor import Monitor
+from hil.can.periodic import PeriodicSender
+
+CELLS_PER_FRAME = 4
+TEMPS_PER_FRAME = 7
+
+
+class CellEmulator:
+    def __init__(self, bus: can.BusABC, db: Database, sender: PeriodicSender, monitor: Monitor, n_channels: int,
+                 on_send=None):
+        self.bus = bus
+        self.monitor = monitor
+        self.n_channels = n_channels
+        self.on_send = on_send
+        self._cells = db.get_message_by_name("CE_CellSetpoint")
+        self._temps = db.get_message_by_name("CE_TempSetpoint")
+        self._current = db.get_message_by_name("CE_CurrentSetpoint")
+        self._relay = db.get_message_by_name("CE_FaultRelay")
+        self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay)}
+        self._cell_names = [f"CE_Cell{c + 1:02d}_Setpoint" for c in range(n_channels)]
+        self._temp_names = [f"CE_Temp{c + 1:02d}_Setpoint" for c in range(n_channels)]
+        self.sender = sender
+        sender.add("CE_Control", {"CE_OutputEnable": 0})
+
+    def _send(self, message, signals: dict) -> None:
+        msg = can.Message(arbitration_id=message.frame_id, data=encode(message, signals, self._defaults[message.name]),
+                          is_extended_id=message.is_extended_frame)
+        self.bus.send(msg)
+        if self.on_send is not None:
+            self.on_send(msg)
+
+    def enable(self, on: bool) -> None:
+        """Outputs on or off; takes effect with the next heartbeat frame (within 100 ms)."""
+        self.sender.set("CE_Control", CE_OutputEnable=int(on))
+
+    def set_cells(self, voltage_v: np.ndarray) -> None:
+        v = np.clip(voltage_v, 0.0, 8.19)
+        for m in range(0, self.n_channels, CELLS_PER_FRAME):
+            signals = {"CE_CellSetpoint_Mux": m // CELLS_PER_FRAME}
+            for c in range(m, min(m + CELLS_PER_FRAME, self.n_channels)):
+                signals[self._cell_names[c]] = float(v[c])
+            self._send(self._cells, signals)
+
+    def set_temperatures(self, temperature_c: np.ndarray) -> None:
+        t = np.clip(temperature_c, -40.0, 87.5)
+        for m in range(0, self.n_channels, TEMPS_PER_FRAME):
+            signals = {"CE_TempSetpoint_Mux": m // TEMPS_PER_FRAME}
+            for c in range(m, min(m + TEMPS_PER_FRAME, self.n_channels)):
+                signals[self._temp_names[c]] = float(t[c])
+            self._send(self._temps, signals)
+
+    def set_current(self, current_a: float) -> None:
+        self._send(self._current, {"CE_PackCurrent": float(current_a)})
+
+    def set_relay(self, channel: int, *, open_wire=False, short=False, thermistor_open=False,
+                  thermistor_short=False) -> None:
+        """Switch one channel's fault relays (0-based channel). All False restores the channel."""
+        self._send(self._relay, {"CE_Relay_Channel": channel, "CE_Relay_OpenWire": int(open_wire),
+                                 "CE_Relay_Short": int(short), "CE_Relay_ThermistorOpen": int(thermistor_open),
+                                 "CE_Relay_ThermistorShort": int(thermistor_short)})
+
+    @property
+    def outputs_on(self) -> bool | None:
+        value = self.monitor.values.get("CE_OutputsOn")
+        return None if value is None else bool(value)
+
+    @property
+    def watchdog_tripped(self) -> bool:
+        return bool(self.monitor.values.get("CE_WatchdogTripped", 0))

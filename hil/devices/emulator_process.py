@@ -1,0 +1,80 @@
+"""Start `hil emulate` as a separate OS process and learn its endpoints, as a bench would start boards.
+
+Reading the child's output has a deadline; if the child dies or never says `ready`, the error shows what it
+printed. Stopping sends SIGTERM (the boards go safe and exit), then SIGKILL after a grace period.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections import deque
+
+from hil.errors import HilError, HilTimeout
+from hil.rig import Rig
+
+STOP_GRACE_S = 5.0
+
+
+class EmulatorProcess:
+    def __init__(self, rig: Rig, overrides=(), timeout_s: float | None = None):
+        self.rig = rig
+        self.endpoints: dict[str, tuple[str, str]] = {}
+        self.output: deque[str] = deque(maxlen=200)
+        cmd = [sys.executable, "-m", "hil", "emulate", "--rig", str(rig.path)]
+        for assignment in overrides:
+            cmd += ["--set", assignment]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        try:
+            self._wait_ready(timeout_s if timeout_s is not None else rig.startup_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _seen(self) -> str:
+        return "\n    ".join(self.output) or "(no output)"
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        # Raw reads of the pipe: a buffered readline() could swallow "ready" into a buffer select() can't see.
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        pending = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
+                    raise HilTimeout(f"emulated boards (`hil emulate --rig {self.rig.path}`) not ready within "
+                                     f"{timeout_s:g} s; output so far:\n    {self._seen()}")
+                if not sel.select(remaining_s):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    code = self.proc.wait(timeout=STOP_GRACE_S)
+                    raise HilError(f"emulated boards (`hil emulate --rig {self.rig.path}`) exited with code "
+                                   f"{code} before ready; output:\n    {self._seen()}")
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    self.output.append(line)
+                    parts = line.split()
+                    if len(parts) == 4 and parts[0] == "endpoint":
+                        self.endpoints[parts[1]] = (parts[2], parts[3])
+                    elif line == "ready":
+                        return
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_GRACE_S)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode

@@ -1,0 +1,43 @@
+"""Meaning of the reference BMS's CAN values (`dbc/bms.dbc`, `dbc/vcu.dbc`), shared by both sides.
+
+The emulated firmware encodes with these numbers and the harness decodes with them, so a change here is a
+protocol change: keep it in step with the DBC comments.
+"""
+from enum import IntEnum
+
+
+class BmsState(IntEnum):
+    INIT = 0
+    STANDBY = 1
+    PRECHARGE = 2
+    NORMAL = 3
+    FAULT = 4
+    SAFE = 5
+
+
+class ModeRequest(IntEnum):
+    STANDBY = 0
+    DISCHARGE = 1
+    CHARGE = 2
+    SAFE = 3
+
+
+# Bit positions in BMS_FaultBits and BMS_WarningBits.
+FAULT_BITS = {
+    "cell_ov": 0,
+    "cell_uv": 1,
+    "charge_oc": 2,
+    "discharge_oc": 3,
+    "cell_ot": 4,
+    "cell_ut": 5,
+    "heartbeat": 6,
+    "precharge": 7,
+    "sense_wire": 8,
+    "thermistor": 9,
+    "self_discharge": 10,
+    "afe": 11,
+}
+
+
+def fault_names(bits: int) -> list[str]:
+    return [name for name, bit in FAULT_BITS.items() if bits >> bit & 1]

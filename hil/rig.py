@@ -1,0 +1,200 @@
+"""Rig files: one TOML file per bench, saying which buses, boards, pack and spec it has.
+
+A rig is data. It is validated on load against the table below, so a typo fails at once with the file,
+the key and what was expected, never later as an AttributeError. CAN bus tables pass python-can's own
+keyword names (`interface`, `channel`, `bitrate`, `fd`, `data_bitrate`, `sleep_after_open`, ...) through
+unchanged. Relative paths are relative to the rig file.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import can
+
+from hil.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RIG = PROJECT_ROOT / "rigs" / "sim.toml"
+
+_ANY = object()   # a table whose keys are free (python-can kwargs, calibration checked elsewhere)
+
+# section -> {key: (type or tuple of types, required, allowed values or None)}
+SCHEMA = {
+    "rig": {
+        "name": (str, True, None), "description": (str, False, None),
+        "clock": (str, True, ("real", "virtual")), "seed": (int, False, None),
+        "dt_s": (float, False, None), "setpoint_period_s": (float, False, None),
+        "overrun_policy": (str, False, ("catch-up", "skip", "fail")),
+        "capabilities": (list, False, None),
+    },
+    "pack": {
+        "cell": (str, True, None), "n_series": (int, True, None), "soc0": (float, False, None),
+        "ambient_c": (float, False, None),
+    },
+    "spec": {"file": (str, True, None)},
+    "dut": {
+        "kind": (str, True, ("emulated", "external")), "bus": (str, True, None),
+        "bugs": (list, False, None), "calibration": (dict, False, None), "seed": (int, False, None),
+    },
+    "cell_emulator": {
+        "kind": (str, True, ("emulated", "can")), "bus": (str, True, None), "channels": (int, True, None),
+    },
+    "emulate": {
+        "process": (bool, False, None), "startup_timeout_s": (float, False, None),
+    },
+}
+CAN_REQUIRED = ("interface", "dbc")
+
+
+@dataclass
+class Rig:
+    path: Path
+    data: dict
+
+    @property
+    def name(self) -> str:
+        return self.data["rig"]["name"]
+
+    @property
+    def clock(self) -> str:
+        return self.data["rig"]["clock"]
+
+    @property
+    def seed(self) -> int:
+        return self.data["rig"].get("seed", 0)
+
+    @property
+    def dt_s(self) -> float:
+        return float(self.data["rig"].get("dt_s", 0.001))
+
+    @property
+    def setpoint_period_s(self) -> float:
+        return float(self.data["rig"].get("setpoint_period_s", 0.01))
+
+    @property
+    def capabilities(self) -> set[str]:
+        return set(self.data["rig"].get("capabilities", []))
+
+    @property
+    def buses(self) -> dict[str, dict]:
+        return self.data.get("can", {})
+
+    @property
+    def emulate_in_process(self) -> bool:
+        """True when the emulated boards run in this process (sim rig); False when `hil emulate` runs them."""
+        return self.data["dut"]["kind"] == "emulated" and not self.data.get("emulate", {}).get("process", False)
+
+    @property
+    def startup_timeout_s(self) -> float:
+        return float(self.data.get("emulate", {}).get("startup_timeout_s", 20.0))
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    def dbc_paths(self, bus: str) -> list[Path]:
+        return [self.resolve(p) for p in self.buses[bus]["dbc"]]
+
+    def can_kwargs(self, bus: str) -> dict:
+        """python-can keyword arguments for `can.Bus(**kwargs)`: the bus table less our own keys."""
+        return {k: v for k, v in self.buses[bus].items() if k != "dbc"}
+
+
+def _type_ok(value, expected) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _unknown(where: str, key: str, known) -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=2)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    return ConfigError(f"{where}: unknown key '{key}'{hint}; expected one of {sorted(known)}")
+
+
+def validate(data: dict, path: Path) -> None:
+    where = str(path)
+    for section in data:
+        if section not in SCHEMA and section != "can":
+            raise _unknown(where, section, list(SCHEMA) + ["can"])
+    for section, keys in SCHEMA.items():
+        table = data.get(section)
+        if table is None:
+            if section in ("rig", "pack", "dut", "cell_emulator", "spec"):
+                raise ConfigError(f"{where}: missing table [{section}]")
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: '{section}' must be a table [{section}]")
+        for key, value in table.items():
+            if key not in keys:
+                raise _unknown(f"{where} [{section}]", key, keys)
+            expected, _, allowed = keys[key]
+            if not _type_ok(value, expected):
+                raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected {expected.__name__}")
+            if allowed is not None and value not in allowed:
+                raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected one of {list(allowed)}")
+        for key, (_, required, _) in keys.items():
+            if required and key not in table:
+                raise ConfigError(f"{where}: missing key '{section}.{key}'")
+    buses = data.get("can")
+    if not isinstance(buses, dict) or not buses:
+        raise ConfigError(f"{where}: missing table [can.<name>] (at least one CAN bus)")
+    for bus, table in buses.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: 'can.{bus}' must be a table [can.{bus}]")
+        for key in CAN_REQUIRED:
+            if key not in table:
+                raise ConfigError(f"{where}: missing key 'can.{bus}.{key}'")
+        interface = table["interface"]
+        if interface not in can.interfaces.VALID_INTERFACES:
+            close = difflib.get_close_matches(str(interface), can.interfaces.VALID_INTERFACES, n=2)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise ConfigError(f"{where}: key 'can.{bus}.interface' = {interface!r} is not a python-can "
+                              f"interface{hint}; expected one of {sorted(can.interfaces.VALID_INTERFACES)}")
+        if not isinstance(table["dbc"], list) or not all(isinstance(p, str) for p in table["dbc"]):
+            raise ConfigError(f"{where}: key 'can.{bus}.dbc' expected a list of DBC file paths")
+    for section in ("dut", "cell_emulator"):
+        if data[section]["bus"] not in buses:
+            raise ConfigError(f"{where}: key '{section}.bus' = {data[section]['bus']!r}, expected one of the "
+                              f"buses {sorted(buses)}")
+
+
+def parse_set(assignment: str) -> tuple[list[str], object]:
+    """`dut.calibration.cell_ov_v=4.3` -> (["dut", "calibration", "cell_ov_v"], 4.3). Values are TOML."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. dut.calibration.cell_ov_v=4.3")
+    key, _, text = assignment.partition("=")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is a string: --set rig.clock=real
+    return key.strip().split("."), value
+
+
+def load_rig(path: str | Path | None = None, overrides=()) -> Rig:
+    """Load, override (`--set KEY=VALUE` strings) and validate a rig file."""
+    path = Path(path) if path is not None else DEFAULT_RIG
+    if not path.is_file():
+        raise ConfigError(f"{path}: rig file not found (rigs in {PROJECT_ROOT / 'rigs'}: "
+                          f"{', '.join(sorted(p.name for p in (PROJECT_ROOT / 'rigs').glob('*.toml')))})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    data = copy.deepcopy(data)
+    for assignment in overrides:
+        keys, value = parse_set(assignment)
+        table = data
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {assignment}: '{key}' is not a table in {path}")
+        table[keys[-1]] = value
+    validate(data, path)
+    return Rig(path.resolve(), data)

@@ -1,0 +1,353 @@
+"""Reference BMS firmware, emulated: what a production BMS does, driven only through CAN and its AFE.
+
+- A 10 ms main task (measure, protect, state machine, SOC) and a 100 ms slow task (limits, balancing).
+- The analog front end reads the cell-emulator board once per main task: +-`afe_noise_v` noise and
+  16-bit quantisation at 100 uV/LSB (LTC6813 class).
+- States INIT -> STANDBY -> PRECHARGE -> NORMAL -> FAULT (latched until the host clears it) and SAFE.
+- Every protection has a threshold and a debounce time; the warning tier sits a margin inside it.
+- Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power.
+"""
+from __future__ import annotations
+
+import numpy as np
+from cantools.database import Database
+
+from hil.can import e2e
+from hil.can.periodic import PeriodicSender
+from hil.protocol import FAULT_BITS, BmsState, ModeRequest
+from hil.sim.cell_emulator_board import CellEmulatorBoard
+
+MAIN_TASK_S = 0.010
+SLOW_TASK_S = 0.100
+AFE_LSB_V = 100e-6
+
+# name -> what the defect is. Each is checked where the firmware would have it.
+BUGS = {
+    "ov_off_by_one": "OV check skips the last cell (loop bound off by one)",
+    "ov_debounce_no_reset": "OV debounce counter never resets when the condition clears",
+    "oc_discharge_ignored": "discharge over-current compares against the charge threshold sign",
+    "soc_wrong_sign": "coulomb counting adds discharge current instead of subtracting it",
+    "fault_not_latched": "a fault clears itself once the condition goes away",
+    "heartbeat_ignored_charge": "the heartbeat timeout is not checked in charge mode",
+    "uv_threshold_mv_typo": "UV threshold compared in the wrong unit (2.7 mV instead of 2.7 V)",
+    "ot_ignores_last_sensor": "the OT check ignores the last temperature sensor",
+    "stale_crc": "BMS_Status CRC computed before the counter is updated (stale CRC)",
+    "status_counter_stuck": "the BMS_Status alive counter never increments",
+    "contactor_stays_closed": "on a fault the positive contactor is not opened",
+    "mv_sum_overflow": "pack voltage summed in a 16-bit mV accumulator that wraps",
+}
+
+
+class Debounce:
+    """Condition must hold for `debounce_s` of consecutive task runs."""
+
+    def __init__(self, debounce_s: float, reset: bool = True):
+        self.limit = max(1, int(round(debounce_s / MAIN_TASK_S)))
+        self.count = 0
+        self.reset = reset
+
+    def update(self, condition: bool) -> bool:
+        if condition:
+            self.count += 1
+        elif self.reset:
+            self.count = 0
+        return self.count >= self.limit
+
+
+class BmsFirmware:
+    def __init__(self, cal: dict, n_cells: int, ocv_soc, ocv_v, board: CellEmulatorBoard, db: Database,
+                 sender: PeriodicSender, *, bugs=(), seed: int = 0):
+        unknown = set(bugs) - set(BUGS)
+        if unknown:
+            from hil.errors import ConfigError
+            raise ConfigError(f"unknown firmware bug(s) {sorted(unknown)}; known: {sorted(BUGS)}")
+        self.cal = cal
+        self.bugs = frozenset(bugs)
+        self.n_cells = n_cells
+        self.board = board
+        self._ocv_soc = np.asarray(ocv_soc)
+        self._ocv_v = np.asarray(ocv_v)
+        self._rng = np.random.default_rng(seed)
+        self.state = BmsState.INIT
+        self.mode = ModeRequest.STANDBY
+        self._clear_request = False
+        self.faults = 0          # latched error bits
+        self.active = 0          # error conditions present now
+        self.warnings = 0
+        self.cell_v = np.zeros(n_cells)
+        self.temp_c = np.full(n_cells, 25.0)
+        self.current_a = 0.0
+        self.pack_v = 0.0
+        self.link_v = 0.0
+        self.soc = 0.5
+        self.soh = 1.0
+        self.balancing = np.zeros(n_cells, dtype=bool)
+        self.discharge_limit_a = 0.0
+        self.charge_limit_a = 0.0
+        self.contactor_cmd = {"pos": False, "neg": False, "pre": False}
+        self.contactor_fb = dict(self.contactor_cmd)
+        self._contactor_change_s: dict[str, float | None] = {k: None for k in self.contactor_cmd}
+        self._state_entry_s = 0.0
+        self._rest_s = 0.0
+        self._last_heartbeat_s: float | None = None
+        self._next_main_s = 0.0
+        self._next_slow_s = 0.0
+        self.rx_bad_crc = 0
+        deb = lambda key, **kw: Debounce(cal[key] / 1000.0, **kw)  # noqa: E731
+        self._deb = {
+            "cell_ov": deb("ov_debounce_ms", reset="ov_debounce_no_reset" not in self.bugs),
+            "cell_uv": deb("uv_debounce_ms"), "charge_oc": deb("oc_debounce_ms"),
+            "discharge_oc": deb("oc_debounce_ms"), "cell_ot": deb("ot_debounce_ms"),
+            "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
+        }
+        self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
+        self._add_tx(sender)
+
+    # CAN transmit ----------------------------------------------------------------------------------------
+    def _add_tx(self, sender: PeriodicSender) -> None:
+        status_s = self.cal["status_cycle_ms"] / 1000.0
+        sender.add("BMS_Status", provider=self._status_signals, cycle_s=status_s)
+        sender.add("BMS_PackData", provider=lambda: {
+            "BMS_PackVoltage": self.pack_v, "BMS_PackCurrent": self.current_a})
+        sender.add("BMS_Limits", provider=lambda: {
+            "BMS_DischargeCurrentLimit": self.discharge_limit_a, "BMS_ChargeCurrentLimit": self.charge_limit_a,
+            "BMS_DischargeVoltageLimit": self.cal["cell_uv_v"] * self.n_cells,
+            "BMS_ChargeVoltageLimit": (self.cal["cell_ov_v"] - self.cal["warning_margin_v"]) * self.n_cells})
+        sender.add("BMS_SOC", provider=lambda: {
+            "BMS_SOC": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOH": 100.0 * self.soh,
+            "BMS_SOC_Min": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOC_Max": 100.0 * min(1.0, max(0.0, self.soc))})
+        sender.add("BMS_CellStats", provider=self._cell_stats)
+        sender.add("BMS_CellVoltages", provider=lambda: [
+            {"BMS_CellVoltages_Mux": m, **{f"BMS_Cell{c + 1:02d}_Voltage": min(16.383, max(0.0, self.cell_v[c]))
+                                           for c in range(4 * m, min(4 * m + 4, self.n_cells))}}
+            for m in range((self.n_cells + 3) // 4)])
+        sender.add("BMS_CellTemps", provider=lambda: [
+            {"BMS_CellTemps_Mux": m, **{f"BMS_Temp{c + 1:02d}": min(87.5, max(-40.0, self.temp_c[c]))
+                                        for c in range(7 * m, min(7 * m + 7, self.n_cells))}}
+            for m in range((self.n_cells + 6) // 7)])
+        self._status_job = sender._jobs["BMS_Status"]
+
+    def _status_signals(self) -> dict:
+        if "status_counter_stuck" in self.bugs:
+            self._status_job.counter = 0
+        return {"BMS_State": int(self.state), "BMS_ContactorPos": int(self.contactor_fb["pos"]),
+                "BMS_ContactorNeg": int(self.contactor_fb["neg"]), "BMS_ContactorPre": int(self.contactor_fb["pre"]),
+                "BMS_Balancing": int(self.balancing.any()), "BMS_FaultBits": self.faults | self.active,
+                "BMS_WarningBits": self.warnings}
+
+    def _cell_stats(self) -> dict:
+        return {"BMS_MinCellVoltage": float(self.cell_v.min()), "BMS_MaxCellVoltage": float(self.cell_v.max()),
+                "BMS_MinCellTemp": min(87.5, max(-40.0, float(self.temp_c.min()))),
+                "BMS_MaxCellTemp": min(87.5, max(-40.0, float(self.temp_c.max()))),
+                "BMS_MinCellIndex": int(self.cell_v.argmin()), "BMS_MaxCellIndex": int(self.cell_v.argmax())}
+
+    # CAN receive ----------------------------------------------------------------------------------------
+    def on_frame(self, msg, now_s: float) -> None:
+        message = self._vcu.get(msg.arbitration_id)
+        if message is None or msg.is_error_frame:
+            return
+        if not e2e.crc_ok(bytes(msg.data)):
+            self.rx_bad_crc += 1   # E2E: a corrupted request is dropped, never acted on
+            return
+        sig = message.decode(msg.data, decode_choices=False)
+        if message.name == "VCU_Heartbeat":
+            self._last_heartbeat_s = now_s
+        elif message.name == "VCU_Request":
+            self._last_heartbeat_s = now_s
+            try:
+                self.mode = ModeRequest(sig["VCU_ModeRequest"])
+            except ValueError:
+                self.mode = ModeRequest.STANDBY  # an unknown request is treated as the safe one
+            if sig["VCU_ClearFaults"]:
+                self._clear_request = True
+
+    # Tasks --------------------------------------------------------------------------------------------
+    def tick(self, now_s: float) -> None:
+        while now_s + 1e-9 >= self._next_main_s:
+            self._main_task(self._next_main_s)
+            self._next_main_s += MAIN_TASK_S
+        while now_s + 1e-9 >= self._next_slow_s:
+            self._slow_task(self._next_slow_s)
+            self._next_slow_s += SLOW_TASK_S
+        self._update_contactors(now_s)
+
+    def _measure(self) -> None:
+        noise = self._rng.uniform(-self.cal["afe_noise_v"], self.cal["afe_noise_v"], self.n_cells)
+        raw = np.clip(self.board.cell_voltage_v() + noise, 0.0, 65535 * AFE_LSB_V)
+        self.cell_v = np.round(raw / AFE_LSB_V) * AFE_LSB_V
+        self.temp_c = self.board.thermistor_c()
+        self.current_a = self.board.shunt_current_a()
+        if "mv_sum_overflow" in self.bugs:
+            self.pack_v = (int(np.sum(np.round(self.cell_v * 1000))) & 0xFFFF) / 1000.0
+        else:
+            self.pack_v = float(self.cell_v.sum())
+
+    def _check(self, name: str, condition: bool) -> None:
+        bit = 1 << FAULT_BITS[name]
+        if self._deb[name].update(condition):
+            self.active |= bit
+        else:
+            self.active &= ~bit
+
+    def _main_task(self, now_s: float) -> None:
+        cal = self.cal
+        self._measure()
+        v = self.cell_v
+        sensed = v > cal["sense_wire_v"]
+        checked_v = v[:-1] if "ov_off_by_one" in self.bugs else v
+        uv_v = cal["cell_uv_v"] / 1000.0 if "uv_threshold_mv_typo" in self.bugs else cal["cell_uv_v"]
+        temps = self.temp_c[:-1] if "ot_ignores_last_sensor" in self.bugs else self.temp_c
+        plausible_t = (self.temp_c > -50.0) & (self.temp_c < 150.0)
+        discharge_a = self.current_a
+        if "oc_discharge_ignored" in self.bugs:
+            discharge_a = -self.current_a
+        self._check("cell_ov", bool(checked_v.max() > cal["cell_ov_v"]))
+        self._check("cell_uv", bool(np.any(sensed & (v < uv_v))))
+        self._check("sense_wire", bool(self.state != BmsState.INIT and not sensed.all()))
+        self._check("discharge_oc", discharge_a > cal["discharge_oc_a"])
+        self._check("charge_oc", -self.current_a > cal["charge_oc_a"])
+        self._check("cell_ot", bool(np.any(plausible_t[:temps.size] & (temps > cal["cell_ot_c"]))))
+        self._check("cell_ut", bool(np.any(plausible_t & (self.temp_c < cal["cell_ut_c"]))))
+        self._check("thermistor", bool(not plausible_t.all()))
+        self._update_warnings()
+        self._heartbeat(now_s)
+        if "fault_not_latched" in self.bugs:
+            self.faults = self.active
+        else:
+            self.faults |= self.active
+        self._update_soc()
+        self._state_machine(now_s)
+
+    def _update_warnings(self) -> None:
+        cal, w = self.cal, 0
+        if self.cell_v.max() > cal["cell_ov_v"] - cal["warning_margin_v"]:
+            w |= 1 << FAULT_BITS["cell_ov"]
+        if self.cell_v.min() < cal["cell_uv_v"] + cal["warning_margin_v"]:
+            w |= 1 << FAULT_BITS["cell_uv"]
+        if self.current_a > cal["discharge_oc_a"] - cal["warning_margin_a"]:
+            w |= 1 << FAULT_BITS["discharge_oc"]
+        if -self.current_a > cal["charge_oc_a"] - cal["warning_margin_a"]:
+            w |= 1 << FAULT_BITS["charge_oc"]
+        if self.temp_c.max() > cal["cell_ot_c"] - cal["warning_margin_c"]:
+            w |= 1 << FAULT_BITS["cell_ot"]
+        if self.temp_c.min() < cal["cell_ut_c"] + cal["warning_margin_c"]:
+            w |= 1 << FAULT_BITS["cell_ut"]
+        if self._last_heartbeat_s is None and self.state != BmsState.INIT:
+            w |= 1 << FAULT_BITS["heartbeat"]
+        self.warnings = w
+
+    def _heartbeat(self, now_s: float) -> None:
+        bit = 1 << FAULT_BITS["heartbeat"]
+        closed = self.state in (BmsState.PRECHARGE, BmsState.NORMAL)
+        if "heartbeat_ignored_charge" in self.bugs and self.mode == ModeRequest.CHARGE:
+            closed = False
+        timeout_s = self.cal["heartbeat_timeout_ms"] / 1000.0
+        if closed and (self._last_heartbeat_s is None or now_s - self._last_heartbeat_s > timeout_s):
+            self.active |= bit
+        else:
+            self.active &= ~bit
+
+    def _update_soc(self) -> None:
+        cal = self.cal
+        sensed_a = cal["soc_current_gain"] * self.current_a + cal["soc_current_offset_a"]
+        sign = -1.0 if "soc_wrong_sign" in self.bugs else 1.0
+        self.soc -= sign * sensed_a * MAIN_TASK_S / (3600.0 * cal["capacity_ah"])
+        if abs(self.current_a) < cal["soc_rest_current_a"]:
+            self._rest_s += MAIN_TASK_S
+        else:
+            self._rest_s = 0.0
+        # OCV correction: after enough rest the terminal voltage is the OCV, so SOC can be read off it.
+        if self._rest_s >= cal["soc_rest_s"] and self.cell_v.min() > cal["sense_wire_v"]:
+            self.soc = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
+            self._rest_s = 0.0
+
+    def _enter(self, state: BmsState, now_s: float) -> None:
+        self.state = state
+        self._state_entry_s = now_s
+
+    def _state_machine(self, now_s: float) -> None:
+        cal, s = self.cal, self.state
+        if s == BmsState.INIT:
+            if now_s >= SLOW_TASK_S:  # one full slow cycle of measurements before anything closes
+                if self.cell_v.min() > cal["sense_wire_v"]:
+                    self.soc = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
+                self._enter(BmsState.STANDBY, now_s)
+            return
+        if self.faults and s not in (BmsState.FAULT,):
+            self._open_all()
+            self._enter(BmsState.FAULT, now_s)
+            return
+        if s == BmsState.FAULT:
+            if self._clear_request and not self.active:
+                self.faults = 0
+                self._enter(BmsState.STANDBY, now_s)
+            self._clear_request = False
+            return
+        self._clear_request = False
+        if self.mode == ModeRequest.SAFE:
+            self._open_all()
+            if s != BmsState.SAFE:
+                self._enter(BmsState.SAFE, now_s)
+            return
+        if s == BmsState.SAFE:
+            if self.mode == ModeRequest.STANDBY:
+                self._enter(BmsState.STANDBY, now_s)
+            return
+        if self.mode == ModeRequest.STANDBY:
+            if s != BmsState.STANDBY:
+                self._open_all()
+                self._enter(BmsState.STANDBY, now_s)
+            return
+        # DISCHARGE or CHARGE requested
+        if s == BmsState.STANDBY:
+            self.contactor_cmd.update(neg=True, pre=True, pos=False)
+            self.link_v = 0.0
+            self._enter(BmsState.PRECHARGE, now_s)
+        elif s == BmsState.PRECHARGE:
+            if self.contactor_fb["neg"] and self.contactor_fb["pre"]:
+                self.link_v += (self.pack_v - self.link_v) * (1.0 - np.exp(-MAIN_TASK_S / (cal["precharge_tau_ms"] / 1000.0)))
+            if self.pack_v > 0 and self.link_v >= cal["precharge_match_pct"] / 100.0 * self.pack_v:
+                self.contactor_cmd.update(pos=True, pre=False)
+                self._enter(BmsState.NORMAL, now_s)
+            elif now_s - self._state_entry_s > cal["precharge_timeout_ms"] / 1000.0:
+                self.faults |= 1 << FAULT_BITS["precharge"]
+                self._open_all()
+                self._enter(BmsState.FAULT, now_s)
+
+    def _open_all(self) -> None:
+        keep_pos = "contactor_stays_closed" in self.bugs and self.contactor_cmd["pos"]
+        self.contactor_cmd.update(pos=keep_pos, neg=keep_pos, pre=False)
+
+    def _update_contactors(self, now_s: float) -> None:
+        delay_s = self.cal["contactor_delay_ms"] / 1000.0
+        for name, cmd in self.contactor_cmd.items():
+            if cmd != self.contactor_fb[name]:
+                if self._contactor_change_s[name] is None:
+                    self._contactor_change_s[name] = now_s
+                elif now_s - self._contactor_change_s[name] >= delay_s - 1e-9:
+                    self.contactor_fb[name] = cmd
+                    self._contactor_change_s[name] = None
+            else:
+                self._contactor_change_s[name] = None
+
+    def _slow_task(self, now_s: float) -> None:
+        cal = self.cal
+        t_max = float(self.temp_c.max())
+        span_c = max(1e-6, cal["cell_ot_c"] - cal["derate_start_c"])
+        f_temp = min(1.0, max(0.0, (cal["cell_ot_c"] - t_max) / span_c))
+        f_cold = min(1.0, max(0.0, (float(self.temp_c.min()) - cal["cell_ut_c"]) / 20.0))
+        f_soc_dis = min(1.0, max(0.0, (self.soc - 0.02) / 0.08))   # taper over the last 10 % of SOC
+        f_soc_chg = min(1.0, max(0.0, (0.98 - self.soc) / 0.08))
+        self.discharge_limit_a = cal["max_discharge_current_a"] * f_temp * f_soc_dis
+        self.charge_limit_a = cal["max_charge_current_a"] * f_temp * f_cold * f_soc_chg
+        if cal["balancing_enabled"] and self.state in (BmsState.STANDBY, BmsState.NORMAL) and self.current_a <= 0.5:
+            self.balancing = self.cell_v - self.cell_v.min() > cal["balance_threshold_mv"] / 1000.0
+        else:
+            self.balancing[:] = False
+
+    def go_safe(self) -> None:
+        """Harness gone: open everything now, without the contactor delay."""
+        self.contactor_cmd.update(pos=False, neg=False, pre=False)
+        self.contactor_fb.update(pos=False, neg=False, pre=False)
+        if self.state != BmsState.FAULT:
+            self.state = BmsState.SAFE

@@ -1,0 +1,63 @@
+"""The reference firmware's calibration: every key, its default and its meaning.
+
+Rig files list the whole table under `[dut.calibration]`, so an engineer sees it in one place. Defaults
+follow foxBMS 2's timing (10 ms diagnosis task; voltage debounce 0.2-0.7 s, over-current about 0.1 s,
+temperature about 1 s) and an NMC cell's 2.5-4.2 V window (DESIGN.md, "Reference numbers").
+"""
+from __future__ import annotations
+
+from hil.errors import ConfigError
+
+# key: (default, unit/meaning)
+CALIBRATION = {
+    "cell_ov_v": (4.25, "V, cell over-voltage error threshold"),
+    "cell_uv_v": (2.70, "V, cell under-voltage error threshold"),
+    "charge_oc_a": (10.0, "A, charge over-current error threshold"),
+    "discharge_oc_a": (25.0, "A, discharge over-current error threshold"),
+    "cell_ot_c": (60.0, "degC, cell over-temperature error threshold"),
+    "cell_ut_c": (-20.0, "degC, cell under-temperature error threshold"),
+    "ov_debounce_ms": (200, "ms the OV condition must hold before the error"),
+    "uv_debounce_ms": (500, "ms the UV condition must hold before the error"),
+    "oc_debounce_ms": (100, "ms an over-current must hold before the error"),
+    "ot_debounce_ms": (1000, "ms an OT/UT condition must hold before the error"),
+    "warning_margin_v": (0.05, "V inside the OV/UV thresholds where the warning tier starts"),
+    "warning_margin_a": (2.0, "A inside the OC thresholds where the warning tier starts"),
+    "warning_margin_c": (5.0, "degC inside the OT/UT thresholds where the warning tier starts"),
+    "heartbeat_timeout_ms": (500, "ms without a VCU heartbeat before contactors open"),
+    "precharge_timeout_ms": (500, "ms allowed for precharge before a precharge fault"),
+    "precharge_match_pct": (95.0, "% of pack voltage the DC link must reach to close the main contactor"),
+    "precharge_tau_ms": (30.0, "ms RC time constant of the emulated DC-link precharge"),
+    "contactor_delay_ms": (30, "ms from the command until a contactor's feedback changes (20-50 ms real)"),
+    "soc_current_gain": (1.0, "gain error of the current sensor as the SOC estimator sees it"),
+    "soc_current_offset_a": (0.0, "A offset error of the current sensor as the SOC estimator sees it"),
+    "soc_rest_s": (30.0, "s at rest (|I| < rest current) before the OCV correction of SOC"),
+    "soc_rest_current_a": (0.25, "A below which the pack counts as resting"),
+    "capacity_ah": (5.0, "Ah, the firmware's cell capacity for coulomb counting"),
+    "afe_noise_v": (0.0015, "V, peak noise of the analog front end (LTC6813 class, +-1.5 mV)"),
+    "balancing_enabled": (True, "passive balancing on or off"),
+    "balance_threshold_mv": (20.0, "mV above the lowest cell at which a cell bleeds"),
+    "balance_current_a": (0.1, "A bleed current of a balancing resistor"),
+    "max_discharge_current_a": (20.0, "A, discharge current limit before derating"),
+    "max_charge_current_a": (5.0, "A, charge current limit before derating"),
+    "derate_start_c": (45.0, "degC above which current limits derate linearly to 0 at cell_ot_c"),
+    "status_cycle_ms": (20, "ms between BMS_Status frames"),
+    "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
+}
+
+
+def calibration_from(table: dict, where: str) -> dict:
+    """Defaults overlaid with `table` (the rig's `[dut.calibration]`), checked key by key."""
+    unknown = sorted(set(table) - set(CALIBRATION))
+    if unknown:
+        raise ConfigError(f"{where}: unknown calibration key(s) {unknown}; known keys: {sorted(CALIBRATION)}")
+    result = {key: default for key, (default, _) in CALIBRATION.items()}
+    for key, value in table.items():
+        default = CALIBRATION[key][0]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise ConfigError(f"{where}: calibration key '{key}' = {value!r}, expected {type(default).__name__}")
+        result[key] = value
+    return result

@@ -1,0 +1,98 @@
+"""Emulated cell-emulator board: the analog side of the bench.
+
+It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell_emulator.dbc`) and
+presents them to the BMS's analog front end, through per-channel fault relays. Its watchdog turns every
+output off when the host's heartbeat (`CE_Control`) is silent for more than 500 ms, so a dead harness never
+leaves a bench energised.
+"""
+from __future__ import annotations
+
+import numpy as np
+from cantools.database import Database
+
+from hil.can.periodic import PeriodicSender
+
+WATCHDOG_S = 0.5
+THERMISTOR_OPEN_C = -273.0   # an open NTC reads as the coldest possible value
+THERMISTOR_SHORT_C = 300.0   # a shorted NTC reads as the hottest
+
+
+class CellEmulatorBoard:
+    def __init__(self, n_channels: int, db: Database, sender: PeriodicSender):
+        self.n_channels = n_channels
+        self.db = db
+        self.setpoint_v = np.zeros(n_channels)
+        self.setpoint_c = np.full(n_channels, 25.0)
+        self.current_a = 0.0
+        self.outputs_on = False
+        self.watchdog_tripped = False
+        self.open_wire = np.zeros(n_channels, dtype=bool)
+        self.short = np.zeros(n_channels, dtype=bool)
+        self.thermistor_open = np.zeros(n_channels, dtype=bool)
+        self.thermistor_short = np.zeros(n_channels, dtype=bool)
+        self._last_heartbeat_s: float | None = None
+        self._ids = {m.frame_id: m for m in db.messages if m.name.startswith("CE_") and m.name != "CE_Status"}
+        sender.add("CE_Status", provider=lambda: {
+            "CE_OutputsOn": int(self.outputs_on), "CE_WatchdogTripped": int(self.watchdog_tripped),
+            "CE_ChannelCount": n_channels,
+            "CE_FaultRelayCount": int(self.open_wire.sum() + self.short.sum()
+                                      + self.thermistor_open.sum() + self.thermistor_short.sum())})
+
+    def on_frame(self, msg, now_s: float) -> None:
+        message = self._ids.get(msg.arbitration_id)
+        if message is None or msg.is_error_frame:
+            return
+        try:
+            sig = message.decode(msg.data, decode_choices=False)
+        except Exception:  # a garbled setpoint frame is ignored, as board firmware would
+            return
+        name = message.name
+        if name == "CE_CellSetpoint":
+            base = sig["CE_CellSetpoint_Mux"] * 4
+            for k in range(4):
+                if base + k < self.n_channels:
+                    self.setpoint_v[base + k] = sig[f"CE_Cell{base + k + 1:02d}_Setpoint"]
+        elif name == "CE_TempSetpoint":
+            base = sig["CE_TempSetpoint_Mux"] * 7
+            for k in range(7):
+                if base + k < self.n_channels:
+                    self.setpoint_c[base + k] = sig[f"CE_Temp{base + k + 1:02d}_Setpoint"]
+        elif name == "CE_CurrentSetpoint":
+            self.current_a = sig["CE_PackCurrent"]
+        elif name == "CE_Control":
+            self._last_heartbeat_s = now_s
+            want_on = bool(sig["CE_OutputEnable"])
+            if want_on and not self.outputs_on:
+                self.watchdog_tripped = False
+            self.outputs_on = want_on
+        elif name == "CE_FaultRelay":
+            ch = sig["CE_Relay_Channel"]
+            if 0 <= ch < self.n_channels:
+                self.open_wire[ch] = bool(sig["CE_Relay_OpenWire"])
+                self.short[ch] = bool(sig["CE_Relay_Short"])
+                self.thermistor_open[ch] = bool(sig["CE_Relay_ThermistorOpen"])
+                self.thermistor_short[ch] = bool(sig["CE_Relay_ThermistorShort"])
+
+    def tick(self, now_s: float) -> None:
+        if self.outputs_on and (self._last_heartbeat_s is None or now_s - self._last_heartbeat_s > WATCHDOG_S):
+            self.go_safe()
+            self.watchdog_tripped = True
+
+    def go_safe(self) -> None:
+        self.outputs_on = False
+        self.current_a = 0.0
+
+    # What the BMS's analog front end sees ------------------------------------------------------------
+    def cell_voltage_v(self) -> np.ndarray:
+        if not self.outputs_on:
+            return np.zeros(self.n_channels)
+        return np.where(self.open_wire | self.short, 0.0, self.setpoint_v)
+
+    def thermistor_c(self) -> np.ndarray:
+        temps = self.setpoint_c.copy()
+        temps[self.thermistor_open] = THERMISTOR_OPEN_C
+        temps[self.thermistor_short] = THERMISTOR_SHORT_C
+        return temps
+
+    def shunt_current_a(self) -> float:
+        return self.current_a if self.outputs_on else 0.0

@@ -1,0 +1,65 @@
+"""Protections trip inside their tolerance band and reaction time, and do not trip just below."""
+import pytest
+
+from hil.protocol import BmsState
+
+# Time held just below a threshold: twice the reaction budget, so a debounce that would fire, fires.
+BELOW_HOLD_FACTOR = 2.0
+
+
+def _step_and_time(bench, apply, timeout_s):
+    """Apply a stimulus, return the time until both main contactors report open."""
+    t_step = bench.loop.t_s
+    apply()
+    return bench.bms.wait_contactors_open(timeout_s) - t_step
+
+
+def test_discharge_overcurrent_opens_contactors(bench, spec, measure):
+    oc = spec.protections["discharge_oc"]
+    bench.power_up()
+    bench.set_load(oc.low - 0.5, honour_limits=False)
+    bench.loop.run_for(BELOW_HOLD_FACTOR * oc.max_reaction_ms / 1000)
+    assert bench.bms.contactors_closed, f"tripped below {oc.low} A: {bench.bms.describe()}"
+    reaction_s = _step_and_time(bench, lambda: bench.set_load(oc.high + 1.0, honour_limits=False),
+                                timeout_s=5 * oc.max_reaction_ms / 1000)
+    measure("discharge_oc_reaction", reaction_s * 1000, high=oc.max_reaction_ms, unit="ms")
+    bench.bms.wait_state(BmsState.FAULT, 1.0)
+    assert "discharge_oc" in bench.bms.faults
+
+
+def test_cell_overvoltage_opens_contactors(bench, spec, measure):
+    ov = spec.protections["cell_ov"]
+    bench.power_up()
+    channel = bench.pack.n_series - 1  # the last cell: loop bounds are where firmware slips
+    bench.force_cell(channel, ov.low - 0.003)
+    bench.loop.run_for(BELOW_HOLD_FACTOR * ov.max_reaction_ms / 1000)
+    assert bench.bms.contactors_closed, f"tripped below {ov.low} V: {bench.bms.describe()}"
+    reaction_s = _step_and_time(bench, lambda: bench.force_cell(channel, ov.high + 0.003),
+                                timeout_s=5 * ov.max_reaction_ms / 1000)
+    measure("cell_ov_reaction", reaction_s * 1000, high=ov.max_reaction_ms, unit="ms")
+    bench.bms.wait_state(BmsState.FAULT, 1.0)
+    assert "cell_ov" in bench.bms.faults
+
+
+def test_fault_latches_until_cleared(bench, spec):
+    ov = spec.protections["cell_ov"]
+    bench.power_up()
+    bench.force_cell(0, ov.high + 0.01)
+    bench.bms.wait_state(BmsState.FAULT, 2.0)
+    bench.force_cell(0, None)
+    bench.loop.run_for(1.0)
+    assert bench.bms.state == BmsState.FAULT, "fault cleared itself without a host request"
+    assert not bench.bms.contactors_closed
+    bench.bms.clear_faults()
+    bench.bms.wait_state(BmsState.NORMAL, 3.0)  # discharge is still requested, so it precharges again
+
+
+@pytest.mark.parametrize("mode", ["discharge", "charge"])
+def test_heartbeat_loss_opens_contactors(bench, spec, measure, mode):
+    budget_ms = spec.value("heartbeat.max_reaction_ms")
+    bench.power_up(mode)
+    bench.bms.heartbeat(False)
+    t_last_s = max(bench.sender.last_sent_s(name) for name in ("VCU_Heartbeat", "VCU_Request"))
+    reaction_s = bench.bms.wait_contactors_open(5 * budget_ms / 1000) - t_last_s
+    measure(f"heartbeat_reaction_{mode}", reaction_s * 1000, low=spec.value("heartbeat.timeout_ms"),
+            high=budget_ms, unit="ms")
