@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from hil.errors import HilError
-from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig
+from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig, preflight
 
 SUITE = PROJECT_ROOT / "tests" / "bms"
 
@@ -18,7 +18,7 @@ def _add_rig_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args, extra: list[str]) -> int:
-    load_rig(args.rig, args.overrides)  # fail here, clearly, before pytest starts
+    preflight(load_rig(args.rig, args.overrides))  # fail here, clearly, before pytest starts
     import pytest
     report = Path(args.report)
     report.mkdir(parents=True, exist_ok=True)

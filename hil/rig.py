@@ -198,3 +198,14 @@ def load_rig(path: str | Path | None = None, overrides=()) -> Rig:
         table[keys[-1]] = value
     validate(data, path)
     return Rig(path.resolve(), data)
+
+
+def preflight(rig: Rig) -> None:
+    """Load every file the rig names (DBCs, cell, spec), so a bad one fails before any board starts."""
+    from hil.can.dbc import load_dbcs
+    from hil.model.cell import load_cell
+    from hil.spec import load_spec
+    for bus in rig.buses:
+        load_dbcs(rig.dbc_paths(bus))
+    load_cell(rig.resolve(rig.data["pack"]["cell"]))
+    load_spec(rig.resolve(rig.data["spec"]["file"]))

@@ -1,0 +1,96 @@
+"""Bad rig input gets a clear error naming the file and key, and a non-zero exit: never a traceback."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hil.errors import ConfigError
+from hil.rig import load_rig, preflight
+
+ROOT = Path(__file__).resolve().parent.parent
+SIM = ROOT / "rigs" / "sim.toml"
+
+
+def _rig_with(tmp_path, old: str, new: str) -> Path:
+    text = SIM.read_text()
+    assert old in text, f"fixture text {old!r} not in sim.toml"
+    path = tmp_path / "rigs" / "bad.toml"
+    path.parent.mkdir()
+    # Keep relative paths valid: they resolve against the rig file's folder.
+    path.write_text(text.replace(old, new).replace('"../', f'"{ROOT}/'))
+    return path
+
+
+def _hil(*args):
+    return subprocess.run([sys.executable, "-m", "hil", *args], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+
+
+def test_shipped_rigs_load():
+    for path in (ROOT / "rigs").glob("*.toml"):
+        rig = load_rig(path)
+        preflight(rig)
+
+
+def test_missing_rig_file(tmp_path):
+    result = _hil("run", "--rig", str(tmp_path / "nope.toml"))
+    assert result.returncode != 0
+    assert "nope.toml: rig file not found" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = _rig_with(tmp_path, "n_series = 16", "n_series = 16\nn_seriess = 3")
+    with pytest.raises(ConfigError, match=r"bad.toml \[pack\]: unknown key 'n_seriess' \(did you mean 'n_series'"):
+        load_rig(path)
+    result = _hil("run", "--rig", str(path))
+    assert result.returncode == 2 and "n_seriess" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_python_can_interface(tmp_path):
+    path = _rig_with(tmp_path, 'interface = "virtual"', 'interface = "virtaul"')
+    result = _hil("run", "--rig", str(path))
+    assert result.returncode == 2
+    assert "can.main.interface" in result.stderr and "did you mean virtual" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_dbc(tmp_path):
+    path = _rig_with(tmp_path, '/dbc/vcu.dbc"', '/dbc/missing.dbc"')
+    result = _hil("run", "--rig", str(path))
+    assert result.returncode == 2
+    assert "missing.dbc: DBC file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_wrong_type_and_bad_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"key 'pack.n_series' = 'sixteen', expected int"):
+        load_rig(_rig_with(tmp_path, "n_series = 16", 'n_series = "sixteen"'))
+    with pytest.raises(ConfigError, match=r"key 'rig.clock' = 'fast', expected one of"):
+        load_rig(SIM, ['rig.clock="fast"'])
+
+
+def test_toml_syntax_error_names_line(tmp_path):
+    path = _rig_with(tmp_path, "n_series = 16", "n_series = = 16")
+    with pytest.raises(ConfigError, match=r"bad.toml: TOML syntax error: .*line \d+"):
+        load_rig(path)
+
+
+def test_set_overrides_and_validates():
+    rig = load_rig(SIM, ["dut.calibration.cell_ov_v=4.3", 'dut.bugs=["ov_off_by_one"]'])
+    assert rig.data["dut"]["calibration"]["cell_ov_v"] == 4.3
+    assert rig.data["dut"]["bugs"] == ["ov_off_by_one"]
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_rig(SIM, ["dut.calibration.cell_ov_v"])
+
+
+def test_unknown_calibration_key_is_refused():
+    from hil.bench import Bench
+    with pytest.raises(ConfigError, match=r"unknown calibration key\(s\) \['cell_ov_volts'\]"):
+        Bench(load_rig(SIM, ["dut.calibration.cell_ov_volts=4.3"]))
+
+
+def test_unknown_bug_is_refused():
+    from hil.bench import Bench
+    with pytest.raises(ConfigError, match=r"unknown firmware bug\(s\) \['no_such_bug'\]"):
+        Bench(load_rig(SIM, ['dut.bugs=["no_such_bug"]']))
