@@ -76,12 +76,17 @@ class CellParams:
 
     def ocv(self, soc, temperature_c=None):
         """Open-circuit voltage without hysteresis at `soc` (0..1): linear interpolation, clamped at the
-        table ends, plus the entropic term when a temperature is given and the file has `dv_dt_v_per_k`."""
+        table ends, plus the entropic term when a temperature is given."""
         volts = np.interp(soc, self.ocv_soc, self.ocv_v)
-        if temperature_c is not None and self.ocv_dv_dt_v_per_k is not None:
-            volts = volts + np.interp(soc, self.ocv_soc, self.ocv_dv_dt_v_per_k) * (
-                np.asarray(temperature_c) - self.ocv_reference_c)
+        if temperature_c is not None:
+            volts = volts + self.entropic_shift_v(soc, temperature_c)
         return volts
+
+    def entropic_shift_v(self, soc, temperature_c):
+        """dU/dT (T - T_ref): how far the OCV at `temperature_c` lies from the table; 0 without `dv_dt_v_per_k`."""
+        if self.ocv_dv_dt_v_per_k is None:
+            return np.zeros(np.shape(soc))
+        return np.interp(soc, self.ocv_soc, self.ocv_dv_dt_v_per_k) * (np.asarray(temperature_c) - self.ocv_reference_c)
 
     def resistance_factor(self, soc, temperature_c):
         """What `r0_ohm` and the RC resistances are multiplied by at `soc` and `temperature_c`."""

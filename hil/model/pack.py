@@ -300,8 +300,7 @@ class Pack:
         np.reciprocal(self._r0_ohm, out=self._inverse_r[0])
         np.reciprocal(self._rc_ohm, out=self._inverse_r[1:])
         if self.cell.ocv_dv_dt_v_per_k is not None:
-            self._ocv_offset_v[:] = self.cell.ocv(self.cell_soc, self.cell_temperature_c) \
-                - self.cell.ocv(self.cell_soc)
+            self._ocv_offset_v[:] = self.cell.entropic_shift_v(self.cell_soc, self.cell_temperature_c)
         if self._dt_s is not None:
             self._set_coefficients()
 

@@ -26,15 +26,15 @@ class ThermalNetwork:
     def _flow_in_w(self, temperature_c: np.ndarray, heat_w: np.ndarray, ambient_c: float) -> np.ndarray:
         flow_w = heat_w - self.h_ambient_w_per_k * (temperature_c - ambient_c)
         if self.h_neighbour_w_per_k:
-            for axis in (0, 1):
-                # Heat from cell k+1 to cell k along `axis`; each flow leaves one cell and enters the other.
-                between_w = self.h_neighbour_w_per_k * np.diff(temperature_c, axis=axis)
-                lower = [slice(None)] * 2
-                upper = [slice(None)] * 2
-                lower[axis] = slice(None, -1)
-                upper[axis] = slice(1, None)
-                flow_w[tuple(lower)] += between_w
-                flow_w[tuple(upper)] -= between_w
+            # Heat from the next series block, then from the next cell in the block; each leaves one and
+            # enters the other.
+            between_w = self.h_neighbour_w_per_k * (temperature_c[1:] - temperature_c[:-1])
+            flow_w[:-1] += between_w
+            flow_w[1:] -= between_w
+            if temperature_c.shape[1] > 1:
+                between_w = self.h_neighbour_w_per_k * (temperature_c[:, 1:] - temperature_c[:, :-1])
+                flow_w[:, :-1] += between_w
+                flow_w[:, 1:] -= between_w
         return flow_w
 
     def advance(self, temperature_c: np.ndarray, heat_w: np.ndarray, ambient_c: float, dt_s: float) -> None:
