@@ -110,11 +110,11 @@ class Pack:
         self._x = self._state[-2]
         self.cell_soc = self._state[-1]
         self.rc_voltage_v = self._state[1:self._n_drop]
-        self.cell_r0_ohm = self._g[0]  # G of the R0 row is R0 itself
         self.cell_soc[:] = soc_initial
         np.multiply(self.cell_soc, self._ocv_table.x_per_soc, out=self._x)
         self._x += 1.0
 
+        self.cell_r0_ohm = np.zeros(shape)
         self._heat_sum_v2 = np.zeros((self._n_drop,) + shape)  # sum over steps of each drop squared
         self._heat_square = np.zeros((self._n_drop,) + shape)
         self._inverse_r = np.ones((self._n_drop,) + shape)
@@ -295,9 +295,9 @@ class Pack:
         """Resistances at the present SOC and temperature, with variation, ageing and faults."""
         scale = self._resistance_scale * self.faults.resistance_factor \
             * self.cell.resistance_factor(self.cell_soc, self.cell_temperature_c)
-        self._r0_ohm = self.cell.r0_ohm * scale
+        np.multiply(scale, self.cell.r0_ohm, out=self.cell_r0_ohm)
         self._rc_ohm = self._rc_r_ohm * scale
-        np.reciprocal(self._r0_ohm, out=self._inverse_r[0])
+        np.reciprocal(self.cell_r0_ohm, out=self._inverse_r[0])
         np.reciprocal(self._rc_ohm, out=self._inverse_r[1:])
         if self.cell.ocv_dv_dt_v_per_k is not None:
             self._ocv_offset_v[:] = self.cell.entropic_shift_v(self.cell_soc, self.cell_temperature_c)
@@ -309,7 +309,7 @@ class Pack:
         dt_s = self._dt_s
         charge_per_amp = dt_s / (SECONDS_PER_HOUR * self.capacity_ah)  # SOC per A over one step
         self._a[0] = 0.0
-        self._g[0] = self._r0_ohm
+        self._g[0] = self.cell_r0_ohm
         rc_a = np.exp(-dt_s / (self._rc_ohm * self._rc_c_f))
         self._a[1:self._n_drop] = rc_a
         self._g[1:self._n_drop] = self._rc_ohm * (1.0 - rc_a)
@@ -333,7 +333,7 @@ class Pack:
         """Rest voltages at construction: each block at the conductance-weighted mean of its cells' OCV."""
         self._lookup(self._x, out=self._ocv)
         open_v = self._ocv + self._ocv_offset_v + self.cell_hysteresis_v
-        weights = 1.0 / self._r0_ohm
+        weights = 1.0 / self.cell_r0_ohm
         self.cell_voltage_v[:] = (open_v * weights).sum(axis=1) / weights.sum(axis=1)
         if self.n_parallel > 1:
             self._update_block_soc()
