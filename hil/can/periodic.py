@@ -34,6 +34,7 @@ class _Periodic:
     counter_signal: str | None = None
     crc_signal: str | None = None
     defaults: dict = field(default_factory=dict)
+    crc_source: Callable[[bytes], int] | None = None
 
 
 class PeriodicSender:
@@ -94,6 +95,13 @@ class PeriodicSender:
         if now_s is not None:
             job.next_s = now_s
 
+    def set_crc_source(self, name: str, crc_source: Callable[[bytes], int]) -> None:
+        """Replace how `name`'s CRC byte is computed from its payload (emulated firmware defects use this)."""
+        self._job(name).crc_source = crc_source
+
+    def reset_counter(self, name: str) -> None:
+        self._job(name).counter = 0
+
     def last_sent_s(self, name: str) -> float | None:
         return self._job(name).last_sent_s
 
@@ -123,7 +131,9 @@ class PeriodicSender:
             if job.crc_signal:
                 signals[job.crc_signal] = 0
             data = bytearray(encode(job.message, signals, job.defaults))
-            if job.crc_signal:
+            if job.crc_source is not None:
+                data[7] = job.crc_source(bytes(data))
+            elif job.crc_signal:
                 e2e.seal(data)
             msg = can.Message(arbitration_id=job.message.frame_id, data=data,
                               is_extended_id=job.message.is_extended_frame)

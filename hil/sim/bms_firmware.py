@@ -33,8 +33,8 @@ BUGS = {
     "ot_ignores_last_sensor": "the OT check ignores the last temperature sensor",
     "stale_crc": "BMS_Status CRC computed before the counter is updated (stale CRC)",
     "status_counter_stuck": "the BMS_Status alive counter never increments",
-    "contactor_stays_closed": "on a fault the positive contactor is not opened",
-    "mv_sum_overflow": "pack voltage summed in a 16-bit mV accumulator that wraps",
+    "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
+    "mv_sum_overflow": "pack voltage summed in a signed 16-bit mV accumulator that wraps above 32.767 V",
 }
 
 
@@ -125,11 +125,19 @@ class BmsFirmware:
             {"BMS_CellTemps_Mux": m, **{f"BMS_Temp{c + 1:02d}": min(87.5, max(-40.0, self.temp_c[c]))
                                         for c in range(7 * m, min(7 * m + 7, self.n_cells))}}
             for m in range((self.n_cells + 6) // 7)])
-        self._status_job = sender._jobs["BMS_Status"]
+        if "stale_crc" in self.bugs:
+            sender.set_crc_source("BMS_Status", self._stale_crc)
+        self._status_job_counter = lambda: sender.reset_counter("BMS_Status")
+        self._previous_status = None
+
+    def _stale_crc(self, payload: bytes) -> int:
+        """The bug: the CRC of the previous frame's bytes goes out with this frame."""
+        previous, self._previous_status = self._previous_status, bytes(payload[:7])
+        return e2e.crc8_j1850(previous if previous is not None else payload[:7])
 
     def _status_signals(self) -> dict:
         if "status_counter_stuck" in self.bugs:
-            self._status_job.counter = 0
+            self._status_job_counter()
         return {"BMS_State": int(self.state), "BMS_ContactorPos": int(self.contactor_fb["pos"]),
                 "BMS_ContactorNeg": int(self.contactor_fb["neg"]), "BMS_ContactorPre": int(self.contactor_fb["pre"]),
                 "BMS_Balancing": int(self.balancing.any()), "BMS_FaultBits": self.faults | self.active,
@@ -173,12 +181,13 @@ class BmsFirmware:
 
     def _measure(self) -> None:
         noise = self._rng.uniform(-self.cal["afe_noise_v"], self.cal["afe_noise_v"], self.n_cells)
-        raw = np.clip(self.board.cell_voltage_v() + noise, 0.0, 65535 * AFE_LSB_V)
+        raw = np.clip(self.board.cell_voltage_v()[:self.n_cells] + noise, 0.0, 65535 * AFE_LSB_V)
         self.cell_v = np.round(raw / AFE_LSB_V) * AFE_LSB_V
-        self.temp_c = self.board.thermistor_c()
+        self.temp_c = self.board.thermistor_c()[:self.n_cells]
         self.current_a = self.board.shunt_current_a()
         if "mv_sum_overflow" in self.bugs:
-            self.pack_v = (int(np.sum(np.round(self.cell_v * 1000))) & 0xFFFF) / 1000.0
+            total_mv = int(np.sum(np.round(self.cell_v * 1000))) & 0xFFFF
+            self.pack_v = max(0.0, (total_mv - 0x10000 if total_mv >= 0x8000 else total_mv) / 1000.0)
         else:
             self.pack_v = float(self.cell_v.sum())
 
