@@ -2,6 +2,7 @@
 
     result = simulate(cell, current_a, dt_s=0.001, soc0=0.8, n_series=16)
     result["cell_voltage_v"]          # shape (n_steps, n_series): terminal voltage at the end of each step
+    result["temperature_c"]           # one row per thermal update (see `run`)
 
 Same physics as `Pack.step`, to rounding: sample k of the result is the state after `step(current_a[k],
 dt_s)`. Between two thermal updates every cell parameter is constant, so each linear state (coulomb count,
@@ -50,8 +51,9 @@ def simulate(cell: CellParams, current_a, dt_s: float, soc0=0.5, *, n_series: in
 def run(pack: Pack, current_a, dt_s: float) -> dict[str, np.ndarray]:
     """Advance `pack` through `current_a` (A, > 0 discharges), one sample per step of `dt_s`.
 
-    Returns `time_s` and `current_a` (n_steps,), `cell_voltage_v`, `soc` and `temperature_c`
-    (n_steps, n_series) and `pack_voltage_v` (n_steps,), each at the end of its step.
+    Returns, at the end of each step: `time_s`, `current_a` and `pack_voltage_v` (n_steps,), `cell_voltage_v`
+    and `soc` (n_steps, n_series). Temperatures change only at thermal updates, so they are recorded there:
+    `temperature_time_s` (the start, then each update) and `temperature_c` (that many rows, n_series).
     """
     current = np.asarray(current_a, dtype=float)
     if current.ndim != 1 or current.size == 0:
@@ -66,25 +68,33 @@ def run(pack: Pack, current_a, dt_s: float) -> dict[str, np.ndarray]:
         "current_a": current.copy(),
         "cell_voltage_v": np.empty((n_steps, n_series)),
         "soc": np.empty((n_steps, n_series)),
-        "temperature_c": np.empty((n_steps, n_series)),
     }
+    temperature_time_s, temperature_c = [pack.time_s], [pack.temperature_c.copy()]
     if pack.n_parallel > 1 or pack.faults.has_short or \
             round(pack.thermal_dt_s / dt_s) < _MIN_VECTOR_STEPS:
         for k in range(n_steps):
             pack.step(current[k], dt_s)
             result["cell_voltage_v"][k] = pack.cell_voltage_v
             result["soc"][k] = pack.soc
-            result["temperature_c"][k] = pack.temperature_c
+            if pack._steps_pending == 0:
+                temperature_time_s.append(pack.time_s)
+                temperature_c.append(pack.temperature_c.copy())
     else:
         if dt_s != pack._dt_s:
             pack._change_dt(dt_s)
+        work = _Workspace(pack, min(pack._steps_per_update, n_steps))
         start = 0
         while start < n_steps:
             stop = min(start + pack._steps_per_update - pack._steps_pending, n_steps)
-            _advance(pack, current[start:stop], result["cell_voltage_v"][start:stop],
-                     result["soc"][start:stop], result["temperature_c"][start:stop])
+            _advance(pack, work, current[start:stop], result["cell_voltage_v"][start:stop],
+                     result["soc"][start:stop])
+            if pack._steps_pending == 0:
+                temperature_time_s.append(pack.time_s)
+                temperature_c.append(pack.temperature_c.copy())
             start = stop
     result["pack_voltage_v"] = result["cell_voltage_v"].sum(axis=1)
+    result["temperature_time_s"] = np.array(temperature_time_s)
+    result["temperature_c"] = np.array(temperature_c)
     return result
 
 
@@ -119,76 +129,97 @@ def _scan(cum_log: np.ndarray, b: np.ndarray, x0: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rc_scan(a: np.ndarray, g: np.ndarray, current: np.ndarray, x0: np.ndarray) -> np.ndarray:
-    """x(k+1) = a x(k) + g i(k) for constant a, g per row (shape (n,)); returns (n, len(current)).
+class _Workspace:
+    """Buffers for `_advance`, allocated once per run: fresh memory is slow to fault in."""
 
-    Cumulative sums are slow (sequential); a small matrix product per block of `_BLOCK` steps is not. Inside a
-    block the answer to the block's inputs is a product with the lower-triangular matrix of powers of a; the
-    state carried from block to block is a much shorter scan.
+    def __init__(self, pack: Pack, max_steps: int):
+        n_series, n_rc = pack.n_series, pack._n_drop - 1
+        self.blocks = -(-max_steps // _BLOCK)
+        padded = self.blocks * _BLOCK
+        self.x = np.empty((max_steps, n_series))
+        self.index = np.empty((max_steps, n_series), dtype=np.intp)
+        self.row = np.empty((max_steps, n_series, 2))
+        self.drop = np.empty((max_steps, n_series))
+        self.current = np.zeros(padded)
+        self.drive = np.empty((n_rc * n_series, self.blocks, _BLOCK))
+        self.local = np.empty((n_rc * n_series, self.blocks, _BLOCK))
+        self.rc_sum = np.empty((n_series, padded))
+
+
+def _rc_scan(a: np.ndarray, g: np.ndarray, steps: int, x0: np.ndarray, work: _Workspace) -> np.ndarray:
+    """x(k+1) = a x(k) + g i(k) for constant a, g per row (shape (rows,)), i in `work.current`.
+
+    Returns (rows, blocks, _BLOCK) in `work.local`; steps past `steps` are padding. Cumulative sums are slow
+    (sequential); a small matrix product per block of `_BLOCK` steps is not. Inside a block the answer to the
+    block's inputs is a product with the triangular matrix of powers of a; the state carried from block to
+    block is a much shorter scan.
     """
-    rows, steps = a.size, current.size
     blocks = -(-steps // _BLOCK)
-    padded = np.zeros(blocks * _BLOCK)
-    padded[:steps] = current
-    drive = np.multiply.outer(g, padded).reshape(rows, blocks, _BLOCK)
+    current = work.current[:blocks * _BLOCK].reshape(blocks, _BLOCK)
+    drive, local = work.drive[:, :blocks], work.local[:, :blocks]
+    np.multiply(g[:, None, None], current, out=drive)
     log_a = np.log(np.maximum(a, math.exp(_MIN_STEP_LOG)))
     # toeplitz[r, m, k] = a^(k - m) for k >= m: how input m of a block shows at step k of that block.
     toeplitz = np.exp(np.multiply.outer(log_a, _LAG))
     toeplitz *= _CAUSAL
-    local = np.matmul(drive, toeplitz)
-    block_log = np.multiply.outer(_BLOCK * log_a, np.arange(1, blocks + 1))
-    ends = _scan(block_log, local[:, :, -1], x0)
+    np.matmul(drive, toeplitz, out=local)
+    ends = _scan(np.multiply.outer(_BLOCK * log_a, np.arange(1, blocks + 1)), local[:, :, -1], x0)
     carried = np.concatenate((x0[:, None], ends[:, :-1]), axis=1)
     powers = np.exp(np.multiply.outer(log_a, _LAG[0] + 1))
     np.multiply(carried[:, :, None], powers[:, None, :], out=drive)
     local += drive
-    return local.reshape(rows, blocks * _BLOCK)[:, :steps]
+    return local
 
 
-def _advance(pack: Pack, current: np.ndarray, voltage_out: np.ndarray, soc_out: np.ndarray,
-             temperature_out: np.ndarray) -> None:
+def _advance(pack: Pack, work: _Workspace, current: np.ndarray, voltage_out: np.ndarray,
+             soc_out: np.ndarray) -> None:
     """Advance `pack` by len(current) steps inside one thermal interval; write the series (time, block)."""
     cell = pack.cell
-    n = current.size
+    n, n_series = current.size, pack.n_series
     state, a, g = pack._state[:, :, 0], pack._a[:, :, 0], pack._g[:, :, 0]
     charge = np.cumsum(current)
-    # Time runs along the last axis inside this function: cumulative sums are fastest there.
-    soc = np.multiply.outer(g[-1], charge)
-    soc += state[-1][:, None]
-    x = soc * pack._ocv_table.x_per_soc
-    x += 1.0
-    row = np.take(pack._ocv_table.coefficients, x.astype(np.intp), axis=0, mode="clip")
-    voltage = row[..., 1] * x
-    voltage += row[..., 0]
-    voltage -= np.multiply.outer(g[0], current)
+    np.multiply.outer(charge, g[-1], out=soc_out)
+    soc_out += state[-1]
+    x, index, row, drop = work.x[:n], work.index[:n], work.row[:n], work.drop[:n]
+    np.multiply.outer(charge, g[-2], out=x)
+    x += state[-2]
+    np.copyto(index, x, casting="unsafe")
+    np.take(pack._ocv_table.coefficients, index, axis=0, out=row, mode="clip")
+    np.multiply(row[..., 1], x, out=voltage_out)
+    voltage_out += row[..., 0]
+    np.multiply.outer(current, g[0], out=drop)
+    voltage_out -= drop
+    pack._heat_sum_v2[0, :, 0] += g[0] ** 2 * np.dot(current, current)
+
     rc = slice(1, pack._n_drop)
-    rc_v = _rc_scan(a[rc].ravel(), g[rc].ravel(), current, state[rc].ravel()).reshape(-1, pack.n_series, n)
-    voltage -= rc_v.sum(axis=0)
+    work.current[:n] = current
+    work.current[n:] = 0.0
+    rc_v = _rc_scan(a[rc].ravel(), g[rc].ravel(), n, state[rc].ravel(), work)
+    rc_v = rc_v.reshape(pack._n_drop - 1, n_series, -1)[:, :, :n]
+    rc_sum = work.rc_sum[:, :n]
+    np.sum(rc_v, axis=0, out=rc_sum)
+    voltage_out -= rc_sum.T
     pack._heat_sum_v2[rc, :, 0] += np.einsum("rij,rij->ri", rc_v, rc_v)
     state[rc] = rc_v[:, :, -1]
-    pack._heat_sum_v2[0, :, 0] += g[0] ** 2 * np.dot(current, current)
+
     if pack._has_hysteresis:
         rate_per_amp = pack._hysteresis_rate[:, 0]
         step_log = np.maximum(np.multiply.outer(-rate_per_amp, np.abs(current)), _MIN_STEP_LOG)
         target = -cell.hysteresis_v * np.sign(current)
         h = _scan(np.cumsum(step_log, axis=1), -np.expm1(step_log) * target, pack.cell_hysteresis_v[:, 0])
-        voltage += h
+        voltage_out += h.T
         pack.cell_hysteresis_v[:, 0] = h[:, -1]
         pack._hysteresis_current = None
     if cell.ocv_dv_dt_v_per_k is not None:
-        voltage += pack._ocv_offset_v[:, :1]
-    voltage_out[:] = voltage.T
-    soc_out[:] = soc.T
-    state[-1] = soc[:, -1]
-    state[-2] = x[:, -1]
+        voltage_out += pack._ocv_offset_v[:, 0]
+    state[-1] = soc_out[-1]
+    state[-2] = x[-1]
     pack.pack_current_a = float(current[-1])
     pack.cell_current_a.fill(current[-1])
-    pack.cell_voltage_v[:] = voltage[:, -1]
+    pack.cell_voltage_v[:] = voltage_out[-1]
     pack._lookup(pack._x, out=pack._ocv)
     pack.time_s += n * pack._dt_s
     pack._steps_pending += n
-    temperature_out[:] = pack.temperature_c
     if pack._steps_pending >= pack._steps_per_update:
         pack._update_slow()
-        temperature_out[-1] = pack.temperature_c
     pack.faults.measure_cell_voltage(pack.cell_voltage_v, pack.measured_cell_voltage_v)

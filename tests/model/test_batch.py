@@ -8,12 +8,14 @@ from hil.model.pack import Pack
 
 
 def _stepped(pack, current_a, dt_s):
-    voltage, soc, temperature = [], [], []
-    for amps in current_a:
+    """Per-step voltage and SOC, and the temperature after each thermal update (with the start)."""
+    voltage, soc, temperature = [], [], [pack.temperature_c.copy()]
+    for k, amps in enumerate(current_a):
         pack.step(amps, dt_s)
         voltage.append(pack.cell_voltage_v.copy())
         soc.append(pack.soc.copy())
-        temperature.append(pack.temperature_c.copy())
+        if (k + 1) % round(pack.thermal_dt_s / dt_s) == 0:
+            temperature.append(pack.temperature_c.copy())
     return np.array(voltage), np.array(soc), np.array(temperature)
 
 
@@ -35,6 +37,8 @@ def test_batch_matches_the_step_api(request, cell_name, dt_s, thermal_dt_s):
     np.testing.assert_allclose(result["cell_voltage_v"], voltage, rtol=0, atol=1e-9)
     np.testing.assert_allclose(result["soc"], soc, rtol=0, atol=1e-12)
     np.testing.assert_allclose(result["temperature_c"], temperature, rtol=0, atol=1e-9)
+    assert result["temperature_time_s"].size == temperature.shape[0]
+    assert temperature.shape[0] > 1 and np.ptp(temperature) > 0
     np.testing.assert_allclose(result["time_s"], dt_s * np.arange(1, current.size + 1))
     np.testing.assert_allclose(result["pack_voltage_v"], voltage.sum(axis=1))
 
