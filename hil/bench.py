@@ -134,10 +134,10 @@ class Bench:
         self.pack.step(current_a, self.loop.dt_s)
         tick = self.loop.ticks
         if tick % self._setpoint_every == 0:
-            self.cell_emulator.set_cells(_forced(self.pack.cell_voltage_v, self.forced_cell_v))
+            self.cell_emulator.set_cells(_forced(self.pack.measured_cell_voltage_v, self.forced_cell_v))
             self.cell_emulator.set_current(current_a)
             if tick % self._temperature_every == 0:
-                self.cell_emulator.set_temperatures(_forced(self.pack.temperature_c, self.forced_temperature_c))
+                self.cell_emulator.set_temperatures(_forced(self.pack.measured_temperature_c, self.forced_temperature_c))
             v = self.pack.cell_voltage_v
             state = self.bms.state
             self.trace.record((t_s, demand, current_a, float(v.min()), float(v.mean()), float(v.max()),

@@ -77,7 +77,9 @@ class Rig:
 
     @property
     def capabilities(self) -> set[str]:
-        return set(self.data["rig"].get("capabilities", []))
+        """Declared capabilities, plus "virtual_clock" on a virtual clock (hour-long tests need it)."""
+        declared = set(self.data["rig"].get("capabilities", []))
+        return declared | {"virtual_clock"} if self.clock == "virtual" else declared
 
     @property
     def buses(self) -> dict[str, dict]:

@@ -30,7 +30,7 @@ CALIBRATION = {
     "contactor_delay_ms": (30, "ms from the command until a contactor's feedback changes (20-50 ms real)"),
     "soc_current_gain": (1.0, "gain error of the current sensor as the SOC estimator sees it"),
     "soc_current_offset_a": (0.0, "A offset error of the current sensor as the SOC estimator sees it"),
-    "soc_rest_s": (30.0, "s at rest (|I| < rest current) before the OCV correction of SOC"),
+    "soc_rest_s": (180.0, "s at rest (|I| < rest current) before the OCV correction of SOC (~5 RC time constants)"),
     "soc_rest_current_a": (0.25, "A below which the pack counts as resting"),
     "capacity_ah": (5.0, "Ah, the firmware's cell capacity for coulomb counting"),
     "afe_noise_v": (0.0015, "V, peak noise of the analog front end (LTC6813 class, +-1.5 mV)"),

@@ -63,3 +63,66 @@ def test_heartbeat_loss_opens_contactors(bench, spec, measure, mode):
     reaction_s = bench.bms.wait_contactors_open(5 * budget_ms / 1000) - t_last_s
     measure(f"heartbeat_reaction_{mode}", reaction_s * 1000, low=spec.value("heartbeat.timeout_ms"),
             high=budget_ms, unit="ms")
+
+
+def test_cell_undervoltage_opens_contactors(bench, spec, measure):
+    uv = spec.protections["cell_uv"]
+    bench.power_up()
+    channel = bench.pack.n_series - 1
+    bench.force_cell(channel, uv.high + 0.003)
+    bench.loop.run_for(BELOW_HOLD_FACTOR * uv.max_reaction_ms / 1000)
+    assert bench.bms.contactors_closed, f"tripped above {uv.high} V: {bench.bms.describe()}"
+    reaction_s = _step_and_time(bench, lambda: bench.force_cell(channel, uv.low - 0.003),
+                                timeout_s=5 * uv.max_reaction_ms / 1000)
+    measure("cell_uv_reaction", reaction_s * 1000, high=uv.max_reaction_ms, unit="ms")
+    assert "cell_uv" in bench.bms.faults
+
+
+def test_charge_overcurrent_opens_contactors(bench, spec, measure):
+    oc = spec.protections["charge_oc"]
+    bench.power_up("charge")
+    bench.set_load(-(oc.low - 0.5), honour_limits=False)
+    bench.loop.run_for(BELOW_HOLD_FACTOR * oc.max_reaction_ms / 1000)
+    assert bench.bms.contactors_closed, f"tripped below {oc.low} A charge: {bench.bms.describe()}"
+    reaction_s = _step_and_time(bench, lambda: bench.set_load(-(oc.high + 1.0), honour_limits=False),
+                                timeout_s=5 * oc.max_reaction_ms / 1000)
+    measure("charge_oc_reaction", reaction_s * 1000, high=oc.max_reaction_ms, unit="ms")
+    assert "charge_oc" in bench.bms.faults
+
+
+@pytest.mark.parametrize("sensor", ["first", "last"])
+def test_cell_overtemperature_opens_contactors(bench, spec, measure, sensor):
+    ot = spec.protections["cell_ot"]
+    bench.power_up()
+    channel = 0 if sensor == "first" else bench.pack.n_series - 1
+    bench.force_temperature(channel, ot.low - 1.0)
+    bench.loop.run_for(BELOW_HOLD_FACTOR * ot.max_reaction_ms / 1000)
+    assert bench.bms.contactors_closed, f"tripped below {ot.low} degC: {bench.bms.describe()}"
+    reaction_s = _step_and_time(bench, lambda: bench.force_temperature(channel, ot.high + 1.0),
+                                timeout_s=5 * ot.max_reaction_ms / 1000)
+    measure(f"cell_ot_reaction_{sensor}_sensor", reaction_s * 1000, high=ot.max_reaction_ms, unit="ms")
+    assert "cell_ot" in bench.bms.faults
+
+
+def test_overvoltage_spikes_shorter_than_debounce_do_not_trip(bench, spec):
+    """Transients above the threshold but shorter than the debounce are not a fault: the debounce resets."""
+    ov = spec.protections["cell_ov"]
+    bench.power_up()
+    spike_s = 0.4 * ov.max_reaction_ms / 1000
+    for _ in range(8):
+        bench.force_cell(2, ov.high + 0.01)
+        bench.loop.run_for(spike_s)
+        bench.force_cell(2, None)
+        bench.loop.run_for(spike_s)
+    assert bench.bms.contactors_closed and not bench.bms.faults, bench.bms.describe()
+
+
+@pytest.mark.rig_requires("fault_relays")
+@pytest.mark.parametrize("relay,fault", [("open_wire", "sense_wire"), ("thermistor_open", "thermistor"),
+                                         ("thermistor_short", "thermistor")])
+def test_measurement_faults_are_detected(bench, relay, fault):
+    bench.power_up()
+    bench.cell_emulator.set_relay(5, **{relay: True})
+    bench.bms.wait_state(BmsState.FAULT, 2.0)
+    bench.bms.wait_contactors_open(0.5)
+    assert fault in bench.bms.faults, bench.bms.describe()
