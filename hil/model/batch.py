@@ -28,6 +28,7 @@ import numpy as np
 from hil.errors import ConfigError
 from hil.model.cell import CellParams
 from hil.model.pack import Pack
+from hil.model.tables import Lookup
 
 # exp(-600) is far from float64 underflow (about exp(-708)); a piece of a scan never decays by more.
 _MAX_DECAY_LOG = 600.0
@@ -137,13 +138,19 @@ class _Workspace:
         self.blocks = -(-max_steps // _BLOCK)
         padded = self.blocks * _BLOCK
         self.x = np.empty((max_steps, n_series))
-        self.index = np.empty((max_steps, n_series), dtype=np.intp)
-        self.row = np.empty((max_steps, n_series, 2))
+        self._table = pack._ocv_table
+        self._lookups: dict[int, Lookup] = {}
         self.drop = np.empty((max_steps, n_series))
         self.current = np.zeros(padded)
         self.drive = np.empty((n_rc * n_series, self.blocks, _BLOCK))
         self.local = np.empty((n_rc * n_series, self.blocks, _BLOCK))
         self.rc_sum = np.empty((n_series, padded))
+
+    def lookup(self, steps: int) -> Lookup:
+        """OCV lookup buffers for a chunk of `steps`: a run has at most three chunk lengths."""
+        if steps not in self._lookups:
+            self._lookups[steps] = Lookup(self._table, (steps, self.x.shape[1]))
+        return self._lookups[steps]
 
 
 def _rc_scan(a: np.ndarray, g: np.ndarray, steps: int, x0: np.ndarray, work: _Workspace) -> np.ndarray:
@@ -180,13 +187,10 @@ def _advance(pack: Pack, work: _Workspace, current: np.ndarray, voltage_out: np.
     charge = np.cumsum(current)
     np.multiply.outer(charge, g[-1], out=soc_out)
     soc_out += state[-1]
-    x, index, row, drop = work.x[:n], work.index[:n], work.row[:n], work.drop[:n]
+    x, drop = work.x[:n], work.drop[:n]
     np.multiply.outer(charge, g[-2], out=x)
     x += state[-2]
-    np.copyto(index, x, casting="unsafe")
-    np.take(pack._ocv_table.coefficients, index, axis=0, out=row, mode="clip")
-    np.multiply(row[..., 1], x, out=voltage_out)
-    voltage_out += row[..., 0]
+    work.lookup(n)(x, out=voltage_out)
     np.multiply.outer(current, g[0], out=drop)
     voltage_out -= drop
     pack._heat_sum_v2[0, :, 0] += g[0] ** 2 * np.dot(current, current)

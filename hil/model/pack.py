@@ -77,7 +77,6 @@ class Pack:
         self.n_parallel = int(n_parallel)
         self.ambient_c = float(ambient_c)
         self.thermal_dt_s = float(thermal_dt_s)
-        self.seed = seed
         shape = (self.n_series, self.n_parallel)
         variation_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         z_capacity, z_resistance, z_soc = np.clip(variation_rng.standard_normal((3,) + shape), -3.0, 3.0)

@@ -54,12 +54,6 @@ class UniformTable:
         """The lookup coordinate for `soc`."""
         return np.asarray(soc, dtype=float) * self.x_per_soc + 1.0
 
-    def __call__(self, soc) -> np.ndarray:
-        """Allocating lookup for setup code and batch runs; the step uses `Lookup` instead."""
-        x = self.x(soc)
-        row = np.take(self.coefficients, x.astype(np.intp), axis=0, mode="clip")
-        return row[..., 0] + row[..., 1] * x
-
 
 class Lookup:
     """Preallocated buffers for repeated lookups of a fixed-shape `x` array: no allocation per call."""
