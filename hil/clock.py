@@ -3,6 +3,10 @@
 `RealClock` follows `perf_counter_ns` and sleeps to absolute deadlines (sleep first, then spin for the last
 `spin_s`, because `time.sleep` overshoots by tens of µs to a few ms). `VirtualClock` jumps straight to each
 deadline, so a fully emulated bench runs as fast as the CPU allows and deterministically.
+
+Limits: `RealClock` is as good as the OS scheduler lets one Python thread be; the spin keeps a core busy for
+up to `spin_s` per tick (0 turns the spin off), and the GIL means other Python threads (e.g. a python-can
+Notifier) can still delay a tick.
 """
 from __future__ import annotations
 
@@ -49,4 +53,5 @@ class RealClock:
 
 
 def make_clock(kind: str):
+    """The clock a rig names in `rig.clock`: "real" or "virtual"."""
     return RealClock() if kind == "real" else VirtualClock()

@@ -1,37 +1,76 @@
-"""pytest plugin: `--rig`, `--hil-report`, `--set`; fixtures for the bench and its parts; measurements.
+"""pytest plugin: `--rig`, `--hil-report`, `--set`; fixtures for the bench and its parts; markers; measurements.
 
-Business logic lives in `hil.bench`; this file only wires it into pytest. Each test gets its own bench
-(fresh boards, fresh channel), which is made safe and closed whatever ends the test.
+Business logic lives in `hil.bench` and `hil.report`; this file only wires them into pytest. Each test gets
+its own bench (fresh boards, fresh channel), which is made safe and closed whatever ends the test. A rig with
+real hardware (`dut.kind = "external"`) is locked across processes while a bench uses it, so pytest-xdist
+workers (or two people) take turns on it.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+import socket
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from hil.bench import Bench
 from hil.errors import HilError
+from hil.report.artifacts import missing_notes, write_test_artifacts
+from hil.report.html import write_index
+from hil.report.measurements import Measurement
+from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
 from hil.rig import DEFAULT_RIG, load_rig
+
+LOCK_DIR_ENV = "HIL_LOCK_DIR"   # where rig lock files live (default: the system temp directory)
+LOCK_POLL_S = 0.2
+PROGRESS_EVERY_S = 5.0          # wall seconds between progress lines of a long test
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("hil", "BMS hardware-in-the-loop")
     group.addoption("--rig", default=None, help=f"rig file (default: {DEFAULT_RIG})")
-    group.addoption("--hil-report", default=None, metavar="DIR", help="write traces and CAN logs per test to DIR")
+    group.addoption("--hil-report", default=None, metavar="DIR",
+                    help="write per-test traces, plots and CAN logs to DIR/tests, and DIR/index.html")
     group.addoption("--set", dest="hil_set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a rig key, e.g. --set dut.calibration.cell_ov_v=4.3")
+    group.addoption("--hil-lock-timeout", type=float, default=900.0, metavar="S",
+                    help="seconds to wait for a hardware rig another process is using (default: 900)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "rig_requires(*capabilities): skip unless the rig has them all")
-    config.addinivalue_line("markers", "profile(*names): run the test once per named load profile")
+    config.addinivalue_line("markers", "profile(*names, **params): run the test once per named load profile "
+                                       "(hil.profiles.PROFILES), built with params, e.g. duration_s=60")
+    report = config.getoption("hil_report")
+    if report and not hasattr(config, "workerinput"):  # under xdist only the controller writes the index
+        config.pluginmanager.register(_RunReport(config, Path(report)), "hil-run-report")
 
 
 def pytest_generate_tests(metafunc):
-    marker = metafunc.definition.get_closest_marker("profile")
-    if marker is not None and "profile" in metafunc.fixturenames:
-        metafunc.parametrize("profile_name", list(marker.args), ids=list(marker.args))
+    """Parametrize the `profile` fixture over every `profile` marker's names (stacked markers add up)."""
+    cases = [(name, marker.kwargs) for marker in metafunc.definition.iter_markers("profile") for name in marker.args]
+    if not cases:
+        return
+    if "profile" not in metafunc.fixturenames:
+        raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: @pytest.mark.profile needs the "
+                                            "test to take the `profile` fixture")
+    from hil.profiles import PROFILES
+    for name, params in cases:
+        try:
+            PROFILES[name].check(params)
+        except HilError as exc:
+            raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: @pytest.mark.profile: {exc}") from None
+    metafunc.parametrize("profile", cases, indirect=True, ids=[name for name, _ in cases])
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 @pytest.fixture(scope="session")
@@ -43,34 +82,90 @@ def rig(pytestconfig):
         raise pytest.UsageError(str(exc)) from None
 
 
-def _report_dir(config) -> Path | None:
-    report = config.getoption("hil_report")
-    return Path(report) if report else None
+@contextlib.contextmanager
+def rig_lock(rig_name: str, holder: str, timeout_s: float):
+    """Hold the rig's lock file (`fcntl.flock`) for the block; wait up to `timeout_s` for another holder.
+
+    The holder writes who it is into the file, so a waiter that gives up can say who has the rig. The
+    kernel drops the lock when the holding process dies. Limits: one machine only (flock on a network file
+    system is not reliable), and the lock is by rig name, so two rig files naming one bench must share it.
+    """
+    path = Path(os.environ.get(LOCK_DIR_ENV) or tempfile.gettempdir()) / f"hil-rig-{_safe_name(rig_name)}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    who = os.pread(fd, 1024, 0).decode(errors="replace").strip() or "an unknown process"
+                    raise HilError(f"rig '{rig_name}' is in use by {who}; gave up after {timeout_s:g} s waiting "
+                                   f"for {path} (wait for that run, or raise --hil-lock-timeout)") from None
+                time.sleep(LOCK_POLL_S)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} running {holder} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _say(config, line: str) -> None:
+    """Show `line` on the terminal now, past pytest's output capture (progress of a long test)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if terminal is not None and not hasattr(config, "workerinput"):
+            terminal.write_line(line)
+        else:  # an xdist worker's stderr is the terminal's
+            print(line, file=sys.stderr, flush=True)
 
 
 @pytest.fixture
 def bench(request, rig):
-    """A bench assembled from the rig; made safe (load off, contactors open, outputs off) and closed after."""
+    """A bench assembled from the rig; made safe (load off, contactors open, outputs off) and closed after.
+
+    With `--hil-report`, the test's trace, CAN log, plot and MDF4 land in DIR/tests/<test name>.*.
+    """
     for marker in request.node.iter_markers("rig_requires"):
         missing = set(marker.args) - rig.capabilities
         if missing:
             pytest.skip(f"rig '{rig.name}' lacks {sorted(missing)} (has {sorted(rig.capabilities)})")
-    report = _report_dir(request.config)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
-    try:
-        instance = Bench(rig, overrides=request.config.getoption("hil_set"),
-                         report_dir=report / "tests" if report else None, name=name)
-    except HilError as exc:
-        pytest.fail(f"bench could not start: {exc}", pytrace=False)
-    try:
-        yield instance
-    finally:
+    config = request.config
+    report = config.getoption("hil_report")
+    tests_dir = Path(report) / "tests" if report else None
+    # The module's name keeps two files' tests of one name apart.
+    module, _, test = request.node.nodeid.partition("::")
+    name = _safe_name(f"{Path(module).stem}.{test}")
+    with contextlib.ExitStack() as stack:
         try:
-            instance.make_safe()
-        except HilError:
-            pass  # the boards' own watchdogs take over; close() still releases everything
+            if rig.data["dut"]["kind"] == "external":
+                stack.enter_context(rig_lock(rig.name, request.node.nodeid, config.getoption("hil_lock_timeout")))
+            instance = Bench(rig, overrides=config.getoption("hil_set"), report_dir=tests_dir, name=name)
+        except HilError as exc:
+            pytest.fail(f"bench could not start: {exc}", pytrace=False)
+        if tests_dir is not None:
+            request.node.user_properties.append((ARTIFACT_PROPERTY, name))
+        instance.loop.on_progress(lambda p: _say(config, f"{request.node.nodeid}: {p}; {instance.bms.describe()}"),
+                                  PROGRESS_EVERY_S)
+        try:
+            yield instance
         finally:
-            instance.close()
+            try:
+                instance.make_safe()
+            except HilError:
+                pass  # the boards' own watchdogs take over; close() still releases everything
+            finally:
+                instance.close()
+            request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in instance.loop.timing().items()
+                                             if v is not None]
+            if tests_dir is not None:
+                write_test_artifacts(tests_dir, name, request.node.nodeid)
 
 
 @pytest.fixture
@@ -105,30 +200,75 @@ def can_log(bench):
 
 @pytest.fixture
 def profile(request, bench):
-    """The load profile named by the `profile` marker (one test per name), sampled on the bench's dt."""
+    """The load profile of a `@pytest.mark.profile(name, **params)` case, sampled on the bench's dt.
+
+    The rig's seed applies unless params give one; params may set `duration_s` (some defaults are long).
+    """
+    if not hasattr(request, "param"):
+        pytest.fail("the `profile` fixture needs @pytest.mark.profile(\"name\", ...) on the test, e.g. "
+                    "@pytest.mark.profile(\"hppc\", duration_s=60)", pytrace=False)
     from hil.profiles import PROFILES
-    name = request.getfixturevalue("profile_name")
-    return PROFILES[name](dt_s=bench.loop.dt_s, seed=bench.rig.seed)
+    name, params = request.param
+    return PROFILES[name](**{"dt_s": bench.loop.dt_s, "seed": bench.rig.seed, **params})
 
 
 @pytest.fixture
 def measure(record_property):
     """`measure(name, value, low=None, high=None, unit="")`: record a measurement and check its limits.
 
-    The value, limits and margin go to the JUnit XML as properties; a value outside its limits fails the
-    test with the margin shown.
+    The value, unit, limits and margin go to the JUnit XML as properties and into the report; a value
+    outside its limits (or NaN) fails the test with the margin shown.
     """
     def _measure(name: str, value: float, low: float | None = None, high: float | None = None, unit: str = ""):
-        margins = [m for m in ((value - low) if low is not None else None,
-                               (high - value) if high is not None else None) if m is not None]
-        margin = min(margins) if margins else None
-        record_property(f"measure:{name}", f"{value:.6g} {unit}".strip())
-        record_property(f"limits:{name}", f"[{'' if low is None else f'{low:g}'}, "
-                                          f"{'' if high is None else f'{high:g}'}] {unit}".strip())
-        if margin is not None:
-            record_property(f"margin:{name}", f"{margin:.6g} {unit}".strip())
-        if margin is not None and margin < 0:
-            pytest.fail(f"{name} = {value:.6g} {unit} outside [{low}, {high}] {unit} (margin {margin:.6g})",
-                        pytrace=False)
+        measurement = Measurement(name, float(value), low, high, unit)
+        for key, prop in measurement.properties():
+            record_property(key, prop)
+        if not measurement.passed:
+            pytest.fail(f"outside limits: {measurement.describe()}", pytrace=False)
         return value
     return _measure
+
+
+class _RunReport:
+    """Collects every test's outcome and properties (the workers' too, under xdist); writes the index."""
+
+    def __init__(self, config, report_dir: Path):
+        self.config = config
+        self.report_dir = report_dir
+        self.results = Results()
+        self.started_s = time.time()
+        self.index_path: Path | None = None
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.results.add(report.nodeid or "collection", "setup", "failed", 0.0, report.longreprtext)
+
+    def pytest_runtest_logreport(self, report):
+        details = ""
+        if report.failed:
+            details = report.longreprtext
+        elif report.skipped:
+            details = getattr(report, "wasxfail", "") or (report.longrepr[2] if isinstance(report.longrepr, tuple)
+                                                          else str(report.longrepr))
+        self.results.add(report.nodeid, report.when, report.outcome, report.duration, details,
+                         report.user_properties, xfail=hasattr(report, "wasxfail"))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        run = {"title": "BMS HIL report", "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_s)),
+               "duration_s": time.time() - self.started_s,
+               "command": " ".join(["pytest", *self.config.invocation_params.args]), "notes": missing_notes()}
+        try:
+            loaded = load_rig(self.config.getoption("rig"), self.config.getoption("hil_set"))
+            run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock)
+        except HilError as exc:
+            run["notes"].append(f"rig not loaded: {exc}")
+        xml_path = getattr(self.config.option, "xmlpath", None)
+        if xml_path:
+            run["junit"] = os.path.relpath(Path(xml_path).resolve(), self.report_dir.resolve())
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        self.index_path = write_index(self.report_dir, self.results, run)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.index_path is not None:
+            terminalreporter.write_sep("-", f"hil report: {self.index_path}")

@@ -1,0 +1,165 @@
+"""`index.html`: one static page summarising a run, readable offline (no scripts, no external assets).
+
+It shows the verdict and counts, every measurement with its limits and margin (tight margins flagged),
+loop timing, failure text, links to each test's files and its plot embedded as a base64 PNG. It is built
+from `Results` and the files in `<report>/tests/`, so it also covers tests run by pytest-xdist workers.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from hil.report.measurements import Measurement
+from hil.report.results import Results, TestResult
+
+# Per-test files, in the order their links are shown: suffix -> label.
+ARTIFACTS = {".csv": "csv", ".png": "png", ".blf": "blf", ".mf4": "mf4", ".events.csv": "events"}
+_OUTCOME_CLASS = {"passed": "ok", "xfailed": "ok", "skipped": "skip", "failed": "bad", "error": "bad",
+                  "xpassed": "bad"}
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;color:#222}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.2em} th,td{padding:.25em .5em;text-align:left;
+border-bottom:1px solid #e4e4e4;vertical-align:top} th{background:#f4f4f4} td.num{text-align:right;
+font-variant-numeric:tabular-nums} .ok{color:#17702b} .bad{color:#b00020;font-weight:bold} .skip{color:#777}
+.tight{color:#a35b00;font-weight:bold} .badge{display:inline-block;padding:.15em .6em;border-radius:.3em;
+color:#fff;font-weight:bold} .badge.ok{background:#17702b;color:#fff} .badge.bad{background:#b00020;color:#fff}
+pre{background:#f7f7f7;border:1px solid #e4e4e4;padding:.6em;overflow-x:auto;font-size:12px;max-height:30em}
+img{max-width:100%;border:1px solid #e4e4e4} .meta{color:#555} section{margin-bottom:2em}
+.nowrap{white-space:nowrap} small{color:#777}
+"""
+
+
+def write_index(report_dir: str | Path, results: Results, run: dict) -> Path:
+    """Write `<report_dir>/index.html`. `run` holds `title`, and optionally `rig`, `clock`, `started`,
+    `duration_s`, `command`, `junit` (a path relative to the report) and `notes` (lines to show)."""
+    report_dir = Path(report_dir)
+    tests = sorted(results.tests.values(), key=lambda r: r.nodeid)
+    body = [_header(results, run, tests), _summary(report_dir, tests), _measurements(tests)]
+    body += [_test_section(report_dir, i, result) for i, result in enumerate(tests)]
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(run.get('title', 'hil report'))}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+    path = report_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _header(results: Results, run: dict, tests: list[TestResult]) -> str:
+    counts = results.counts()
+    failed = any(_OUTCOME_CLASS.get(r.outcome) == "bad" for r in tests)
+    verdict = f"<span class=\"badge {'bad' if failed else 'ok'}\">{'FAIL' if failed else 'PASS'}</span>"
+    facts = [f"{n} {outcome}" for outcome, n in sorted(counts.items())] or ["no tests"]
+    meta = []
+    for key, label in (("rig", "rig"), ("clock", "clock"), ("started", "started"), ("command", "command")):
+        if run.get(key):
+            meta.append(f"{label}: <code>{_e(run[key])}</code>" if key == "command" else f"{label}: {_e(run[key])}")
+    if run.get("duration_s") is not None:
+        meta.append(f"wall time: {run['duration_s']:.1f} s")
+    if run.get("junit"):
+        meta.append(f"<a href=\"{_e(run['junit'])}\">JUnit XML</a>")
+    notes = "".join(f"<p class=\"tight\">{_e(note)}</p>" for note in run.get("notes", ()))
+    return (f"<h1>{_e(run.get('title', 'hil report'))} {verdict}</h1>\n<p>{_e(', '.join(facts))}</p>\n"
+            f"<p class=\"meta\">{' · '.join(meta)}</p>\n{notes}")
+
+
+def _links(report_dir: Path, artifact: str | None) -> str:
+    if artifact is None:
+        return ""
+    links = [f"<a href=\"tests/{_e(artifact + suffix)}\">{label}</a>" for suffix, label in ARTIFACTS.items()
+             if (report_dir / "tests" / f"{artifact}{suffix}").is_file()]
+    return " · ".join(links)
+
+
+def _worst(measurements: list[Measurement]) -> str:
+    """The measurement closest to (or furthest past) its limits, as a cell of the summary table."""
+    scored = [m for m in measurements if m.margin_fraction is not None]
+    if not scored:
+        return f"{len(measurements)}" if measurements else ""
+    worst = min(scored, key=lambda m: m.margin_fraction)
+    return f"{len(measurements)}; closest: {_margin_cell(worst)}"
+
+
+def _margin_cell(m: Measurement) -> str:
+    if m.margin is None:
+        return ""
+    css = "bad" if not m.passed else "tight" if m.tight else "ok"
+    share = f" ({100 * m.margin_fraction:.1f} %)" if m.margin_fraction is not None else ""
+    return f"<span class=\"{css}\">{_e(m.name)}: {m.margin:.4g} {_e(m.unit)}{share}</span>"
+
+
+def _timing_cell(timing: dict) -> str:
+    if timing.get("jitter_p99_us") is None:
+        return f"{timing['ticks']} ticks (virtual clock)" if "ticks" in timing else ""
+    css = "bad" if timing.get("overruns") else "ok"
+    return (f"p99 {float(timing['jitter_p99_us']):.0f} µs, max {float(timing['jitter_max_us']):.0f} µs, "
+            f"<span class=\"{css}\">{timing.get('overruns', 0)} overruns</span>")
+
+
+def _anchor(i: int) -> str:
+    return f"t{i}"
+
+
+def _summary(report_dir: Path, tests: list[TestResult]) -> str:
+    rows = []
+    for i, r in enumerate(tests):
+        module, _, test = r.nodeid.rpartition("::")
+        rows.append(f"<tr><td><a href=\"#{_anchor(i)}\">{_e(test)}</a><br><small>{_e(module)}</small></td>"
+                    f"<td class=\"{_OUTCOME_CLASS.get(r.outcome, '')}\">{_e(r.outcome)}</td>"
+                    f"<td class=\"num\">{r.duration_s:.2f} s</td><td>{_worst(r.measurements)}</td>"
+                    f"<td>{_timing_cell(r.timing)}</td><td class=\"nowrap\">{_links(report_dir, r.artifact)}</td></tr>")
+    return ("<h2>Tests</h2>\n<table><tr><th>test</th><th>outcome</th><th>time</th><th>measurements</th>"
+            "<th>loop timing</th><th>files</th></tr>\n" + "\n".join(rows) + "</table>")
+
+
+def _measurement_rows(measurements: list[Measurement], test: str | None = None) -> list[str]:
+    rows = []
+    for m in measurements:
+        status = "FAIL" if not m.passed else "tight" if m.tight else "pass"
+        css = {"FAIL": "bad", "tight": "tight", "pass": "ok"}[status]
+        share = f"{100 * m.margin_fraction:.1f} %" if m.margin_fraction is not None else ""
+        margin = f"{m.margin:.4g}" if m.margin is not None else ""
+        first = f"<td>{_e(test)}</td>" if test is not None else ""
+        rows.append(f"<tr>{first}<td>{_e(m.name)}</td><td class=\"num\">{m.value:.6g}</td><td>{_e(m.unit)}</td>"
+                    f"<td>{_e(m.limits_text())}</td><td class=\"num\">{margin}</td><td class=\"num\">{share}</td>"
+                    f"<td class=\"{css}\">{status}</td></tr>")
+    return rows
+
+
+_MEASUREMENT_HEAD = ("<th>measurement</th><th>value</th><th>unit</th><th>limits</th><th>margin</th>"
+                     "<th>margin / span</th><th>status</th>")
+
+
+def _measurements(tests: list[TestResult]) -> str:
+    rows = [row for r in tests for row in _measurement_rows(r.measurements, r.nodeid.split("::", 1)[-1])]
+    if not rows:
+        return ""
+    return (f"<h2>Measurements</h2>\n<p class=\"meta\">Margin: distance to the nearest limit; <span class=\"tight\">"
+            f"tight</span> when under 5 % of the allowed span.</p>\n<table><tr><th>test</th>{_MEASUREMENT_HEAD}</tr>\n"
+            + "\n".join(rows) + "</table>")
+
+
+def _test_section(report_dir: Path, i: int, r: TestResult) -> str:
+    parts = [f"<section id=\"{_anchor(i)}\"><h2>{_e(r.nodeid)} "
+             f"<span class=\"{_OUTCOME_CLASS.get(r.outcome, '')}\">{_e(r.outcome)}</span></h2>"]
+    links = _links(report_dir, r.artifact)
+    timing = _timing_cell(r.timing)
+    parts.append(f"<p class=\"meta\">{r.duration_s:.2f} s{' · ' + timing if timing else ''}"
+                 f"{' · ' + links if links else ''}</p>")
+    if r.details:
+        parts.append(f"<pre>{_e(r.details)}</pre>")
+    if r.measurements:
+        parts.append(f"<table><tr>{_MEASUREMENT_HEAD}</tr>\n" + "\n".join(_measurement_rows(r.measurements))
+                     + "</table>")
+    png = report_dir / "tests" / f"{r.artifact}.png" if r.artifact else None
+    if png is not None and png.is_file():
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(f"<img alt=\"trace of {_e(r.nodeid)}\" src=\"data:image/png;base64,{data}\">")
+    parts.append("</section>")
+    return "\n".join(parts)

@@ -1,0 +1,124 @@
+"""A PNG of one test's trace: current, cell voltages, temperature, SOC and BMS state, with markers.
+
+Markers: red where the BMS enters FAULT, orange where the contactors open (a trip), grey dotted where the
+test injected something (the trace's events). Long traces are drawn from min/max per bucket, so a 1 ms
+current spike in an hour still shows.
+
+Limits: needs matplotlib (the optional extra `plot`); without it `plot_trace` returns False and the report
+says so. Draws off-screen (Agg backend), never opens a window.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hil.protocol import BmsState
+from hil.trace import read_events, read_trace
+
+MISSING_NOTE = "plots not drawn: matplotlib is not installed (pip install 'hil-bms[plot]')"
+# Points per line before min/max decimation; a 1000 px wide plot cannot show more.
+MAX_POINTS = 4000
+# "NONE" is what the trace holds before the first BMS_Status frame.
+STATE_ORDER = ("NONE",) + tuple(state.name for state in BmsState)
+
+
+def matplotlib_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def markers(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Times the BMS entered FAULT, and times its contactors opened, from a trace's columns."""
+    t = data["time_s"]
+    fault = data["bms_state"] == "FAULT"
+    closed = data["contactors_closed"] > 0.5
+    fault_s = t[1:][fault[1:] & ~fault[:-1]]
+    trip_s = t[1:][closed[:-1] & ~closed[1:]]
+    return fault_s, trip_s
+
+
+def _decimate(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most about MAX_POINTS points that keep every bucket's minimum and maximum."""
+    if t.size <= MAX_POINTS:
+        return t, y
+    per_bucket = int(np.ceil(t.size / (MAX_POINTS // 2)))
+    n = (t.size // per_bucket) * per_bucket
+    buckets = y[:n].reshape(-1, per_bucket)
+    times = t[:n:per_bucket]
+    lo, hi = np.nanmin(buckets, axis=1), np.nanmax(buckets, axis=1)
+    return np.repeat(times, 2), np.column_stack((lo, hi)).ravel()
+
+
+def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "") -> bool:
+    """Draw `trace_path` (a trace CSV) to `png_path`; False (and no file) when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    data = read_trace(trace_path)
+    events = read_events(trace_path)
+    t = data["time_s"]
+    fig, axes = plt.subplots(5, 1, sharex=True, figsize=(10, 8.5), dpi=90,
+                             gridspec_kw={"height_ratios": [3, 3, 2, 2, 1.4]})
+    try:
+        ax_i, ax_v, ax_t, ax_soc, ax_state = axes
+        ax_i.plot(*_decimate(t, data["pack_current_a"]), color="tab:blue", lw=0.8, label="pack current")
+        ax_i.set_ylabel("current (A)")
+        ax_demand = ax_i.twinx()
+        ax_demand.plot(*_decimate(t, data["demand"]), color="0.55", lw=0.6, ls="--", label="demand")
+        ax_demand.set_ylabel("demand (A or W)", color="0.45")
+        for column, colour in (("cell_v_max", "tab:red"), ("cell_v_mean", "tab:gray"), ("cell_v_min", "tab:blue")):
+            ax_v.plot(*_decimate(t, data[column]), color=colour, lw=0.8, label=column.replace("cell_v_", ""))
+        ax_v.set_ylabel("cell (V)")
+        ax_v.legend(loc="upper right", fontsize=7, ncol=3)
+        ax_t.plot(*_decimate(t, data["temperature_max_c"]), color="tab:orange", lw=0.8)
+        ax_t.set_ylabel("max temp (°C)")
+        ax_soc.plot(*_decimate(t, 100 * data["soc_true"]), color="k", lw=0.8, label="true")
+        ax_soc.plot(*_decimate(t, 100 * data["soc_bms"]), color="tab:green", lw=0.8, label="BMS")
+        ax_soc.set_ylabel("SOC (%)")
+        ax_soc.legend(loc="upper right", fontsize=7, ncol=2)
+        _plot_state(ax_state, t, data)
+        ax_state.set_xlabel("time (s)")
+        fault_s, trip_s = markers(data)
+        for ax in axes:
+            ax.grid(True, lw=0.3, alpha=0.6)
+            for x in fault_s:
+                ax.axvline(x, color="red", lw=1.2)
+            for x in trip_s:
+                ax.axvline(x, color="darkorange", lw=1.0, ls="--")
+            for x, _ in events:
+                ax.axvline(x, color="0.35", lw=0.8, ls=":")
+        for x, text in events:
+            ax_i.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+                          va="top", ha="right", color="0.25")
+        handles = [plt.Line2D([], [], color="red", lw=1.2, label="BMS FAULT"),
+                   plt.Line2D([], [], color="darkorange", lw=1.0, ls="--", label="contactors open"),
+                   plt.Line2D([], [], color="0.35", lw=0.8, ls=":", label="injected event")]
+        ax_i.legend(handles=ax_i.get_lines()[:1] + ax_demand.get_lines()[:1] + handles, loc="upper left",
+                    fontsize=7, ncol=5)
+        fig.suptitle(title or Path(trace_path).stem, fontsize=10)
+        # Fixed margins: tight_layout would cost more than drawing the plot.
+        fig.subplots_adjust(left=0.08, right=0.92, top=0.95, bottom=0.06, hspace=0.12)
+        fig.savefig(png_path)
+    finally:
+        plt.close(fig)
+    return True
+
+
+def _plot_state(ax, t: np.ndarray, data: dict[str, np.ndarray]) -> None:
+    """BMS state as a step line over the states that occur, with closed contactors shaded."""
+    states = data["bms_state"]
+    seen = [s for s in STATE_ORDER if s in set(states)] + sorted(set(states) - set(STATE_ORDER))
+    level = {s: i for i, s in enumerate(seen)}
+    ax.step(t, [level[s] for s in states], where="post", color="k", lw=0.8)
+    ax.set_yticks(range(len(seen)), seen, fontsize=7)
+    ax.set_ylim(-0.5, max(len(seen) - 0.5, 0.5))
+    ax.fill_between(t, -0.5, len(seen) - 0.5, where=data["contactors_closed"] > 0.5, step="post",
+                    color="tab:green", alpha=0.12, lw=0, label="contactors closed")
+    ax.legend(loc="upper right", fontsize=7)

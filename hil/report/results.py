@@ -1,0 +1,63 @@
+"""Outcomes of a run's tests, merged from their setup, call and teardown phases, as plain data.
+
+The pytest plugin feeds `Results.add` from `pytest_runtest_logreport`, which under pytest-xdist runs on the
+controller with the workers' reports, so one `Results` sees the whole run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hil.report.measurements import Measurement, from_properties
+
+ARTIFACT_PROPERTY = "hil:artifact"    # the file stem of a test's trace, CAN log and plot in tests/
+TIMING_PREFIX = "timing:"             # loop timing of a test's bench: ticks, overruns, jitter
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: str = "passed"           # passed, failed, error, skipped, xfailed, xpassed
+    duration_s: float = 0.0
+    details: str = ""                 # failure text or skip reason
+    properties: list = field(default_factory=list)
+
+    @property
+    def measurements(self) -> list[Measurement]:
+        return from_properties(self.properties)
+
+    @property
+    def artifact(self) -> str | None:
+        return next((str(v) for k, v in self.properties if k == ARTIFACT_PROPERTY), None)
+
+    @property
+    def timing(self) -> dict:
+        return {k[len(TIMING_PREFIX):]: v for k, v in self.properties if str(k).startswith(TIMING_PREFIX)}
+
+
+class Results:
+    def __init__(self) -> None:
+        self.tests: dict[str, TestResult] = {}
+
+    def add(self, nodeid: str, when: str, outcome: str, duration_s: float, details: str = "",
+            properties=(), xfail: bool = False) -> None:
+        """One phase's report; `outcome` is pytest's ("passed", "failed", "skipped")."""
+        result = self.tests.setdefault(nodeid, TestResult(nodeid))
+        result.duration_s += duration_s
+        result.properties = list(properties)  # an item's properties accumulate, so the last phase has them all
+        if when == "call":
+            if xfail:
+                outcome = "xfailed" if outcome == "skipped" else "xpassed"
+            if result.outcome == "passed":
+                result.outcome = outcome
+                result.details = details
+        elif outcome == "skipped" and result.outcome == "passed":
+            result.outcome, result.details = "skipped", details
+        elif outcome == "failed" and result.outcome not in ("failed", "error"):
+            result.outcome = "error"   # setup or teardown failed: pytest counts an error, not a failure
+            result.details = details
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for result in self.tests.values():
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return counts
