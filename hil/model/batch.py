@@ -35,7 +35,7 @@ _MAX_DECAY_LOG = 600.0
 # A decay per step below exp(-36) is lost in rounding next to any input (float64 epsilon is exp(-36)).
 _MIN_STEP_LOG = -36.0
 # Steps per block of the RC scan's matrix products: small enough that the products stay cheap.
-_BLOCK = 8
+_BLOCK = 16
 _LAG = np.maximum(np.arange(_BLOCK)[None, :] - np.arange(_BLOCK)[:, None], 0)
 _CAUSAL = np.tri(_BLOCK).T
 # Below this many steps per thermal interval the per-interval overhead of the vectorised path costs more
@@ -142,7 +142,7 @@ class _Workspace:
         self._lookups: dict[int, Lookup] = {}
         self.drop = np.empty((max_steps, n_series))
         self.current = np.zeros(padded)
-        self.drive = np.empty((n_rc * n_series, self.blocks, _BLOCK))
+        self.inputs = np.empty((n_rc * n_series, self.blocks, _BLOCK + 1))  # carried state, then inputs
         self.local = np.empty((n_rc * n_series, self.blocks, _BLOCK))
         self.rc_sum = np.empty((n_series, padded))
 
@@ -157,24 +157,27 @@ def _rc_scan(a: np.ndarray, g: np.ndarray, steps: int, x0: np.ndarray, work: _Wo
     """x(k+1) = a x(k) + g i(k) for constant a, g per row (shape (rows,)), i in `work.current`.
 
     Returns (rows, blocks, _BLOCK) in `work.local`; steps past `steps` are padding. Cumulative sums are slow
-    (sequential); a small matrix product per block of `_BLOCK` steps is not. Inside a block the answer to the
-    block's inputs is a product with the triangular matrix of powers of a; the state carried from block to
-    block is a much shorter scan.
+    (sequential); a small matrix product per block of `_BLOCK` steps is not. Inside a block, step k holds
+    a^(k+1) times the state carried in plus the block's inputs times the triangular matrix of powers of a;
+    the carried states come from a scan over blocks, which is `_BLOCK` times shorter.
     """
     blocks = -(-steps // _BLOCK)
     current = work.current[:blocks * _BLOCK].reshape(blocks, _BLOCK)
-    drive, local = work.drive[:, :blocks], work.local[:, :blocks]
+    inputs, local = work.inputs[:, :blocks], work.local[:, :blocks]
+    drive = inputs[:, :, 1:]
     np.multiply(g[:, None, None], current, out=drive)
     log_a = np.log(np.maximum(a, math.exp(_MIN_STEP_LOG)))
-    # toeplitz[r, m, k] = a^(k - m) for k >= m: how input m of a block shows at step k of that block.
-    toeplitz = np.exp(np.multiply.outer(log_a, _LAG))
-    toeplitz *= _CAUSAL
-    np.matmul(drive, toeplitz, out=local)
-    ends = _scan(np.multiply.outer(_BLOCK * log_a, np.arange(1, blocks + 1)), local[:, :, -1], x0)
-    carried = np.concatenate((x0[:, None], ends[:, :-1]), axis=1)
-    powers = np.exp(np.multiply.outer(log_a, _LAG[0] + 1))
-    np.multiply(carried[:, :, None], powers[:, None, :], out=drive)
-    local += drive
+    # kernel[r, 0, k] = a^(k + 1) acts on the carried state; kernel[r, 1 + m, k] = a^(k - m) for k >= m on
+    # input m of the block.
+    kernel = np.empty((a.size, _BLOCK + 1, _BLOCK))
+    np.exp(np.multiply.outer(log_a, _LAG[0] + 1), out=kernel[:, 0])
+    np.exp(np.multiply.outer(log_a, _LAG), out=kernel[:, 1:])
+    kernel[:, 1:] *= _CAUSAL
+    own_end = np.matmul(drive, kernel[:, 1:, -1:])[:, :, 0]
+    ends = _scan(np.multiply.outer(_BLOCK * log_a, np.arange(1, blocks + 1)), own_end, x0)
+    inputs[:, 0, 0] = x0
+    inputs[:, 1:, 0] = ends[:, :-1]
+    np.matmul(inputs, kernel, out=local)
     return local
 
 

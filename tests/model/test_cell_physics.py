@@ -96,3 +96,13 @@ def test_thermal_interval_moves_temperature_in_whole_intervals(m50):
     pack.step(20.0, 0.001)
     assert pack.temperature_c[0] > 25.0
     assert pack.cell_heat_w[0, 0] > 20.0 ** 2 * m50.r0_ohm
+
+
+def test_changing_the_step_keeps_the_charge_count(m50):
+    pack = Pack(m50, 1, soc0=0.5)
+    for dt_s in (0.001, 0.25, 0.001, 2.0, 0.01):
+        for _ in range(100):
+            pack.step(4.0, dt_s)
+    assert pack.soc[0] == pytest.approx(0.5 - 4.0 * 100 * 2.262 / 3600 / 5.0, abs=1e-12)
+    with pytest.raises(ValueError, match="dt_s"):
+        pack.step(4.0, 0.0)
