@@ -25,7 +25,8 @@ RW_TAG_PREFIX = "hilrw"  # --rw directories: hilrw0, hilrw1, ...
 NINEP_MSIZE = 512000
 HOSTROOT_OPTIONS = f"trans=virtio,version=9p2000.L,msize={NINEP_MSIZE},ro,cache=loose"
 SHARE_OPTIONS = f"trans=virtio,version=9p2000.L,msize={NINEP_MSIZE},rw"
-FRESH_TMPFS_DIRS = ("/tmp", "/var/tmp", "/run", "/dev/shm")
+# Directory and the mode its fresh tmpfs gets (sticky and world-writable, except /run as on a host).
+FRESH_TMPFS_DIRS = {"/tmp": "1777", "/var/tmp": "1777", "/run": "0755", "/dev/shm": "1777"}
 RUN_SCRIPT = "run.sh"
 EXIT_CODE_FILE = "exit_code"
 GUEST_TMPDIR = "tmp"  # inside the share
@@ -43,34 +44,34 @@ def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], termin
     `terminal` says whether the host's stdout and stderr are terminals. Where one is not, CMD writes
     that stream into a pipe (a fifo drained by cat), so programs see a pipe as they would on the host:
     no colours, and the buffering they choose for pipes. A failed setup step prints its log to ttyS1
-    and powers off without an exit code file.
+    and powers off without an exit code file. `rw_dirs` are mounted writable over their read-only view.
     """
     q = shlex.quote
-    share = q(str(share_dir))
     inside = "/newroot" + str(share_dir)
     steps = [f"step insmod {MODULES_IN_IMAGE}/{name}.ko" for name in modules]
     steps += [
         "step ip link add dev vcan0 type vcan",
         "step ip link set up vcan0",
+        # Loopback too, for tests that also use TCP on 127.0.0.1.
+        "step ip link set up lo",
         f"step mount -t 9p -o {HOSTROOT_OPTIONS} {HOSTROOT_TAG} /newroot",
-    ]
-    steps += [f"[ -d /newroot{d} ] && step mount -t tmpfs -o mode=1777 tmpfs /newroot{d}"
-              for d in FRESH_TMPFS_DIRS if d != "/dev/shm"]
-    steps += [
-        # The share may live under /tmp, which is now an empty tmpfs: recreate the mount point.
-        f"step mkdir -p {q(inside)}",
-        f"step mount -t 9p -o {SHARE_OPTIONS} {SHARE_TAG} {q(inside)}",
-    ]
-    steps += [f"step mount -t 9p -o {SHARE_OPTIONS} {RW_TAG_PREFIX}{i} {q('/newroot' + str(d))}"
-              for i, d in enumerate(rw_dirs)]
-    steps += [
         "step mount -t proc proc /newroot/proc",
         "step mount -t sysfs sysfs /newroot/sys",
         "step mount -t devtmpfs devtmpfs /newroot/dev",
         "step mkdir -p /newroot/dev/pts /newroot/dev/shm",
         "step mount -t devpts devpts /newroot/dev/pts",
-        "step mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm",
     ]
+    steps += [f"[ ! -d /newroot{d} ] || step mount -t tmpfs -o mode={mode} tmpfs /newroot{d}"
+              for d, mode in FRESH_TMPFS_DIRS.items()]
+    # The shares come last so that no tmpfs hides them. The temporary directory usually lives under
+    # /tmp, which is now empty: recreate its mount point there.
+    steps += [
+        f"step mkdir -p {q(inside)}",
+        f"step mount -t 9p -o {SHARE_OPTIONS} {SHARE_TAG} {q(inside)}",
+    ]
+    steps += [f"step mount -t 9p -o {SHARE_OPTIONS} {RW_TAG_PREFIX}{i} {q('/newroot' + str(d))}"
+              for i, d in enumerate(rw_dirs)]
+
     trace = 'echo "hil vcan-vm (guest): $*" >/dev/ttyS1' if verbose else ":"
     redirects, drains = [], []
     for fd, port, is_terminal in ((1, "/dev/ttyS0", terminal[0]), (2, "/dev/ttyS1", terminal[1])):
@@ -86,6 +87,9 @@ def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], termin
 export PATH=/bin
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# Pass bytes through unchanged: no newline to CR-LF translation on the serial ports.
+stty -F /dev/ttyS0 -onlcr
+stty -F /dev/ttyS1 -onlcr
 log=/setup.log
 step() {{
     {trace}
@@ -95,12 +99,9 @@ step() {{
     poweroff -f
 }}
 {chr(10).join(steps)}
-# Pass CMD's bytes through unchanged: no newline to CR-LF translation on the serial ports.
-stty -F /dev/ttyS0 -onlcr
-stty -F /dev/ttyS1 -onlcr
 {chr(10).join(drains)}
-chroot /newroot /bin/sh {share}/{RUN_SCRIPT} </dev/null {" ".join(redirects)}
-echo $? >{q(inside)}/{EXIT_CODE_FILE}
+chroot /newroot /bin/sh {q(str(share_dir / RUN_SCRIPT))} </dev/null {" ".join(redirects)}
+echo $? >{q(inside + "/" + EXIT_CODE_FILE)}
 # Let cat deliver the last output; a background process of CMD that keeps the pipe open delays this.
 wait
 sync

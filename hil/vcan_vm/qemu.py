@@ -79,8 +79,12 @@ def _virtfs(directory: Path, tag: str) -> str:
     return f"local,path={path},mount_tag={tag},security_model=none,multidevs=remap"
 
 
-def run_vm(spec: VmSpec, timeout_s: float) -> None:
-    """Boot the VM and stream its output until QEMU exits. Raises VmTimeout after timeout_s."""
+def run_vm(spec: VmSpec, timeout_s: float) -> int:
+    """Boot the VM, stream its output until QEMU exits, return QEMU's exit status.
+
+    Raises VmTimeout after timeout_s. Output that our stdout or stderr no longer accepts (a closed
+    pipe, as in `hil vcan-vm -- CMD | head`) is dropped while CMD runs on.
+    """
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
     try:
@@ -98,14 +102,14 @@ def run_vm(spec: VmSpec, timeout_s: float) -> None:
     os.close(stdout_write)
     os.close(stderr_write)
     try:
-        _stream_until_exit(proc, {stdout_read: sys.stdout, stderr_read: sys.stderr}, timeout_s)
+        return _stream_until_exit(proc, {stdout_read: sys.stdout, stderr_read: sys.stderr}, timeout_s)
     finally:
         _kill_group(proc)
         os.close(stdout_read)
         os.close(stderr_read)
 
 
-def _stream_until_exit(proc: subprocess.Popen, outputs: dict, timeout_s: float) -> None:
+def _stream_until_exit(proc: subprocess.Popen, outputs: dict, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     with selectors.DefaultSelector() as selector:
         for fd in outputs:
@@ -121,10 +125,15 @@ def _stream_until_exit(proc: subprocess.Popen, outputs: dict, timeout_s: float) 
                     selector.unregister(key.fd)
                     continue
                 stream = outputs[key.fd]
-                stream.buffer.write(chunk)
-                stream.flush()
+                if stream is None:
+                    continue
+                try:
+                    stream.buffer.write(chunk)
+                    stream.flush()
+                except BrokenPipeError:
+                    outputs[key.fd] = None
     try:
-        proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        return proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
     except subprocess.TimeoutExpired:
         raise VmTimeout from None
 
