@@ -21,7 +21,7 @@ def test_rc_step_response_matches_the_analytic_solution_for_any_step(dt_s):
     cell = _flat_cell()
     pack = Pack(cell, 1, soc0=0.5)
     current_a, elapsed_s = 20.0, 0.0
-    for _ in range(int(round(20.0 / dt_s))):
+    for _ in range(round(20.0 / dt_s)):
         pack.step(current_a, dt_s)
         elapsed_s += dt_s
     drop_v = current_a * (cell.r0_ohm + sum(r * (1 - math.exp(-elapsed_s / (r * c)))

@@ -8,7 +8,6 @@ import pytest
 from hil.errors import ConfigError
 from hil.model.cli import register
 
-
 M50 = "fixtures/cells/lg_m50.toml"
 
 

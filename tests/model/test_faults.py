@@ -6,7 +6,7 @@ from hil.model.pack import Pack
 
 
 def _run(pack, current_a=5.0, seconds=10.0, dt_s=0.01):
-    for _ in range(int(round(seconds / dt_s))):
+    for _ in range(round(seconds / dt_s)):
         pack.step(current_a, dt_s)
 
 

@@ -54,7 +54,7 @@ def _pybamm_series(cell, segments, soc0):
 
 
 def _compare(cell, segments, soc0):
-    current = np.concatenate([np.full(int(round(seconds / DT_S)), amps) for amps, seconds in segments])
+    current = np.concatenate([np.full(round(seconds / DT_S), amps) for amps, seconds in segments])
     ours = simulate(cell, current, DT_S, soc0)
     time_s, voltage_v, soc = _pybamm_series(cell, segments, soc0)
     index = np.rint(time_s / DT_S).astype(int) - 1
