@@ -4,11 +4,20 @@ One mechanism serves both sides of the bench: the harness's rest-bus simulation 
 request) and the emulated boards' own cyclic messages. It is ticked by the loop rather than run on its own
 thread, so that under a virtual clock every frame goes out at a deterministic simulated time.
 
-Due times are absolute (`next_s += cycle_s`), so no drift accumulates; when a tick comes late the frame is
-sent once and the schedule skips ahead rather than bursting.
+Each cycle, a per-frame modifier writes the alive counter (`<Message>_Counter`, wrapping at its signal
+width) and seals the CRC (`<Message>_CRC`, see `hil.can.e2e`). Signals can change while the bus runs
+(`set`, or a `provider` called every cycle), and a message can be stopped and restarted.
+
+Due times are absolute (`start_s + k * cycle_s`, computed, never accumulated), so no drift builds up. When a
+tick comes late by more than a cycle, the frame is sent once and the missed cycles are skipped rather than
+sent in a burst; the schedule stays on its grid and `skipped_cycles(name)` counts them.
+
+Limits: frames go out at tick times, so a cycle that is not a multiple of the loop's step is rounded up to
+the next tick (a 15 ms cycle on a 10 ms loop goes out at 20, 30, 50, 60, ... ms).
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +28,9 @@ from hil.can import e2e
 from hil.can.dbc import encode, signal_defaults
 from hil.errors import ConfigError
 
+# Due-time comparisons allow this much float error (a tick at 0.1 s against a due time of 5 * 0.02 s).
+_EPS_S = 1e-9
+
 
 @dataclass
 class _Periodic:
@@ -26,15 +38,23 @@ class _Periodic:
     cycle_s: float
     signals: dict
     provider: Callable[[], dict] | None
-    next_s: float = 0.0
+    origin_s: float = 0.0  # due times are origin_s + index * cycle_s
+    index: int = 0
     counter: int = 0
+    counter_mask: int = 0
     running: bool = True
+    resync: bool = False  # restarted without a time: the next tick sends and re-anchors the grid there
     sent: int = 0
+    skipped: int = 0
     last_sent_s: float | None = None
     counter_signal: str | None = None
     crc_signal: str | None = None
     defaults: dict = field(default_factory=dict)
     crc_source: Callable[[bytes], int] | None = None
+
+    @property
+    def next_s(self) -> float:
+        return self.origin_s + self.index * self.cycle_s
 
 
 class PeriodicSender:
@@ -48,7 +68,8 @@ class PeriodicSender:
 
     def add(self, name: str, signals: dict | None = None, *, provider: Callable[[], dict] | None = None,
             cycle_s: float | None = None, start_s: float = 0.0) -> None:
-        """Schedule message `name`. `provider()` (if given) returns fresh signal values each cycle.
+        """Schedule message `name`, first frame at `start_s`. `provider()` (if given) returns fresh signal
+        values each cycle; otherwise `signals` (changed with `set`) go out.
 
         For a multiplexed message, `provider()` returns a list of signal dicts, one frame each, all sent
         in the same cycle.
@@ -56,23 +77,34 @@ class PeriodicSender:
         try:
             message = self.db.get_message_by_name(name)
         except KeyError:
-            raise ConfigError(f"message '{name}' is not in the loaded DBC files") from None
+            close = difflib.get_close_matches(name, [m.name for m in self.db.messages], n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"message '{name}' is not in the loaded DBC files{hint}") from None
         if cycle_s is None:
             if not message.cycle_time:
                 raise ConfigError(f"message '{name}' has no GenMsgCycleTime in its DBC; give cycle_s")
             cycle_s = message.cycle_time / 1000.0
-        names = {s.name for s in message.signals}
-        counter = f"{name}_Counter" if f"{name}_Counter" in names else None
-        crc = f"{name}_CRC" if f"{name}_CRC" in names else None
-        self._jobs[name] = _Periodic(message, cycle_s, dict(signals or {}), provider, next_s=start_s,
-                                     counter_signal=counter, crc_signal=crc, defaults=signal_defaults(message))
+        if not cycle_s > 0:
+            raise ConfigError(f"message '{name}': cycle_s = {cycle_s!r}, expected a positive number of seconds")
+        by_name = {s.name: s for s in message.signals}
+        counter = by_name.get(f"{name}_Counter")
+        self._jobs[name] = _Periodic(message, cycle_s, {}, provider, origin_s=start_s,
+                                     counter_signal=counter.name if counter else None,
+                                     counter_mask=(1 << counter.length) - 1 if counter else 0,
+                                     crc_signal=f"{name}_CRC" if f"{name}_CRC" in by_name else None,
+                                     defaults=signal_defaults(message))
+        if signals:
+            self.set(name, **signals)
 
     def set(self, name: str, **signals) -> None:
         """Change signal values of a running message; they go out from its next cycle on."""
         job = self._job(name)
-        unknown = set(signals) - {s.name for s in job.message.signals}
-        if unknown:
-            raise ConfigError(f"message '{name}' has no signal(s) {sorted(unknown)}")
+        names = [s.name for s in job.message.signals]
+        for signal in signals:
+            if signal not in names:
+                close = difflib.get_close_matches(signal, names, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ConfigError(f"message '{name}' has no signal '{signal}'{hint}")
         job.signals.update(signals)
 
     def pulse(self, name: str, timeout_s: float, loop, **signals) -> None:
@@ -87,13 +119,21 @@ class PeriodicSender:
             job.signals.update(before)
 
     def stop(self, name: str) -> None:
+        """Stop sending `name` (e.g. to test a receiver's timeout); its signals and counter are kept."""
         self._job(name).running = False
 
     def start(self, name: str, now_s: float | None = None) -> None:
+        """Restart a stopped `name`: first frame at `now_s` and every cycle from there; without `now_s`, at
+        the next tick. The alive counter carries on from where it stopped, as a real sender's would.
+        Starting a running message changes nothing."""
         job = self._job(name)
+        if job.running:
+            return
         job.running = True
-        if now_s is not None:
-            job.next_s = now_s
+        if now_s is None:
+            job.resync = True
+        else:
+            job.origin_s, job.index = now_s, 0
 
     def set_crc_source(self, name: str, crc_source: Callable[[bytes], int]) -> None:
         """Replace how `name`'s CRC byte is computed from its payload (emulated firmware defects use this)."""
@@ -105,6 +145,10 @@ class PeriodicSender:
     def last_sent_s(self, name: str) -> float | None:
         return self._job(name).last_sent_s
 
+    def skipped_cycles(self, name: str) -> int:
+        """Cycles of `name` not sent because a tick came more than a cycle late."""
+        return self._job(name).skipped
+
     def is_running(self, name: str) -> bool:
         return self._job(name).running
 
@@ -115,13 +159,16 @@ class PeriodicSender:
 
     def tick(self, now_s: float) -> None:
         for job in self._jobs.values():
-            if not job.running or now_s + 1e-9 < job.next_s:
+            if not job.running or (not job.resync and now_s + _EPS_S < job.next_s):
                 continue
             self._send(job)
             job.last_sent_s = now_s
-            job.next_s += job.cycle_s
-            if job.next_s <= now_s:  # we were late by more than a cycle: skip ahead, don't burst
-                job.next_s = now_s + job.cycle_s
+            if job.resync:
+                job.origin_s, job.index, job.resync = now_s, 1, False
+                continue
+            due = int((now_s + _EPS_S - job.origin_s) / job.cycle_s)  # the latest cycle due by now
+            job.skipped += due - job.index  # late by more than a cycle: those cycles are dropped, not burst
+            job.index = due + 1
 
     def _send(self, job: _Periodic) -> None:
         frames = job.provider() if job.provider is not None else job.signals
@@ -136,9 +183,9 @@ class PeriodicSender:
             elif job.crc_signal:
                 e2e.seal(data)
             msg = can.Message(arbitration_id=job.message.frame_id, data=data,
-                              is_extended_id=job.message.is_extended_frame)
+                              is_extended_id=job.message.is_extended_frame, is_fd=job.message.is_fd)
             self.bus.send(msg)
             if self.on_send is not None:
                 self.on_send(msg)
             job.sent += 1
-        job.counter = (job.counter + 1) & 0xF
+        job.counter = (job.counter + 1) & job.counter_mask
