@@ -2,7 +2,8 @@
 # Install what `hil vcan-vm` needs to boot a throwaway QEMU VM with a real SocketCAN vcan0:
 # QEMU (TCG software emulation), a Debian kernel with the vcan module, and a static busybox for the init.
 # Idempotent: apt-get skips packages that are already installed, and we skip apt entirely when all are present.
-# Needs root (or sudo) and a Debian/Ubuntu apt source.
+# Needs root (or sudo) and Debian apt sources (Ubuntu calls its kernel package linux-image-generic and
+# makes /boot/vmlinuz-* readable by root only).
 set -eu
 
 packages="qemu-system-x86 linux-image-amd64 busybox-static"
@@ -17,6 +18,12 @@ done
 if [ -z "$missing" ]; then
     echo "vcan-vm deps: already installed ($packages)"
     exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "vcan-vm deps: apt-get not found; install $packages (or your distribution's QEMU, a kernel with" \
+         "the vcan and 9p modules, and a static busybox) by hand" >&2
+    exit 1
 fi
 
 sudo_cmd=""

@@ -40,8 +40,8 @@ def _missing_parts_reason() -> str | None:
     return None
 
 
-needs_vm = pytest.mark.skipif(_missing_parts_reason() is not None,
-                              reason=f"cannot boot the VM: {_missing_parts_reason()}")
+MISSING_PARTS = _missing_parts_reason()
+needs_vm = pytest.mark.skipif(MISSING_PARTS is not None, reason=f"hil vcan-vm {MISSING_PARTS}")
 
 
 def _hil_vcan_vm(*args: str, env: dict | None = None, timeout_s: float = HIL_TIMEOUT_S):
