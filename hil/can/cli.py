@@ -57,5 +57,5 @@ def _check(path: Path) -> list[str]:
 def _line_of(text: str, message) -> int | str:
     """Line of the message's `BO_` definition (DBC files write a 29-bit ID with bit 31 set)."""
     frame_id = message.frame_id | (1 << 31 if message.is_extended_frame else 0)
-    found = re.search(rf"^\s*BO_\s+{frame_id}\s+{re.escape(message.name)}\b", text, re.MULTILINE)
+    found = re.search(rf"^[ \t]*BO_[ \t]+{frame_id}[ \t]+{re.escape(message.name)}\b", text, re.MULTILINE)
     return text.count("\n", 0, found.start()) + 1 if found else "?"

@@ -69,8 +69,8 @@ def _collisions(path: Path, database: Database, parsed: Database) -> None:
         if loaded is not None:
             raise ConfigError(
                 f"{path}: message '{message.name}' (ID 0x{message.frame_id:X}) collides with '{loaded.name}' "
-                f"(ID 0x{loaded.frame_id:X}) from a DBC file loaded before it on the same bus; "
-                "expected unique message names and IDs per bus")
+                f"(ID 0x{loaded.frame_id:X}) from a DBC file loaded before it for the same bus; expected unique "
+                "message names and IDs per bus: list only one of the two files, or delete the duplicate message")
 
 
 def load_dbc(path: str | Path, database: Database | None = None) -> Database:
