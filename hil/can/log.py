@@ -23,7 +23,11 @@ FLUSH_INTERVAL_S = 0.5
 
 
 class CanLog(can.Listener):
-    """A thread-safe python-can writer: the Notifier thread logs received frames, the loop logs sent ones."""
+    """A thread-safe python-can writer: the Notifier thread logs received frames, the loop logs sent ones.
+
+    Call `stop()` at the end of a run (a `can.Notifier` does so for its listeners): it ends the flush
+    thread and completes the file.
+    """
 
     def __init__(self, path: str | Path, flush_interval_s: float = FLUSH_INTERVAL_S):
         self.path = Path(path)
@@ -32,6 +36,8 @@ class CanLog(can.Listener):
         except ValueError as exc:  # python-can's "unknown log format" for a suffix it has no writer for
             raise ConfigError(f"{self.path}: cannot log CAN frames to this file: {exc}; expected a suffix "
                               f"python-can writes: {sorted(can.io.logger.MESSAGE_WRITERS)}") from None
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot create the CAN log: {exc}") from None
         self._lock = threading.Lock()
         self._dirty = False
         self.frames = 0

@@ -99,6 +99,14 @@ class _Waiter:
 
 
 class Monitor(can.Listener):
+    """Decode every frame of `db`'s messages; `clock()` stamps them in bench seconds.
+
+    `values[signal]` and `value_time_s[signal]` hold the latest decoded value (raw numbers, value tables not
+    applied) and when it came; `stats[message]` the cycle statistics and E2E errors of every message of the
+    database (count 0 until one arrives); `counters` the bus-wide tallies; `unknown_ids` which unknown IDs
+    came how often (the first 64 distinct ones).
+    """
+
     def __init__(self, db: Database, clock: Callable[[], float]):
         self.db = db
         self.clock = clock
@@ -230,7 +238,7 @@ class Monitor(can.Listener):
         Raises `HilTimeout` showing the message's last values and how many frames came meanwhile; a
         predicate's own exception is re-raised. Never returns None.
         """
-        rx = self._by_name.get(self.check_message(message))
+        rx = self._by_name[self.check_message(message)]
         predicate, wanted = self._predicate(rx, expected)
         waiter = _Waiter(predicate)
         with self._lock:  # check and register in one step, so no frame slips between them

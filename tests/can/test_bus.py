@@ -7,8 +7,8 @@ import threading
 
 import can
 import pytest
-
 from conftest import fresh_channel
+
 from hil.can.bus import open_bus
 from hil.errors import ConfigError, DeviceLost
 from hil.serial.slcan import SlcanDeviceBus, open_pty

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from conftest import DBC_FILES, ROOT, realworld
+
 from hil.cli import main
 
 SUBPROCESS_TIMEOUT_S = 120.0

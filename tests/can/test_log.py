@@ -8,8 +8,8 @@ import textwrap
 
 import can
 import pytest
-
 from conftest import DBC_FILES, ROOT
+
 from hil.can.dbc import encode
 from hil.can.log import CanLog
 from hil.errors import ConfigError

@@ -6,8 +6,8 @@ import time
 
 import can
 import pytest
-
 from conftest import fresh_channel
+
 from hil.can.dbc import encode
 from hil.can.monitor import Monitor
 from hil.errors import ConfigError, HilTimeout

@@ -5,8 +5,8 @@ from __future__ import annotations
 import can
 import cantools
 import pytest
-
 from conftest import realworld
+
 from hil.can.dbc import load_dbc, load_dbcs, round_trip_problems
 from hil.can.monitor import Monitor
 from hil.errors import ConfigError
