@@ -9,9 +9,9 @@ stream to ours as it runs, and hil exits with CMD's exit code.
 Needs the Debian packages qemu-system-x86, linux-image-amd64 and busybox-static (.ci/vcan-vm-deps.sh).
 
 Limits, stated plainly:
-- Slow: software emulation. On an idle 2-core machine a bare boot (`-- true`) takes 4-6 s, a boot plus a python-can
-  round trip about 9 s, and `pytest tests/vcan` about 22 s, mostly Python imports; a loaded machine
-  takes 3-4 times as long. Output through the serial ports flows at about 0.4 MB/s.
+- Slow: software emulation. On an idle 2-core machine a bare boot (`-- true`) takes 4-6 s, a boot
+  plus a python-can round trip about 9 s, and `pytest tests/vcan` about 22 s, mostly Python imports;
+  a loaded machine takes 3-4 times as long. Output through the serial ports flows at about 0.4 MB/s.
 - The host file system is read-only in the VM. Writable: TMPDIR (a temporary directory shared with
   the host, deleted afterwards), and fresh empty tmpfs on /tmp, /var/tmp, /run and /dev/shm, which
   hide the host's files there (so CMD cannot run from below /tmp). Use `--rw DIR` for outputs such as
