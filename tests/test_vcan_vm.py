@@ -25,7 +25,8 @@ QEMU_POLL_S = 0.2
 
 ROUND_TRIP = """
 import can
-with can.Bus(interface="socketcan", channel="vcan0") as a, can.Bus(interface="socketcan", channel="vcan0") as b:
+with can.Bus(interface="socketcan", channel="vcan0") as a, \\
+        can.Bus(interface="socketcan", channel="vcan0") as b:
     a.send(can.Message(arbitration_id=0x123, data=b"\\x01\\x02", is_extended_id=False))
     m = b.recv(timeout=10)
     print(f"round trip {m.channel} 0x{m.arbitration_id:X} {m.data.hex()}")
