@@ -54,7 +54,8 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """Parametrize the `profile` fixture over every `profile` marker's names (stacked markers add up)."""
-    cases = [(name, marker.kwargs) for marker in metafunc.definition.iter_markers("profile") for name in marker.args]
+    markers = reversed(list(metafunc.definition.iter_markers("profile")))  # in source order, top to bottom
+    cases = [(name, marker.kwargs) for marker in markers for name in marker.args]
     if not cases:
         return
     if "profile" not in metafunc.fixturenames:
@@ -122,8 +123,8 @@ def _say(config, line: str) -> None:
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         if terminal is not None and not hasattr(config, "workerinput"):
             terminal.write_line(line)
-        else:  # an xdist worker's stderr is the terminal's
-            print(line, file=sys.stderr, flush=True)
+        else:  # an xdist worker's stderr is the terminal's, likely in the middle of the controller's line
+            print(f"\n{line}", file=sys.stderr, flush=True)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def _decimate(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = (t.size // per_bucket) * per_bucket
     buckets = y[:n].reshape(-1, per_bucket)
     times = t[:n:per_bucket]
-    lo, hi = np.nanmin(buckets, axis=1), np.nanmax(buckets, axis=1)
+    lo, hi = np.fmin.reduce(buckets, axis=1), np.fmax.reduce(buckets, axis=1)  # NaN only where all are
     return np.repeat(times, 2), np.column_stack((lo, hi)).ravel()
 
 

@@ -1,0 +1,73 @@
+"""Software-in-the-loop speed: simulated seconds per wall second on the virtual clock.
+
+    python benchmarks/sil_speed.py --json [--hours 1 | --seconds 60] [--profile]
+
+Runs the `ai-training` profile on the sim rig (16S pack, model at 1 ms, emulated firmware at its own 10 ms
+task, CAN frames at their DBC cycle times, every frame through the real cantools encode and decode and the
+python-can virtual bus), after power-up. The last line is one JSON object: simulated_s, wall_s, speedup,
+us_per_step. Target: speedup >= 200. `--profile` prints the top of a cProfile run to stderr first.
+
+Limits: wall time is this machine's under its current load; setup and power-up are not counted.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import time
+
+from hil.bench import Bench
+from hil.profiles import PROFILES
+from hil.rig import PROJECT_ROOT, load_rig
+
+PROGRESS_EVERY_S = 10.0
+
+
+def run(simulated_s: float, profile_to=None) -> dict:
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml")
+    with Bench(rig) as bench:
+        bench.power_up()
+        load = PROFILES["ai-training"](duration_s=simulated_s, dt_s=bench.loop.dt_s, seed=rig.seed)
+        bench.run_profile(load)
+        bench.loop.on_progress(lambda p: print(f"sil_speed: {p}; {bench.bms.describe()}", file=sys.stderr),
+                               PROGRESS_EVERY_S)
+        profiler = cProfile.Profile() if profile_to is not None else None
+        ticks0 = bench.loop.ticks
+        start_s = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        bench.loop.run_for(simulated_s)
+        if profiler is not None:
+            profiler.disable()
+        wall_s = time.perf_counter() - start_s
+        steps = bench.loop.ticks - ticks0
+        state = bench.bms.describe()
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+        print(text.getvalue(), file=profile_to)
+    return {"simulated_s": simulated_s, "wall_s": round(wall_s, 2), "speedup": round(simulated_s / wall_s, 1),
+            "us_per_step": round(wall_s / steps * 1e6, 1), "steps": steps, "bms": state}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--hours", type=float, default=1.0, help="simulated hours (default 1)")
+    length.add_argument("--seconds", type=float, help="simulated seconds, instead of --hours")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile summary to stderr (slower)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args()
+    simulated_s = args.seconds if args.seconds is not None else args.hours * 3600.0
+    result = run(simulated_s, sys.stderr if args.profile else None)
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key:>12}: {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Trace plots: markers found from the trace, spikes kept by decimation, a note when matplotlib is missing."""
+import sys
+
+import numpy as np
+import pytest
+
+from hil.report import plots
+from hil.trace import read_events, read_trace
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_trace_reads_back_with_events(trace_file):
+    data = read_trace(trace_file)
+    assert data["time_s"].size == 300
+    assert np.isnan(data["soc_bms"][0]) and data["soc_bms"][10] == pytest.approx(0.59)
+    assert data["bms_state"][-1] == "FAULT"
+    assert read_events(trace_file) == [(1.8, "cell 15 forced to 4.30 V")]
+
+
+def test_fault_and_trip_markers_come_from_state_and_contactors(trace_file):
+    fault_s, trip_s = plots.markers(read_trace(trace_file))
+    assert fault_s.tolist() == pytest.approx([2.0])
+    assert trip_s.tolist() == pytest.approx([2.0])
+
+
+def test_decimation_keeps_a_one_sample_spike():
+    t = np.arange(360_000) * 0.01
+    y = np.zeros_like(t)
+    y[123_457] = 150.0
+    t_small, y_small = plots._decimate(t, y)
+    assert t_small.size <= plots.MAX_POINTS + 2
+    assert y_small.max() == 150.0
+
+
+def test_plot_is_a_png(trace_file, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "demo.png"
+    assert plots.plot_trace(trace_file, png, "demo")
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_without_matplotlib_no_plot_and_a_note(trace_file, tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    png = tmp_path / "demo.png"
+    assert not plots.plot_trace(trace_file, png)
+    assert not png.exists()
+    from hil.report.artifacts import missing_notes
+    assert plots.MISSING_NOTE in missing_notes()

@@ -1,0 +1,170 @@
+"""The pytest plugin, driven the way users drive it: pytest runs of small test files on the sim rig."""
+import re
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from hil import pytest_plugin
+from hil.errors import HilError
+
+pytest_plugins = ["pytester"]
+
+BENCH_TESTS = """
+    def test_trip(bench, measure):
+        bench.power_up()
+        bench.force_cell(0, 4.4)
+        t0 = bench.loop.t_s
+        measure("ov_reaction", (bench.bms.wait_contactors_open(2.0) - t0) * 1000, high=320, unit="ms")
+
+    def test_too_slow(bench, measure):
+        measure("reaction", 400.0, high=320.0, unit="ms")
+"""
+
+
+def _props(junit, test_name):
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == test_name)
+    return {p.get("name"): p.get("value") for p in case.iter("property")}
+
+
+def test_report_holds_files_measurements_and_margins(pytester):
+    pytester.makepyfile(test_bench=BENCH_TESTS)
+    report = pytester.path / "report"
+    result = pytester.runpytest("--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
+                                "-o", "junit_family=xunit1")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*outside limits: reaction = 400 ms in ?, 320? ms (margin -80 ms)*", "*hil report: *index.html*"])
+    for suffix in (".csv", ".blf", ".png"):
+        assert (report / "tests" / f"test_bench.test_trip{suffix}").is_file()
+    props = _props(report / "junit.xml", "test_trip")
+    assert props["unit:ov_reaction"] == "ms" and props["high:ov_reaction"] == "320"
+    assert float(props["margin:ov_reaction"]) == pytest.approx(320 - float(props["measure:ov_reaction"]))
+    assert int(props["timing:ticks"]) > 0
+    page = (report / "index.html").read_text()
+    assert ">FAIL<" in page and "ov_reaction" in page and "-80" in page
+    assert 'href="junit.xml"' in page and "data:image/png;base64," in page
+
+
+def test_profile_marker_parametrizes_with_params(pytester):
+    pytester.makepyfile(test_profiles="""
+        import pytest
+
+        @pytest.mark.profile("hppc", "rest", duration_s=2.0)
+        @pytest.mark.profile("drone-fpv", duration_s=12.0, seed=5)
+        def test_profile(profile, bench):
+            assert profile.dt_s == bench.loop.dt_s
+            assert profile.duration_s == pytest.approx(12.0 if profile.name.startswith("drone") else 2.0)
+    """)
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*test_profile?hppc? PASSED*", "*test_profile?rest? PASSED*",
+                                 "*test_profile?drone-fpv? PASSED*"])
+
+
+def test_profile_marker_with_a_typo_fails_collection_with_the_fix(pytester):
+    pytester.makepyfile(test_typo="""
+        import pytest
+
+        @pytest.mark.profile("drone-fvp")
+        def test_profile(profile):
+            pass
+    """)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*unknown profile 'drone-fvp'; did you mean drone-fpv*"])
+    assert result.ret != 0
+
+
+def test_rig_requires_skips_with_the_reason(pytester):
+    pytester.makepyfile(test_skip="""
+        import pytest
+
+        @pytest.mark.rig_requires("fault_relays", "hv_insulation")
+        def test_needs(bench):
+            pass
+    """)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*rig 'sim' lacks ?'hv_insulation'?*"])
+
+
+def test_long_tests_show_progress(pytester, monkeypatch):
+    monkeypatch.setattr(pytest_plugin, "PROGRESS_EVERY_S", 0.0)
+    pytester.makepyfile(test_long="""
+        def test_long(bench):
+            bench.loop.run_for(2.5)
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_long.py::test_long: t=1.0 s simulated in * s wall (*x real time); "
+                                 "state=*"])
+
+
+HOLD_LOCK = """
+import sys, time
+from hil.pytest_plugin import rig_lock
+with rig_lock("bench-7", "tests/bms/test_x.py::test_y", 5.0):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_rig_lock_names_its_holder_when_a_waiter_gives_up(tmp_path, monkeypatch):
+    monkeypatch.setenv(pytest_plugin.LOCK_DIR_ENV, str(tmp_path))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(HilError, match=rf"rig 'bench-7' is in use by pid {holder.pid} on .* running "
+                                           r"tests/bms/test_x.py::test_y since .*gave up after 0.3 s"):
+            with pytest_plugin.rig_lock("bench-7", "me", 0.3):
+                pass
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=10) == 0
+        with pytest_plugin.rig_lock("bench-7", "me", 0.3) as path:
+            assert "me" in path.read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_an_external_rig_is_locked_by_the_bench(pytester, tmp_path, monkeypatch):
+    """Hardware rig taken by another process: the test fails saying who has it; with the rig free it runs."""
+    monkeypatch.setenv(pytest_plugin.LOCK_DIR_ENV, str(tmp_path))
+    pytester.makepyfile(test_hw="""
+        import os
+
+        def test_hw(bench):
+            lock = os.path.join(os.environ["HIL_LOCK_DIR"], "hil-rig-sim.lock")
+            assert "test_hw.py::test_hw" in open(lock).read()
+    """)
+    args = ("--set", "dut.kind=external", "--hil-lock-timeout", "0.3")
+    with pytest_plugin.rig_lock("sim", "another session", 1.0):
+        result = pytester.runpytest(*args)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*rig 'sim' is in use by pid * running another session*"])
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_xdist_workers_report_to_one_index(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_bench=BENCH_TESTS)
+    pytester.makepyfile(test_more=textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.parametrize("channel", [1, 2])
+        def test_trip_channel(bench, measure, channel):
+            bench.power_up()
+            bench.force_cell(channel, 4.4)
+            t0 = bench.loop.t_s
+            measure("ov_reaction", (bench.bms.wait_contactors_open(2.0) - t0) * 1000, high=320, unit="ms")
+    """))
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess("-n", "2", "--hil-report", str(report))
+    result.assert_outcomes(passed=3, failed=1)
+    page = (report / "index.html").read_text()
+    assert len(re.findall(r">ov_reaction<", page)) == 2 * 3  # the measurements table and each test's own
+    assert page.count("data:image/png;base64,") == 4
