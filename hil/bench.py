@@ -38,6 +38,7 @@ from hil.trace import Trace
 
 _channel_ids = itertools.count()
 TEMPERATURE_PERIOD_S = 0.1
+PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_spread", "soh_capacity", "soh_resistance")
 
 
 class Bench:
@@ -47,8 +48,12 @@ class Bench:
         self.spec = load_spec(rig.resolve(rig.data["spec"]["file"]))
         pack_cfg = rig.data["pack"]
         self.cell = load_cell(rig.resolve(pack_cfg["cell"]))
+        options = {key: pack_cfg[key] for key in PACK_OPTIONS if key in pack_cfg}
         self.pack = Pack(self.cell, pack_cfg["n_series"], soc0=pack_cfg.get("soc0", 0.5),
-                         ambient_c=pack_cfg.get("ambient_c", 25.0))
+                         ambient_c=pack_cfg.get("ambient_c", 25.0), seed=rig.seed, **options)
+        # The BMS's bleed resistors, as the cell emulator's channels see them when balancing is on.
+        calibration = rig.data["dut"].get("calibration", {})
+        self.bleed_r_ohm = float(np.mean(self.cell.ocv_v)) / calibration.get("balance_current_a", 0.1)
         bus_name = rig.data["dut"]["bus"]
         self.db = load_dbcs(rig.dbc_paths(bus_name))
         self.boards = None
@@ -131,6 +136,7 @@ class Bench:
         if not self.bms.contactors_closed:
             current_a = 0.0
         self.pack_current_a = current_a
+        self.pack.faults.set_bleed(self.bms.balancing_mask(self.pack.n_series), self.bleed_r_ohm)
         self.pack.step(current_a, self.loop.dt_s)
         tick = self.loop.ticks
         if tick % self._setpoint_every == 0:

@@ -32,8 +32,10 @@ SCHEMA = {
         "capabilities": (list, False, None),
     },
     "pack": {
-        "cell": (str, True, None), "n_series": (int, True, None), "soc0": (float, False, None),
-        "ambient_c": (float, False, None),
+        "cell": (str, True, None), "n_series": (int, True, None), "n_parallel": (int, False, None),
+        "soc0": (float, False, None), "ambient_c": (float, False, None), "soc_spread": (float, False, None),
+        "capacity_spread": (float, False, None), "resistance_spread": (float, False, None),
+        "soh_capacity": (float, False, None), "soh_resistance": (float, False, None),
     },
     "spec": {"file": (str, True, None)},
     "dut": {

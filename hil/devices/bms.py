@@ -5,6 +5,8 @@ loop (see `hil.loop.Loop.run_until`), so they work on both clocks.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.protocol import BmsState, ModeRequest, fault_names
@@ -15,6 +17,8 @@ class Bms:
         self.monitor = monitor
         self.sender = sender
         self.loop = loop
+        self._mask_bits = 0
+        self._mask = np.zeros(0, dtype=bool)
         sender.add("VCU_Heartbeat")
         sender.add("VCU_Request", {"VCU_ModeRequest": int(ModeRequest.STANDBY), "VCU_ClearFaults": 0})
 
@@ -49,6 +53,15 @@ class Bms:
     @property
     def charge_limit_a(self) -> float | None:
         return self.monitor.values.get("BMS_ChargeCurrentLimit")
+
+    def balancing_mask(self, n_cells: int) -> np.ndarray:
+        """Which cells the BMS reports bleeding (BMS_BalancingMask), as a bool array."""
+        v = self.monitor.values
+        bits = int(v.get("BMS_Balancing_Cells01to48", 0)) | int(v.get("BMS_Balancing_Cells49to96", 0)) << 48
+        if bits != self._mask_bits or self._mask.size != n_cells:
+            self._mask_bits = bits
+            self._mask = np.array([bool(bits >> i & 1) for i in range(n_cells)])
+        return self._mask
 
     def describe(self) -> str:
         state = self.state.name if self.state is not None else "no BMS_Status received"

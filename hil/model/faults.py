@@ -66,6 +66,8 @@ class Faults:
         # Effects on the cells.
         self.resistance_factor = np.ones(shape)
         self.short_conductance_s = np.zeros(shape)
+        # Passive-balancing bleed resistors across blocks (not a fault, but the same physics as a short).
+        self.bleed_conductance_s = np.zeros(n_series)
         self.block_short_conductance_s = np.zeros(n_series)
         self.heating_w = np.zeros(shape)
         self.has_short = False
@@ -85,6 +87,13 @@ class Faults:
     def active(self) -> list[tuple[str, int, int, dict[str, float]]]:
         """(name, block, cell, values) for each active fault, in the order they were set."""
         return [(name, block, cell, dict(values)) for (name, block, cell), values in self._active.items()]
+
+    def set_bleed(self, mask: np.ndarray, r_ohm: float) -> None:
+        """Connect a bleed resistor of `r_ohm` across each block where `mask` is True (BMS balancing)."""
+        conductance_s = np.where(mask[:self.n_series], 1.0 / r_ohm, 0.0)
+        if not np.array_equal(conductance_s, self.bleed_conductance_s):
+            self.bleed_conductance_s[:] = conductance_s
+            self._rebuild()
 
     def set(self, name: str, block: int, *, cell: int = 0, **values: float) -> None:
         """Switch on fault `name` at `block` (0 = most negative series block), replacing earlier values."""
@@ -145,6 +154,7 @@ class Faults:
                 self.voltage_noise_v[block] = values["rms_v"]
             else:  # thermistor_open, thermistor_short: the later one set wins
                 self.thermistor_c[block] = values["reads_c"]
+        self.short_conductance_s[:, 0] += self.bleed_conductance_s
         self.short_conductance_s.sum(axis=1, out=self.block_short_conductance_s)
         self.has_short = bool(self.short_conductance_s.any())
         # An open input follows the nearest connected node below it (node 0, the string's negative end, is

@@ -34,6 +34,7 @@ BUGS = {
     "stale_crc": "BMS_Status CRC computed before the counter is updated (stale CRC)",
     "status_counter_stuck": "the BMS_Status alive counter never increments",
     "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
+    "balancing_during_fault": "passive balancing keeps bleeding after the BMS has gone to FAULT",
     "mv_sum_overflow": "pack voltage summed in a signed 16-bit mV accumulator that wraps above 32.767 V",
 }
 
@@ -74,6 +75,10 @@ class BmsFirmware:
         self.faults = 0          # latched error bits
         self.active = 0          # error conditions present now
         self.warnings = 0
+        self.warnings_latched = 0  # slow diagnoses (self-discharge) that stay reported until cleared
+        self._leak_sum_v = np.zeros(n_cells)
+        self._leak_samples = 0
+        self._leak_previous_v = None
         self.cell_v = np.zeros(n_cells)
         self.temp_c = np.full(n_cells, 25.0)
         self.current_a = 0.0
@@ -125,6 +130,7 @@ class BmsFirmware:
             {"BMS_CellTemps_Mux": m, **{f"BMS_Temp{c + 1:02d}": min(87.5, max(-40.0, self.temp_c[c]))
                                         for c in range(7 * m, min(7 * m + 7, self.n_cells))}}
             for m in range((self.n_cells + 6) // 7)])
+        sender.add("BMS_BalancingMask", provider=self._balancing_frames)
         if "stale_crc" in self.bugs:
             sender.set_crc_source("BMS_Status", self._stale_crc)
         self._status_job_counter = lambda: sender.reset_counter("BMS_Status")
@@ -142,6 +148,11 @@ class BmsFirmware:
                 "BMS_ContactorNeg": int(self.contactor_fb["neg"]), "BMS_ContactorPre": int(self.contactor_fb["pre"]),
                 "BMS_Balancing": int(self.balancing.any()), "BMS_FaultBits": self.faults | self.active,
                 "BMS_WarningBits": self.warnings}
+
+    def _balancing_frames(self) -> list[dict]:
+        bits = int(sum(1 << int(i) for i in np.flatnonzero(self.balancing)))
+        return [{"BMS_BalancingMask_Mux": 0, "BMS_Balancing_Cells01to48": bits & (2**48 - 1)},
+                {"BMS_BalancingMask_Mux": 1, "BMS_Balancing_Cells49to96": bits >> 48 & (2**48 - 1)}]
 
     def _cell_stats(self) -> dict:
         return {"BMS_MinCellVoltage": float(self.cell_v.min()), "BMS_MaxCellVoltage": float(self.cell_v.max()),
@@ -243,7 +254,7 @@ class BmsFirmware:
             w |= 1 << FAULT_BITS["cell_ut"]
         if self._last_heartbeat_s is None and self.state != BmsState.INIT:
             w |= 1 << FAULT_BITS["heartbeat"]
-        self.warnings = w
+        self.warnings = w | self.warnings_latched
 
     def _heartbeat(self, now_s: float) -> None:
         bit = 1 << FAULT_BITS["heartbeat"]
@@ -287,8 +298,9 @@ class BmsFirmware:
             self._enter(BmsState.FAULT, now_s)
             return
         if s == BmsState.FAULT:
-            if self._clear_request and not self.active:
+            if (self._clear_request or "fault_not_latched" in self.bugs) and not self.active:
                 self.faults = 0
+                self.warnings_latched = 0
                 self._enter(BmsState.STANDBY, now_s)
             self._clear_request = False
             return
@@ -347,12 +359,50 @@ class BmsFirmware:
         f_cold = min(1.0, max(0.0, (float(self.temp_c.min()) - cal["cell_ut_c"]) / 20.0))
         f_soc_dis = min(1.0, max(0.0, (self.soc - 0.02) / 0.08))   # taper over the last 10 % of SOC
         f_soc_chg = min(1.0, max(0.0, (0.98 - self.soc) / 0.08))
-        self.discharge_limit_a = cal["max_discharge_current_a"] * f_temp * f_soc_dis
+        # Voltage headroom (SOP): the current at which the weakest cell would sit `sop_margin_v` above the UV
+        # threshold, from its loaded voltage and the firmware's resistance estimate. The limit falls at once
+        # but rises at a bounded rate, so a host that follows it does not set up a limit cycle.
+        headroom_v = float(self.cell_v.min()) - cal["cell_uv_v"] - cal["sop_margin_v"]
+        sop_a = max(0.0, max(self.current_a, 0.0) + headroom_v / cal["cell_r_est_ohm"])
+        target_a = min(cal["max_discharge_current_a"] * f_temp * f_soc_dis, sop_a)
+        rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
+        self.discharge_limit_a = min(target_a, self.discharge_limit_a + rise_a)
         self.charge_limit_a = cal["max_charge_current_a"] * f_temp * f_cold * f_soc_chg
-        if cal["balancing_enabled"] and self.state in (BmsState.STANDBY, BmsState.NORMAL) and self.current_a <= 0.5:
+        balancing_allowed = self.state in (BmsState.STANDBY, BmsState.NORMAL) or (
+            "balancing_during_fault" in self.bugs and self.state == BmsState.FAULT)
+        if cal["balancing_enabled"] and balancing_allowed and self.current_a <= 0.5:
             self.balancing = self.cell_v - self.cell_v.min() > cal["balance_threshold_mv"] / 1000.0
         else:
             self.balancing[:] = False
+        self._self_discharge_check(now_s)
+
+    def _self_discharge_check(self, now_s: float) -> None:
+        """At rest, a cell whose voltage falls faster than the others' leaks: an internal soft short.
+
+        Each cell's mean voltage over a window (averaging out the front end's noise) is compared with the
+        previous window's; a drop larger than the median cell's by `self_discharge_mv` flags the cell.
+        Pack-wide relaxation cancels in the median. Balancing bleed drains cells too, so a window with
+        balancing active, or with current flowing, is discarded.
+        """
+        cal = self.cal
+        resting = abs(self.current_a) < cal["soc_rest_current_a"] and not self.balancing.any()
+        if not resting or self.state == BmsState.INIT:
+            self._leak_sum_v[:] = 0.0
+            self._leak_samples = 0
+            self._leak_previous_v = None
+            return
+        self._leak_sum_v += self.cell_v
+        self._leak_samples += 1
+        if self._leak_samples * SLOW_TASK_S < cal["self_discharge_window_s"] - 1e-9:
+            return
+        mean_v = self._leak_sum_v / self._leak_samples
+        if self._leak_previous_v is not None:
+            drop_mv = (self._leak_previous_v - mean_v) * 1000.0
+            if (drop_mv - np.median(drop_mv)).max() > cal["self_discharge_mv"]:
+                self.warnings_latched |= 1 << FAULT_BITS["self_discharge"]
+        self._leak_previous_v = mean_v
+        self._leak_sum_v[:] = 0.0
+        self._leak_samples = 0
 
     def go_safe(self) -> None:
         """Harness gone: open everything now, without the contactor delay."""

@@ -1,0 +1,75 @@
+"""Balancing, weak cells and leaking cells: what the BMS must notice about the cells themselves."""
+import numpy as np
+import pytest
+
+from hil.protocol import BmsState
+
+
+def _spread_mv(bench) -> float:
+    v = bench.pack.cell_voltage_v
+    return float(v.max() - v.min()) * 1000
+
+
+@pytest.mark.rig_requires("virtual_clock")  # tens of minutes of balancing
+def test_balancing_converges_a_spread_pack(custom_bench, measure):
+    # A 1 A bleed (ten times the default) so that convergence fits in 15 simulated minutes.
+    bench = custom_bench("pack.soc_spread=0.02", "dut.calibration.balance_current_a=1.0")
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    bench.loop.run_for(5.0)
+    start_mv = _spread_mv(bench)
+    start_soc_pct = float(np.ptp(bench.pack.soc)) * 100
+    assert bench.bms.balancing_mask(bench.pack.n_series).any(), "no cell bleeds although the spread is large"
+    bench.loop.run_for(900.0)
+    threshold_mv = bench.rig.data["dut"]["calibration"]["balance_threshold_mv"]
+    measure("balancing_voltage_spread_start", start_mv, low=1.5 * threshold_mv, unit="mV")
+    # Bleeding stops once every cell is within the threshold of the lowest, so SOC converges to the
+    # threshold's worth of SOC, not to zero.
+    measure("balancing_soc_spread_end", float(np.ptp(bench.pack.soc)) * 100, high=0.6 * start_soc_pct, unit="%")
+
+
+def test_no_balancing_while_faulted(custom_bench):
+    bench = custom_bench("pack.soc_spread=0.03")
+    bench.power_up()
+    bench.loop.run_for(1.5)
+    assert bench.bms.balancing_mask(bench.pack.n_series).any(), "expected balancing with a spread pack"
+    bench.force_cell(0, bench.spec.protections["cell_ov"].high + 0.02)
+    bench.bms.wait_state(BmsState.FAULT, 2.0)
+    bench.loop.run_for(1.5)  # a slow-task cycle plus a BMS_BalancingMask cycle
+    assert not bench.bms.balancing_mask(bench.pack.n_series).any(), "still bleeding cells in FAULT"
+
+
+def test_weak_cell_limits_discharge_current(custom_bench, spec, measure):
+    bench = custom_bench("pack.soc0=0.3")
+    bench.pack.faults.set("high_resistance", block=7, factor=4.0)
+    bench.power_up()
+    bench.loop.run_for(5.0)  # the limit ramps up after power-up
+    nominal_a = bench.bms.discharge_limit_a
+    bench.set_load(18.0)
+    bench.loop.run_for(30.0)
+    assert bench.bms.contactors_closed and not bench.bms.faults, bench.bms.describe()
+    weak_v = float(bench.pack.cell_voltage_v[7])
+    others_v = float(np.delete(bench.pack.cell_voltage_v, 7).min())
+    assert weak_v < others_v - 0.05, "the weak cell should sag most"
+    measure("weak_cell_discharge_limit", bench.bms.discharge_limit_a, high=0.9 * nominal_a, unit="A")
+    measure("weak_cell_current_honours_limit", bench.pack_current_a - bench.bms.discharge_limit_a, high=0.05,
+            unit="A")
+    measure("weak_cell_min_voltage", weak_v, low=spec.protections["cell_uv"].high, unit="V")
+
+
+@pytest.mark.rig_requires("virtual_clock")  # a leak shows over minutes of rest
+def test_self_discharging_cell_is_flagged(bench):
+    bench.pack.faults.set("internal_short", block=9, r_ohm=10.0)  # ~0.37 A leak, ~7 %/h on a 5 Ah cell
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    window_s = bench.rig.data["dut"]["calibration"]["self_discharge_window_s"]
+    bench.loop.run_until(lambda: "self_discharge" in bench.bms.warnings, 3 * window_s + 10,
+                         bench.bms.describe)
+
+
+@pytest.mark.rig_requires("virtual_clock")
+def test_healthy_pack_is_not_flagged_for_self_discharge(bench):
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    bench.loop.run_for(3 * bench.rig.data["dut"]["calibration"]["self_discharge_window_s"] + 10)
+    assert "self_discharge" not in bench.bms.warnings, bench.bms.describe()
