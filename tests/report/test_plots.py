@@ -5,17 +5,9 @@ import numpy as np
 import pytest
 
 from hil.report import plots
-from hil.trace import read_events, read_trace
+from hil.trace import read_trace
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def test_trace_reads_back_with_events(trace_file):
-    data = read_trace(trace_file)
-    assert data["time_s"].size == 300
-    assert np.isnan(data["soc_bms"][0]) and data["soc_bms"][10] == pytest.approx(0.59)
-    assert data["bms_state"][-1] == "FAULT"
-    assert read_events(trace_file) == [(1.8, "cell 15 forced to 4.30 V")]
 
 
 def test_fault_and_trip_markers_come_from_state_and_contactors(trace_file):

@@ -1,0 +1,72 @@
+"""The trace: rows kept compactly in memory, the same rows in the CSV, events beside it."""
+import math
+
+import numpy as np
+import pytest
+
+from hil.trace import COLUMNS, Trace, read_events, read_trace
+
+ROWS = [(0.0, 0.0, 0.0, 3.6, 3.65, 3.7, 25.0, 0.6, None, "NONE", False),
+        (0.01, 290.0, 5.0, 3.55, 3.6, 3.62, 25.01, 0.59999, 0.6, "NORMAL", True),
+        (0.02, -10.0, -2.5, 3.7, 3.71, 3.72, 25.02, 0.6, 0.61, "FAULT", False)]
+
+
+def test_rows_read_back_as_recorded(tmp_path):
+    trace = Trace(tmp_path / "t.csv")
+    for row in ROWS:
+        trace.record(row)
+    assert list(trace.rows) == ROWS
+    assert trace.rows[-1] == ROWS[-1] and trace.rows[1:] == ROWS[1:] and len(trace.rows) == 3
+    assert max(r[2] for r in trace.rows) == 5.0
+    with pytest.raises(IndexError, match="row 3 out of range"):
+        trace.rows[3]
+    assert trace.rows.column("pack_current_a").tolist() == [0.0, 5.0, -2.5]
+    assert math.isnan(trace.rows.column("soc_bms")[0])
+    assert trace.rows.column("bms_state").tolist() == ["NONE", "NORMAL", "FAULT"]
+    with pytest.raises(KeyError, match="no column 'current'"):
+        trace.rows.column("current")
+
+
+def test_csv_holds_the_rows_and_events_sit_beside_it(tmp_path):
+    trace = Trace(tmp_path / "t.csv")
+    for row in ROWS:
+        trace.record(row)
+    trace.mark(0.015, 'cell 3 forced to 4.40 V, "stuck"')
+    trace.close()
+    data = read_trace(tmp_path / "t.csv")
+    assert data["pack_current_a"].tolist() == [0.0, 5.0, -2.5]
+    assert np.isnan(data["soc_bms"][0]) and data["soc_bms"][1] == pytest.approx(0.6)
+    assert data["bms_state"].tolist() == ["NONE", "NORMAL", "FAULT"]
+    assert data["contactors_closed"].tolist() == [0.0, 1.0, 0.0]
+    assert read_events(tmp_path / "t.csv") == [(0.015, 'cell 3 forced to 4.40 V, "stuck"')]
+
+
+def test_a_trace_without_rows_or_events_reads_back_empty(tmp_path):
+    Trace(tmp_path / "t.csv").close()
+    data = read_trace(tmp_path / "t.csv")
+    assert set(data) == set(COLUMNS) and all(v.size == 0 for v in data.values())
+    assert read_events(tmp_path / "t.csv") == []
+    assert not (tmp_path / "t.events.csv").exists()
+
+
+def test_a_file_that_is_not_a_trace_is_refused(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="x.csv: not a trace file"):
+        read_trace(tmp_path / "x.csv")
+
+
+def test_rows_are_kept_without_a_file():
+    trace = Trace(None)
+    trace.record(ROWS[1])
+    trace.close()
+    assert trace.rows[0] == ROWS[1]
+
+
+def test_rows_can_be_recorded_while_an_iteration_is_paused():
+    trace = Trace(None)
+    for row in ROWS:
+        trace.record(row)
+    rows = iter(trace.rows)
+    assert next(rows) == ROWS[0]
+    trace.record(ROWS[0])
+    assert list(rows) == ROWS[1:] and trace.rows[::-2] == [ROWS[0], ROWS[1]]
