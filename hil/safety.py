@@ -1,0 +1,216 @@
+"""The bench's safe state, reached from every way a run can end and confirmed by reading it back.
+
+The safe state, in the order a bench engineer signs off:
+1. load: demand to zero, so no current flows when the contactors open (breaking current wears contacts
+   and can weld them); confirmed when the loop applies 0 A;
+2. contactors: the BMS is asked for STANDBY (VCU_ModeRequest 0), and a BMS_Status received after that
+   request went out shows main positive, main negative and precharge open;
+3. outputs: cell-emulator outputs off (CE_OutputEnable 0), and a CE_Status received after that command
+   went out shows CE_OutputsOn 0. Outputs go off last because a BMS that loses its cell voltages while
+   closed faults on under-voltage instead of opening on request.
+Every step runs even when an earlier one failed (outputs go off even if the BMS ignores the request). Only
+a frame that arrived after the command confirms a step, never a value left over from before it.
+
+How each way a run can end reaches the safe state:
+- a test ends or raises: the `bench` fixture's teardown calls `Bench.make_safe`;
+- Ctrl-C (SIGINT) raises KeyboardInterrupt, and pytest tears fixtures down the same way;
+- SIGTERM (a CI timeout, systemd, `kill`): `sigterm_interrupts()` turns it into KeyboardInterrupt;
+- a signal that comes while the bench goes safe waits until it is safe (`held_interrupts()`), so a second
+  Ctrl-C cannot leave it half done; `make_safe`'s timeouts bound that wait;
+- SIGKILL, a crash, power loss: nothing in the harness runs, so the boards' own watchdogs act. The cell
+  emulator turns its outputs off 500 ms after the last CE_Control, the BMS opens its contactors
+  heartbeat_timeout_ms after the last VCU frame, and `hil emulate` goes safe and exits once its parent
+  process is gone.
+
+Limits: Python runs signal handlers in the main thread only, between bytecodes, so a main thread blocked
+inside a C call (a driver that never returns) delays them. Called from another thread, the two context
+managers do nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hil.errors import HilError
+
+PROPERTY_PREFIX = "safe:"   # the JUnit properties of a test's safe-state read-back
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_CONTACTORS = ("BMS_ContactorPos", "BMS_ContactorNeg", "BMS_ContactorPre")
+# Largest current the BMS may still report with the load at zero: a current sensor's offset, A.
+LOAD_ZERO_A = 0.1
+
+_held: list[int] | None = None   # signals that came while held; None when nothing is held
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    confirmed: bool
+    at_s: float | None   # bench time of the read-back that confirmed it
+    seen: str            # what was read back, or why it was not confirmed
+
+    def describe(self) -> str:
+        if self.confirmed:
+            return f"{self.name} confirmed at t={self.at_s:.3f} s: {self.seen}"
+        return f"{self.name} NOT confirmed: {self.seen}"
+
+
+@dataclass(frozen=True)
+class SafeState:
+    steps: tuple[Step, ...]
+
+    @property
+    def confirmed(self) -> bool:
+        return all(step.confirmed for step in self.steps)
+
+    def describe(self) -> str:
+        return "; ".join(step.describe() for step in self.steps)
+
+    def properties(self) -> list[tuple[str, object]]:
+        """(name, value) pairs for a test's JUnit properties: the verdict, then one per step."""
+        return [(f"{PROPERTY_PREFIX}confirmed", self.confirmed)] + [
+            (PROPERTY_PREFIX + step.name, step.describe()) for step in self.steps]
+
+
+class NotSafe(HilError):
+    """A step of the safe state was not confirmed; `state` holds every step's read-back."""
+
+    def __init__(self, state: SafeState):
+        super().__init__(f"bench not confirmed safe: {state.describe()}")
+        self.state = state
+
+
+def make_safe(bench, timeout_s: float = 2.0) -> SafeState:
+    """Load zero, contactors open by request, cell-emulator outputs off; each confirmed by a fresh frame.
+
+    Each step waits up to `timeout_s` of bench time. SIGINT and SIGTERM wait until all three are done. Each
+    step's outcome is also noted in the bench's trace events. Raises `NotSafe` when a step is not confirmed.
+    """
+    with held_interrupts():
+        steps = tuple(_run_step(bench, name, command, timeout_s)
+                      for name, command in (("load", _load_off), ("contactors", _contactors_open),
+                                            ("outputs", _outputs_off)))
+    state = SafeState(steps)
+    if not state.confirmed:
+        raise NotSafe(state)
+    return state
+
+
+def _run_step(bench, name: str, command: Callable, timeout_s: float) -> Step:
+    try:
+        confirmed, seen = command(bench)
+        at_s = bench.loop.run_until(confirmed, timeout_s, seen)
+        step = Step(name, True, at_s, seen())
+    except Exception as exc:  # a dead bus or board must not stop the later steps
+        step = Step(name, False, None, f"{type(exc).__name__}: {exc}")
+    bench.trace.mark(bench.loop.t_s, f"safe state: {step.describe()}")
+    return step
+
+
+def _load_off(bench):
+    bench.set_load(0.0)
+    # Within one setpoint period the cell emulator's current output, which the BMS measures, carries 0 A.
+    setpoint_s = bench.loop.t_s + bench.rig.setpoint_period_s
+    return _read_back(bench, "0 A setpoint", lambda: setpoint_s if bench.loop.t_s > setpoint_s else None,
+                      "BMS_PackData", ("BMS_PackCurrent",),
+                      lambda v: bench.pack_current_a == 0.0 and abs(v["BMS_PackCurrent"]) <= LOAD_ZERO_A)
+
+
+def _contactors_open(bench):
+    bench.bms.heartbeat(True)   # a test may have stopped the host frames; the request must go out
+    bench.bms.request("standby")
+    return _read_back(bench, "VCU_Request", _first_sent(bench, "VCU_Request"), "BMS_Status", _CONTACTORS,
+                      lambda v: not any(v.values()))
+
+
+def _outputs_off(bench):
+    bench.sender.start("CE_Control")   # the cell emulator's heartbeat, which carries the command
+    bench.cell_emulator.enable(False)
+    return _read_back(bench, "CE_Control", _first_sent(bench, "CE_Control"), "CE_Status", ("CE_OutputsOn",),
+                      lambda v: v["CE_OutputsOn"] == 0)
+
+
+def _first_sent(bench, message: str) -> Callable[[], float | None]:
+    """When `message` first went out from the next tick on, or None while it has not."""
+    sender, since_s, first_s = bench.sender, bench.loop.t_s, []
+
+    def sent_s() -> float | None:
+        # Polled every tick, and a periodic message goes out at most once a tick: the first seen is the first.
+        if not first_s and (last_s := sender.last_sent_s(message)) is not None and last_s >= since_s:
+            first_s.append(last_s)
+        return first_s[0] if first_s else None
+    return sent_s
+
+
+def _read_back(bench, command: str, sent_s: Callable[[], float | None], status: str, signals: tuple[str, ...],
+               safe: Callable[[dict], bool]):
+    """A condition that holds once a `status` frame received after the command went out shows `signals`
+    passing `safe`; and what was last seen, for the record."""
+    monitor = bench.monitor
+
+    def confirmed() -> bool:
+        sent = sent_s()
+        received_s = monitor.stats[status].last_s
+        values = monitor.snapshot(signals)
+        return (sent is not None and received_s is not None and received_s > sent
+                and None not in values.values() and safe(values))
+
+    def seen() -> str:
+        received_s = monitor.stats[status].last_s
+        values = " ".join(f"{name}={value}" for name, value in monitor.snapshot(signals).items())
+        when = "never received" if received_s is None else f"received at t={received_s:.3f} s"
+        sent = sent_s()
+        return f"{status} {values} ({when}); {command} " + (
+            "not sent yet" if sent is None else f"out by t={sent:.3f} s")
+    return confirmed, seen
+
+
+def _interrupt(signum: int, _frame) -> None:
+    if _held is not None:
+        _held.append(signum)
+        return
+    raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """During the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does, so `finally` blocks and pytest's
+    fixture teardown run before the process ends. The previous SIGTERM handler is restored after."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+@contextlib.contextmanager
+def held_interrupts():
+    """Hold SIGINT and SIGTERM during the block; on leaving it, deliver the first one that came to the
+    handler that was there before (KeyboardInterrupt, or the default action). Nested blocks join the
+    outermost one."""
+    global _held
+    if _held is not None or not _in_main_thread():
+        yield
+        return
+    _held = []
+    previous = {}
+    try:
+        for signum in HELD_SIGNALS:
+            previous[signum] = signal.signal(signum, _interrupt)
+        yield
+    finally:
+        held, _held = _held, None
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if held:
+            signal.raise_signal(held[0])
