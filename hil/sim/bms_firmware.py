@@ -182,7 +182,10 @@ class BmsFirmware:
 
     # Tasks --------------------------------------------------------------------------------------------
     def tick(self, now_s: float) -> None:
+        # Contactors move on task time too, so a starved process (a slow VM) runs the same timeline late
+        # rather than a different one.
         while now_s + 1e-9 >= self._next_main_s:
+            self._update_contactors(self._next_main_s)
             self._main_task(self._next_main_s)
             self._next_main_s += MAIN_TASK_S
         while now_s + 1e-9 >= self._next_slow_s:
