@@ -163,6 +163,7 @@ def bench(request, rig):
                 pass  # the boards' own watchdogs take over; close() still releases everything
             finally:
                 instance.close()
+                stack.close()  # the rig is free again; plotting needs no hardware
             request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in instance.loop.timing().items()
                                              if v is not None]
             if tests_dir is not None:

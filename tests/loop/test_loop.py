@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from hil.clock import RealClock, VirtualClock
+from hil.clock import RealClock, VirtualClock, make_clock
 from hil.errors import HilError, HilTimeout
 from hil.loop import Loop, LoopOverrun
 
@@ -176,3 +176,12 @@ def test_real_clock_smoke_never_runs_a_tick_early():
     for key in ("jitter_p50_us", "jitter_p99_us", "jitter_max_us"):
         assert math.isfinite(timing[key]) and timing[key] >= 0
     assert timing["jitter_p50_us"] <= timing["jitter_p99_us"] <= timing["jitter_max_us"]
+
+
+def test_make_clock_gives_the_rigs_clock():
+    assert isinstance(make_clock("virtual"), VirtualClock)
+    real = make_clock("real", spin_s=0.0)
+    assert isinstance(real, RealClock) and real.spin_s == 0.0
+    real.restart()
+    real.sleep_until(0.002)  # with no spin the sleep alone still never returns early
+    assert real.now_s() >= 0.002
