@@ -3,6 +3,10 @@
 `BoardHost.tick(now_s)` is the boards' whole world: drain the bus, hand each frame to every board, run
 their tasks and send their cyclic frames. The sim rig ticks it from the harness loop (one process, virtual
 clock); `hil emulate` ticks it from its own real-time loop in a separate process.
+
+With an `EventLog`, the host reports what an observer of the boards' terminals would see change: the
+cell emulator's outputs, the BMS's main contactors (feedback, not command) and its state. Changes are
+noticed after each tick, so an event's time is at most one tick after the change.
 """
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ from hil.rig import Rig
 from hil.sim.bms_firmware import BmsFirmware
 from hil.sim.calibration import calibration_from
 from hil.sim.cell_emulator_board import CellEmulatorBoard
+from hil.sim.events import EventLog
 
 
 class BoardHost:
-    def __init__(self, rig: Rig, bus: can.BusABC, db: Database):
+    def __init__(self, rig: Rig, bus: can.BusABC, db: Database, *, events: EventLog | None = None):
         self.bus = bus
+        self.events = events
         dut = rig.data["dut"]
         pack = rig.data["pack"]
         cell = load_cell(rig.resolve(pack["cell"]))
@@ -29,6 +35,7 @@ class BoardHost:
         self.firmware = BmsFirmware(calibration, pack["n_series"], cell.ocv_soc, cell.ocv_v, self.cell_emulator,
                                     db, self.sender, bugs=dut.get("bugs", []), seed=dut.get("seed", rig.seed))
         self._boards = (self.cell_emulator, self.firmware)
+        self._seen = {"outputs_on": False, "contactors_closed": False, "state": None}
 
     def tick(self, now_s: float) -> None:
         while (msg := self.bus.recv(timeout=0)) is not None:
@@ -37,7 +44,32 @@ class BoardHost:
         for board in self._boards:
             board.tick(now_s)
         self.sender.tick(now_s)
+        if self.events is not None:
+            self._report_changes(None)
 
-    def go_safe(self) -> None:
+    def go_safe(self, cause: str = "shutdown") -> None:
+        """Contactors open and outputs off now. `cause` (e.g. "host_lost") goes into the events."""
         for board in self._boards:
             board.go_safe()
+        if self.events is not None:
+            self._report_changes(cause)
+
+    def _report_changes(self, shutdown_cause: str | None) -> None:
+        """Emit an event per observable change since the last look. A shutdown's outputs_off has reason
+        "shutdown" and says why in "cause"; otherwise the watchdog or the host switched the outputs."""
+        ce, fw, seen, emit = self.cell_emulator, self.firmware, self._seen, self.events.emit
+        if ce.outputs_on != seen["outputs_on"]:
+            seen["outputs_on"] = ce.outputs_on
+            if ce.outputs_on:
+                emit("cell_emulator", "outputs_on")
+            elif shutdown_cause is not None:
+                emit("cell_emulator", "outputs_off", reason="shutdown", cause=shutdown_cause)
+            else:
+                emit("cell_emulator", "outputs_off", reason="watchdog" if ce.watchdog_tripped else "host")
+        closed = fw.contactor_fb["pos"] and fw.contactor_fb["neg"]
+        if closed != seen["contactors_closed"]:
+            seen["contactors_closed"] = closed
+            emit("bms", "contactors_closed" if closed else "contactors_open")
+        if fw.state != seen["state"]:
+            seen["state"] = fw.state
+            emit("bms", "state", state=fw.state.name)

@@ -2,13 +2,22 @@
 
 Once ready it prints `endpoint <bus> <interface> <channel>` per bus, then `ready`, and flushes. It runs
 until SIGINT or SIGTERM, until its host hangs up (pty closed: DeviceLost), or until its parent process dies;
-in every case the boards go safe (contactors open, outputs off) before it exits, within 5 s.
+in every case the boards go safe (contactors open, outputs off) before it exits.
+
+Timing when the harness dies (SIGKILL included): the kernel closes its end of the pty, the next tick
+(1 ms) sees the hang-up and the boards go safe; if the harness was not holding the pty, the parent check
+(every `PARENT_CHECK_S`) notices the new parent. Either way the process exits well within 5 s. The cell
+emulator's own watchdog (500 ms without `CE_Control`) covers a harness that hangs without dying.
+
+`--events FILE` (or `$HIL_EMULATE_EVENTS`) appends what happened as JSON lines (`hil.sim.events`).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
+import time
 
 import can
 
@@ -18,9 +27,17 @@ from hil.errors import ConfigError, DeviceLost
 from hil.loop import Loop
 from hil.rig import Rig
 from hil.sim.boards import BoardHost
+from hil.sim.events import ENV_VAR, EventLog
 
 TICK_S = 0.001
-PARENT_CHECK_S = 0.5
+PARENT_CHECK_S = 0.2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `hil emulate` besides the rig options."""
+    parser.add_argument("--events", metavar="FILE", default=None,
+                        help=f"append board events (outputs, contactors, state, exit) to FILE as JSON lines; "
+                             f"default: ${ENV_VAR} if set")
 
 
 def open_device_bus(rig: Rig, name: str) -> tuple[can.BusABC, str]:
@@ -41,9 +58,29 @@ def open_device_bus(rig: Rig, name: str) -> tuple[can.BusABC, str]:
                       "over 'slcan' (a pty) or 'socketcan'; the 'virtual' bus only works inside one process")
 
 
-def serve(rig: Rig, out=sys.stdout) -> int:
+def _say(text: str) -> None:
+    """A diagnostic on stderr. Once the harness is gone its pipe is too: going safe must not fail on that."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _detach_output() -> None:
+    """Point stdout and stderr at /dev/null so the interpreter's exit flush cannot fail on a dead pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass  # not a real file (e.g. captured in a test): nothing at exit to fail
+    os.close(devnull)
+
+
+def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None) -> int:
+    events_path = events_path or os.environ.get(ENV_VAR) or None
+    events = EventLog(events_path) if events_path else None
     bus_name = rig.data["dut"]["bus"]
-    bus, channel = open_device_bus(rig, bus_name)
     stop = {"signal": None}
 
     def on_signal(signum, _frame):
@@ -53,22 +90,50 @@ def serve(rig: Rig, out=sys.stdout) -> int:
     signal.signal(signal.SIGINT, on_signal)
     parent_pid = os.getppid()
     host = None
+    bus = None
+    cause = "shutdown"
+    code = 0
     try:
-        host = BoardHost(rig, bus, load_dbcs(rig.dbc_paths(bus_name)))
+        bus, channel = open_device_bus(rig, bus_name)
+        host = BoardHost(rig, bus, load_dbcs(rig.dbc_paths(bus_name)), events=events)
         print(f"endpoint {bus_name} {rig.can_kwargs(bus_name)['interface']} {channel}", file=out)
         print("ready", file=out, flush=True)
+        if events is not None:
+            events.emit("emulate", "ready", endpoints={bus_name: channel}, parent_pid=parent_pid)
         loop = Loop(RealClock(spin_s=0.0), TICK_S, host.tick, overrun_policy="skip")
-        check_every = int(PARENT_CHECK_S / TICK_S)
+        next_parent_check_s = time.monotonic() + PARENT_CHECK_S
         while stop["signal"] is None:
             loop.step()
-            if loop.ticks % check_every == 0 and os.getppid() != parent_pid:
-                print("emulate: parent process gone; going safe", file=sys.stderr)
-                break
-        return 0
+            # By wall time, not tick count: the "skip" policy jumps over ticks after a stall.
+            if time.monotonic() >= next_parent_check_s:
+                next_parent_check_s = time.monotonic() + PARENT_CHECK_S
+                if os.getppid() != parent_pid:
+                    cause = "parent_gone"
+                    _say("emulate: parent process gone; going safe")
+                    break
+        if stop["signal"] is not None:
+            cause = "signal"
+            if events is not None:
+                events.emit("emulate", "signal", signum=stop["signal"])
+        elif events is not None:
+            events.emit("emulate", "parent_gone", parent_pid=parent_pid)
     except DeviceLost as exc:
-        print(f"emulate: {exc}; going safe", file=sys.stderr)
-        return 0
+        cause = "host_lost"
+        if events is not None:
+            events.emit("emulate", "host_lost", detail=str(exc))
+        _say(f"emulate: {exc}; going safe")
+    except BaseException as exc:
+        code = 2 if isinstance(exc, Exception) else 130
+        cause = type(exc).__name__
+        raise
     finally:
         if host is not None:
-            host.go_safe()
-        bus.shutdown()
+            host.go_safe(cause)
+        if bus is not None:
+            bus.shutdown()
+        if events is not None:
+            events.emit("emulate", "exit", code=code, cause=cause)
+            events.close()
+        if cause in ("host_lost", "parent_gone"):
+            _detach_output()
+    return code

@@ -1,0 +1,156 @@
+"""`hil emulate` as a separate process: its events file, and going safe when its harness dies.
+
+The times compared are CLOCK_MONOTONIC readings from different processes (`time.monotonic()` here, the
+events' `t_s` there), which Linux shares machine-wide.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hil.can.dbc import load_dbcs
+from hil.rig import load_rig
+from hil.sim.emulate import PARENT_CHECK_S
+from hil.sim.events import ENV_VAR, read_events
+
+ROOT = Path(__file__).resolve().parents[2]
+SLCAN_RIG = ROOT / "rigs" / "slcan.toml"
+WATCHDOG_S = 0.5
+EXIT_WITHIN_S = 5.0
+
+HARNESS = """
+from hil.bench import Bench
+from hil.rig import load_rig
+bench = Bench(load_rig({rig!r}))
+bench.power_up()
+print("powered", flush=True)
+bench.loop.run_for(120.0)
+"""
+
+# A parent that starts `hil emulate` and never opens its pty: only the parent check can notice its death.
+IDLE_PARENT = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", {rig!r}], stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+time.sleep(120)
+"""
+
+
+def _heartbeat_period_s() -> float:
+    rig = load_rig(SLCAN_RIG)
+    return load_dbcs(rig.dbc_paths("main")).get_message_by_name("CE_Control").cycle_time / 1000.0
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an orphan's zombie may never be reaped in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_for(path: Path, predicate, timeout_s: float, what: str) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = read_events(path) if path.exists() else []
+        if predicate(events):
+            return events
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout_s} s; events: {events}")
+        time.sleep(0.05)
+
+
+def _first(events, event, board="emulate"):
+    return next((e for e in events if e["event"] == event and e["board"] == board), None)
+
+
+def _start(script: str, events_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, **{ENV_VAR: str(events_path)})
+    return subprocess.Popen([sys.executable, "-c", script.format(rig=str(SLCAN_RIG))], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.wire
+def test_sigkilled_harness_leaves_outputs_off_and_no_emulate_process(tmp_path):
+    events_path = tmp_path / "events.jsonl"
+    harness = _start(HARNESS, events_path)
+    emulate_pid = None
+    try:
+        assert harness.stdout.readline().strip() == "powered", "the harness did not power up the bench"
+        emulate_pid = _first(read_events(events_path), "ready")["pid"]
+        killed_s = time.monotonic()
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(timeout=EXIT_WITHIN_S)
+        events = _wait_for(events_path, lambda ev: _first(ev, "exit") is not None, EXIT_WITHIN_S, "emulate exit")
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+        harness.stdout.close()
+    before = [e for e in events if e["t_s"] < killed_s]
+    assert [e["event"] for e in before if e["board"] == "cell_emulator"] == ["outputs_on"], before
+    off = _first(events, "outputs_off", board="cell_emulator")
+    assert off["reason"] == "watchdog" or off.get("cause") == "host_lost", off
+    assert off["t_s"] - killed_s <= WATCHDOG_S + _heartbeat_period_s(), (killed_s, off)
+    assert _first(events, "exit")["t_s"] - killed_s <= EXIT_WITHIN_S
+    assert any(e["event"] == "contactors_open" for e in events if e["t_s"] >= killed_s), events
+    deadline = time.monotonic() + EXIT_WITHIN_S
+    while _running(emulate_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(emulate_pid), f"hil emulate (pid {emulate_pid}) still running after its harness died"
+
+
+@pytest.mark.slow
+@pytest.mark.wire
+def test_emulate_notices_its_parent_die_without_a_host(tmp_path):
+    events_path = tmp_path / "events.jsonl"
+    parent = _start(IDLE_PARENT, events_path)
+    try:
+        ready = _first(_wait_for(events_path, lambda ev: _first(ev, "ready"), 30.0, "emulate ready"), "ready")
+        killed_s = time.monotonic()
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=EXIT_WITHIN_S)
+        events = _wait_for(events_path, lambda ev: _first(ev, "exit") is not None, EXIT_WITHIN_S, "emulate exit")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        parent.stdout.close()
+    gone = _first(events, "parent_gone")
+    assert gone is not None and gone["t_s"] - killed_s <= 2 * PARENT_CHECK_S + 0.5, events
+    assert _first(events, "exit")["cause"] == "parent_gone"
+    deadline = time.monotonic() + EXIT_WITHIN_S
+    while _running(ready["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(ready["pid"])
+
+
+@pytest.mark.wire
+def test_sigterm_is_logged_and_the_boards_go_safe(tmp_path):
+    events_path = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", str(SLCAN_RIG)], cwd=ROOT,
+                            env=dict(os.environ, **{ENV_VAR: str(events_path)}), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(2)]
+        assert lines[0].startswith("endpoint main slcan /dev/pts/") and lines[1] == "ready", lines
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_WITHIN_S) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    events = read_events(events_path)
+    assert [(e["board"], e["event"]) for e in events if e["board"] == "emulate"] == [
+        ("emulate", "ready"), ("emulate", "signal"), ("emulate", "exit")], events
+    assert _first(events, "signal")["signum"] == signal.SIGTERM
+    assert _first(events, "exit")["code"] == 0
+    states = [e["state"] for e in events if e["event"] == "state"]
+    assert states[-1] == "SAFE", states
