@@ -95,8 +95,8 @@ class BmsFirmware:
         self._state_entry_s = 0.0
         self._rest_s = 0.0
         self._last_heartbeat_s: float | None = None
-        self._next_main_s = 0.0
-        self._next_slow_s = 0.0
+        self._main_runs = 0   # task times are run * period, never accumulated, so no rounding drift
+        self._slow_runs = 0
         self.rx_bad_crc = 0
         deb = lambda key, **kw: Debounce(cal[key] / 1000.0, **kw)  # noqa: E731
         self._deb = {
@@ -184,13 +184,13 @@ class BmsFirmware:
     def tick(self, now_s: float) -> None:
         # Contactors move on task time too, so a starved process (a slow VM) runs the same timeline late
         # rather than a different one.
-        while now_s + 1e-9 >= self._next_main_s:
-            self._update_contactors(self._next_main_s)
-            self._main_task(self._next_main_s)
-            self._next_main_s += MAIN_TASK_S
-        while now_s + 1e-9 >= self._next_slow_s:
-            self._slow_task(self._next_slow_s)
-            self._next_slow_s += SLOW_TASK_S
+        while now_s + 1e-9 >= (task_s := self._main_runs * MAIN_TASK_S):
+            self._update_contactors(task_s)
+            self._main_task(task_s)
+            self._main_runs += 1
+        while now_s + 1e-9 >= (task_s := self._slow_runs * SLOW_TASK_S):
+            self._slow_task(task_s)
+            self._slow_runs += 1
         self._update_contactors(now_s)
 
     def _measure(self) -> None:
@@ -369,7 +369,9 @@ class BmsFirmware:
         sop_a = max(0.0, max(self.current_a, 0.0) + headroom_v / cal["cell_r_est_ohm"])
         target_a = min(cal["max_discharge_current_a"] * f_temp * f_soc_dis, sop_a)
         rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
-        self.discharge_limit_a = min(target_a, self.discharge_limit_a + rise_a)
+        # At start-up the limit is announced at once; only recoveries after a derating ramp.
+        ramped_a = self.discharge_limit_a + rise_a if self.state != BmsState.INIT else target_a
+        self.discharge_limit_a = min(target_a, ramped_a)
         self.charge_limit_a = cal["max_charge_current_a"] * f_temp * f_cold * f_soc_chg
         balancing_allowed = self.state in (BmsState.STANDBY, BmsState.NORMAL) or (
             "balancing_during_fault" in self.bugs and self.state == BmsState.FAULT)
