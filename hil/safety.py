@@ -13,7 +13,8 @@ a frame that arrived after the command confirms a step, never a value left over 
 
 How each way a run can end reaches the safe state:
 - a test ends or raises: the `bench` fixture's teardown calls `Bench.make_safe`;
-- Ctrl-C (SIGINT) raises KeyboardInterrupt, and pytest tears fixtures down the same way;
+- Ctrl-C (SIGINT) raises KeyboardInterrupt; the plugin makes the live benches safe at once
+  (`make_live_benches_safe`), and pytest's fixture teardown confirms it again;
 - SIGTERM (a CI timeout, systemd, `kill`): `sigterm_interrupts()` turns it into KeyboardInterrupt;
 - a signal that comes while the bench goes safe waits until it is safe (`held_interrupts()`), so a second
   Ctrl-C cannot leave it half done; `make_safe`'s timeouts bound that wait;
@@ -43,6 +44,7 @@ _CONTACTORS = ("BMS_ContactorPos", "BMS_ContactorNeg", "BMS_ContactorPre")
 LOAD_ZERO_A = 0.1
 
 _held: list[int] | None = None   # signals that came while held; None when nothing is held
+_live: list = []                 # benches inside `live()`
 
 
 @dataclass(frozen=True)
@@ -89,18 +91,46 @@ def make_safe(bench, timeout_s: float = 2.0) -> SafeState:
     Each step waits up to `timeout_s` of bench time. SIGINT and SIGTERM wait until all three are done. Each
     step's outcome is also noted in the bench's trace events. Raises `NotSafe` when a step is not confirmed.
     """
-    with held_interrupts():
-        steps = tuple(_run_step(bench, name, command, timeout_s)
-                      for name, command in (("load", _load_off), ("contactors", _contactors_open),
-                                            ("outputs", _outputs_off)))
+    # An interrupted or paused real-clock loop is behind the wall clock. Catching up would spend the timeouts
+    # in one burst of ticks, and the policy "fail" would refuse to step; skipping resumes on the wall clock.
+    policy, bench.loop.overrun_policy = bench.loop.overrun_policy, "skip"
+    try:
+        with held_interrupts():
+            steps = tuple(_run_step(bench, name, command, timeout_s)
+                          for name, command in (("load", _load_off), ("contactors", _contactors_open),
+                                                ("outputs", _outputs_off)))
+    finally:
+        bench.loop.overrun_policy = policy
     state = SafeState(steps)
     if not state.confirmed:
         raise NotSafe(state)
     return state
 
 
+@contextlib.contextmanager
+def live(bench):
+    """Count `bench` as running for the block, so `make_live_benches_safe()` reaches it."""
+    _live.append(bench)
+    try:
+        yield bench
+    finally:
+        _live.remove(bench)
+
+
+def make_live_benches_safe() -> None:
+    """Make every live bench safe now; a step not confirmed is noted in that bench's trace events.
+
+    For the moment an interrupt is caught: pytest takes about half a second to format its report of a
+    KeyboardInterrupt before it tears fixtures down, long enough for the boards' watchdogs to trip first.
+    """
+    for bench in list(_live):
+        with contextlib.suppress(NotSafe):  # the fixture's teardown makes it safe again and reports it
+            make_safe(bench)
+
+
 def _run_step(bench, name: str, command: Callable, timeout_s: float) -> Step:
     try:
+        bench.loop.step()   # after a pause this lands on the wall-clock grid, so the timeout counts from now
         confirmed, seen = command(bench)
         at_s = bench.loop.run_until(confirmed, timeout_s, seen)
         step = Step(name, True, at_s, seen())
@@ -114,35 +144,44 @@ def _load_off(bench):
     bench.set_load(0.0)
     # Within one setpoint period the cell emulator's current output, which the BMS measures, carries 0 A.
     setpoint_s = bench.loop.t_s + bench.rig.setpoint_period_s
-    return _read_back(bench, "0 A setpoint", lambda: setpoint_s if bench.loop.t_s > setpoint_s else None,
-                      "BMS_PackData", ("BMS_PackCurrent",),
+    return _read_back(bench, "0 A setpoint", _seen_at(bench, lambda: bench.loop.t_s > setpoint_s), "BMS_PackData",
+                      ("BMS_PackCurrent",),
                       lambda v: bench.pack_current_a == 0.0 and abs(v["BMS_PackCurrent"]) <= LOAD_ZERO_A)
 
 
 def _contactors_open(bench):
     bench.bms.heartbeat(True)   # a test may have stopped the host frames; the request must go out
     bench.bms.request("standby")
-    return _read_back(bench, "VCU_Request", _first_sent(bench, "VCU_Request"), "BMS_Status", _CONTACTORS,
+    return _read_back(bench, "VCU_Request", _sent(bench, "VCU_Request"), "BMS_Status", _CONTACTORS,
                       lambda v: not any(v.values()))
 
 
 def _outputs_off(bench):
     bench.sender.start("CE_Control")   # the cell emulator's heartbeat, which carries the command
     bench.cell_emulator.enable(False)
-    return _read_back(bench, "CE_Control", _first_sent(bench, "CE_Control"), "CE_Status", ("CE_OutputsOn",),
+    return _read_back(bench, "CE_Control", _sent(bench, "CE_Control"), "CE_Status", ("CE_OutputsOn",),
                       lambda v: v["CE_OutputsOn"] == 0)
 
 
-def _first_sent(bench, message: str) -> Callable[[], float | None]:
-    """When `message` first went out from the next tick on, or None while it has not."""
-    sender, since_s, first_s = bench.sender, bench.loop.t_s, []
+def _sent(bench, message: str) -> Callable[[], float | None]:
+    """When periodic `message` had gone out from the next tick on (see `_seen_at`)."""
+    since_s = bench.loop.t_s
+    return _seen_at(bench, lambda: (last_s := bench.sender.last_sent_s(message)) is not None and last_s >= since_s)
 
-    def sent_s() -> float | None:
-        # Polled every tick, and a periodic message goes out at most once a tick: the first seen is the first.
-        if not first_s and (last_s := sender.last_sent_s(message)) is not None and last_s >= since_s:
-            first_s.append(last_s)
+
+def _seen_at(bench, done: Callable[[], bool]) -> Callable[[], float | None]:
+    """The clock's time when `done()` was first seen true (polled every tick), or None before.
+
+    The clock's time, not the tick's deadline: on a real clock a late tick sends after its deadline, and a
+    status frame that came before the send must not count as an answer to it.
+    """
+    first_s: list[float] = []
+
+    def seen_s() -> float | None:
+        if not first_s and done():
+            first_s.append(bench.clock.now_s())
         return first_s[0] if first_s else None
-    return sent_s
+    return seen_s
 
 
 def _read_back(bench, command: str, sent_s: Callable[[], float | None], status: str, signals: tuple[str, ...],
