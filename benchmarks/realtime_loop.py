@@ -31,7 +31,7 @@ def run(seconds: float) -> dict:
         bench.set_load(LOAD_A)
         loop = bench.loop
         # Time the tick itself, so lateness can be told apart from an expensive tick.
-        cost_ns = np.zeros(int(round(seconds / loop.dt_s)) + 1, dtype=np.int64)
+        cost_ns = np.zeros(round(seconds / loop.dt_s) + 1, dtype=np.int64)
         tick, count = loop.tick_fn, [0]
 
         def timed_tick(t_s: float) -> None:

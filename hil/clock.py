@@ -28,8 +28,7 @@ class VirtualClock:
         self._now_s = 0.0
 
     def sleep_until(self, deadline_s: float) -> None:
-        if deadline_s > self._now_s:
-            self._now_s = deadline_s
+        self._now_s = max(self._now_s, deadline_s)
 
 
 class RealClock:

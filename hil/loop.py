@@ -90,8 +90,7 @@ class Loop:
             late_us = late_s * 1e6
             self._jitter_us[self._jitter_samples % self._jitter_us.size] = late_us
             self._jitter_samples += 1
-            if late_us > self._jitter_max_us:
-                self._jitter_max_us = late_us
+            self._jitter_max_us = max(self._jitter_max_us, late_us)
             if late_s > self.dt_s:
                 self.overruns += 1
                 if self.overrun_policy == "fail":
@@ -114,13 +113,14 @@ class Loop:
             self._progress(Progress(self.t_s, wall_s - self._progress_wall0_s))
 
     def run_for(self, duration_s: float) -> None:
-        end_tick = self.ticks + int(round(duration_s / self.dt_s))
+        end_tick = self.ticks + round(duration_s / self.dt_s)
         while self.ticks < end_tick:
             self.step()
 
-    def run_until(self, condition: Callable[[], bool], timeout_s: float, describe: Callable[[], str] | str = "") -> float:
+    def run_until(self, condition: Callable[[], bool], timeout_s: float,
+                  describe: Callable[[], str] | str = "") -> float:
         """Run until `condition()` holds; return the time it first held. Raise `HilTimeout` with what was seen."""
-        end_tick = self.ticks + int(round(timeout_s / self.dt_s))
+        end_tick = self.ticks + round(timeout_s / self.dt_s)
         while self.ticks < end_tick:
             if condition():
                 return self.t_s

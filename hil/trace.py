@@ -9,6 +9,7 @@ so plots can mark the stimulus as well as the BMS's reaction.
 from __future__ import annotations
 
 import csv
+import math
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,7 +72,7 @@ class Rows(Sequence):
             rows = np.frombuffer(self._values, dtype=np.float64).reshape(-1, len(_NUMERIC))[picked].tolist()
             states = np.frombuffer(self._states, dtype=np.uint16)[picked].tolist()
             for (t, demand, i, vmin, vmean, vmax, tmax, soc, soc_bms, closed), code in zip(rows, states):
-                yield (t, demand, i, vmin, vmean, vmax, tmax, soc, None if soc_bms != soc_bms else soc_bms,
+                yield (t, demand, i, vmin, vmean, vmax, tmax, soc, None if math.isnan(soc_bms) else soc_bms,
                        names[code], closed > 0.5)
 
     def column(self, name: str) -> np.ndarray:

@@ -35,7 +35,8 @@ def test_report_holds_files_measurements_and_margins(pytester):
     result = pytester.runpytest("--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
                                 "-o", "junit_family=xunit1")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*outside limits: reaction = 400 ms in ?, 320? ms (margin -80 ms)*", "*hil report: *index.html*"])
+    result.stdout.fnmatch_lines(["*outside limits: reaction = 400 ms in ?, 320? ms (margin -80 ms)*",
+                                 "*hil report: *index.html*"])
     for suffix in (".csv", ".blf", ".png"):
         assert (report / "tests" / f"test_bench.test_trip{suffix}").is_file()
     props = _props(report / "junit.xml", "test_trip")
@@ -97,8 +98,7 @@ def test_long_tests_show_progress(pytester, monkeypatch):
     """)
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*test_long.py::test_long: t=1.0 s simulated in * s wall (*x real time); "
-                                 "state=*"])
+    result.stdout.fnmatch_lines(["*test_long.py::test_long: t=1.0 s simulated in * s wall (*x real time); state=*"])
 
 
 HOLD_LOCK = """
@@ -116,10 +116,9 @@ def test_rig_lock_names_its_holder_when_a_waiter_gives_up(tmp_path, monkeypatch)
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(HilError, match=rf"rig 'bench-7' is in use by pid {holder.pid} on .* running "
-                                           r"tests/bms/test_x.py::test_y since .*gave up after 0.3 s"):
-            with pytest_plugin.rig_lock("bench-7", "me", 0.3):
-                pass
+        in_use = rf"rig 'bench-7' is in use by pid {holder.pid} on .* running tests/bms/test_x.py::test_y since "
+        with pytest.raises(HilError, match=in_use + r".*gave up after 0.3 s"):
+            pytest_plugin.rig_lock("bench-7", "me", 0.3).__enter__()
         holder.stdin.write("\n")
         holder.stdin.flush()
         assert holder.wait(timeout=10) == 0

@@ -146,8 +146,9 @@ def _measurements(tests: list[TestResult]) -> str:
 
 
 def _test_section(report_dir: Path, i: int, r: TestResult) -> str:
-    parts = [f"<section id=\"{_anchor(i)}\"><h2>{_e(r.nodeid)} "
-             f"<span class=\"{_OUTCOME_CLASS.get(r.outcome, '')}\">{_e(r.outcome)}</span></h2>"]
+    heading = (f"<section id=\"{_anchor(i)}\"><h2>{_e(r.nodeid)} "
+               f"<span class=\"{_OUTCOME_CLASS.get(r.outcome, '')}\">{_e(r.outcome)}</span></h2>")
+    parts = [heading]
     links = _links(report_dir, r.artifact)
     timing = _timing_cell(r.timing)
     parts.append(f"<p class=\"meta\">{r.duration_s:.2f} s{' · ' + timing if timing else ''}"

@@ -44,7 +44,7 @@ def stall(at_tick: int, steps: float):
 
 
 def test_deadlines_are_absolute_so_no_drift_accumulates():
-    loop, clock, seen = make_loop(cost_s=lambda i: 0.7 * DT_S)
+    loop, _, seen = make_loop(cost_s=lambda i: 0.7 * DT_S)
     loop.run_for(1.0)
     assert seen == [k * DT_S for k in range(1000)]
     assert loop.ticks == 1000 and loop.t_s == pytest.approx(1.0)
@@ -53,7 +53,7 @@ def test_deadlines_are_absolute_so_no_drift_accumulates():
 
 
 def test_catch_up_runs_every_missed_tick_back_to_back():
-    loop, clock, seen = make_loop("catch-up", stall(at_tick=3, steps=3.5))
+    loop, _, seen = make_loop("catch-up", stall(at_tick=3, steps=3.5))
     loop.run_for(0.010)
     assert seen == [k * DT_S for k in range(10)]
     # Tick 3 ends at 6.5 periods: tick 4 starts 2.5 periods late, tick 5 1.8 late, tick 6 1.1 late, tick 7 0.4.
@@ -63,7 +63,7 @@ def test_catch_up_runs_every_missed_tick_back_to_back():
 
 
 def test_skip_drops_missed_ticks_and_resumes_on_schedule():
-    loop, clock, seen = make_loop("skip", stall(at_tick=3, steps=3.5))
+    loop, _, seen = make_loop("skip", stall(at_tick=3, steps=3.5))
     loop.run_for(0.010)
     # Tick 4 would start 2.5 periods late: ticks 4 and 5 are dropped, tick 6 runs at once.
     assert seen == pytest.approx([k * DT_S for k in (0, 1, 2, 3, 6, 7, 8, 9)])
@@ -74,14 +74,14 @@ def test_skip_drops_missed_ticks_and_resumes_on_schedule():
 
 
 def test_fail_raises_naming_the_tick_and_its_lateness():
-    loop, clock, seen = make_loop("fail", stall(at_tick=3, steps=3.5))
+    loop, _, seen = make_loop("fail", stall(at_tick=3, steps=3.5))
     with pytest.raises(LoopOverrun, match=r"tick 4 .*2\.500 ms late"):
         loop.run_for(0.010)
     assert len(seen) == 4
 
 
 def test_a_late_tick_within_one_period_is_jitter_not_an_overrun():
-    loop, clock, seen = make_loop("fail", stall(at_tick=0, steps=1.9))
+    loop, _, _ = make_loop("fail", stall(at_tick=0, steps=1.9))
     loop.run_for(0.005)
     assert loop.overruns == 0
     assert loop.timing()["jitter_max_us"] == pytest.approx(900, abs=1e-6)
@@ -110,7 +110,7 @@ def test_a_full_jitter_ring_keeps_the_last_ticks_and_the_whole_run_maximum():
 
 
 def test_reset_timing_measures_one_phase():
-    loop, clock, _ = make_loop("catch-up", stall(at_tick=2, steps=5))
+    loop, _, _ = make_loop("catch-up", stall(at_tick=2, steps=5))
     loop.run_for(0.020)
     assert loop.overruns > 0
     loop.reset_timing()
@@ -131,19 +131,19 @@ def test_virtual_clock_jumps_to_each_deadline_and_reports_no_jitter():
 
 
 def test_run_until_returns_the_first_time_the_condition_holds():
-    loop, clock, _ = make_loop()
+    loop, _, _ = make_loop()
     assert loop.run_until(lambda: loop.ticks >= 42, timeout_s=1.0) == pytest.approx(0.042)
 
 
 def test_run_until_times_out_with_what_was_seen():
-    loop, clock, _ = make_loop()
+    loop, _, _ = make_loop()
     with pytest.raises(HilTimeout, match=r"within 0\.05 s \(at t=0\.050 s\); seen: state=FAULT"):
         loop.run_until(lambda: False, timeout_s=0.05, describe=lambda: "state=FAULT")
 
 
 def test_progress_is_reported_with_simulated_time_and_realtime_factor():
     seen = []
-    loop, clock, _ = make_loop()
+    loop, _, _ = make_loop()
     loop.on_progress(seen.append, every_s=0.0)
     loop.run_for(3.0)
     assert [p.t_s for p in seen] == pytest.approx([1.024, 2.048])
