@@ -64,9 +64,14 @@ def _header(results: Results, run: dict, tests: list[TestResult]) -> str:
         meta.append(f"wall time: {run['duration_s']:.1f} s")
     if run.get("junit"):
         meta.append(f"<a href=\"{_e(run['junit'])}\">JUnit XML</a>")
-    notes = "".join(f"<p class=\"tight\">{_e(note)}</p>" for note in run.get("notes", ()))
+    notes = list(run.get("notes", ()))
+    overran = sum(1 for r in tests if r.timing.get("overruns"))
+    if overran:
+        notes.append(f"the real-clock loop overran in {overran} of {len(tests)} tests: their timing was not met "
+                     "(see loop timing)")
+    notes_html = "".join(f"<p class=\"tight\">{_e(note)}</p>" for note in notes)
     return (f"<h1>{_e(run.get('title', 'hil report'))} {verdict}</h1>\n<p>{_e(', '.join(facts))}</p>\n"
-            f"<p class=\"meta\">{' · '.join(meta)}</p>\n{notes}")
+            f"<p class=\"meta\">{' · '.join(meta)}</p>\n{notes_html}")
 
 
 def _links(report_dir: Path, artifact: str | None) -> str:

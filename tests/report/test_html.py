@@ -35,12 +35,14 @@ def test_index_links_existing_files_and_embeds_the_plot(tmp_path, trace_file):
     tests_dir = trace_file.parent
     write_test_artifacts(tests_dir, "demo", "tests/bms/test_a.py::test_demo")
     (tests_dir / "demo.blf").write_bytes(b"")
-    results = _results(("tests/bms/test_a.py::test_demo", "passed", "", [("hil:artifact", "demo"),
-                                                                         ("timing:ticks", 3000)]))
+    timing = [("timing:ticks", 3000), ("timing:overruns", 2), ("timing:jitter_p99_us", 80.0),
+              ("timing:jitter_max_us", 2400.0)]
+    results = _results(("tests/bms/test_a.py::test_demo", "passed", "", [("hil:artifact", "demo"), *timing]))
     page = write_index(tests_dir.parent, results, {"title": "run"}).read_text()
     links = set(re.findall(r'href="([^"#]+)"', page))
     assert {"tests/demo.csv", "tests/demo.png", "tests/demo.blf", "tests/demo.events.csv"} <= links
     assert all((tests_dir.parent / link).is_file() for link in links)
+    assert "p99 80 µs, max 2400 µs" in page and "overran in 1 of 1 tests" in page
     embedded = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
     assert base64.b64decode(embedded) == (tests_dir / "demo.png").read_bytes()
     # Readable offline: no scripts, no external stylesheets, images or links.
