@@ -43,7 +43,7 @@ class Debounce:
     """Condition must hold for `debounce_s` of consecutive task runs."""
 
     def __init__(self, debounce_s: float, reset: bool = True):
-        self.limit = max(1, int(round(debounce_s / MAIN_TASK_S)))
+        self.limit = max(1, round(debounce_s / MAIN_TASK_S))
         self.count = 0
         self.reset = reset
 
@@ -98,7 +98,7 @@ class BmsFirmware:
         self._main_runs = 0   # task times are run * period, never accumulated, so no rounding drift
         self._slow_runs = 0
         self.rx_bad_crc = 0
-        deb = lambda key, **kw: Debounce(cal[key] / 1000.0, **kw)  # noqa: E731
+        deb = lambda key, **kw: Debounce(cal[key] / 1000.0, **kw)
         self._deb = {
             "cell_ov": deb("ov_debounce_ms", reset="ov_debounce_no_reset" not in self.bugs),
             "cell_uv": deb("uv_debounce_ms"), "charge_oc": deb("oc_debounce_ms"),
@@ -369,8 +369,8 @@ class BmsFirmware:
         sop_a = max(0.0, max(self.current_a, 0.0) + headroom_v / cal["cell_r_est_ohm"])
         target_a = min(cal["max_discharge_current_a"] * f_temp * f_soc_dis, sop_a)
         rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
-        # At start-up the limit is announced at once; only recoveries after a derating ramp.
-        ramped_a = self.discharge_limit_a + rise_a if self.state != BmsState.INIT else target_a
+        # With contactors open the limit is announced at once; only recoveries under load ramp.
+        ramped_a = self.discharge_limit_a + rise_a if self.state == BmsState.NORMAL else target_a
         self.discharge_limit_a = min(target_a, ramped_a)
         self.charge_limit_a = cal["max_charge_current_a"] * f_temp * f_cold * f_soc_chg
         balancing_allowed = self.state in (BmsState.STANDBY, BmsState.NORMAL) or (
