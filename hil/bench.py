@@ -153,7 +153,12 @@ class Bench:
 
     # Convenience for tests ------------------------------------------------------------------------------
     def power_up(self, mode: str = "discharge", timeout_s: float = 3.0) -> float:
-        """Outputs on, wait for STANDBY, request `mode`, and wait for NORMAL with contactors closed."""
+        """Outputs on, wait for STANDBY, request `mode`, and wait for NORMAL with contactors closed.
+
+        Does nothing if the BMS is already NORMAL with its contactors closed.
+        """
+        if self.bms.state == BmsState.NORMAL and self.bms.contactors_closed:
+            return self.loop.t_s
         self.cell_emulator.enable(True)
         self.bms.wait_state(BmsState.STANDBY, timeout_s)
         self.bms.request(mode)

@@ -5,27 +5,34 @@ import pytest
 from hil.protocol import BmsState
 
 
+def bench_soc0(rig) -> float:
+    return rig.data["pack"].get("soc0", 0.5)
+
+
 def _spread_mv(bench) -> float:
     v = bench.pack.cell_voltage_v
     return float(v.max() - v.min()) * 1000
 
 
 @pytest.mark.rig_requires("virtual_clock")  # tens of minutes of balancing
-def test_balancing_converges_a_spread_pack(custom_bench, measure):
-    # A 1 A bleed (ten times the default) so that convergence fits in 15 simulated minutes.
-    bench = custom_bench("pack.soc_spread=0.02", "dut.calibration.balance_current_a=1.0")
+def test_balancing_converges_a_spread_pack(custom_bench, rig, spec, measure):
+    balancing = spec.section("balancing")
+    bench = custom_bench(f"pack.soc_spread={balancing['initial_soc_spread']}",
+                         f"pack.soc0={balancing.get('soc0', bench_soc0(rig))}",
+                         f"dut.calibration.balance_current_a={balancing['bleed_current_a']}")
     bench.cell_emulator.enable(True)
     bench.bms.wait_state(BmsState.STANDBY, 3.0)
     bench.loop.run_for(5.0)
     start_mv = _spread_mv(bench)
     start_soc_pct = float(np.ptp(bench.pack.soc)) * 100
     assert bench.bms.balancing_mask(bench.pack.n_series).any(), "no cell bleeds although the spread is large"
-    bench.loop.run_for(900.0)
+    bench.loop.run_for(balancing["duration_s"])
     threshold_mv = bench.rig.data["dut"]["calibration"]["balance_threshold_mv"]
     measure("balancing_voltage_spread_start", start_mv, low=1.5 * threshold_mv, unit="mV")
     # Bleeding stops once every cell is within the threshold of the lowest, so SOC converges to the
     # threshold's worth of SOC, not to zero.
-    measure("balancing_soc_spread_end", float(np.ptp(bench.pack.soc)) * 100, high=0.6 * start_soc_pct, unit="%")
+    measure("balancing_soc_spread_end", float(np.ptp(bench.pack.soc)) * 100,
+            high=balancing["max_final_fraction"] * start_soc_pct, unit="%")
 
 
 def test_no_balancing_while_faulted(custom_bench):
@@ -45,7 +52,7 @@ def test_weak_cell_limits_discharge_current(custom_bench, spec, measure):
     bench.power_up()
     bench.loop.run_for(5.0)  # the limit ramps up after power-up
     nominal_a = bench.bms.discharge_limit_a
-    bench.set_load(18.0)
+    bench.set_load(0.9 * nominal_a)
     bench.loop.run_for(30.0)
     assert bench.bms.contactors_closed and not bench.bms.faults, bench.bms.describe()
     weak_v = float(bench.pack.cell_voltage_v[7])
@@ -58,7 +65,9 @@ def test_weak_cell_limits_discharge_current(custom_bench, spec, measure):
 
 
 @pytest.mark.rig_requires("virtual_clock")  # a leak shows over minutes of rest
-def test_self_discharging_cell_is_flagged(bench):
+def test_self_discharging_cell_is_flagged(bench, spec):
+    if not spec.value("diagnostics.self_discharge"):
+        pytest.skip(f"{spec.path.name}: diagnostics.self_discharge = false (not required of this BMS)")
     bench.pack.faults.set("internal_short", block=9, r_ohm=10.0)  # ~0.37 A leak, ~7 %/h on a 5 Ah cell
     bench.cell_emulator.enable(True)
     bench.bms.wait_state(BmsState.STANDBY, 3.0)
