@@ -7,6 +7,7 @@ leaves a bench energised.
 """
 from __future__ import annotations
 
+import cantools
 import numpy as np
 from cantools.database import Database
 
@@ -44,7 +45,7 @@ class CellEmulatorBoard:
             return
         try:
             sig = message.decode(msg.data, decode_choices=False)
-        except Exception:  # a garbled setpoint frame is ignored, as board firmware would
+        except cantools.database.DecodeError:  # a garbled setpoint frame is ignored, as board firmware would
             return
         name = message.name
         if name == "CE_CellSetpoint":

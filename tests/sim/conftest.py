@@ -1,0 +1,150 @@
+"""The emulated boards on an in-process virtual bus, stepped one 10 ms main task at a time.
+
+Each test gets the sim rig's BoardHost (reference firmware + cell-emulator board) and a host side: a
+rest-bus sender (VCU heartbeat and request, cell-emulator heartbeat with outputs on) and a Monitor that
+decodes what the boards send. The analog inputs are set on the cell-emulator board itself, so a value
+reaches the firmware's front end exactly; the AFE noise is off unless a test turns it on.
+"""
+import itertools
+import json
+import os
+
+import can
+import numpy as np
+import pytest
+
+from hil.can.dbc import load_dbcs
+from hil.can.monitor import Monitor
+from hil.can.periodic import PeriodicSender
+from hil.model.cell import load_cell
+from hil.protocol import FAULT_BITS, BmsState, ModeRequest
+from hil.rig import PROJECT_ROOT, load_rig
+from hil.sim.bms_firmware import MAIN_TASK_S, SLOW_TASK_S
+from hil.sim.boards import BoardHost
+
+SIM_RIG = PROJECT_ROOT / "rigs" / "sim.toml"
+_channels = itertools.count()
+
+
+class Boards:
+    def __init__(self, overrides=(), bugs=(), soc0=0.5):
+        overrides = ["dut.calibration.afe_noise_v=0.0", f"dut.bugs={json.dumps(list(bugs))}", *overrides]
+        self.rig = load_rig(SIM_RIG, overrides)
+        self.cal = self.rig.data["dut"]["calibration"]
+        channel = f"sim-test-{os.getpid()}-{next(_channels)}"
+        self._board_bus = can.Bus(interface="virtual", channel=channel)
+        self._host_bus = can.Bus(interface="virtual", channel=channel)
+        db = load_dbcs(self.rig.dbc_paths("main"))
+        self.host = BoardHost(self.rig, self._board_bus, db)
+        self.fw = self.host.firmware
+        self.ce = self.host.cell_emulator
+        cell = load_cell(self.rig.resolve(self.rig.data["pack"]["cell"]))
+        self.ocv_soc, self.ocv_v = cell.ocv_soc, cell.ocv_v
+        self.n_cells = self.fw.n_cells
+        self.ticks = 0
+        self.monitor = Monitor(db, lambda: self.t_s)
+        self.sender = PeriodicSender(self._host_bus, db)
+        self.sender.add("VCU_Heartbeat")
+        self.sender.add("VCU_Request", {"VCU_ModeRequest": int(ModeRequest.STANDBY), "VCU_ClearFaults": 0})
+        self.sender.add("CE_Control", {"CE_OutputEnable": 1})
+        self.ce.setpoint_v[:] = self.ocv_at(soc0)
+
+    @property
+    def t_s(self) -> float:
+        return self.ticks * MAIN_TASK_S
+
+    def ocv_at(self, soc: float) -> float:
+        """The cell voltage (on the AFE's 100 uV grid) at which the firmware reads `soc` off its OCV table."""
+        return round(float(np.interp(soc, self.ocv_soc, self.ocv_v)), 4)
+
+    def step(self, tasks: int = 1) -> None:
+        """Run `tasks` main tasks (10 ms each): host frames out, boards run, board frames decoded."""
+        for _ in range(tasks):
+            t_s = self.t_s
+            self.sender.tick(t_s)
+            self.host.tick(t_s)
+            while (msg := self._host_bus.recv(timeout=0)) is not None:
+                self.monitor.on_message_received(msg)
+            self.ticks += 1
+
+    def step_slow(self, slow_tasks: int = 1) -> None:
+        """Run `slow_tasks` slow-task periods (100 ms each)."""
+        self.step(slow_tasks * round(SLOW_TASK_S / MAIN_TASK_S))
+
+    def run_for(self, duration_s: float) -> None:
+        self.step(round(duration_s / MAIN_TASK_S))
+
+    def run_until(self, condition, timeout_s: float, what: str) -> float:
+        """Step until `condition()`; return the time it became true. Raises with the state if it never does."""
+        end = self.ticks + round(timeout_s / MAIN_TASK_S)
+        while not condition():
+            if self.ticks >= end:
+                raise AssertionError(f"{what} not reached within {timeout_s} s; {self.describe()}")
+            self.step()
+        return self.t_s
+
+    def describe(self) -> str:
+        fw = self.fw
+        return (f"t={self.t_s:.2f} s state={fw.state.name} faults={fw.faults:#x} active={fw.active:#x} "
+                f"warnings={fw.warnings:#x} contactors={fw.contactor_fb}")
+
+    def request(self, mode: str) -> None:
+        self.sender.set("VCU_Request", VCU_ModeRequest=int(ModeRequest[mode.upper()]))
+
+    def clear_faults(self) -> None:
+        """One request frame with ClearFaults set, as a host sends it."""
+        self.sender.set("VCU_Request", VCU_ClearFaults=1)
+        sent = self.sender.last_sent_s("VCU_Request")
+        self.run_until(lambda: self.sender.last_sent_s("VCU_Request") != sent, 0.2, "clear request sent")
+        self.sender.set("VCU_Request", VCU_ClearFaults=0)
+
+    def host_silent(self) -> None:
+        """Stop every VCU frame (heartbeat and request both count as the host being alive)."""
+        self.sender.stop("VCU_Heartbeat")
+        self.sender.stop("VCU_Request")
+
+    def last_host_frame_s(self) -> float:
+        return max(self.sender.last_sent_s("VCU_Heartbeat"), self.sender.last_sent_s("VCU_Request"))
+
+    def fault(self, name: str) -> bool:
+        return bool(self.fw.faults >> FAULT_BITS[name] & 1)
+
+    def warning(self, name: str) -> bool:
+        return bool(self.fw.warnings >> FAULT_BITS[name] & 1)
+
+    @property
+    def closed(self) -> bool:
+        return self.fw.contactor_fb["pos"] and self.fw.contactor_fb["neg"]
+
+    def standby(self) -> None:
+        self.run_until(lambda: self.fw.state == BmsState.STANDBY, 1.0, "STANDBY")
+
+    def power_up(self, mode: str = "discharge") -> None:
+        """STANDBY, then `mode` requested, until NORMAL with both main contactors closed."""
+        self.standby()
+        self.request(mode)
+        self.run_until(lambda: self.fw.state == BmsState.NORMAL and self.closed, 2.0, "NORMAL, contactors closed")
+
+    def close(self) -> None:
+        self._host_bus.shutdown()
+        self._board_bus.shutdown()
+
+
+@pytest.fixture
+def make_boards():
+    """`make_boards(*overrides, bugs=(), soc0=0.5)`: a fresh Boards; closed after the test."""
+    made = []
+
+    def _make(*overrides, bugs=(), soc0=0.5):
+        boards = Boards(overrides, bugs, soc0)
+        made.append(boards)
+        return boards
+
+    yield _make
+    for boards in made:
+        boards.close()
+
+
+@pytest.fixture
+def boards(make_boards):
+    return make_boards()

@@ -1,0 +1,188 @@
+"""Each seeded bug changes the firmware's behaviour the way its BUGS description says, and only when on.
+
+Every test runs one scenario on the clean firmware and on the firmware with the bug, and asserts both.
+"""
+import itertools
+import sys
+
+import numpy as np
+import pytest
+
+from hil.can import e2e
+from hil.protocol import BmsState
+from hil.sim.bms_firmware import BUGS
+
+
+def _both(make_boards, bug, *overrides, **kwargs):
+    return make_boards(*overrides, **kwargs), make_boards(*overrides, bugs=[bug], **kwargs)
+
+
+def _over_ov(boards, channel):
+    boards.power_up()
+    boards.ce.setpoint_v[channel] = boards.cal["cell_ov_v"] + 0.01
+    boards.run_for(2 * boards.cal["ov_debounce_ms"] / 1000)
+
+
+def test_bug_ov_off_by_one(make_boards):
+    clean, buggy = _both(make_boards, "ov_off_by_one")
+    for boards in (clean, buggy):
+        _over_ov(boards, boards.n_cells - 1)
+    assert clean.fault("cell_ov") and not buggy.fault("cell_ov"), "the bug ignores the last cell"
+    other = make_boards(bugs=["ov_off_by_one"])
+    _over_ov(other, other.n_cells - 2)
+    assert other.fault("cell_ov"), "every other cell is still checked"
+
+
+def test_bug_ov_debounce_no_reset(make_boards):
+    clean, buggy = _both(make_boards, "ov_debounce_no_reset")
+    for boards in (clean, buggy):
+        boards.power_up()
+        half = boards.cal["ov_debounce_ms"] // 20  # tasks: half the debounce
+        for _ in range(3):
+            boards.ce.setpoint_v[2] = boards.cal["cell_ov_v"] + 0.01
+            boards.step(half)
+            boards.ce.setpoint_v[2] = boards.ocv_at(0.5)
+            boards.step(half)
+    assert not clean.fault("cell_ov"), clean.describe()
+    assert buggy.fault("cell_ov"), "short spikes add up when the counter never resets"
+
+
+def test_bug_oc_discharge_ignored(make_boards):
+    clean, buggy = _both(make_boards, "oc_discharge_ignored")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = boards.cal["discharge_oc_a"] + 5
+        boards.run_for(2 * boards.cal["oc_debounce_ms"] / 1000)
+    assert clean.fault("discharge_oc") and not buggy.fault("discharge_oc")
+    assert buggy.fw.state == BmsState.NORMAL and buggy.closed
+
+
+def test_bug_soc_wrong_sign(make_boards):
+    clean, buggy = _both(make_boards, "soc_wrong_sign")
+    for boards in (clean, buggy):
+        boards.standby()
+        boards.ce.current_a = 10.0
+        boards.run_for(10.0)
+    assert clean.fw.soc < 0.5 < buggy.fw.soc, (clean.fw.soc, buggy.fw.soc)
+
+
+def test_bug_fault_not_latched(make_boards):
+    clean, buggy = _both(make_boards, "fault_not_latched")
+    for boards in (clean, buggy):
+        _over_ov(boards, 3)
+        assert boards.fw.state == BmsState.FAULT
+        boards.ce.setpoint_v[3] = boards.ocv_at(0.5)
+        boards.request("standby")
+        boards.run_for(0.5)
+    assert clean.fw.state == BmsState.FAULT and clean.fault("cell_ov")
+    assert buggy.fw.state == BmsState.STANDBY and buggy.fw.faults == 0, "the bug leaves FAULT without a clear"
+
+
+def _silent_host_in(boards, mode):
+    boards.power_up(mode)
+    boards.host_silent()
+    boards.run_for(3 * boards.cal["heartbeat_timeout_ms"] / 1000)
+
+
+def test_bug_heartbeat_ignored_charge(make_boards):
+    clean, buggy = _both(make_boards, "heartbeat_ignored_charge")
+    for boards in (clean, buggy):
+        _silent_host_in(boards, "charge")
+    assert clean.fault("heartbeat") and not clean.closed
+    assert not buggy.fault("heartbeat") and buggy.closed, "the bug keeps the contactors closed in charge mode"
+    discharging = make_boards(bugs=["heartbeat_ignored_charge"])
+    _silent_host_in(discharging, "discharge")
+    assert discharging.fault("heartbeat"), "discharge mode is still checked"
+
+
+def test_bug_uv_threshold_mv_typo(make_boards):
+    clean, buggy = _both(make_boards, "uv_threshold_mv_typo")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.setpoint_v[4] = boards.cal["cell_uv_v"] - 0.2
+        boards.run_for(2 * boards.cal["uv_debounce_ms"] / 1000)
+    assert clean.fault("cell_uv") and not buggy.fault("cell_uv"), "2.7 mV: no real cell ever reads below it"
+
+
+def test_bug_ot_ignores_last_sensor(make_boards):
+    clean, buggy = _both(make_boards, "ot_ignores_last_sensor")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.setpoint_c[boards.n_cells - 1] = boards.cal["cell_ot_c"] + 5
+        boards.run_for(2 * boards.cal["ot_debounce_ms"] / 1000)
+    assert clean.fault("cell_ot") and not buggy.fault("cell_ot")
+
+
+def test_bug_stale_crc(make_boards):
+    clean, buggy = _both(make_boards, "stale_crc")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = 3.0  # status content changes (contactors, warnings) keep the CRC stale
+        boards.run_for(1.0)
+    assert clean.monitor.stats["BMS_Status"].bad_crc == 0
+    assert buggy.monitor.stats["BMS_Status"].bad_crc > 0, "the CRC of the previous frame does not match"
+    assert buggy.monitor.stats["BMS_PackData"].bad_crc == 0, "only BMS_Status carries the bug"
+
+
+def test_bug_status_counter_stuck(make_boards):
+    clean, buggy = _both(make_boards, "status_counter_stuck")
+    for boards in (clean, buggy):
+        boards.run_for(1.0)
+    assert clean.monitor.stats["BMS_Status"].bad_counter == 0
+    assert buggy.monitor.stats["BMS_Status"].bad_counter > 10
+    assert buggy.monitor.values["BMS_Status_Counter"] == 0
+
+
+def test_bug_contactor_stays_closed(make_boards):
+    clean, buggy = _both(make_boards, "contactor_stays_closed")
+    for boards in (clean, buggy):
+        _over_ov(boards, 3)
+    assert clean.fw.state == buggy.fw.state == BmsState.FAULT
+    assert not clean.closed
+    assert buggy.closed, "the bug leaves the main contactors closed in FAULT"
+    never_closed = make_boards(bugs=["contactor_stays_closed"])
+    never_closed.standby()
+    never_closed.ce.setpoint_v[3] = never_closed.cal["cell_ov_v"] + 0.01
+    never_closed.run_for(0.5)
+    assert not any(never_closed.fw.contactor_cmd.values()), "contactors that were open stay open"
+
+
+def test_bug_balancing_during_fault(make_boards):
+    clean, buggy = _both(make_boards, "balancing_during_fault")
+    for boards in (clean, buggy):
+        boards.ce.setpoint_v[0] += (boards.cal["balance_threshold_mv"] + 10) / 1000
+        boards.power_up()
+        boards.ce.setpoint_c[2] = boards.cal["cell_ot_c"] + 1
+        boards.run_until(lambda b=boards: b.fw.state == BmsState.FAULT, 2.0, "FAULT")
+        boards.step_slow(2)
+    assert not clean.fw.balancing.any()
+    assert buggy.fw.balancing[0], "the bug keeps bleeding in FAULT"
+
+
+def test_bug_mv_sum_overflow(make_boards):
+    clean, buggy = _both(make_boards, "mv_sum_overflow", soc0=0.9)
+    for boards in (clean, buggy):
+        boards.run_for(0.5)
+    true_v = float(np.sum(clean.ce.setpoint_v))
+    assert true_v > 32.767
+    assert clean.monitor.values["BMS_PackVoltage"] == pytest.approx(true_v, abs=0.01)
+    assert buggy.monitor.values["BMS_PackVoltage"] < true_v - 30, "the 16-bit mV sum wrapped"
+    low = make_boards(bugs=["mv_sum_overflow"])
+    low.ce.setpoint_v[: low.n_cells // 2] = 0.0  # the rest of the pack under 32.767 V: no wrap
+    low.ce.setpoint_v[low.n_cells // 2:] = 3.7
+    low.run_for(0.5)
+    assert low.monitor.values["BMS_PackVoltage"] == pytest.approx(3.7 * (low.n_cells - low.n_cells // 2), abs=0.01)
+
+
+def test_every_seeded_bug_has_its_test():
+    tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
+    assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"
+
+
+def test_stale_crc_is_the_crc_of_the_previous_payload(make_boards):
+    """How the stale-CRC bug is built: byte 7 of each BMS_Status frame seals the frame before it."""
+    buggy = make_boards(bugs=["stale_crc"])
+    frames = []
+    buggy.host.sender.on_send = lambda msg: frames.append(bytes(msg.data)) if msg.arbitration_id == 0x100 else None
+    buggy.run_for(0.2)
+    assert all(later[7] == e2e.crc8_j1850(earlier[:7]) for earlier, later in itertools.pairwise(frames))

@@ -1,0 +1,210 @@
+"""What the reference firmware estimates and decides from its measurements: SOC, SOP limits, balancing,
+self-discharge."""
+
+import pytest
+
+from hil.protocol import FAULT_BITS, BmsState
+from hil.sim.bms_firmware import MAIN_TASK_S, SLOW_TASK_S
+
+# Ignores the weakest-cell (SOP) voltage limit, to see the temperature and SOC derating alone.
+NO_VOLTAGE_LIMIT = "dut.calibration.cell_r_est_ohm=0.0001"
+
+
+def _coulomb_soc_drop(boards, current_a: float, duration_s: float) -> float:
+    boards.standby()
+    soc0 = boards.fw.soc
+    boards.ce.current_a = current_a
+    boards.run_for(duration_s)
+    return soc0 - boards.fw.soc
+
+
+def test_coulomb_counting_follows_the_charge_drawn(boards):
+    drop = _coulomb_soc_drop(boards, 10.0, 36.0)
+    assert drop == pytest.approx(10.0 * 36.0 / 3600 / boards.cal["capacity_ah"], rel=1e-6)
+
+
+def test_coulomb_counting_sees_the_current_sensor_gain_and_offset_errors(make_boards):
+    boards = make_boards("dut.calibration.soc_current_gain=1.2", "dut.calibration.soc_current_offset_a=0.5")
+    drop = _coulomb_soc_drop(boards, 10.0, 36.0)
+    assert drop == pytest.approx((1.2 * 10.0 + 0.5) * 36.0 / 3600 / boards.cal["capacity_ah"], rel=1e-6)
+
+
+def test_charging_raises_soc(boards):
+    assert _coulomb_soc_drop(boards, -5.0, 36.0) == pytest.approx(-5.0 * 36.0 / 3600 / 5.0, rel=1e-6)
+
+
+REST_S = 2.0
+
+
+@pytest.fixture
+def drifted(make_boards):
+    """A 20 % high current sensor has pulled the SOC below the OCV's 0.5 by the time the current stops."""
+    boards = make_boards("dut.calibration.soc_current_gain=1.2", f"dut.calibration.soc_rest_s={REST_S}")
+    _coulomb_soc_drop(boards, 10.0, 36.0)
+    boards.ce.current_a = 0.0
+    return boards
+
+
+def test_ocv_correction_after_rest(drifted):
+    drifted.run_for(REST_S - 2 * MAIN_TASK_S)
+    assert drifted.fw.soc < 0.49, "no correction before the rest time"
+    drifted.run_for(3 * MAIN_TASK_S)
+    assert drifted.fw.soc == pytest.approx(0.5, abs=1e-4), "SOC read off the OCV table after the rest"
+
+
+def test_a_current_pulse_restarts_the_rest_timer(drifted):
+    drifted.run_for(0.75 * REST_S)
+    drifted.ce.current_a = 2 * drifted.cal["soc_rest_current_a"]
+    drifted.step()
+    drifted.ce.current_a = 0.0
+    drifted.run_for(0.75 * REST_S)
+    assert drifted.fw.soc < 0.49, "the rest was interrupted: no correction yet"
+
+
+def test_current_below_the_rest_current_still_counts_as_rest(drifted):
+    drifted.ce.current_a = 0.5 * drifted.cal["soc_rest_current_a"]
+    drifted.run_for(REST_S + 2 * MAIN_TASK_S)
+    assert drifted.fw.soc == pytest.approx(0.5, abs=1e-4)
+
+
+# SOP limits -------------------------------------------------------------------------------------------------
+
+def _slow_limits(boards, slow_tasks: int) -> list[float]:
+    seen = []
+    for _ in range(slow_tasks):
+        boards.step_slow()
+        seen.append(boards.fw.discharge_limit_a)
+    return seen
+
+
+def test_limits_are_announced_at_once_while_the_contactors_are_open(boards):
+    boards.standby()
+    boards.step_slow()
+    assert boards.fw.discharge_limit_a == pytest.approx(boards.cal["max_discharge_current_a"])
+    assert boards.fw.charge_limit_a == pytest.approx(boards.cal["max_charge_current_a"])
+    boards.run_for(0.2)  # one BMS_Limits cycle
+    assert boards.monitor.values["BMS_DischargeCurrentLimit"] == pytest.approx(boards.fw.discharge_limit_a, abs=0.05)
+
+
+@pytest.mark.parametrize("temperature_c,factor", [(45.0, 1.0), (52.5, 0.5), (58.5, 0.1)])
+def test_limits_derate_linearly_above_the_derating_temperature(make_boards, temperature_c, factor):
+    boards = make_boards(NO_VOLTAGE_LIMIT)
+    boards.standby()
+    boards.step_slow()
+    boards.ce.setpoint_c[:] = temperature_c
+    boards.step_slow()  # a limit falls at once
+    cal = boards.cal
+    assert boards.fw.discharge_limit_a == pytest.approx(factor * cal["max_discharge_current_a"])
+    assert boards.fw.charge_limit_a == pytest.approx(factor * cal["max_charge_current_a"])
+
+
+def test_charge_limit_derates_towards_the_cold_limit(boards):
+    boards.ce.setpoint_c[:] = boards.cal["cell_ut_c"] + 10.0  # halfway through the 20 degC cold taper
+    boards.step_slow()
+    boards.step()
+    assert boards.fw.charge_limit_a == pytest.approx(0.5 * boards.cal["max_charge_current_a"])
+
+
+@pytest.mark.parametrize("soc,discharge_factor,charge_factor", [(0.06, 0.5, 1.0), (0.5, 1.0, 1.0),
+                                                                (0.94, 1.0, 0.5)])
+def test_limits_taper_at_the_ends_of_soc(make_boards, soc, discharge_factor, charge_factor):
+    boards = make_boards(NO_VOLTAGE_LIMIT, soc0=soc)
+    boards.standby()
+    boards.step_slow()
+    assert boards.fw.soc == pytest.approx(soc, abs=1e-3)
+    cal = boards.cal
+    assert boards.fw.discharge_limit_a == pytest.approx(discharge_factor * cal["max_discharge_current_a"], rel=0.02)
+    assert boards.fw.charge_limit_a == pytest.approx(charge_factor * cal["max_charge_current_a"], rel=0.02)
+
+
+def test_weakest_cell_limit_falls_at_once_and_under_load_rises_at_a_bounded_rate(boards):
+    boards.power_up()
+    cal = boards.cal
+    headroom_v = 0.1
+    boards.ce.setpoint_v[7] = cal["cell_uv_v"] + cal["sop_margin_v"] + headroom_v
+    boards.step_slow()
+    weak_a = headroom_v / cal["cell_r_est_ohm"]
+    assert boards.fw.discharge_limit_a == pytest.approx(weak_a, rel=1e-3)
+    boards.ce.setpoint_v[7] = boards.ocv_at(0.5)
+    limits = _slow_limits(boards, 4)
+    rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
+    assert limits == pytest.approx([weak_a + k * rise_a for k in range(1, 5)], rel=1e-3)
+
+
+def test_a_loaded_weak_cell_gets_the_current_that_brings_it_to_the_margin(boards):
+    boards.standby()
+    boards.step_slow()
+    cal = boards.cal
+    boards.ce.current_a = 8.0
+    boards.ce.setpoint_v[7] = cal["cell_uv_v"] + cal["sop_margin_v"] + 0.05
+    boards.step_slow()
+    assert boards.fw.discharge_limit_a == pytest.approx(8.0 + 0.05 / cal["cell_r_est_ohm"], rel=1e-3)
+
+
+# Balancing -------------------------------------------------------------------------------------------------
+
+def _spread(boards, cells, above_mv):
+    for cell in cells:
+        boards.ce.setpoint_v[cell] = boards.ocv_at(0.5) + above_mv / 1000
+
+
+def test_cells_above_the_threshold_bleed_and_the_mask_goes_out_on_can(boards):
+    threshold_mv = boards.cal["balance_threshold_mv"]
+    _spread(boards, [0, 7], threshold_mv + 5)
+    _spread(boards, [3], threshold_mv - 5)
+    boards.standby()
+    boards.step_slow()
+    assert list(boards.fw.balancing.nonzero()[0]) == [0, 7]
+    boards.run_for(1.0)  # one BMS_BalancingMask cycle
+    assert boards.monitor.values["BMS_Balancing_Cells01to48"] == 0b1000_0001
+    assert boards.monitor.values["BMS_Balancing"] == 1
+
+
+def test_no_balancing_under_discharge_current(boards):
+    _spread(boards, [0], boards.cal["balance_threshold_mv"] + 5)
+    boards.power_up()
+    boards.ce.current_a = 1.0
+    boards.step_slow()
+    boards.step()
+    assert not boards.fw.balancing.any()
+
+
+def test_no_balancing_when_disabled(make_boards):
+    boards = make_boards("dut.calibration.balancing_enabled=false")
+    _spread(boards, [0], boards.cal["balance_threshold_mv"] + 5)
+    boards.standby()
+    boards.step_slow()
+    boards.step()
+    assert not boards.fw.balancing.any()
+
+
+def test_balancing_stops_in_fault(boards):
+    _spread(boards, [0], boards.cal["balance_threshold_mv"] + 5)
+    boards.power_up()
+    boards.step_slow()
+    assert boards.fw.balancing.any()
+    boards.ce.setpoint_c[2] = boards.cal["cell_ot_c"] + 1
+    boards.run_until(lambda: boards.fw.state == BmsState.FAULT, 2.0, "FAULT")
+    boards.step_slow()
+    assert not boards.fw.balancing.any()
+
+
+# Self-discharge -------------------------------------------------------------------------------------------
+
+WINDOW_S = 1.0
+
+
+@pytest.mark.parametrize("leak_mv_per_window,flagged", [(0.0, False), (0.3, False), (1.0, True)])
+def test_a_cell_that_sags_faster_than_the_others_at_rest_is_flagged(make_boards, leak_mv_per_window, flagged):
+    boards = make_boards(f"dut.calibration.self_discharge_window_s={WINDOW_S}")
+    boards.standby()
+    start_v = boards.ce.setpoint_v[9]
+    tasks_per_window = round(WINDOW_S / MAIN_TASK_S)
+    for task in range(4 * tasks_per_window):
+        boards.ce.setpoint_v[9] = start_v - leak_mv_per_window / 1000 * task / tasks_per_window
+        boards.step()
+    assert boards.warning("self_discharge") == flagged, boards.describe()
+    assert not boards.fw.faults
+    if flagged:
+        boards.step(5)
+        assert boards.monitor.values["BMS_WarningBits"] >> FAULT_BITS["self_discharge"] & 1

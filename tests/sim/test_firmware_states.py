@@ -1,0 +1,127 @@
+"""The reference firmware's state machine: INIT, STANDBY, PRECHARGE, NORMAL, FAULT, SAFE, and the host link."""
+import math
+
+from hil.protocol import BmsState
+from hil.sim.bms_firmware import MAIN_TASK_S, SLOW_TASK_S
+
+
+def test_init_waits_one_slow_cycle_then_standby_with_soc_from_ocv(make_boards):
+    boards = make_boards(soc0=0.3)
+    boards.step(round(SLOW_TASK_S / MAIN_TASK_S))
+    assert boards.fw.state == BmsState.INIT
+    boards.step()
+    assert boards.fw.state == BmsState.STANDBY
+    assert abs(boards.fw.soc - 0.3) < 1e-3
+    assert not any(boards.fw.contactor_cmd.values())
+
+
+def test_precharge_closes_negative_and_precharge_then_main_after_the_voltage_match(boards):
+    boards.standby()
+    boards.request("discharge")
+    t0_s = boards.run_until(lambda: boards.fw.state == BmsState.PRECHARGE, 0.2, "PRECHARGE")
+    assert boards.fw.contactor_cmd == {"pos": False, "neg": True, "pre": True}
+    boards.run_until(lambda: boards.fw.state == BmsState.NORMAL, 1.0, "NORMAL")
+    cal = boards.cal
+    # The DC link charges only once the contactors' feedback says closed, then needs ln(1/(1 - match)) tau.
+    link_s = cal["precharge_tau_ms"] / 1000 * math.log(1 / (1 - cal["precharge_match_pct"] / 100))
+    expected_s = cal["contactor_delay_ms"] / 1000 + link_s
+    assert abs(boards.t_s - t0_s - expected_s) <= 2 * MAIN_TASK_S, "the main task quantises both steps"
+    assert boards.fw.link_v >= cal["precharge_match_pct"] / 100 * boards.fw.pack_v
+    assert boards.fw.contactor_cmd == {"pos": True, "neg": True, "pre": False}
+    assert not boards.closed, "feedback follows the command only after the contactor delay"
+    boards.run_for(cal["contactor_delay_ms"] / 1000)
+    assert boards.closed and not boards.fw.contactor_fb["pre"]
+
+
+def test_contactor_feedback_is_reported_on_can(boards):
+    boards.power_up()
+    boards.run_for(0.05)  # one BMS_Status cycle
+    values = boards.monitor.values
+    assert (values["BMS_State"], values["BMS_ContactorPos"], values["BMS_ContactorNeg"], values["BMS_ContactorPre"]) \
+        == (int(BmsState.NORMAL), 1, 1, 0)
+
+
+def test_precharge_timeout_is_a_latched_precharge_fault(make_boards):
+    boards = make_boards("dut.calibration.precharge_tau_ms=1e6")
+    boards.standby()
+    boards.request("discharge")
+    t0_s = boards.run_until(lambda: boards.fw.state == BmsState.PRECHARGE, 0.2, "PRECHARGE")
+    timeout_s = boards.cal["precharge_timeout_ms"] / 1000
+    boards.run_for(timeout_s)
+    assert boards.fw.state == BmsState.PRECHARGE, boards.describe()
+    boards.run_until(lambda: boards.fw.state == BmsState.FAULT, 0.05, "precharge timeout")
+    assert boards.t_s - t0_s <= timeout_s + 2 * MAIN_TASK_S
+    assert boards.fault("precharge") and not any(boards.fw.contactor_cmd.values())
+    boards.request("standby")
+    boards.clear_faults()
+    boards.step()
+    assert boards.fw.state == BmsState.STANDBY and boards.fw.faults == 0, "no condition persists: clear honoured"
+
+
+def test_standby_request_opens_the_contactors(boards):
+    boards.power_up()
+    boards.request("standby")
+    boards.run_until(lambda: boards.fw.state == BmsState.STANDBY, 0.2, "STANDBY")
+    boards.run_until(lambda: not boards.closed, boards.cal["contactor_delay_ms"] / 1000 + 0.02, "contactors open")
+
+
+def test_safe_request_opens_and_only_a_standby_request_leaves_safe(boards):
+    boards.power_up()
+    boards.request("safe")
+    boards.run_until(lambda: boards.fw.state == BmsState.SAFE, 0.2, "SAFE")
+    boards.run_for(0.1)
+    assert not boards.closed
+    boards.request("discharge")
+    boards.run_for(0.5)
+    assert boards.fw.state == BmsState.SAFE and not any(boards.fw.contactor_cmd.values()), boards.describe()
+    boards.request("standby")
+    boards.run_until(lambda: boards.fw.state == BmsState.STANDBY, 0.2, "STANDBY from SAFE")
+    boards.request("charge")
+    boards.run_until(lambda: boards.fw.state == BmsState.NORMAL and boards.closed, 1.0, "NORMAL again")
+
+
+def test_an_unknown_mode_request_counts_as_standby(boards):
+    boards.power_up()
+    boards.sender.set("VCU_Request", VCU_ModeRequest=9)
+    boards.run_until(lambda: boards.fw.state == BmsState.STANDBY, 0.3, "STANDBY on an unknown request")
+
+
+def test_a_request_with_a_bad_crc_is_dropped(boards):
+    boards.standby()
+    boards.sender.set_crc_source("VCU_Request", lambda payload: payload[7] ^ 0xFF)
+    boards.request("discharge")
+    boards.run_for(0.5)
+    assert boards.fw.state == BmsState.STANDBY and boards.fw.rx_bad_crc >= 4, boards.describe()
+
+
+def test_heartbeat_loss_faults_once_the_timeout_passes_with_contactors_closed(boards):
+    boards.power_up()
+    boards.host_silent()
+    last_s = boards.last_host_frame_s()
+    timeout_s = boards.cal["heartbeat_timeout_ms"] / 1000
+    boards.run_until(lambda: boards.t_s >= last_s + timeout_s - MAIN_TASK_S, 1.0, "just before the timeout")
+    boards.step()
+    assert not boards.fault("heartbeat"), boards.describe()
+    boards.run_until(lambda: boards.fault("heartbeat"), 3 * MAIN_TASK_S, "heartbeat fault")
+    assert boards.fw.state == BmsState.FAULT and not any(boards.fw.contactor_cmd.values())
+
+
+def test_heartbeat_loss_in_standby_is_only_a_warning_after_startup(boards):
+    boards.standby()
+    boards.host_silent()
+    boards.run_for(3 * boards.cal["heartbeat_timeout_ms"] / 1000)
+    assert boards.fw.state == BmsState.STANDBY and boards.fw.faults == 0, boards.describe()
+
+
+def test_heartbeat_missing_since_power_on_is_a_warning(make_boards):
+    boards = make_boards()
+    boards.host_silent()
+    boards.standby()
+    boards.step()
+    assert boards.warning("heartbeat") and boards.fw.faults == 0, boards.describe()
+
+
+def test_go_safe_opens_everything_at_once(boards):
+    boards.power_up()
+    boards.host.go_safe()
+    assert boards.fw.state == BmsState.SAFE and not boards.closed and not boards.ce.outputs_on
