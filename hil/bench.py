@@ -184,7 +184,7 @@ class Bench:
         self.profile = _Shifted(profile, self.loop.t_s)
         self.honour_limits = honour_limits
 
-    def make_safe(self, timeout_s: float = 2.0) -> dict:
+    def make_safe(self, timeout_s: float = 5.0) -> dict:
         """Load to zero, contactors open by request, cell-emulator outputs off; then read back."""
         self.set_load(0.0)
         self.bms.request("standby")

@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 from cantools.database import Database
 
@@ -20,6 +22,8 @@ from hil.sim.cell_emulator_board import CellEmulatorBoard
 MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
 AFE_LSB_V = 100e-6
+FIRMWARE_VERSION = "ref-bms 1.1.0"
+FAULT_LOG_ENTRIES = 64  # a ring in the MCU's RAM: the oldest entry goes when it is full
 
 # name -> what the defect is. Each is checked where the firmware would have it.
 BUGS = {
@@ -70,6 +74,7 @@ class BmsFirmware:
         self._ocv_v = np.asarray(ocv_v)
         self._rng = np.random.default_rng(seed)
         self.state = BmsState.INIT
+        self._unpowered_s = 0.0  # last task time the front end read no cell at all
         self.mode = ModeRequest.STANDBY
         self._clear_request = False
         self.faults = 0          # latched error bits
@@ -98,6 +103,9 @@ class BmsFirmware:
         self._main_runs = 0   # task times are run * period, never accumulated, so no rounding drift
         self._slow_runs = 0
         self.rx_bad_crc = 0
+        # (uptime ms, FAULT_BITS name) each time a fault latches, oldest first; read over the debug UART.
+        self.fault_log: deque[tuple[int, str]] = deque(maxlen=FAULT_LOG_ENTRIES)
+        self._logged_faults = 0
         deb = lambda key, **kw: Debounce(cal[key] / 1000.0, **kw)
         self._deb = {
             "cell_ov": deb("ov_debounce_ms", reset="ov_debounce_no_reset" not in self.bugs),
@@ -217,6 +225,14 @@ class BmsFirmware:
         self._measure()
         v = self.cell_v
         sensed = v > cal["sense_wire_v"]
+        if not sensed.any():
+            # No cell reads anything: the front end (powered from the stack) is dark, as when the cell
+            # emulator's outputs are off. Nothing can be judged; hold INIT with contactors open.
+            self._open_all()
+            if self.state != BmsState.INIT:
+                self._enter(BmsState.INIT, now_s)
+            self._unpowered_s = now_s
+            return
         checked_v = v[:-1] if "ov_off_by_one" in self.bugs else v
         uv_v = cal["cell_uv_v"] / 1000.0 if "uv_threshold_mv_typo" in self.bugs else cal["cell_uv_v"]
         temps = self.temp_c[:-1] if "ot_ignores_last_sensor" in self.bugs else self.temp_c
@@ -240,6 +256,14 @@ class BmsFirmware:
             self.faults |= self.active
         self._update_soc()
         self._state_machine(now_s)
+        self._log_new_faults(now_s)
+
+    def _log_new_faults(self, now_s: float) -> None:
+        """One log entry per fault bit that has latched since the last task (again after a clear)."""
+        new = self.faults & ~self._logged_faults
+        if new:
+            self.fault_log.extend((round(now_s * 1000), name) for name, bit in FAULT_BITS.items() if new >> bit & 1)
+        self._logged_faults = self.faults
 
     def _update_warnings(self) -> None:
         cal, w = self.cal, 0
@@ -291,7 +315,8 @@ class BmsFirmware:
     def _state_machine(self, now_s: float) -> None:
         cal, s = self.cal, self.state
         if s == BmsState.INIT:
-            if now_s >= SLOW_TASK_S:  # one full slow cycle of measurements before anything closes
+            # One full slow cycle of measurements after the stack powers up, before anything may close.
+            if now_s - self._unpowered_s >= SLOW_TASK_S:
                 if self.cell_v.min() > cal["sense_wire_v"]:
                     self.soc = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
                 self._enter(BmsState.STANDBY, now_s)
