@@ -165,6 +165,11 @@ class Bench:
         self.bms.wait_state(BmsState.NORMAL, timeout_s)
         return self.loop.run_until(lambda: self.bms.contactors_closed, timeout_s, self.bms.describe)
 
+    def wait_for(self, message: str, expected, timeout_s: float):
+        """Run the bench until `message` matches `expected` ({signal: value} or a predicate); see
+        `Monitor.wait_for`. Returns the matching sample; raises `HilTimeout` with the last values seen."""
+        return self.monitor.wait_for(message, expected, timeout_s, run=self.loop.run_until)
+
     def force_cell(self, channel: int, voltage_v: float | None) -> None:
         """Drive one cell-emulator channel (0-based) to `voltage_v` regardless of the model; None releases it."""
         self.forced_cell_v[channel] = np.nan if voltage_v is None else voltage_v

@@ -1,6 +1,7 @@
 """Protections trip inside their tolerance band and reaction time, and do not trip just below."""
 import pytest
 
+from hil.errors import HilTimeout
 from hil.protocol import BmsState
 
 # Time held just below a threshold: twice the reaction budget, so a debounce that would fire, fires.
@@ -126,3 +127,14 @@ def test_measurement_faults_are_detected(bench, relay, fault):
     bench.bms.wait_state(BmsState.FAULT, 2.0)
     bench.bms.wait_contactors_open(0.5)
     assert fault in bench.bms.faults, bench.bms.describe()
+
+
+def test_wait_for_signal_values_through_the_bench(bench):
+    """The DBC-level wait: BMS_Status reaches NORMAL with both contactors closed, in bench time."""
+    bench.cell_emulator.enable(True)
+    bench.bms.request("discharge")
+    sample = bench.wait_for("BMS_Status", {"BMS_State": "NORMAL", "BMS_ContactorPos": 1, "BMS_ContactorNeg": 1},
+                            timeout_s=3.0)
+    assert sample.signals["BMS_State"] in (3, "NORMAL") and sample.time_s <= bench.loop.t_s
+    with pytest.raises(HilTimeout, match="BMS_Status"):
+        bench.wait_for("BMS_Status", {"BMS_State": "SAFE"}, timeout_s=0.2)
