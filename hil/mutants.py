@@ -1,0 +1,92 @@
+"""`hil mutants`: how many seeded firmware bugs does the suite catch?
+
+Runs the BMS suite (`tests/bms/`) against the clean emulated firmware, then once per seeded bug
+(`hil/sim/bms_firmware.py` BUGS), each as its own pytest run with `--set dut.bugs=[...]`, and reads each
+run's JUnit XML. A bug is killed when at least one test fails. The kill rate is the suite's power.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from hil.errors import ConfigError
+from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig
+from hil.sim.bms_firmware import BUGS
+
+SUITE = PROJECT_ROOT / "tests" / "bms"
+RUN_TIMEOUT_S = 1200
+
+
+def _failed_tests(junit: Path) -> tuple[int, list[str]]:
+    root = ET.parse(junit).getroot()
+    cases = list(root.iter("testcase"))
+    failed = [f"{c.get('classname', '').rsplit('.', 1)[-1]}::{c.get('name')}" for c in cases
+              if c.find("failure") is not None or c.find("error") is not None]
+    return len(cases), failed
+
+
+def run_suite(rig: str, overrides: list[str], workdir: Path, label: str, workers: int,
+              select: str | None = None) -> tuple[int, list[str]]:
+    junit = workdir / f"{label}.xml"
+    cmd = [sys.executable, "-m", "pytest", str(SUITE), "--rig", rig, "-q", "-p", "no:cacheprovider",
+           f"--junitxml={junit}", "-o", "junit_family=xunit1"]
+    if workers > 1:
+        cmd += ["-n", str(workers)]
+    if select:
+        cmd += ["-k", select]
+    for assignment in overrides:
+        cmd += ["--set", assignment]
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if not junit.is_file():
+        raise ConfigError(f"suite run '{label}' wrote no JUnit XML (exit {result.returncode}):\n"
+                          f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return _failed_tests(junit)
+
+
+def cmd_mutants(args) -> int:
+    rig = load_rig(args.rig, args.overrides)
+    if "seeded_bugs" not in rig.capabilities:
+        raise ConfigError(f"{rig.path}: rig '{rig.name}' has no emulated firmware with seeded bugs "
+                          "(capability 'seeded_bugs'); use rigs/sim.toml")
+    bugs = args.bug or sorted(BUGS)
+    start = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hil-mutants-") as tmp:
+        workdir = Path(tmp)
+        n_tests, clean_failed = run_suite(args.rig, args.overrides, workdir, "clean", args.workers, args.select)
+        print(f"clean firmware: {n_tests - len(clean_failed)}/{n_tests} passed", flush=True)
+        for failed in clean_failed:
+            print(f"  FAILED on clean firmware: {failed}")
+        for bug in bugs:
+            _, failed = run_suite(args.rig, args.overrides + [f'dut.bugs=["{bug}"]'], workdir, bug, args.workers,
+                                  args.select)
+            rows.append((bug, failed))
+            verdict = "killed" if failed else "SURVIVED"
+            print(f"{bug:28s} {verdict:9s} {', '.join(failed[:4])}{' ...' if len(failed) > 4 else ''}",
+                  flush=True)
+    killed = [bug for bug, failed in rows if failed]
+    summary = {"bugs": len(rows), "killed": len(killed), "kill_rate": round(len(killed) / max(1, len(rows)), 4),
+               "clean_passed": not clean_failed, "survivors": [bug for bug, failed in rows if not failed],
+               "wall_s": round(time.perf_counter() - start, 1),
+               "caught_by": {bug: failed for bug, failed in rows}}
+    print(f"kill rate {summary['kill_rate']:.2f} ({len(killed)}/{len(rows)}), clean firmware "
+          f"{'passes' if summary['clean_passed'] else 'FAILS'}, {summary['wall_s']} s")
+    if args.json:
+        print(json.dumps(summary))
+    return 0 if summary["clean_passed"] and not summary["survivors"] else 1
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("mutants", help="measure the suite's power: run it once per seeded firmware bug")
+    parser.add_argument("--rig", default=str(DEFAULT_RIG), help="an emulated rig (default: rigs/sim.toml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--bug", action="append", help="only this bug (repeatable); default: all")
+    parser.add_argument("-k", dest="select", metavar="EXPR", help="only suite tests matching EXPR (pytest -k)")
+    parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers per run (default 2)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    parser.set_defaults(func=cmd_mutants)

@@ -1,0 +1,40 @@
+"""The suite's power, measured from outside: a seeded bug is caught, and so is a calibration off spec."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _hil(*args, timeout_s=600):
+    return subprocess.run([sys.executable, "-m", "hil", *args], capture_output=True, text=True,
+                          timeout=timeout_s, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_mutants_kills_a_seeded_bug_and_passes_the_clean_firmware():
+    result = _hil("mutants", "--bug", "ov_off_by_one", "--bug", "oc_discharge_ignored", "-k",
+                  "overvoltage_opens or overcurrent_opens", "-n", "1", "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["bugs"] == 2 and summary["kill_rate"] == 1.0 and summary["clean_passed"] is True
+    assert "test_cell_overvoltage_opens_contactors" in " ".join(summary["caught_by"]["ov_off_by_one"])
+
+
+def test_calibration_off_spec_is_caught(tmp_path):
+    """OV threshold 50 mV above the spec's tolerance band: the OV test must fail."""
+    result = _hil("run", "--report", str(tmp_path), "--set", "dut.calibration.cell_ov_v=4.31",
+                  "-k", "test_cell_overvoltage_opens_contactors", "-q")
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "test_cell_overvoltage_opens_contactors" in result.stdout
+
+
+def test_mutants_refuses_a_rig_without_seeded_bugs(tmp_path):
+    rig = tmp_path / "plain.toml"
+    text = (ROOT / "rigs" / "sim.toml").read_text().replace('"seeded_bugs"', '"plain"')
+    rig.write_text(text.replace('"../', f'"{ROOT}/'))
+    result = _hil("mutants", "--rig", str(rig))
+    assert result.returncode == 2 and "seeded_bugs" in result.stderr and "Traceback" not in result.stderr
