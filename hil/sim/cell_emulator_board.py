@@ -1,9 +1,10 @@
 """Emulated cell-emulator board: the analog side of the bench.
 
-It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell_emulator.dbc`) and
-presents them to the BMS's analog front end, through per-channel fault relays. Its watchdog turns every
-output off when the host's heartbeat (`CE_Control`) is silent for more than 500 ms, so a dead harness never
-leaves a bench energised.
+It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell_emulator.dbc`), or over
+its serial control port (`hil.sim.ce_serial`), and presents them to the BMS's analog front end, through
+per-channel fault relays. Its watchdog turns every output off when the host's heartbeat (`CE_Control`, or
+the serial `heartbeat`) is silent for more than 500 ms, so a dead harness never leaves a bench energised.
+Both ports command the same board: the last command wins.
 """
 from __future__ import annotations
 
@@ -61,11 +62,7 @@ class CellEmulatorBoard:
         elif name == "CE_CurrentSetpoint":
             self.current_a = sig["CE_PackCurrent"]
         elif name == "CE_Control":
-            self._last_heartbeat_s = now_s
-            want_on = bool(sig["CE_OutputEnable"])
-            if want_on and not self.outputs_on:
-                self.watchdog_tripped = False
-            self.outputs_on = want_on
+            self.set_outputs(bool(sig["CE_OutputEnable"]), now_s)
         elif name == "CE_FaultRelay":
             ch = sig["CE_Relay_Channel"]
             if 0 <= ch < self.n_channels:
@@ -73,6 +70,17 @@ class CellEmulatorBoard:
                 self.short[ch] = bool(sig["CE_Relay_Short"])
                 self.thermistor_open[ch] = bool(sig["CE_Relay_ThermistorOpen"])
                 self.thermistor_short[ch] = bool(sig["CE_Relay_ThermistorShort"])
+
+    def host_alive(self, now_s: float) -> None:
+        """A host heartbeat (CAN `CE_Control` or the serial `heartbeat`): it feeds the watchdog."""
+        self._last_heartbeat_s = now_s
+
+    def set_outputs(self, on: bool, now_s: float) -> None:
+        """A host's output command; it feeds the watchdog, and switching on clears a watchdog trip."""
+        self.host_alive(now_s)
+        if on and not self.outputs_on:
+            self.watchdog_tripped = False
+        self.outputs_on = on
 
     def tick(self, now_s: float) -> None:
         if self.outputs_on and (self._last_heartbeat_s is None or now_s - self._last_heartbeat_s > WATCHDOG_S):

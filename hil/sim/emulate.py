@@ -1,6 +1,8 @@
 """`hil emulate`: serve a rig's emulated boards in this process, over the rig's real transport.
 
-Once ready it prints `endpoint <bus> <interface> <channel>` per bus, then `ready`, and flushes. It runs
+Once ready it prints `endpoint <bus> <interface> <channel>` per bus, and for the boards' serial ports
+`endpoint debug serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`) and `endpoint ce-serial serial
+<pty>` (the cell emulator's control port, `hil.sim.ce_serial`); then `ready`, and it flushes. It runs
 until SIGINT or SIGTERM, until its host hangs up (pty closed: DeviceLost), or until its parent process dies;
 in every case the boards go safe (contactors open, outputs off) before it exits.
 
@@ -26,8 +28,13 @@ from hil.clock import RealClock
 from hil.errors import ConfigError, DeviceLost
 from hil.loop import Loop
 from hil.rig import Rig
+from hil.serial.protocols import bms_debug, cell_emulator
+from hil.serial.slcan import open_pty
 from hil.sim.boards import BoardHost
+from hil.sim.ce_serial import CellEmulatorSerial
+from hil.sim.debug_uart import DebugUart
 from hil.sim.events import ENV_VAR, EventLog
+from hil.sim.serial_device import SerialDevice
 
 TICK_S = 0.001
 PARENT_CHECK_S = 0.2
@@ -45,7 +52,7 @@ def open_device_bus(rig: Rig, name: str) -> tuple[can.BusABC, str]:
     kwargs = rig.can_kwargs(name)
     interface = kwargs["interface"]
     if interface == "slcan":
-        from hil.serial.slcan import SlcanDeviceBus, open_pty
+        from hil.serial.slcan import SlcanDeviceBus
         master_fd, slave_path = open_pty()
         return SlcanDeviceBus(master_fd, channel=slave_path), slave_path
     if interface == "socketcan":
@@ -56,6 +63,16 @@ def open_device_bus(rig: Rig, name: str) -> tuple[can.BusABC, str]:
             raise DeviceLost(f"{rig.path}: cannot open SocketCAN interface '{channel}': {exc}") from None
     raise ConfigError(f"{rig.path}: key 'can.{name}.interface' = {interface!r}: `hil emulate` serves boards "
                       "over 'slcan' (a pty) or 'socketcan'; the 'virtual' bus only works inside one process")
+
+
+def open_serial_ports(host: BoardHost) -> dict[str, SerialDevice]:
+    """The boards' serial ports, each on a fresh pty, by endpoint name."""
+    ports = {}
+    for name, protocol, answer in (("debug", bms_debug.PROTOCOL, DebugUart(host.firmware).answer),
+                                   ("ce-serial", cell_emulator.PROTOCOL, CellEmulatorSerial(host.cell_emulator).answer)):
+        master_fd, slave_path = open_pty()
+        ports[name] = SerialDevice(master_fd, slave_path, protocol, answer)
+    return ports
 
 
 def _say(text: str) -> None:
@@ -91,16 +108,27 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
     parent_pid = os.getppid()
     host = None
     bus = None
+    ports: dict[str, SerialDevice] = {}
     cause = "shutdown"
     code = 0
     try:
         bus, channel = open_device_bus(rig, bus_name)
         host = BoardHost(rig, bus, load_dbcs(rig.dbc_paths(bus_name)), events=events)
+        ports = open_serial_ports(host)
         print(f"endpoint {bus_name} {rig.can_kwargs(bus_name)['interface']} {channel}", file=out)
+        for name, port in ports.items():
+            print(f"endpoint {name} serial {port.path}", file=out)
         print("ready", file=out, flush=True)
         if events is not None:
-            events.emit("emulate", "ready", endpoints={bus_name: channel}, parent_pid=parent_pid)
-        loop = Loop(RealClock(spin_s=0.0), TICK_S, host.tick, overrun_policy="skip")
+            endpoints = {bus_name: channel, **{name: port.path for name, port in ports.items()}}
+            events.emit("emulate", "ready", endpoints=endpoints, parent_pid=parent_pid)
+
+        def tick(now_s: float) -> None:
+            host.tick(now_s)
+            for port in ports.values():
+                port.poll(now_s)
+
+        loop = Loop(RealClock(spin_s=0.0), TICK_S, tick, overrun_policy="skip")
         next_parent_check_s = time.monotonic() + PARENT_CHECK_S
         while stop["signal"] is None:
             loop.step()
@@ -131,6 +159,8 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
             host.go_safe(cause)
         if bus is not None:
             bus.shutdown()
+        for port in ports.values():
+            port.close()
         if events is not None:
             events.emit("emulate", "exit", code=code, cause=cause)
             events.close()

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hil.can.dbc import load_dbcs
@@ -138,8 +139,8 @@ def test_sigterm_is_logged_and_the_boards_go_safe(tmp_path):
                             env=dict(os.environ, **{ENV_VAR: str(events_path)}), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        lines = [proc.stdout.readline().strip() for _ in range(2)]
-        assert lines[0].startswith("endpoint main slcan /dev/pts/") and lines[1] == "ready", lines
+        lines = [proc.stdout.readline().strip() for _ in range(4)]
+        assert lines[0].startswith("endpoint main slcan /dev/pts/") and lines[3] == "ready", lines
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=EXIT_WITHIN_S) == 0
     finally:
@@ -154,3 +155,70 @@ def test_sigterm_is_logged_and_the_boards_go_safe(tmp_path):
     assert _first(events, "exit")["code"] == 0
     states = [e["state"] for e in events if e["event"] == "state"]
     assert states[-1] == "SAFE", states
+
+
+def _poll(check, timeout_s: float, what: str, keep_alive):
+    """Call `keep_alive()` and `check()` until check() returns a truthy value, or fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        keep_alive()
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout_s} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.wire
+def test_serial_ports_of_an_emulate_process(tmp_path):
+    """Drive the cell emulator over its serial port alone, and watch the BMS react over its debug UART."""
+    from hil.serial.link import SerialLink
+    from hil.serial.protocols import bms_debug, cell_emulator
+    from hil.sim.bms_firmware import FIRMWARE_VERSION
+
+    events_path = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", str(SLCAN_RIG)], cwd=ROOT,
+                            env=dict(os.environ, **{ENV_VAR: str(events_path)}), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(4)]
+        assert lines[3] == "ready", lines
+        endpoints = {parts[1]: parts[3] for parts in (line.split() for line in lines[:3])}
+        with SerialLink(endpoints["ce-serial"], cell_emulator.PROTOCOL) as ce_link, \
+                SerialLink(endpoints["debug"], bms_debug.PROTOCOL) as debug_link:
+            ce = cell_emulator.CellEmulatorClient(ce_link)
+            debug = bms_debug.BmsDebugClient(debug_link)
+            sequence = iter(range(1 << 16))
+
+            def keep_alive():
+                ce.heartbeat(next(sequence))
+
+            n_cells = load_rig(SLCAN_RIG).data["pack"]["n_series"]
+            voltages_mv = [3700] * n_cells
+            voltages_mv[0] = 3740  # 40 mV above the rest: bleeds
+            ce.set_cell_voltages_mv(voltages_mv)
+            ce.set_outputs_enabled(True)
+            measured = _poll(lambda: (v := debug.read_cell_voltages_mv()) and min(v) > 0 and v, 5.0,
+                             "cell voltages at the BMS", keep_alive)
+            assert np.abs(np.array(measured) - voltages_mv).max() <= 2
+            _poll(lambda: debug.read_balancing_mask() == 1, 5.0, "cell 0 balancing", keep_alive)
+            voltages_mv[5] = 4400  # over-voltage
+            ce.set_cell_voltages_mv(voltages_mv)
+            log = _poll(debug.read_fault_log, 5.0, "a fault log entry", keep_alive)
+            assert log[0].code == "over_voltage" and log[0].timestamp_ms > 0, log
+            assert debug.read_firmware_version() == FIRMWARE_VERSION
+            assert debug.read_calibration()["cell_ov_v"] == pytest.approx(4.25, rel=1e-6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_WITHIN_S) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    events = read_events(events_path)
+    assert _first(events, "ready")["endpoints"]["debug"] == endpoints["debug"]
+    assert _first(events, "outputs_on", board="cell_emulator") is not None
+    states = [e["state"] for e in events if e["event"] == "state"]
+    assert "FAULT" in states, states
