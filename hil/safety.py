@@ -2,14 +2,16 @@
 
 The safe state, in the order a bench engineer signs off:
 1. load: demand to zero, so no current flows when the contactors open (breaking current wears contacts
-   and can weld them); confirmed when the loop applies 0 A;
+   and can weld them); confirmed when the loop applies 0 A and a BMS_PackData received after the next
+   setpoint reports at most LOAD_ZERO_A;
 2. contactors: the BMS is asked for STANDBY (VCU_ModeRequest 0), and a BMS_Status received after that
    request went out shows main positive, main negative and precharge open;
 3. outputs: cell-emulator outputs off (CE_OutputEnable 0), and a CE_Status received after that command
    went out shows CE_OutputsOn 0. Outputs go off last because a BMS that loses its cell voltages while
    closed faults on under-voltage instead of opening on request.
 Every step runs even when an earlier one failed (outputs go off even if the BMS ignores the request). Only
-a frame that arrived after the command confirms a step, never a value left over from before it.
+a frame that arrived after the command confirms a step, never a value left over from before it. The record
+(`SafeState`) goes into the bench's trace events, and the plugin puts it in the JUnit properties (`safe:*`).
 
 How each way a run can end reaches the safe state:
 - a test ends or raises: the `bench` fixture's teardown calls `Bench.make_safe`;

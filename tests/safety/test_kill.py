@@ -35,8 +35,9 @@ def killed(request, tmp_path_factory):
     test_file = tmp_path / "test_generated.py"
     test_file.write_text(RUNNING_TEST)
     events = tmp_path / "events.jsonl"
-    harness = Harness([sys.executable, "-m", "hil", "run", "--rig", str(RIGS[rig]), "--report", str(tmp_path / "report"),
-                       "-s", "-k", "runs_until_stopped", str(test_file)], env={ENV_VAR: str(events)})
+    harness = Harness([sys.executable, "-m", "hil", "run", "--rig", str(RIGS[rig]), "--report",
+                       str(tmp_path / "report"), "-s", "-k", "runs_until_stopped", str(test_file)],
+                      env={ENV_VAR: str(events)})
     harness.wait_for(lambda line: line.startswith("progress") and line.endswith("closed=True"))
     time.sleep(RUN_S)
     boards = harness.children()

@@ -30,5 +30,6 @@ def test_a_signal_mid_test_commands_the_safe_state_and_reads_it_back(tmp_path, d
     assert not any(v["BMS_FaultBits"] >> FAULT_BITS["heartbeat"] & 1 for _, n, v in frames if n == "BMS_Status")
     assert not any(v["CE_WatchdogTripped"] for _, name, v in frames if name == "CE_Status")
 
-    read_back = [text.split()[2:4] for _, text in read_events(log.with_suffix(".csv")) if text.startswith("safe state:")]
+    events = read_events(log.with_suffix(".csv"))   # the trace's events, beside it
+    read_back = [text.split()[2:4] for _, text in events if text.startswith("safe state:")]
     assert read_back[:3] == [["load", "confirmed"], ["contactors", "confirmed"], ["outputs", "confirmed"]]
