@@ -54,6 +54,7 @@ class Bench:
         # The BMS's bleed resistors, as the cell emulator's channels see them when balancing is on.
         calibration = rig.data["dut"].get("calibration", {})
         self.bleed_r_ohm = float(np.mean(self.cell.ocv_v)) / calibration.get("balance_current_a", 0.1)
+        self._bleed_mask = None
         bus_name = rig.data["dut"]["bus"]
         self.db = load_dbcs(rig.dbc_paths(bus_name))
         self.boards = None
@@ -136,7 +137,10 @@ class Bench:
         if not self.bms.contactors_closed:
             current_a = 0.0
         self.pack_current_a = current_a
-        self.pack.faults.set_bleed(self.bms.balancing_mask(self.pack.n_series), self.bleed_r_ohm)
+        mask = self.bms.balancing_mask(self.pack.n_series)
+        if mask is not self._bleed_mask:  # the proxy returns the same array until the mask changes
+            self._bleed_mask = mask
+            self.pack.faults.set_bleed(mask, self.bleed_r_ohm)
         self.pack.step(current_a, self.loop.dt_s)
         tick = self.loop.ticks
         if tick % self._setpoint_every == 0:

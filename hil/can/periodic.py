@@ -18,6 +18,7 @@ the next tick (a 15 ms cycle on a 10 ms loop goes out at 20, 30, 50, 60, ... ms)
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,6 +66,9 @@ class PeriodicSender:
         self.db = db
         self.on_send = on_send
         self._jobs: dict[str, _Periodic] = {}
+        # The earliest due time of any job: most ticks send nothing, and this lets them return at once.
+        # Anything that reschedules a job resets it to -inf.
+        self._next_due_s = -math.inf
 
     def add(self, name: str, signals: dict | None = None, *, provider: Callable[[], dict] | None = None,
             cycle_s: float | None = None, start_s: float = 0.0) -> None:
@@ -93,6 +97,7 @@ class PeriodicSender:
                                      counter_mask=(1 << counter.length) - 1 if counter else 0,
                                      crc_signal=f"{name}_CRC" if f"{name}_CRC" in by_name else None,
                                      defaults=signal_defaults(message))
+        self._next_due_s = -math.inf
         if signals:
             self.set(name, **signals)
 
@@ -130,6 +135,7 @@ class PeriodicSender:
         if job.running:
             return
         job.running = True
+        self._next_due_s = -math.inf
         if now_s is None:
             job.resync = True
         else:
@@ -158,6 +164,8 @@ class PeriodicSender:
         return self._jobs[name]
 
     def tick(self, now_s: float) -> None:
+        if now_s + _EPS_S < self._next_due_s:
+            return
         for job in self._jobs.values():
             if not job.running or (not job.resync and now_s + _EPS_S < job.next_s):
                 continue
@@ -169,6 +177,10 @@ class PeriodicSender:
             due = int((now_s + _EPS_S - job.origin_s) / job.cycle_s)  # the latest cycle due by now
             job.skipped += due - job.index  # late by more than a cycle: those cycles are dropped, not burst
             job.index = due + 1
+        self._next_due_s = min((job.next_s for job in self._jobs.values() if job.running and not job.resync),
+                               default=math.inf)
+        if any(job.running and job.resync for job in self._jobs.values()):
+            self._next_due_s = -math.inf
 
     def _send(self, job: _Periodic) -> None:
         frames = job.provider() if job.provider is not None else job.signals
