@@ -177,9 +177,13 @@ class Bench:
     def force_cell(self, channel: int, voltage_v: float | None) -> None:
         """Drive one cell-emulator channel (0-based) to `voltage_v` regardless of the model; None releases it."""
         self.forced_cell_v[channel] = np.nan if voltage_v is None else voltage_v
+        self.trace.mark(self.loop.t_s, f"cell {channel} " + ("released" if voltage_v is None
+                                                            else f"forced to {voltage_v:.3f} V"))
 
     def force_temperature(self, channel: int, temperature_c: float | None) -> None:
         self.forced_temperature_c[channel] = np.nan if temperature_c is None else temperature_c
+        self.trace.mark(self.loop.t_s, f"thermistor {channel} " + ("released" if temperature_c is None
+                                                                  else f"forced to {temperature_c:.1f} degC"))
 
     def set_load(self, demand: float, kind: str = "current", honour_limits: bool = True) -> None:
         """Demand in A (kind "current") or W (kind "power"), > 0 discharges. Stops any running profile."""
@@ -195,17 +199,17 @@ class Bench:
 
     def make_safe(self, timeout_s: float = 5.0) -> dict:
         """Load to zero, contactors open by request, cell-emulator outputs off; then read back."""
+        self.trace.mark(self.loop.t_s, "make safe")
         self.set_load(0.0)
         self.bms.request("standby")
-        seen = {}
         try:
             self.loop.run_until(lambda: not self.bms.contactors_closed, timeout_s, self.bms.describe)
+        finally:
+            # Outputs off even when the BMS did not open its contactors: the bench is never left energised.
             self.cell_emulator.enable(False)
             self.loop.run_until(lambda: self.cell_emulator.outputs_on is False, timeout_s,
                                 lambda: f"cell emulator outputs_on={self.cell_emulator.outputs_on}")
-        finally:
-            seen = {"contactors_closed": self.bms.contactors_closed, "outputs_on": self.cell_emulator.outputs_on}
-        return seen
+        return {"contactors_closed": self.bms.contactors_closed, "outputs_on": self.cell_emulator.outputs_on}
 
     def close(self) -> None:
         """Release everything; idempotent. Emulated boards go safe when their harness disappears."""
