@@ -1,9 +1,11 @@
 """`hil emulate`: serve a rig's emulated boards in this process, over the rig's real transport.
 
-Once ready it prints `endpoint <bus> <interface> <channel>` per bus, and for the boards' serial ports
-`endpoint debug serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`) and `endpoint ce-serial serial
-<pty>` (the cell emulator's control port, `hil.sim.ce_serial`); then `ready`, and it flushes. It runs
-until SIGINT or SIGTERM, until its host hangs up (pty closed: DeviceLost), or until its parent process dies;
+Buses: 'slcan' on a fresh pty, 'socketcand' on the rig's TCP port on 127.0.0.1 (`hil.sim.socketcand`),
+or 'socketcan'. Once ready it prints `endpoint <bus> <interface> <channel>` per bus, and for the boards'
+serial ports `endpoint debug serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`) and
+`endpoint ce-serial serial <pty>` (the cell emulator's control port, `hil.sim.ce_serial`); then `ready`,
+and it flushes. It runs until SIGINT or SIGTERM, until its host hangs up (pty or TCP connection closed:
+DeviceLost), or until its parent process dies;
 in every case the boards go safe (contactors open, outputs off) before it exits.
 
 Timing when the harness dies (SIGKILL included): the kernel closes its end of the pty, the next tick
@@ -55,6 +57,17 @@ def open_device_bus(rig: Rig, name: str) -> tuple[can.BusABC, str]:
         from hil.serial.slcan import SlcanDeviceBus
         master_fd, slave_path = open_pty()
         return SlcanDeviceBus(master_fd, channel=slave_path), slave_path
+    if interface == "socketcand":
+        from hil.sim.socketcand import SocketcandDeviceBus
+        port, channel = kwargs.get("port"), str(kwargs.get("channel", "can0"))
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f"{rig.path}: key 'can.{name}.port' = {port!r}: `hil emulate` serves socketcand on "
+                              "the TCP port the rig names, so give a free port number (1-65535)")
+        try:
+            return SocketcandDeviceBus(port, channel, host=str(kwargs.get("host", "127.0.0.1"))), channel
+        except OSError as exc:
+            raise ConfigError(f"{rig.path}: cannot serve socketcand on 127.0.0.1:{port} ({exc.strerror}); "
+                              f"choose another can.{name}.port") from None
     if interface == "socketcan":
         channel = str(kwargs.get("channel", "vcan0"))
         try:
@@ -62,7 +75,8 @@ def open_device_bus(rig: Rig, name: str) -> tuple[can.BusABC, str]:
         except (OSError, can.CanError) as exc:
             raise DeviceLost(f"{rig.path}: cannot open SocketCAN interface '{channel}': {exc}") from None
     raise ConfigError(f"{rig.path}: key 'can.{name}.interface' = {interface!r}: `hil emulate` serves boards "
-                      "over 'slcan' (a pty) or 'socketcan'; the 'virtual' bus only works inside one process")
+                      "over 'slcan' (a pty), 'socketcand' (TCP on 127.0.0.1) or 'socketcan'; the 'virtual' bus "
+                      "only works inside one process")
 
 
 def open_serial_ports(host: BoardHost) -> dict[str, SerialDevice]:
