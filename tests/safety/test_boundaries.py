@@ -2,6 +2,7 @@
 boards start listens on the network beyond this machine (127.0.0.1 or ::1) unless a rig says so."""
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -50,14 +51,30 @@ def test_an_expression_where_a_number_belongs_is_refused_not_evaluated(tmp_path)
         load_rig(RIGS["sim"], ['pack.n_series="8 * 2"'])
 
 
-HARNESS = f"""
+HARNESS = """
+import sys
 from hil.bench import Bench
 from hil.rig import load_rig
-with Bench(load_rig({str(RIGS["slcan"])!r})) as bench:
+with Bench(load_rig(sys.argv[1])) as bench:
     bench.power_up()
     print("powered", flush=True)
     bench.loop.run_for(60.0)
 """
+
+
+def socketcand_rig(tmp_path: Path) -> Path:
+    """rigs/slcan.toml with its bus served by `hil emulate` as socketcand on a free TCP port of 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = RIGS["slcan"].read_text().replace('"../', f'"{ROOT}/')
+    start = text.index("[can.main]\n")
+    end = text.index("\n\n", start)
+    bus = f'[can.main]\ninterface = "socketcand"\nhost = "127.0.0.1"\nport = {port}\nchannel = "vcan0"\n'
+    dbc = next(line for line in text[start:end].splitlines() if line.startswith("dbc"))
+    path = tmp_path / "socketcand.toml"
+    path.write_text(text[:start] + bus + dbc + text[end:])
+    return path
 
 
 def listening_addresses(pid: int) -> list[str]:
@@ -80,8 +97,10 @@ def listening_addresses(pid: int) -> list[str]:
 
 
 @pytest.mark.wire
-def test_harness_and_emulated_boards_listen_on_loopback_only():
-    harness = Harness([sys.executable, "-c", HARNESS])
+@pytest.mark.parametrize("transport", ["slcan", "socketcand"])
+def test_harness_and_emulated_boards_listen_on_loopback_only(tmp_path, transport):
+    rig_path = RIGS["slcan"] if transport == "slcan" else socketcand_rig(tmp_path)
+    harness = Harness([sys.executable, "-c", HARNESS, str(rig_path)])
     try:
         harness.wait_for(lambda line: line == "powered")
         processes = [harness.proc.pid, *harness.children()]
