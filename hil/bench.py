@@ -10,6 +10,7 @@ Each tick of the loop, in this order:
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -27,12 +28,13 @@ from hil.clock import make_clock
 from hil.devices.bms import Bms
 from hil.devices.cell_emulator import CellEmulator
 from hil.devices.emulator_process import EmulatorProcess
-from hil.errors import HilError
+from hil.errors import DeviceLost, HilError
 from hil.loop import Loop
 from hil.model.cell import load_cell
 from hil.model.pack import Pack
 from hil.protocol import BmsState
 from hil.rig import Rig
+from hil.safety import SafeState, make_safe
 from hil.spec import load_spec
 from hil.trace import Trace
 
@@ -73,7 +75,8 @@ class Bench:
         self.forced_cell_v = np.full(n_channels, np.nan)
         self.forced_temperature_c = np.full(n_channels, np.nan)
         kwargs = rig.can_kwargs(bus_name)
-        where = f"{rig.path} [can.{bus_name}]"
+        where = self._bus_where = f"{rig.path} [can.{bus_name}]"
+        self._bus_kwargs = kwargs   # its channel is filled in below for emulated boards
         try:
             if rig.emulate_in_process:
                 # A fresh channel per bench keeps parallel and successive benches in one process apart.
@@ -92,7 +95,7 @@ class Bench:
                 self.can_log = CanLog(report_dir / f"{name}.blf")
             self.trace = Trace(Path(report_dir) / f"{name}.csv" if report_dir is not None else None)
             self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
-            self.loop = Loop(self.clock, rig.dt_s, self.tick,
+            self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.data["rig"].get("overrun_policy", "catch-up"))
             self.bms = Bms(self.monitor, self.sender, self.loop)
             self.cell_emulator = CellEmulator(self.bus, self.db, self.sender, self.monitor,
@@ -155,6 +158,19 @@ class Bench:
                                state.name if state is not None else "NONE", self.bms.contactors_closed))
         self.sender.tick(t_s)
 
+    def _tick_or_lost(self, t_s: float) -> None:
+        """`tick`, with a CAN adapter that fails mid-run (unplugged, or its boards' process gone) reported as
+        DeviceLost naming it, instead of python-can's bare "Could not write to serial device"."""
+        try:
+            self.tick(t_s)
+        except can.CanOperationError as exc:
+            adapter = f"{self._bus_kwargs['interface']} on {self._bus_kwargs.get('channel')}"
+            message = (f"{self._bus_where}: CAN adapter {adapter} failed mid-run: {exc} ({exc.__cause__}). "
+                       "It worked before: check its cable, USB connection and power")
+            if self.emulator is not None and (code := self.emulator.proc.poll()) is not None:
+                message += f"; the emulated boards' process (`hil emulate`) exited with code {code}"
+            raise DeviceLost(message) from exc
+
     # Convenience for tests ------------------------------------------------------------------------------
     def power_up(self, mode: str = "discharge", timeout_s: float = 3.0) -> float:
         """Outputs on, wait for STANDBY, request `mode`, and wait for NORMAL with contactors closed.
@@ -197,19 +213,11 @@ class Bench:
         self.profile = _Shifted(profile, self.loop.t_s)
         self.honour_limits = honour_limits
 
-    def make_safe(self, timeout_s: float = 5.0) -> dict:
-        """Load to zero, contactors open by request, cell-emulator outputs off; then read back."""
-        self.trace.mark(self.loop.t_s, "make safe")
-        self.set_load(0.0)
-        self.bms.request("standby")
-        try:
-            self.loop.run_until(lambda: not self.bms.contactors_closed, timeout_s, self.bms.describe)
-        finally:
-            # Outputs off even when the BMS did not open its contactors: the bench is never left energised.
-            self.cell_emulator.enable(False)
-            self.loop.run_until(lambda: self.cell_emulator.outputs_on is False, timeout_s,
-                                lambda: f"cell emulator outputs_on={self.cell_emulator.outputs_on}")
-        return {"contactors_closed": self.bms.contactors_closed, "outputs_on": self.cell_emulator.outputs_on}
+    def make_safe(self, timeout_s: float = 5.0) -> SafeState:
+        """Load zero, contactors open by request, cell-emulator outputs off, in that order, each confirmed by
+        a frame read back after its command (see `hil.safety`). Raises `hil.safety.NotSafe` naming the steps
+        not confirmed; the later steps still run."""
+        return make_safe(self, timeout_s)
 
     def close(self) -> None:
         """Release everything; idempotent. Emulated boards go safe when their harness disappears."""
@@ -222,7 +230,8 @@ class Bench:
             self.trace.close()
         for bus in (getattr(self, "bus", None), self._board_bus):
             if bus is not None:
-                bus.shutdown()
+                with contextlib.suppress(can.CanError):  # a lost adapter cannot be told to close; carry on
+                    bus.shutdown()
         if self.can_log is not None:
             self.can_log.stop()
         if self.emulator is not None:

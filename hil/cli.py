@@ -45,12 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     emulate = sub.add_parser("emulate", help="serve the rig's emulated boards until SIGINT/SIGTERM")
     _add_rig_options(emulate)
     emulate.set_defaults(func=cmd_emulate)
-    for module in ("hil.can.cli", "hil.model.cli", "hil.profiles.cli", "hil.vcan_vm", "hil.mutants"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except (ImportError, AttributeError):
-            continue  # that layer has no command of its own yet
+    from hil import mutants, vcan_vm
+    from hil.can import cli as can_cli
+    from hil.model import cli as model_cli
+    from hil.profiles import cli as profiles_cli
+    for register in (can_cli.register, model_cli.register, profiles_cli.register, mutants.register):
         register(sub)
+    vm = sub.add_parser("vcan-vm", help="run a command inside a throwaway QEMU VM with SocketCAN vcan0 up",
+                        description="hil vcan-vm [--memory MB] [--timeout S] -- CMD...")
+    vcan_vm.add_arguments(vm)
+    vm.set_defaults(func=vcan_vm.run)
     return parser
 
 

@@ -26,6 +26,7 @@ from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
 from hil.rig import DEFAULT_RIG, load_rig
+from hil.safety import NotSafe, held_interrupts, live, make_live_benches_safe, sigterm_interrupts
 
 LOCK_DIR_ENV = "HIL_LOCK_DIR"   # where rig lock files live (default: the system temp directory)
 LOCK_POLL_S = 0.2
@@ -44,12 +45,22 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # SIGTERM ends a run as Ctrl-C does, through fixture teardown, so every bench is made safe first.
+    stack = contextlib.ExitStack()
+    stack.enter_context(sigterm_interrupts())
+    config.add_cleanup(stack.close)
     config.addinivalue_line("markers", "rig_requires(*capabilities): skip unless the rig has them all")
     config.addinivalue_line("markers", "profile(*names, **params): run the test once per named load profile "
                                        "(hil.profiles.PROFILES), built with params, e.g. duration_s=60")
     report = config.getoption("hil_report")
     if report and not hasattr(config, "workerinput"):  # under xdist only the controller writes the index
         config.pluginmanager.register(_RunReport(config, Path(report)), "hil-run-report")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo):
+    """Ctrl-C or SIGTERM: command the safe state now; pytest's report of the interrupt comes first otherwise."""
+    make_live_benches_safe()
 
 
 def pytest_generate_tests(metafunc):
@@ -129,7 +140,9 @@ def _say(config, line: str) -> None:
 
 @pytest.fixture
 def bench(request, rig):
-    """A bench assembled from the rig; made safe (load off, contactors open, outputs off) and closed after.
+    """A bench assembled from the rig; made safe (load off, contactors open, outputs off, each read back) and
+    closed after, whatever ends the test. A bench not confirmed safe fails the test's teardown; the read-back
+    goes into the JUnit properties (`safe:*`) and the trace's events.
 
     With `--hil-report`, the test's trace, CAN log, plot and MDF4 land in DIR/tests/<test name>.*.
     """
@@ -155,19 +168,23 @@ def bench(request, rig):
         instance.loop.on_progress(lambda p: _say(config, f"{request.node.nodeid}: {p}; {instance.bms.describe()}"),
                                   PROGRESS_EVERY_S)
         try:
-            yield instance
+            with live(instance):
+                yield instance
         finally:
-            try:
-                instance.make_safe()
-            except HilError:
-                pass  # the boards' own watchdogs take over; close() still releases everything
-            finally:
-                instance.close()
-                stack.close()  # the rig is free again; plotting needs no hardware
-            request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in instance.loop.timing().items()
-                                             if v is not None]
-            if tests_dir is not None:
-                write_test_artifacts(tests_dir, name, request.node.nodeid)
+            with held_interrupts():  # a Ctrl-C or SIGTERM from here on waits until this is done
+                try:
+                    safe = instance.make_safe()
+                except NotSafe as exc:
+                    safe = exc.state
+                finally:
+                    instance.close()
+                    stack.close()  # the rig is free again; plotting needs no hardware
+                request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in instance.loop.timing().items()
+                                                 if v is not None] + safe.properties()
+                if tests_dir is not None:
+                    write_test_artifacts(tests_dir, name, request.node.nodeid)
+                if not safe.confirmed:
+                    pytest.fail(f"bench not confirmed safe after the test: {safe.describe()}", pytrace=False)
 
 
 @pytest.fixture

@@ -144,7 +144,8 @@ def test_an_external_rig_is_locked_by_the_bench(pytester, tmp_path, monkeypatch)
         result = pytester.runpytest(*args)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*rig 'sim' is in use by pid * running another session*"])
-    pytester.runpytest(*args).assert_outcomes(passed=1)
+    # No board answers on this bench, so its safe state cannot be read back: that is reported, not swallowed.
+    pytester.runpytest(*args).assert_outcomes(passed=1, errors=1)
 
 
 @pytest.mark.slow

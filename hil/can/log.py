@@ -66,6 +66,14 @@ class CanLog(can.Listener):
                 write_container()
             file = getattr(self._writer, "file", None)
             if file is not None and not file.closed:
+                # BLF stamps count from the start time in the file header, which python-can writes only in
+                # stop(): rewrite it (private `_write_header`, python-can 4.x), so a killed run keeps its times.
+                write_header = getattr(self._writer, "_write_header", None)
+                if write_header is not None and file.seekable():
+                    end = file.tell()
+                    file.seek(0)
+                    write_header(end)
+                    file.seek(end)
                 file.flush()
 
     def _flush_periodically(self) -> None:

@@ -17,18 +17,11 @@ from pathlib import Path
 import can
 import pytest
 
-import hil.pytest_plugin
-
 ROOT = Path(__file__).resolve().parents[2]
 RIGS = {"sim": ROOT / "rigs" / "sim.toml", "slcan": ROOT / "rigs" / "slcan.toml"}
 START_TIMEOUT_S = 60.0   # a harness process up to its first progress line (imports, boards, power-up)
 STOP_TIMEOUT_S = 30.0    # a stopped harness to exit: safe state, closing, report
 CONTACTORS = ("BMS_ContactorPos", "BMS_ContactorNeg", "BMS_ContactorPre")
-
-# Until hil/pytest_plugin.py wires hil.safety in (SIGTERM, safe state on interrupt, read-back in the
-# report: issue 11), the tests of that wiring fail; this marks them. Delete it once the wiring is in.
-needs_plugin_wiring = pytest.mark.xfail(not hasattr(hil.pytest_plugin, "pytest_keyboard_interrupt"), strict=True,
-                                        reason="hil/pytest_plugin.py does not wire in hil.safety yet")
 
 # A test that powers the bench up, draws current and runs until stopped from outside, printing its progress.
 RUNNING_TEST = textwrap.dedent("""

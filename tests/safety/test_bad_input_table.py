@@ -89,8 +89,6 @@ def test_an_emulated_board_process_that_never_gets_ready_times_out_showing_its_o
 
 
 @pytest.mark.wire
-@pytest.mark.xfail(strict=True, reason="hil/bench.py lets python-can's CanOperationError through unnamed, and "
-                                       "close() stops at the dead adapter")
 def test_a_can_adapter_lost_mid_run_is_device_lost_naming_it():
     bench = Bench(load_rig(RIGS["slcan"]))
     try:

@@ -73,7 +73,6 @@ def test_the_trace_and_can_log_read_back_up_to_the_last_flush(killed):
     assert {0x100, 0x210, 0x320} <= {frame.arbitration_id for frame in frames}   # BMS_Status, VCU_Request, CE_Control
 
 
-@pytest.mark.xfail(strict=True, reason="hil/can/log.py: python-can writes the BLF header (start time) only on stop")
 def test_a_killed_real_clock_blf_keeps_its_frames_wall_clock_times(killed):
     if killed["rig"].clock != "real":
         pytest.skip("on a virtual clock the stamps are bench time")

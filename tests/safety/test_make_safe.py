@@ -7,7 +7,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from safety_harness import CONTACTORS, RIGS, decoded_frames, needs_plugin_wiring
+from safety_harness import CONTACTORS, RIGS, decoded_frames
 
 from hil.bench import Bench
 from hil.protocol import BmsState
@@ -115,7 +115,6 @@ def test_signals_while_going_safe_wait_until_it_is_done():
     assert signal.getsignal(signal.SIGINT) is before
 
 
-@needs_plugin_wiring
 def test_the_fixture_reports_a_bench_it_cannot_confirm_safe(pytester):
     pytester.makepyfile(test_stuck="""
         def test_powered(bench):

@@ -3,14 +3,13 @@ has to, reads it back, records that in the report, and exits as interrupted."""
 import signal
 
 import pytest
-from safety_harness import CONTACTORS, decoded_frames, needs_plugin_wiring, only, run_pytest
+from safety_harness import CONTACTORS, decoded_frames, only, run_pytest
 
 from hil.protocol import FAULT_BITS
 from hil.trace import read_events
 
 
 @pytest.mark.slow
-@needs_plugin_wiring
 @pytest.mark.parametrize("rig", ["sim", "slcan"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_test_commands_the_safe_state_and_reads_it_back(tmp_path, db, rig, signum):
