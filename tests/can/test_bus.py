@@ -7,7 +7,7 @@ import threading
 
 import can
 import pytest
-from conftest import fresh_channel
+from .conftest import fresh_channel
 
 from hil.can.bus import open_bus
 from hil.errors import ConfigError, DeviceLost

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import DBC_FILES, ROOT, realworld
+from .conftest import DBC_FILES, ROOT, realworld
 
 from hil.cli import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import can
 import cantools
 import pytest
-from conftest import DBC_FILES
+from .conftest import DBC_FILES
 
 from hil.can.dbc import load_dbc, load_dbcs, mux_groups, round_trip_problems
 from hil.can.monitor import Monitor

@@ -8,7 +8,7 @@ import textwrap
 
 import can
 import pytest
-from conftest import DBC_FILES, ROOT
+from .conftest import DBC_FILES, ROOT
 
 from hil.can.dbc import encode
 from hil.can.log import CanLog

@@ -6,7 +6,7 @@ import time
 
 import can
 import pytest
-from conftest import fresh_channel
+from .conftest import fresh_channel
 
 from hil.can.dbc import encode
 from hil.can.monitor import Monitor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import can
 import cantools
 import pytest
-from conftest import realworld
+from .conftest import realworld
 
 from hil.can.dbc import load_dbc, load_dbcs, round_trip_problems
 from hil.can.monitor import Monitor

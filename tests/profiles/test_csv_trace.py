@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import FIXTURES
+from .conftest import FIXTURES
 from hil.errors import ConfigError
 from hil.profiles import PROFILES, read_trace
 

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from .conftest import run_cli
 from hil.errors import ConfigError, HilError
 from hil.profiles import PROFILES
 from hil.profiles.cli import main

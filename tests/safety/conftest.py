@@ -1,5 +1,5 @@
 import pytest
-from safety_harness import ROOT
+from .safety_harness import ROOT
 
 from hil.can.dbc import load_dbcs
 

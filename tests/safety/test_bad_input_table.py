@@ -10,7 +10,7 @@ from pathlib import Path
 
 import can
 import pytest
-from safety_harness import RIGS, ROOT, gone_within
+from .safety_harness import RIGS, ROOT, gone_within
 
 from hil.bench import Bench
 from hil.can.monitor import Monitor

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from safety_harness import RIGS, ROOT, Harness
+from .safety_harness import RIGS, ROOT, Harness
 
 from hil.bench import Bench
 from hil.errors import ConfigError

@@ -10,7 +10,7 @@ import time
 
 import can
 import pytest
-from safety_harness import RIGS, RUNNING_TEST, Harness, gone_within, only
+from .safety_harness import RIGS, RUNNING_TEST, Harness, gone_within, only
 
 from hil.can.log import FLUSH_INTERVAL_S as LOG_FLUSH_S
 from hil.rig import load_rig

@@ -7,7 +7,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from safety_harness import CONTACTORS, RIGS, decoded_frames
+from .safety_harness import CONTACTORS, RIGS, decoded_frames
 
 from hil.bench import Bench
 from hil.protocol import BmsState

@@ -3,7 +3,7 @@ has to, reads it back, records that in the report, and exits as interrupted."""
 import signal
 
 import pytest
-from safety_harness import CONTACTORS, decoded_frames, only, run_pytest
+from .safety_harness import CONTACTORS, decoded_frames, only, run_pytest
 
 from hil.protocol import FAULT_BITS
 from hil.trace import read_events
