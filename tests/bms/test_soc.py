@@ -10,6 +10,7 @@ def _soc_error_pct(bench) -> float:
     return abs(bench.bms.soc - float(bench.pack.soc.mean())) * 100
 
 
+@pytest.mark.rig_requires("virtual_clock")  # two minutes of load: run where time is virtual
 def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
     bench.power_up()
     profile = PROFILES["ai-training"](duration_s=120.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed)
