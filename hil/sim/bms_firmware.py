@@ -322,7 +322,7 @@ class BmsFirmware:
                 self._enter(BmsState.STANDBY, now_s)
             return
         if self.faults and s not in (BmsState.FAULT,):
-            self._open_all()
+            self._open_all(on_fault=True)
             self._enter(BmsState.FAULT, now_s)
             return
         if s == BmsState.FAULT:
@@ -360,11 +360,11 @@ class BmsFirmware:
                 self._enter(BmsState.NORMAL, now_s)
             elif now_s - self._state_entry_s > cal["precharge_timeout_ms"] / 1000.0:
                 self.faults |= 1 << FAULT_BITS["precharge"]
-                self._open_all()
+                self._open_all(on_fault=True)
                 self._enter(BmsState.FAULT, now_s)
 
-    def _open_all(self) -> None:
-        keep_pos = "contactor_stays_closed" in self.bugs and self.contactor_cmd["pos"]
+    def _open_all(self, on_fault: bool = False) -> None:
+        keep_pos = on_fault and "contactor_stays_closed" in self.bugs and self.contactor_cmd["pos"]
         self.contactor_cmd.update(pos=keep_pos, neg=keep_pos, pre=False)
 
     def _update_contactors(self, now_s: float) -> None:

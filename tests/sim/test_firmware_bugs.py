@@ -186,3 +186,10 @@ def test_stale_crc_is_the_crc_of_the_previous_payload(make_boards):
     buggy.host.sender.on_send = lambda msg: frames.append(bytes(msg.data)) if msg.arbitration_id == 0x100 else None
     buggy.run_for(0.2)
     assert all(later[7] == e2e.crc8_j1850(earlier[:7]) for earlier, later in itertools.pairwise(frames))
+
+
+def test_contactor_stays_closed_is_only_a_fault_path_defect(make_boards):
+    buggy = make_boards(bugs=["contactor_stays_closed"])
+    buggy.power_up()
+    buggy.request("standby")
+    buggy.run_until(lambda: not buggy.closed, 0.2, "contactors open on a standby request")
