@@ -14,7 +14,8 @@ Limits, stated plainly:
   a loaded machine takes 3-4 times as long. Output through the serial ports flows at about 0.4 MB/s.
 - The host file system is read-only in the VM. Writable: TMPDIR (a temporary directory shared with
   the host, deleted afterwards), and fresh empty tmpfs on /tmp, /var/tmp, /run and /dev/shm, which
-  hide the host's files there (so CMD cannot run from below /tmp). Use `--rw DIR` for outputs such as
+  hide the host's files there, except the working directory and the Python environment, which are
+  bound back in read-only when they live there (a CI checkout under /tmp). Use `--rw DIR` for outputs such as
   test reports; pytest needs `-p no:cacheprovider` unless its cache directory is writable.
 - CMD's stdout and stderr are terminals in the VM when they are on the host, and pipes otherwise (a
   background process of CMD that keeps one open delays the end until it exits or --timeout).
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     cwd = os.getcwd()
     rw_dirs = [Path(os.path.realpath(d)) for d in args.rw_dirs]
     try:
-        _check_visible(cwd, args.rw_dirs, rw_dirs)
+        _check_visible(args.rw_dirs, rw_dirs)
         parts = find_parts(os.environ.get("PATH"))
         modules = modules_to_load(parts.modules_dir)
     except MissingParts as exc:
@@ -96,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
         (work_dir / GUEST_TMPDIR).mkdir()
         _write_private(work_dir / RUN_SCRIPT, run_script(cmd, cwd, dict(os.environ), work_dir))
         terminal = (sys.stdout.isatty(), sys.stderr.isatty())
-        init = init_script([name for name, _ in modules], work_dir, rw_dirs, terminal, args.verbose)
+        # The working tree and the Python environment stay visible even when they live under /tmp.
+        keep_visible = (cwd, sys.prefix, os.environ.get("VIRTUAL_ENV", sys.prefix))
+        init = init_script([name for name, _ in modules], work_dir, rw_dirs, terminal, args.verbose,
+                           keep_visible)
         image = build_initramfs(parts.busybox, modules, init)
         _write_private(work_dir / "initramfs.cpio", image)
         spec = VmSpec(parts=parts, initramfs=work_dir / "initramfs.cpio", share_dir=work_dir,
@@ -122,12 +126,8 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-def _check_visible(cwd: str, requested_rw_dirs: list[Path], rw_dirs: list[Path]) -> None:
-    """Raise MissingParts when the current directory or a --rw directory cannot be used in the VM."""
-    hidden_by = hidden_in_guest(cwd)
-    if hidden_by:
-        raise MissingParts(f"the current directory {cwd} is inside {hidden_by}, which the VM replaces with "
-                           f"an empty tmpfs; run from a directory outside {hidden_by}")
+def _check_visible(requested_rw_dirs: list[Path], rw_dirs: list[Path]) -> None:
+    """Raise MissingParts when a --rw directory cannot be used in the VM."""
     for requested, directory in zip(requested_rw_dirs, rw_dirs):
         if not directory.is_dir():
             raise MissingParts(f"--rw {requested}: not an existing directory; create it first")

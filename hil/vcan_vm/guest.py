@@ -37,7 +37,7 @@ SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], terminal: tuple[bool, bool],
-                verbose: bool) -> str:
+                verbose: bool, keep_visible: tuple[str, ...] = ()) -> str:
     """PID 1: load modules, create vcan0, mount and chroot into the host root, record CMD's exit code.
 
     Guest stdout and stderr are the serial ports ttyS0 and ttyS1; the host streams each to its own.
@@ -45,6 +45,8 @@ def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], termin
     that stream into a pipe (a fifo drained by cat), so programs see a pipe as they would on the host:
     no colours, and the buffering they choose for pipes. A failed setup step prints its log to ttyS1
     and powers off without an exit code file. `rw_dirs` are mounted writable over their read-only view.
+    `keep_visible` directories (the working tree, the virtual environment) that a fresh tmpfs would hide
+    (a checkout under /tmp) are bound back in, read-only, from the host root mounted at /hostroot.
     """
     q = shlex.quote
     inside = "/newroot" + str(share_dir)
@@ -54,7 +56,9 @@ def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], termin
         "step ip link set up vcan0",
         # Loopback too, for tests that also use TCP on 127.0.0.1.
         "step ip link set up lo",
-        f"step mount -t 9p -o {HOSTROOT_OPTIONS} {HOSTROOT_TAG} /newroot",
+        "step mkdir -p /hostroot",
+        f"step mount -t 9p -o {HOSTROOT_OPTIONS} {HOSTROOT_TAG} /hostroot",
+        "step mount -o bind /hostroot /newroot",
         "step mount -t proc proc /newroot/proc",
         "step mount -t sysfs sysfs /newroot/sys",
         "step mount -t devtmpfs devtmpfs /newroot/dev",
@@ -63,6 +67,9 @@ def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], termin
     ]
     steps += [f"[ ! -d /newroot{d} ] || step mount -t tmpfs -o mode={mode} tmpfs /newroot{d}"
               for d, mode in FRESH_TMPFS_DIRS.items()]
+    for directory in sorted({os.path.realpath(d) for d in keep_visible if hidden_in_guest(d)}):
+        steps += [f"step mkdir -p {q('/newroot' + directory)}",
+                  f"step mount -o bind {q('/hostroot' + directory)} {q('/newroot' + directory)}"]
     # The shares come last so that no tmpfs hides them. The temporary directory usually lives under
     # /tmp, which is now empty: recreate its mount point there.
     steps += [
