@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from hil.errors import HilError
+from hil.sim import emulate as emulate_options
 from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig, preflight
 
 SUITE = PROJECT_ROOT / "tests" / "bms"
@@ -31,7 +32,7 @@ def cmd_run(args, extra: list[str]) -> int:
 
 def cmd_emulate(args) -> int:
     from hil.sim.emulate import serve
-    return serve(load_rig(args.rig, args.overrides))
+    return serve(load_rig(args.rig, args.overrides), events_path=args.events)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run, passthrough=True)
     emulate = sub.add_parser("emulate", help="serve the rig's emulated boards until SIGINT/SIGTERM")
     _add_rig_options(emulate)
+    emulate_options.add_arguments(emulate)
     emulate.set_defaults(func=cmd_emulate)
     from hil import mutants, vcan_vm
     from hil.can import cli as can_cli
