@@ -58,7 +58,8 @@ class Loop:
         self.overruns = 0
         self.skipped = 0
         # Lateness of each tick in µs, in a preallocated ring so a long run does not allocate.
-        self._jitter_us = np.zeros(jitter_capacity, dtype=np.float32)
+        # np.full writes every page now, so memory does not creep up as the ring fills during a soak.
+        self._jitter_us = np.full(jitter_capacity, 0.0, dtype=np.float32)
         self._jitter_samples = 0
         self._jitter_max_us = 0.0
         self._progress: Callable[[Progress], None] | None = None
