@@ -61,7 +61,7 @@ MAX_LINE_BYTES = 32
 
 _HEX_DIGITS = frozenset(string.hexdigits.encode())
 _DLC_FIELDS = frozenset(b"%d" % dlc for dlc in range(9))
-_COUNTER_NAMES = ("bad_commands", "rx_frames", "tx_frames", "dropped_closed")
+_COUNTER_NAMES = ("bad_commands", "rx_frames", "tx_frames", "dropped_closed", "dropped_overrun")
 
 # Until the host opens the pty, the master reports hang-up on every poll; wait in these steps.
 HOST_WAIT_POLL_S = 0.02
@@ -291,7 +291,13 @@ class SlcanDeviceBus(can.BusABC):
             self.counters["dropped_closed"] += 1
             return
         timestamp_ms = time.monotonic_ns() // 1_000_000 if self._parser.timestamps_on else None
-        self._write(format_frame_line(msg, timestamp_ms), SEND_TIMEOUT_DEFAULT_S if timeout is None else timeout)
+        line = format_frame_line(msg, timestamp_ms)
+        if not self._write_poll.poll(0):
+            # The host is not reading and the pty is full: drop the frame, as a real adapter overruns,
+            # rather than stall the board (whose watchdogs run in the same loop).
+            self.counters["dropped_overrun"] += 1
+            return
+        self._write(line, SEND_TIMEOUT_DEFAULT_S if timeout is None else timeout)
         self.counters["tx_frames"] += 1
 
     def shutdown(self) -> None:

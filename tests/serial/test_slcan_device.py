@@ -1,5 +1,7 @@
 """SlcanDeviceBus on a real pty, with a raw pyserial host writing LAWICEL lines by hand."""
 
+import os
+
 import can
 import pytest
 import serial
@@ -44,7 +46,8 @@ def test_open_close_and_frames_from_host(device_and_host):
         (0x1, True, True, b""),
     ]
     assert exchange(device, host, b"C\rt1230\r", 2) == (OK + BEL, [])
-    assert device.counters == {"bad_commands": 0, "rx_frames": 3, "tx_frames": 0, "dropped_closed": 1}
+    assert device.counters == {"bad_commands": 0, "rx_frames": 3, "tx_frames": 0, "dropped_closed": 1,
+                               "dropped_overrun": 0}
 
 
 def test_garbage_is_answered_with_bel_and_counted(device_and_host):
@@ -90,3 +93,20 @@ def test_recv_with_zero_timeout_still_answers_pending_commands(device_and_host):
     host.flush()
     assert device.recv(timeout=0).arbitration_id == 0x100
     assert host.read(3) == OK + b"z\r"
+
+
+def test_a_host_that_stops_reading_makes_the_device_drop_frames_not_stall():
+    """A real adapter overruns when its host stops reading; the board's loop (and watchdogs) never block."""
+    master_fd, slave_path = open_pty()
+    host_fd = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        device = SlcanDeviceBus(master_fd, channel=slave_path)
+        os.write(host_fd, b"S6\rO\r")
+        device.recv(timeout=0.2)  # processes the commands
+        msg = can.Message(arbitration_id=0x123, data=bytes(8), is_extended_id=False)
+        for _ in range(5000):  # far more than a pty buffer holds; the host reads none of it
+            device.send(msg)  # without overrun handling this raises HilTimeout once the pty is full
+        assert device.counters["dropped_overrun"] > 0 and device.counters["tx_frames"] > 0
+        device.shutdown()
+    finally:
+        os.close(host_fd)

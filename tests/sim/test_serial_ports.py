@@ -104,11 +104,11 @@ def test_debug_fault_log_records_a_fault_again_after_a_clear(boards, debug):
     assert [e.code for e in debug.read_fault_log()] == ["over_voltage", "over_voltage"]
 
 
-def test_debug_fault_codes_the_protocol_does_not_name_go_out_as_numbers(boards, debug):
+def test_debug_fault_log_names_a_thermistor_fault(boards, debug):
     boards.standby()
     boards.ce.thermistor_open[2] = True
     boards.run_until(lambda: boards.fault("thermistor"), 1.0, "thermistor fault")
-    assert [e.code for e in debug.read_fault_log()] == ["11"]
+    assert [e.code for e in debug.read_fault_log()] == ["thermistor_fault"]
 
 
 def test_debug_version_and_calibration(boards, debug):

@@ -49,6 +49,9 @@ FaultCode = Enum(
     cell_imbalance=8,
     contactor_fault=9,
     communication_timeout=10,
+    thermistor_fault=11,
+    self_discharge=12,
+    afe_fault=13,
 )
 NackReason = Enum(Int8ub, unknown_command=1, busy=2, not_available=3)
 
