@@ -7,7 +7,6 @@ unchanged. Relative paths are relative to the rig file.
 """
 from __future__ import annotations
 
-import copy
 import difflib
 import tomllib
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import can
 
+from hil.datafile import read_toml
 from hil.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -187,11 +187,7 @@ def load_rig(path: str | Path | None = None, overrides=()) -> Rig:
     if not path.is_file():
         raise ConfigError(f"{path}: rig file not found (rigs in {PROJECT_ROOT / 'rigs'}: "
                           f"{', '.join(sorted(p.name for p in (PROJECT_ROOT / 'rigs').glob('*.toml')))})")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-    data = copy.deepcopy(data)
+    data = read_toml(path, "rig")
     for assignment in overrides:
         keys, value = parse_set(assignment)
         table = data

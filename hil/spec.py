@@ -6,10 +6,10 @@ the contactors reporting open.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from hil.datafile import read_toml
 from hil.errors import ConfigError
 
 PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut")
@@ -62,12 +62,7 @@ def _num(table: dict, key: str, where: str) -> float:
 
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: spec file not found")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    data = read_toml(path, "spec")
     tables = data.get("protections")
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: missing table [protections.<name>] for {list(PROTECTIONS)}")

@@ -34,12 +34,12 @@ default.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hil.datafile import read_toml
 from hil.errors import ConfigError
 
 GAS_CONSTANT_J_PER_MOL_K = 8.314462618
@@ -165,12 +165,7 @@ def _table(doc: dict, name: str, where: str) -> dict | None:
 def load_cell(path: str | Path) -> CellParams:
     """Load and validate a cell file. Errors name the file and the key."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: cell file not found")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    doc = read_toml(path, "cell")
     where = str(path)
     _check_keys(doc, _TOP_KEYS, where)
 
