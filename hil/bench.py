@@ -149,13 +149,15 @@ class Bench:
         if tick % self._setpoint_every == 0:
             self.cell_emulator.set_cells(_forced(self.pack.measured_cell_voltage_v, self.forced_cell_v))
             self.cell_emulator.set_current(current_a)
-            if tick % self._temperature_every == 0:
-                self.cell_emulator.set_temperatures(_forced(self.pack.measured_temperature_c, self.forced_temperature_c))
             v = self.pack.cell_voltage_v
             state = self.bms.state
             self.trace.record((t_s, demand, current_a, float(v.min()), float(v.mean()), float(v.max()),
                                float(self.pack.temperature_c.max()), float(self.pack.soc.mean()), self.bms.soc,
                                state.name if state is not None else "NONE", self.bms.contactors_closed))
+        # Temperatures go out half a setpoint period after the cell setpoints, so the two bursts of frames
+        # fall on different ticks.
+        if tick % self._temperature_every == self._setpoint_every // 2:
+            self.cell_emulator.set_temperatures(_forced(self.pack.measured_temperature_c, self.forced_temperature_c))
         self.sender.tick(t_s)
 
     def _tick_or_lost(self, t_s: float) -> None:

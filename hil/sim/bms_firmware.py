@@ -120,25 +120,28 @@ class BmsFirmware:
     def _add_tx(self, sender: PeriodicSender) -> None:
         status_s = self.cal["status_cycle_ms"] / 1000.0
         sender.add("BMS_Status", provider=self._status_signals, cycle_s=status_s)
-        sender.add("BMS_PackData", provider=lambda: {
+        # Each further message starts 1 ms after the one before, as a CAN stack's transmit schedule would,
+        # so the 100 ms messages do not all land in one tick (that tick is the loop's worst case).
+        offsets_s = iter(i * 0.001 for i in range(1, 100))
+        sender.add("BMS_PackData", start_s=next(offsets_s), provider=lambda: {
             "BMS_PackVoltage": self.pack_v, "BMS_PackCurrent": self.current_a})
-        sender.add("BMS_Limits", provider=lambda: {
+        sender.add("BMS_Limits", start_s=next(offsets_s), provider=lambda: {
             "BMS_DischargeCurrentLimit": self.discharge_limit_a, "BMS_ChargeCurrentLimit": self.charge_limit_a,
             "BMS_DischargeVoltageLimit": self.cal["cell_uv_v"] * self.n_cells,
             "BMS_ChargeVoltageLimit": (self.cal["cell_ov_v"] - self.cal["warning_margin_v"]) * self.n_cells})
-        sender.add("BMS_SOC", provider=lambda: {
+        sender.add("BMS_SOC", start_s=next(offsets_s), provider=lambda: {
             "BMS_SOC": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOH": 100.0 * self.soh,
             "BMS_SOC_Min": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOC_Max": 100.0 * min(1.0, max(0.0, self.soc))})
-        sender.add("BMS_CellStats", provider=self._cell_stats)
-        sender.add("BMS_CellVoltages", provider=lambda: [
+        sender.add("BMS_CellStats", start_s=next(offsets_s), provider=self._cell_stats)
+        sender.add("BMS_CellVoltages", start_s=next(offsets_s), provider=lambda: [
             {"BMS_CellVoltages_Mux": m, **{f"BMS_Cell{c + 1:02d}_Voltage": min(16.383, max(0.0, self.cell_v[c]))
                                            for c in range(4 * m, min(4 * m + 4, self.n_cells))}}
             for m in range((self.n_cells + 3) // 4)])
-        sender.add("BMS_CellTemps", provider=lambda: [
+        sender.add("BMS_CellTemps", start_s=next(offsets_s), provider=lambda: [
             {"BMS_CellTemps_Mux": m, **{f"BMS_Temp{c + 1:02d}": min(87.5, max(-40.0, self.temp_c[c]))
                                         for c in range(7 * m, min(7 * m + 7, self.n_cells))}}
             for m in range((self.n_cells + 6) // 7)])
-        sender.add("BMS_BalancingMask", provider=self._balancing_frames)
+        sender.add("BMS_BalancingMask", start_s=next(offsets_s), provider=self._balancing_frames)
         if "stale_crc" in self.bugs:
             sender.set_crc_source("BMS_Status", self._stale_crc)
         self._status_job_counter = lambda: sender.reset_counter("BMS_Status")
