@@ -146,16 +146,20 @@ class Bench:
             self.pack.faults.set_bleed(mask, self.bleed_r_ohm)
         self.pack.step(current_a, self.loop.dt_s)
         tick = self.loop.ticks
-        if tick % self._setpoint_every == 0:
-            self.cell_emulator.set_cells(_forced(self.pack.measured_cell_voltage_v, self.forced_cell_v))
+        # Each cell setpoint frame goes out once per setpoint period, the frames spread over its ticks so
+        # that a large pack's burst does not land on one tick.
+        phase = tick % self._setpoint_every
+        groups = range(phase, self.cell_emulator.cell_frames, self._setpoint_every)
+        if len(groups):
+            self.cell_emulator.set_cells(_forced(self.pack.measured_cell_voltage_v, self.forced_cell_v), groups)
+        if phase == 0:
             self.cell_emulator.set_current(current_a)
             v = self.pack.cell_voltage_v
             state = self.bms.state
             self.trace.record((t_s, demand, current_a, float(v.min()), float(v.mean()), float(v.max()),
                                float(self.pack.temperature_c.max()), float(self.pack.soc.mean()), self.bms.soc,
                                state.name if state is not None else "NONE", self.bms.contactors_closed))
-        # Temperatures go out half a setpoint period after the cell setpoints, so the two bursts of frames
-        # fall on different ticks.
+        # Temperatures go out mid-period, on a tick of their own for packs up to 4 setpoint frames per tick.
         if tick % self._temperature_every == self._setpoint_every // 2:
             self.cell_emulator.set_temperatures(_forced(self.pack.measured_temperature_c, self.forced_temperature_c))
         self.sender.tick(t_s)

@@ -46,10 +46,18 @@ class CellEmulator:
         """Outputs on or off; takes effect with the next heartbeat frame (within 100 ms)."""
         self.sender.set("CE_Control", CE_OutputEnable=int(on))
 
-    def set_cells(self, voltage_v: np.ndarray) -> None:
+    @property
+    def cell_frames(self) -> int:
+        """How many CE_CellSetpoint frames (multiplexer groups) a full set of cell setpoints takes."""
+        return -(-self.n_channels // CELLS_PER_FRAME)
+
+    def set_cells(self, voltage_v: np.ndarray, groups: range | None = None) -> None:
+        """Send cell setpoints; `groups` (multiplexer indices) sends only those frames, so a caller can
+        spread a large pack's frames over several ticks."""
         v = np.clip(voltage_v, 0.0, 8.19)
-        for m in range(0, self.n_channels, CELLS_PER_FRAME):
-            signals = {"CE_CellSetpoint_Mux": m // CELLS_PER_FRAME}
+        for group in groups if groups is not None else range(self.cell_frames):
+            m = group * CELLS_PER_FRAME
+            signals = {"CE_CellSetpoint_Mux": group}
             for c in range(m, min(m + CELLS_PER_FRAME, self.n_channels)):
                 signals[self._cell_names[c]] = float(v[c])
             self._send(self._cells, signals)

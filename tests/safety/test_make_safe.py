@@ -61,6 +61,9 @@ def test_each_step_is_commanded_only_after_the_previous_one_reads_back(tmp_path,
 
 def test_a_step_not_confirmed_is_reported_and_the_later_steps_still_run():
     with powered("sim", 'dut.bugs=["contactor_stays_closed"]') as bench:
+        # The seeded bug keeps the contactors closed on a fault: trip one, then ask for the safe state.
+        bench.force_cell(0, bench.spec.protections["cell_ov"].high + 0.02)
+        bench.bms.wait_state("FAULT", 2.0)
         with pytest.raises(NotSafe) as caught:
             make_safe(bench, timeout_s=0.5)
         assert not bench.boards.cell_emulator.outputs_on
@@ -119,6 +122,8 @@ def test_the_fixture_reports_a_bench_it_cannot_confirm_safe(pytester):
     pytester.makepyfile(test_stuck="""
         def test_powered(bench):
             bench.power_up()
+            bench.force_cell(0, bench.spec.protections["cell_ov"].high + 0.02)  # the bug keeps them closed
+            bench.bms.wait_state("FAULT", 2.0)
     """)
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest("--set", 'dut.bugs=["contactor_stays_closed"]', f"--junitxml={junit}")
