@@ -31,7 +31,7 @@ def _failed_tests(junit: Path) -> tuple[int, list[str]]:
 
 
 def run_suite(rig: str, overrides: list[str], workdir: Path, label: str, workers: int,
-              select: str | None = None) -> tuple[int, list[str]]:
+              select: str | None = None, first_failure: bool = False) -> tuple[int, list[str]]:
     junit = workdir / f"{label}.xml"
     cmd = [sys.executable, "-m", "pytest", str(SUITE), "--rig", rig, "-q", "-p", "no:cacheprovider",
            f"--junitxml={junit}", "-o", "junit_family=xunit1"]
@@ -39,6 +39,8 @@ def run_suite(rig: str, overrides: list[str], workdir: Path, label: str, workers
         cmd += ["-n", str(workers)]
     if select:
         cmd += ["-k", select]
+    if first_failure:
+        cmd += ["-x"]  # a bug is killed by its first failing test; the rest of the run adds nothing
     for assignment in overrides:
         cmd += ["--set", assignment]
     result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
@@ -64,7 +66,7 @@ def cmd_mutants(args) -> int:
             print(f"  FAILED on clean firmware: {failed}")
         for bug in bugs:
             _, failed = run_suite(args.rig, args.overrides + [f'dut.bugs=["{bug}"]'], workdir, bug, args.workers,
-                                  args.select)
+                                  args.select, first_failure=not args.all_failures)
             rows.append((bug, failed))
             verdict = "killed" if failed else "SURVIVED"
             print(f"{bug:28s} {verdict:9s} {', '.join(failed[:4])}{' ...' if len(failed) > 4 else ''}",
@@ -88,5 +90,8 @@ def register(subparsers) -> None:
     parser.add_argument("--bug", action="append", help="only this bug (repeatable); default: all")
     parser.add_argument("-k", dest="select", metavar="EXPR", help="only suite tests matching EXPR (pytest -k)")
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers per run (default 2)")
+    parser.add_argument("--all-failures", action="store_true",
+                        help="run the whole suite per bug and list every test that catches it (slower; by "
+                             "default a bug's run stops at its first failing test)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     parser.set_defaults(func=cmd_mutants)
