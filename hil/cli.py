@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from hil.errors import HilError
-from hil.sim import emulate as emulate_options
 from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig, preflight
+from hil.sim import emulate as emulate_options
 
 SUITE = PROJECT_ROOT / "tests" / "bms"
 
