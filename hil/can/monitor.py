@@ -193,6 +193,14 @@ class Monitor(can.Listener):
             self.unknown_ids[key] = self.unknown_ids.get(key, 0) + 1
 
     # Names ---------------------------------------------------------------------------------------------
+    def reset_stats(self) -> None:
+        """Start every message's cycle statistics afresh from the next frame (a measurement window that
+        leaves start-up out). The alive-counter sequence carries on, so a jump across the reset still counts."""
+        with self._lock:
+            for stats in self.stats.values():
+                last_counter = stats.last_counter
+                stats.__init__(last_counter=last_counter)
+
     def check_signal(self, name: str) -> str:
         """Return `name` if the DBC has it; otherwise raise with the closest matches."""
         if name not in self._signal_names:

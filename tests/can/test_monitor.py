@@ -6,7 +6,7 @@ import time
 
 import can
 import pytest
-from .conftest import fresh_channel
+from .conftest import ROOT, fresh_channel
 
 from hil.can.dbc import encode
 from hil.can.monitor import Monitor
@@ -140,3 +140,26 @@ def test_wait_for_refuses_names_it_cannot_match(mini):
         wait("BMS_Status", {"BMS_SOC": 3}, 0.1)
     with pytest.raises(ConfigError, match="'NORMALL' is not in its value table \\(did you mean NORMAL\\?\\)"):
         wait("BMS_Status", {"BMS_State": "NORMALL"}, 0.1)
+
+
+
+def test_reset_stats_starts_a_fresh_window_but_keeps_counting_counter_jumps():
+    from hil.can import e2e
+    from hil.can.dbc import load_dbc
+    db = load_dbc(ROOT / "dbc" / "bms.dbc")
+    status = db.get_message_by_name("BMS_Status")
+    now = [0.0]
+    monitor = Monitor(db, lambda: now[0])
+
+    def frame(counter: int, t_s: float) -> None:
+        now[0] = t_s
+        data = e2e.seal(bytearray(encode(status, {"BMS_Status_Counter": counter})))
+        monitor.on_message_received(can.Message(arbitration_id=status.frame_id, data=data, is_extended_id=False))
+
+    frame(0, 0.0)
+    frame(1, 0.5)          # a start-up gap
+    monitor.reset_stats()
+    frame(3, 0.52)         # counter jumps across the reset (2 is missing)
+    frame(4, 0.54)
+    stats = monitor.stats["BMS_Status"]
+    assert stats.count == 2 and stats.max_gap_s == pytest.approx(0.02) and stats.bad_counter == 1
