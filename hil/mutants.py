@@ -27,7 +27,8 @@ def _failed_tests(junit: Path) -> tuple[int, list[str]]:
     cases = list(root.iter("testcase"))
     failed = [f"{c.get('classname', '').rsplit('.', 1)[-1]}::{c.get('name')}" for c in cases
               if c.find("failure") is not None or c.find("error") is not None]
-    return len(cases), failed
+    # A test that fails and then errors in teardown appears twice; name it once, in order.
+    return len({c.get("classname", "") + c.get("name", "") for c in cases}), list(dict.fromkeys(failed))
 
 
 def run_suite(rig: str, overrides: list[str], workdir: Path, label: str, workers: int,
