@@ -31,10 +31,18 @@ def _failed_tests(junit: Path) -> tuple[int, list[str]]:
     return len({c.get("classname", "") + c.get("name", "") for c in cases}), list(dict.fromkeys(failed))
 
 
+def suite_files() -> list[Path]:
+    """The suite's files, quick protection and communication checks first: with `-x`, most bugs are then
+    caught before the minutes-long balancing and SOC tests start."""
+    quick_first = ("test_protections.py", "test_communication.py")
+    rank = {name: i for i, name in enumerate(quick_first)}
+    return sorted(SUITE.glob("test_*.py"), key=lambda p: (rank.get(p.name, len(quick_first)), p.name))
+
+
 def run_suite(rig: str, overrides: list[str], workdir: Path, label: str, workers: int,
               select: str | None = None, first_failure: bool = False) -> tuple[int, list[str]]:
     junit = workdir / f"{label}.xml"
-    cmd = [sys.executable, "-m", "pytest", str(SUITE), "--rig", rig, "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", *map(str, suite_files()), "--rig", rig, "-q", "-p", "no:cacheprovider",
            f"--junitxml={junit}", "-o", "junit_family=xunit1"]
     if workers > 1:
         cmd += ["-n", str(workers)]
