@@ -28,7 +28,7 @@ import can
 from cantools.database import Database
 
 from hil.can import e2e
-from hil.errors import ConfigError, HilTimeout
+from hil.errors import ConfigError, HilTimeout, did_you_mean
 
 _EXTENDED = 1 << 31  # marks a 29-bit ID in our lookup key, as DBC files do
 CAN_ERR_BUSOFF = 0x40  # linux/can/error.h: error-class bit in an error frame's ID
@@ -204,16 +204,14 @@ class Monitor(can.Listener):
     def check_signal(self, name: str) -> str:
         """Return `name` if the DBC has it; otherwise raise with the closest matches."""
         if name not in self._signal_names:
-            close = difflib.get_close_matches(name, self._signal_names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(name, self._signal_names)
             raise ConfigError(f"signal '{name}' is not in the loaded DBC files{hint}")
         return name
 
     def check_message(self, name: str) -> str:
         """Return `name` if the DBC has that message; otherwise raise with the closest matches."""
         if name not in self._by_name:
-            close = difflib.get_close_matches(name, self._by_name, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(name, self._by_name)
             raise ConfigError(f"message '{name}' is not in the loaded DBC files{hint}")
         return name
 

@@ -17,7 +17,6 @@ the next tick (a 15 ms cycle on a 10 ms loop goes out at 20, 30, 50, 60, ... ms)
 """
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from cantools.database import Database
 
 from hil.can import e2e
 from hil.can.dbc import encode, signal_defaults
-from hil.errors import ConfigError
+from hil.errors import ConfigError, did_you_mean
 
 # Due-time comparisons allow this much float error (a tick at 0.1 s against a due time of 5 * 0.02 s).
 _EPS_S = 1e-9
@@ -81,8 +80,7 @@ class PeriodicSender:
         try:
             message = self.db.get_message_by_name(name)
         except KeyError:
-            close = difflib.get_close_matches(name, [m.name for m in self.db.messages], n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(name, [m.name for m in self.db.messages])
             raise ConfigError(f"message '{name}' is not in the loaded DBC files{hint}") from None
         if cycle_s is None:
             if not message.cycle_time:
@@ -107,8 +105,7 @@ class PeriodicSender:
         names = [s.name for s in job.message.signals]
         for signal in signals:
             if signal not in names:
-                close = difflib.get_close_matches(signal, names, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                hint = did_you_mean(signal, names)
                 raise ConfigError(f"message '{name}' has no signal '{signal}'{hint}")
         job.signals.update(signals)
 
