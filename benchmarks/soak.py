@@ -2,15 +2,18 @@
 
     python benchmarks/soak.py --json --minutes 10          # real clock, rigs/slcan.toml
     python benchmarks/soak.py --json --virtual --hours 1   # virtual clock, rigs/sim.toml
+    python benchmarks/soak.py --report reports/soak ...    # where the record goes (this is the default)
 
 Powers the bench up and replays a 60 s `ai-training` profile (hil.profiles.PROFILES) back to back, sized so
 the whole run uses at most 30 % of the pack's charge. Progress goes to stderr once a minute of bench time.
+The record of the run goes to disk as it runs, as on any long bench run: the trace to `<report>/soak.csv`
+and every frame to `<report>/soak.blf`; memory holds only the trace's last minute (`trace_memory_rows`), so
+memory does not grow with the length of the run.
 The last line is one JSON object:
 - `minutes` of bench time run; `wall_s` it took;
 - `rss_start_mb`, `rss_end_mb`: this process's resident memory after power-up and at the end (and the
-  emulated boards' process's, `boards_rss_*`, on the slcan rig). The in-memory trace grows by design,
-  about 90 bytes a row at 100 rows/s (`trace_mb`), and the loop's jitter ring fills its pages over the
-  first 17 minutes at 1 kHz (up to 4 MB): both count in the RSS;
+  emulated boards' process's, `boards_rss_*`, on the slcan rig);
+- `trace_rows` written to `trace_csv`, `log_frames` written to `can_log`;
 - `frames` received (`monitor.counters["frames"]`);
 - `dropped`: alive-counter steps of BMS_Status and BMS_PackData that skipped a value, so at least one
   frame the BMS sent never arrived (a run of 16 lost in a row would hide in the 4-bit counter: see
@@ -41,6 +44,7 @@ CHUNK_S = 60.0               # bench seconds of profile, replayed back to back
 CHARGE_BUDGET = 0.30         # fraction of the pack's charge the whole run may use
 DEFAULT_RACK_W = 700.0       # ai-training's own default; lowered for long runs by the budget
 COUNTED = ("BMS_Status", "BMS_PackData")
+TRACE_MEMORY_S = 60.0        # bench seconds of trace kept in memory; the CSV holds the whole run
 ERROR_COUNTERS = ("error_frames", "bus_errors", "decode_errors", "bad_dlc", "unknown_id")
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
@@ -69,9 +73,10 @@ def counted(monitor) -> dict:
     return {"dropped": dropped, "missing_cycles": missing}
 
 
-def run(virtual: bool, duration_s: float) -> dict:
+def run(virtual: bool, duration_s: float, report_dir: Path) -> dict:
     rig = load_rig(PROJECT_ROOT / "rigs" / ("sim.toml" if virtual else "slcan.toml"))
-    with sigterm_interrupts(), Bench(rig) as bench:
+    memory_rows = round(TRACE_MEMORY_S / rig.setpoint_period_s)
+    with sigterm_interrupts(), Bench(rig, report_dir=report_dir, name="soak", trace_memory_rows=memory_rows) as bench:
         try:
             bench.power_up()
             profile = PROFILES["ai-training"](duration_s=CHUNK_S, dt_s=bench.loop.dt_s, seed=rig.seed,
@@ -92,7 +97,8 @@ def run(virtual: bool, duration_s: float) -> dict:
                 "wall_s": round(time.perf_counter() - start["wall_s"], 1),
                 "rig": rig.name, "clock": rig.clock,
                 "rss_start_mb": round(start["rss"], 1), "rss_end_mb": round(rss_mb(), 1),
-                "trace_mb": round(len(bench.trace.rows) * 90 / 2**20, 1),
+                "trace_rows": bench.trace.rows.recorded, "trace_csv": str(bench.trace.path),
+                "log_frames": bench.can_log.frames, "can_log": str(bench.can_log.path),
                 "frames": monitor.counters["frames"],
                 **counted(monitor),
                 "errors": sum(monitor.counters[key] for key in ERROR_COUNTERS)
@@ -115,9 +121,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="real-clock minutes (default 10)")
     parser.add_argument("--virtual", action="store_true", help="virtual clock on rigs/sim.toml; see --hours")
     parser.add_argument("--hours", type=float, default=1.0, help="virtual-clock hours (default 1)")
+    parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "reports" / "soak",
+                        help="directory for the run's trace CSV and CAN log (default reports/soak)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
-    result = run(args.virtual, args.hours * 3600.0 if args.virtual else args.minutes * 60.0)
+    result = run(args.virtual, args.hours * 3600.0 if args.virtual else args.minutes * 60.0, args.report)
     if not args.json:
         for key, value in result.items():
             print(f"{key:>20}: {value}")

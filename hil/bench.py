@@ -44,7 +44,10 @@ PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_sprea
 
 
 class Bench:
-    def __init__(self, rig: Rig, *, overrides=(), report_dir: str | Path | None = None, name: str = "run"):
+    def __init__(self, rig: Rig, *, overrides=(), report_dir: str | Path | None = None, name: str = "run",
+                 trace_memory_rows: int | None = None):
+        """`report_dir`: where `<name>.csv` (trace) and `<name>.blf` (CAN log) go, written as the run goes.
+        `trace_memory_rows`: keep only the newest rows of the trace in memory (long runs; the CSV has all)."""
         self.rig = rig
         self.clock = make_clock(rig.clock)
         self.spec = load_spec(rig.resolve(rig.data["spec"]["file"]))
@@ -93,7 +96,8 @@ class Bench:
                 report_dir = Path(report_dir)
                 report_dir.mkdir(parents=True, exist_ok=True)
                 self.can_log = CanLog(report_dir / f"{name}.blf")
-            self.trace = Trace(Path(report_dir) / f"{name}.csv" if report_dir is not None else None)
+            self.trace = Trace(Path(report_dir) / f"{name}.csv" if report_dir is not None else None,
+                               memory_rows=trace_memory_rows)
             self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.data["rig"].get("overrun_policy", "catch-up"))

@@ -27,27 +27,46 @@ class Rows(Sequence):
     """The trace's rows as tuples in COLUMNS order, kept as packed doubles: about 90 bytes a row instead of
     about 350 as Python tuples, so an hour at 100 Hz holds 32 MB rather than 120 MB.
 
+    With `max_rows`, only the newest `max_rows` rows are kept (a ring, allocated up front), so a soak's
+    memory does not grow with its length; index 0 is then the oldest row still held. The CSV keeps them all.
+
     A BMS SOC of None is stored as NaN and read back as None; `contactors_closed` reads back as a bool.
     """
 
-    def __init__(self) -> None:
-        self._values = array("d")
-        self._states = array("H")
+    def __init__(self, max_rows: int | None = None) -> None:
+        if max_rows is not None and max_rows < 1:
+            raise ValueError(f"max_rows = {max_rows!r}, expected a positive number of rows or None")
+        self.max_rows = max_rows
+        self._values = array("d", bytes(8 * len(_NUMERIC) * max_rows)) if max_rows else array("d")
+        self._states = array("H", bytes(2 * max_rows)) if max_rows else array("H")
+        self._count = 0    # rows recorded in all, including those the ring has overwritten
         self._state_names: list[str] = []
         self._state_codes: dict[str, int] = {}
 
     def append(self, row: tuple) -> None:
         t, demand, i, vmin, vmean, vmax, tmax, soc, soc_bms, state, closed = row
-        self._values.extend((t, demand, i, vmin, vmean, vmax, tmax, soc,
-                             float("nan") if soc_bms is None else soc_bms, 1.0 if closed else 0.0))
+        values = (t, demand, i, vmin, vmean, vmax, tmax, soc,
+                  float("nan") if soc_bms is None else soc_bms, 1.0 if closed else 0.0)
         code = self._state_codes.get(state)
         if code is None:
             code = self._state_codes[state] = len(self._state_names)
             self._state_names.append(state)
-        self._states.append(code)
+        if self.max_rows is None:
+            self._values.extend(values)
+            self._states.append(code)
+        else:
+            slot = self._count % self.max_rows
+            self._values[slot * len(_NUMERIC):(slot + 1) * len(_NUMERIC)] = array("d", values)
+            self._states[slot] = code
+        self._count += 1
+
+    @property
+    def recorded(self) -> int:
+        """Rows recorded since the start, including any the ring no longer holds."""
+        return self._count
 
     def __len__(self) -> int:
-        return len(self._states)
+        return self._count if self.max_rows is None else min(self._count, self.max_rows)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -61,6 +80,13 @@ class Rows(Sequence):
     def __iter__(self):
         return self._tuples(range(len(self)))
 
+    def _slots(self, indices) -> np.ndarray:
+        """Storage positions of logical rows `indices` (0 = the oldest held)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.max_rows is None or self._count <= self.max_rows:
+            return indices
+        return (indices + self._count) % self.max_rows
+
     def _tuples(self, indices: range):
         """Rows at `indices` as tuples, converted a block at a time (row by row is about 50x slower).
 
@@ -68,7 +94,7 @@ class Rows(Sequence):
         """
         names = self._state_names
         for k in range(0, len(indices), _BLOCK_ROWS):
-            picked = np.asarray(indices[k:k + _BLOCK_ROWS])
+            picked = self._slots(indices[k:k + _BLOCK_ROWS])
             rows = np.frombuffer(self._values, dtype=np.float64).reshape(-1, len(_NUMERIC))[picked].tolist()
             states = np.frombuffer(self._states, dtype=np.uint16)[picked].tolist()
             for (t, demand, i, vmin, vmean, vmax, tmax, soc, soc_bms, closed), code in zip(rows, states):
@@ -76,19 +102,26 @@ class Rows(Sequence):
                        names[code], closed > 0.5)
 
     def column(self, name: str) -> np.ndarray:
-        """One column as an array (a copy): floats with NaN for a missing BMS SOC, or strings for `bms_state`."""
+        """One column as an array (a copy), oldest row first: floats with NaN for a missing BMS SOC, or
+        strings for `bms_state`."""
+        slots = self._slots(range(len(self)))
         if name == "bms_state":
-            return np.array(self._state_names or [""], dtype=str)[np.frombuffer(self._states, dtype=np.uint16)]
+            codes = np.frombuffer(self._states, dtype=np.uint16)[slots]
+            return np.array(self._state_names or [""], dtype=str)[codes]
         if name not in _NUMERIC:
             raise KeyError(f"trace has no column {name!r}; columns: {', '.join(COLUMNS)}")
-        return np.frombuffer(self._values, dtype=np.float64)[_NUMERIC.index(name)::len(_NUMERIC)].copy()
+        values = np.frombuffer(self._values, dtype=np.float64).reshape(-1, len(_NUMERIC))
+        return values[slots, _NUMERIC.index(name)]
 
 
 class Trace:
-    def __init__(self, path: str | Path | None, flush_rows: int = 100):
+    """Rows to `path` (None: memory only), flushed every `flush_rows`; in memory all rows, or the newest
+    `memory_rows` (see `Rows`)."""
+
+    def __init__(self, path: str | Path | None, flush_rows: int = 100, memory_rows: int | None = None):
         self.path = Path(path) if path is not None else None
         self.flush_rows = flush_rows
-        self.rows = Rows()
+        self.rows = Rows(memory_rows)
         self.events: list[tuple[float, str]] = []
         self._pending: list[str] = []
         self._file = None

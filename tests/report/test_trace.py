@@ -70,3 +70,23 @@ def test_rows_can_be_recorded_while_an_iteration_is_paused():
     assert next(rows) == ROWS[0]
     trace.record(ROWS[0])
     assert list(rows) == ROWS[1:] and trace.rows[::-2] == [ROWS[0], ROWS[1]]
+
+
+def test_a_bounded_trace_keeps_the_newest_rows_in_memory_and_all_in_the_file(tmp_path):
+    trace = Trace(tmp_path / "t.csv", memory_rows=2)
+    rows = [(0.01 * k, float(k), 1.0, 3.5, 3.6, 3.7, 25.0, 0.5, 0.5 if k % 2 else None, f"S{k % 3}", k % 2 == 1)
+            for k in range(7)]
+    for k, row in enumerate(rows):
+        trace.record(row)
+        assert list(trace.rows) == rows[max(0, k - 1):k + 1]
+    assert len(trace.rows) == 2 and trace.rows.recorded == 7
+    assert trace.rows[0] == rows[5] and trace.rows[-1] == rows[6] and trace.rows[::-1] == [rows[6], rows[5]]
+    assert trace.rows.column("demand").tolist() == [5.0, 6.0]
+    assert trace.rows.column("bms_state").tolist() == ["S2", "S0"]
+    trace.close()
+    assert read_trace(tmp_path / "t.csv")["demand"].tolist() == [float(k) for k in range(7)]
+
+
+def test_a_bounded_trace_needs_a_positive_size():
+    with pytest.raises(ValueError, match="max_rows = 0"):
+        Trace(None, memory_rows=0)
