@@ -6,10 +6,13 @@ A broken file gives a `ConfigError` naming the file and, where the parser tells,
 from __future__ import annotations
 
 import re
+import weakref
 from pathlib import Path
 
 import cantools
 from cantools.database import Database, UnsupportedDatabaseFormatError
+from cantools.database.conversion import IdentityConversion, LinearConversion
+from cantools.database.utils import create_encode_decode_formats
 
 from hil.errors import ConfigError
 
@@ -117,9 +120,150 @@ def signal_defaults(message) -> dict:
 
 
 def encode(message, signals: dict, defaults: dict | None = None) -> bytes:
-    full = dict(defaults if defaults is not None else signal_defaults(message))
+    """`message.encode(defaults | signals, strict=False)`, byte for byte, in about half the time.
+
+    The 1 ms loop encodes a few thousand frames a second (2.2 us a frame here against 4.2 us for cantools on
+    a merged dict), and bursts of them land on one tick. The fast path is compiled once per message from
+    cantools' own codec tree: per multiplexer value, the signals that frame carries, each signal's own
+    conversion and cantools' bitstruct formats. Only the signals of the selected group are read; the
+    merged dict of every signal, the per-call node walk and type dispatch are what it saves.
+
+    Anything it does not do the way cantools does (containers, nested multiplexing, value-table names as
+    values, a multiplexer value without a group, a value bitstruct refuses) goes to cantools, which then
+    encodes it or raises its own error.
+    """
+    if defaults is None:
+        defaults = signal_defaults(message)
+    encoder = _encoder(message)
+    if encoder is not None:
+        try:
+            return encoder.encode(signals, defaults)
+        except Exception:  # noqa: BLE001 - cantools decides: it encodes, or raises its own error
+            pass
+    full = dict(defaults)
     full.update(signals)
     return message.encode(full, strict=False)
+
+
+class _Plan:
+    """What one frame layout needs: its signals, as (name, offset, scale, scaled-to-raw), and bitstruct
+    packers for the codec nodes they come from (the root, plus the selected group in a multiplexed message).
+
+    Per signal, the conversion is cantools' own method, except two inlined with the same arithmetic (a
+    method call is a third of a signal's cost): LinearConversion's `round((value - offset) / scale)` (to_raw
+    None) and an integer IdentityConversion's `round(value)`. The root and group are packed with one format
+    made by cantools' own `create_encode_decode_formats` over both nodes' signals when that places every
+    signal where its own node's format does (checked once, here): packing with it is then what OR-ing the
+    nodes' packings gives, one bitstruct call pair fewer. Otherwise each node keeps its own packers.
+    """
+    __slots__ = ("signals", "packers")
+
+    def __init__(self, nodes: list[dict], length: int):
+        self.signals = tuple(_conversion(s) for node in nodes for s in node["signals"])
+        nodes = [node for node in nodes if node["signals"]]  # encode_data skips these: they pack to 0
+        packers = [_packers(node["formats"]) for node in nodes]
+        if len(nodes) > 1:
+            merged = _packers(create_encode_decode_formats(
+                sorted((s for node in nodes for s in node["signals"]), key=lambda s: s.start), length))
+            if all(_packs_alike(merged, own, signal, nodes)
+                   for node, own in zip(nodes, packers) for signal in node["signals"]):
+                packers = [merged]
+        self.packers = tuple(packers)
+
+    def pack(self, signals: dict, defaults: dict) -> int:
+        raw = {}
+        for name, offset, scale, to_raw in self.signals:
+            value = signals[name] if name in signals else defaults[name]
+            if not isinstance(value, (int, float)):  # a value-table name: cantools looks it up
+                raise _NotHandled(name)
+            raw[name] = round((value - offset) / scale) if to_raw is None else to_raw(value)
+        encoded = 0
+        for packers in self.packers:
+            encoded |= _pack_raw(packers, raw)
+        return encoded
+
+
+def _packers(formats) -> tuple:
+    return formats.big_endian.pack, formats.little_endian.pack
+
+
+def _pack_raw(packers: tuple, raw: dict) -> int:
+    pack_big, pack_little = packers
+    return int.from_bytes(pack_big(raw), "big") | int.from_bytes(pack_little(raw), "little")
+
+
+def _packs_alike(merged: tuple, own: tuple, signal, nodes: list[dict]) -> bool:
+    """Does the merged format put `signal` (every bit set, the others 0) where its own node's format does?
+    If every signal lands alike, packing with the merged format is OR-ing each node's packing, as cantools
+    does. (A broken file's overlapping signals do not, and keep a packer per node.)"""
+    raw = dict.fromkeys((s.name for node in nodes for s in node["signals"]), 0)
+    if signal.is_float:
+        raw[signal.name] = 1.5
+    else:
+        raw[signal.name] = -1 if signal.is_signed else (1 << signal.length) - 1
+    try:
+        return _pack_raw(merged, raw) == _pack_raw(own, raw)
+    except Exception:  # noqa: BLE001 - a layout bitstruct cannot pack here is one to leave to cantools' own
+        return False
+
+
+def _conversion(signal) -> tuple:
+    conversion = signal.conversion
+    if type(conversion) is LinearConversion and not conversion.is_float:
+        return signal.name, conversion.offset, conversion.scale, None
+    if type(conversion) is IdentityConversion and not conversion.is_float:
+        return signal.name, 0, 1, round
+    return signal.name, 0, 1, conversion.numeric_scaled_to_raw
+
+
+class _FastEncoder:
+    """A plain message has one `_Plan`; a multiplexed one a plan per multiplexer value (root + group).
+    Nested (extended) multiplexing is left to cantools."""
+    __slots__ = ("codecs", "length", "plan", "mux", "plans")
+
+    def __init__(self, message):
+        root = self.codecs = message._codecs  # a refreshed message gets new codecs, and a new encoder
+        self.length = message.length
+        self.plan = _Plan([root], self.length) if not root["multiplexers"] else None
+        self.mux, self.plans = None, {}
+        if self.plan is None:
+            (self.mux, children), = root["multiplexers"].items()
+            self.plans = {value: _Plan([root, child], self.length) for value, child in children.items()}
+
+    def encode(self, signals: dict, defaults: dict) -> bytes:
+        plan = self.plan
+        if plan is None:  # Message._get_mux_number, for numbers; an unknown value is cantools' error to raise
+            mux = signals[self.mux] if self.mux in signals else defaults[self.mux]
+            if not isinstance(mux, (int, float)):
+                raise _NotHandled(self.mux)
+            plan = self.plans[int(mux)]
+        return plan.pack(signals, defaults).to_bytes(self.length, "big")
+
+    @staticmethod
+    def handles(message) -> bool:
+        codecs = getattr(message, "_codecs", None)
+        if message.is_container or not isinstance(codecs, dict):
+            return False
+        muxes = codecs["multiplexers"]
+        return not muxes or (len(muxes) == 1 and not any(child["multiplexers"]
+                                                         for child in next(iter(muxes.values())).values()))
+
+
+class _NotHandled(Exception):
+    pass
+
+
+_encoders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _encoder(message) -> _FastEncoder | None:
+    """The fast encoder of `message`, compiled on first use; None for what only cantools encodes."""
+    encoder = _encoders.get(message)
+    if encoder is None or encoder.codecs is not message._codecs:
+        if not _FastEncoder.handles(message):
+            return None
+        encoder = _encoders[message] = _FastEncoder(message)
+    return encoder
 
 
 # Round trip: a self-test of a database's bit layouts --------------------------------------------------
