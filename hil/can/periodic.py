@@ -12,8 +12,17 @@ Due times are absolute (`start_s + k * cycle_s`, computed, never accumulated), s
 tick comes late by more than a cycle, the frame is sent once and the missed cycles are skipped rather than
 sent in a burst; the schedule stays on its grid and `skipped_cycles(name)` counts them.
 
+A multiplexed message (a provider returning a list) does not put its whole cycle on one tick: its frames
+leave `frame_spacing_s` apart (1 ms by default, closer if the cycle is too short to hold them), all with the
+values and alive counter of the cycle's one provider call, as a CAN stack's transmit queue sends them one
+after another. Every group still goes out once per cycle, at the same offset each cycle. On a 1 ms loop a
+96-cell pack's 24 BMS_CellVoltages frames on one tick made it the loop's slowest (over 1 ms of encoding,
+sending and decoding); spread, they add one frame to each of 24 ticks. `frame_spacing_s=0` sends a
+cycle's frames together.
+
 Limits: frames go out at tick times, so a cycle that is not a multiple of the loop's step is rounded up to
-the next tick (a 15 ms cycle on a 10 ms loop goes out at 20, 30, 50, 60, ... ms).
+the next tick (a 15 ms cycle on a 10 ms loop goes out at 20, 30, 50, 60, ... ms); so are the spaced frames
+of a multiplexed message (at 1 ms spacing on a 10 ms loop, ten go out per tick).
 """
 from __future__ import annotations
 
@@ -30,6 +39,8 @@ from hil.errors import ConfigError, did_you_mean
 
 # Due-time comparisons allow this much float error (a tick at 0.1 s against a due time of 5 * 0.02 s).
 _EPS_S = 1e-9
+# Frames of one multiplexed cycle leave this far apart: one per tick of a 1 ms loop.
+FRAME_SPACING_S = 0.001
 
 
 @dataclass
@@ -51,19 +62,31 @@ class _Periodic:
     crc_signal: str | None = None
     defaults: dict = field(default_factory=dict)
     crc_source: Callable[[bytes], int] | None = None
+    # The current cycle's frames not sent yet (a multiplexed message): frame i of the cycle is due at
+    # queue_origin_s + i * queue_spacing_s; queue_next is the index of queue[0] in the cycle.
+    queue: list = field(default_factory=list)
+    queue_origin_s: float = 0.0
+    queue_spacing_s: float = 0.0
+    queue_next: int = 0
 
     @property
     def next_s(self) -> float:
         return self.origin_s + self.index * self.cycle_s
 
+    @property
+    def queue_due_s(self) -> float:
+        return self.queue_origin_s + self.queue_next * self.queue_spacing_s if self.queue else math.inf
+
 
 class PeriodicSender:
     """Send DBC messages on `bus` at their cycle times. Call `tick(now_s)` from the loop."""
 
-    def __init__(self, bus: can.BusABC, db: Database, on_send: Callable[[can.Message], None] | None = None):
+    def __init__(self, bus: can.BusABC, db: Database, on_send: Callable[[can.Message], None] | None = None,
+                 *, frame_spacing_s: float = FRAME_SPACING_S):
         self.bus = bus
         self.db = db
         self.on_send = on_send
+        self.frame_spacing_s = frame_spacing_s
         self._jobs: dict[str, _Periodic] = {}
         # The earliest due time of any job: most ticks send nothing, and this lets them return at once.
         # Anything that reschedules a job resets it to -inf.
@@ -75,7 +98,7 @@ class PeriodicSender:
         values each cycle; otherwise `signals` (changed with `set`) go out.
 
         For a multiplexed message, `provider()` returns a list of signal dicts, one frame each, all sent
-        in the same cycle.
+        in the same cycle, `frame_spacing_s` apart (see the module's description).
         """
         try:
             message = self.db.get_message_by_name(name)
@@ -121,8 +144,11 @@ class PeriodicSender:
             job.signals.update(before)
 
     def stop(self, name: str) -> None:
-        """Stop sending `name` (e.g. to test a receiver's timeout); its signals and counter are kept."""
-        self._job(name).running = False
+        """Stop sending `name` (e.g. to test a receiver's timeout); its signals and counter are kept, frames
+        of its current cycle not yet sent are dropped."""
+        job = self._job(name)
+        job.running = False
+        job.queue = []
 
     def start(self, name: str, now_s: float | None = None) -> None:
         """Restart a stopped `name`: first frame at `now_s` and every cycle from there; without `now_s`, at
@@ -164,9 +190,13 @@ class PeriodicSender:
         if now_s + _EPS_S < self._next_due_s:
             return
         for job in self._jobs.values():
-            if not job.running or (not job.resync and now_s + _EPS_S < job.next_s):
+            if not job.running:
                 continue
-            self._send(job)
+            if job.queue:
+                self._send_queued(job, now_s)
+            if not job.resync and now_s + _EPS_S < job.next_s:
+                continue
+            self._start_cycle(job, now_s)
             job.last_sent_s = now_s
             if job.resync:
                 job.origin_s, job.index, job.resync = now_s, 1, False
@@ -174,27 +204,48 @@ class PeriodicSender:
             due = int((now_s + _EPS_S - job.origin_s) / job.cycle_s)  # the latest cycle due by now
             job.skipped += due - job.index  # late by more than a cycle: those cycles are dropped, not burst
             job.index = due + 1
-        self._next_due_s = min((job.next_s for job in self._jobs.values() if job.running and not job.resync),
-                               default=math.inf)
+        self._next_due_s = min((min(job.next_s, job.queue_due_s) for job in self._jobs.values()
+                                if job.running and not job.resync), default=math.inf)
         if any(job.running and job.resync for job in self._jobs.values()):
             self._next_due_s = -math.inf
 
-    def _send(self, job: _Periodic) -> None:
+    def _start_cycle(self, job: _Periodic, now_s: float) -> None:
+        """One provider call (or the set signals), the cycle's alive counter on every frame; the first frame
+        goes now, the rest of a multiplexed message's are queued `frame_spacing_s` apart."""
+        if job.queue:  # a late tick reached the next cycle before this one's frames were all out: send them
+            self._send_queued(job, math.inf)
         frames = job.provider() if job.provider is not None else job.signals
-        for signals in frames if isinstance(frames, list) else (frames,):
+        frames = frames if isinstance(frames, list) else [frames]
+        for signals in frames:
             if job.counter_signal:
                 signals[job.counter_signal] = job.counter
             if job.crc_signal:
                 signals[job.crc_signal] = 0
-            data = bytearray(encode(job.message, signals, job.defaults))
-            if job.crc_source is not None:
-                data[7] = job.crc_source(bytes(data))
-            elif job.crc_signal:
-                e2e.seal(data)
-            msg = can.Message(arbitration_id=job.message.frame_id, data=data,
-                              is_extended_id=job.message.is_extended_frame, is_fd=job.message.is_fd)
-            self.bus.send(msg)
-            if self.on_send is not None:
-                self.on_send(msg)
-            job.sent += 1
         job.counter = (job.counter + 1) & job.counter_mask
+        if not frames:
+            return
+        job.queue = frames[1:]
+        job.queue_origin_s, job.queue_next = now_s, 1
+        job.queue_spacing_s = min(self.frame_spacing_s, job.cycle_s / len(frames))
+        self._send_frame(job, frames[0])
+        if job.queue:
+            self._send_queued(job, now_s)
+
+    def _send_queued(self, job: _Periodic, now_s: float) -> None:
+        """The queued frames of the current cycle due by `now_s`, in order."""
+        while job.queue and now_s + _EPS_S >= job.queue_due_s:
+            job.queue_next += 1
+            self._send_frame(job, job.queue.pop(0))
+
+    def _send_frame(self, job: _Periodic, signals: dict) -> None:
+        data = bytearray(encode(job.message, signals, job.defaults))
+        if job.crc_source is not None:
+            data[7] = job.crc_source(bytes(data))
+        elif job.crc_signal:
+            e2e.seal(data)
+        msg = can.Message(arbitration_id=job.message.frame_id, data=data,
+                          is_extended_id=job.message.is_extended_frame, is_fd=job.message.is_fd)
+        self.bus.send(msg)
+        if self.on_send is not None:
+            self.on_send(msg)
+        job.sent += 1

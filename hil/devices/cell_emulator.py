@@ -62,10 +62,18 @@ class CellEmulator:
                 signals[self._cell_names[c]] = float(v[c])
             self._send(self._cells, signals)
 
-    def set_temperatures(self, temperature_c: np.ndarray) -> None:
+    @property
+    def temperature_frames(self) -> int:
+        """How many CE_TempSetpoint frames (multiplexer groups) a full set of thermistor setpoints takes."""
+        return -(-self.n_channels // TEMPS_PER_FRAME)
+
+    def set_temperatures(self, temperature_c: np.ndarray, groups: range | None = None) -> None:
+        """Send thermistor setpoints; `groups` (multiplexer indices) sends only those frames, so a caller
+        can spread a large pack's 14 frames over several ticks instead of loading one tick with them."""
         t = np.clip(temperature_c, -40.0, 87.5)
-        for m in range(0, self.n_channels, TEMPS_PER_FRAME):
-            signals = {"CE_TempSetpoint_Mux": m // TEMPS_PER_FRAME}
+        for group in groups if groups is not None else range(self.temperature_frames):
+            m = group * TEMPS_PER_FRAME
+            signals = {"CE_TempSetpoint_Mux": group}
             for c in range(m, min(m + TEMPS_PER_FRAME, self.n_channels)):
                 signals[self._temp_names[c]] = float(t[c])
             self._send(self._temps, signals)

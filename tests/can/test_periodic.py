@@ -1,6 +1,9 @@
 """Rest-bus simulation: frames on the cycle grid of a virtual clock, live signal changes, stop and restart,
-skip-ahead when late, and alive counters and CRCs that the Monitor accepts (or flags, when they are wrong)."""
+skip-ahead when late, alive counters and CRCs that the Monitor accepts (or flags, when they are wrong), and
+multiplexed cycles spread over ticks."""
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -142,3 +145,75 @@ def test_bad_names_are_refused_with_close_matches(recorded):
         sender.stop("VCU_Heartbeat")
     with pytest.raises(ConfigError, match="cycle_s = 0"):
         sender.add("VCU_Heartbeat", cycle_s=0)
+
+
+def _cell_groups(n_groups: int) -> list[dict]:
+    return [{"BMS_CellVoltages_Mux": m, f"BMS_Cell{4 * m + 1:02d}_Voltage": 3.0 + m / 100} for m in range(n_groups)]
+
+
+def _mux_times(db, frames) -> dict[int, list[float]]:
+    """Send times of each BMS_CellVoltages group."""
+    message = db.get_message_by_name("BMS_CellVoltages")
+    times: dict[int, list[float]] = {}
+    for t_s, msg in frames:
+        times.setdefault(message.decode(msg.data)["BMS_CellVoltages_Mux"], []).append(t_s)
+    return times
+
+
+def test_a_multiplexed_cycle_goes_out_one_frame_per_millisecond_from_one_provider_call(recorded, db):
+    sender, bus, now = recorded
+    calls = []
+    sender.add("BMS_CellVoltages", provider=lambda: calls.append(now["s"]) or _cell_groups(24))  # 100 ms
+    tick_every(sender, now, 0.001, 0.25)
+    assert calls == pytest.approx([0.0, 0.1, 0.2])
+    times = _mux_times(db, bus.frames)
+    # each group once per cycle, always at the same offset: its cycle time is the message's
+    assert times == {m: pytest.approx([m * 0.001, 0.1 + m * 0.001, 0.2 + m * 0.001]) for m in range(24)}
+    assert max(sum(1 for t, _ in bus.frames if t == t_s) for t_s, _ in bus.frames) == 1
+
+
+def test_a_cycle_too_short_for_its_frames_spaces_them_closer(recorded, db):
+    sender, bus, now = recorded
+    sender.add("BMS_CellVoltages", provider=lambda: _cell_groups(24), cycle_s=0.01)
+    tick_every(sender, now, 0.001, 0.03)
+    times = _mux_times(db, bus.frames)
+    for m in range(24):  # 24 frames in 10 ms: 0.4167 ms apart, so two or three per 1 ms tick
+        assert times[m][:3] == pytest.approx([c * 0.01 + math.ceil(m * 0.01 / 24 / 0.001 - 1e-6) * 0.001
+                                          for c in range(3)], abs=1e-9)
+
+
+def test_frame_spacing_zero_sends_a_whole_cycle_on_one_tick(db):
+    now = {"s": 0.0}
+    bus = Recorder(lambda: now["s"])
+    sender = PeriodicSender(bus, db, frame_spacing_s=0.0)
+    sender.add("BMS_CellVoltages", provider=lambda: _cell_groups(24))
+    tick_every(sender, now, 0.001, 0.15)
+    assert sorted({t for t, _ in bus.frames}) == pytest.approx([0.0, 0.1])
+    assert len(bus.frames) == 48
+
+
+def test_late_ticks_send_the_frames_due_and_a_new_cycle_first_finishes_the_last(recorded, db):
+    sender, bus, now = recorded
+    sender.add("BMS_CellVoltages", provider=lambda: _cell_groups(4), cycle_s=0.01)
+    for t_s in (0.0, 0.0025, 0.011):  # late: groups 1 and 2 at 2.5 ms; group 3 only when cycle 2 is due
+        now["s"] = t_s
+        sender.tick(t_s)
+    mux = [db.get_message_by_name("BMS_CellVoltages").decode(m.data)["BMS_CellVoltages_Mux"] for _, m in bus.frames]
+    assert [t for t, _ in bus.frames] == [0.0, 0.0025, 0.0025, 0.011, 0.011]
+    assert mux == [0, 1, 2, 3, 0]
+
+
+def test_every_frame_of_a_cycle_carries_its_alive_counter_and_stop_drops_the_rest(recorded, db):
+    sender, bus, now = recorded
+    status = db.get_message_by_name("BMS_Status")
+    sender.add("BMS_Status", provider=lambda: [{"BMS_State": 1}, {"BMS_State": 2}, {"BMS_State": 3}],
+               cycle_s=0.02)
+    tick_every(sender, now, 0.001, 0.06)
+    counters = [status.decode(m.data)["BMS_Status_Counter"] for _, m in bus.frames]
+    assert counters == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert all(crc8_j1850(bytes(m.data[:7])) == m.data[7] for _, m in bus.frames)
+    sender.stop("BMS_Status")
+    for k in range(61, 100):
+        now["s"] = k * 0.001
+        sender.tick(now["s"])
+    assert len(bus.frames) == 10  # the 60 ms cycle's first frame only
