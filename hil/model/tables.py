@@ -54,6 +54,11 @@ class UniformTable:
         """The lookup coordinate for `soc`."""
         return np.asarray(soc, dtype=float) * self.x_per_soc + 1.0
 
+    def __call__(self, x) -> np.ndarray:
+        """y at coordinate `x` (any shape), in new arrays: for occasional lookups that `Lookup` is not set up for."""
+        rows = np.take(self.coefficients, np.asarray(x).astype(np.intp), axis=0, mode="clip")
+        return rows[..., 1] * x + rows[..., 0]
+
 
 class Lookup:
     """Preallocated buffers for repeated lookups of a fixed-shape `x` array: no allocation per call."""
@@ -72,3 +77,12 @@ class Lookup:
         np.multiply(self.slope, x, out=out)
         np.add(out, self.intercept, out=out)
         return out
+
+    def find_segments(self, x: np.ndarray) -> None:
+        """Only find the segments for coordinate `x`: `index` (the row of `coefficients`, clamped to the guard
+        rows), `intercept` and `slope`. Where `index` agrees at two coordinates, every lookup between them is
+        intercept + slope * x, the same arithmetic as `__call__`: the index never decreases as x grows."""
+        np.copyto(self.index, x, casting="unsafe")
+        np.maximum(self.index, 0, out=self.index)
+        np.minimum(self.index, self.table.points, out=self.index)
+        np.take(self.table.coefficients, self.index, axis=0, out=self.row)

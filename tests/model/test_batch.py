@@ -1,4 +1,6 @@
 """Batch mode gives the step API's answer, sample for sample."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -41,6 +43,57 @@ def test_batch_matches_the_step_api(request, cell_name, dt_s, thermal_dt_s):
     assert temperature.shape[0] > 1 and np.ptp(temperature) > 0
     np.testing.assert_allclose(result["time_s"], dt_s * np.arange(1, current.size + 1))
     np.testing.assert_allclose(result["pack_voltage_v"], voltage.sum(axis=1))
+
+
+def _assert_matches_stepping(cell, current, dt_s, soc0, n_series, **options):
+    voltage, soc, temperature = _stepped(Pack(cell, n_series, soc0, **options), current, dt_s)
+    result = simulate(cell, current, dt_s, soc0, n_series=n_series, **options)
+    np.testing.assert_allclose(result["cell_voltage_v"], voltage, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result["soc"], soc, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result["temperature_c"], temperature, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result["pack_voltage_v"], voltage.sum(axis=1), rtol=0, atol=1e-9)
+    return result
+
+
+def test_batch_crosses_an_ocv_breakpoint_inside_a_thermal_interval(m50):
+    # 0.6 is an OCV table breakpoint of the M50; starting just above it at 5 A, every cell crosses it
+    # half-way through an interval, where the per-interval affine OCV no longer holds.
+    thermal_steps, breakpoint_soc, soc0 = 100, 0.6, 0.6004
+    current = np.full(2000, 5.0)
+    result = _assert_matches_stepping(m50, current, 0.01, soc0, 4, capacity_spread=0.02, seed=2,
+                                      thermal_dt_s=1.0)
+    interval_ends = result["soc"][thermal_steps - 1::thermal_steps]
+    interval_starts = np.vstack([np.full((1, 4), soc0), interval_ends[:-1]])
+    crossed = (interval_starts > breakpoint_soc) & (interval_ends < breakpoint_soc)
+    assert crossed.any(axis=0).all()
+
+
+@pytest.mark.parametrize("case", ["large pack", "no block length divides the interval", "fast RC branches"])
+def test_batch_matches_the_step_api_on_its_other_paths(m50, case):
+    current = _profile(1517, seed=3)
+    options = {"capacity_spread": 0.02, "resistance_spread": 0.05, "soc_spread": 0.02, "seed": 5}
+    if case == "large pack":
+        # 40S: the RC voltages at each block start are added by broadcasting, not inside the matrix product.
+        _assert_matches_stepping(m50, current, 0.01, 0.6, 40, thermal_dt_s=1.0, **options)
+    elif case == "no block length divides the interval":
+        # 53 steps per thermal interval, a prime: every interval ends with a short block.
+        _assert_matches_stepping(m50, current, 0.01, 0.6, 3, thermal_dt_s=0.53, **options)
+    else:
+        # RC time constants of a few ms at 0.5 s steps: a block decays past float range, so the block scan
+        # runs in pieces.
+        fast = dataclasses.replace(m50, rc_c_f=(0.5, 0.2))
+        _assert_matches_stepping(fast, current, 0.5, 0.6, 3, thermal_dt_s=100.0, **options)
+
+
+def test_batch_runs_continue_mid_interval(m50):
+    options = {"resistance_spread": 0.05, "seed": 1}
+    current = _profile(1000, seed=6)
+    voltage, soc, _ = _stepped(Pack(m50, 3, 0.5, **options), current, 0.01)
+    batched = Pack(m50, 3, 0.5, **options)
+    parts = [run(batched, piece, 0.01) for piece in np.split(current, [137, 180, 655])]
+    np.testing.assert_allclose(np.vstack([part["cell_voltage_v"] for part in parts]), voltage, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.vstack([part["soc"] for part in parts]), soc, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(batched.cell_voltage_v, voltage[-1], rtol=0, atol=1e-9)
 
 
 def test_batch_continues_a_pack_and_covers_parallel_blocks(m50):

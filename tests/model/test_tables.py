@@ -32,3 +32,22 @@ def test_breakpoints_off_any_grid_fall_back_to_a_fine_grid():
     slope_change = (3.9 - 3.0) * 3 - (4.2 - 3.9) * 1.5
     bound = slope_change / (4 * (table.points - 1))
     assert np.abs(_lookup(table, query) - np.interp(query, soc, volts)).max() <= bound + 1e-12
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0.0, 0.5), min_size=11, max_size=11),
+       st.floats(-0.1, 1.1), st.floats(0.0, 0.3))
+def test_between_two_points_in_one_segment_the_lookup_is_affine(rises, soc_low, width):
+    # What batch mode relies on: where the segment found at both ends of a range agrees, the lookup anywhere
+    # in between is that segment's intercept + slope * x, bit for bit; across a breakpoint it disagrees.
+    soc = np.linspace(0.0, 1.0, 11)
+    table = UniformTable(soc, 3.0 + np.cumsum(rises))
+    x = table.x(np.linspace(soc_low, soc_low + width, 200))
+    ends = Lookup(table, (2,))
+    ends.find_segments(x[[0, -1]])
+    looked_up = Lookup(table, x.shape)(x, out=np.empty_like(x))
+    segments = np.clip(np.trunc(x), 0, table.points).astype(int)
+    assert (ends.index[0] == ends.index[1]) == (segments.min() == segments.max())
+    if ends.index[0] == ends.index[1]:
+        np.testing.assert_array_equal(looked_up, ends.slope[0] * x + ends.intercept[0])
+    np.testing.assert_array_equal(table(x), looked_up)
