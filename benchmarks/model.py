@@ -5,11 +5,11 @@
 - cell_steps_per_s_10000: cells times steps per second for 10000S1P (from the median step);
 - batch_1h_16s_s: wall seconds for one `simulate` call of 1 h at 1 ms on 16S, all outputs kept (1 GB), the
   median of three after one warm-up call. The warm-up matters on a VM: the first time a process touches
-  that much memory the host must supply it, which alone took 0.5-1 s here. Later calls mostly reuse it
-  (about 0.1 s of page faults), but on a shared VM one now and then pays 0.5-1 s of kernel time again, with
-  the same number of faults: hence the median. The model's own work was about 0.7 s of CPU: 3600 thermal
-  intervals of about 0.15 ms (a few small matrix products and some 60 small numpy calls each, of which the
-  pack's thermal and resistance update takes 0.03 ms);
+  that much memory the host must supply it, which alone took 0.5-1 s here. Later calls reuse it (about
+  0.1 s of page faults; `batch.run` touches its outputs up front, see `_fault_in`), though on a shared VM
+  one now and then still pays 0.5-1 s of kernel time: hence the median. The rest, about 0.7 s of CPU, is
+  the model: 3600 thermal intervals of about 0.17 ms (a few small matrix products and some 60 small numpy
+  calls each, 0.03 ms of it the pack's thermal and resistance update);
 - pybamm_step_ratio: PyBaMM Thevenin `sim.step` time over ours for one cell at 1 ms (null without PyBaMM).
 
 All runs use the LG M50 file (two RC branches, Arrhenius, SOC-dependent resistance, entropic OCV) with

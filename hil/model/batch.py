@@ -37,6 +37,7 @@ in the current) takes a slower cumulative-sum scan per interval. Measurement fau
 from __future__ import annotations
 
 import math
+import mmap
 
 import numpy as np
 
@@ -91,6 +92,8 @@ def run(pack: Pack, current_a, dt_s: float) -> dict[str, np.ndarray]:
         "soc": np.empty((n_steps, n_series)),
         "pack_voltage_v": np.empty(n_steps),
     }
+    for name in ("cell_voltage_v", "soc", "pack_voltage_v"):
+        _fault_in(result[name])
     temperature_time_s, temperature_c = [pack.time_s], [pack.temperature_c.copy()]
     if pack.n_parallel > 1 or pack.faults.has_short or \
             round(pack.thermal_dt_s / dt_s) < _MIN_VECTOR_STEPS:
@@ -121,6 +124,16 @@ def run(pack: Pack, current_a, dt_s: float) -> dict[str, np.ndarray]:
     result["temperature_time_s"] = np.array(temperature_time_s)
     result["temperature_c"] = np.array(temperature_c)
     return result
+
+
+def _fault_in(array: np.ndarray) -> None:
+    """Touch one element per memory page of a new output array, in one sweep.
+
+    The run writes its outputs interval by interval, over most of a second for an hour at 1 ms. Measured on
+    a shared VM, repeated 1 h 16S runs faulted in this way paid 0.5-1 s of extra kernel time in 10 of 20
+    calls (the host supplying the memory again), touched up front in 1 of 20; the sweep itself is cheap.
+    """
+    array.reshape(-1)[::max(1, mmap.PAGESIZE // array.itemsize)] = 0.0
 
 
 def _scan(cum_log: np.ndarray, b: np.ndarray, x0: np.ndarray) -> np.ndarray:
