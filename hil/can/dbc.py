@@ -138,7 +138,7 @@ def encode(message, signals: dict, defaults: dict | None = None) -> bytes:
     if encoder is not None:
         try:
             return encoder.encode(signals, defaults)
-        except Exception:  # noqa: BLE001 - cantools decides: it encodes, or raises its own error
+        except Exception:  # noqa: BLE001, S110 - cantools decides: it encodes, or raises its own error
             pass
     full = dict(defaults)
     full.update(signals)
@@ -156,7 +156,7 @@ class _Plan:
     signal where its own node's format does (checked once, here): packing with it is then what OR-ing the
     nodes' packings gives, one bitstruct call pair fewer. Otherwise each node keeps its own packers.
     """
-    __slots__ = ("signals", "packers")
+    __slots__ = ("packers", "signals")
 
     def __init__(self, nodes: list[dict], length: int):
         self.signals = tuple(_conversion(s) for node in nodes for s in node["signals"])
@@ -219,7 +219,7 @@ def _conversion(signal) -> tuple:
 class _FastEncoder:
     """A plain message has one `_Plan`; a multiplexed one a plan per multiplexer value (root + group).
     Nested (extended) multiplexing is left to cantools."""
-    __slots__ = ("codecs", "length", "plan", "mux", "plans")
+    __slots__ = ("codecs", "length", "mux", "plan", "plans")
 
     def __init__(self, message):
         root = self.codecs = message._codecs  # a refreshed message gets new codecs, and a new encoder

@@ -16,9 +16,9 @@ A multiplexed message (a provider returning a list) does not put its whole cycle
 leave `frame_spacing_s` apart (1 ms by default, closer if the cycle is too short to hold them), all with the
 values and alive counter of the cycle's one provider call, as a CAN stack's transmit queue sends them one
 after another. Every group still goes out once per cycle, at the same offset each cycle. On a 1 ms loop a
-96-cell pack's 24 BMS_CellVoltages frames on one tick made it the loop's slowest (over 1 ms of encoding,
-sending and decoding); spread, they add one frame to each of 24 ticks. `frame_spacing_s=0` sends a
-cycle's frames together.
+96-cell pack's 24 BMS_CellVoltages frames, all on one tick, made it the loop's slowest (with the thermistor
+setpoints on the same tick, 40 frames: ~1.3 ms of encoding, sending and decoding, more than the period);
+spread, they add one frame to each of 24 ticks. `frame_spacing_s=0` sends a cycle's frames together.
 
 Limits: frames go out at tick times, so a cycle that is not a multiple of the loop's step is rounded up to
 the next tick (a 15 ms cycle on a 10 ms loop goes out at 20, 30, 50, 60, ... ms); so are the spaced frames
