@@ -12,7 +12,8 @@ tick_cost_max_us, and to tell the bench's own cost from the machine's interrupti
   "tick_cpu" (a tick's own CPU time ran past the next deadline), "gil_wait" (a tick's wall time did while
   its CPU time did not, and this process's other threads, i.e. the CAN Notifier, used that time),
   "preempted_in_tick" (likewise, but nothing of this process ran: the OS or hypervisor ran something else),
-  "late_wakeup" (no tick ran long: the sleep or spin before the tick woke late);
+  "late_wakeup" (no tick ran long: the wait before the tick ended late, because the OS or hypervisor woke
+  the thread late or preempted its spin, or, rarely, the Notifier held the GIL when it woke);
 - gc_collections: garbage collections per generation during the run.
 With --floor, the same loop also runs for `--seconds` with a tick that only burns a constant 150 us of CPU:
 its jitter and overruns (floor_*) are what this machine allows any 1 kHz Python loop right now.
