@@ -5,8 +5,9 @@ Each tick of the loop, in this order:
 2. received frames are decoded (virtual clock: here, synchronously; real clock: on a Notifier thread);
 3. the BMS's contactor state and current limit turn the load demand into the current that flows;
 4. the pack model steps; every setpoint period the cell emulator gets new voltages and current;
-5. rest-bus messages (VCU heartbeat and request, cell-emulator heartbeat) go out when due;
-6. the trace records a row every setpoint period.
+5. every 100 ms the thermistor setpoints, one frame a tick from mid-period;
+6. rest-bus messages (VCU heartbeat and request, cell-emulator heartbeat) go out when due;
+7. the trace records a row every setpoint period.
 """
 from __future__ import annotations
 
@@ -163,9 +164,13 @@ class Bench:
             self.trace.record((t_s, demand, current_a, float(v.min()), float(v.mean()), float(v.max()),
                                float(self.pack.temperature_c.max()), float(self.pack.soc.mean()), self.bms.soc,
                                state.name if state is not None else "NONE", self.bms.contactors_closed))
-        # Temperatures go out mid-period, on a tick of their own for packs up to 4 setpoint frames per tick.
-        if tick % self._temperature_every == self._setpoint_every // 2:
-            self.cell_emulator.set_temperatures(_forced(self.pack.measured_temperature_c, self.forced_temperature_c))
+        # Thermistor frames, like the cell setpoints, are spread over their period: one per tick (14 for a
+        # 96-cell pack), starting half-way through it, away from the BMS's 100 ms messages at its start.
+        phase = (tick - self._temperature_every // 2) % self._temperature_every
+        groups = range(phase, self.cell_emulator.temperature_frames, self._temperature_every)
+        if len(groups):
+            self.cell_emulator.set_temperatures(
+                _forced(self.pack.measured_temperature_c, self.forced_temperature_c), groups)
         self.sender.tick(t_s)
 
     def _tick_or_lost(self, t_s: float) -> None:

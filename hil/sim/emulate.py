@@ -142,7 +142,9 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
             for port in ports.values():
                 port.poll(now_s)
 
-        loop = Loop(RealClock(spin_s=0.0), TICK_S, tick, overrun_policy="skip")
+        clock = RealClock(spin_s=0.0)
+        loop = Loop(clock, TICK_S, tick, overrun_policy="skip")
+        clock.restart()  # setup's garbage collected, the rest frozen out of the run's collections (hil.clock)
         next_parent_check_s = time.monotonic() + PARENT_CHECK_S
         while stop["signal"] is None:
             loop.step()
