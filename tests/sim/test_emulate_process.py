@@ -3,6 +3,7 @@
 The times compared are CLOCK_MONOTONIC readings from different processes (`time.monotonic()` here, the
 events' `t_s` there), which Linux shares machine-wide.
 """
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,6 +40,22 @@ subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", {rig!r}], std
                  stderr=subprocess.DEVNULL)
 time.sleep(120)
 """
+
+
+@contextlib.contextmanager
+def _emulate(events_path: Path):
+    """`hil emulate` on the slcan rig logging to `events_path`: yields the process and its first 4 lines
+    (endpoints, then "ready"); killed at the end if it is still running."""
+    proc = subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", str(SLCAN_RIG)], cwd=ROOT,
+                            env=dict(os.environ, **{ENV_VAR: str(events_path)}), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc, [proc.stdout.readline().strip() for _ in range(4)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
 
 
 def _heartbeat_period_s() -> float:
@@ -135,19 +152,10 @@ def test_emulate_notices_its_parent_die_without_a_host(tmp_path):
 @pytest.mark.wire
 def test_sigterm_is_logged_and_the_boards_go_safe(tmp_path):
     events_path = tmp_path / "events.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", str(SLCAN_RIG)], cwd=ROOT,
-                            env=dict(os.environ, **{ENV_VAR: str(events_path)}), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = [proc.stdout.readline().strip() for _ in range(4)]
+    with _emulate(events_path) as (proc, lines):
         assert lines[0].startswith("endpoint main slcan /dev/pts/") and lines[3] == "ready", lines
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=EXIT_WITHIN_S) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
     events = read_events(events_path)
     assert [(e["board"], e["event"]) for e in events if e["board"] == "emulate"] == [
         ("emulate", "ready"), ("emulate", "signal"), ("emulate", "exit")], events
@@ -179,11 +187,7 @@ def test_serial_ports_of_an_emulate_process(tmp_path):
     from hil.sim.bms_firmware import FIRMWARE_VERSION
 
     events_path = tmp_path / "events.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", str(SLCAN_RIG)], cwd=ROOT,
-                            env=dict(os.environ, **{ENV_VAR: str(events_path)}), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = [proc.stdout.readline().strip() for _ in range(4)]
+    with _emulate(events_path) as (proc, lines):
         assert lines[3] == "ready", lines
         endpoints = {parts[1]: parts[3] for parts in (line.split() for line in lines[:3])}
         with SerialLink(endpoints["ce-serial"], cell_emulator.PROTOCOL) as ce_link, \
@@ -212,11 +216,6 @@ def test_serial_ports_of_an_emulate_process(tmp_path):
             assert debug.read_calibration()["cell_ov_v"] == pytest.approx(4.25, rel=1e-6)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=EXIT_WITHIN_S) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
     events = read_events(events_path)
     assert _first(events, "ready")["endpoints"]["debug"] == endpoints["debug"]
     assert _first(events, "outputs_on", board="cell_emulator") is not None
