@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hil.errors import HilError, HilTimeout
+from hil.safety import TickGuard
 
 OVERRUN_POLICIES = ("catch-up", "skip", "fail")
 # Ticks between two looks at the wall clock for progress: cheap enough to be invisible in the tick cost.
@@ -102,8 +103,13 @@ class Loop:
                     self.ticks += missed
                     self.skipped += missed
                     deadline_s = self.ticks * self.dt_s
-        self.tick_fn(deadline_s)
+        TickGuard.active = True
+        try:
+            self.tick_fn(deadline_s)
+        finally:
+            TickGuard.active = False
         self.ticks += 1
+        TickGuard.raise_pending()  # a SIGINT/SIGTERM that came during the tick (see hil.safety.TickGuard)
         if self._progress is not None and self.ticks % _PROGRESS_CHECK_TICKS == 0:
             self._report_progress()
 

@@ -209,10 +209,29 @@ def _read_back(bench, command: str, sent_s: Callable[[], float | None], status: 
     return confirmed, seen
 
 
+class TickGuard:
+    """Set by the loop while a tick runs. A SIGINT or SIGTERM that comes then is kept in `pending` and raised
+    by the loop when the tick ends (`raise_pending`), so the interrupt never lands half-way through a frame
+    being sent or a lock held inside python-can's queues, where the safe state would then wait forever. A
+    second signal during the same tick raises at once: a tick that hangs can still be stopped."""
+    active = False
+    pending: int | None = None
+
+    @classmethod
+    def raise_pending(cls) -> None:
+        if cls.pending is not None:
+            signum, cls.pending = cls.pending, None
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+
 def _interrupt(signum: int, _frame) -> None:
     if _held is not None:
         _held.append(signum)
         return
+    if TickGuard.active and TickGuard.pending is None:
+        TickGuard.pending = signum
+        return
+    TickGuard.pending = None
     raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
 
 
@@ -223,15 +242,17 @@ def _in_main_thread() -> bool:
 @contextlib.contextmanager
 def sigterm_interrupts():
     """During the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does, so `finally` blocks and pytest's
-    fixture teardown run before the process ends. The previous SIGTERM handler is restored after."""
+    fixture teardown run before the process ends; both wait for the end of a running tick (`TickGuard`).
+    The previous handlers are restored after."""
     if not _in_main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {signum: signal.signal(signum, _interrupt) for signum in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 @contextlib.contextmanager
