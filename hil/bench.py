@@ -19,12 +19,14 @@ from pathlib import Path
 
 import can
 import numpy as np
+from can.interfaces.virtual import VirtualBus
 
 from hil.can.bus import open_bus
 from hil.can.dbc import load_dbcs
 from hil.can.log import CanLog
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
+from hil.can.simbus import SimBus
 from hil.clock import make_clock
 from hil.devices.bms import Bms
 from hil.devices.cell_emulator import CellEmulator
@@ -82,16 +84,21 @@ class Bench:
         where = self._bus_where = f"{rig.path} [can.{bus_name}]"
         self._bus_kwargs = kwargs   # its channel is filled in below for emulated boards
         try:
+            bus_class = None
             if rig.emulate_in_process:
                 # A fresh channel per bench keeps parallel and successive benches in one process apart.
                 kwargs["channel"] = f"hil-{os.getpid()}-{next(_channel_ids)}"
-                self._board_bus = can.Bus(interface="virtual", channel=kwargs["channel"])
+                # On a virtual clock the boards and the harness share one thread: the virtual bus without its
+                # thread-safety costs (hil.can.simbus) carries the same frames, a quarter of a run's time less.
+                if not self.clock.is_real and kwargs.get("interface") == "virtual":
+                    bus_class = SimBus
+                self._board_bus = (bus_class or VirtualBus)(channel=kwargs["channel"])
                 from hil.sim.boards import BoardHost
                 self.boards = BoardHost(rig, self._board_bus, self.db)
             elif rig.data["dut"]["kind"] == "emulated":
                 self.emulator = EmulatorProcess(rig, overrides)
                 kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus_name]
-            self.bus = open_bus(kwargs, where)
+            self.bus = open_bus(kwargs, where, bus_class)
             self.monitor = Monitor(self.db, self.clock.now_s)
             if report_dir is not None:
                 report_dir = Path(report_dir)

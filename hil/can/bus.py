@@ -52,13 +52,17 @@ _ABSENT = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EHOSTUNREACH, errno.EC
 _DENIED = {errno.EACCES, errno.EPERM}
 
 
-def open_bus(kwargs: dict, where: str) -> can.BusABC:
-    """`can.Bus(**kwargs)`; `where` names the rig table (e.g. "rigs/lab.toml [can.main]") for errors."""
+def open_bus(kwargs: dict, where: str, bus_class: type[can.BusABC] | None = None) -> can.BusABC:
+    """`can.Bus(**kwargs)`; `where` names the rig table (e.g. "rigs/lab.toml [can.main]") for errors.
+
+    `bus_class` opens that class instead, with the keywords checked as for the interface the rig names (the
+    sim rig's `hil.can.simbus.SimBus` for interface "virtual")."""
     interface = kwargs.get("interface")
     if interface is not None:  # without one, python-can reads can.ini / CAN_INTERFACE
-        bus_class = _bus_class(interface, where)
-        _check_keywords(bus_class, kwargs, where)
+        _check_keywords(_bus_class(interface, where), kwargs, where)
     try:
+        if bus_class is not None:
+            return bus_class(**{key: value for key, value in kwargs.items() if key != "interface"})
         return can.Bus(**kwargs)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: python-can rejected the settings {kwargs}: {exc}") from None

@@ -341,4 +341,4 @@ class Pack:
 
     @property
     def pack_voltage_v(self) -> float:
-        return float(self.cell_voltage_v.sum())
+        return float(np.add.reduce(self.cell_voltage_v))  # what .sum() calls, without its Python wrapper

@@ -1,0 +1,89 @@
+"""python-can's `virtual` bus, made cheap for a bench whose boards run in its own thread on a virtual clock.
+
+On the sim rig every frame crosses an in-process bus twice a simulated millisecond or so (~750 frames per
+simulated second on a 16S pack), and python-can's `VirtualBus` pays for thread safety the virtual clock does
+not need: a `deepcopy` of each frame per receiver and a `queue.Queue` whose empty poll raises and catches
+`queue.Empty`. Measured on the sim rig (`benchmarks/sil_speed.py`, pyinstrument), those two were ~24 % of
+the whole run.
+
+`SimBus` is a `VirtualBus` (same channel registry, same `send`/`recv` semantics: timestamps, `is_rx`,
+`channel`, `receive_own_messages`, filters) with two changes:
+- a frame is copied per receiver by its constructor, not by `deepcopy`;
+- its receive queue is a `deque` (`_Inbox`), polled without an exception when empty.
+A plain `VirtualBus` on the same channel (a test's sniffer or injector) still sends to and receives from it.
+
+Limits: a blocking `recv(timeout > 0)` on an empty `SimBus` polls every 0.5 ms instead of waking at once,
+which is why a bench uses it on a virtual clock only (nothing arrives from another thread there). The inbox
+is unbounded, like a `VirtualBus` with `rx_queue_size=0`.
+"""
+from __future__ import annotations
+
+import collections
+import queue
+import time
+
+import can
+from can.interfaces.virtual import VirtualBus, channels_lock
+
+_POLL_S = 0.0005
+
+
+class _Inbox(collections.deque):
+    """A deque with the part of `queue.Queue`'s interface `VirtualBus.send` uses (`put`), so a plain
+    `VirtualBus` on the channel can deliver to it. `deque.append` is atomic in CPython, so a sender in
+    another thread is safe. Equality is identity: `VirtualBus.shutdown` removes its queue from the channel's
+    list by `==`, and two empty deques are equal."""
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def put(self, item, block: bool = True, timeout: float | None = None) -> None:
+        self.append(item)
+
+
+class SimBus(VirtualBus):
+    def __init__(self, channel="channel-0", receive_own_messages: bool = False, **kwargs) -> None:
+        super().__init__(channel=channel, receive_own_messages=receive_own_messages, **kwargs)
+        self.channel_info = f"hil sim bus channel {self.channel_id}"
+        inbox = _Inbox()
+        with channels_lock:
+            self.channel[self.channel.index(self.queue)] = inbox
+        self.queue = inbox
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        self._check_if_open()
+        inbox = self.queue
+        if inbox:
+            return inbox.popleft(), False
+        if timeout == 0:
+            return None, False
+        deadline_s = None if timeout is None else time.monotonic() + timeout
+        while not inbox:
+            if deadline_s is not None and time.monotonic() >= deadline_s:
+                return None, False
+            time.sleep(_POLL_S)
+            self._check_if_open()
+        return inbox.popleft(), False
+
+    def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        self._check_if_open()
+        timestamp = msg.timestamp if self.preserve_timestamps else time.time()
+        own = self.queue
+        all_sent = True
+        for inbox in self.channel:
+            if inbox is own and not self.receive_own_messages:
+                continue
+            copy = can.Message(timestamp=timestamp, arbitration_id=msg.arbitration_id,
+                               is_extended_id=msg.is_extended_id, is_remote_frame=msg.is_remote_frame,
+                               is_error_frame=msg.is_error_frame, channel=self.channel_id, dlc=msg.dlc,
+                               data=bytearray(msg.data), is_fd=msg.is_fd, is_rx=inbox is not own,
+                               bitrate_switch=msg.bitrate_switch, error_state_indicator=msg.error_state_indicator)
+            if type(inbox) is _Inbox:
+                inbox.append(copy)
+            else:  # a plain VirtualBus's queue.Queue (unbounded unless its owner chose rx_queue_size)
+                try:
+                    inbox.put(copy, block=True, timeout=timeout)
+                except queue.Full:
+                    all_sent = False
+        if not all_sent:
+            raise can.CanOperationError("Could not send message to one or more recipients")
