@@ -28,6 +28,7 @@ import can
 from cantools.database import Database
 
 from hil.can import e2e
+from hil.can.dbc import decode
 from hil.errors import ConfigError, HilTimeout, did_you_mean
 
 _EXTENDED = 1 << 31  # marks a 29-bit ID in our lookup key, as DBC files do
@@ -74,13 +75,12 @@ class Sample:
 
 class _Rx:
     """Everything about one DBC message the receive path needs, looked up once."""
-    __slots__ = ("message", "name", "length", "decode", "stats", "signals", "counter", "counter_mask", "crc")
+    __slots__ = ("message", "name", "length", "stats", "signals", "counter", "counter_mask", "crc")
 
     def __init__(self, message, stats: CycleStats):
         self.message = message
         self.name = message.name
         self.length = message.length
-        self.decode = message.decode
         self.stats = stats
         self.signals = {s.name: s for s in message.signals}
         counter = self.signals.get(f"{self.name}_Counter")
@@ -152,7 +152,7 @@ class Monitor(can.Listener):
                 stats.bad_dlc += 1
                 return
             try:
-                decoded = rx.decode(data, False, True, False, False)
+                decoded = decode(rx.message, data)
             except Exception:  # a frame the DBC cannot decode is counted, never allowed to stop the bench
                 counters["decode_errors"] += 1
                 return

@@ -15,6 +15,7 @@ import numpy as np
 from cantools.database import Database
 
 from hil.can import e2e
+from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.protocol import FAULT_BITS, BmsState, ModeRequest
 from hil.sim.cell_emulator_board import CellEmulatorBoard
@@ -179,7 +180,7 @@ class BmsFirmware:
         if not e2e.crc_ok(bytes(msg.data)):
             self.rx_bad_crc += 1   # E2E: a corrupted request is dropped, never acted on
             return
-        sig = message.decode(msg.data, decode_choices=False)
+        sig = decode(message, msg.data)
         if message.name == "VCU_Heartbeat":
             self._last_heartbeat_s = now_s
         elif message.name == "VCU_Request":

@@ -12,6 +12,7 @@ import cantools
 import numpy as np
 from cantools.database import Database
 
+from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 
 WATCHDOG_S = 0.5
@@ -45,7 +46,7 @@ class CellEmulatorBoard:
         if message is None or msg.is_error_frame:
             return
         try:
-            sig = message.decode(msg.data, decode_choices=False)
+            sig = decode(message, msg.data)
         except cantools.database.DecodeError:  # a garbled setpoint frame is ignored, as board firmware would
             return
         name = message.name

@@ -27,40 +27,6 @@ BMS_PROTOCOL = {
     "BMS_BalancingMask": ({"BMS_BalancingMask_Mux", "BMS_Balancing_Cells01to48", "BMS_Balancing_Cells49to96"}, 1000),
 }
 
-# A file in the style real vendors write: 29-bit IDs, Motorola (big-endian) signals, a multiplexer, an FD
-# frame, a value table and a comment in cp1252 ("°C").
-VENDOR_DBC = """VERSION ""
-NS_ :
-BS_:
-BU_: PACK HOST
-BO_ 2566869221 PACK_Cells: 8 PACK
- SG_ Mux M : 7|8@0+ (1,0) [0|3] "" HOST
- SG_ Cell_A m0 : 15|13@0+ (1,0) [0|8191] "mV" HOST
- SG_ Cell_B m0 : 18|13@0+ (1,0) [0|8191] "mV" HOST
- SG_ Cell_C m1 : 15|13@0+ (1,0) [0|8191] "mV" HOST
- SG_ Temp_C m1 : 39|8@0- (0.5,0) [-64|63.5] "\xb0C" HOST
-BO_ 2566869222 PACK_Info: 64 PACK
- SG_ Mode : 0|3@1+ (1,0) [0|7] "" HOST
- SG_ Energy : 496|16@1+ (0.1,0) [0|6553.5] "kWh" HOST
-CM_ SG_ 2566869221 Temp_C "Cell temperature in \xb0C";
-BA_DEF_ BO_ "GenMsgCycleTime" INT 0 65535;
-BA_DEF_ BO_ "VFrameFormat" ENUM "StandardCAN","ExtendedCAN","reserved","J1939PG","reserved","reserved","reserved","reserved","reserved","reserved","reserved","reserved","reserved","reserved","StandardCAN_FD","ExtendedCAN_FD";
-BA_DEF_DEF_ "GenMsgCycleTime" 0;
-BA_DEF_DEF_ "VFrameFormat" "StandardCAN";
-BA_ "GenMsgCycleTime" BO_ 2566869221 50;
-BA_ "VFrameFormat" BO_ 2566869222 15;
-VAL_ 2566869222 Mode 0 "Off" 1 "Drive" 2 "Charge" ;
-VAL_ 2566869222 Ghost 0 "NotThere" ;
-"""
-
-
-@pytest.fixture
-def vendor_dbc(tmp_path):
-    path = tmp_path / "vendor.dbc"
-    path.write_bytes(VENDOR_DBC.encode("cp1252"))
-    return path
-
-
 @pytest.mark.parametrize("name", BMS_PROTOCOL)
 def test_the_bms_dbc_carries_the_protocol(db, name):
     signals, cycle_ms = BMS_PROTOCOL[name]

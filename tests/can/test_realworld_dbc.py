@@ -5,38 +5,16 @@ from __future__ import annotations
 import can
 import cantools
 import pytest
-from .conftest import realworld
+from .conftest import REALWORLD_FILES, realworld
 
-from hil.can.dbc import load_dbc, load_dbcs, round_trip_problems
+from hil.can.dbc import load_dbcs, round_trip_problems
 from hil.can.monitor import Monitor
 from hil.errors import ConfigError
 
-# file -> (messages, multiplexed messages)
-FILES = {
-    "foxbms2_foxbms.dbc": (41, 18),
-    "foxbms2_ivt-s_current_sensor.dbc": (10, 2),
-    "foxbms2_iso165_insulation_monitor.dbc": (5, 2),
-    "opendbc_tesla_model3_vehicle.dbc": (403, 118),
-    "opendbc_tesla_can.dbc": (44, 2),
-}
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    """Each file loaded once: the Model 3 file takes seconds."""
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            cache[name] = load_dbc(realworld(name))
-        return cache[name]
-    return load
-
-
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", REALWORLD_FILES)
 def test_real_file_loads_and_every_message_round_trips(loaded, name):
     db = loaded(name)
-    assert (len(db.messages), sum(m.is_multiplexed() for m in db.messages)) == FILES[name]
+    assert (len(db.messages), sum(m.is_multiplexed() for m in db.messages)) == REALWORLD_FILES[name]
     problems = [problem for message in db.messages for problem in round_trip_problems(message)]
     assert problems == []
 
