@@ -265,15 +265,19 @@ def _fast_path_fits(message) -> bool:
                                                      for child in next(iter(muxes.values())).values()))
 
 
-def _encoder(message) -> _FastEncoder | None:
-    """The fast encoder of `message`, compiled on first use; None for what only cantools encodes."""
-    encoder = _encoders.get(message)
-    if encoder is None or encoder.codecs is not message._codecs:
+def _compiled(cache: weakref.WeakKeyDictionary, kind: type, message):
+    """`kind(message)` (a fast encoder or decoder), compiled on first use and again when cantools refreshes
+    the message's codecs; None for what only cantools handles."""
+    compiled = cache.get(message)
+    if compiled is None or compiled.codecs is not message._codecs:
         if not _fast_path_fits(message):
             return None
-        encoder = _encoders[message] = _FastEncoder(message)
-    return encoder
+        compiled = cache[message] = kind(message)
+    return compiled
 
+
+def _encoder(message) -> _FastEncoder | None:
+    return _compiled(_encoders, _FastEncoder, message)
 
 
 # decode: the receive side's counterpart of encode --------------------------------------------------------
@@ -404,13 +408,7 @@ _decoders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _decoder(message) -> _FastDecoder | None:
-    """The fast decoder of `message`, compiled on first use; None for what only cantools decodes."""
-    decoder = _decoders.get(message)
-    if decoder is None or decoder.codecs is not message._codecs:
-        if not _fast_path_fits(message):
-            return None
-        decoder = _decoders[message] = _FastDecoder(message)
-    return decoder
+    return _compiled(_decoders, _FastDecoder, message)
 
 
 # Round trip: a self-test of a database's bit layouts --------------------------------------------------
