@@ -41,6 +41,29 @@ def markers(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return fault_s, trip_s
 
 
+def event_labels(events: list[tuple[float, str]], span_s: float, *, cluster_frac: float = 0.015,
+                 max_chars: int = 40) -> list[tuple[float, str]]:
+    """One short label per cluster of events closer than `cluster_frac` of the plot's time span.
+
+    Labels are written vertically in a strip a few characters wide: the safe state's three confirmations
+    within 0.2 s, or a long sentence, would print over each other. A label is the first event's text up to
+    its " at t=" detail, cut at `max_chars`, plus how many more the cluster holds; the events file keeps
+    every word.
+    """
+    labels: list[tuple[float, str]] = []
+    count = 0
+    for x, text in events:
+        if labels and x - labels[-1][0] <= cluster_frac * span_s:
+            count += 1
+            labels[-1] = (labels[-1][0], f"{first} (+{count} more)")
+            continue
+        first = text.split(" at t=")[0]
+        first = first if len(first) <= max_chars else first[:max_chars - 1] + "…"
+        labels.append((x, first))
+        count = 0
+    return labels
+
+
 def _decimate(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """At most about MAX_POINTS points that keep every bucket's minimum and maximum."""
     if t.size <= MAX_POINTS:
@@ -94,7 +117,8 @@ def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "") ->
                 ax.axvline(x, color="darkorange", lw=1.0, ls="--")
             for x, _ in events:
                 ax.axvline(x, color="0.35", lw=0.8, ls=":")
-        for x, text in events:
+        span_s = float(t[-1] - t[0]) if t.size > 1 else 0.0
+        for x, text in event_labels(events, span_s):
             ax_i.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
                           va="top", ha="right", color="0.25")
         handles = [plt.Line2D([], [], color="red", lw=1.2, label="BMS FAULT"),

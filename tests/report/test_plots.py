@@ -25,6 +25,20 @@ def test_decimation_keeps_a_one_sample_spike():
     assert y_small.max() == 150.0
 
 
+def test_events_close_together_share_one_short_label():
+    events = [(10.0, "cell 3 forced to 4.300 V"),
+              (65.382, "safe state: load confirmed at t=65.382 s: BMS_PackData BMS_PackCurrent=0.0"),
+              (65.441, "safe state: contactors confirmed at t=65.441 s: BMS_Status ..."),
+              (65.601, "safe state: outputs confirmed at t=65.601 s: CE_Status CE_OutputsOn=0"),
+              (80.0, "thermistor 2 forced to a value with a description far longer than forty characters")]
+    labels = plots.event_labels(events, span_s=100.0)
+    assert labels == [(10.0, "cell 3 forced to 4.300 V"),
+                      (65.382, "safe state: load confirmed (+2 more)"),
+                      (80.0, "thermistor 2 forced to a value with a d…")]
+    # On a short plot the same events are far apart: each keeps its own label.
+    assert len(plots.event_labels(events[1:4], span_s=1.0)) == 3
+
+
 def test_plot_is_a_png(trace_file, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "demo.png"
