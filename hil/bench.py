@@ -80,6 +80,7 @@ class Bench:
         # Forced cell-emulator outputs (NaN = follow the model): how a test drives one cell over a limit.
         self.forced_cell_v = np.full(n_channels, np.nan)
         self.forced_temperature_c = np.full(n_channels, np.nan)
+        self._forcing = {"cells": False, "temperatures": False}  # any channel forced: skip the merge if not
         kwargs = rig.can_kwargs(bus_name)
         where = self._bus_where = f"{rig.path} [can.{bus_name}]"
         self._bus_kwargs = kwargs   # its channel is filled in below for emulated boards
@@ -163,13 +164,16 @@ class Bench:
         phase = tick % self._setpoint_every
         groups = range(phase, self.cell_emulator.cell_frames, self._setpoint_every)
         if len(groups):
-            self.cell_emulator.set_cells(_forced(self.pack.measured_cell_voltage_v, self.forced_cell_v), groups)
+            cells_v = self.pack.measured_cell_voltage_v
+            if self._forcing["cells"]:
+                cells_v = _forced(cells_v, self.forced_cell_v)
+            self.cell_emulator.set_cells(cells_v, groups)
         if phase == 0:
             self.cell_emulator.set_current(current_a)
             v = self.pack.cell_voltage_v
             state = self.bms.state
-            self.trace.record((t_s, demand, current_a, float(v.min()), float(v.mean()), float(v.max()),
-                               float(self.pack.temperature_c.max()), float(self.pack.soc.mean()), self.bms.soc,
+            self.trace.record((t_s, demand, current_a, float(_min(v)), _mean(v), float(_max(v)),
+                               float(_max(self.pack.temperature_c)), _mean(self.pack.soc), self.bms.soc,
                                state.name if state is not None else "NONE", self.bms.contactors_closed))
         # Thermistor frames, like the cell setpoints, are spread over their period: one per tick (14 for a
         # 96-cell pack), starting half-way through it, away from the BMS's 100 ms messages at its start.
@@ -177,7 +181,8 @@ class Bench:
         groups = range(phase, self.cell_emulator.temperature_frames, self._temperature_every)
         if len(groups):
             self.cell_emulator.set_temperatures(
-                _forced(self.pack.measured_temperature_c, self.forced_temperature_c), groups)
+                _forced(self.pack.measured_temperature_c, self.forced_temperature_c)
+                if self._forcing["temperatures"] else self.pack.measured_temperature_c, groups)
         self.sender.tick(t_s)
 
     def _tick_or_lost(self, t_s: float) -> None:
@@ -215,11 +220,13 @@ class Bench:
     def force_cell(self, channel: int, voltage_v: float | None) -> None:
         """Drive one cell-emulator channel (0-based) to `voltage_v` regardless of the model; None releases it."""
         self.forced_cell_v[channel] = np.nan if voltage_v is None else voltage_v
+        self._forcing["cells"] = not np.isnan(self.forced_cell_v).all()
         self.trace.mark(self.loop.t_s, f"cell {channel} " + ("released" if voltage_v is None
                                                             else f"forced to {voltage_v:.3f} V"))
 
     def force_temperature(self, channel: int, temperature_c: float | None) -> None:
         self.forced_temperature_c[channel] = np.nan if temperature_c is None else temperature_c
+        self._forcing["temperatures"] = not np.isnan(self.forced_temperature_c).all()
         self.trace.mark(self.loop.t_s, f"thermistor {channel} " + ("released" if temperature_c is None
                                                                   else f"forced to {temperature_c:.1f} degC"))
 
@@ -264,6 +271,19 @@ class Bench:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# ndarray.min/max/mean's own arithmetic, without their Python wrappers (same values; a tick's budget is µs).
+def _min(values: np.ndarray) -> float:
+    return np.minimum.reduce(values, axis=None)
+
+
+def _max(values: np.ndarray) -> float:
+    return np.maximum.reduce(values, axis=None)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.add.reduce(values, axis=None)) / values.size  # ndarray.mean's sum, then its division
 
 
 def _forced(model: np.ndarray, forced: np.ndarray) -> np.ndarray:
