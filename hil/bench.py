@@ -36,6 +36,7 @@ from hil.loop import Loop
 from hil.model.cell import load_cell
 from hil.model.pack import Pack
 from hil.protocol import BmsState
+from hil.reductions import amax, amean, amin
 from hil.rig import Rig
 from hil.safety import SafeState, make_safe
 from hil.spec import load_spec
@@ -172,8 +173,8 @@ class Bench:
             self.cell_emulator.set_current(current_a)
             v = self.pack.cell_voltage_v
             state = self.bms.state
-            self.trace.record((t_s, demand, current_a, float(_min(v)), _mean(v), float(_max(v)),
-                               float(_max(self.pack.temperature_c)), _mean(self.pack.soc), self.bms.soc,
+            self.trace.record((t_s, demand, current_a, float(amin(v)), amean(v), float(amax(v)),
+                               float(amax(self.pack.temperature_c)), amean(self.pack.soc), self.bms.soc,
                                state.name if state is not None else "NONE", self.bms.contactors_closed))
         # Thermistor frames, like the cell setpoints, are spread over their period: one per tick (14 for a
         # 96-cell pack), starting half-way through it, away from the BMS's 100 ms messages at its start.
@@ -271,19 +272,6 @@ class Bench:
 
     def __exit__(self, *exc):
         self.close()
-
-
-# ndarray.min/max/mean's own arithmetic, without their Python wrappers (same values; a tick's budget is µs).
-def _min(values: np.ndarray) -> float:
-    return np.minimum.reduce(values, axis=None)
-
-
-def _max(values: np.ndarray) -> float:
-    return np.maximum.reduce(values, axis=None)
-
-
-def _mean(values: np.ndarray) -> float:
-    return float(np.add.reduce(values, axis=None)) / values.size  # ndarray.mean's sum, then its division
 
 
 def _forced(model: np.ndarray, forced: np.ndarray) -> np.ndarray:

@@ -18,15 +18,12 @@ from hil.can import e2e
 from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.protocol import FAULT_BITS, BmsState, ModeRequest
+from hil.reductions import aall, aany, amax, amin
 from hil.sim.cell_emulator_board import CellEmulatorBoard
 
 MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
 AFE_LSB_V = 100e-6
-# The ufunc reductions ndarray.any/all/max/min run, without their Python wrappers: the 10 ms task makes a
-# dozen of them on 16 values, where the wrapper (~2 us each) cost more than the arithmetic.
-_any, _all = np.logical_or.reduce, np.logical_and.reduce
-_max, _min = np.maximum.reduce, np.minimum.reduce
 FIRMWARE_VERSION = "ref-bms 1.1.0"
 FAULT_LOG_ENTRIES = 64  # a ring in the MCU's RAM: the oldest entry goes when it is full
 
@@ -235,7 +232,7 @@ class BmsFirmware:
         self._measure()
         v = self.cell_v
         sensed = v > cal["sense_wire_v"]
-        if not _any(sensed):
+        if not aany(sensed):
             # No cell reads anything: the front end (powered from the stack) is dark, as when the cell
             # emulator's outputs are off. Nothing can be judged; hold INIT with contactors open.
             self._open_all()
@@ -250,14 +247,14 @@ class BmsFirmware:
         discharge_a = self.current_a
         if "oc_discharge_ignored" in self.bugs:
             discharge_a = -self.current_a
-        self._check("cell_ov", bool(_max(checked_v) > cal["cell_ov_v"]))
-        self._check("cell_uv", bool(_any(sensed & (v < uv_v))))
-        self._check("sense_wire", bool(self.state != BmsState.INIT and not _all(sensed)))
+        self._check("cell_ov", bool(amax(checked_v) > cal["cell_ov_v"]))
+        self._check("cell_uv", aany(sensed & (v < uv_v)))
+        self._check("sense_wire", bool(self.state != BmsState.INIT and not aall(sensed)))
         self._check("discharge_oc", discharge_a > cal["discharge_oc_a"])
         self._check("charge_oc", -self.current_a > cal["charge_oc_a"])
-        self._check("cell_ot", bool(_any(plausible_t[:temps.size] & (temps > cal["cell_ot_c"]))))
-        self._check("cell_ut", bool(_any(plausible_t & (self.temp_c < cal["cell_ut_c"]))))
-        self._check("thermistor", bool(not _all(plausible_t)))
+        self._check("cell_ot", aany(plausible_t[:temps.size] & (temps > cal["cell_ot_c"])))
+        self._check("cell_ut", aany(plausible_t & (self.temp_c < cal["cell_ut_c"])))
+        self._check("thermistor", not aall(plausible_t))
         self._update_warnings()
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
@@ -277,17 +274,17 @@ class BmsFirmware:
 
     def _update_warnings(self) -> None:
         cal, w = self.cal, 0
-        if _max(self.cell_v) > cal["cell_ov_v"] - cal["warning_margin_v"]:
+        if amax(self.cell_v) > cal["cell_ov_v"] - cal["warning_margin_v"]:
             w |= 1 << FAULT_BITS["cell_ov"]
-        if _min(self.cell_v) < cal["cell_uv_v"] + cal["warning_margin_v"]:
+        if amin(self.cell_v) < cal["cell_uv_v"] + cal["warning_margin_v"]:
             w |= 1 << FAULT_BITS["cell_uv"]
         if self.current_a > cal["discharge_oc_a"] - cal["warning_margin_a"]:
             w |= 1 << FAULT_BITS["discharge_oc"]
         if -self.current_a > cal["charge_oc_a"] - cal["warning_margin_a"]:
             w |= 1 << FAULT_BITS["charge_oc"]
-        if _max(self.temp_c) > cal["cell_ot_c"] - cal["warning_margin_c"]:
+        if amax(self.temp_c) > cal["cell_ot_c"] - cal["warning_margin_c"]:
             w |= 1 << FAULT_BITS["cell_ot"]
-        if _min(self.temp_c) < cal["cell_ut_c"] + cal["warning_margin_c"]:
+        if amin(self.temp_c) < cal["cell_ut_c"] + cal["warning_margin_c"]:
             w |= 1 << FAULT_BITS["cell_ut"]
         if self._last_heartbeat_s is None and self.state != BmsState.INIT:
             w |= 1 << FAULT_BITS["heartbeat"]

@@ -1,0 +1,31 @@
+"""ndarray.min/max/any/all/mean for hot paths: the same ufunc reductions, without numpy's Python wrappers.
+
+`v.max()` goes through `numpy._core._methods` (Python) before it reaches `np.maximum.reduce`; on the 16
+values of a pack that wrapper (~2 µs) costs more than the arithmetic, and the 1 ms bench tick and the
+emulated firmware's 10 ms task make a dozen such calls. Results are the same values: these are the
+reductions the methods run, over every axis (`axis=None`), and `amean` is ndarray.mean's sum divided by
+the count.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def amin(values: np.ndarray):
+    return np.minimum.reduce(values, axis=None)
+
+
+def amax(values: np.ndarray):
+    return np.maximum.reduce(values, axis=None)
+
+
+def aany(values: np.ndarray) -> bool:
+    return bool(np.logical_or.reduce(values, axis=None))
+
+
+def aall(values: np.ndarray) -> bool:
+    return bool(np.logical_and.reduce(values, axis=None))
+
+
+def amean(values: np.ndarray) -> float:
+    return float(np.add.reduce(values, axis=None)) / values.size

@@ -1,0 +1,25 @@
+"""hil.reductions: the hot paths' min/max/any/all/mean give exactly what the ndarray methods give."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from hil.reductions import aall, aany, amax, amean, amin
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@given(arrays(np.float64, st.sampled_from([(1,), (16,), (96,), (4, 3)]), elements=finite_or_not))
+def test_same_values_as_the_ndarray_methods(values):
+    for ours, theirs in ((amin, values.min), (amax, values.max), (amean, values.mean)):
+        expected = theirs()
+        got = ours(values)
+        assert np.isnan(got) if np.isnan(expected) else got == expected
+    flags = values > 0
+    assert aany(flags) is bool(flags.any()) and aall(flags) is bool(flags.all())
+
+
+def test_an_empty_array_has_no_minimum_as_in_numpy():
+    with pytest.raises(ValueError):
+        amin(np.zeros(0))
