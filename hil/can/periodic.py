@@ -204,10 +204,18 @@ class PeriodicSender:
             due = int((now_s + _EPS_S - job.origin_s) / job.cycle_s)  # the latest cycle due by now
             job.skipped += due - job.index  # late by more than a cycle: those cycles are dropped, not burst
             job.index = due + 1
-        self._next_due_s = min((min(job.next_s, job.queue_due_s) for job in self._jobs.values()
-                                if job.running and not job.resync), default=math.inf)
-        if any(job.running and job.resync for job in self._jobs.values()):
-            self._next_due_s = -math.inf
+        self._next_due_s = self._earliest_due_s()
+
+    def _earliest_due_s(self) -> float:
+        """When the next frame of any job is due; -inf while a job waits to resync (it goes at the next tick)."""
+        earliest_s = math.inf
+        for job in self._jobs.values():
+            if not job.running:
+                continue
+            if job.resync:
+                return -math.inf
+            earliest_s = min(earliest_s, job.next_s, job.queue_due_s)
+        return earliest_s
 
     def _start_cycle(self, job: _Periodic, now_s: float) -> None:
         """One provider call (or the set signals), the cycle's alive counter on every frame; the first frame

@@ -18,6 +18,11 @@ CELLS_PER_FRAME = 4
 TEMPS_PER_FRAME = 7
 
 
+def setpoint_names(kind: str, n_channels: int) -> list[str]:
+    """The DBC's setpoint signal of each channel, for `kind` "Cell" or "Temp": CE_Cell01_Setpoint, ..."""
+    return [f"CE_{kind}{c + 1:02d}_Setpoint" for c in range(n_channels)]
+
+
 class CellEmulator:
     def __init__(self, bus: can.BusABC, db: Database, sender: PeriodicSender, monitor: Monitor, n_channels: int,
                  on_send=None):
@@ -30,8 +35,8 @@ class CellEmulator:
         self._current = db.get_message_by_name("CE_CurrentSetpoint")
         self._relay = db.get_message_by_name("CE_FaultRelay")
         self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay)}
-        self._cell_names = [f"CE_Cell{c + 1:02d}_Setpoint" for c in range(n_channels)]
-        self._temp_names = [f"CE_Temp{c + 1:02d}_Setpoint" for c in range(n_channels)]
+        self._cell_names = setpoint_names("Cell", n_channels)
+        self._temp_names = setpoint_names("Temp", n_channels)
         self.sender = sender
         sender.add("CE_Control", {"CE_OutputEnable": 0})
 

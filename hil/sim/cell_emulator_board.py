@@ -14,6 +14,7 @@ from cantools.database import Database
 
 from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
+from hil.devices.cell_emulator import CELLS_PER_FRAME, TEMPS_PER_FRAME, setpoint_names
 
 WATCHDOG_S = 0.5
 THERMISTOR_OPEN_C = -273.0   # an open NTC reads as the coldest possible value
@@ -34,6 +35,8 @@ class CellEmulatorBoard:
         self.thermistor_open = np.zeros(n_channels, dtype=bool)
         self.thermistor_short = np.zeros(n_channels, dtype=bool)
         self._last_heartbeat_s: float | None = None
+        self._cell_names = setpoint_names("Cell", n_channels)
+        self._temp_names = setpoint_names("Temp", n_channels)
         self._ids = {m.frame_id: m for m in db.messages if m.name.startswith("CE_") and m.name != "CE_Status"}
         sender.add("CE_Status", provider=lambda: {
             "CE_OutputsOn": int(self.outputs_on), "CE_WatchdogTripped": int(self.watchdog_tripped),
@@ -51,15 +54,13 @@ class CellEmulatorBoard:
             return
         name = message.name
         if name == "CE_CellSetpoint":
-            base = sig["CE_CellSetpoint_Mux"] * 4
-            for k in range(4):
-                if base + k < self.n_channels:
-                    self.setpoint_v[base + k] = sig[f"CE_Cell{base + k + 1:02d}_Setpoint"]
+            base = sig["CE_CellSetpoint_Mux"] * CELLS_PER_FRAME
+            for c in range(base, min(base + CELLS_PER_FRAME, self.n_channels)):
+                self.setpoint_v[c] = sig[self._cell_names[c]]
         elif name == "CE_TempSetpoint":
-            base = sig["CE_TempSetpoint_Mux"] * 7
-            for k in range(7):
-                if base + k < self.n_channels:
-                    self.setpoint_c[base + k] = sig[f"CE_Temp{base + k + 1:02d}_Setpoint"]
+            base = sig["CE_TempSetpoint_Mux"] * TEMPS_PER_FRAME
+            for c in range(base, min(base + TEMPS_PER_FRAME, self.n_channels)):
+                self.setpoint_c[c] = sig[self._temp_names[c]]
         elif name == "CE_CurrentSetpoint":
             self.current_a = sig["CE_PackCurrent"]
         elif name == "CE_Control":
