@@ -1,6 +1,6 @@
 """Real-clock loop timing: 1 kHz, a 96S pack, emulated BMS and cell emulator in this process, under load.
 
-    python benchmarks/realtime_loop.py --json [--seconds 10] [--floor]
+    python benchmarks/realtime_loop.py --json [--seconds 10] [--floor] [--wait busy|sleep]
 
 Powers the bench up, then runs a constant discharge for `--seconds` on the real clock and prints the loop's
 timing for that stretch (power-up excluded), with the cost of the tick itself. The last line is one JSON
@@ -17,6 +17,9 @@ tick_cost_max_us, and to tell the bench's own cost from the machine's interrupti
 - gc_collections: garbage collections per generation during the run.
 With --floor, the same loop also runs for `--seconds` with a tick that only burns a constant 150 us of CPU:
 its jitter and overruns (floor_*) are what this machine allows any 1 kHz Python loop right now.
+
+`--wait` is how the real clock waits between ticks (hil/clock.py): "busy" (the default here: the CPU never
+idles, the way to run a 1 kHz bench on a dedicated PC) or "sleep" (the rigs' default). The JSON says which.
 
 Target: p99 <= 250 us and 0 overruns in 10 s.
 
@@ -35,7 +38,7 @@ import time
 import numpy as np
 
 from hil.bench import Bench
-from hil.clock import RealClock
+from hil.clock import WAITS, RealClock
 from hil.loop import Loop
 from hil.rig import PROJECT_ROOT, load_rig
 
@@ -107,8 +110,8 @@ class TickTimes:
         return "gil_wait" if others_ns > off_cpu_ns / 2 else "preempted_in_tick"
 
 
-def run(seconds: float) -> dict:
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", OVERRIDES)
+def run(seconds: float, wait: str) -> dict:
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", OVERRIDES + [f'rig.wait="{wait}"'])
     with Bench(rig) as bench:
         bench.power_up()
         bench.set_load(LOAD_A)
@@ -123,20 +126,20 @@ def run(seconds: float) -> dict:
         gc_collections = [g["collections"] - c for g, c in zip(gc.get_stats(), gc0)]
         timing = loop.timing()
         assert bench.bms.contactors_closed, f"the load tripped the BMS: {bench.bms.describe()}"
-    return {"seconds": seconds, "n_series": rig.data["pack"]["n_series"],
+    return {"seconds": seconds, "wait": wait, "n_series": rig.data["pack"]["n_series"],
             "jitter_p50_us": _round(timing["jitter_p50_us"]), "jitter_p99_us": _round(timing["jitter_p99_us"]),
             "jitter_max_us": _round(timing["jitter_max_us"]), "overruns": timing["overruns"],
             "ticks": timing["ticks"] - ticks0, **times.summary(), "gc_collections": gc_collections}
 
 
-def floor(seconds: float) -> dict:
+def floor(seconds: float, wait: str) -> dict:
     """The same loop and clock with a tick that burns FLOOR_TICK_US of CPU and nothing else."""
     def busy_tick(_t_s: float) -> None:
         end_ns = time.perf_counter_ns() + FLOOR_TICK_US * 1000
         while time.perf_counter_ns() < end_ns:
             pass
 
-    clock = RealClock()
+    clock = RealClock(wait=wait)
     loop = Loop(clock, 0.001, busy_tick)
     clock.restart()
     loop.run_for(seconds)
@@ -154,10 +157,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of loaded running (default 10)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--floor", action="store_true", help="also time a loop whose tick only burns 150 us")
+    parser.add_argument("--wait", choices=WAITS, default="busy",
+                        help="how the real clock waits between ticks (default busy: the CPU never idles)")
     args = parser.parse_args()
-    result = run(args.seconds)
+    result = run(args.seconds, args.wait)
     if args.floor:
-        result.update(floor(args.seconds))
+        result.update(floor(args.seconds, args.wait))
     if not args.json:
         for key, value in result.items():
             print(f"{key:>18}: {value}")

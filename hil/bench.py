@@ -53,7 +53,7 @@ class Bench:
         """`report_dir`: where `<name>.csv` (trace) and `<name>.blf` (CAN log) go, written as the run goes.
         `trace_memory_rows`: keep only the newest rows of the trace in memory (long runs; the CSV has all)."""
         self.rig = rig
-        self.clock = make_clock(rig.clock)
+        self.clock = make_clock(rig.clock, wait=rig.data["rig"].get("wait", "sleep"))
         self.spec = load_spec(rig.resolve(rig.data["spec"]["file"]))
         pack_cfg = rig.data["pack"]
         self.cell = load_cell(rig.resolve(pack_cfg["cell"]))

@@ -1,8 +1,22 @@
 """The bench's two clocks. Both count seconds from the start of a run.
 
-`RealClock` follows `perf_counter_ns` and sleeps to absolute deadlines (sleep first, then spin for the last
-`spin_s`, because `time.sleep` overshoots by tens of µs to a few ms). `VirtualClock` jumps straight to each
-deadline, so a fully emulated bench runs as fast as the CPU allows and deterministically.
+`RealClock` follows `perf_counter_ns` and waits for absolute deadlines in one of two ways (a rig's
+`[rig] wait`):
+- "sleep" (the default): sleep first, then spin for the last `spin_s`, because `time.sleep` overshoots by
+  tens of µs to a few ms. The CPU idles between ticks.
+- "busy": never sleep. Until the last 30 µs the thread yields the GIL with `time.sleep(0)`, which returns at
+  once (so other threads, such as python-can's Notifier, still run), then it spins. The CPU never idles, and
+  the loop takes a whole core.
+`VirtualClock` jumps straight to each deadline, so a fully emulated bench runs as fast as the CPU allows and
+deterministically.
+
+Why "busy" exists: on the 2-core development VM, a 1 kHz loop that sleeps misses a few ticks every 10 s,
+most of them wake-ups milliseconds late (a virtual CPU that idles can be slow to be woken). Six alternating
+10 s runs each of the 96S bench (`benchmarks/realtime_loop.py --wait ...`): "sleep" 3–15 overruns (median
+7.5, nearly all `late_wakeup`), "busy" 0–10 (median 4.5; one run had none). What "busy" still misses came
+while the thread was running or spinning: the hypervisor taking the virtual CPU away, which no wait inside
+the guest prevents. Pure spinning is no answer: it holds the GIL, and the Notifier thread then waits up to
+the interpreter's 5 ms switch interval (41 overruns in one run, and a power-up that timed out in another).
 
 Time dilation: with `HIL_TIME_SCALE=0.1` in the environment, a `RealClock` runs at a tenth of wall speed, in
 the harness and in `hil emulate` alike (it inherits the environment), so every cycle time, debounce and
@@ -22,7 +36,9 @@ Two things a 1 ms loop cannot afford are set up by `RealClock` (figures from the
 Limits: `RealClock` is as good as the OS scheduler (and, in a VM, the hypervisor) lets one Python thread be:
 a thread preempted for milliseconds misses those ticks, and nothing here prevents that. The spin keeps a core
 busy for up to `spin_s` per tick (0 turns the spin off), and the GIL means other Python threads (e.g. a
-python-can Notifier) can still delay a tick. The timer slack is set on Linux only (elsewhere sleeps keep
+python-can Notifier) can still delay a tick. "busy" takes a whole core for as long as the loop runs: on a
+machine whose cores are also needed by the boards' process or by parallel test workers (a 2-core CI
+machine), it takes time they need, which is why "sleep" is the default; it is for a dedicated bench PC. The timer slack is set on Linux only (elsewhere sleeps keep
 their platform's precision). Objects frozen at a restart are never collected while frozen: garbage cycles
 among them (a closed bench's) are freed at the next real-clock restart, which unfreezes before collecting.
 """
@@ -41,6 +57,9 @@ from hil.errors import ConfigError
 # that. 100 µs was no better on the 2-core VM (overruns in 10 s, four runs each: 100 µs 2-22, 200 µs 2-8, 500 µs
 # 2-9): its stalls are wake-ups milliseconds late, which no spin window short of the whole period covers.
 DEFAULT_SPIN_S = 0.0002
+WAITS = ("sleep", "busy")
+# Busy waiting yields the GIL until this close to the deadline, then spins: time.sleep(0) takes ~8 µs here.
+_BUSY_SPIN_S = 30e-6
 _PR_SET_TIMERSLACK = 29  # linux/prctl.h
 
 
@@ -75,8 +94,11 @@ def time_scale() -> float:
 class RealClock:
     is_real = True
 
-    def __init__(self, spin_s: float = DEFAULT_SPIN_S) -> None:
+    def __init__(self, spin_s: float = DEFAULT_SPIN_S, wait: str = "sleep") -> None:
+        if wait not in WAITS:
+            raise ConfigError(f"clock wait {wait!r}: expected one of {WAITS}")
         self.spin_s = spin_s
+        self.wait = wait
         self.scale = time_scale()
         self._ns_to_s = 1e-9 * self.scale
         self._t0_ns = time.perf_counter_ns()
@@ -96,9 +118,13 @@ class RealClock:
         if self._precise_thread != threading.get_ident():
             self._precise_thread = threading.get_ident()
             _precise_sleeps()
-        remaining_s = deadline_s - self.now_s()
-        if remaining_s > self.spin_s:
-            time.sleep((remaining_s - self.spin_s) / self.scale)
+        if self.wait == "busy":
+            while deadline_s - self.now_s() > _BUSY_SPIN_S:
+                time.sleep(0)  # releases the GIL and returns at once: the CPU never idles
+        else:
+            remaining_s = deadline_s - self.now_s()
+            if remaining_s > self.spin_s:
+                time.sleep((remaining_s - self.spin_s) / self.scale)
         while self.now_s() < deadline_s:
             pass
 
@@ -120,6 +146,6 @@ def _freeze_setup_objects() -> None:
     gc.freeze()
 
 
-def make_clock(kind: str, spin_s: float = DEFAULT_SPIN_S):
-    """The clock a rig names in `rig.clock`: "real" (spinning the last `spin_s` of each wait) or "virtual"."""
-    return RealClock(spin_s) if kind == "real" else VirtualClock()
+def make_clock(kind: str, spin_s: float = DEFAULT_SPIN_S, wait: str = "sleep"):
+    """The clock a rig names in `rig.clock`: "real" (waiting the rig's `wait` way, see above) or "virtual"."""
+    return RealClock(spin_s, wait) if kind == "real" else VirtualClock()

@@ -28,7 +28,7 @@ SCHEMA = {
         "name": (str, True, None), "description": (str, False, None),
         "clock": (str, True, ("real", "virtual")), "seed": (int, False, None),
         "dt_s": (float, False, None), "setpoint_period_s": (float, False, None),
-        "overrun_policy": (str, False, ("catch-up", "skip", "fail")),
+        "overrun_policy": (str, False, ("catch-up", "skip", "fail")), "wait": (str, False, ("sleep", "busy")),
         "capabilities": (list, False, None),
     },
     "pack": {

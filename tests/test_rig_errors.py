@@ -68,6 +68,8 @@ def test_wrong_type_and_bad_value(tmp_path):
         load_rig(_rig_with(tmp_path, "n_series = 16", 'n_series = "sixteen"'))
     with pytest.raises(ConfigError, match=r"key 'rig.clock' = 'fast', expected one of"):
         load_rig(SIM, ['rig.clock="fast"'])
+    with pytest.raises(ConfigError, match=r"key 'rig.wait' = 'spin', expected one of"):
+        load_rig(SIM, ['rig.wait="spin"'])
 
 
 def test_toml_syntax_error_names_line(tmp_path):

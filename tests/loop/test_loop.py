@@ -1,10 +1,13 @@
 """The fixed-step loop's deadlines, overrun policies and statistics, on a fake real-time clock."""
 import math
+import sys
+import threading
+import time
 
 import pytest
 
 from hil.clock import RealClock, VirtualClock, make_clock
-from hil.errors import HilError, HilTimeout
+from hil.errors import ConfigError, HilError, HilTimeout
 from hil.loop import Loop, LoopOverrun
 
 DT_S = 0.001
@@ -185,3 +188,39 @@ def test_make_clock_gives_the_rigs_clock():
     real.restart()
     real.sleep_until(0.002)  # with no spin the sleep alone still never returns early
     assert real.now_s() >= 0.002
+
+
+def test_busy_wait_never_sleeps_and_never_returns_early(monkeypatch):
+    slept = []
+    real_sleep = time.sleep
+    monkeypatch.setattr("hil.clock.time.sleep", lambda s: (slept.append(s), real_sleep(s)))
+    clock = make_clock("real", wait="busy")
+    assert clock.wait == "busy"
+    clock.restart()
+    clock.sleep_until(0.003)
+    assert clock.now_s() >= 0.003
+    assert slept and set(slept) == {0}  # only GIL yields: the CPU never idles
+
+
+def test_busy_wait_lets_other_threads_run():
+    """The Notifier thread must not wait for the interpreter's switch interval while the loop waits: with
+    the interval at 1 s, a thread that only needs the GIL between its own sleeps still makes progress."""
+    interval = sys.getswitchinterval()
+    stop, ticks = threading.Event(), []
+    worker = threading.Thread(target=lambda: [ticks.append(1) for _ in iter(lambda: stop.wait(0.001), True)])
+    sys.setswitchinterval(1.0)
+    try:
+        worker.start()
+        clock = RealClock(wait="busy")
+        clock.restart()
+        clock.sleep_until(0.2)
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        worker.join(timeout=5)
+    assert len(ticks) >= 5, f"the other thread ran {len(ticks)} times in 0.2 s of busy waiting"
+
+
+def test_an_unknown_wait_is_a_config_error():
+    with pytest.raises(ConfigError, match="clock wait 'spin': expected one of"):
+        RealClock(wait="spin")
