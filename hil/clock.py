@@ -11,12 +11,13 @@
 deterministically.
 
 Why "busy" exists: on the 2-core development VM, a 1 kHz loop that sleeps misses a few ticks every 10 s,
-most of them wake-ups milliseconds late (a virtual CPU that idles can be slow to be woken). Six alternating
-10 s runs each of the 96S bench (`benchmarks/realtime_loop.py --wait ...`): "sleep" 3–15 overruns (median
-7.5, nearly all `late_wakeup`), "busy" 0–10 (median 4.5; one run had none). What "busy" still misses came
-while the thread was running or spinning: the hypervisor taking the virtual CPU away, which no wait inside
-the guest prevents. Pure spinning is no answer: it holds the GIL, and the Notifier thread then waits up to
-the interpreter's 5 ms switch interval (41 overruns in one run, and a power-up that timed out in another).
+nearly all of them wake-ups milliseconds late (a virtual CPU that idles can be slow to be woken). Alternating
+10 s runs of the 96S bench (`benchmarks/realtime_loop.py --wait ...`), over an hour: "sleep" 1–15 overruns
+(median 3.5 over 10 runs, none without), "busy" 0–10 (median 2.5 over 14 runs, 5 of them without any).
+What "busy" still misses came while the thread was running or spinning: the hypervisor taking the virtual
+CPU away, which no wait inside the guest prevents. Pure spinning is no answer: it holds the GIL, and the
+Notifier thread then waits up to the interpreter's 5 ms switch interval (41 overruns in one run, and a
+power-up that timed out in another).
 
 Time dilation: with `HIL_TIME_SCALE=0.1` in the environment, a `RealClock` runs at a tenth of wall speed, in
 the harness and in `hil emulate` alike (it inherits the environment), so every cycle time, debounce and
