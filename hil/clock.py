@@ -12,7 +12,7 @@ deterministically.
 
 Why "busy" exists: on the 2-core development VM, a 1 kHz loop that sleeps misses a few ticks every 10 s,
 nearly all of them wake-ups milliseconds late (a virtual CPU that idles can be slow to be woken). Alternating
-10 s runs of the 96S bench (`benchmarks/realtime_loop.py --wait ...`), over an hour: "sleep" 1–15 overruns
+10 s runs of the 96S bench (`benchmarks/realtime_loop.py --wait ...`): "sleep" 1–15 overruns
 (median 3.5 over 10 runs, none without), "busy" 0–10 (median 2.5 over 14 runs, 5 of them without any).
 What "busy" still misses came while the thread was running or spinning: the hypervisor taking the virtual
 CPU away, which no wait inside the guest prevents. Pure spinning is no answer: it holds the GIL, and the
@@ -38,10 +38,11 @@ Limits: `RealClock` is as good as the OS scheduler (and, in a VM, the hypervisor
 a thread preempted for milliseconds misses those ticks, and nothing here prevents that. The spin keeps a core
 busy for up to `spin_s` per tick (0 turns the spin off), and the GIL means other Python threads (e.g. a
 python-can Notifier) can still delay a tick. "busy" takes a whole core for as long as the loop runs: on a
-machine whose cores are also needed by the boards' process or by parallel test workers (a 2-core CI
-machine), it takes time they need, which is why "sleep" is the default; it is for a dedicated bench PC. The timer slack is set on Linux only (elsewhere sleeps keep
-their platform's precision). Objects frozen at a restart are never collected while frozen: garbage cycles
-among them (a closed bench's) are freed at the next real-clock restart, which unfreezes before collecting.
+machine whose cores the boards' process or parallel test workers also need (a 2-core CI machine), it takes
+time they need, which is why "sleep" is the default; "busy" is for a dedicated bench PC. The timer slack is
+set on Linux only (elsewhere sleeps keep their platform's precision). Objects frozen at a restart are never
+collected while frozen: garbage cycles among them (a closed bench's) are freed at the next real-clock
+restart, which unfreezes before collecting.
 """
 from __future__ import annotations
 
