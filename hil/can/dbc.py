@@ -289,8 +289,8 @@ def decode(message, data) -> dict:
     loop (1.25 us a frame here against 2.1 us for cantools for BMS_Status, 1.6 against 2.9 us for the
     multiplexed CE_CellSetpoint). The fast path is compiled once per message from cantools' own codec
     tree, as `encode`'s is: per codec node (the root, and each multiplexer group) cantools' bitstruct
-    unpackers and each signal's scaling. What it saves is the per-call node walk, unpacking a byte order no signal of the node uses,
-    and a conversion method call per signal.
+    unpackers and each signal's scaling. What it saves is the per-call node walk, unpacking a byte order
+    no signal of the node uses, and a conversion method call per signal.
 
     Anything it does not do the way cantools does (containers, nested multiplexing, data of another length
     than the DBC's, a multiplexer value without a group, data bitstruct refuses) goes to cantools, which
