@@ -124,11 +124,14 @@ def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "") ->
         handles = [plt.Line2D([], [], color="red", lw=1.2, label="BMS FAULT"),
                    plt.Line2D([], [], color="darkorange", lw=1.0, ls="--", label="contactors open"),
                    plt.Line2D([], [], color="0.35", lw=0.8, ls=":", label="injected event")]
-        ax_i.legend(handles=ax_i.get_lines()[:1] + ax_demand.get_lines()[:1] + handles, loc="upper left",
-                    fontsize=7, ncol=5)
+        # Above the plot, where it cannot cover the event labels that hang from the top of this axis.
+        ax_i.legend(handles=ax_i.get_lines()[:1] + ax_demand.get_lines()[:1] + handles, loc="lower left",
+                    bbox_to_anchor=(0.0, 1.0), fontsize=7, ncol=5, frameon=False, borderaxespad=0.2)
+        for ax in (ax_i, ax_demand, ax_v, ax_t, ax_soc):
+            ax.ticklabel_format(axis="y", useOffset=False)  # 25.006 °C, not 0.006 with "+2.5e1" above
         fig.suptitle(title or Path(trace_path).stem, fontsize=10)
         # Fixed margins: tight_layout would cost more than drawing the plot.
-        fig.subplots_adjust(left=0.08, right=0.92, top=0.95, bottom=0.06, hspace=0.12)
+        fig.subplots_adjust(left=0.08, right=0.92, top=0.925, bottom=0.06, hspace=0.12)
         fig.savefig(png_path)
     finally:
         plt.close(fig)
