@@ -4,8 +4,9 @@
     python benchmarks/sil_speed.py --json --floor
 
 Runs the `ai-training` profile on the sim rig (16S pack, model at 1 ms, emulated firmware at its own 10 ms
-task, CAN frames at their DBC cycle times, every frame through the real cantools encode and decode and the
-python-can virtual bus), after power-up. The last line is one JSON object: simulated_s, wall_s, speedup,
+task, CAN frames at their DBC cycle times, every frame through the real encode and decode (compiled from
+cantools' codecs, `hil.can.dbc`) and the in-process bus (`SimBus`, python-can's virtual bus without its
+copies)), after power-up. The last line is one JSON object: simulated_s, wall_s, speedup,
 us_per_step, and the same from this process's CPU time (cpu_s, cpu_speedup), which a busy shared machine
 disturbs less than wall time. Target: speedup >= 200. `--profile` prints the top of a cProfile run to stderr first.
 
