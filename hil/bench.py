@@ -77,11 +77,10 @@ class Bench:
         self.honour_limits = True  # the host caps demand at the BMS's current limits, as a VCU would
         self.pack_current_a = 0.0
         self._closed = False
-        n_channels = rig.data["cell_emulator"]["channels"]
-        # Forced cell-emulator outputs (NaN = follow the model): how a test drives one cell over a limit.
-        self.forced_cell_v = np.full(n_channels, np.nan)
-        self.forced_temperature_c = np.full(n_channels, np.nan)
-        self._forcing = {"cells": False, "temperatures": False}  # any channel forced: skip the merge if not
+        # Forced cell-emulator outputs (NaN = follow the model): how a test drives one cell over a limit. None
+        # while no channel is forced, so a tick sends the model's values without merging.
+        self._forced_cell_v: np.ndarray | None = None
+        self._forced_temperature_c: np.ndarray | None = None
         kwargs = rig.can_kwargs(bus_name)
         where = self._bus_where = f"{rig.path} [can.{bus_name}]"
         self._bus_kwargs = kwargs   # its channel is filled in below for emulated boards
@@ -165,10 +164,7 @@ class Bench:
         phase = tick % self._setpoint_every
         groups = range(phase, self.cell_emulator.cell_frames, self._setpoint_every)
         if len(groups):
-            cells_v = self.pack.measured_cell_voltage_v
-            if self._forcing["cells"]:
-                cells_v = _forced(cells_v, self.forced_cell_v)
-            self.cell_emulator.set_cells(cells_v, groups)
+            self.cell_emulator.set_cells(_forced(self.pack.measured_cell_voltage_v, self._forced_cell_v), groups)
         if phase == 0:
             self.cell_emulator.set_current(current_a)
             v = self.pack.cell_voltage_v
@@ -182,8 +178,7 @@ class Bench:
         groups = range(phase, self.cell_emulator.temperature_frames, self._temperature_every)
         if len(groups):
             self.cell_emulator.set_temperatures(
-                _forced(self.pack.measured_temperature_c, self.forced_temperature_c)
-                if self._forcing["temperatures"] else self.pack.measured_temperature_c, groups)
+                _forced(self.pack.measured_temperature_c, self._forced_temperature_c), groups)
         self.sender.tick(t_s)
 
     def _tick_or_lost(self, t_s: float) -> None:
@@ -220,14 +215,13 @@ class Bench:
 
     def force_cell(self, channel: int, voltage_v: float | None) -> None:
         """Drive one cell-emulator channel (0-based) to `voltage_v` regardless of the model; None releases it."""
-        self.forced_cell_v[channel] = np.nan if voltage_v is None else voltage_v
-        self._forcing["cells"] = not np.isnan(self.forced_cell_v).all()
+        self._forced_cell_v = _force(self._forced_cell_v, self.cell_emulator.n_channels, channel, voltage_v)
         self.trace.mark(self.loop.t_s, f"cell {channel} " + ("released" if voltage_v is None
                                                             else f"forced to {voltage_v:.3f} V"))
 
     def force_temperature(self, channel: int, temperature_c: float | None) -> None:
-        self.forced_temperature_c[channel] = np.nan if temperature_c is None else temperature_c
-        self._forcing["temperatures"] = not np.isnan(self.forced_temperature_c).all()
+        self._forced_temperature_c = _force(self._forced_temperature_c, self.cell_emulator.n_channels, channel,
+                                            temperature_c)
         self.trace.mark(self.loop.t_s, f"thermistor {channel} " + ("released" if temperature_c is None
                                                                   else f"forced to {temperature_c:.1f} degC"))
 
@@ -274,7 +268,17 @@ class Bench:
         self.close()
 
 
-def _forced(model: np.ndarray, forced: np.ndarray) -> np.ndarray:
+def _force(forced: np.ndarray | None, n_channels: int, channel: int, value: float | None) -> np.ndarray | None:
+    """`forced` with `channel` set to `value` (None releases it); None again once no channel is forced."""
+    if forced is None:
+        forced = np.full(n_channels, np.nan)
+    forced[channel] = np.nan if value is None else value
+    return None if np.isnan(forced).all() else forced
+
+
+def _forced(model: np.ndarray, forced: np.ndarray | None) -> np.ndarray:
+    if forced is None:
+        return model
     n = min(model.size, forced.size)
     return np.where(np.isnan(forced[:n]), model[:n], forced[:n])
 
