@@ -1,6 +1,7 @@
 """The boards' serial ports (BMS debug UART, cell-emulator control) through the harness's own clients, over a
 real pty: here served in-process by a polling thread while the boards stand still; see
 test_emulate_process.py for the same ports of a `hil emulate` process."""
+import select
 import struct
 import threading
 
@@ -35,7 +36,11 @@ def serve():
 
         def run():
             while not stop.wait(POLL_S):
-                device.poll(now_s())
+                # The boards' time is read only once a request is waiting: a test sends it after stepping the
+                # boards, so the time is final. Read before, it could be a step behind (seen in CI: uptime
+                # 400 ms at t = 0.8 s).
+                if select.select([master_fd], [], [], 0)[0]:
+                    device.poll(now_s())
 
         thread = threading.Thread(target=run, name=f"serial device {path}", daemon=True)
         thread.start()
