@@ -1,6 +1,6 @@
 """Real-clock loop timing: 1 kHz, a 96S pack, emulated BMS and cell emulator in this process, under load.
 
-    python benchmarks/realtime_loop.py --json [--seconds 10] [--floor] [--wait busy|sleep]
+    python benchmarks/realtime_loop.py --json [--seconds 10] [--floor] [--priority 50] [--wait sleep|busy]
 
 Powers the bench up, then runs a constant discharge for `--seconds` on the real clock and prints the loop's
 timing for that stretch (power-up excluded), with the cost of the tick itself. The last line is one JSON
@@ -18,8 +18,10 @@ tick_cost_max_us, and to tell the bench's own cost from the machine's interrupti
 With --floor, the same loop also runs for `--seconds` with a tick that only burns a constant 150 us of CPU:
 its jitter and overruns (floor_*) are what this machine allows any 1 kHz Python loop right now.
 
-`--wait` is how the real clock waits between ticks (hil/clock.py): "busy" (the default here: the CPU never
-idles, the way to run a 1 kHz bench on a dedicated PC) or "sleep" (the rigs' default). The JSON says which.
+`--priority` is the loop thread's SCHED_FIFO priority (a rig's `realtime_priority`, hil/clock.py): 50 by
+default here, the way to run a 1 kHz bench on a PC of its own; it needs root or CAP_SYS_NICE, and 0 runs at
+normal scheduling. `--wait` is how the real clock waits between ticks: "sleep" (the default) or "busy" (the
+CPU never idles; refused with a real-time priority). The JSON says both.
 
 Target: p99 <= 250 us and 0 overruns in 10 s.
 
@@ -39,6 +41,7 @@ import numpy as np
 
 from hil.bench import Bench
 from hil.clock import WAITS, RealClock
+from hil.errors import ConfigError
 from hil.loop import Loop
 from hil.rig import PROJECT_ROOT, load_rig
 
@@ -110,8 +113,9 @@ class TickTimes:
         return "gil_wait" if others_ns > off_cpu_ns / 2 else "preempted_in_tick"
 
 
-def run(seconds: float, wait: str) -> dict:
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", OVERRIDES + [f'rig.wait="{wait}"'])
+def run(seconds: float, wait: str, priority: int) -> dict:
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml",
+                   OVERRIDES + [f'rig.wait="{wait}"', f"rig.realtime_priority={priority}"])
     with Bench(rig) as bench:
         bench.power_up()
         bench.set_load(LOAD_A)
@@ -126,23 +130,26 @@ def run(seconds: float, wait: str) -> dict:
         gc_collections = [g["collections"] - c for g, c in zip(gc.get_stats(), gc0)]
         timing = loop.timing()
         assert bench.bms.contactors_closed, f"the load tripped the BMS: {bench.bms.describe()}"
-    return {"seconds": seconds, "wait": wait, "n_series": rig.data["pack"]["n_series"],
+    return {"seconds": seconds, "wait": wait, "priority": priority, "n_series": rig.data["pack"]["n_series"],
             "jitter_p50_us": _round(timing["jitter_p50_us"]), "jitter_p99_us": _round(timing["jitter_p99_us"]),
             "jitter_max_us": _round(timing["jitter_max_us"]), "overruns": timing["overruns"],
             "ticks": timing["ticks"] - ticks0, **times.summary(), "gc_collections": gc_collections}
 
 
-def floor(seconds: float, wait: str) -> dict:
+def floor(seconds: float, wait: str, priority: int) -> dict:
     """The same loop and clock with a tick that burns FLOOR_TICK_US of CPU and nothing else."""
     def busy_tick(_t_s: float) -> None:
         end_ns = time.perf_counter_ns() + FLOOR_TICK_US * 1000
         while time.perf_counter_ns() < end_ns:
             pass
 
-    clock = RealClock(wait=wait)
+    clock = RealClock(wait=wait, priority=priority, where="--priority")
     loop = Loop(clock, 0.001, busy_tick)
     clock.restart()
-    loop.run_for(seconds)
+    try:
+        loop.run_for(seconds)
+    finally:
+        clock.release()
     timing = loop.timing()
     return {"floor_jitter_p99_us": _round(timing["jitter_p99_us"]), "floor_jitter_max_us": _round(timing["jitter_max_us"]),
             "floor_overruns": timing["overruns"]}
@@ -157,12 +164,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of loaded running (default 10)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--floor", action="store_true", help="also time a loop whose tick only burns 150 us")
-    parser.add_argument("--wait", choices=WAITS, default="busy",
-                        help="how the real clock waits between ticks (default busy: the CPU never idles)")
+    parser.add_argument("--wait", choices=WAITS, default="sleep",
+                        help="how the real clock waits between ticks (default sleep)")
+    parser.add_argument("--priority", type=int, default=50,
+                        help="the loop thread's SCHED_FIFO priority, 0 for normal scheduling (default 50; "
+                             "needs root or CAP_SYS_NICE)")
     args = parser.parse_args()
-    result = run(args.seconds, args.wait)
-    if args.floor:
-        result.update(floor(args.seconds, args.wait))
+    try:
+        result = run(args.seconds, args.wait, args.priority)
+        if args.floor:
+            result.update(floor(args.seconds, args.wait, args.priority))
+    except ConfigError as exc:
+        raise SystemExit(f"realtime_loop: {exc}") from None
     if not args.json:
         for key, value in result.items():
             print(f"{key:>18}: {value}")

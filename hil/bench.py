@@ -53,7 +53,9 @@ class Bench:
         """`report_dir`: where `<name>.csv` (trace) and `<name>.blf` (CAN log) go, written as the run goes.
         `trace_memory_rows`: keep only the newest rows of the trace in memory (long runs; the CSV has all)."""
         self.rig = rig
-        self.clock = make_clock(rig.clock, wait=rig.data["rig"].get("wait", "sleep"))
+        settings = rig.data["rig"]
+        self.clock = make_clock(rig.clock, wait=settings.get("wait", "sleep"),
+                                priority=settings.get("realtime_priority", 0), where=f"{rig.path} [rig]")
         self.spec = load_spec(rig.resolve(rig.data["spec"]["file"]))
         pack_cfg = rig.data["pack"]
         self.cell = load_cell(rig.resolve(pack_cfg["cell"]))
@@ -248,6 +250,7 @@ class Bench:
         if self._closed:
             return
         self._closed = True
+        self.clock.release()  # the loop's thread leaves real-time scheduling with its bench
         if self._notifier is not None:
             self._notifier.stop()
         if getattr(self, "trace", None) is not None:

@@ -29,7 +29,7 @@ SCHEMA = {
         "clock": (str, True, ("real", "virtual")), "seed": (int, False, None),
         "dt_s": (float, False, None), "setpoint_period_s": (float, False, None),
         "overrun_policy": (str, False, ("catch-up", "skip", "fail")), "wait": (str, False, ("sleep", "busy")),
-        "capabilities": (list, False, None),
+        "realtime_priority": (int, False, range(0, 100)), "capabilities": (list, False, None),
     },
     "pack": {
         "cell": (str, True, None), "n_series": (int, True, None), "n_parallel": (int, False, None),
@@ -141,6 +141,9 @@ def validate(data: dict, path: Path) -> None:
             expected, _, allowed = keys[key]
             if not _type_ok(value, expected):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected {expected.__name__}")
+            if isinstance(allowed, range) and value not in allowed:
+                raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected an integer from "
+                                  f"{allowed.start} to {allowed.stop - 1}")
             if allowed is not None and value not in allowed:
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected one of {list(allowed)}")
         for key, (_, required, _) in keys.items():

@@ -142,7 +142,8 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
             for port in ports.values():
                 port.poll(now_s)
 
-        clock = RealClock(spin_s=0.0)
+        clock = RealClock(spin_s=0.0, priority=rig.data["rig"].get("realtime_priority", 0),
+                          where=f"{rig.path} [rig]")
         loop = Loop(clock, TICK_S, tick, overrun_policy="skip")
         clock.restart()  # setup's garbage collected, the rest frozen out of the run's collections (hil.clock)
         next_parent_check_s = time.monotonic() + PARENT_CHECK_S

@@ -222,5 +222,5 @@ def test_busy_wait_lets_other_threads_run():
 
 
 def test_an_unknown_wait_is_a_config_error():
-    with pytest.raises(ConfigError, match="clock wait 'spin': expected one of"):
+    with pytest.raises(ConfigError, match="clock: wait 'spin': expected one of"):
         RealClock(wait="spin")
