@@ -27,6 +27,8 @@ def cmd_run(args, extra: list[str]) -> int:
             "-p", "no:cacheprovider", "-o", "junit_family=xunit1"]
     for assignment in args.overrides:
         argv += ["--set", assignment]
+    if extra[:1] == ["--"]:  # `hil run -- -k ov`: the usual way to mark what goes on, not a path for pytest
+        extra = extra[1:]
     return int(pytest.main(argv + extra))
 
 

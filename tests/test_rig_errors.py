@@ -96,3 +96,15 @@ def test_unknown_bug_is_refused():
     from hil.bench import Bench
     with pytest.raises(ConfigError, match=r"unknown firmware bug\(s\) \['no_such_bug'\]"):
         Bench(load_rig(SIM, ['dut.bugs=["no_such_bug"]']))
+
+
+def test_hil_run_passes_what_follows_a_double_dash_to_pytest(monkeypatch, tmp_path):
+    import pytest as pytest_module
+
+    from hil.cli import main
+    seen = []
+    monkeypatch.setattr(pytest_module, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["run", "--report", str(tmp_path), "--", "-k", "overcurrent"]) == 0
+    assert main(["run", "--report", str(tmp_path), "-x"]) == 0
+    assert seen[0][-2:] == ["-k", "overcurrent"] and "--" not in seen[0]
+    assert seen[1][-1] == "-x"
