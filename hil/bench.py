@@ -22,7 +22,7 @@ import numpy as np
 from can.interfaces.virtual import VirtualBus
 
 from hil.can.bus import open_bus
-from hil.can.dbc import load_dbcs
+from hil.can.dbc import load_dbcs, precompile
 from hil.can.log import CanLog
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
@@ -68,6 +68,7 @@ class Bench:
         self._bleed_mask = None
         bus_name = rig.data["dut"]["bus"]
         self.db = load_dbcs(rig.dbc_paths(bus_name))
+        precompile(self.db)
         self.boards = None
         self.emulator = None
         self._board_bus = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import can
 from cantools.database import Database
 
+from hil.can.dbc import precompile
 from hil.can.periodic import PeriodicSender
 from hil.model.cell import load_cell
 from hil.rig import Rig
@@ -26,6 +27,7 @@ class BoardHost:
     def __init__(self, rig: Rig, bus: can.BusABC, db: Database, *, events: EventLog | None = None):
         self.bus = bus
         self.events = events
+        precompile(db)  # in `hil emulate`, the codecs' first use would make its first tick late
         dut = rig.data["dut"]
         pack = rig.data["pack"]
         cell = load_cell(rig.resolve(pack["cell"]))

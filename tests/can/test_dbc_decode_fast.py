@@ -226,3 +226,20 @@ def test_the_compiled_decoder_is_cached_and_rebuilt_when_the_message_is(database
     message.refresh()  # new codecs: a decoder compiled from the old ones must not be used
     assert _decoder(message) is not decoder
     assert _decoder(databases("edge").get_message_by_name("Nested")) is None  # nested: cantools decodes it
+
+
+def test_precompile_compiles_every_codec_before_the_first_frame(tmp_path):
+    """A real-clock bench compiles at setup, so its first tick does not pay for the first frames' codecs."""
+    from hil.can import dbc
+    path = tmp_path / "vendor.dbc"
+    path.write_bytes(VENDOR_DBC.encode("cp1252"))
+    database = load_dbc(path)  # a fresh load: nothing of it compiled yet
+    assert not any(m in dbc._encoders or m in dbc._decoders for m in database.messages)
+    dbc.precompile(database)
+    fits = [m for m in database.messages if dbc._fast_path_fits(m)]
+    assert fits, "the vendor file has messages the fast path takes"
+    for message in database.messages:
+        assert (message in dbc._encoders) == (message in dbc._decoders) == (message in fits), message.name
+    encoder = dbc._encoders[fits[0]]
+    dbc.precompile(database)  # again: nothing recompiled
+    assert dbc._encoders[fits[0]] is encoder
