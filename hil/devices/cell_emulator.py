@@ -13,6 +13,7 @@ from cantools.database import Database
 from hil.can.dbc import encode, signal_defaults
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
+from hil.reductions import aclip
 
 CELLS_PER_FRAME = 4
 TEMPS_PER_FRAME = 7
@@ -59,7 +60,7 @@ class CellEmulator:
     def set_cells(self, voltage_v: np.ndarray, groups: range | None = None) -> None:
         """Send cell setpoints; `groups` (multiplexer indices) sends only those frames, so a caller can
         spread a large pack's frames over several ticks."""
-        v = np.minimum(np.maximum(voltage_v, 0.0), 8.19)  # np.clip's arithmetic; its wrapper costs more
+        v = aclip(voltage_v, 0.0, 8.19)
         for group in groups if groups is not None else range(self.cell_frames):
             m = group * CELLS_PER_FRAME
             signals = {"CE_CellSetpoint_Mux": group}
@@ -75,7 +76,7 @@ class CellEmulator:
     def set_temperatures(self, temperature_c: np.ndarray, groups: range | None = None) -> None:
         """Send thermistor setpoints; `groups` (multiplexer indices) sends only those frames, so a caller
         can spread a large pack's 14 frames over several ticks instead of loading one tick with them."""
-        t = np.minimum(np.maximum(temperature_c, -40.0), 87.5)
+        t = aclip(temperature_c, -40.0, 87.5)
         for group in groups if groups is not None else range(self.temperature_frames):
             m = group * TEMPS_PER_FRAME
             signals = {"CE_TempSetpoint_Mux": group}

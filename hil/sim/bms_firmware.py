@@ -18,7 +18,7 @@ from hil.can import e2e
 from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.protocol import FAULT_BITS, BmsState, ModeRequest
-from hil.reductions import aall, aany, amax, amin
+from hil.reductions import aall, aany, aclip, amax, amin
 from hil.sim.cell_emulator_board import CellEmulatorBoard
 
 MAIN_TASK_S = 0.010
@@ -210,7 +210,7 @@ class BmsFirmware:
     def _measure(self) -> None:
         noise = self._rng.uniform(-self.cal["afe_noise_v"], self.cal["afe_noise_v"], self.n_cells)
         raw = self.board.cell_voltage_v()[:self.n_cells] + noise
-        np.minimum(np.maximum(raw, 0.0, out=raw), 65535 * AFE_LSB_V, out=raw)  # np.clip's arithmetic
+        aclip(raw, 0.0, 65535 * AFE_LSB_V, out=raw)
         self.cell_v = np.rint(raw / AFE_LSB_V) * AFE_LSB_V  # what np.round does for 0 decimals
         self.temp_c = self.board.thermistor_c()[:self.n_cells]
         self.current_a = self.board.shunt_current_a()

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hil.reductions import aall, aany, amax, amean, amin
+from hil.reductions import aall, aany, aclip, amax, amean, amin
 
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
@@ -24,3 +24,14 @@ def test_same_values_as_the_ndarray_methods(values):
 def test_an_empty_array_has_no_minimum_as_in_numpy():
     with pytest.raises(ValueError):
         amin(np.zeros(0))
+
+
+@given(arrays(np.float64, st.sampled_from([(1,), (16,), (96,)]), elements=finite_or_not),
+       st.floats(-10, 10), st.floats(0, 10))
+def test_aclip_is_np_clip(values, low, width):
+    high = low + width
+    expected = np.clip(values, low, high)
+    np.testing.assert_array_equal(aclip(values, low, high), expected)  # NaN where NaN
+    out = values.copy()
+    assert aclip(out, low, high, out=out) is out
+    np.testing.assert_array_equal(out, expected)
