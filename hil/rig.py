@@ -66,6 +66,16 @@ class Rig:
         return self.data["rig"]["clock"]
 
     @property
+    def clock_description(self) -> str:
+        """The clock as a report states it: "virtual", or "real" with how its loop waits and is scheduled."""
+        if self.clock != "real":
+            return self.clock
+        settings = self.data["rig"]
+        priority = settings.get("realtime_priority", 0)
+        scheduling = f"SCHED_FIFO priority {priority}" if priority else "normal scheduling"
+        return f"real (wait {settings.get('wait', 'sleep')}, {scheduling})"
+
+    @property
     def seed(self) -> int:
         return self.data["rig"].get("seed", 0)
 

@@ -46,6 +46,7 @@ def test_report_holds_files_measurements_and_margins(pytester):
     page = (report / "index.html").read_text()
     assert ">FAIL<" in page and "ov_reaction" in page and "-80" in page
     assert 'href="junit.xml"' in page and "data:image/png;base64," in page
+    assert "clock: virtual" in page
 
 
 def test_profile_marker_parametrizes_with_params(pytester):

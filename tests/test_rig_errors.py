@@ -108,3 +108,12 @@ def test_hil_run_passes_what_follows_a_double_dash_to_pytest(monkeypatch, tmp_pa
     assert main(["run", "--report", str(tmp_path), "-x"]) == 0
     assert seen[0][-2:] == ["-k", "overcurrent"] and "--" not in seen[0]
     assert seen[1][-1] == "-x"
+
+
+def test_a_report_states_how_a_real_clock_waits_and_is_scheduled():
+    assert load_rig(SIM).clock_description == "virtual"
+    real = ['rig.clock="real"']
+    assert load_rig(SIM, real).clock_description == "real (wait sleep, normal scheduling)"
+    assert (load_rig(SIM, real + ["rig.realtime_priority=50"]).clock_description
+            == "real (wait sleep, SCHED_FIFO priority 50)")
+    assert load_rig(SIM, real + ['rig.wait="busy"']).clock_description == "real (wait busy, normal scheduling)"
