@@ -3,6 +3,7 @@
     python benchmarks/soak.py --json --minutes 10          # real clock, rigs/slcan.toml
     python benchmarks/soak.py --json --virtual --hours 1   # virtual clock, rigs/sim.toml
     python benchmarks/soak.py --report reports/soak ...    # where the record goes (this is the default)
+    python benchmarks/soak.py --set rig.realtime_priority=50 ...   # any rig key, as `hil run --set`
 
 Powers the bench up and replays a 60 s `ai-training` profile (hil.profiles.PROFILES) back to back, sized so
 the whole run uses at most 30 % of the pack's charge. Progress goes to stderr once a minute of bench time.
@@ -36,6 +37,7 @@ import time
 from pathlib import Path
 
 from hil.bench import Bench
+from hil.errors import ConfigError
 from hil.profiles import PROFILES
 from hil.rig import PROJECT_ROOT, load_rig
 from hil.safety import sigterm_interrupts
@@ -73,8 +75,8 @@ def counted(monitor) -> dict:
     return {"dropped": dropped, "missing_cycles": missing}
 
 
-def run(virtual: bool, duration_s: float, report_dir: Path) -> dict:
-    rig = load_rig(PROJECT_ROOT / "rigs" / ("sim.toml" if virtual else "slcan.toml"))
+def run(virtual: bool, duration_s: float, report_dir: Path, overrides=()) -> dict:
+    rig = load_rig(PROJECT_ROOT / "rigs" / ("sim.toml" if virtual else "slcan.toml"), overrides)
     memory_rows = round(TRACE_MEMORY_S / rig.setpoint_period_s)
     with sigterm_interrupts(), Bench(rig, report_dir=report_dir, name="soak", trace_memory_rows=memory_rows) as bench:
         try:
@@ -95,7 +97,7 @@ def run(virtual: bool, duration_s: float, report_dir: Path) -> dict:
             result = {
                 "minutes": round((bench.loop.t_s - start["t_s"]) / 60.0, 3),
                 "wall_s": round(time.perf_counter() - start["wall_s"], 1),
-                "rig": rig.name, "clock": rig.clock,
+                "rig": rig.name, "clock": rig.clock_description,
                 "rss_start_mb": round(start["rss"], 1), "rss_end_mb": round(rss_mb(), 1),
                 "trace_rows": bench.trace.rows.recorded, "trace_csv": str(bench.trace.path),
                 "log_frames": bench.can_log.frames, "can_log": str(bench.can_log.path),
@@ -123,9 +125,15 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0, help="virtual-clock hours (default 1)")
     parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "reports" / "soak",
                         help="directory for the run's trace CSV and CAN log (default reports/soak)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a rig key, e.g. --set rig.realtime_priority=50 (repeatable)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
-    result = run(args.virtual, args.hours * 3600.0 if args.virtual else args.minutes * 60.0, args.report)
+    try:
+        result = run(args.virtual, args.hours * 3600.0 if args.virtual else args.minutes * 60.0, args.report,
+                     args.overrides)
+    except ConfigError as exc:
+        raise SystemExit(f"soak: {exc}") from None
     if not args.json:
         for key, value in result.items():
             print(f"{key:>20}: {value}")
