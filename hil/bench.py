@@ -48,7 +48,7 @@ PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_sprea
 
 
 class Bench:
-    def __init__(self, rig: Rig, *, overrides=(), report_dir: str | Path | None = None, name: str = "run",
+    def __init__(self, rig: Rig, *, report_dir: str | Path | None = None, name: str = "run",
                  trace_memory_rows: int | None = None):
         """`report_dir`: where `<name>.csv` (trace) and `<name>.blf` (CAN log) go, written as the run goes.
         `trace_memory_rows`: keep only the newest rows of the trace in memory (long runs; the CSV has all)."""
@@ -100,7 +100,7 @@ class Bench:
                 from hil.sim.boards import BoardHost
                 self.boards = BoardHost(rig, self._board_bus, self.db)
             elif rig.data["dut"]["kind"] == "emulated":
-                self.emulator = EmulatorProcess(rig, overrides)
+                self.emulator = EmulatorProcess(rig)
                 kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus_name]
             self.bus = open_bus(kwargs, where, bus_class)
             self.monitor = Monitor(self.db, self.clock.now_s)
@@ -193,8 +193,8 @@ class Bench:
             adapter = f"{self._bus_kwargs['interface']} on {self._bus_kwargs.get('channel')}"
             message = (f"{self._bus_where}: CAN adapter {adapter} failed mid-run: {exc} ({exc.__cause__}). "
                        "It worked before: check its cable, USB connection and power")
-            if self.emulator is not None and (code := self.emulator.proc.poll()) is not None:
-                message += f"; the emulated boards' process (`hil emulate`) exited with code {code}"
+            if self.emulator is not None:
+                message += "; " + self.emulator.exit_status(wait_s=1.0)
             raise DeviceLost(message) from exc
 
     # Convenience for tests ------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def bench(request, rig):
         try:
             if rig.data["dut"]["kind"] == "external":
                 stack.enter_context(rig_lock(rig.name, request.node.nodeid, config.getoption("hil_lock_timeout")))
-            instance = Bench(rig, overrides=config.getoption("hil_set"), report_dir=tests_dir, name=name)
+            instance = Bench(rig, report_dir=tests_dir, name=name)
         except HilError as exc:
             pytest.fail(f"bench could not start: {exc}", pytrace=False)
         if tests_dir is not None:

@@ -56,6 +56,8 @@ CAN_REQUIRED = ("interface", "dbc")
 class Rig:
     path: Path
     data: dict
+    # The `--set KEY=VALUE` strings applied on load: `hil emulate` loads the same file with the same ones.
+    overrides: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -210,7 +212,7 @@ def load_rig(path: str | Path | None = None, overrides=()) -> Rig:
                 raise ConfigError(f"--set {assignment}: '{key}' is not a table in {path}")
         table[keys[-1]] = value
     validate(data, path)
-    return Rig(path.resolve(), data)
+    return Rig(path.resolve(), data, tuple(overrides))
 
 
 def preflight(rig: Rig) -> None:

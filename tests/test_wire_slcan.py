@@ -41,3 +41,27 @@ def test_emulated_board_process_goes_to_fault_on_overvoltage():
         bench.bms.wait_state(BmsState.FAULT, 2.0)
         bench.bms.wait_contactors_open(0.5)  # feedback follows the command after the contactor's delay
         assert "cell_ov" in bench.bms.faults
+
+
+@pytest.mark.wire
+def test_the_boards_process_runs_the_rigs_overrides():
+    """A rig loaded with `--set`-style overrides starts `hil emulate` with the same ones: here the firmware's
+    status cycle, 50 ms instead of the file's 20 ms, as the harness receives it over the pty."""
+    from hil.bench import Bench
+    from hil.rig import load_rig
+    with Bench(load_rig(ROOT / "rigs" / "slcan.toml", ["dut.calibration.status_cycle_ms=50"])) as bench:
+        bench.cell_emulator.enable(True)
+        bench.loop.run_for(1.0)
+        cycle_s = bench.monitor.stats["BMS_Status"].mean_cycle_s
+    assert cycle_s == pytest.approx(0.050, abs=0.005), cycle_s
+
+
+def test_a_rig_changed_in_memory_is_refused_before_its_boards_start():
+    """`hil emulate` loads the rig file itself: a change made only in memory would silently not reach it."""
+    from hil.devices.emulator_process import EmulatorProcess
+    from hil.errors import HilError
+    from hil.rig import load_rig
+    rig = load_rig(ROOT / "rigs" / "slcan.toml")
+    rig.data["dut"]["calibration"]["cell_ov_v"] = 4.1
+    with pytest.raises(HilError, match=r"slcan.toml: this rig's data was changed after it was loaded.*--set"):
+        EmulatorProcess(rig)

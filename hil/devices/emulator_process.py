@@ -13,18 +13,24 @@ import time
 from collections import deque
 
 from hil.errors import HilError, HilTimeout
-from hil.rig import Rig
+from hil.rig import Rig, load_rig
 
 STOP_GRACE_S = 5.0
 
 
 class EmulatorProcess:
-    def __init__(self, rig: Rig, overrides=(), timeout_s: float | None = None):
+    def __init__(self, rig: Rig, timeout_s: float | None = None):
+        """Start `hil emulate` on the rig's file with the rig's overrides. A rig whose data was changed in
+        memory after loading is refused: the boards' process would run the file's values, not those."""
+        if load_rig(rig.path, rig.overrides).data != rig.data:
+            raise HilError(f"{rig.path}: this rig's data was changed after it was loaded, and `hil emulate` "
+                           "loads the rig file itself, so its boards would not see the change; pass the change "
+                           "as an override instead: load_rig(path, ['KEY=VALUE', ...]) or --set KEY=VALUE")
         self.rig = rig
         self.endpoints: dict[str, tuple[str, str]] = {}
         self.output: deque[str] = deque(maxlen=200)
         cmd = [sys.executable, "-m", "hil", "emulate", "--rig", str(rig.path)]
-        for assignment in overrides:
+        for assignment in rig.overrides:
             cmd += ["--set", assignment]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
@@ -66,6 +72,15 @@ class EmulatorProcess:
                         self.endpoints[parts[1]] = (parts[2], parts[3])
                     elif line == "ready":
                         return
+
+    def exit_status(self, wait_s: float = 0.0) -> str:
+        """Whether the boards' process has exited, and how, for an error about a lost adapter. Waits up to
+        `wait_s` for it: its pty fails (EIO) as soon as the process dies, before the process can be reaped."""
+        try:
+            code = self.proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return f"the emulated boards' process (`hil emulate`, pid {self.proc.pid}) is still running"
+        return f"the emulated boards' process (`hil emulate`) exited with code {code}"
 
     def stop(self) -> int | None:
         if self.proc.poll() is None:
