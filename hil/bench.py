@@ -116,15 +116,17 @@ class Bench:
             self.bms = Bms(self.monitor, self.sender, self.loop)
             self.cell_emulator = CellEmulator(self.bus, self.db, self.sender, self.monitor,
                                               rig.data["cell_emulator"]["channels"], on_send=self._log_sent)
+            self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))
+            self._temperature_every = max(1, int(round(TEMPERATURE_PERIOD_S / rig.dt_s)))
+            # The run's timeline starts here, before anything is received: a frame the Monitor stamped
+            # before a restart would sit ahead of every later one (a negative cycle time in its statistics).
+            self.clock.restart()
             if self.clock.is_real:
                 listeners = [self.monitor] + ([self.can_log] if self.can_log else [])
                 self._notifier = can.Notifier(self.bus, listeners, timeout=0.005)
         except BaseException:
             self.close()
             raise
-        self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))
-        self._temperature_every = max(1, int(round(TEMPERATURE_PERIOD_S / rig.dt_s)))
-        self.clock.restart()
 
     # --------------------------------------------------------------------------------------------------
     def _stamp(self, msg: can.Message) -> can.Message:

@@ -12,7 +12,7 @@ def custom_bench(rig, request):
 
     def _make(*extra: str) -> Bench:
         overrides = list(request.config.getoption("hil_set")) + list(extra)
-        bench = Bench(load_rig(rig.path, overrides), overrides=overrides)
+        bench = Bench(load_rig(rig.path, overrides))
         benches.append(bench)
         return bench
 

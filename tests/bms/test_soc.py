@@ -28,7 +28,7 @@ def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
 def test_soc_recovers_after_rest(rig, request, spec, measure):
     """A current sensor reading 20 % high drifts the SOC; after a rest the OCV correction pulls it back."""
     overrides = request.config.getoption("hil_set") + ["dut.calibration.soc_current_gain=1.2"]
-    with Bench(load_rig(rig.path, overrides), overrides=overrides) as bench:
+    with Bench(load_rig(rig.path, overrides)) as bench:
         bench.power_up()
         bench.set_load(15.0)
         bench.loop.run_for(120.0)

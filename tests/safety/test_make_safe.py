@@ -20,7 +20,7 @@ LOAD_A = 8.0
 
 def powered(rig: str = "sim", *overrides: str, report_dir=None) -> Bench:
     """A bench with its contactors closed and LOAD_A flowing."""
-    bench = Bench(load_rig(RIGS[rig], overrides), overrides=overrides, report_dir=report_dir)
+    bench = Bench(load_rig(RIGS[rig], overrides), report_dir=report_dir)
     try:
         bench.power_up()
         bench.set_load(LOAD_A, honour_limits=False)  # full current at once, limits still rising
