@@ -82,7 +82,6 @@ _PR_SET_TIMERSLACK = 29  # linux/prctl.h
 
 class VirtualClock:
     is_real = False
-    priority = 0
 
     def __init__(self) -> None:
         self._now_s = 0.0
