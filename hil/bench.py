@@ -27,7 +27,6 @@ from hil.can.log import CanLog
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.can.simbus import SimBus
-from hil.clock import make_clock
 from hil.devices.bms import Bms
 from hil.devices.cell_emulator import CellEmulator
 from hil.devices.emulator_process import EmulatorProcess
@@ -53,9 +52,7 @@ class Bench:
         """`report_dir`: where `<name>.csv` (trace) and `<name>.blf` (CAN log) go, written as the run goes.
         `trace_memory_rows`: keep only the newest rows of the trace in memory (long runs; the CSV has all)."""
         self.rig = rig
-        settings = rig.data["rig"]
-        self.clock = make_clock(rig.clock, wait=settings.get("wait", "sleep"),
-                                priority=settings.get("realtime_priority", 0), where=f"{rig.path} [rig]")
+        self.clock = rig.make_clock()
         self.spec = load_spec(rig.resolve(rig.data["spec"]["file"]))
         pack_cfg = rig.data["pack"]
         self.cell = load_cell(rig.resolve(pack_cfg["cell"]))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import can
 
+from hil.clock import make_clock
 from hil.datafile import read_toml
 from hil.errors import ConfigError
 
@@ -66,6 +67,13 @@ class Rig:
     @property
     def clock(self) -> str:
         return self.data["rig"]["clock"]
+
+    def make_clock(self):
+        """The clock `[rig]` describes: `clock`, and for a real one its `wait` and `realtime_priority`. A
+        priority this user may not use is a ConfigError naming this file, raised here."""
+        settings = self.data["rig"]
+        return make_clock(self.clock, wait=settings.get("wait", "sleep"),
+                          priority=settings.get("realtime_priority", 0), where=f"{self.path} [rig]")
 
     @property
     def clock_description(self) -> str:
@@ -216,7 +224,8 @@ def load_rig(path: str | Path | None = None, overrides=()) -> Rig:
 
 
 def preflight(rig: Rig) -> None:
-    """Load every file the rig names (DBCs, cell, spec), so a bad one fails before any board starts."""
+    """Load every file the rig names (DBCs, cell, spec) and make its clock, so a bad file or a real-time
+    priority this user may not use fails before any board starts."""
     from hil.can.dbc import load_dbcs
     from hil.model.cell import load_cell
     from hil.spec import load_spec
@@ -224,3 +233,4 @@ def preflight(rig: Rig) -> None:
         load_dbcs(rig.dbc_paths(bus))
     load_cell(rig.resolve(rig.data["pack"]["cell"]))
     load_spec(rig.resolve(rig.data["spec"]["file"]))
+    rig.make_clock()

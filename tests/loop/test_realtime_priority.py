@@ -119,6 +119,22 @@ def test_a_user_without_the_right_is_told_how_to_get_it(monkeypatch):
         Bench(rig)
 
 
+def test_hil_run_stops_before_any_test_when_the_priority_is_not_allowed(monkeypatch, capsys):
+    import pytest as pytest_module
+
+    from hil.cli import main
+
+    def refuse(*_args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    monkeypatch.setattr(pytest_module, "main", lambda argv: pytest.fail("pytest started"))
+    code = main(["run", "--rig", str(ROOT / "rigs" / "sim.toml"), "--set", 'rig.clock="real"',
+                 "--set", "rig.realtime_priority=50"])
+    assert code == 2
+    assert "sim.toml [rig]: realtime_priority 50: this user may not" in capsys.readouterr().err
+
+
 def test_busy_waiting_at_real_time_priority_is_refused_with_why():
     with pytest.raises(ConfigError, match=r"wait 'busy' with realtime_priority 50: .*throttled .*use wait 'sleep'"):
         RealClock(wait="busy", priority=50)
