@@ -1,7 +1,6 @@
 """The boards' serial ports (BMS debug UART, cell-emulator control) through the harness's own clients, over a
 real pty: here served in-process by a polling thread while the boards stand still; see
 test_emulate_process.py for the same ports of a `hil emulate` process."""
-import select
 import struct
 import threading
 
@@ -32,15 +31,15 @@ def serve():
 
     def _serve(protocol, answer, now_s=lambda: 0.0):
         master_fd, path = open_pty()
-        device = SerialDevice(master_fd, path, protocol, answer)
+        # The boards' time is read as each request is answered: a test sends a request only after stepping
+        # the boards, so that time is final. One time per poll, read before the poll's reads, could belong
+        # to an earlier request: one poll read a request, and the test's next request after the test had
+        # stepped on (seen in CI: uptime 400 ms at t = 0.8 s).
+        device = SerialDevice(master_fd, path, protocol, lambda frame, _poll_s: answer(frame, now_s()))
 
         def run():
             while not stop.wait(POLL_S):
-                # The boards' time is read only once a request is waiting: a test sends it after stepping the
-                # boards, so the time is final. Read before, it could be a step behind (seen in CI: uptime
-                # 400 ms at t = 0.8 s).
-                if select.select([master_fd], [], [], 0)[0]:
-                    device.poll(now_s())
+                device.poll(0.0)  # the answers read the time themselves (above)
 
         thread = threading.Thread(target=run, name=f"serial device {path}", daemon=True)
         thread.start()
