@@ -1,6 +1,7 @@
-"""Real-clock loop timing: 1 kHz, a 96S pack, emulated BMS and cell emulator in this process, under load.
+"""Real-clock loop timing: 1 kHz, a 96S pack, emulated BMS and cell emulator (in this process by default), under load.
 
     python benchmarks/realtime_loop.py --json [--seconds 10] [--floor] [--priority 50] [--wait sleep|busy]
+                                       [--rig rigs/slcan.toml]
 
 Powers the bench up, then runs a constant discharge for `--seconds` on the real clock and prints the loop's
 timing for that stretch (power-up excluded), with the cost of the tick itself. The last line is one JSON
@@ -18,6 +19,8 @@ tick_cost_max_us, and to tell the bench's own cost from the machine's interrupti
 With --floor, the same loop also runs for `--seconds` with a tick that only burns a constant 150 us of CPU:
 its jitter and overruns (floor_*) are what this machine allows any 1 kHz Python loop right now.
 
+`--rig rigs/slcan.toml` runs the same with the boards in their own process behind the slcan pty, both
+processes at `--priority`.
 `--priority` is the loop thread's SCHED_FIFO priority (a rig's `realtime_priority`, hil/clock.py): 50 by
 default here, the way to run a 1 kHz bench on a PC of its own; it needs root or CAP_SYS_NICE, and 0 runs at
 normal scheduling. `--wait` is how the real clock waits between ticks: "sleep" (the default) or "busy" (the
@@ -36,6 +39,7 @@ import argparse
 import gc
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -113,9 +117,8 @@ class TickTimes:
         return "gil_wait" if others_ns > off_cpu_ns / 2 else "preempted_in_tick"
 
 
-def run(seconds: float, wait: str, priority: int) -> dict:
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml",
-                   OVERRIDES + [f'rig.wait="{wait}"', f"rig.realtime_priority={priority}"])
+def run(seconds: float, wait: str, priority: int, rig_path: Path) -> dict:
+    rig = load_rig(rig_path, OVERRIDES + [f'rig.wait="{wait}"', f"rig.realtime_priority={priority}"])
     with Bench(rig) as bench:
         bench.power_up()
         bench.set_load(LOAD_A)
@@ -130,7 +133,7 @@ def run(seconds: float, wait: str, priority: int) -> dict:
         gc_collections = [g["collections"] - c for g, c in zip(gc.get_stats(), gc0)]
         timing = loop.timing()
         assert bench.bms.contactors_closed, f"the load tripped the BMS: {bench.bms.describe()}"
-    return {"seconds": seconds, "wait": wait, "priority": priority, "n_series": rig.data["pack"]["n_series"],
+    return {"rig": rig.name, "seconds": seconds, "wait": wait, "priority": priority, "n_series": rig.data["pack"]["n_series"],
             "jitter_p50_us": _round(timing["jitter_p50_us"]), "jitter_p99_us": _round(timing["jitter_p99_us"]),
             "jitter_max_us": _round(timing["jitter_max_us"]), "overruns": timing["overruns"],
             "ticks": timing["ticks"] - ticks0, **times.summary(), "gc_collections": gc_collections}
@@ -166,12 +169,15 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="also time a loop whose tick only burns 150 us")
     parser.add_argument("--wait", choices=WAITS, default="sleep",
                         help="how the real clock waits between ticks (default sleep)")
+    parser.add_argument("--rig", type=Path, default=PROJECT_ROOT / "rigs" / "sim.toml",
+                        help="rig file (default rigs/sim.toml, boards in this process; rigs/slcan.toml puts "
+                             "them in their own process behind the pty)")
     parser.add_argument("--priority", type=int, default=50,
                         help="the loop thread's SCHED_FIFO priority, 0 for normal scheduling (default 50; "
                              "needs root or CAP_SYS_NICE)")
     args = parser.parse_args()
     try:
-        result = run(args.seconds, args.wait, args.priority)
+        result = run(args.seconds, args.wait, args.priority, args.rig)
         if args.floor:
             result.update(floor(args.seconds, args.wait, args.priority))
     except ConfigError as exc:
