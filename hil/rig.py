@@ -30,7 +30,7 @@ SCHEMA = {
         "clock": (str, True, ("real", "virtual")), "seed": (int, False, None),
         "dt_s": (float, False, None), "setpoint_period_s": (float, False, None),
         "overrun_policy": (str, False, ("catch-up", "skip", "fail")), "wait": (str, False, ("sleep", "busy")),
-        "realtime_priority": (int, False, range(0, 100)), "capabilities": (list, False, None),
+        "realtime_priority": (int, False, range(100)), "capabilities": (list, False, None),
     },
     "pack": {
         "cell": (str, True, None), "n_series": (int, True, None), "n_parallel": (int, False, None),
