@@ -1,4 +1,4 @@
-"""Real-clock loop timing: 1 kHz, a 96S pack, emulated BMS and cell emulator (in this process by default), under load.
+"""Real-clock loop timing: 1 kHz, a 96S pack, emulated BMS and cell emulator (by default in this process), loaded.
 
     python benchmarks/realtime_loop.py --json [--seconds 10] [--floor] [--priority 50] [--wait sleep|busy]
                                        [--rig rigs/slcan.toml]
@@ -133,7 +133,8 @@ def run(seconds: float, wait: str, priority: int, rig_path: Path) -> dict:
         gc_collections = [g["collections"] - c for g, c in zip(gc.get_stats(), gc0)]
         timing = loop.timing()
         assert bench.bms.contactors_closed, f"the load tripped the BMS: {bench.bms.describe()}"
-    return {"rig": rig.name, "seconds": seconds, "wait": wait, "priority": priority, "n_series": rig.data["pack"]["n_series"],
+    return {"rig": rig.name, "seconds": seconds, "wait": wait, "priority": priority,
+            "n_series": rig.data["pack"]["n_series"],
             "jitter_p50_us": _round(timing["jitter_p50_us"]), "jitter_p99_us": _round(timing["jitter_p99_us"]),
             "jitter_max_us": _round(timing["jitter_max_us"]), "overruns": timing["overruns"],
             "ticks": timing["ticks"] - ticks0, **times.summary(), "gc_collections": gc_collections}
