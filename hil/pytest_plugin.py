@@ -279,7 +279,8 @@ class _RunReport:
                "command": " ".join(["pytest", *self.config.invocation_params.args]), "notes": missing_notes()}
         try:
             loaded = load_rig(self.config.getoption("rig"), self.config.getoption("hil_set"))
-            run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock_description)
+            run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock_description,
+                       realtime_priority=loaded.data["rig"].get("realtime_priority", 0))
         except HilError as exc:
             run["notes"].append(f"rig not loaded: {exc}")
         xml_path = getattr(self.config.option, "xmlpath", None)

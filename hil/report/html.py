@@ -33,8 +33,8 @@ img{max-width:100%;border:1px solid #e4e4e4} .meta{color:#555} section{margin-bo
 
 
 def write_index(report_dir: str | Path, results: Results, run: dict) -> Path:
-    """Write `<report_dir>/index.html`. `run` holds `title`, and optionally `rig`, `clock`, `started`,
-    `duration_s`, `command`, `junit` (a path relative to the report) and `notes` (lines to show)."""
+    """Write `<report_dir>/index.html`. `run` holds `title`, and optionally `rig`, `clock`, `realtime_priority`,
+    `started`, `duration_s`, `command`, `junit` (a path relative to the report) and `notes` (lines to show)."""
     report_dir = Path(report_dir)
     tests = sorted(results.tests.values(), key=lambda r: r.nodeid)
     body = [_header(results, run, tests), _summary(report_dir, tests), _measurements(tests)]
@@ -67,8 +67,10 @@ def _header(results: Results, run: dict, tests: list[TestResult]) -> str:
     notes = list(run.get("notes", ()))
     overran = sum(1 for r in tests if r.timing.get("overruns"))
     if overran:
+        hint = ("; the rig's [rig] realtime_priority (e.g. 50) keeps other processes from delaying the loop"
+                if run.get("realtime_priority") == 0 else "")
         notes.append(f"the real-clock loop overran in {overran} of {len(tests)} tests: their timing was not met "
-                     "(see loop timing)")
+                     f"(see loop timing){hint}")
     notes_html = "".join(f"<p class=\"tight\">{_e(note)}</p>" for note in notes)
     return (f"<h1>{_e(run.get('title', 'hil report'))} {verdict}</h1>\n<p>{_e(', '.join(facts))}</p>\n"
             f"<p class=\"meta\">{' · '.join(meta)}</p>\n{notes_html}")

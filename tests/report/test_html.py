@@ -43,6 +43,12 @@ def test_index_links_existing_files_and_embeds_the_plot(tmp_path, trace_file):
     assert {"tests/demo.csv", "tests/demo.png", "tests/demo.blf", "tests/demo.events.csv"} <= links
     assert all((tests_dir.parent / link).is_file() for link in links)
     assert "p99 80 µs, max 2400 µs" in page and "overran in 1 of 1 tests" in page
+    assert "realtime_priority" not in page  # nothing known of the rig's scheduling: no advice
+    at_normal = write_index(tests_dir.parent, results, {"title": "run", "realtime_priority": 0}).read_text()
+    assert "[rig] realtime_priority (e.g. 50) keeps other processes from delaying the loop" in at_normal
+    raised = write_index(tests_dir.parent, results, {"title": "run", "realtime_priority": 50}).read_text()
+    assert "overran in 1 of 1 tests" in raised and "keeps other processes" not in raised
+    page = write_index(tests_dir.parent, results, {"title": "run"}).read_text()
     embedded = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
     assert base64.b64decode(embedded) == (tests_dir / "demo.png").read_bytes()
     # Readable offline: no scripts, no external stylesheets, images or links.
