@@ -147,11 +147,10 @@ class RealClock:
 
     def sleep_until(self, deadline_s: float) -> None:
         if self._precise_thread != threading.get_ident():
+            self.release()  # a thread that waited before gets its own scheduling back
             self._precise_thread = threading.get_ident()
             _precise_sleeps()
             if self.priority:
-                self.release()
-                self._precise_thread = threading.get_ident()
                 self._realtime = _set_fifo(threading.get_native_id(), self.priority)
         if self.wait == "busy":
             while deadline_s - self.now_s() > _BUSY_SPIN_S:

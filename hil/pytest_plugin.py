@@ -280,7 +280,7 @@ class _RunReport:
         try:
             loaded = load_rig(self.config.getoption("rig"), self.config.getoption("hil_set"))
             run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock_description,
-                       realtime_priority=loaded.data["rig"].get("realtime_priority", 0))
+                       realtime_priority=loaded.realtime_priority)
         except HilError as exc:
             run["notes"].append(f"rig not loaded: {exc}")
         xml_path = getattr(self.config.option, "xmlpath", None)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import can
 
-from hil.clock import make_clock
+from hil.clock import WAITS, make_clock
 from hil.datafile import read_toml
 from hil.errors import ConfigError
+from hil.loop import OVERRUN_POLICIES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RIG = PROJECT_ROOT / "rigs" / "sim.toml"
@@ -29,7 +30,7 @@ SCHEMA = {
         "name": (str, True, None), "description": (str, False, None),
         "clock": (str, True, ("real", "virtual")), "seed": (int, False, None),
         "dt_s": (float, False, None), "setpoint_period_s": (float, False, None),
-        "overrun_policy": (str, False, ("catch-up", "skip", "fail")), "wait": (str, False, ("sleep", "busy")),
+        "overrun_policy": (str, False, OVERRUN_POLICIES), "wait": (str, False, WAITS),
         "realtime_priority": (int, False, range(100)), "capabilities": (list, False, None),
     },
     "pack": {
@@ -68,22 +69,29 @@ class Rig:
     def clock(self) -> str:
         return self.data["rig"]["clock"]
 
+    @property
+    def wait(self) -> str:
+        """How a real clock waits between ticks (hil.clock): "sleep" unless the rig says "busy"."""
+        return self.data["rig"].get("wait", "sleep")
+
+    @property
+    def realtime_priority(self) -> int:
+        """The loop thread's SCHED_FIFO priority; 0 is the OS's normal scheduling."""
+        return self.data["rig"].get("realtime_priority", 0)
+
     def make_clock(self):
         """The clock `[rig]` describes: `clock`, and for a real one its `wait` and `realtime_priority`. A
         priority this user may not use is a ConfigError naming this file, raised here."""
-        settings = self.data["rig"]
-        return make_clock(self.clock, wait=settings.get("wait", "sleep"),
-                          priority=settings.get("realtime_priority", 0), where=f"{self.path} [rig]")
+        return make_clock(self.clock, wait=self.wait, priority=self.realtime_priority, where=f"{self.path} [rig]")
 
     @property
     def clock_description(self) -> str:
         """The clock as a report states it: "virtual", or "real" with how its loop waits and is scheduled."""
         if self.clock != "real":
             return self.clock
-        settings = self.data["rig"]
-        priority = settings.get("realtime_priority", 0)
+        priority = self.realtime_priority
         scheduling = f"SCHED_FIFO priority {priority}" if priority else "normal scheduling"
-        return f"real (wait {settings.get('wait', 'sleep')}, {scheduling})"
+        return f"real (wait {self.wait}, {scheduling})"
 
     @property
     def seed(self) -> int:

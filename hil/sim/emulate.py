@@ -144,8 +144,7 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
 
         # The rig's priority, but always the sleeping wait: these boards share the machine with the harness,
         # and two busy loops would leave the harness's CAN thread and pty I/O no core on a 2-core machine.
-        clock = RealClock(spin_s=0.0, priority=rig.data["rig"].get("realtime_priority", 0),
-                          where=f"{rig.path} [rig]")
+        clock = RealClock(spin_s=0.0, priority=rig.realtime_priority, where=f"{rig.path} [rig]")
         loop = Loop(clock, TICK_S, tick, overrun_policy="skip")
         clock.restart()  # setup's garbage collected, the rest frozen out of the run's collections (hil.clock)
         next_parent_check_s = time.monotonic() + PARENT_CHECK_S
