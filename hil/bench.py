@@ -109,7 +109,7 @@ class Bench:
                                memory_rows=trace_memory_rows)
             self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
-                             overrun_policy=rig.data["rig"].get("overrun_policy", "catch-up"))
+                             overrun_policy=rig.overrun_policy)
             self.bms = Bms(self.monitor, self.sender, self.loop)
             self.cell_emulator = CellEmulator(self.bus, self.db, self.sender, self.monitor,
                                               rig.data["cell_emulator"]["channels"], on_send=self._log_sent)

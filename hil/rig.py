@@ -75,6 +75,11 @@ class Rig:
         return self.data["rig"].get("wait", "sleep")
 
     @property
+    def overrun_policy(self) -> str:
+        """What a real-clock loop does with a tick that starts more than a step late (hil.loop)."""
+        return self.data["rig"].get("overrun_policy", "catch-up")
+
+    @property
     def realtime_priority(self) -> int:
         """The loop thread's SCHED_FIFO priority; 0 is the OS's normal scheduling."""
         return self.data["rig"].get("realtime_priority", 0)

@@ -51,7 +51,7 @@ def event_labels(events: list[tuple[float, str]], span_s: float, *, cluster_frac
     every word.
     """
     labels: list[tuple[float, str]] = []
-    count = 0
+    first, count = "", 0  # the open cluster's first label and how many events joined it
     for x, text in events:
         if labels and x - labels[-1][0] <= cluster_frac * span_s:
             count += 1
