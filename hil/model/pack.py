@@ -187,13 +187,7 @@ class Pack:
             if self._has_hysteresis:
                 self._advance_hysteresis(current_a)
             self._lookup(self._x, out=self._ocv)
-            voltage = self._block_voltage
-            np.add.reduce(self._drop_rows, axis=0, out=voltage)
-            np.subtract(self._ocv, voltage, out=voltage)
-            if self._has_hysteresis:
-                np.add(voltage, self.cell_hysteresis_v, out=voltage)
-            if self.cell.ocv_dv_dt_v_per_k is not None:
-                np.add(voltage, self._ocv_offset_v, out=voltage)
+            self._open_circuit_v(out=self._block_voltage)
             self.cell_current_a.fill(current_a)
         self.faults.measure_cell_voltage(self.cell_voltage_v, self.measured_cell_voltage_v)
         np.multiply(self._drop_rows, self._drop_rows, out=self._heat_square)
@@ -203,16 +197,21 @@ class Pack:
         if self._steps_pending >= self._steps_per_update:
             self._update_slow()
 
+    def _open_circuit_v(self, out: np.ndarray) -> np.ndarray:
+        """OCV (with hysteresis and entropic shift) minus the drops the state rows hold now: after the step's
+        current is added, a single-cell block's terminal voltage; before, a parallel block's open-circuit part."""
+        np.add.reduce(self._drop_rows, axis=0, out=out)
+        np.subtract(self._ocv, out, out=out)
+        if self._has_hysteresis:
+            np.add(out, self.cell_hysteresis_v, out=out)
+        if self.cell.ocv_dv_dt_v_per_k is not None:
+            np.add(out, self._ocv_offset_v, out=out)
+        return out
+
     def _solve_block_currents(self, current_a: float) -> None:
         """Cell currents and block voltages for this step; the state rows already hold A s(k)."""
         # Open-circuit part of each cell's end-of-step voltage: OCV now, minus what the RC branches keep.
-        open_v = self._open_v
-        np.add.reduce(self._drop_rows, axis=0, out=open_v)
-        np.subtract(self._ocv, open_v, out=open_v)
-        if self._has_hysteresis:
-            np.add(open_v, self.cell_hysteresis_v, out=open_v)
-        if self.cell.ocv_dv_dt_v_per_k is not None:
-            np.add(open_v, self._ocv_offset_v, out=open_v)
+        open_v = self._open_circuit_v(out=self._open_v)
         # Effective resistance over the step: R0 + sum R_k (1 - a_k) + OCV slope times charge per amp.
         np.multiply(self._lookup.slope, self._g[-2], out=self._step_r)
         np.subtract(self._drop_g_sum, self._step_r, out=self._step_r)
