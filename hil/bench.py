@@ -53,7 +53,7 @@ class Bench:
         `trace_memory_rows`: keep only the newest rows of the trace in memory (long runs; the CSV has all)."""
         self.rig = rig
         self.clock = rig.make_clock()
-        self.spec = load_spec(rig.resolve(rig.data["spec"]["file"]))
+        self.spec = load_spec(rig.spec_path)
         pack_cfg = rig.data["pack"]
         self.cell = load_cell(rig.resolve(pack_cfg["cell"]))
         options = {key: pack_cfg[key] for key in PACK_OPTIONS if key in pack_cfg}

@@ -27,6 +27,7 @@ from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
 from hil.rig import DEFAULT_RIG, load_rig
 from hil.safety import NotSafe, held_interrupts, live, make_live_benches_safe, sigterm_interrupts
+from hil.spec import load_spec
 
 LOCK_DIR_ENV = "HIL_LOCK_DIR"   # where rig lock files live (default: the system temp directory)
 LOCK_POLL_S = 0.2
@@ -138,18 +139,17 @@ def _say(config, line: str) -> None:
             print(f"\n{line}", file=sys.stderr, flush=True)
 
 
-@pytest.fixture
-def bench(request, rig):
-    """A bench assembled from the rig; made safe (load off, contactors open, outputs off, each read back) and
-    closed after, whatever ends the test. A bench not confirmed safe fails the test's teardown; the read-back
-    goes into the JUnit properties (`safe:*`) and the trace's events.
-
-    With `--hil-report`, the test's trace, CAN log, plot and MDF4 land in DIR/tests/<test name>.*.
-    """
+def _skip_unless_capable(request, rig) -> None:
     for marker in request.node.iter_markers("rig_requires"):
         missing = set(marker.args) - rig.capabilities
         if missing:
             pytest.skip(f"rig '{rig.name}' lacks {sorted(missing)} (has {sorted(rig.capabilities)})")
+
+
+@contextlib.contextmanager
+def _test_bench(request, rig):
+    """The test's one bench: locked (hardware rigs), recorded (`--hil-report`), shows progress, and made safe,
+    read back and closed whatever ends the test."""
     config = request.config
     report = config.getoption("hil_report")
     tests_dir = Path(report) / "tests" if report else None
@@ -188,6 +188,44 @@ def bench(request, rig):
 
 
 @pytest.fixture
+def bench(request, rig):
+    """A bench assembled from the rig; made safe (load off, contactors open, outputs off, each read back) and
+    closed after, whatever ends the test. A bench not confirmed safe fails the test's teardown; the read-back
+    goes into the JUnit properties (`safe:*`) and the trace's events.
+
+    With `--hil-report`, the test's trace, CAN log, plot and MDF4 land in DIR/tests/<test name>.*.
+    """
+    _skip_unless_capable(request, rig)
+    with _test_bench(request, rig) as instance:
+        yield instance
+
+
+@pytest.fixture
+def custom_bench(request, rig):
+    """`custom_bench("pack.soc0=0.3", ...)` builds the test's bench from the rig plus `--set`-style overrides
+    (a spread pack, another calibration), for a test that computes them (from `spec`, say). The bench is
+    recorded, locked, made safe and closed like `bench`'s; a test has one bench, so it takes one of the two
+    fixtures, and calls this one once."""
+    if "bench" in request.fixturenames:
+        raise pytest.UsageError(f"{request.node.nodeid}: takes both `bench` and `custom_bench`; a test has one "
+                                "bench (two would drive one rig at once)")
+    _skip_unless_capable(request, rig)
+    with contextlib.ExitStack() as stack:
+        def make(*overrides: str) -> Bench:
+            if made:
+                raise pytest.UsageError(f"{request.node.nodeid}: custom_bench called twice; a test has one bench")
+            try:
+                custom = load_rig(rig.path, [*rig.overrides, *overrides])
+            except HilError as exc:
+                pytest.fail(f"custom_bench{overrides}: {exc}", pytrace=False)
+            made.append(stack.enter_context(_test_bench(request, custom)))
+            return made[0]
+
+        made: list[Bench] = []
+        yield make
+
+
+@pytest.fixture
 def bms(bench):
     return bench.bms
 
@@ -208,8 +246,12 @@ def loop(bench):
 
 
 @pytest.fixture
-def spec(bench):
-    return bench.spec
+def spec(rig):
+    """The rig's spec (`[spec] file`), without building a bench: a `custom_bench` test computes from it."""
+    try:
+        return load_spec(rig.spec_path)
+    except HilError as exc:
+        pytest.fail(f"{rig.path} [spec]: {exc}", pytrace=False)
 
 
 @pytest.fixture
@@ -218,7 +260,7 @@ def can_log(bench):
 
 
 @pytest.fixture
-def profile(request, bench):
+def profile(request, rig):
     """The load profile of a `@pytest.mark.profile(name, **params)` case, sampled on the bench's dt.
 
     The rig's seed applies unless params give one; params may set `duration_s` (some defaults are long).
@@ -228,7 +270,7 @@ def profile(request, bench):
                     "@pytest.mark.profile(\"hppc\", duration_s=60)", pytrace=False)
     from hil.profiles import PROFILES
     name, params = request.param
-    return PROFILES[name](**{"dt_s": bench.loop.dt_s, "seed": bench.rig.seed, **params})
+    return PROFILES[name](**{"dt_s": rig.dt_s, "seed": rig.seed, **params})
 
 
 @pytest.fixture

@@ -129,6 +129,10 @@ class Rig:
     def startup_timeout_s(self) -> float:
         return float(self.data.get("emulate", {}).get("startup_timeout_s", 20.0))
 
+    @property
+    def spec_path(self) -> Path:
+        return self.resolve(self.data["spec"]["file"])
+
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else (self.path.parent / path).resolve()
@@ -245,5 +249,5 @@ def preflight(rig: Rig) -> None:
     for bus in rig.buses:
         load_dbcs(rig.dbc_paths(bus))
     load_cell(rig.resolve(rig.data["pack"]["cell"]))
-    load_spec(rig.resolve(rig.data["spec"]["file"]))
+    load_spec(rig.spec_path)
     rig.make_clock()

@@ -53,16 +53,64 @@ def test_profile_marker_parametrizes_with_params(pytester):
     pytester.makepyfile(test_profiles="""
         import pytest
 
+        import numpy as np
+        from hil.profiles import PROFILES
+
         @pytest.mark.profile("hppc", "rest", duration_s=2.0)
         @pytest.mark.profile("drone-fpv", duration_s=12.0, seed=5)
         def test_profile(profile, bench):
             assert profile.dt_s == bench.loop.dt_s
             assert profile.duration_s == pytest.approx(12.0 if profile.name.startswith("drone") else 2.0)
+            if profile.name == "drone-fpv":  # the marker's seed, not the rig's
+                seeded = PROFILES["drone-fpv"](duration_s=12.0, dt_s=bench.loop.dt_s, seed=5)
+                rigs = PROFILES["drone-fpv"](duration_s=12.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed)
+                assert np.array_equal(profile.demand, seeded.demand)
+                assert not np.array_equal(profile.demand, rigs.demand)
     """)
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*test_profile?hppc? PASSED*", "*test_profile?rest? PASSED*",
                                  "*test_profile?drone-fpv? PASSED*"])
+
+
+def test_custom_bench_is_the_tests_recorded_bench(pytester):
+    """The report's trace is the custom bench's (its overrides applied), and the spec comes without a bench."""
+    pytester.makepyfile(test_custom="""
+        def test_custom(custom_bench, spec):
+            bench = custom_bench("pack.soc0=0.3", f"dut.calibration.cell_ov_v={spec.protections['cell_ov'].high}")
+            assert bench.rig.data["dut"]["calibration"]["cell_ov_v"] == spec.protections["cell_ov"].high
+            bench.power_up()
+            bench.loop.run_for(1.0)
+    """)
+    report = pytester.path / "report"
+    result = pytester.runpytest("--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
+                                "-o", "junit_family=xunit1")
+    result.assert_outcomes(passed=1)
+    rows = (report / "tests" / "test_custom.test_custom.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    trace = [dict(zip(header, row.split(","))) for row in rows[1:]]
+    assert float(trace[-1]["soc_true"]) == pytest.approx(0.3, abs=0.01)  # the custom pack, not the rig's 0.6
+    assert any(row["contactors_closed"] == "1" for row in trace) and trace[-1]["contactors_closed"] == "0"
+    props = _props(report / "junit.xml", "test_custom")
+    assert props["safe:confirmed"] in ("True", "true", "1") and int(props["timing:ticks"]) >= 1000
+
+
+def test_custom_bench_is_the_only_bench_of_a_test(pytester):
+    pytester.makepyfile(test_two="""
+        def test_both(bench, custom_bench):
+            pass
+
+        def test_twice(custom_bench):
+            custom_bench("pack.soc0=0.3")
+            custom_bench("pack.soc0=0.4")
+
+        def test_typo(custom_bench):
+            custom_bench("pack.soc_zero=0.3")
+    """)
+    result = pytester.runpytest("-rA")
+    result.assert_outcomes(errors=1, failed=2)
+    result.stdout.fnmatch_lines(["*takes both `bench` and `custom_bench`*", "*custom_bench called twice*",
+                                 "*custom_bench*soc_zero*"])
 
 
 def test_profile_marker_with_a_typo_fails_collection_with_the_fix(pytester):

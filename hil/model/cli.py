@@ -52,7 +52,9 @@ def _simulate(args: argparse.Namespace) -> int:
     cell = load_cell(args.cell)
     kind, times_s, _ = read_trace(args.current)
     if kind != "current":
-        raise ConfigError(f"{args.current}: has a power_w column; `hil model simulate` needs time_s,current_a")
+        raise ConfigError(f"{args.current}: has a power_w column; `hil model simulate` needs time_s,current_a "
+                          "(one cell's current). Export a current profile (hppc, cccv, constant-current), or "
+                          "run a power profile on a whole pack with `hil run`")
     dt_s = args.dt_s if args.dt_s is not None else _uniform_step_s(args.current, times_s)
     profile = csv_trace(dt_s=dt_s, path=str(args.current))
     result = simulate(cell, profile.demand, dt_s, args.soc0, ambient_c=args.ambient_c)

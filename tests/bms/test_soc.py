@@ -1,9 +1,7 @@
 """SOC estimation against the model's true SOC."""
 import pytest
 
-from hil.bench import Bench
 from hil.profiles import PROFILES
-from hil.rig import load_rig
 
 
 def _soc_error_pct(bench) -> float:
@@ -24,17 +22,17 @@ def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
     measure("soc_error_ai_training", worst_pct, high=spec.value("soc.max_error_pct"), unit="%")
 
 
+@pytest.mark.slow
 @pytest.mark.rig_requires("virtual_clock")  # minutes of rest: run where time is virtual
-def test_soc_recovers_after_rest(rig, request, spec, measure):
+def test_soc_recovers_after_rest(custom_bench, spec, measure):
     """A current sensor reading 20 % high drifts the SOC; after a rest the OCV correction pulls it back."""
-    overrides = request.config.getoption("hil_set") + ["dut.calibration.soc_current_gain=1.2"]
-    with Bench(load_rig(rig.path, overrides)) as bench:
-        bench.power_up()
-        bench.set_load(15.0)
-        bench.loop.run_for(120.0)
-        drifted_pct = _soc_error_pct(bench)
-        bench.set_load(0.0)
-        rest_s = bench.rig.data["dut"].get("calibration", {}).get("soc_rest_s", 180.0)
-        bench.loop.run_for(rest_s + 60.0)
-        measure("soc_error_before_rest", drifted_pct, low=1.0, unit="%")
-        measure("soc_error_after_rest", _soc_error_pct(bench), high=spec.value("soc.max_error_after_rest_pct"), unit="%")
+    bench = custom_bench("dut.calibration.soc_current_gain=1.2")
+    bench.power_up()
+    bench.set_load(15.0)
+    bench.loop.run_for(120.0)
+    drifted_pct = _soc_error_pct(bench)
+    bench.set_load(0.0)
+    rest_s = bench.rig.data["dut"].get("calibration", {}).get("soc_rest_s", 180.0)
+    bench.loop.run_for(rest_s + 60.0)
+    measure("soc_error_before_rest", drifted_pct, low=1.0, unit="%")
+    measure("soc_error_after_rest", _soc_error_pct(bench), high=spec.value("soc.max_error_after_rest_pct"), unit="%")

@@ -47,7 +47,7 @@ def test_simulate_resamples_with_dt(tmp_path, request):
     ("time_s,current_a\n0,1\n1,nan\n", "line 3: current_a is nan"),
     ("time_s,current_a\n0,1\n1,2\n1,3\n", "line 4: time_s 1 does not increase"),
     ("time_s,current_a\n0,1\n1,2\n3,3\n", "pass --dt"),
-    ("time_s,power_w\n0,1\n1,2\n", "needs time_s,current_a"),
+    ("time_s,power_w\n0,1\n1,2\n", "needs time_s,current_a (one cell's current). Export a current profile"),
 ])
 def test_bad_profiles_name_file_line_and_problem(tmp_path, request, text, problem):
     profile = tmp_path / "bad.csv"
