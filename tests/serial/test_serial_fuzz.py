@@ -98,6 +98,7 @@ def test_valid_frame_after_garbage_is_found(protocol, data, garbage):
     frame = data.draw(VALID_FRAMES[protocol.name])
     found = FrameScanner(protocol).feed(garbage + frame)
     assert found and found[-1] == frame
+    assert protocol.build(protocol.parse(frame)) == frame  # the found frame parses, and round-trips
 
 
 @by_name

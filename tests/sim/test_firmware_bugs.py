@@ -185,7 +185,9 @@ def test_stale_crc_is_the_crc_of_the_previous_payload(make_boards):
     frames = []
     buggy.host.sender.on_send = lambda msg: frames.append(bytes(msg.data)) if msg.arbitration_id == 0x100 else None
     buggy.run_for(0.2)
+    assert len(frames) >= 9, f"{len(frames)} BMS_Status frames in 0.2 s at a 20 ms cycle"
     assert all(later[7] == e2e.crc8_j1850(earlier[:7]) for earlier, later in itertools.pairwise(frames))
+    assert any(frame[7] != e2e.crc8_j1850(frame[:7]) for frame in frames), "every frame sealed itself: no bug"
 
 
 def test_contactor_stays_closed_is_only_a_fault_path_defect(make_boards):
