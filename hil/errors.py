@@ -19,7 +19,8 @@ class DeviceLost(HilError):
     """A device (serial port, CAN adapter, emulated board) disappeared mid-run."""
 
 
-def did_you_mean(name: str, choices) -> str:
-    """"; did you mean A, B?" for the choices closest to a misspelt `name`, or "" when none is close."""
-    close = difflib.get_close_matches(str(name), list(choices), n=3)
-    return f"; did you mean {', '.join(close)}?" if close else ""
+def did_you_mean(name: str, choices, *, n: int = 3, cutoff: float = 0.6) -> str:
+    """" (did you mean 'A' or 'B'?)" for the (at most `n`) choices closest to a misspelt `name`, or "" when
+    none is as close as `cutoff` (difflib's ratio): one way every error of this project suggests a fix."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=cutoff)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""

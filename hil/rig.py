@@ -7,7 +7,6 @@ unchanged. Relative paths are relative to the rig file.
 """
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import can
 
 from hil.clock import WAITS, make_clock
 from hil.datafile import read_toml
-from hil.errors import ConfigError
+from hil.errors import ConfigError, did_you_mean
 from hil.loop import OVERRUN_POLICIES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -154,9 +153,7 @@ def _type_ok(value, expected) -> bool:
 
 
 def _unknown(where: str, key: str, known) -> ConfigError:
-    close = difflib.get_close_matches(key, list(known), n=2)
-    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-    return ConfigError(f"{where}: unknown key '{key}'{hint}; expected one of {sorted(known)}")
+    return ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, known, n=2)}; expected one of {sorted(known)}")
 
 
 def validate(data: dict, path: Path) -> None:
@@ -197,8 +194,7 @@ def validate(data: dict, path: Path) -> None:
                 raise ConfigError(f"{where}: missing key 'can.{bus}.{key}'")
         interface = table["interface"]
         if interface not in can.interfaces.VALID_INTERFACES:
-            close = difflib.get_close_matches(str(interface), can.interfaces.VALID_INTERFACES, n=2)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            hint = did_you_mean(interface, can.interfaces.VALID_INTERFACES, n=2)
             raise ConfigError(f"{where}: key 'can.{bus}.interface' = {interface!r} is not a python-can "
                               f"interface{hint}; expected one of {sorted(can.interfaces.VALID_INTERFACES)}")
         if not isinstance(table["dbc"], list) or not all(isinstance(p, str) for p in table["dbc"]):
@@ -241,8 +237,9 @@ def load_rig(path: str | Path | None = None, overrides=()) -> Rig:
 
 
 def preflight(rig: Rig) -> None:
-    """Load every file the rig names (DBCs, cell, spec) and make its clock, so a bad file or a real-time
-    priority this user may not use fails before any board starts."""
+    """Load every file the rig names (DBCs, cell, spec), check the emulated firmware's calibration and bugs,
+    and make its clock, so a bad file, a misspelt key or a real-time priority this user may not use fails
+    once, before any board starts, instead of in every test."""
     from hil.can.dbc import load_dbcs
     from hil.model.cell import load_cell
     from hil.spec import load_spec
@@ -250,4 +247,9 @@ def preflight(rig: Rig) -> None:
         load_dbcs(rig.dbc_paths(bus))
     load_cell(rig.resolve(rig.data["pack"]["cell"]))
     load_spec(rig.spec_path)
+    if rig.data["dut"]["kind"] == "emulated":  # the emulated firmware's settings, checked once, here
+        from hil.sim.bms_firmware import check_bugs
+        from hil.sim.calibration import calibration_from
+        calibration_from(rig.data["dut"].get("calibration", {}), f"{rig.path} [dut.calibration]")
+        check_bugs(rig.data["dut"].get("bugs", []), f"{rig.path} [dut] bugs")
     rig.make_clock()

@@ -122,7 +122,7 @@ def test_profile_marker_with_a_typo_fails_collection_with_the_fix(pytester):
             pass
     """)
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*unknown profile 'drone-fvp'; did you mean drone-fpv*"])
+    result.stdout.fnmatch_lines(["*unknown profile 'drone-fvp' (did you mean 'drone-fpv'*"])
     assert result.ret != 0
 
 

@@ -55,7 +55,7 @@ def test_unknown_python_can_interface(tmp_path):
     path = _rig_with(tmp_path, 'interface = "virtual"', 'interface = "virtaul"')
     result = _hil("run", "--rig", str(path))
     assert result.returncode == 2
-    assert "can.main.interface" in result.stderr and "did you mean virtual" in result.stderr
+    assert "can.main.interface" in result.stderr and "did you mean 'virtual'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -91,14 +91,26 @@ def test_set_overrides_and_validates():
 
 def test_unknown_calibration_key_is_refused():
     from hil.bench import Bench
-    with pytest.raises(ConfigError, match=r"unknown calibration key\(s\) \['cell_ov_volts'\]"):
+    with pytest.raises(ConfigError, match=r"unknown calibration key\(s\) \['cell_ov_volts'\] "
+                                          r"\(did you mean 'cell_ov_v'"):
         Bench(load_rig(SIM, ["dut.calibration.cell_ov_volts=4.3"]))
 
 
 def test_unknown_bug_is_refused():
     from hil.bench import Bench
-    with pytest.raises(ConfigError, match=r"unknown firmware bug\(s\) \['no_such_bug'\]"):
+    with pytest.raises(ConfigError, match=r"sim.toml \[dut\] bugs: unknown firmware bug\(s\) \['no_such_bug'\]"):
         Bench(load_rig(SIM, ['dut.bugs=["no_such_bug"]']))
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("dut.calibration.cell_ov=4.3", "[dut.calibration]: unknown calibration key(s) ['cell_ov'] (did you mean "),
+    ('dut.bugs=["ov_of_by_one"]', "[dut] bugs: unknown firmware bug(s) ['ov_of_by_one'] (did you mean 'ov_off_by_one'"),
+])
+def test_hil_run_refuses_a_misspelt_firmware_setting_once_before_any_test(override, expected):
+    result = _hil("run", "--set", override)
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert result.stderr.count(expected) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "passed" not in result.stdout and "error" not in result.stdout
 
 
 def test_hil_run_passes_what_follows_a_double_dash_to_pytest(monkeypatch, tmp_path):

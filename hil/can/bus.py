@@ -15,7 +15,6 @@ Errors, in the order they are checked:
 """
 from __future__ import annotations
 
-import difflib
 import errno
 import importlib
 import inspect
@@ -25,7 +24,7 @@ import can
 from can.interfaces import BACKENDS, VALID_INTERFACES
 from can.typechecking import BitTimingDict, BitTimingFdDict
 
-from hil.errors import ConfigError, DeviceLost
+from hil.errors import ConfigError, DeviceLost, did_you_mean
 
 # Keywords `can.Bus` itself or python-can's config handling understands, for every interface.
 _COMMON_KEYS = {"interface", "channel", "config_context", "ignore_config", "bitrate", "data_bitrate", "fd",
@@ -80,9 +79,8 @@ def open_bus(kwargs: dict, where: str, bus_class: type[can.BusABC] | None = None
 
 def _bus_class(interface: str, where: str) -> type:
     if interface not in VALID_INTERFACES:
-        close = difflib.get_close_matches(str(interface), VALID_INTERFACES, n=3)
-        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-        raise ConfigError(f"{where}: key 'interface' = {interface!r} is not a python-can interface{hint}; "
+        raise ConfigError(f"{where}: key 'interface' = {interface!r} is not a python-can interface"
+                          f"{did_you_mean(interface, VALID_INTERFACES)}; "
                           f"expected one of {sorted(VALID_INTERFACES)}")
     if interface not in BACKENDS:  # a plugin interface: python-can loads it by entry point
         return can.BusABC
@@ -107,11 +105,10 @@ def _check_keywords(bus_class: type, kwargs: dict, where: str) -> None:
     for key in kwargs:
         if key in known:
             continue
-        close = difflib.get_close_matches(key, known, n=2, cutoff=_TYPO_CUTOFF)
-        if close:
+        hint = did_you_mean(key, known, n=2, cutoff=_TYPO_CUTOFF)
+        if hint:
             raise ConfigError(f"{where}: key {key!r} is not a keyword of python-can's {kwargs['interface']!r} "
-                              f"interface (did you mean {' or '.join(repr(c) for c in close)}?); python-can "
-                              "would ignore it silently")
+                              f"interface{hint}; python-can would ignore it silently")
 
 
 def _driver_missing(interface: str | None, exc: Exception, where: str) -> ConfigError:

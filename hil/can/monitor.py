@@ -19,7 +19,6 @@ Limits, stated plainly:
 """
 from __future__ import annotations
 
-import difflib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -406,9 +405,7 @@ def _choice_value(message: str, signal, text: str) -> int:
         if str(name) == text:
             return int(value)
     names = [str(n) for n in (signal.choices or {}).values()]
-    close = difflib.get_close_matches(text, names, n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise ConfigError(f"{message}.{signal.name}: {text!r} is not in its value table{hint}; "
+    raise ConfigError(f"{message}.{signal.name}: {text!r} is not in its value table{did_you_mean(text, names)}; "
                       f"expected a number or one of {names}")
 
 

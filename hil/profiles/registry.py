@@ -6,7 +6,6 @@ given as strings (from the command line or a rig file) and are converted to the 
 """
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import math
@@ -15,7 +14,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hil.errors import ConfigError
+from hil.errors import ConfigError, did_you_mean
 from hil.profiles import ai, datacenter, drone, standard
 from hil.profiles.base import Profile
 from hil.profiles.csv_trace import csv_trace
@@ -70,9 +69,7 @@ class Generator:
         checked = {}
         for key, value in params.items():
             if key not in self.params:
-                close = difflib.get_close_matches(key, self.params, n=3)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise ConfigError(f"profile {self.name!r}: unknown parameter {key!r}{hint}; valid: "
+                raise ConfigError(f"profile {self.name!r}: unknown parameter {key!r}{did_you_mean(key, self.params)}; valid: "
                                   f"{', '.join(self.params)}")
             checked[key] = self.params[key].convert(self.name, value)
         if checked.get("seed", 0) < 0:  # numpy's generators take only seeds >= 0
@@ -89,9 +86,7 @@ class _Registry(dict):
     """A dict of Generators whose missing-key error lists close matches."""
 
     def __missing__(self, name: str) -> Generator:
-        close = difflib.get_close_matches(str(name), self, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown profile {name!r}{hint} (known: {', '.join(self)})")
+        raise ConfigError(f"unknown profile {name!r}{did_you_mean(name, self, cutoff=0.5)}; known: {', '.join(self)}")
 
 
 PROFILES: dict[str, Generator] = _Registry({name: Generator(name, function) for name, function in (

@@ -17,6 +17,7 @@ from cantools.database import Database
 from hil.can import e2e
 from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
+from hil.errors import ConfigError, did_you_mean
 from hil.protocol import FAULT_BITS, BmsState, ModeRequest
 from hil.reductions import aall, aany, aclip, amax, amin
 from hil.sim.cell_emulator_board import CellEmulatorBoard
@@ -61,13 +62,20 @@ class Debounce:
         return self.count >= self.limit
 
 
+def check_bugs(bugs, where: str = "firmware") -> None:
+    """A ConfigError naming `where` (a rig file's `[dut] bugs`) for a seeded bug this firmware does not have."""
+    if isinstance(bugs, str) or not all(isinstance(bug, str) for bug in bugs):
+        raise ConfigError(f"{where}: expected a list of bug names, e.g. [\"ov_off_by_one\"]; got {bugs!r}")
+    unknown = sorted(set(bugs) - set(BUGS))
+    if unknown:
+        hint = did_you_mean(unknown[0], BUGS) if len(unknown) == 1 else ""
+        raise ConfigError(f"{where}: unknown firmware bug(s) {unknown}{hint}; known: {sorted(BUGS)}")
+
+
 class BmsFirmware:
     def __init__(self, cal: dict, n_cells: int, ocv_soc, ocv_v, board: CellEmulatorBoard, db: Database,
-                 sender: PeriodicSender, *, bugs=(), seed: int = 0):
-        unknown = set(bugs) - set(BUGS)
-        if unknown:
-            from hil.errors import ConfigError
-            raise ConfigError(f"unknown firmware bug(s) {sorted(unknown)}; known: {sorted(BUGS)}")
+                 sender: PeriodicSender, *, bugs=(), seed: int = 0, where: str = "firmware"):
+        check_bugs(bugs, where)
         self.cal = cal
         self.bugs = frozenset(bugs)
         self.n_cells = n_cells

@@ -35,7 +35,8 @@ class BoardHost:
         self.cell_emulator = CellEmulatorBoard(rig.data["cell_emulator"]["channels"], db, self.sender)
         calibration = calibration_from(dut.get("calibration", {}), f"{rig.path} [dut.calibration]")
         self.firmware = BmsFirmware(calibration, pack["n_series"], cell.ocv_soc, cell.ocv_v, self.cell_emulator,
-                                    db, self.sender, bugs=dut.get("bugs", []), seed=dut.get("seed", rig.seed))
+                                    db, self.sender, bugs=dut.get("bugs", []), seed=dut.get("seed", rig.seed),
+                                    where=f"{rig.path} [dut] bugs")
         self._boards = (self.cell_emulator, self.firmware)
         self._seen = {"outputs_on": False, "contactors_closed": False, "state": None}
 

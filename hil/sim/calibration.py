@@ -6,7 +6,7 @@ temperature about 1 s) and an NMC cell's 2.5-4.2 V window (DESIGN.md, "Reference
 """
 from __future__ import annotations
 
-from hil.errors import ConfigError
+from hil.errors import ConfigError, did_you_mean
 
 # key: (default, unit/meaning)
 CALIBRATION = {
@@ -54,7 +54,8 @@ def calibration_from(table: dict, where: str) -> dict:
     """Defaults overlaid with `table` (the rig's `[dut.calibration]`), checked key by key."""
     unknown = sorted(set(table) - set(CALIBRATION))
     if unknown:
-        raise ConfigError(f"{where}: unknown calibration key(s) {unknown}; known keys: {sorted(CALIBRATION)}")
+        hint = did_you_mean(unknown[0], CALIBRATION) if len(unknown) == 1 else ""
+        raise ConfigError(f"{where}: unknown calibration key(s) {unknown}{hint}; known keys: {sorted(CALIBRATION)}")
     result = {key: default for key, (default, _) in CALIBRATION.items()}
     for key, value in table.items():
         default = CALIBRATION[key][0]

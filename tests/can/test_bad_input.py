@@ -104,8 +104,8 @@ def test_an_exception_from_the_bus_is_counted_and_reception_goes_on(db):
 
 def test_a_signal_name_not_in_the_dbc_lists_close_matches(db):
     monitor = Monitor(db, time.monotonic)
-    with pytest.raises(ConfigError, match="signal 'BMS_PackVoltag' is not in the loaded DBC files; "
-                                          "did you mean BMS_PackVoltage"):
+    with pytest.raises(ConfigError, match="signal 'BMS_PackVoltag' is not in the loaded DBC files "
+                                          r"\(did you mean 'BMS_PackVoltage'"):
         monitor.get("BMS_PackVoltag")
 
 

@@ -132,13 +132,13 @@ def test_wait_for_reraises_a_predicate_error(mini):
 
 def test_wait_for_refuses_names_it_cannot_match(mini):
     wait = mini.monitor.wait_for
-    with pytest.raises(ConfigError, match="message 'BMS_Stat' is not in the loaded DBC files; did you mean BMS_Status"):
+    with pytest.raises(ConfigError, match="message 'BMS_Stat' is not in the loaded DBC files \\(did you mean 'BMS_Status'"):
         wait("BMS_Stat", {"BMS_State": 3}, 0.1)
-    with pytest.raises(ConfigError, match="signal 'BMS_Stat' is not in the loaded DBC files; did you mean BMS_State"):
+    with pytest.raises(ConfigError, match="signal 'BMS_Stat' is not in the loaded DBC files \\(did you mean 'BMS_State'"):
         wait("BMS_Status", {"BMS_Stat": 3}, 0.1)
     with pytest.raises(ConfigError, match="signal 'BMS_SOC' is in message 'BMS_SOC', not in 'BMS_Status'"):
         wait("BMS_Status", {"BMS_SOC": 3}, 0.1)
-    with pytest.raises(ConfigError, match="'NORMALL' is not in its value table \\(did you mean NORMAL\\?\\)"):
+    with pytest.raises(ConfigError, match="'NORMALL' is not in its value table \\(did you mean 'NORMAL'\\?\\)"):
         wait("BMS_Status", {"BMS_State": "NORMALL"}, 0.1)
 
 

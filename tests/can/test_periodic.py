@@ -136,10 +136,10 @@ def test_a_multiplexed_provider_sends_every_group_each_cycle(mini):
 
 def test_bad_names_are_refused_with_close_matches(recorded):
     sender, _, _ = recorded
-    with pytest.raises(ConfigError, match="did you mean VCU_Heartbeat"):
+    with pytest.raises(ConfigError, match="did you mean 'VCU_Heartbeat'"):
         sender.add("VCU_Hartbeat")
     sender.add("VCU_Request")
-    with pytest.raises(ConfigError, match="no signal 'VCU_ModeRequst'; did you mean VCU_ModeRequest"):
+    with pytest.raises(ConfigError, match="no signal 'VCU_ModeRequst' \\(did you mean 'VCU_ModeRequest'"):
         sender.set("VCU_Request", VCU_ModeRequst=1)
     with pytest.raises(ConfigError, match="not scheduled; scheduled: \\['VCU_Request'\\]"):
         sender.stop("VCU_Heartbeat")

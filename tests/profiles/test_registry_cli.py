@@ -50,7 +50,7 @@ def test_every_profile_builds_and_plays_back_with_at(name):
 
 
 def test_unknown_profile_lists_close_matches():
-    with pytest.raises(ConfigError, match="did you mean ai-training"):
+    with pytest.raises(ConfigError, match="did you mean 'ai-training'"):
         run_cli("export", "ai-trainig", "-o", "unused.csv")
 
 
