@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from hil.bench import Bench
-from hil.errors import HilError
+from hil.errors import ConfigError, HilError
 from hil.report.artifacts import missing_notes, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
@@ -161,8 +161,14 @@ def _test_bench(request, rig):
             if rig.data["dut"]["kind"] == "external":
                 stack.enter_context(rig_lock(rig.name, request.node.nodeid, config.getoption("hil_lock_timeout")))
             instance = Bench(rig, report_dir=tests_dir, name=name)
+            failure = None
         except HilError as exc:
-            pytest.fail(f"bench could not start: {exc}", pytrace=False)
+            failure = f"bench could not start: {exc}"
+            if isinstance(exc, ConfigError):
+                # A driver missing, a setting python-can refuses: every later test would fail alike. Say it once.
+                request.session.shouldstop = "the bench's configuration is wrong (the failure above says how)"
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)  # outside the except: the cause once, not chained
         if tests_dir is not None:
             request.node.user_properties.append((ARTIFACT_PROPERTY, name))
         instance.loop.on_progress(lambda p: _say(config, f"{request.node.nodeid}: {p}; {instance.bms.describe()}"),

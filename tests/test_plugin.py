@@ -197,6 +197,24 @@ def test_an_external_rig_is_locked_by_the_bench(pytester, tmp_path, monkeypatch)
     pytester.runpytest(*args).assert_outcomes(passed=1, errors=1)
 
 
+def test_a_bench_configuration_error_fails_one_test_and_stops_the_run(pytester, tmp_path, monkeypatch):
+    """A setting python-can refuses (here a keyword typo; on a bench, often a driver not installed) would fail
+    every test alike: the first test says why, and the run stops there."""
+    monkeypatch.setenv(pytest_plugin.LOCK_DIR_ENV, str(tmp_path))
+    pytester.makepyfile(test_hw="""
+        def test_one(bench):
+            pass
+
+        def test_two(bench):
+            pass
+    """)
+    result = pytester.runpytest("--set", "dut.kind=external", "--set", "can.main.bitrat=500000")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*bench could not start: *bitrat*did you mean 'bitrate'*",
+                                 "*Interrupted: the bench's configuration is wrong*"])
+    assert "test_two" not in result.stdout.str()
+
+
 @pytest.mark.slow
 def test_xdist_workers_report_to_one_index(pytester):
     pytest.importorskip("xdist")
