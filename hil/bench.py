@@ -7,7 +7,7 @@ Each tick of the loop, in this order:
 4. the pack model steps; every setpoint period the cell emulator gets new voltages and current;
 5. every 100 ms the thermistor setpoints, one frame a tick from mid-period;
 6. rest-bus messages (VCU heartbeat and request, cell-emulator heartbeat) go out when due;
-7. the trace records a row every setpoint period.
+7. the trace records a row every setpoint period: the model's cells, and what the cell emulator outputs.
 """
 from __future__ import annotations
 
@@ -165,15 +165,18 @@ class Bench:
         # that a large pack's burst does not land on one tick.
         phase = tick % self._setpoint_every
         groups = range(phase, self.cell_emulator.cell_frames, self._setpoint_every)
-        if len(groups):
-            self.cell_emulator.set_cells(_forced(self.pack.measured_cell_voltage_v, self._forced_cell_v), groups)
+        if len(groups) or phase == 0:
+            output_v = _forced(self.pack.measured_cell_voltage_v, self._forced_cell_v)
+            if len(groups):
+                self.cell_emulator.set_cells(output_v, groups)
         if phase == 0:
             self.cell_emulator.set_current(current_a)
             v = self.pack.cell_voltage_v
             state = self.bms.state
             self.trace.record((t_s, demand, current_a, float(amin(v)), amean(v), float(amax(v)),
                                float(amax(self.pack.temperature_c)), amean(self.pack.soc), self.bms.soc,
-                               state.name if state is not None else "NONE", self.bms.contactors_closed))
+                               state.name if state is not None else "NONE", self.bms.contactors_closed,
+                               float(amin(output_v)), float(amax(output_v))))
         # Thermistor frames, like the cell setpoints, are spread over their period: one per tick (14 for a
         # 96-cell pack), starting half-way through it, away from the BMS's 100 ms messages at its start.
         phase = (tick - self._temperature_every // 2) % self._temperature_every

@@ -16,10 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+# cell_v_*: the model's cells. output_v_*: what the cell emulator drives onto the BMS's sense lines, the model's
+# cells as measured (sense faults) with any forced channel: the voltage a protection test puts to the BMS.
 COLUMNS = ("time_s", "demand", "pack_current_a", "cell_v_min", "cell_v_mean", "cell_v_max",
-           "temperature_max_c", "soc_true", "soc_bms", "bms_state", "contactors_closed")
+           "temperature_max_c", "soc_true", "soc_bms", "bms_state", "contactors_closed",
+           "output_v_min", "output_v_max")
+FORMATS = ("{:.3f}", "{:.4f}", "{:.4f}", "{:.5f}", "{:.5f}", "{:.5f}", "{:.3f}", "{:.6f}", "{:.4f}", "{}", "{:d}",
+           "{:.5f}", "{:.5f}")  # per column, for the CSV
 EVENT_COLUMNS = ("time_s", "event")
 _NUMERIC = tuple(c for c in COLUMNS if c != "bms_state")
+_STATE, _SOC_BMS, _CLOSED = (COLUMNS.index(c) for c in ("bms_state", "soc_bms", "contactors_closed"))
 _BLOCK_ROWS = 4096
 
 
@@ -44,9 +50,13 @@ class Rows(Sequence):
         self._state_codes: dict[str, int] = {}
 
     def append(self, row: tuple) -> None:
-        t, demand, i, vmin, vmean, vmax, tmax, soc, soc_bms, state, closed = row
-        values = (t, demand, i, vmin, vmean, vmax, tmax, soc,
-                  float("nan") if soc_bms is None else soc_bms, 1.0 if closed else 0.0)
+        if len(row) != len(COLUMNS):
+            raise ValueError(f"a trace row has {len(row)} values, expected {len(COLUMNS)}: {', '.join(COLUMNS)}")
+        values = list(row)
+        state = values.pop(_STATE)
+        if row[_SOC_BMS] is None:
+            values[_SOC_BMS] = float("nan")
+        values[_CLOSED - 1] = 1.0 if row[_CLOSED] else 0.0  # one place left of its column: the state is out
         code = self._state_codes.get(state)
         if code is None:
             code = self._state_codes[state] = len(self._state_names)
@@ -97,9 +107,12 @@ class Rows(Sequence):
             picked = self._slots(indices[k:k + _BLOCK_ROWS])
             rows = np.frombuffer(self._values, dtype=np.float64).reshape(-1, len(_NUMERIC))[picked].tolist()
             states = np.frombuffer(self._states, dtype=np.uint16)[picked].tolist()
-            for (t, demand, i, vmin, vmean, vmax, tmax, soc, soc_bms, closed), code in zip(rows, states):
-                yield (t, demand, i, vmin, vmean, vmax, tmax, soc, None if math.isnan(soc_bms) else soc_bms,
-                       names[code], closed > 0.5)
+            for values, code in zip(rows, states):
+                if math.isnan(values[_SOC_BMS]):
+                    values[_SOC_BMS] = None
+                values[_CLOSED - 1] = values[_CLOSED - 1] > 0.5
+                values.insert(_STATE, names[code])
+                yield tuple(values)
 
     def column(self, name: str) -> np.ndarray:
         """One column as an array (a copy), oldest row first: floats with NaN for a missing BMS SOC, or
@@ -134,10 +147,8 @@ class Trace:
     def record(self, row: tuple) -> None:
         self.rows.append(row)
         if self._file is not None:
-            t, demand, i, vmin, vmean, vmax, tmax, soc, soc_bms, state, closed = row
-            soc_bms_text = "" if soc_bms is None else f"{soc_bms:.4f}"
-            self._pending.append(f"{t:.3f},{demand:.4f},{i:.4f},{vmin:.5f},{vmean:.5f},{vmax:.5f},{tmax:.3f},"
-                                 f"{soc:.6f},{soc_bms_text},{state},{int(closed)}\n")
+            self._pending.append(",".join("" if value is None else form.format(value)
+                                          for form, value in zip(FORMATS, row)) + "\n")
             if len(self._pending) >= self.flush_rows:
                 self.flush()
 

@@ -17,6 +17,7 @@ from hil.trace import read_trace
 
 MISSING_NOTE = "MDF4 traces not written: asammdf is not installed (pip install 'hil-bms[mdf]')"
 UNITS = {"time_s": "s", "pack_current_a": "A", "cell_v_min": "V", "cell_v_mean": "V", "cell_v_max": "V",
+         "output_v_min": "V", "output_v_max": "V",
          "temperature_max_c": "degC", "soc_true": "1", "soc_bms": "1", "contactors_closed": "",
          "demand": "A or W"}
 

@@ -19,6 +19,9 @@ from hil.trace import read_events, read_trace
 MISSING_NOTE = "plots not drawn: matplotlib is not installed (pip install 'hil-bms[plot]')"
 # Points per line before min/max decimation; a 1000 px wide plot cannot show more.
 MAX_POINTS = 4000
+# The cell emulator's output is drawn where it is at least this far from the model's cell (a forced channel, a
+# sense fault): below it, the line would lie on the model's.
+OUTPUT_DEPARTS_V = 0.001
 # "NONE" is what the trace holds before the first BMS_Status frame.
 STATE_ORDER = ("NONE",) + tuple(state.name for state in BmsState)
 
@@ -39,6 +42,15 @@ def markers(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     fault_s = t[1:][fault[1:] & ~fault[:-1]]
     trip_s = t[1:][closed[:-1] & ~closed[1:]]
     return fault_s, trip_s
+
+
+def output_departures(data: dict[str, np.ndarray], side: str) -> np.ndarray | None:
+    """The cell emulator's highest (`side` "max") or lowest output where it departs from the model's cell (a
+    forced channel, a sense fault), NaN elsewhere; None if it never does. That is the voltage the BMS judged;
+    where the two coincide, a second line would only hide the model's."""
+    output = data[f"output_v_{side}"]
+    departs = np.abs(output - data[f"cell_v_{side}"]) >= OUTPUT_DEPARTS_V
+    return np.where(departs, output, np.nan) if departs.any() else None
 
 
 def event_labels(events: list[tuple[float, str]], span_s: float, *, cluster_frac: float = 0.015,
@@ -98,6 +110,10 @@ def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "") ->
         ax_demand.set_ylabel("demand (A or W)", color="0.45")
         for column, colour in (("cell_v_max", "tab:red"), ("cell_v_mean", "tab:gray"), ("cell_v_min", "tab:blue")):
             ax_v.plot(*_decimate(t, data[column]), color=colour, lw=0.8, label=column.replace("cell_v_", ""))
+        for side, colour in (("max", "darkviolet"), ("min", "teal")):
+            output = output_departures(data, side)
+            if output is not None:
+                ax_v.plot(*_decimate(t, output), color=colour, lw=1.0, ls="--", label=f"output {side}")
         ax_v.set_ylabel("cell (V)")
         ax_v.legend(loc="upper right", fontsize=7, ncol=3)
         ax_t.plot(*_decimate(t, data["temperature_max_c"]), color="tab:orange", lw=0.8)

@@ -39,6 +39,14 @@ def test_events_close_together_share_one_short_label():
     assert len(plots.event_labels(events[1:4], span_s=1.0)) == 3
 
 
+def test_the_emulators_output_is_drawn_only_where_it_departs_from_the_model(trace_file):
+    data = read_trace(trace_file)
+    forced = plots.output_departures(data, "max")
+    t = data["time_s"]
+    assert np.all(forced[t >= 1.8] == 4.3) and np.all(np.isnan(forced[t < 1.8]))
+    assert plots.output_departures(data, "min") is None
+
+
 def test_plot_is_a_png(trace_file, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "demo.png"
