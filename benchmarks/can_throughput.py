@@ -1,5 +1,6 @@
-"""Throughput of the harness's CAN receive and decode path. `python benchmarks/can_throughput.py --json`
-ends with one JSON line:
+"""Throughput of the harness's CAN receive and decode path.
+
+`python benchmarks/can_throughput.py --json` ends with one JSON line:
 
 - frames: frames sent in the burst;
 - frames_per_s: frames decoded per wall second, from the first send on a python-can `virtual` bus until a
@@ -102,7 +103,7 @@ def through_recv(db, frames: list[can.Message]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=50_000)
     parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed)")
     args = parser.parse_args()

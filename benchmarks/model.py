@@ -1,4 +1,6 @@
-"""Speed of the cell and pack model. `python benchmarks/model.py --json` ends with one JSON line:
+"""Speed of the cell and pack model.
+
+`python benchmarks/model.py --json` ends with one JSON line:
 
 - step_us_16, step_us_1000: median microseconds per real-time `Pack.step` (1 ms) for 16S1P and 1000S1P;
 - step_us_100s10p: the same for 100 blocks of 10 parallel cells (the parallel solve);
@@ -81,7 +83,7 @@ def pybamm_step_us(n_steps: int = 300) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="end with one JSON line (the only output)")
     args = parser.parse_args()
     cell = load_cell(CELL)

@@ -12,8 +12,9 @@ from hil.sim import emulate as emulate_options
 SUITE = PROJECT_ROOT / "tests" / "bms"
 
 
-def _add_rig_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rig", default=str(DEFAULT_RIG), help="rig file (default: rigs/sim.toml)")
+def _add_rig_options(parser: argparse.ArgumentParser, default_rig: Path = DEFAULT_RIG) -> None:
+    parser.add_argument("--rig", default=str(default_rig),
+                        help=f"rig file (default: {default_rig.relative_to(PROJECT_ROOT)})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a rig key, e.g. --set dut.calibration.cell_ov_v=4.3 (repeatable)")
 
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", default="reports/latest", help="report folder (default: reports/latest)")
     run.set_defaults(func=cmd_run, passthrough=True)
     emulate = sub.add_parser("emulate", help="serve the rig's emulated boards until SIGINT/SIGTERM")
-    _add_rig_options(emulate)
+    # The sim rig's boards live in the harness's process; a rig served on its own needs a real transport.
+    _add_rig_options(emulate, PROJECT_ROOT / "rigs" / "slcan.toml")
     emulate_options.add_arguments(emulate)
     emulate.set_defaults(func=cmd_emulate)
     from hil import mutants, vcan_vm

@@ -326,7 +326,7 @@ class Monitor(can.Listener):
         first = [k for k in (wanted or {}) if k in view]
         shown = first + [k for k in view if k not in first][:max(0, _SHOWN_SIGNALS - len(first))]
         more = f" (+{len(view) - len(shown)} more)" if len(view) > len(shown) else ""
-        values = " ".join(f"{k}={_fmt(view[k])}" for k in shown)
+        values = " ".join(f"{k}={_fmt(view[k], rx.signals.get(k))}" for k in shown)
         return (f"{head}: {waiter.frames} frame(s) came, none matched; last at t={stats.last_s:.3f} s: "
                 f"{values}{more}")
 
@@ -409,8 +409,13 @@ def _choice_value(message: str, signal, text: str) -> int:
                       f"expected a number or one of {names}")
 
 
-def _fmt(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+def _fmt(value, signal=None) -> str:
+    """A value as a wait's error shows it: a value-table entry by its name too ("INIT (0)"), as it was asked."""
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    choices = signal.choices if signal is not None else None
+    if choices and isinstance(value, (int, float)) and value == int(value) and int(value) in choices:
+        return f"{choices[int(value)]} ({text})"
+    return text
 
 
 def _fmt_id(key: int) -> str:

@@ -66,7 +66,7 @@ class Bms:
     def describe(self) -> str:
         state = self.state.name if self.state is not None else "no BMS_Status received"
         return (f"state={state} contactors_closed={self.contactors_closed} faults={self.faults} "
-                f"warnings={self.warnings} soc={self.soc}")
+                f"warnings={self.warnings} soc={'none' if self.soc is None else f'{self.soc:.4f}'}")
 
     # What the host asks --------------------------------------------------------------------------------
     def request(self, mode: str | ModeRequest) -> None:

@@ -99,7 +99,13 @@ def test_wait_for_timeout_shows_the_last_values_seen(mini):
         mini.monitor.wait_for("BMS_Status", {"BMS_State": 3}, 0.1, run=mini.loop.run_until)
     text = str(caught.value)
     assert "waiting for BMS_Status with BMS_State=3: 5 frame(s) came, none matched" in text
-    assert "BMS_State=1 " in text and "BMS_FaultBits=4" in text
+    assert "BMS_State=STANDBY (1) " in text and "BMS_FaultBits=4" in text  # a value table's name, as asked
+
+
+def test_wait_for_timeout_names_the_value_table_entries_seen(mini):
+    mini.device.add("BMS_Status", {"BMS_State": 0}, cycle_s=0.02)
+    with pytest.raises(HilTimeout, match=r"with BMS_State=FAULT: .* BMS_State=INIT \(0\)"):
+        mini.monitor.wait_for("BMS_Status", {"BMS_State": "FAULT"}, 0.1, run=mini.loop.run_until)
 
 
 def test_wait_for_timeout_when_the_message_never_comes(mini):
