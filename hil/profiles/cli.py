@@ -32,7 +32,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     show.add_argument("name", metavar="NAME")
     show.set_defaults(func=_show)
     for command, func, suffix, text in (("export", _export, "csv", "write time_s plus current_a or power_w"),
-                                        ("plot", _plot, "png", "plot the demand and a zoom on its fastest edge "
+                                        ("plot", _plot, "png", "plot the demand and a zoom on its steepest load step "
                                                                "(needs the optional extra `plot`)")):
         sub = commands.add_parser(command, help=text)
         sub.add_argument("name", metavar="NAME")

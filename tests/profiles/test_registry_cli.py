@@ -97,6 +97,16 @@ def test_plot_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_zoom_shows_the_steepest_rise_of_the_load_not_a_larger_fall():
+    pytest.importorskip("matplotlib")
+    from hil.profiles.plot import steepest_step
+    # A grid loss (0 -> 500 W over 2 samples), then the recharge (500 -> -150 W, a larger change).
+    demand = np.array([0, 0, 250, 500, 500, 500, -150, -150], dtype=float)
+    assert steepest_step(demand, 2) == (1, 500.0)
+    # A charge never rises: its largest change either way.
+    assert steepest_step(np.array([0, 0, -5, -5, -5.0]), 1) == (1, -5.0)
+
+
 def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch):
     for module in [name for name in sys.modules if name.split(".")[0] == "matplotlib"] + ["matplotlib"]:
         monkeypatch.setitem(sys.modules, module, None)
