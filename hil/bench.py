@@ -32,8 +32,6 @@ from hil.devices.cell_emulator import CellEmulator
 from hil.devices.emulator_process import EmulatorProcess
 from hil.errors import DeviceLost, HilError
 from hil.loop import Loop
-from hil.model.cell import load_cell
-from hil.model.pack import Pack
 from hil.protocol import BmsState
 from hil.reductions import amax, amean, amin
 from hil.rig import Rig
@@ -43,7 +41,6 @@ from hil.trace import Trace
 
 _channel_ids = itertools.count()
 TEMPERATURE_PERIOD_S = 0.1
-PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_spread", "soh_capacity", "soh_resistance")
 
 
 class Bench:
@@ -54,11 +51,8 @@ class Bench:
         self.rig = rig
         self.clock = rig.make_clock()
         self.spec = load_spec(rig.spec_path)
-        pack_cfg = rig.data["pack"]
-        self.cell = load_cell(rig.resolve(pack_cfg["cell"]))
-        options = {key: pack_cfg[key] for key in PACK_OPTIONS if key in pack_cfg}
-        self.pack = Pack(self.cell, pack_cfg["n_series"], soc0=pack_cfg.get("soc0", 0.5),
-                         ambient_c=pack_cfg.get("ambient_c", 25.0), seed=rig.seed, **options)
+        self.pack = rig.make_pack()
+        self.cell = self.pack.cell
         # The BMS's bleed resistors, as the cell emulator's channels see them when balancing is on.
         calibration = rig.data["dut"].get("calibration", {})
         self.bleed_r_ohm = float(np.mean(self.cell.ocv_v)) / calibration.get("balance_current_a", 0.1)

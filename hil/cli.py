@@ -35,7 +35,9 @@ def cmd_run(args, extra: list[str]) -> int:
 
 def cmd_emulate(args) -> int:
     from hil.sim.emulate import serve
-    return serve(load_rig(args.rig, args.overrides), events_path=args.events)
+    rig = load_rig(args.rig, args.overrides)
+    preflight(rig)  # a bad file or setting fails here, in one line, before any port opens
+    return serve(rig, events_path=args.events)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from hil.errors import ConfigError
-from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig
-from hil.sim.bms_firmware import BUGS
+from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig, preflight
+from hil.sim.bms_firmware import BUGS, check_bugs
 
 SUITE = PROJECT_ROOT / "tests" / "bms"
 RUN_TIMEOUT_S = 1200
@@ -64,15 +64,26 @@ def cmd_mutants(args) -> int:
     if "seeded_bugs" not in rig.capabilities:
         raise ConfigError(f"{rig.path}: rig '{rig.name}' has no emulated firmware with seeded bugs "
                           "(capability 'seeded_bugs'); use rigs/sim.toml")
+    preflight(rig)  # a bad rig would fail every run alike, and each failure would count as a bug caught
+    check_bugs(args.bug or [], "hil mutants --bug")
     bugs = args.bug or sorted(BUGS)
     start = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="hil-mutants-") as tmp:
         workdir = Path(tmp)
         n_tests, clean_failed = run_suite(args.rig, args.overrides, workdir, "clean", args.workers, args.select)
+        if n_tests == 0:
+            raise ConfigError(f"no test of {SUITE.relative_to(PROJECT_ROOT)} matches -k {args.select!r}")
         print(f"clean firmware: {n_tests - len(clean_failed)}/{n_tests} passed", flush=True)
         for failed in clean_failed:
             print(f"  FAILED on clean firmware: {failed}")
+        if clean_failed:
+            # A test that fails anyway would "catch" every bug: the kill rate would measure nothing.
+            print("stopped: the suite must pass on the clean firmware before bugs are seeded", flush=True)
+            if args.json:
+                print(json.dumps({"bugs": 0, "killed": 0, "kill_rate": None, "clean_passed": False,
+                                  "clean_failed": clean_failed, "wall_s": round(time.perf_counter() - start, 1)}))
+            return 1
         for bug in bugs:
             _, failed = run_suite(args.rig, args.overrides + [f'dut.bugs=["{bug}"]'], workdir, bug, args.workers,
                                   args.select, first_failure=not args.all_failures)

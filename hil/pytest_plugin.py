@@ -25,7 +25,7 @@ from hil.report.artifacts import missing_notes, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
-from hil.rig import DEFAULT_RIG, load_rig
+from hil.rig import DEFAULT_RIG, load_rig, preflight
 from hil.safety import NotSafe, held_interrupts, live, make_live_benches_safe, sigterm_interrupts
 from hil.spec import load_spec
 
@@ -87,12 +87,20 @@ def _safe_name(text: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def rig(pytestconfig):
-    """The loaded, validated rig (`--rig`, `--set` applied)."""
+def rig(request):
+    """The loaded, validated rig (`--rig`, `--set` applied), its files and settings checked (`preflight`). A
+    bad one fails the first test that needs it, once, and stops the run: every other would fail alike."""
+    config = request.config
     try:
-        return load_rig(pytestconfig.getoption("rig"), pytestconfig.getoption("hil_set"))
+        loaded = load_rig(config.getoption("rig"), config.getoption("hil_set"))
+        preflight(loaded)
+        failure = None
     except HilError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        failure = f"rig: {exc}"
+        request.session.shouldstop = "the rig is wrong (the error above says how)"
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)  # outside the except: the cause once, not chained
+    return loaded
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ unchanged. Relative paths are relative to the rig file.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,31 +24,65 @@ DEFAULT_RIG = PROJECT_ROOT / "rigs" / "sim.toml"
 
 _ANY = object()   # a table whose keys are free (python-can kwargs, calibration checked elsewhere)
 
+
+@dataclass(frozen=True)
+class Between:
+    """A number's allowed range for the schema; `low_open` excludes `low` itself (a step of 0 s)."""
+    low: float
+    high: float
+    low_open: bool = False
+
+    def __contains__(self, value) -> bool:
+        return (self.low < value if self.low_open else self.low <= value) and value <= self.high
+
+    def __str__(self) -> str:
+        return f"a number {'>' if self.low_open else '>='} {self.low:g} and <= {self.high:g}"
+
+
+PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_spread", "soh_capacity", "soh_resistance")
+SEEDS = range(2 ** 32)  # numpy's generators take seeds >= 0
+# What a rig may declare in [rig] capabilities, for `@pytest.mark.rig_requires(...)`. A name close to one of
+# these is taken for a typo (it would skip tests silently); a lab's own, unlike any, is accepted.
+KNOWN_CAPABILITIES = {
+    "emulated": "the boards are the reference firmware and cell emulator, emulated",
+    "seeded_bugs": "the emulated firmware takes seeded bugs (`hil mutants`)",
+    "fault_relays": "the cell emulator can open sense wires and short cells and thermistors",
+    "thermistors": "the cell emulator drives the BMS's thermistor inputs",
+    "wire": "the boards sit behind a real transport (slcan pty, SocketCAN)",
+    "hv_insulation": "the bench can inject an insulation fault on the high-voltage side",
+    "virtual_clock": "time is virtual (added by the rig itself on a virtual clock)",
+}
+
 # section -> {key: (type or tuple of types, required, allowed values or None)}
 SCHEMA = {
     "rig": {
         "name": (str, True, None), "description": (str, False, None),
-        "clock": (str, True, ("real", "virtual")), "seed": (int, False, None),
-        "dt_s": (float, False, None), "setpoint_period_s": (float, False, None),
+        "clock": (str, True, ("real", "virtual")), "seed": (int, False, SEEDS),
+        # The emulated firmware's main task runs every 10 ms: a longer step would skip its tasks.
+        "dt_s": (float, False, Between(0.0, 0.01, low_open=True)),
+        "setpoint_period_s": (float, False, Between(0.0, 1.0, low_open=True)),
         "overrun_policy": (str, False, OVERRUN_POLICIES), "wait": (str, False, WAITS),
         "realtime_priority": (int, False, range(100)), "capabilities": (list, False, None),
     },
     "pack": {
-        "cell": (str, True, None), "n_series": (int, True, None), "n_parallel": (int, False, None),
-        "soc0": (float, False, None), "ambient_c": (float, False, None), "soc_spread": (float, False, None),
-        "capacity_spread": (float, False, None), "resistance_spread": (float, False, None),
-        "soh_capacity": (float, False, None), "soh_resistance": (float, False, None),
+        # 10000 cells is the largest pack the model's benchmark steps in real time; the DBC may allow fewer.
+        "cell": (str, True, None), "n_series": (int, True, range(1, 10001)), "n_parallel": (int, False, range(1, 101)),
+        "soc0": (float, False, Between(0.0, 1.0)), "ambient_c": (float, False, Between(-60.0, 100.0)),
+        "soc_spread": (float, False, None), "capacity_spread": (float, False, None),
+        "resistance_spread": (float, False, None), "soh_capacity": (float, False, None),
+        "soh_resistance": (float, False, None),
     },
     "spec": {"file": (str, True, None)},
     "dut": {
         "kind": (str, True, ("emulated", "external")), "bus": (str, True, None),
-        "bugs": (list, False, None), "calibration": (dict, False, None), "seed": (int, False, None),
+        "bugs": (list, False, None), "calibration": (dict, False, None), "seed": (int, False, SEEDS),
     },
     "cell_emulator": {
-        "kind": (str, True, ("emulated", "can")), "bus": (str, True, None), "channels": (int, True, None),
+        "kind": (str, True, ("emulated", "can")), "bus": (str, True, None),
+        "channels": (int, True, range(1, 10001)),
     },
     "emulate": {
-        "process": (bool, False, None), "startup_timeout_s": (float, False, None),
+        "process": (bool, False, None), "startup_timeout_s": (float, False, Between(0.0, 600.0, low_open=True)),
     },
 }
 CAN_REQUIRED = ("interface", "dbc")
@@ -87,6 +122,20 @@ class Rig:
         """The clock `[rig]` describes: `clock`, and for a real one its `wait` and `realtime_priority`. A
         priority this user may not use is a ConfigError naming this file, raised here."""
         return make_clock(self.clock, wait=self.wait, priority=self.realtime_priority, where=f"{self.path} [rig]")
+
+    def make_pack(self):
+        """The model of `[pack]`: its cell file, size, starting state and variation. A value the model refuses
+        is a ConfigError naming this file's [pack]."""
+        from hil.model.cell import load_cell
+        from hil.model.pack import Pack
+        pack = self.data["pack"]
+        options = {key: pack[key] for key in PACK_OPTIONS if key in pack}
+        try:
+            return Pack(load_cell(self.resolve(pack["cell"])), pack["n_series"], soc0=pack.get("soc0", 0.5),
+                        ambient_c=pack.get("ambient_c", 25.0), seed=self.seed, **options)
+        except ConfigError as exc:
+            text = str(exc)
+            raise ConfigError(f"{self.path} [pack]: {text.removeprefix('pack: ')}") from None
 
     @property
     def clock_description(self) -> str:
@@ -156,8 +205,47 @@ def _unknown(where: str, key: str, known) -> ConfigError:
     return ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, known, n=2)}; expected one of {sorted(known)}")
 
 
+def _non_finite(table: dict, prefix: str = ""):
+    """The dotted key of the first NaN or infinity anywhere in `table` (TOML writes them `nan`, `inf`), or
+    None. No setting means either, and NaN != NaN would break comparisons far from here."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            found = _non_finite(value, f"{prefix}{key}.")
+            if found:
+                return found
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{prefix}{key}"
+        elif isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            return f"{prefix}{key}"
+    return None
+
+
+def _check_consistent(data: dict, where: str) -> None:
+    """What single keys cannot say: one channel per series block, setpoints on whole steps, capabilities."""
+    n_series, channels = data["pack"]["n_series"], data["cell_emulator"]["channels"]
+    if channels != n_series:
+        raise ConfigError(f"{where}: key 'cell_emulator.channels' = {channels}, expected pack.n_series = {n_series} "
+                          "(one cell-emulator channel per series block)")
+    rig = data["rig"]
+    dt_s, period_s = rig.get("dt_s", 0.001), rig.get("setpoint_period_s", 0.01)
+    steps = period_s / dt_s
+    if steps < 1 - 1e-9 or abs(steps - round(steps)) > 1e-6:
+        raise ConfigError(f"{where}: key 'rig.setpoint_period_s' = {period_s:g}, expected a whole number of "
+                          f"steps of rig.dt_s = {dt_s:g} s (e.g. {max(1, round(steps)) * dt_s:g})")
+    for name in rig.get("capabilities", []):
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: key 'rig.capabilities' holds {name!r}, expected names (strings)")
+        hint = did_you_mean(name, KNOWN_CAPABILITIES, cutoff=0.8)
+        if name not in KNOWN_CAPABILITIES and hint:
+            raise ConfigError(f"{where}: key 'rig.capabilities' holds {name!r}{hint}; a misspelt capability "
+                              f"skips the tests that require it. Known: {sorted(KNOWN_CAPABILITIES)}")
+
+
 def validate(data: dict, path: Path) -> None:
     where = str(path)
+    bad = _non_finite(data)
+    if bad:
+        raise ConfigError(f"{where}: key '{bad}' is not a finite number; expected a number")
     for section in data:
         if section not in SCHEMA and section != "can":
             raise _unknown(where, section, list(SCHEMA) + ["can"])
@@ -178,6 +266,8 @@ def validate(data: dict, path: Path) -> None:
             if isinstance(allowed, range) and value not in allowed:
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected an integer from "
                                   f"{allowed.start} to {allowed.stop - 1}")
+            if isinstance(allowed, Between) and value not in allowed:
+                raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected {allowed}")
             if allowed is not None and value not in allowed:
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected one of {list(allowed)}")
         for key, (_, required, _) in keys.items():
@@ -203,6 +293,7 @@ def validate(data: dict, path: Path) -> None:
         if data[section]["bus"] not in buses:
             raise ConfigError(f"{where}: key '{section}.bus' = {data[section]['bus']!r}, expected one of the "
                               f"buses {sorted(buses)}")
+    _check_consistent(data, where)
 
 
 def parse_set(assignment: str) -> tuple[list[str], object]:
@@ -236,16 +327,32 @@ def load_rig(path: str | Path | None = None, overrides=()) -> Rig:
     return Rig(path.resolve(), data, tuple(overrides))
 
 
+def _check_setpoints_fit(rig: Rig, db) -> None:
+    """The cell emulator's DBC must have a setpoint signal for every channel, or the frames cannot be built."""
+    from hil.devices.cell_emulator import setpoint_names
+    signals = {signal.name for message in db.messages for signal in message.signals}
+    channels = rig.data["cell_emulator"]["channels"]
+    for kind in ("Cell", "Temp"):
+        names = setpoint_names(kind, channels)
+        missing = [name for name in names if name not in signals]
+        if missing:
+            fits = names.index(missing[0])
+            raise ConfigError(f"{rig.path}: key 'cell_emulator.channels' = {channels}, but the bus's DBC files "
+                              f"({', '.join(p.name for p in rig.dbc_paths(rig.data['cell_emulator']['bus']))}) "
+                              f"have {kind} setpoints for {fits} channel(s): no {missing[0]}")
+
+
 def preflight(rig: Rig) -> None:
     """Load every file the rig names (DBCs, cell, spec), check the emulated firmware's calibration and bugs,
     and make its clock, so a bad file, a misspelt key or a real-time priority this user may not use fails
     once, before any board starts, instead of in every test."""
     from hil.can.dbc import load_dbcs
-    from hil.model.cell import load_cell
     from hil.spec import load_spec
     for bus in rig.buses:
-        load_dbcs(rig.dbc_paths(bus))
-    load_cell(rig.resolve(rig.data["pack"]["cell"]))
+        db = load_dbcs(rig.dbc_paths(bus))
+        if bus == rig.data["cell_emulator"]["bus"]:
+            _check_setpoints_fit(rig, db)
+    rig.make_pack()
     load_spec(rig.spec_path)
     if rig.data["dut"]["kind"] == "emulated":  # the emulated firmware's settings, checked once, here
         from hil.sim.bms_firmware import check_bugs

@@ -215,6 +215,20 @@ def test_a_bench_configuration_error_fails_one_test_and_stops_the_run(pytester, 
     assert "test_two" not in result.stdout.str()
 
 
+def test_a_bad_rig_fails_one_test_and_stops_the_run(pytester):
+    pytester.makepyfile(test_rig="""
+        def test_one(bench):
+            pass
+
+        def test_two(bench):
+            pass
+    """)
+    result = pytester.runpytest("--set", "pack.n_series=17")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*rig: *sim.toml: key 'cell_emulator.channels' = 16, expected pack.n_series = 17*",
+                                 "*Interrupted: the rig is wrong*"])
+
+
 @pytest.mark.slow
 def test_xdist_workers_report_to_one_index(pytester):
     pytest.importorskip("xdist")

@@ -75,6 +75,45 @@ def test_wrong_type_and_bad_value(tmp_path):
         load_rig(SIM, ['rig.wait="spin"'])
 
 
+@pytest.mark.parametrize("override, expected", [
+    ("pack.ambient_c=nan", "key 'pack.ambient_c' is not a finite number"),
+    ("dut.calibration.cell_ov_v=inf", "key 'dut.calibration.cell_ov_v' is not a finite number"),
+    ("rig.dt_s=0.0", "key 'rig.dt_s' = 0.0, expected a number > 0 and <= 0.01"),
+    ("rig.dt_s=5.0", "key 'rig.dt_s' = 5.0, expected a number > 0 and <= 0.01"),
+    ("rig.setpoint_period_s=0.0015", "key 'rig.setpoint_period_s' = 0.0015, expected a whole number of steps of "
+                                     "rig.dt_s = 0.001 s (e.g. 0.002)"),
+    ("rig.setpoint_period_s=-1.0", "key 'rig.setpoint_period_s' = -1.0, expected a number > 0"),
+    ("rig.seed=-1", "key 'rig.seed' = -1, expected an integer from 0 to"),
+    ("pack.ambient_c=-300.0", "key 'pack.ambient_c' = -300.0, expected a number >= -60 and <= 100"),
+    ("pack.soc0=1.5", "key 'pack.soc0' = 1.5, expected a number >= 0 and <= 1"),
+    ("pack.n_series=0", "key 'pack.n_series' = 0, expected an integer from 1 to 10000"),
+    ("pack.n_series=100000000", "key 'pack.n_series' = 100000000, expected an integer from 1 to 10000"),
+    ("pack.n_series=17", "key 'cell_emulator.channels' = 16, expected pack.n_series = 17"),
+    ("emulate.startup_timeout_s=-1.0", "key 'emulate.startup_timeout_s' = -1.0, expected a number > 0"),
+    ('rig.capabilities=["fault_relay"]', "key 'rig.capabilities' holds 'fault_relay' (did you mean 'fault_relays'?)"),
+])
+def test_numbers_out_of_range_and_inconsistent_keys_are_refused(override, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_rig(SIM, [override])
+    assert expected in str(caught.value) and "sim.toml" in str(caught.value)
+
+
+def test_a_labs_own_capability_is_accepted():
+    assert "climate_chamber" in load_rig(SIM, ['rig.capabilities=["climate_chamber"]']).capabilities
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["pack.n_series=97", "cell_emulator.channels=97"],
+     "key 'cell_emulator.channels' = 97, but the bus's DBC files (bms.dbc, vcu.dbc, cell_emulator.dbc) have Cell "
+     "setpoints for 96 channel(s): no CE_Cell97_Setpoint"),
+    (["pack.soc_spread=0.5"], "sim.toml [pack]: soc_spread = 0.5, expected a standard deviation in 0..0.2"),
+])
+def test_preflight_refuses_what_the_dbc_or_the_model_cannot_take(overrides, expected):
+    with pytest.raises(ConfigError) as caught:
+        preflight(load_rig(SIM, overrides))
+    assert expected in str(caught.value)
+
+
 def test_toml_syntax_error_names_line(tmp_path):
     path = _rig_with(tmp_path, "n_series = 16", "n_series = = 16")
     with pytest.raises(ConfigError, match=r"bad.toml: TOML syntax error: .*line \d+"):

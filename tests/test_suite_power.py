@@ -38,3 +38,27 @@ def test_mutants_refuses_a_rig_without_seeded_bugs(tmp_path):
     rig.write_text(text.replace('"../', f'"{ROOT}/'))
     result = _hil("mutants", "--rig", str(rig))
     assert result.returncode == 2 and "seeded_bugs" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mutants_refuses_a_misspelt_bug_before_any_run():
+    """A bug the firmware does not have would run a suite whose failures count as a kill."""
+    result = _hil("mutants", "--bug", "ov_of_by_one", "--json", timeout_s=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "hil mutants --bug: unknown firmware bug(s) ['ov_of_by_one'] (did you mean 'ov_off_by_one'" in result.stderr
+    assert "kill rate" not in result.stdout
+
+
+def test_mutants_refuses_a_selection_with_no_tests():
+    result = _hil("mutants", "--bug", "ov_off_by_one", "-k", "no_such_test_anywhere", "-n", "1", timeout_s=120)
+    assert result.returncode == 2 and "no test of tests/bms matches -k 'no_such_test_anywhere'" in result.stderr
+    assert "SURVIVED" not in result.stdout
+
+
+def test_mutants_stops_when_the_clean_firmware_fails_the_suite():
+    """An OV threshold off spec fails the OV test on the clean firmware: every bug would look caught."""
+    result = _hil("mutants", "--set", "dut.calibration.cell_ov_v=4.31", "--bug", "soc_wrong_sign", "-k",
+                  "test_cell_overvoltage_opens_contactors", "-n", "1", "--json", timeout_s=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED on clean firmware: test_protections::test_cell_overvoltage_opens_contactors" in result.stdout
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["clean_passed"] is False and summary["bugs"] == 0 and "soc_wrong_sign" not in result.stdout

@@ -164,6 +164,9 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
         elif events is not None:
             events.emit("emulate", "parent_gone", parent_pid=parent_pid)
     except DeviceLost as exc:
+        if host is None:  # its own bus never opened: a failure to start, not a harness gone mid-run
+            code, cause = 2, "startup_failed"
+            raise
         cause = "host_lost"
         if events is not None:
             events.emit("emulate", "host_lost", detail=str(exc))

@@ -221,3 +221,17 @@ def test_serial_ports_of_an_emulate_process(tmp_path):
     assert _first(events, "outputs_on", board="cell_emulator") is not None
     states = [e["state"] for e in events if e["event"] == "state"]
     assert "FAULT" in states, states
+
+
+def test_emulate_that_cannot_open_its_bus_fails_at_startup_with_exit_2(tmp_path):
+    """Not a harness gone mid-run (that ends with exit 0, safe): the boards never served anything."""
+    rig = tmp_path / "socketcan.toml"
+    text = SLCAN_RIG.read_text().replace('interface = "slcan"', 'interface = "socketcan"')
+    rig.write_text(text.replace('channel = "auto"', 'channel = "hilnone0"').replace('"../', f'"{ROOT}/'))
+    events = tmp_path / "events.jsonl"
+    result = subprocess.run([sys.executable, "-m", "hil", "emulate", "--rig", str(rig), "--events", str(events)],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "hil emulate: error:" in result.stderr and "cannot open SocketCAN interface 'hilnone0'" in result.stderr
+    assert "ready" not in result.stdout and "Traceback" not in result.stderr
+    assert _first(read_events(events), "exit")["code"] == 2
