@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from hil.errors import HilError
+from hil.report.artifacts import prepare_report_dir
 from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig, preflight
 from hil.sim import emulate as emulate_options
 
@@ -22,8 +23,7 @@ def _add_rig_options(parser: argparse.ArgumentParser, default_rig: Path = DEFAUL
 def cmd_run(args, extra: list[str]) -> int:
     preflight(load_rig(args.rig, args.overrides))  # fail here, clearly, before pytest starts
     import pytest
-    report = Path(args.report)
-    report.mkdir(parents=True, exist_ok=True)
+    report = prepare_report_dir(args.report)
     argv = [str(SUITE), "--rig", args.rig, "--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
             "-p", "no:cacheprovider", "-o", "junit_family=xunit1"]
     for assignment in args.overrides:

@@ -21,7 +21,7 @@ import pytest
 
 from hil.bench import Bench
 from hil.errors import ConfigError, HilError
-from hil.report.artifacts import missing_notes, write_test_artifacts
+from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
@@ -55,7 +55,11 @@ def pytest_configure(config):
                                        "(hil.profiles.PROFILES), built with params, e.g. duration_s=60")
     report = config.getoption("hil_report")
     if report and not hasattr(config, "workerinput"):  # under xdist only the controller writes the index
-        config.pluginmanager.register(_RunReport(config, Path(report)), "hil-run-report")
+        try:
+            report_dir = prepare_report_dir(report)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--hil-report: {exc}") from None
+        config.pluginmanager.register(_RunReport(config, report_dir), "hil-run-report")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -112,7 +116,11 @@ def rig_lock(rig_name: str, holder: str, timeout_s: float):
     system is not reliable), and the lock is by rig name, so two rig files naming one bench must share it.
     """
     path = Path(os.environ.get(LOCK_DIR_ENV) or tempfile.gettempdir()) / f"hil-rig-{_safe_name(rig_name)}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise ConfigError(f"rig lock {path}: cannot create it ({exc.strerror}); expected a writable folder "
+                          f"in {LOCK_DIR_ENV} (or the system temp folder when it is unset)") from None
     try:
         deadline = time.monotonic() + timeout_s
         while True:

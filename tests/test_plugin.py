@@ -249,3 +249,19 @@ def test_xdist_workers_report_to_one_index(pytester):
     page = (report / "index.html").read_text()
     assert len(re.findall(r">ov_reaction<", page)) == 2 * 3  # the measurements table and each test's own
     assert page.count("data:image/png;base64,") == 4
+
+
+def test_an_unwritable_report_or_lock_folder_is_one_clear_error(pytester, tmp_path, monkeypatch):
+    pytester.makepyfile(test_any="""
+        def test_one(bench):
+            pass
+    """)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    result = pytester.runpytest("--hil-report", str(a_file / "report"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--hil-report: report folder */a_file/report: cannot write there (Not a directory*"])
+    monkeypatch.setenv(pytest_plugin.LOCK_DIR_ENV, str(a_file / "locks"))
+    result = pytester.runpytest("--set", "dut.kind=external")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*rig lock */a_file/locks/hil-rig-sim.lock: cannot create it (Not a directory)*"])

@@ -114,6 +114,19 @@ def test_preflight_refuses_what_the_dbc_or_the_model_cannot_take(overrides, expe
     assert expected in str(caught.value)
 
 
+@pytest.mark.parametrize("override, expected", [
+    ("dut.calibration.capacity_ah=0.0", "calibration key 'capacity_ah' = 0.0, expected a number > 0 (Ah, "),
+    ("dut.calibration.status_cycle_ms=0", "calibration key 'status_cycle_ms' = 0, expected a number > 0"),
+    ("dut.calibration.ov_debounce_ms=-5", "calibration key 'ov_debounce_ms' = -5, expected a number >= 0"),
+    ("dut.calibration.cell_ov_v=4250.0", "calibration key 'cell_ov_v' = 4250.0, expected a number >= 0 and <= 6"),
+    ("dut.calibration.cell_uv_v=4.3", "calibration key 'cell_uv_v' = 4.3 is not below 'cell_ov_v' = 4.25"),
+])
+def test_calibration_values_out_of_range_are_refused_at_preflight(override, expected):
+    with pytest.raises(ConfigError) as caught:
+        preflight(load_rig(SIM, [override]))
+    assert "sim.toml [dut.calibration]: " + expected in str(caught.value)
+
+
 def test_toml_syntax_error_names_line(tmp_path):
     path = _rig_with(tmp_path, "n_series = 16", "n_series = = 16")
     with pytest.raises(ConfigError, match=r"bad.toml: TOML syntax error: .*line \d+"):
@@ -171,3 +184,11 @@ def test_a_report_states_how_a_real_clock_waits_and_is_scheduled():
     assert (load_rig(SIM, real + ["rig.realtime_priority=50"]).clock_description
             == "real (wait sleep, SCHED_FIFO priority 50)")
     assert load_rig(SIM, real + ['rig.wait="busy"']).clock_description == "real (wait busy, normal scheduling)"
+
+
+def test_hil_run_refuses_a_report_folder_it_cannot_write(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    result = _hil("run", "--report", str(a_file / "rep"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"report folder {a_file / 'rep'}: cannot write there (Not a directory" in result.stderr

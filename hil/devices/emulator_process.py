@@ -16,6 +16,7 @@ from hil.errors import HilError, HilTimeout
 from hil.rig import Rig, load_rig
 
 STOP_GRACE_S = 5.0
+LAST_LINES = 12  # of a crashed process's output, in an error: a traceback's end says what failed
 
 
 class EmulatorProcess:
@@ -80,7 +81,17 @@ class EmulatorProcess:
             code = self.proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             return f"the emulated boards' process (`hil emulate`, pid {self.proc.pid}) is still running"
-        return f"the emulated boards' process (`hil emulate`) exited with code {code}"
+        after_ready = self._drain()
+        said = "; its last output:\n    " + "\n    ".join(after_ready[-LAST_LINES:]) if after_ready else ""
+        return f"the emulated boards' process (`hil emulate`) exited with code {code}{said}"
+
+    def _drain(self) -> list[str]:
+        """What the exited process printed after `ready` (a crash's traceback): nobody reads the pipe while
+        the boards run, so it is all still there, and with the writer gone the read ends."""
+        if self.proc.stdout is None or self.proc.stdout.closed:
+            return []
+        text = self.proc.stdout.read().decode(errors="replace")
+        return [line for line in text.splitlines() if line.strip()]
 
     def stop(self) -> int | None:
         if self.proc.poll() is None:

@@ -3,10 +3,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hil.errors import ConfigError
+
 from hil.report.mdf import MISSING_NOTE as MDF_MISSING
 from hil.report.mdf import asammdf_available, write_mdf
 from hil.report.plots import MISSING_NOTE as PLOT_MISSING
 from hil.report.plots import matplotlib_available, plot_trace
+
+
+def prepare_report_dir(report_dir: str | Path) -> Path:
+    """Create `report_dir` and its `tests/` and prove them writable, before any test: a report folder that
+    cannot be written would otherwise fail every test, or lose the report at the very end of a run."""
+    report_dir = Path(report_dir)
+    probe = report_dir / "tests" / ".hil-write-check"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"report folder {report_dir}: cannot write there ({exc.strerror or exc}: "
+                          f"{exc.filename or probe}); expected a folder this user may create and write") from None
+    return report_dir
 
 
 def write_test_artifacts(tests_dir: str | Path, name: str, title: str = "") -> None:

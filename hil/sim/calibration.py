@@ -6,6 +6,8 @@ temperature about 1 s) and an NMC cell's 2.5-4.2 V window (DESIGN.md, "Reference
 """
 from __future__ import annotations
 
+import math
+
 from hil.errors import ConfigError, did_you_mean
 
 # key: (default, unit/meaning)
@@ -50,6 +52,36 @@ CALIBRATION = {
 }
 
 
+# What each value may be, beyond its type: (low, high, low excluded). A zero capacity or cycle divides by
+# zero in the firmware; a negative time or current means nothing. Voltages span any lithium chemistry.
+_POSITIVE = (0.0, math.inf, True)
+_NON_NEGATIVE = (0.0, math.inf, False)
+RANGES = {
+    **dict.fromkeys(("cell_ov_v", "cell_uv_v", "sense_wire_v"), (0.0, 6.0, False)),
+    **dict.fromkeys(("cell_ot_c", "cell_ut_c", "derate_start_c"), (-60.0, 150.0, False)),
+    **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
+                     "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
+                     "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
+                     "charge_oc_a", "discharge_oc_a"), _POSITIVE),
+    **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
+                     "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
+                     "balance_threshold_mv", "sop_margin_v", "self_discharge_mv", "max_charge_current_a"),
+                    _NON_NEGATIVE),
+    "precharge_match_pct": (0.0, 100.0, True),
+}
+# (lower key, upper key): thresholds that must not cross
+ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"))
+
+
+def _out_of_range(value, limits) -> str | None:
+    """What `value` should have been, or None when it is within `limits`."""
+    low, high, low_open = limits
+    if not math.isfinite(value) or (value <= low if low_open else value < low) or value > high:
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        return f"a number {bound}" + ("" if high == math.inf else f" and <= {high:g}")
+    return None
+
+
 def calibration_from(table: dict, where: str) -> dict:
     """Defaults overlaid with `table` (the rig's `[dut.calibration]`), checked key by key."""
     unknown = sorted(set(table) - set(CALIBRATION))
@@ -65,5 +97,13 @@ def calibration_from(table: dict, where: str) -> dict:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             raise ConfigError(f"{where}: calibration key '{key}' = {value!r}, expected {type(default).__name__}")
+        expected = _out_of_range(value, RANGES[key]) if key in RANGES else None
+        if expected:
+            raise ConfigError(f"{where}: calibration key '{key}' = {value!r}, expected {expected} "
+                              f"({CALIBRATION[key][1]})")
         result[key] = value
+    for low_key, high_key in ORDERED:
+        if result[low_key] >= result[high_key]:
+            raise ConfigError(f"{where}: calibration key '{low_key}' = {result[low_key]!r} is not below "
+                              f"'{high_key}' = {result[high_key]!r}")
     return result

@@ -101,3 +101,19 @@ def test_a_can_adapter_lost_mid_run_is_device_lost_naming_it():
         bench.close()   # releases what is left, the dead adapter included, without raising
     assert f"{RIGS['slcan']} [can.main]: CAN adapter slcan on {pty} failed mid-run" in str(caught.value)
     assert "emulated boards' process (`hil emulate`) exited with code -9" in str(caught.value)
+
+
+def test_boards_that_crash_mid_run_are_named_with_their_last_output():
+    """A crash (say, a traceback in the firmware) must not read as an unplugged cable: the error carries the
+    dead process's last lines. A stand-in process plays the boards' part: ready, then a traceback."""
+    import subprocess
+    import sys
+    boards = object.__new__(EmulatorProcess)
+    boards.proc = subprocess.Popen([sys.executable, "-c", "print('ready', flush=True)\n"
+                                    "raise ZeroDivisionError('float division by zero in _main_task')"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert boards.proc.stdout.readline() == b"ready\n"  # what _wait_ready reads before a run
+    status = boards.exit_status(wait_s=10.0)
+    boards.stop()
+    assert "exited with code 1; its last output:" in status
+    assert "ZeroDivisionError: float division by zero in _main_task" in status
