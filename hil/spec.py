@@ -3,17 +3,94 @@
 A spec is written by the team that owns the BMS and pack; it holds numbers only. Every protection has a
 threshold, a tolerance band the trip must fall in, and a maximum reaction time from crossing the limit to
 the contactors reporting open.
+
+A spec is validated on load against the tables below, so `hil run` refuses a bad one before any test, naming
+the file, table and key, instead of a test failing with a KeyError or a TypeError later. Within the suite's
+tables the keys are closed: one the suite does not read would be a requirement nobody checks. A table of
+its own (a lab's requirements for its own tests, read with `Spec.section`) is kept, unless its name is close
+to one of the suite's: a misspelt `[heartbeet]` is refused with the closest name.
 """
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
 from hil.datafile import read_toml
-from hil.errors import ConfigError
+from hil.errors import ConfigError, did_you_mean
 
-PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut")
-_PROTECTION_KEYS = {"threshold", "tolerance", "max_reaction_ms", "unit"}
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@dataclass(frozen=True)
+class Key:
+    """What one key must hold: a value of `kind`; a number must also be finite and inside the bounds given."""
+    kind: type = float
+    required: bool = True
+    above: float | None = None
+    at_least: float | None = None
+    below: float | None = None
+    at_most: float | None = None
+
+    def _bounds(self):
+        return [(op, bound) for op, bound in ((">", self.above), (">=", self.at_least), ("<", self.below),
+                                              ("<=", self.at_most)) if bound is not None]
+
+    def expected(self) -> str:
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is str:
+            return "a string"
+        noun = "an integer" if self.kind is int else "a finite number"
+        return f"{noun} {' and '.join(f'{op} {bound:g}' for op, bound in self._bounds())}".rstrip()
+
+    def accepts(self, value) -> bool:
+        if self.kind in (bool, str):
+            return isinstance(value, self.kind)
+        number_types = int if self.kind is int else (int, float)
+        # bool is an int to Python but never a number to a spec author; nan and inf are no limit at all (a
+        # test's check against nan is always False, a timeout of inf overflows)
+        if isinstance(value, bool) or not isinstance(value, number_types) or not math.isfinite(value):
+            return False
+        return all(_COMPARE[op](value, bound) for op, bound in self._bounds())
+
+
+# The unit each protection's threshold and tolerance are in: the tests step and measure in these units.
+PROTECTION_UNITS = {"cell_ov": "V", "cell_uv": "V", "discharge_oc": "A", "charge_oc": "A",
+                    "cell_ot": "degC", "cell_ut": "degC"}
+PROTECTIONS = tuple(PROTECTION_UNITS)
+# The ones tests/bms steps across; cell_ut is known (a spec may state it) but no test uses it yet.
+REQUIRED_PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot")
+PROTECTION_KEYS = {"unit": Key(str, required=False), "threshold": Key(), "tolerance": Key(at_least=0),
+                   "max_reaction_ms": Key(above=0)}
+# Where a trip band can sensibly lie, per unit: outside it the number is in another unit (mV, K) or sign.
+PLAUSIBLE_BAND = {
+    "V": (0.0, 6.0, "a cell voltage, above 0 V and below 6 V for any chemistry (not in mV)"),
+    "A": (0.0, math.inf, "a current magnitude above 0 A (charge_oc counts charging current as positive)"),
+    "degC": (-273.15, 200.0, "a cell temperature above -273.15 degC and below 200 degC (not in kelvin)"),
+}
+# Protections whose bands must not overlap: (the lower limit, the upper limit).
+ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"))
+
+# The periodic messages tests/bms/test_communication.py times (its PERIODIC), one entry each.
+CYCLE_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC")
+CYCLE_KEYS = {"cycle_ms": Key(above=0), "tolerance_pct": Key(at_least=0, below=100)}
+
+# The plain tables: key -> Key. A table with a required key is required.
+TABLES = {
+    "bms": {"name": Key(str, required=False), "n_series": Key(int, required=False, above=0)},
+    "heartbeat": {"timeout_ms": Key(above=0), "max_reaction_ms": Key(above=0)},
+    "soc": {"max_error_pct": Key(above=0, at_most=100), "max_error_after_rest_pct": Key(above=0, at_most=100)},
+    "balancing": {"soc0": Key(required=False, at_least=0, at_most=1),
+                  "initial_soc_spread": Key(above=0, at_most=1),   # a standard deviation of SOC, 0..1
+                  "bleed_current_a": Key(above=0), "duration_s": Key(above=0),
+                  "max_final_fraction": Key(above=0, at_most=1)},   # end spread over start spread
+    "diagnostics": {"self_discharge": Key(bool)},
+    "ride_through": {"min_discharge_limit_a": Key(above=0)},
+}
+KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
+                "ride_through")
 
 
 @dataclass(frozen=True)
@@ -53,30 +130,119 @@ class Spec:
         return table
 
 
-def _num(table: dict, key: str, where: str) -> float:
-    value = table.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: key '{key}' = {value!r}, expected a number")
-    return float(value)
+def _quoted_number_hint(value, rule: Key) -> str:
+    """A number written in quotes is the commonest wrong type: say so rather than only "expected a number"."""
+    if rule.kind in (int, float) and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f" (write it without quotes: {value.strip()})"
+    return ""
+
+
+def _sub_table(parent: dict, key: str, where: str, header: str) -> dict:
+    """`parent[key]`, which must be a table: `[protections] cell_ov = 5` is a number where a table belongs."""
+    value = parent[key]
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: key '{key}' = {value!r}, expected a table [{header}]")
+    return value
+
+
+def _check_keys(table: dict, keys: dict[str, Key], where: str) -> None:
+    """Every key known, every required key present, every value of its kind and in its range."""
+    for key in table:
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, keys)}; expected one of "
+                              f"{sorted(keys)}")
+    for key, rule in keys.items():
+        if key not in table:
+            if rule.required:
+                raise ConfigError(f"{where}: missing key '{key}' (expected {rule.expected()})")
+        elif not rule.accepts(table[key]):
+            raise ConfigError(f"{where}: key '{key}' = {table[key]!r}, expected {rule.expected()}"
+                              f"{_quoted_number_hint(table[key], rule)}")
+
+
+def _check_table_names(data: dict, path: Path) -> None:
+    """Before anything is missed: a misspelt table reads as a missing one, and the misspelling is the news."""
+    for name, value in data.items():
+        if name not in KNOWN_TABLES and (not isinstance(value, dict) or did_you_mean(name, KNOWN_TABLES,
+                                                                                      cutoff=0.8)):
+            what = f"table [{name}]" if isinstance(value, dict) else f"key '{name}'"
+            raise ConfigError(f"{path}: unknown {what}{did_you_mean(name, KNOWN_TABLES)}; expected tables "
+                              f"{list(KNOWN_TABLES)}")
+
+
+def _check_plain_tables(data: dict, path: Path) -> None:
+    for name, keys in TABLES.items():
+        if name in data:
+            _check_keys(_sub_table(data, name, str(path), name), keys, f"{path} [{name}]")
+        elif any(rule.required for rule in keys.values()):
+            needed = [key for key, rule in keys.items() if rule.required]
+            raise ConfigError(f"{path}: missing table [{name}] (keys {', '.join(needed)})")
+
+
+def _named_tables(data: dict, path: Path, table: str, known, required, keys: dict[str, Key]) -> dict[str, dict]:
+    """The `[table.<name>]` entries: each name known, each required one present, each a table of `keys`."""
+    entries = _sub_table(data, table, str(path), f"{table}.<name>") if table in data else {}
+    for name in entries:
+        if name not in known:
+            raise ConfigError(f"{path} [{table}]: unknown entry '{name}'{did_you_mean(name, known)}; the suite "
+                              f"checks {list(known)}")
+    missing = [name for name in required if name not in entries]
+    if missing:
+        raise ConfigError(f"{path}: missing table {', '.join(f'[{table}.{name}]' for name in missing)} (keys "
+                          f"{', '.join(keys)}); the suite needs every one of {list(required)}")
+    for name in entries:
+        _check_keys(_sub_table(entries, name, f"{path} [{table}]", f"{table}.{name}"), keys,
+                    f"{path} [{table}.{name}]")
+    return entries
+
+
+def _protection(name: str, table: dict, where: str) -> Protection:
+    """A checked table as a Protection: in the unit the tests work in, its band where such a limit can be."""
+    unit = PROTECTION_UNITS[name]
+    if table.get("unit", unit) != unit:
+        raise ConfigError(f"{where}: key 'unit' = {table['unit']!r}, expected {unit!r}: the suite steps and "
+                          f"measures {name} in {unit}, so give threshold and tolerance in {unit}")
+    protection = Protection(name, float(table["threshold"]), float(table["tolerance"]),
+                            float(table["max_reaction_ms"]), unit)
+    lowest, highest, what = PLAUSIBLE_BAND[unit]
+    if not lowest < protection.low <= protection.high < highest:
+        raise ConfigError(f"{where}: keys 'threshold' = {protection.threshold:g} and 'tolerance' = "
+                          f"{protection.tolerance:g} put the trip band at [{protection.low:g}, "
+                          f"{protection.high:g}] {unit}; expected {what}")
+    return protection
+
+
+def _check_bands_apart(protections: dict[str, Protection], path: Path) -> None:
+    """An under-limit band that reaches its over-limit's band leaves no normal range to test between them."""
+    for lower, upper in ORDERED_PROTECTIONS:
+        if lower in protections and upper in protections:
+            under, over = protections[lower], protections[upper]
+            if not under.high < over.low:
+                raise ConfigError(f"{path} [protections.{lower}]: trip band [{under.low:g}, {under.high:g}] "
+                                  f"{under.unit} reaches [protections.{upper}]'s [{over.low:g}, {over.high:g}] "
+                                  f"{over.unit}; expected {lower} wholly below {upper}")
+
+
+def _check_heartbeat(heartbeat: dict, path: Path) -> None:
+    """The reaction is timed from the host's last frame, so its budget includes the timeout itself."""
+    if not heartbeat["max_reaction_ms"] > heartbeat["timeout_ms"]:
+        raise ConfigError(f"{path} [heartbeat]: key 'max_reaction_ms' = {heartbeat['max_reaction_ms']!r}, "
+                          f"expected more than key 'timeout_ms' = {heartbeat['timeout_ms']!r}")
 
 
 def load_spec(path: str | Path) -> Spec:
+    """Load and validate a spec file. Errors name the file, the table and the key."""
     path = Path(path)
     data = read_toml(path, "spec")
-    tables = data.get("protections")
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{path}: missing table [protections.<name>] for {list(PROTECTIONS)}")
-    protections = {}
-    for name, table in tables.items():
-        where = f"{path} [protections.{name}]"
-        if name not in PROTECTIONS:
-            raise ConfigError(f"{path}: unknown protection '{name}'; expected one of {list(PROTECTIONS)}")
-        unknown = set(table) - _PROTECTION_KEYS
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected {sorted(_PROTECTION_KEYS)}")
-        tolerance = _num(table, "tolerance", where)
-        if tolerance < 0:
-            raise ConfigError(f"{where}: key 'tolerance' = {tolerance}, expected >= 0")
-        protections[name] = Protection(name, _num(table, "threshold", where), tolerance,
-                                       _num(table, "max_reaction_ms", where), str(table.get("unit", "")))
+    _check_table_names(data, path)
+    _check_plain_tables(data, path)
+    _check_heartbeat(data["heartbeat"], path)
+    _named_tables(data, path, "cycle_times", CYCLE_MESSAGES, CYCLE_MESSAGES, CYCLE_KEYS)
+    tables = _named_tables(data, path, "protections", PROTECTIONS, REQUIRED_PROTECTIONS, PROTECTION_KEYS)
+    protections = {name: _protection(name, table, f"{path} [protections.{name}]") for name, table in tables.items()}
+    _check_bands_apart(protections, path)
     return Spec(path.resolve(), data, protections)

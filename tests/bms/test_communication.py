@@ -2,7 +2,9 @@
 import can
 import pytest
 
-PERIODIC = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC")
+from hil.spec import CYCLE_MESSAGES
+
+PERIODIC = CYCLE_MESSAGES  # the periodic messages a spec gives cycle times for (hil.spec checks it has them)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def test_python_looking_strings_in_rig_cell_and_spec_stay_strings(tmp_path):
                          .replace('name = "', f'name = "{code} ', 1))
     spec_path = tmp_path / "spec.toml"
     spec_path.write_text((ROOT / "fixtures" / "specs" / "reference-bms.toml").read_text()
-                         .replace('unit = "V"', f'unit = "{code}"', 1))
+                         .replace('name = "', f'name = "{code} ', 1))   # units are checked: V, A, degC
     rig_path = tmp_path / "rig.toml"
     rig_path.write_text(RIGS["sim"].read_text().replace('"../', f'"{ROOT}/')
                         .replace('description = "', f'description = "{code} ', 1)
@@ -35,7 +35,7 @@ def test_python_looking_strings_in_rig_cell_and_spec_stay_strings(tmp_path):
     rig = load_rig(rig_path, [f"rig.name={code}"])   # a bare --set value is a string too
     assert rig.name == code and rig.data["rig"]["description"].startswith(code)
     assert load_cell(cell_path).name.startswith(code)
-    assert code in {protection.unit for protection in load_spec(spec_path).protections.values()}
+    assert load_spec(spec_path).data["bms"]["name"].startswith(code)
     with Bench(rig) as bench:   # and a bench built from them runs as usual
         bench.power_up()
     assert not marker.exists()

@@ -1,0 +1,234 @@
+"""Bad spec input gets a clear error naming the file, table and key, at load (so `hil run` exits 2 before any
+test): never a TypeError, KeyError or OverflowError mid-test, never a spec that loads and tests the wrong thing."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hil.errors import ConfigError
+from hil.spec import Key, load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The smallest spec the suite accepts: every table and key tests/bms reads, and nothing else.
+VALID = """\
+[protections.cell_ov]
+unit = "V"
+threshold = 4.25
+tolerance = 0.01
+max_reaction_ms = 320
+
+[protections.cell_uv]
+unit = "V"
+threshold = 2.70
+tolerance = 0.01
+max_reaction_ms = 620
+
+[protections.discharge_oc]
+unit = "A"
+threshold = 25.0
+tolerance = 0.5
+max_reaction_ms = 220
+
+[protections.charge_oc]
+unit = "A"
+threshold = 10.0
+tolerance = 0.5
+max_reaction_ms = 220
+
+[protections.cell_ot]
+unit = "degC"
+threshold = 60.0
+tolerance = 1.0
+max_reaction_ms = 1200
+
+[heartbeat]
+timeout_ms = 500
+max_reaction_ms = 620
+
+[cycle_times]
+BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }
+BMS_PackData = { cycle_ms = 20, tolerance_pct = 10 }
+BMS_Limits = { cycle_ms = 100, tolerance_pct = 10 }
+BMS_SOC = { cycle_ms = 100, tolerance_pct = 10 }
+
+[soc]
+max_error_pct = 3.0
+max_error_after_rest_pct = 1.0
+
+[balancing]
+initial_soc_spread = 0.02
+bleed_current_a = 1.0
+duration_s = 900
+max_final_fraction = 0.6
+
+[diagnostics]
+self_discharge = true
+
+[ride_through]
+min_discharge_limit_a = 15.0
+"""
+
+OV_TABLE = "[protections.cell_ov]\nunit = \"V\"\nthreshold = 4.25\ntolerance = 0.01\nmax_reaction_ms = 320\n\n"
+UV_TABLE = "[protections.cell_uv]\nunit = \"V\"\nthreshold = 2.70\ntolerance = 0.01\nmax_reaction_ms = 620\n\n"
+HEARTBEAT = "[heartbeat]\ntimeout_ms = 500\nmax_reaction_ms = 620\n"
+
+
+def _spec(tmp_path, old: str = "", new: str = "") -> Path:
+    """VALID with `old` replaced by `new` (once), written as tmp_path/spec.toml."""
+    assert old in VALID, f"fixture text {old!r} not in VALID"
+    path = tmp_path / "spec.toml"
+    path.write_text(VALID.replace(old, new, 1))
+    return path
+
+
+def _load_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert str(path) in message and "\n" not in message
+    return message
+
+
+def test_valid_and_shipped_specs_load(tmp_path):
+    spec = load_spec(_spec(tmp_path))
+    assert spec.protections["cell_ov"].high == pytest.approx(4.26)
+    assert "cell_ut" not in spec.protections   # known, but no test needs it: a BMS may leave it out
+    for path in sorted((ROOT / "fixtures" / "specs").glob("*.toml")):
+        spec = load_spec(path)
+        assert set(spec.protections) == {"cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut"}
+
+
+# Defect 1: a number where a table belongs.
+@pytest.mark.parametrize("old,new,expected", [
+    (OV_TABLE, "[protections]\ncell_ov = 5\n\n",
+     "[protections]: key 'cell_ov' = 5, expected a table [protections.cell_ov]"),
+    ("BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }", "BMS_Status = 20",
+     "[cycle_times]: key 'BMS_Status' = 20, expected a table [cycle_times.BMS_Status]"),
+    (VALID[:VALID.index("[cycle_times]")], "heartbeat = 500\n" + VALID[:VALID.index("[heartbeat]")],
+     "key 'heartbeat' = 500, expected a table [heartbeat]"),
+    (VALID[:VALID.index("[heartbeat]")], "protections = 5\n",
+     "key 'protections' = 5, expected a table [protections.<name>]"),
+], ids=["protection", "cycle_time", "heartbeat", "protections"])
+def test_number_where_a_table_belongs(tmp_path, old, new, expected):
+    assert expected in _load_error(_spec(tmp_path, old, new))
+
+
+# Defect 2: a protection or value the suite uses, missing.
+@pytest.mark.parametrize("old,expected", [
+    (UV_TABLE, "missing table [protections.cell_uv] (keys unit, threshold, tolerance, max_reaction_ms)"),
+    (OV_TABLE + UV_TABLE, "missing table [protections.cell_ov], [protections.cell_uv]"),
+    (HEARTBEAT, "missing table [heartbeat] (keys timeout_ms, max_reaction_ms)"),
+    ("max_reaction_ms = 320\n", "[protections.cell_ov]: missing key 'max_reaction_ms' (expected a finite number > 0)"),
+    ("BMS_Limits = { cycle_ms = 100, tolerance_pct = 10 }\n", "missing table [cycle_times.BMS_Limits]"),
+    ("self_discharge = true\n", "[diagnostics]: missing key 'self_discharge' (expected true or false)"),
+    ("max_error_after_rest_pct = 1.0\n", "[soc]: missing key 'max_error_after_rest_pct'"),
+    ("min_discharge_limit_a = 15.0\n", "[ride_through]: missing key 'min_discharge_limit_a'"),
+], ids=["cell_uv", "ov_and_uv", "heartbeat", "reaction_time", "cycle_message", "self_discharge", "soc",
+        "ride_through"])
+def test_missing_protection_or_value(tmp_path, old, expected):
+    assert expected in _load_error(_spec(tmp_path, old, ""))
+
+
+# Defect 3: NaN, inf, negative and impossible numbers.
+@pytest.mark.parametrize("old,new,expected", [
+    ("max_reaction_ms = 320", "max_reaction_ms = inf",
+     "[protections.cell_ov]: key 'max_reaction_ms' = inf, expected a finite number > 0"),
+    ("timeout_ms = 500", "timeout_ms = nan", "[heartbeat]: key 'timeout_ms' = nan, expected a finite number > 0"),
+    ("max_reaction_ms = 620\n", "max_reaction_ms = -5\n",
+     "[protections.cell_uv]: key 'max_reaction_ms' = -5, expected a finite number > 0"),
+    ("max_reaction_ms = 220", "max_reaction_ms = 0",
+     "[protections.discharge_oc]: key 'max_reaction_ms' = 0, expected a finite number > 0"),
+    ("tolerance = 0.01", "tolerance = -0.01",
+     "[protections.cell_ov]: key 'tolerance' = -0.01, expected a finite number >= 0"),
+    ("threshold = 60.0", "threshold = -inf", "[protections.cell_ot]: key 'threshold' = -inf, expected a finite number"),
+    ("BMS_SOC = { cycle_ms = 100, tolerance_pct = 10 }", "BMS_SOC = { cycle_ms = 100, tolerance_pct = 100 }",
+     "[cycle_times.BMS_SOC]: key 'tolerance_pct' = 100, expected a finite number >= 0 and < 100"),
+    ("max_error_pct = 3.0", "max_error_pct = 0",
+     "[soc]: key 'max_error_pct' = 0, expected a finite number > 0 and <= 100"),
+    ("duration_s = 900", "duration_s = -900", "[balancing]: key 'duration_s' = -900, expected a finite number > 0"),
+    ("max_final_fraction = 0.6", "max_final_fraction = 1.5",
+     "[balancing]: key 'max_final_fraction' = 1.5, expected a finite number > 0 and <= 1"),
+    ("timeout_ms = 500\nmax_reaction_ms = 620", "timeout_ms = 500\nmax_reaction_ms = 400",
+     "[heartbeat]: key 'max_reaction_ms' = 400, expected more than key 'timeout_ms' = 500"),
+    ("threshold = 2.70", "threshold = 4.25",
+     "[protections.cell_uv]: trip band [4.24, 4.26] V reaches [protections.cell_ov]'s [4.24, 4.26] V; expected "
+     "cell_uv wholly below cell_ov"),
+    ("threshold = 10.0", "threshold = -10.0",
+     "[protections.charge_oc]: keys 'threshold' = -10 and 'tolerance' = 0.5 put the trip band at [-10.5, -9.5] A; "
+     "expected a current magnitude above 0 A"),
+], ids=["reaction_inf", "timeout_nan", "reaction_negative", "reaction_zero", "tolerance_negative",
+        "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
+        "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative"])
+def test_impossible_numbers(tmp_path, old, new, expected):
+    assert expected in _load_error(_spec(tmp_path, old, new))
+
+
+# Defect 4: misspelt tables and keys.
+@pytest.mark.parametrize("old,new,expected", [
+    ("[heartbeat]", "[heartbeet]", "unknown table [heartbeet] (did you mean 'heartbeat'?)"),
+    ("[protections.cell_ot]", "[protections.cell_otemp]",
+     "[protections]: unknown entry 'cell_otemp' (did you mean 'cell_ot'"),
+    ("BMS_Status = {", "BMS_Statuss = {", "[cycle_times]: unknown entry 'BMS_Statuss' (did you mean 'BMS_Status'?)"),
+    ("max_reaction_ms = 320", "max_reaction = 320",
+     "[protections.cell_ov]: unknown key 'max_reaction' (did you mean 'max_reaction_ms'?)"),
+    ("bleed_current_a = 1.0", "bleed_current_ma = 1000",
+     "[balancing]: unknown key 'bleed_current_ma' (did you mean 'bleed_current_a'?)"),
+    ("", "max_error_pct = 3.0\n", "spec.toml: unknown key 'max_error_pct'"),   # above every table
+    # one line too high: TOML puts it in the table before
+    ("[soc]", "max_error_pct = 3.0\n[soc]", "[cycle_times]: unknown entry 'max_error_pct'"),
+], ids=["table", "protection", "cycle_message", "protection_key", "balancing_key", "top_level_key",
+        "key_in_the_table_before"])
+def test_unknown_names_are_refused_with_a_suggestion(tmp_path, old, new, expected):
+    assert expected in _load_error(_spec(tmp_path, old, new))
+
+
+# Defect 5: wrong types, and units the tests do not work in.
+@pytest.mark.parametrize("old,new,expected", [
+    ("BMS_Status = { cycle_ms = 20,", 'BMS_Status = { cycle_ms = "20",',
+     "[cycle_times.BMS_Status]: key 'cycle_ms' = '20', expected a finite number > 0 (write it without quotes: 20)"),
+    ("threshold = 4.25", 'threshold = "high"',
+     "[protections.cell_ov]: key 'threshold' = 'high', expected a finite number"),
+    ("duration_s = 900", "duration_s = true", "[balancing]: key 'duration_s' = True, expected a finite number > 0"),
+    ("self_discharge = true", 'self_discharge = "yes"',
+     "[diagnostics]: key 'self_discharge' = 'yes', expected true or false"),
+    ('unit = "V"', 'unit = "mV"',
+     "[protections.cell_ov]: key 'unit' = 'mV', expected 'V': the suite steps and measures cell_ov in V"),
+    ('unit = "degC"', 'unit = "K"', "[protections.cell_ot]: key 'unit' = 'K', expected 'degC'"),
+    ('unit = "A"', "unit = 1", "[protections.discharge_oc]: key 'unit' = 1, expected a string"),
+    ("threshold = 4.25", "threshold = 4250",
+     "[protections.cell_ov]: keys 'threshold' = 4250 and 'tolerance' = 0.01 put the trip band at [4249.99, "
+     "4250.01] V; expected a cell voltage, above 0 V and below 6 V for any chemistry (not in mV)"),
+    ("threshold = 60.0", "threshold = 333.15",
+     "[protections.cell_ot]: keys 'threshold' = 333.15 and 'tolerance' = 1 put the trip band at [332.15, 334.15] "
+     "degC; expected a cell temperature above -273.15 degC and below 200 degC (not in kelvin)"),
+], ids=["quoted_number", "word", "bool_for_number", "string_for_bool", "millivolts", "kelvin", "unit_number",
+        "threshold_in_mv", "threshold_in_kelvin"])
+def test_wrong_types_and_units(tmp_path, old, new, expected):
+    assert expected in _load_error(_spec(tmp_path, old, new))
+
+
+def test_bounds_hold_for_integers_against_fractional_bounds():
+    """TOML gives ints for `-5`: the bound checks must not depend on int and float comparing alike."""
+    rule = Key(above=0.0, below=100.0)
+    assert [rule.accepts(v) for v in (-5, 0, 5, 99.5, 100, float("nan"), True)] == [False, False, True, True,
+                                                                                     False, False, False]
+    assert rule.expected() == "a finite number > 0 and < 100"
+
+
+def test_hil_run_refuses_a_bad_spec_before_any_test(tmp_path):
+    spec = _spec(tmp_path, "[heartbeat]", "[heartbeet]")
+    rig = tmp_path / "rig.toml"
+    rig.write_text((ROOT / "rigs" / "sim.toml").read_text().replace('"../', f'"{ROOT}/')
+                   .replace(f'"{ROOT}/fixtures/specs/reference-bms.toml"', f'"{spec}"'))
+    result = subprocess.run([sys.executable, "-m", "hil", "run", "--rig", str(rig)], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{spec}: unknown table [heartbeet] (did you mean 'heartbeat'?)" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_labs_own_table_is_kept_for_its_own_tests(tmp_path):
+    spec = load_spec(_spec(tmp_path, "[heartbeat]", "[insulation]\nmin_resistance_kohm = 500.0\n\n[heartbeat]"))
+    assert spec.section("insulation")["min_resistance_kohm"] == 500.0
