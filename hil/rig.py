@@ -301,6 +301,9 @@ def parse_set(assignment: str) -> tuple[list[str], object]:
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. dut.calibration.cell_ov_v=4.3")
     key, _, text = assignment.partition("=")
+    if not all(part.strip() for part in key.split(".")):
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE with a dotted key before '=', "
+                          "e.g. dut.calibration.cell_ov_v=4.3")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

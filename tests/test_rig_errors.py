@@ -139,6 +139,9 @@ def test_set_overrides_and_validates():
     assert rig.data["dut"]["bugs"] == ["ov_off_by_one"]
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_rig(SIM, ["dut.calibration.cell_ov_v"])
+    for bad in ("=3", "dut..cell_ov_v=4.3"):
+        with pytest.raises(ConfigError, match="expected KEY=VALUE with a dotted key before '='"):
+            load_rig(SIM, [bad])
 
 
 def test_unknown_calibration_key_is_refused():
