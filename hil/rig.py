@@ -15,7 +15,7 @@ from pathlib import Path
 import can
 
 from hil.clock import WAITS, make_clock
-from hil.datafile import read_toml
+from hil.datafile import Between, read_toml
 from hil.errors import ConfigError, did_you_mean
 from hil.loop import OVERRUN_POLICIES
 
@@ -23,20 +23,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RIG = PROJECT_ROOT / "rigs" / "sim.toml"
 
 _ANY = object()   # a table whose keys are free (python-can kwargs, calibration checked elsewhere)
-
-
-@dataclass(frozen=True)
-class Between:
-    """A number's allowed range for the schema; `low_open` excludes `low` itself (a step of 0 s)."""
-    low: float
-    high: float
-    low_open: bool = False
-
-    def __contains__(self, value) -> bool:
-        return (self.low < value if self.low_open else self.low <= value) and value <= self.high
-
-    def __str__(self) -> str:
-        return f"a number {'>' if self.low_open else '>='} {self.low:g} and <= {self.high:g}"
 
 
 PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_spread", "soh_capacity", "soh_resistance")

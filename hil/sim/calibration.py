@@ -6,8 +6,7 @@ temperature about 1 s) and an NMC cell's 2.5-4.2 V window (DESIGN.md, "Reference
 """
 from __future__ import annotations
 
-import math
-
+from hil.datafile import Between
 from hil.errors import ConfigError, did_you_mean
 
 # key: (default, unit/meaning)
@@ -52,13 +51,13 @@ CALIBRATION = {
 }
 
 
-# What each value may be, beyond its type: (low, high, low excluded). A zero capacity or cycle divides by
-# zero in the firmware; a negative time or current means nothing. Voltages span any lithium chemistry.
-_POSITIVE = (0.0, math.inf, True)
-_NON_NEGATIVE = (0.0, math.inf, False)
+# What each value may be, beyond its type. A zero capacity or cycle divides by zero in the firmware; a negative
+# time or current means nothing. Voltages span any lithium chemistry.
+_POSITIVE = Between(0.0, low_open=True)
+_NON_NEGATIVE = Between(0.0)
 RANGES = {
-    **dict.fromkeys(("cell_ov_v", "cell_uv_v", "sense_wire_v"), (0.0, 6.0, False)),
-    **dict.fromkeys(("cell_ot_c", "cell_ut_c", "derate_start_c"), (-60.0, 150.0, False)),
+    **dict.fromkeys(("cell_ov_v", "cell_uv_v", "sense_wire_v"), Between(0.0, 6.0)),
+    **dict.fromkeys(("cell_ot_c", "cell_ut_c", "derate_start_c"), Between(-60.0, 150.0)),
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
@@ -67,19 +66,10 @@ RANGES = {
                      "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "self_discharge_mv", "max_charge_current_a"),
                     _NON_NEGATIVE),
-    "precharge_match_pct": (0.0, 100.0, True),
+    "precharge_match_pct": Between(0.0, 100.0, low_open=True),
 }
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"))
-
-
-def _out_of_range(value, limits) -> str | None:
-    """What `value` should have been, or None when it is within `limits`."""
-    low, high, low_open = limits
-    if not math.isfinite(value) or (value <= low if low_open else value < low) or value > high:
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        return f"a number {bound}" + ("" if high == math.inf else f" and <= {high:g}")
-    return None
 
 
 def calibration_from(table: dict, where: str) -> dict:
@@ -97,9 +87,8 @@ def calibration_from(table: dict, where: str) -> dict:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             raise ConfigError(f"{where}: calibration key '{key}' = {value!r}, expected {type(default).__name__}")
-        expected = _out_of_range(value, RANGES[key]) if key in RANGES else None
-        if expected:
-            raise ConfigError(f"{where}: calibration key '{key}' = {value!r}, expected {expected} "
+        if key in RANGES and value not in RANGES[key]:
+            raise ConfigError(f"{where}: calibration key '{key}' = {value!r}, expected {RANGES[key]} "
                               f"({CALIBRATION[key][1]})")
         result[key] = value
     for low_key, high_key in ORDERED:
