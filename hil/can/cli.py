@@ -2,16 +2,16 @@
 
 For each file it prints the number of messages, multiplexed messages, 29-bit messages and signals. It exits
 0 when every file loads and every message round-trips (see `hil.can.dbc.round_trip_problems`), and 1
-otherwise, with "file:line: reason" lines on stderr (a missing file, a syntax error, a file without
-messages, a message whose layout does not round-trip).
+otherwise, with "file:line: reason" lines on stderr (a missing file, a syntax error, a file cut short, what
+`hil.can.dbc.load_dbc` refuses beyond syntax, a file without messages, a message whose layout does not
+round-trip).
 """
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
-from hil.can.dbc import load_dbc, round_trip_problems
+from hil.can.dbc import load_dbc, message_lines, round_trip_problems
 from hil.errors import ConfigError
 
 
@@ -43,8 +43,8 @@ def _check(path: Path) -> list[str]:
         return [str(exc)]
     if not db.messages:
         return [f"{path}: no messages (BO_) in this file; is it a DBC file?"]
-    text = path.read_text(encoding="utf-8", errors="replace")
-    problems = [f"{path}:{_line_of(text, message)}: {problem}"
+    lines = message_lines(path)
+    problems = [f"{path}:{lines.get((message.frame_id, message.is_extended_frame), '?')}: {problem}"
                 for message in db.messages for problem in round_trip_problems(message)]
     multiplexed = sum(m.is_multiplexed() for m in db.messages)
     extended = sum(m.is_extended_frame for m in db.messages)
@@ -52,10 +52,3 @@ def _check(path: Path) -> list[str]:
     print(f"{path}: {len(db.messages)} messages, {multiplexed} multiplexed, {extended} with 29-bit IDs, "
           f"{signals} signals")
     return problems
-
-
-def _line_of(text: str, message) -> int | str:
-    """Line of the message's `BO_` definition (DBC files write a 29-bit ID with bit 31 set)."""
-    frame_id = message.frame_id | (1 << 31 if message.is_extended_frame else 0)
-    found = re.search(rf"^[ \t]*BO_[ \t]+{frame_id}[ \t]+{re.escape(message.name)}\b", text, re.MULTILINE)
-    return text.count("\n", 0, found.start()) + 1 if found else "?"

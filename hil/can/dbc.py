@@ -1,14 +1,20 @@
 """Load CAN databases, tolerating the quirks of real files and of cantools versions.
 
-A broken file gives a `ConfigError` naming the file and, where the parser tells, the line. Multiplexed
-(also nested), big-endian, 29-bit and CAN FD (up to 64-byte) messages are cantools' own and work as is.
+A broken file gives a `ConfigError` naming the file and, where the parser tells, the line. So does what
+cantools loads without a word but a bench cannot use: a file cut short in the middle of a statement, a
+message or signal written in the file but not loaded, two messages with one ID or name, two signals with
+one name in a message, a frame longer than 64 bytes, a signal of scale 0, and `m<n>` multiplexed signals in a
+message without an `M` multiplexer. Multiplexed (also nested), big-endian, 29-bit and CAN FD (up to 64-byte)
+messages are cantools' own and work as is.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import weakref
 from pathlib import Path
+from typing import NamedTuple
 
 import cantools
 from cantools.database import Database, UnsupportedDatabaseFormatError
@@ -28,6 +34,21 @@ from hil.errors import ConfigError
 _UNUSED_VAL = re.compile(r"unused VAL_ entries", re.IGNORECASE)
 _LINE = re.compile(r"line (\d+)")
 
+# textparser, which runs cantools' DBC grammar, takes a statement cut off by the end of the text for a whole
+# file (it checks only that the furthest token it looked at is the end), so a truncated file loads with its
+# last message, signal or attribute missing. Behind this complete statement, which cantools ignores, the cut
+# statement is a syntax error instead.
+_END_MARK = "\nBS_:\n"
+
+# A line that starts a message (BO_ ID NAME), a signal (SG_ NAME and its multiplexing, if any) or another
+# statement (a keyword: BA_, CM_, VAL_ ...). Comments, blank lines and a signal's continuation lines are none.
+_STATEMENT = re.compile(r"^[ \t]*(?:BO_[ \t]+(\d+)[ \t]+(\w+)|SG_[ \t]+(\w+)[ \t]*(\w*)|(?:[A-Z][A-Z_]*_|VERSION)"
+                        r"(?=[ \t:]|$))", re.MULTILINE)
+# The message Vector's tools park unassigned signals in; cantools drops it on purpose.
+_INDEPENDENT_SIGNALS = "VECTOR__INDEPENDENT_SIG_MSG"
+_MAX_FRAME_BYTES = 64  # CAN FD
+_CANTOOLS_LOG = logging.getLogger("cantools.database.can.database")
+
 
 def _drop_unused_val_lines(text: str, message: str) -> str:
     bad = set()
@@ -39,20 +60,41 @@ def _drop_unused_val_lines(text: str, message: str) -> str:
     for line in text.splitlines(keepends=True):
         parts = line.split()
         if len(parts) >= 3 and parts[0] == "VAL_" and (parts[1], parts[2]) in bad:
-            continue
+            line = "\n" if line.endswith("\n") else ""  # keep the line count, so errors name the file's lines
         kept.append(line)
     return "".join(kept)
 
 
 def _parse(text: str) -> Database:
     database = cantools.database.Database(strict=False)
-    database.add_dbc_string(text)
+    _CANTOOLS_LOG.addFilter(_not_overwriting)
+    try:
+        database.add_dbc_string(text + _END_MARK)
+    finally:
+        _CANTOOLS_LOG.removeFilter(_not_overwriting)
     return database
 
 
-def _where(path: Path, exc: Exception) -> str:
+def _not_overwriting(record: logging.LogRecord) -> bool:
+    """cantools logs "Overwriting message ..." for two messages of one ID or name, which _check_loaded then
+    refuses naming the file and lines: the log line would only say it twice."""
+    return not record.getMessage().startswith("Overwriting message")
+
+
+def _last_line(text: str) -> int:
+    """The number of the text's last line that is not blank."""
+    return text.rstrip().count("\n") + 1
+
+
+def _syntax_error(path: Path, text: str, exc: Exception) -> str:
+    """"file:line: not a valid DBC file: reason" for an exception from cantools' parser."""
     line = _LINE.search(str(exc))
-    return f"{path}:{line.group(1)}" if line else str(path)
+    if line and int(line.group(1)) > _last_line(text):  # the error is in _END_MARK: the text stopped mid-statement
+        return (f"{path}:{_last_line(text)}: not a valid DBC file: the file ends in the middle of this statement; "
+                "is it cut short?")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = f"{path}:{line.group(1)}" if line else str(path)
+    return f"{where}: not a valid DBC file: {reason}"
 
 
 def _read(path: Path) -> str:
@@ -70,24 +112,145 @@ def _read(path: Path) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def _check_last_line(path: Path, text: str) -> None:
+    """A file cut inside the receivers of its last SG_ line (or the sender of its last BO_) still parses, as
+    the cut word is a whole node name to the parser. Files end with a line break, so such a last line
+    without one is taken as cut short."""
+    if text.endswith(("\n", "\r")) or not re.match(r"[ \t]*(SG_|BO_)[ \t]", text.rstrip().rsplit("\n", 1)[-1]):
+        return
+    raise ConfigError(f"{path}:{_last_line(text)}: not a valid DBC file: the file ends in the middle of this line "
+                      "(no line break after it); is it cut short? If the line is complete, end it with a line break")
+
+
+def _duplicate(messages) -> tuple | None:
+    """(earlier, later): the first message whose ID or name an earlier one of `messages` already has."""
+    by_id, by_name = {}, {}
+    for message in messages:
+        key = (message.frame_id, message.is_extended_frame)
+        earlier = by_id.get(key) or by_name.get(message.name)
+        if earlier is not None:
+            return earlier, message
+        by_id[key] = by_name[message.name] = message
+    return None
+
+
 def _collisions(path: Path, database: Database, parsed: Database) -> None:
-    """Two messages with one ID on one bus would decode each other's frames: refuse the merge."""
-    by_id = {(m.frame_id, m.is_extended_frame): m for m in database.messages}
-    by_name = {m.name: m for m in database.messages}
-    for message in parsed.messages:
-        loaded = by_id.get((message.frame_id, message.is_extended_frame)) or by_name.get(message.name)
-        if loaded is not None:
-            raise ConfigError(
-                f"{path}: message '{message.name}' (ID 0x{message.frame_id:X}) collides with '{loaded.name}' "
-                f"(ID 0x{loaded.frame_id:X}) from a DBC file loaded before it for the same bus; expected unique "
-                "message names and IDs per bus: list only one of the two files, or delete the duplicate message")
+    """Two messages with one ID on one bus would decode each other's frames: refuse the merge. (Each
+    database has none of its own, so a pair found is one message from each.)"""
+    pair = _duplicate([*database.messages, *parsed.messages])
+    if pair is not None:
+        loaded, message = pair
+        raise ConfigError(
+            f"{path}: message '{message.name}' (ID 0x{message.frame_id:X}) collides with '{loaded.name}' "
+            f"(ID 0x{loaded.frame_id:X}) from a DBC file loaded before it for the same bus; expected unique "
+            "message names and IDs per bus: list only one of the two files, or delete the duplicate message")
+
+
+class _Declared(NamedTuple):
+    """A message as the text writes it: the line of its BO_, its ID as written (bit 31 set for a 29-bit
+    one), its name, and its SG_ lines as (line, signal name, multiplexing: "", "M", "m3" or "m3M")."""
+    line: int
+    frame_id: int
+    name: str
+    signals: list[tuple[int, str, str]]
+
+
+def _declared(text: str) -> list[_Declared]:
+    """Every BO_ of the text with the SG_ lines that follow it (an SG_ after another statement belongs to none)."""
+    declared: list[_Declared] = []
+    current = None
+    line, counted_to = 1, 0
+    for match in _STATEMENT.finditer(text):
+        line += text.count("\n", counted_to, match.start())
+        counted_to = match.start()
+        frame_id, name, signal, multiplexing = match.groups()
+        if name is not None:
+            current = _Declared(line, int(frame_id), name, [])
+            declared.append(current)
+        elif signal is not None and current is not None:
+            current.signals.append((line, signal, multiplexing))
+        else:
+            current = None
+    return declared
+
+
+def _frame_key(frame_id_as_written: int) -> tuple[int, bool]:
+    """(frame_id, is_extended_frame), as cantools has them, from the ID a DBC file writes (bit 31: 29-bit)."""
+    return frame_id_as_written & 0x7FFFFFFF, bool(frame_id_as_written & 0x80000000)
+
+
+def message_lines(path: str | Path) -> dict[tuple[int, bool], int]:
+    """The line of each message's BO_ in a DBC file, by (frame_id, is_extended_frame), for reports. (By ID,
+    not name: cantools names a message by its SystemMessageLongSymbol attribute when it has one.)"""
+    return {_frame_key(declared.frame_id): declared.line for declared in _declared(_read(Path(path)))}
+
+
+def _check_loaded(path: Path, text: str, parsed: Database) -> None:
+    """Refuse what cantools loads without a word but a bench cannot use (see the module's docstring),
+    naming the file's line. The text is the reference: what it declares must be what was loaded."""
+    declared = [message for message in _declared(text) if message.name != _INDEPENDENT_SIGNALS]
+    lines: dict[tuple[int, bool], list[int]] = {}
+    for message in declared:
+        lines.setdefault(_frame_key(message.frame_id), []).append(message.line)
+    pair = _duplicate(parsed.messages)
+    if pair is not None:
+        raise ConfigError(_duplicate_problem(path, *pair, lines))
+    loaded = {(message.frame_id, message.is_extended_frame): message for message in parsed.messages}
+    for message in declared:
+        problem = _message_problem(message, loaded.get(_frame_key(message.frame_id)))
+        if problem is not None:
+            raise ConfigError(f"{path}:{problem}")
+
+
+def _duplicate_problem(path: Path, earlier, later, lines: dict[tuple[int, bool], list[int]]) -> str:
+    """"file:line: ..." for two messages of one file with one ID or name; `lines` has each ID's BO_ lines."""
+    earlier_key = (earlier.frame_id, earlier.is_extended_frame)
+    later_key = (later.frame_id, later.is_extended_frame)
+    what = "ID" if earlier_key == later_key else "name"
+    return (f"{path}:{lines.get(later_key, ['?'])[-1]}: message '{later.name}' (ID 0x{later.frame_id:X}) has the "
+            f"same {what} as message '{earlier.name}' (ID 0x{earlier.frame_id:X}) at line "
+            f"{lines.get(earlier_key, ['?'])[0]}; cantools keeps only one of the two, so the other is never "
+            "decoded: expected unique message IDs and names in a file")
+
+
+def _message_problem(declared: _Declared, message) -> str | None:
+    """"line: problem" for the first thing wrong with one loaded message (None: not loaded) against its text.
+    Signals are compared by count and by their names in the text: cantools may load one under its
+    SystemSignalLongSymbol instead."""
+    if message is None:
+        return f"{declared.line}: message '{declared.name}' is in the file but was not loaded"
+    if message.length > _MAX_FRAME_BYTES:
+        return (f"{declared.line}: message '{message.name}' is {message.length} bytes long; expected at most "
+                f"{_MAX_FRAME_BYTES} (a CAN FD frame)")
+    signal_lines: dict[str, int] = {}
+    for line, name, _multiplexing in declared.signals:
+        if name in signal_lines:
+            return (f"{line}: signal '{name}' of message '{message.name}' has the same name as the signal at line "
+                    f"{signal_lines[name]}; a decoded frame holds one value per name, so one of the two would be "
+                    "lost: expected unique signal names")
+        signal_lines[name] = line
+    if len(message.signals) != len(declared.signals):
+        return (f"{declared.line}: message '{message.name}' has {len(declared.signals)} SG_ lines but "
+                f"{len(message.signals)} signals were loaded")
+    multiplexed = [(line, name, mux) for line, name, mux in declared.signals if re.fullmatch(r"m\d+", mux)]
+    if multiplexed and not any(mux.endswith("M") for _line, _name, mux in declared.signals):
+        line, name, mux = multiplexed[0]
+        return (f"{line}: signal '{name}' of message '{message.name}' is multiplexed ({mux}) but the message has "
+                "no multiplexer signal (M), so cantools would decode it from every frame: expected one signal "
+                "marked M")
+    for signal in message.signals:
+        if signal.scale == 0:
+            return (f"{signal_lines.get(signal.name, declared.line)}: signal '{signal.name}' of message "
+                    f"'{message.name}' has scale 0: every frame would decode to its offset and no value could be "
+                    "sent; expected a non-zero scale")
+    return None
 
 
 def load_dbc(path: str | Path, database: Database | None = None) -> Database:
     """Load one DBC file (into `database` when given, so a rig can merge several files of one bus).
 
-    Raises `ConfigError` for a missing or broken file ("file:line: reason"), and for a message whose name
-    or ID is already in `database`.
+    Raises `ConfigError` for a missing or broken file ("file:line: reason", see the module's docstring), and
+    for a message whose name or ID is already in `database`.
     """
     path = Path(path)
     text = _read(path)
@@ -100,8 +263,9 @@ def load_dbc(path: str | Path, database: Database | None = None) -> Database:
             text = _drop_unused_val_lines(text, str(exc))
             parsed = _parse(text)
     except Exception as exc:  # cantools raises several types for syntax errors; all mean "broken file"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{_where(path, exc)}: not a valid DBC file: {reason}") from None
+        raise ConfigError(_syntax_error(path, text, exc)) from None
+    _check_last_line(path, text)
+    _check_loaded(path, text, parsed)
     if database is None:
         return parsed
     _collisions(path, database, parsed)

@@ -29,11 +29,14 @@ Optional keys (absent means "no such effect"):
   `h_neighbour_w_per_k` (cell to each adjacent cell in the pack).
 
 Every error names the file and the key. Unknown keys are errors too, so a typo never silently falls back to a
-default.
+default. Every number must also be plausible for one cell (`_PLAUSIBLE` lists the ranges and why), so a value
+in the wrong unit (mV, mAh, mOhm) fails at load, with the likely unit, instead of simulating a 3750 V cell; and
+the OCV table must run from SOC 0 to 1, since beyond its ends the OCV would be held flat without notice.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,12 @@ from hil.errors import ConfigError
 
 GAS_CONSTANT_J_PER_MOL_K = 8.314462618
 KELVIN_OFFSET = 273.15
+# No cell of any chemistry rests outside this: NiMH ends discharge near 1 V, LTO and sodium-ion near 1.5 V,
+# the 5 V spinel and phosphate cathodes charge to about 5 V (shipped files: 2.0..4.2 V).
+OCV_MIN_V, OCV_MAX_V = 0.5, 5.5
+# Ambient and reference temperatures: the range a rig's `pack.ambient_c` allows (hil/rig.py), so a rig and
+# `hil model simulate` agree; it spans every cell datasheet's operating range (about -40..60 degC) with margin.
+TEMPERATURE_MIN_C, TEMPERATURE_MAX_C = -60.0, 100.0
 
 
 def _constant_table() -> np.ndarray:
@@ -121,6 +130,80 @@ def _number(doc: dict, key: str, where: str, *, minimum: float | None = 0.0, str
     return float(value)
 
 
+@dataclass(frozen=True)
+class _Plausible:
+    """The values one cell can plausibly have, and units a value outside them was likely written in."""
+    low: float
+    high: float
+    unit: str
+    # (unit, converts a value in that unit to `unit`): named in the error when the converted value fits.
+    wrong_units: tuple[tuple[str, Callable[[float], float]], ...] = ()
+
+
+def _per_thousand(value: float) -> float:
+    return value / 1000.0
+
+
+# Ranges for a single cell, from the smallest a BMS meets (a 10 mAh pouch of about 0.5 g) to the largest
+# (LFP storage prismatics of several hundred Ah, around 10 kg); every shipped file (fixtures/cells) sits well
+# inside. A value outside is a wrong unit or a typo, never a cell.
+_VOLTS = _Plausible(OCV_MIN_V, OCV_MAX_V, "V", (("mV", _per_thousand),))
+_OHMS = _Plausible(1e-5, 1.0, "ohm", (("mOhm", _per_thousand),))  # 0.1 mOhm prismatic to a 10 mAh pouch
+_CELSIUS = _Plausible(TEMPERATURE_MIN_C, TEMPERATURE_MAX_C, "degC", (("K", lambda kelvin: kelvin - KELVIN_OFFSET),))
+_PLAUSIBLE = {
+    "capacity_ah": _Plausible(0.01, 2000.0, "Ah", (("mAh", _per_thousand),)),  # shipped: 1.5..22.6 Ah
+    "r0_ohm": _OHMS,                                                              # shipped: 3..23 mOhm
+    "rc.r_ohm": _OHMS,                                                            # shipped: 0.6..13 mOhm
+    "v_min_v": _VOLTS,
+    "v_max_v": _VOLTS,
+    "ocv.volts": _VOLTS,
+    # Published entropic coefficients stay within about 1 mV/K (ORegan2022, LG M50: -0.43..+0.11 mV/K).
+    "ocv.dv_dt_v_per_k": _Plausible(-0.005, 0.005, "V/K", (("mV/K", _per_thousand),)),
+    "ocv.reference_c": _CELSIUS,
+    "resistance.reference_c": _CELSIUS,
+    # Published values for cell resistance are 10-80 kJ/mol (shipped: 20); 200 kJ/mol would make R grow
+    # a million times from 25 to -20 degC.
+    "resistance.activation_energy_j_per_mol": _Plausible(0.0, 200_000.0, "J/mol"),
+    # Half the charge/discharge OCV gap: about 10 mV for LFP (shipped), under 100 mV for silicon-rich anodes.
+    "hysteresis.volts": _Plausible(0.0, 0.5, "V", (("mV", _per_thousand),)),
+    # Mass times about 1000 J/(kg K): 0.5 g to 100 kg (shipped: 42..355 J/K). The lower bound also keeps the
+    # thermal network's sub-steps (thermal.py) at most 2000 per simulated second with the largest conductances.
+    "thermal.heat_capacity_j_per_k": _Plausible(0.5, 100_000.0, "J/K", (("kJ/K", lambda kj: kj * 1000.0),)),
+    # Still air on a 26650 is 0.065 W/K (shipped: 0.05..1 W/K); 1000 W/(m2 K) of liquid cooling on the
+    # 0.1 m2 of the largest cells is 100 W/K.
+    "thermal.h_ambient_w_per_k": _Plausible(0.0, 100.0, "W/K"),
+    "thermal.h_neighbour_w_per_k": _Plausible(0.0, 100.0, "W/K"),
+}
+# The best cells store about 300 Wh/kg; a cell's heat capacity bounds its mass (specific heat of cells is
+# 800-1100 J/(kg K), 700 leaves margin), so a capacity implying more than 1000 Wh/kg is in the wrong unit.
+_MAX_SPECIFIC_ENERGY_WH_PER_KG = 1000.0
+_MIN_SPECIFIC_HEAT_J_PER_KG_K = 700.0
+
+
+def _check_plausible(values, key: str, where: str) -> None:
+    """A ConfigError naming `key` when a value (or the first of a list) lies outside `_PLAUSIBLE[key]`."""
+    plausible = _PLAUSIBLE[key]
+    array = np.atleast_1d(np.asarray(values, dtype=float))
+    outside = array[(array < plausible.low) | (array > plausible.high)]
+    if outside.size == 0:
+        return
+    value = float(outside[0])
+    hint = ""
+    for unit, convert in plausible.wrong_units:
+        if plausible.low <= convert(value) <= plausible.high:
+            hint = f" (in {unit}? {value:g} {unit} is {convert(value):g} {plausible.unit})"
+    shown = f"has {value:g}" if np.ndim(values) else f"= {value:g}"
+    raise ConfigError(f"{where}: key '{key}' {shown}, outside {plausible.low:g}..{plausible.high:g} "
+                      f"{plausible.unit}, the plausible range for one cell{hint}")
+
+
+def _quantity(doc: dict, key: str, where: str, *, table: str = "", default: float | None = None) -> float:
+    """A finite number under `key` of `doc` (the [`table`], if given) within its range in `_PLAUSIBLE`."""
+    value = _number(doc, key, where, minimum=None, default=default)
+    _check_plausible(value, f"{table}.{key}" if table else key, where)
+    return value
+
+
 def _numbers(doc: dict, key: str, where: str) -> np.ndarray:
     if key not in doc:
         raise ConfigError(f"{where}: missing key '{key}' (expected a list of numbers)")
@@ -162,72 +245,107 @@ def _table(doc: dict, name: str, where: str) -> dict | None:
     return table
 
 
-def load_cell(path: str | Path) -> CellParams:
-    """Load and validate a cell file. Errors name the file and the key."""
-    path = Path(path)
-    doc = read_toml(path, "cell")
-    where = str(path)
-    _check_keys(doc, _TOP_KEYS, where)
-
+def _load_ocv(doc: dict, where: str) -> dict:
+    """The [ocv] table as CellParams fields: a table over SOC 0..1 of plausible, non-decreasing volts."""
     ocv = _table(doc, "ocv", where)
     if ocv is None:
         raise ConfigError(f"{where}: missing table '[ocv]' with 'soc' and 'volts' lists")
     soc, volts = _soc_table(ocv, "ocv", "volts", where)
+    if soc[0] > 0 or soc[-1] < 1:
+        # The model reads SOC 0..1; beyond the table's ends the OCV would be held flat without notice.
+        raise ConfigError(f"{where}: key 'ocv.soc' covers SOC {soc[0]:g}..{soc[-1]:g}; expected a table "
+                          "from 0 to 1 (a full discharge to a full charge)")
+    _check_plausible(volts, "ocv.volts", where)
     if np.any(np.diff(volts) < 0):
         raise ConfigError(f"{where}: key 'ocv.volts' must not decrease with SOC")
-    dv_dt = None
+    fields = {"ocv_soc": soc, "ocv_v": volts,
+              "ocv_reference_c": _quantity(ocv, "reference_c", where, table="ocv", default=25.0)}
     if "dv_dt_v_per_k" in ocv:
         dv_dt = _numbers(ocv, "dv_dt_v_per_k", where)
         if dv_dt.size != soc.size:
             raise ConfigError(f"{where}: key 'ocv.dv_dt_v_per_k' has {dv_dt.size} points, "
                               f"'ocv.soc' {soc.size}; expected equal lengths")
+        _check_plausible(dv_dt, "ocv.dv_dt_v_per_k", where)
+        fields["ocv_dv_dt_v_per_k"] = dv_dt
+    return fields
 
+
+def _load_rc(doc: dict, where: str) -> dict:
     rcs = doc.get("rc", [])
     if not isinstance(rcs, list) or not 1 <= len(rcs) <= 3 or not all(isinstance(rc, dict) for rc in rcs):
         raise ConfigError(f"{where}: key 'rc' expected 1 to 3 [[rc]] entries with r_ohm and c_f")
     for i, rc in enumerate(rcs):
         _check_keys(rc, {"r_ohm", "c_f"}, f"{where} [[rc]] #{i + 1}", "rc.")
-    rc_r = tuple(_number(rc, "r_ohm", f"{where} [[rc]] #{i + 1}") for i, rc in enumerate(rcs))
-    rc_c = tuple(_number(rc, "c_f", f"{where} [[rc]] #{i + 1}") for i, rc in enumerate(rcs))
+    return {"rc_r_ohm": tuple(_quantity(rc, "r_ohm", f"{where} [[rc]] #{i + 1}", table="rc")
+                              for i, rc in enumerate(rcs)),
+            "rc_c_f": tuple(_number(rc, "c_f", f"{where} [[rc]] #{i + 1}") for i, rc in enumerate(rcs))}
 
-    extra: dict = {}
+
+def _load_optional_tables(doc: dict, where: str) -> dict:
+    """[resistance], [hysteresis] and [thermal] as CellParams fields; an absent table leaves the defaults."""
+    fields: dict = {}
     resistance = _table(doc, "resistance", where)
     if resistance is not None:
         if "soc" in resistance or "factor" in resistance:
             r_soc, r_factor = _soc_table(resistance, "resistance", "factor", where)
             if np.any(r_factor <= 0):
                 raise ConfigError(f"{where}: key 'resistance.factor' must be > 0 everywhere")
-            extra.update(r_factor_soc=r_soc, r_factor=r_factor)
-        extra.update(
-            activation_energy_j_per_mol=_number(resistance, "activation_energy_j_per_mol", where,
-                                                strict=False, default=0.0),
-            resistance_reference_c=_number(resistance, "reference_c", where, minimum=-KELVIN_OFFSET,
-                                           default=25.0))
+            fields.update(r_factor_soc=r_soc, r_factor=r_factor)
+        fields.update(
+            activation_energy_j_per_mol=_quantity(resistance, "activation_energy_j_per_mol", where,
+                                                  table="resistance", default=0.0),
+            resistance_reference_c=_quantity(resistance, "reference_c", where, table="resistance", default=25.0))
     hysteresis = _table(doc, "hysteresis", where)
     if hysteresis is not None:
-        extra.update(hysteresis_v=_number(hysteresis, "volts", where, strict=False),
-                     hysteresis_rate=_number(hysteresis, "rate", where, strict=False))
+        fields.update(hysteresis_v=_quantity(hysteresis, "volts", where, table="hysteresis"),
+                      hysteresis_rate=_number(hysteresis, "rate", where, strict=False))
     thermal = _table(doc, "thermal", where)
     if thermal is not None:
-        extra.update(heat_capacity_j_per_k=_number(thermal, "heat_capacity_j_per_k", where),
-                     h_ambient_w_per_k=_number(thermal, "h_ambient_w_per_k", where, strict=False),
-                     h_neighbour_w_per_k=_number(thermal, "h_neighbour_w_per_k", where, strict=False,
-                                                 default=0.0))
-    v_min_v = _number(doc, "v_min_v", where, default=float(volts[0]))
-    v_max_v = _number(doc, "v_max_v", where, default=float(volts[-1]))
+        fields.update(
+            heat_capacity_j_per_k=_quantity(thermal, "heat_capacity_j_per_k", where, table="thermal"),
+            h_ambient_w_per_k=_quantity(thermal, "h_ambient_w_per_k", where, table="thermal"),
+            h_neighbour_w_per_k=_quantity(thermal, "h_neighbour_w_per_k", where, table="thermal", default=0.0))
+    return fields
+
+
+def _check_specific_energy(cell: CellParams, where: str) -> None:
+    """Capacity against the mass the heat capacity allows: catches a capacity in mAh that is still below
+    the largest cells' Ah (1500 mAh read as 1500 Ah)."""
+    mean_ocv_v = float(np.sum(np.diff(cell.ocv_soc) * (cell.ocv_v[1:] + cell.ocv_v[:-1]) / 2))
+    max_mass_kg = cell.heat_capacity_j_per_k / _MIN_SPECIFIC_HEAT_J_PER_KG_K
+    wh_per_kg = cell.capacity_ah * mean_ocv_v / max_mass_kg
+    if wh_per_kg <= _MAX_SPECIFIC_ENERGY_WH_PER_KG:
+        return
+    hint = (f" (in mAh? {cell.capacity_ah:g} mAh is {cell.capacity_ah / 1000:g} Ah)"
+            if wh_per_kg / 1000 <= _MAX_SPECIFIC_ENERGY_WH_PER_KG else "")
+    raise ConfigError(
+        f"{where}: key 'capacity_ah' = {cell.capacity_ah:g} at a mean OCV of {mean_ocv_v:.2f} V in a cell of "
+        f"at most {max_mass_kg * 1000:.3g} g (from 'thermal.heat_capacity_j_per_k' = {cell.heat_capacity_j_per_k:g} "
+        f"J/K) is {wh_per_kg:,.0f} Wh/kg; expected at most {_MAX_SPECIFIC_ENERGY_WH_PER_KG:g} Wh/kg, "
+        f"about three times the best cells{hint}")
+
+
+def load_cell(path: str | Path) -> CellParams:
+    """Load and validate a cell file. Errors name the file and the key."""
+    path = Path(path)
+    doc = read_toml(path, "cell")
+    where = str(path)
+    _check_keys(doc, _TOP_KEYS, where)
+    ocv = _load_ocv(doc, where)
+    rc = _load_rc(doc, where)
+    optional = _load_optional_tables(doc, where)
+    v_min_v = _quantity(doc, "v_min_v", where, default=float(ocv["ocv_v"][0]))
+    v_max_v = _quantity(doc, "v_max_v", where, default=float(ocv["ocv_v"][-1]))
     if not v_min_v < v_max_v:
         raise ConfigError(f"{where}: key 'v_min_v' = {v_min_v} must be below 'v_max_v' = {v_max_v}")
-    return CellParams(
+    cell = CellParams(
         name=str(doc.get("name", path.stem)),
-        capacity_ah=_number(doc, "capacity_ah", where),
-        r0_ohm=_number(doc, "r0_ohm", where),
-        rc_r_ohm=rc_r,
-        rc_c_f=rc_c,
-        ocv_soc=soc,
-        ocv_v=volts,
+        capacity_ah=_quantity(doc, "capacity_ah", where),
+        r0_ohm=_quantity(doc, "r0_ohm", where),
         v_min_v=v_min_v,
         v_max_v=v_max_v,
-        ocv_dv_dt_v_per_k=dv_dt,
-        ocv_reference_c=_number(ocv, "reference_c", where, minimum=-KELVIN_OFFSET, default=25.0),
-        **extra,
+        **ocv, **rc, **optional,
     )
+    if optional.get("heat_capacity_j_per_k") is not None:
+        _check_specific_energy(cell, where)
+    return cell

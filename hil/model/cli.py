@@ -7,6 +7,11 @@ names the file, line and problem for a missing column, a non-number or a time th
 It is resampled onto the `--dt` grid by zero-order hold; without `--dt` the trace's own step is used, so
 it must then be uniform. Each output row `time_s,current_a,voltage_v,soc` is the state at `time_s`, the end
 of a step over which `current_a` flowed for `dt`.
+
+The run stops, as a cycler does at a limit, at the first step where the SOC leaves 0..1 (the profile draws
+more charge than the cell holds, or charges it past full) or the terminal voltage leaves 0..5.5 V (no cell
+has such a voltage; the current is far beyond what the model describes). The rows before that step are
+written, the error names the time, and the exit status is 2.
 """
 from __future__ import annotations
 
@@ -17,22 +22,36 @@ import numpy as np
 
 from hil.errors import ConfigError
 from hil.model.batch import simulate
-from hil.model.cell import load_cell
+from hil.model.cell import (
+    OCV_MAX_V,
+    TEMPERATURE_MAX_C,
+    TEMPERATURE_MIN_C,
+    CellParams,
+    load_cell,
+)
 from hil.profiles.csv_trace import csv_trace, read_trace
+
+# Below a microsecond nothing in a cell or a BMS moves and the rows run into the millions per second; above
+# an hour the temperature and the resistances would change once per step, as coarse as they get.
+MIN_DT_S, MAX_DT_S = 1e-6, 3600.0
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `model` and its `simulate` command to an argparse subparsers object; return the `model` parser."""
     parser = subparsers.add_parser("model", help="run the cell model offline", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
-    sim = commands.add_parser("simulate", help="simulate one cell on a current profile CSV, write a CSV")
+    sim = commands.add_parser("simulate", help="simulate one cell on a current profile CSV, write a CSV",
+                              description=__doc__.split("\n\n", 1)[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     sim.add_argument("--cell", type=Path, required=True, metavar="CELL.toml", help="cell parameter file")
     sim.add_argument("--current", type=Path, required=True, metavar="PROFILE.csv",
                      help="time_s,current_a (A, > 0 discharges)")
-    sim.add_argument("--dt", dest="dt_s", type=float, metavar="S", help="step in s (default: the CSV's step)")
+    sim.add_argument("--dt", dest="dt_s", type=float, metavar="S",
+                     help=f"step in s, {MIN_DT_S:g}..{MAX_DT_S:g} (default: the CSV's step)")
     sim.add_argument("--soc0", type=float, default=0.5, help="initial SOC, 0..1 (default 0.5)")
     sim.add_argument("--ambient", dest="ambient_c", type=float, default=25.0, metavar="DEGC",
-                     help="ambient and initial cell temperature in degC (default 25)")
+                     help=f"ambient and initial cell temperature in degC, "
+                          f"{TEMPERATURE_MIN_C:g}..{TEMPERATURE_MAX_C:g} (default 25)")
     sim.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv")
     sim.set_defaults(func=_simulate)
     return parser
@@ -45,10 +64,54 @@ def _uniform_step_s(path: Path, times_s: np.ndarray) -> float:
     if np.ptp(steps_s) > 1e-6 * steps_s.mean():
         raise ConfigError(f"{path}: time_s steps vary from {steps_s.min():g} to {steps_s.max():g} s; "
                           "pass --dt to resample")
-    return float(steps_s.mean())
+    step_s = float(steps_s.mean())
+    if not MIN_DT_S <= step_s <= MAX_DT_S:
+        raise ConfigError(f"{path}: time_s step {step_s:g} s is outside {MIN_DT_S:g}..{MAX_DT_S:g} s; pass --dt "
+                          "to resample")
+    return step_s
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a bad argument before the run, naming it: argparse takes nan and inf as floats."""
+    if args.dt_s is not None and not MIN_DT_S <= args.dt_s <= MAX_DT_S:
+        raise ConfigError(f"--dt {args.dt_s:g}: expected a step in {MIN_DT_S:g}..{MAX_DT_S:g} s")
+    if not 0.0 <= args.soc0 <= 1.0:
+        raise ConfigError(f"--soc0 {args.soc0:g}: expected an initial SOC in 0..1")
+    if not TEMPERATURE_MIN_C <= args.ambient_c <= TEMPERATURE_MAX_C:
+        raise ConfigError(f"--ambient {args.ambient_c:g}: expected degC in {TEMPERATURE_MIN_C:g}.."
+                          f"{TEMPERATURE_MAX_C:g}, the range a rig's pack.ambient_c allows")
+    if args.output.is_dir():
+        raise ConfigError(f"-o {args.output}: is a folder; expected the path of the CSV file to write")
+    if not args.output.parent.is_dir():
+        raise ConfigError(f"-o {args.output}: folder {args.output.parent} does not exist")
+
+
+def _first_unphysical_step(result: dict) -> tuple[int, str] | None:
+    """(index, what) of the first step whose SOC leaves 0..1 or whose terminal voltage leaves 0..OCV_MAX_V."""
+    soc, voltage_v = result["soc"][:, 0], result["cell_voltage_v"][:, 0]
+    # A charge count that ends exactly at empty or full may round a few ulps past it.
+    soc_bad = ~((soc >= -1e-9) & (soc <= 1.0 + 1e-9))
+    voltage_bad = ~((voltage_v >= 0.0) & (voltage_v <= OCV_MAX_V))
+    bad = np.flatnonzero(soc_bad | voltage_bad)
+    if bad.size == 0:
+        return None
+    k = int(bad[0])
+    if soc_bad[k]:
+        direction = "draws more charge than the cell holds" if soc[k] < 0 else "charges the cell past full"
+        return k, f"the SOC reaches {soc[k]:.4g}, outside 0..1: the profile {direction}"
+    return k, (f"the terminal voltage reaches {voltage_v[k]:.4g} V, outside 0..{OCV_MAX_V:g} V: no cell has it, "
+               "the current is far beyond what the model describes")
+
+
+def _write(path: Path, table: np.ndarray) -> None:
+    try:
+        np.savetxt(path, table, fmt="%.10g", delimiter=",", header="time_s,current_a,voltage_v,soc", comments="")
+    except OSError as error:
+        raise ConfigError(f"-o {path}: cannot write: {error.strerror}") from None
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    _check_arguments(args)
     cell = load_cell(args.cell)
     kind, times_s, _ = read_trace(args.current)
     if kind != "current":
@@ -60,8 +123,18 @@ def _simulate(args: argparse.Namespace) -> int:
     result = simulate(cell, profile.demand, dt_s, args.soc0, ambient_c=args.ambient_c)
     table = np.column_stack([times_s[0] + result["time_s"], result["current_a"], result["cell_voltage_v"][:, 0],
                              result["soc"][:, 0]])
-    np.savetxt(args.output, table, fmt="%.10g", delimiter=",", header="time_s,current_a,voltage_v,soc",
-               comments="")
+    stop = _first_unphysical_step(result)
+    if stop is not None:
+        _stop_at(args, cell, table, *stop)
+    _write(args.output, table)
     print(f"{args.output}: {len(table)} rows, {cell.name}, dt {dt_s:g} s, "
           f"voltage {table[:, 2].min():.4f}..{table[:, 2].max():.4f} V, final SOC {table[-1, 3]:.4f}")
     return 0
+
+
+def _stop_at(args: argparse.Namespace, cell: CellParams, table: np.ndarray, k: int, what: str) -> None:
+    """Write the rows before step `k` and raise the error that stops the run there."""
+    _write(args.output, table[:k])
+    raise ConfigError(f"{args.current}: at time_s {table[k, 0]:g} (current {table[k, 1]:g} A) {what} "
+                      f"({cell.name}, {cell.capacity_ah:g} Ah, --soc0 {args.soc0:g}); stopped there, the {k} rows "
+                      f"before it are in {args.output}")

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from hil.profiles.base import Profile, ensure, n_samples, piecewise
+from hil.profiles.base import Profile, ensure, n_samples, n_segments, piecewise
 from hil.profiles.compose import limit_ramp
 
 # Jittered iteration periods are clipped to this band around `iteration_s`, so a heavy tail never
@@ -39,7 +39,7 @@ def _training_w(name: str, n: int, dt_s: float, seed: int, total_w: float, itera
     ensure(checkpoint_interval_s > 0 and checkpoint_s >= 0, name,
            "checkpoint_interval_s must be > 0 (inf = never) and checkpoint_s >= 0")
     rng = np.random.default_rng(seed)
-    n_iter = math.ceil(n * dt_s / (iteration_s * _PERIOD_CLIP[0])) + 1
+    n_iter = n_segments(name, n * dt_s, iteration_s * _PERIOD_CLIP[0], f"iteration_s {iteration_s:g} s")
     periods_s = iteration_s * np.clip(1.0 + jitter * rng.standard_normal(n_iter), *_PERIOD_CLIP)
     # Checkpoints fall on the first iteration boundary past each multiple of the interval, counted in
     # training time; the pause itself pushes later iterations back.

@@ -21,6 +21,11 @@ UNITS = {"current": "A", "power": "W"}
 MAX_SAMPLES = 50_000_000
 
 
+class NonFiniteDemand(ConfigError):
+    """A profile computed a NaN or infinite sample: its parameters are too large to compute with (or
+    multiply 0 by inf). The registry adds the parameters that were given."""
+
+
 @dataclass
 class Profile:
     """A load demand sampled on a fixed time grid. `kind` is "current" (A) or "power" (W); > 0 discharges.
@@ -43,6 +48,15 @@ class Profile:
         self.demand = np.asarray(self.demand, dtype=float)
         if self.demand.ndim != 1:
             raise ConfigError(f"profile {self.name!r}: demand must be 1-D, got shape {self.demand.shape}")
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        """Every sample a finite number: an inf or NaN would reach the load (or a CSV) as a demand."""
+        if np.isfinite(self.demand).all():
+            return
+        index = int(np.flatnonzero(~np.isfinite(self.demand))[0])
+        raise NonFiniteDemand(f"profile {self.name!r}: demand is {self.demand[index]} {UNITS[self.kind]} at "
+                              f"{index * self.dt_s:g} s (sample {index}); every sample must be a finite number")
 
     @property
     def duration_s(self) -> float:
@@ -105,14 +119,23 @@ def n_samples(duration_s: float, dt_s: float) -> int:
     return n
 
 
+def n_segments(profile: str, span_s: float, shortest_s: float, what: str) -> int:
+    """Enough segments of at least `shortest_s` to fill `span_s`, plus one; a ConfigError naming `what` when
+    that is more than MAX_SAMPLES, which only a unit mistake asks for (and would exhaust memory)."""
+    count = span_s / shortest_s
+    ensure(count <= MAX_SAMPLES, profile, f"{what} is so short that {span_s:g} s takes up to {count:.3g} of them, "
+                                          f"more than the {MAX_SAMPLES:,} allowed; is it in seconds?")
+    return math.ceil(count) + 1
+
+
 def piecewise(levels, durations_s, dt_s: float, n: int, *, after: float = 0.0) -> np.ndarray:
     """`n` samples holding `levels[i]` for `durations_s[i]`, then `after` to the end; extra segments are cut.
 
     Segment edges are rounded to the grid from the cumulative time, so rounding never accumulates.
     """
     levels = np.asarray(levels, dtype=float)
-    edges = np.rint(np.cumsum(durations_s) / dt_s).astype(np.int64)
-    np.clip(edges, 0, n, out=edges)
+    # Clipped before the cast: a huge duration (an inf sum) cast to int64 would wrap to a negative edge.
+    edges = np.rint(np.clip(np.cumsum(durations_s) / dt_s, 0, n)).astype(np.int64)
     counts = np.diff(edges, prepend=0)
     demand = np.full(n, float(after))
     demand[:edges[-1] if edges.size else 0] = np.repeat(levels, counts)

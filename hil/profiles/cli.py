@@ -88,6 +88,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    if args.output.suffix.lower() != ".png":  # matplotlib would pick another format, or none, from the suffix
+        raise ConfigError(f"-o {args.output}: the plot is written as PNG; expected a file name ending in .png")
     try:
         from hil.profiles.plot import plot_profile
     except ImportError as error:

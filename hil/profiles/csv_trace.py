@@ -43,9 +43,13 @@ def read_trace(path: str | Path) -> tuple[str, np.ndarray, np.ndarray]:
     """(kind, times_s, values) from a trace CSV; a ConfigError names the file, line and problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: Excel and Windows tools start the file with a BOM
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the trace: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        line_no = error.object.count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"{path}: line {line_no}: byte 0x{error.object[error.start]:02X} is not UTF-8 text; "
+                          "expected a CSV file of time_s plus current_a or power_w") from None
     kind = None
     times_s, values = [], []
     for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):

@@ -54,7 +54,8 @@ def bbu_ride_through(duration_s: float = 300.0, dt_s: float = 0.001, *, seed: in
     carried = demand_w[first:last]
     carried[:] = np.where(in_pulse, peak_level, load_level) * rack_power_w
     n_start = min(carried.size, max(1, int(round(bbu_start_s / dt_s))))
-    carried[:n_start] = np.linspace(0.0, carried[n_start - 1], n_start + 1)[1:]
+    if n_start:  # nothing to ramp when the outage comes after the end, or ride_through_s is 0
+        carried[:n_start] = np.linspace(0.0, carried[n_start - 1], n_start + 1)[1:]
     energy_j = carried.sum() * dt_s
     n_recharge = int(round(energy_j / recharge_power_w / dt_s))
     demand_w[last:last + n_recharge] = -recharge_power_w

@@ -9,12 +9,11 @@ industrial packs run 3 C continuous and 5 C peak.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
-from hil.profiles.base import BENCH_PACK, PackRating, Profile, ensure, n_samples, piecewise
+from hil.profiles.base import BENCH_PACK, PackRating, Profile, ensure, n_samples, n_segments, piecewise
 from hil.profiles.compose import add_noise
 
 
@@ -42,7 +41,8 @@ def _flight(name: str, duration_s: float, dt_s: float, seed: int, pack: PackRati
            f"({fixed_s:g} s) plus one {middle[first_middle].s_min:g} s segment")
     rng = np.random.default_rng(seed)
     weight, c_min, c_max, s_min, s_max = np.array(middle).T
-    count = math.ceil(middle_s / s_min.min()) + 1  # enough segments even if all are the shortest
+    # Enough segments even if all are the shortest.
+    count = n_segments(name, middle_s, s_min.min(), f"the shortest flight segment ({s_min.min():g} s)")
     kinds = rng.choice(len(middle), size=count, p=weight / weight.sum())
     kinds[0] = first_middle
     c_rate = c_min[kinds] + (c_max - c_min)[kinds] * rng.random(count)
@@ -72,6 +72,7 @@ def drone_fpv(duration_s: float = 240.0, dt_s: float = 0.001, *, seed: int = 0, 
     model, or rescale with `scale_to_pack` (which keeps the C-rates, so only with a model that allows them).
     """
     name = "drone-fpv"
+    ensure(punch_s > 0, name, f"punch_s must be > 0 s, got {punch_s}")
     middle = [
         _Segment(0.5, 0.8 * cruise_c, 1.2 * cruise_c, 2.0, 6.0),          # cruise between tricks
         _Segment(0.3, 0.6 * manoeuvre_c, 1.4 * manoeuvre_c, 0.3, 1.0),    # flips, rolls, sharp turns
