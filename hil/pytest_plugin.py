@@ -155,6 +155,34 @@ def _say(config, line: str) -> None:
             print(f"\n{line}", file=sys.stderr, flush=True)
 
 
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+VERDICT_CHARS = 140  # of a failure's message, under a plot's title
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the test body's report, so the bench's teardown can put its verdict on the plot."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+
+
+def _verdict(item) -> str:
+    """"passed", or "FAILED: " and the failure's first line (the assertion or `measure`'s limits)."""
+    report = item.stash.get(_CALL_REPORT, None)
+    if report is None:
+        return ""
+    if not report.failed:
+        return report.outcome
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    first = text.strip().splitlines()[0] if text.strip() else "failed"
+    # pytest.fail's (and measure's) own words without the exception's name; others by its short name
+    first = re.sub(r"^(?:Failed: |[\w.]+\.(?=\w+: ))", "", first)
+    return "FAILED: " + (first if len(first) <= VERDICT_CHARS else first[:VERDICT_CHARS - 1] + "…")
+
+
 def _skip_unless_capable(request, rig) -> None:
     for marker in request.node.iter_markers("rig_requires"):
         missing = set(marker.args) - rig.capabilities
@@ -204,7 +232,7 @@ def _test_bench(request, rig):
                 request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in instance.loop.timing().items()
                                                  if v is not None] + safe.properties()
                 if tests_dir is not None:
-                    write_test_artifacts(tests_dir, name, request.node.nodeid)
+                    write_test_artifacts(tests_dir, name, request.node.nodeid, _verdict(request.node))
                 if not safe.confirmed:
                     pytest.fail(f"bench not confirmed safe after the test: {safe.describe()}", pytrace=False)
 

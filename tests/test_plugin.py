@@ -49,6 +49,29 @@ def test_report_holds_files_measurements_and_margins(pytester):
     assert "clock: virtual" in page
 
 
+def test_each_plot_carries_its_tests_verdict(pytester):
+    """The verdict reaches the plot's writer: "passed", or "FAILED: " and the failure's first line."""
+    pytester.makeconftest("""
+        from pathlib import Path
+        import hil.pytest_plugin as plugin
+
+        written = plugin.write_test_artifacts
+
+        def recording(tests_dir, name, title="", verdict=""):
+            with open(Path(tests_dir) / "verdicts.txt", "a") as f:
+                f.write(f"{name}|{verdict}\\n")
+            written(tests_dir, name, title, verdict)
+
+        plugin.write_test_artifacts = recording
+    """)
+    pytester.makepyfile(test_bench=BENCH_TESTS)
+    report = pytester.path / "report"
+    pytester.runpytest_subprocess("--hil-report", str(report)).assert_outcomes(passed=1, failed=1)
+    verdicts = dict(line.split("|", 1) for line in (report / "tests" / "verdicts.txt").read_text().splitlines())
+    assert verdicts["test_bench.test_trip"] == "passed"
+    assert verdicts["test_bench.test_too_slow"].startswith("FAILED: outside limits: reaction = 400 ms")
+
+
 def test_profile_marker_parametrizes_with_params(pytester):
     pytester.makepyfile(test_profiles="""
         import pytest

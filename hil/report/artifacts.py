@@ -26,11 +26,12 @@ def prepare_report_dir(report_dir: str | Path) -> Path:
     return report_dir
 
 
-def write_test_artifacts(tests_dir: str | Path, name: str, title: str = "") -> None:
-    """Plot `<tests_dir>/<name>.csv` to `<name>.png` and convert it to `<name>.mf4`, as far as installed."""
+def write_test_artifacts(tests_dir: str | Path, name: str, title: str = "", verdict: str = "") -> None:
+    """Plot `<tests_dir>/<name>.csv` to `<name>.png` (titled, with the test's verdict) and convert it to
+    `<name>.mf4`, as far as installed."""
     trace = Path(tests_dir) / f"{name}.csv"
     if trace.is_file():
-        plot_trace(trace, trace.with_suffix(".png"), title)
+        plot_trace(trace, trace.with_suffix(".png"), title, verdict)
         write_mdf(trace, trace.with_suffix(".mf4"))
 
 

@@ -88,8 +88,9 @@ def _decimate(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(times, 2), np.column_stack((lo, hi)).ravel()
 
 
-def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "") -> bool:
-    """Draw `trace_path` (a trace CSV) to `png_path`; False (and no file) when matplotlib is missing."""
+def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "", verdict: str = "") -> bool:
+    """Draw `trace_path` (a trace CSV) to `png_path`; False (and no file) when matplotlib is missing.
+    `verdict` ("passed", or "FAILED: why") goes under the title, in red for a failure."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -145,7 +146,10 @@ def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "") ->
                     bbox_to_anchor=(0.0, 1.0), fontsize=7, ncol=5, frameon=False, borderaxespad=0.2)
         for ax in (ax_i, ax_demand, ax_v, ax_t, ax_soc):
             ax.ticklabel_format(axis="y", useOffset=False)  # 25.006 °C, not 0.006 with "+2.5e1" above
-        fig.suptitle(title or Path(trace_path).stem, fontsize=10)
+        fig.suptitle(title or Path(trace_path).stem, fontsize=10, y=0.995)
+        if verdict:  # between the title and the legend row above the first axes
+            fig.text(0.5, 0.968, verdict, ha="center", va="top", fontsize=8,
+                     color="firebrick" if verdict.startswith("FAILED") else "darkgreen")
         # Fixed margins: tight_layout would cost more than drawing the plot.
         fig.subplots_adjust(left=0.08, right=0.92, top=0.925, bottom=0.06, hspace=0.12)
         fig.savefig(png_path)
