@@ -26,7 +26,7 @@ from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
 from hil.rig import DEFAULT_RIG, load_rig, preflight
-from hil.safety import NotSafe, held_interrupts, live, make_live_benches_safe, sigterm_interrupts
+from hil.safety import NotSafe, TickGuard, held_interrupts, live, make_live_benches_safe, sigterm_interrupts
 from hil.spec import load_spec
 
 LOCK_DIR_ENV = "HIL_LOCK_DIR"   # where rig lock files live (default: the system temp directory)
@@ -45,6 +45,7 @@ def pytest_addoption(parser):
                     help="seconds to wait for a hardware rig another process is using (default: 900)")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own unraisable-exception hook, which ours must chain to
 def pytest_configure(config):
     # SIGTERM ends a run as Ctrl-C does, through fixture teardown, so every bench is made safe first.
     stack = contextlib.ExitStack()
@@ -60,6 +61,11 @@ def pytest_configure(config):
         except ConfigError as exc:
             raise pytest.UsageError(f"--hil-report: {exc}") from None
         config.pluginmanager.register(_RunReport(config, report_dir), "hil-run-report")
+
+
+def pytest_runtest_setup(item):
+    """A Ctrl-C that Python swallowed since the loop last ran (hil.safety) stops the run before the next test."""
+    TickGuard.raise_pending()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -197,9 +203,10 @@ def _test_bench(request, rig):
     config = request.config
     report = config.getoption("hil_report")
     tests_dir = Path(report) / "tests" if report else None
-    # The module's name keeps two files' tests of one name apart.
-    module, _, test = request.node.nodeid.partition("::")
-    name = _safe_name(f"{Path(module).stem}.{test}")
+    # The module's name keeps two files' tests of one name apart (from its path: a file outside the rootdir
+    # has a node id that names no module).
+    test = request.node.nodeid.partition("::")[2]
+    name = _safe_name(f"{request.node.path.stem}.{test}")
     with contextlib.ExitStack() as stack:
         try:
             if rig.data["dut"]["kind"] == "external":

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -239,18 +240,34 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _keep_swallowed_interrupts(previous_hook):
+    """A `sys.unraisablehook` that keeps a KeyboardInterrupt Python could only print: one raised while a
+    `__del__` or a garbage-collector callback ran, which Python reports as "Exception ignored" and then
+    carries on, as if Ctrl-C had never been pressed. It becomes pending, and the loop raises it at the end
+    of its next tick (`TickGuard.raise_pending`)."""
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is KeyboardInterrupt and TickGuard.pending is None:
+            TickGuard.pending = signal.SIGTERM if "SIGTERM" in str(unraisable.exc_value) else signal.SIGINT
+        previous_hook(unraisable)
+    return hook
+
+
 @contextlib.contextmanager
 def sigterm_interrupts():
     """During the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does, so `finally` blocks and pytest's
     fixture teardown run before the process ends; both wait for the end of a running tick (`TickGuard`).
-    The previous handlers are restored after."""
+    An interrupt that lands where Python can only print it is kept for the loop to raise. The previous
+    handlers are restored after."""
     if not _in_main_thread():
         yield
         return
     previous = {signum: signal.signal(signum, _interrupt) for signum in HELD_SIGNALS}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _keep_swallowed_interrupts(previous_hook)
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 

@@ -33,8 +33,11 @@ class EmulatorProcess:
         cmd = [sys.executable, "-m", "hil", "emulate", "--rig", str(rig.path)]
         for assignment in rig.overrides:
             cmd += ["--set", assignment]
+        # Its own session: a Ctrl-C in the terminal (or a signal to the process group) must reach only the
+        # harness, which then takes the boards to the safe state in order (load off first). The boards exit
+        # when the harness stops them, or on their own once it is gone (hil.sim.emulate).
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self._wait_ready(timeout_s if timeout_s is not None else rig.startup_timeout_s)
         except BaseException:

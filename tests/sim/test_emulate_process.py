@@ -235,3 +235,14 @@ def test_emulate_that_cannot_open_its_bus_fails_at_startup_with_exit_2(tmp_path)
     assert "hil emulate: error:" in result.stderr and "cannot open SocketCAN interface 'hilnone0'" in result.stderr
     assert "ready" not in result.stdout and "Traceback" not in result.stderr
     assert _first(read_events(events), "exit")["code"] == 2
+
+
+def test_the_boards_run_in_their_own_session_so_a_terminals_ctrl_c_reaches_only_the_harness():
+    """Ctrl-C in a terminal signals its whole process group. Boards in it would exit on their own, outputs off
+    with current still flowing; in their own session they wait for the harness's safe state, in order."""
+    from hil.devices.emulator_process import EmulatorProcess
+    boards = EmulatorProcess(load_rig(SLCAN_RIG))
+    try:
+        assert os.getsid(boards.proc.pid) == boards.proc.pid != os.getsid(0)
+    finally:
+        boards.stop()
