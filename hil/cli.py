@@ -30,7 +30,11 @@ def cmd_run(args, extra: list[str]) -> int:
         argv += ["--set", assignment]
     if extra[:1] == ["--"]:  # `hil run -- -k ov`: the usual way to mark what goes on, not a path for pytest
         extra = extra[1:]
-    return int(pytest.main(argv + extra))
+    from hil.safety import Interrupts
+    code = pytest.main(argv + extra)
+    if code == pytest.ExitCode.INTERRUPTED and Interrupts.first is not None:
+        return 128 + Interrupts.first  # 130 for Ctrl-C, 143 for SIGTERM; pytest's 2 is also a config error's
+    return int(code)
 
 
 def cmd_emulate(args) -> int:

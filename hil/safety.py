@@ -225,7 +225,15 @@ class TickGuard:
             raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
 
 
+class Interrupts:
+    """The first SIGINT or SIGTERM this process received while the handlers below were in place, or None:
+    so `hil run` can exit as a shell expects of an interrupted command (128 + the signal's number)."""
+    first: int | None = None
+
+
 def _interrupt(signum: int, _frame) -> None:
+    if Interrupts.first is None:
+        Interrupts.first = signum
     if _held is not None:
         _held.append(signum)
         return

@@ -1,6 +1,8 @@
 """Bad rig input gets a clear error naming the file and key, and a non-zero exit: never a traceback."""
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +197,28 @@ def test_hil_run_refuses_a_report_folder_it_cannot_write(tmp_path):
     result = _hil("run", "--report", str(a_file / "rep"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"report folder {a_file / 'rep'}: cannot write there (Not a directory" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_hil_run_exits_as_a_shell_expects(tmp_path, signum, code):
+    """128 + the signal's number, as a shell reports an interrupted command: pytest's own 2 is also what a
+    bad rig gives, and a CI script must tell the two apart."""
+    proc = subprocess.Popen([sys.executable, "-m", "hil", "run", "--report", str(tmp_path), "--",
+                             "-k", "test_balancing_converges_a_spread_pack"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline_s = time.monotonic() + 120.0
+        seen = []
+        while time.monotonic() < deadline_s:  # a progress line: the test is running
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "simulated in" in line:
+                break
+        else:
+            pytest.fail(f"no progress line within 120 s; output: {''.join(seen)[-2000:]}")
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == code, proc.stdout.read()[-2000:]
+    finally:
+        proc.kill()
+        proc.wait()
