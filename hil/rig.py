@@ -18,6 +18,7 @@ from hil.clock import WAITS, make_clock
 from hil.datafile import Between, read_toml
 from hil.errors import ConfigError, did_you_mean
 from hil.loop import OVERRUN_POLICIES
+from hil.model.cell import TEMPERATURE_MAX_C, TEMPERATURE_MIN_C
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RIG = PROJECT_ROOT / "rigs" / "sim.toml"
@@ -53,7 +54,8 @@ SCHEMA = {
     "pack": {
         # 10000 cells is the largest pack the model's benchmark steps in real time; the DBC may allow fewer.
         "cell": (str, True, None), "n_series": (int, True, range(1, 10001)), "n_parallel": (int, False, range(1, 101)),
-        "soc0": (float, False, Between(0.0, 1.0)), "ambient_c": (float, False, Between(-60.0, 100.0)),
+        "soc0": (float, False, Between(0.0, 1.0)),
+        "ambient_c": (float, False, Between(TEMPERATURE_MIN_C, TEMPERATURE_MAX_C)),  # as `hil model simulate`'s
         "soc_spread": (float, False, None), "capacity_spread": (float, False, None),
         "resistance_spread": (float, False, None), "soh_capacity": (float, False, None),
         "soh_resistance": (float, False, None),
@@ -249,13 +251,14 @@ def validate(data: dict, path: Path) -> None:
             expected, _, allowed = keys[key]
             if not _type_ok(value, expected):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected {expected.__name__}")
-            if isinstance(allowed, range) and value not in allowed:
+            if allowed is None or value in allowed:
+                continue
+            if isinstance(allowed, range):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected an integer from "
                                   f"{allowed.start} to {allowed.stop - 1}")
-            if isinstance(allowed, Between) and value not in allowed:
+            if isinstance(allowed, Between):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected {allowed}")
-            if allowed is not None and value not in allowed:
-                raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected one of {list(allowed)}")
+            raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected one of {list(allowed)}")
         for key, (_, required, _) in keys.items():
             if required and key not in table:
                 raise ConfigError(f"{where}: missing key '{section}.{key}'")

@@ -226,14 +226,17 @@ class TickGuard:
 
 
 class Interrupts:
-    """The first SIGINT or SIGTERM this process received while the handlers below were in place, or None:
-    so `hil run` can exit as a shell expects of an interrupted command (128 + the signal's number)."""
+    """The first and the latest SIGINT or SIGTERM this process received while the handlers below were in
+    place, or None: `hil run` exits as a shell expects of an interrupted command (128 + the first's number),
+    and an interrupt Python swallowed is raised again as the signal it came from (the latest)."""
     first: int | None = None
+    last: int | None = None
 
 
 def _interrupt(signum: int, _frame) -> None:
     if Interrupts.first is None:
         Interrupts.first = signum
+    Interrupts.last = signum
     if _held is not None:
         _held.append(signum)
         return
@@ -255,7 +258,7 @@ def _keep_swallowed_interrupts(previous_hook):
     of its next tick (`TickGuard.raise_pending`)."""
     def hook(unraisable) -> None:
         if unraisable.exc_type is KeyboardInterrupt and TickGuard.pending is None:
-            TickGuard.pending = signal.SIGTERM if "SIGTERM" in str(unraisable.exc_value) else signal.SIGINT
+            TickGuard.pending = Interrupts.last or signal.SIGINT
         previous_hook(unraisable)
     return hook
 

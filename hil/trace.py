@@ -25,7 +25,9 @@ FORMATS = ("{:.3f}", "{:.4f}", "{:.4f}", "{:.5f}", "{:.5f}", "{:.5f}", "{:.3f}",
            "{:.5f}", "{:.5f}")  # per column, for the CSV
 EVENT_COLUMNS = ("time_s", "event")
 _NUMERIC = tuple(c for c in COLUMNS if c != "bms_state")
-_STATE, _SOC_BMS, _CLOSED = (COLUMNS.index(c) for c in ("bms_state", "soc_bms", "contactors_closed"))
+_STATE = COLUMNS.index("bms_state")
+# Where soc_bms and contactors_closed sit among the numeric columns (the packed store leaves the state out).
+_SOC_BMS, _CLOSED = (_NUMERIC.index(c) for c in ("soc_bms", "contactors_closed"))
 _BLOCK_ROWS = 4096
 
 
@@ -54,9 +56,9 @@ class Rows(Sequence):
             raise ValueError(f"a trace row has {len(row)} values, expected {len(COLUMNS)}: {', '.join(COLUMNS)}")
         values = list(row)
         state = values.pop(_STATE)
-        if row[_SOC_BMS] is None:
+        if values[_SOC_BMS] is None:
             values[_SOC_BMS] = float("nan")
-        values[_CLOSED - 1] = 1.0 if row[_CLOSED] else 0.0  # one place left of its column: the state is out
+        values[_CLOSED] = 1.0 if values[_CLOSED] else 0.0
         code = self._state_codes.get(state)
         if code is None:
             code = self._state_codes[state] = len(self._state_names)
@@ -110,7 +112,7 @@ class Rows(Sequence):
             for values, code in zip(rows, states):
                 if math.isnan(values[_SOC_BMS]):
                     values[_SOC_BMS] = None
-                values[_CLOSED - 1] = values[_CLOSED - 1] > 0.5
+                values[_CLOSED] = values[_CLOSED] > 0.5
                 values.insert(_STATE, names[code])
                 yield tuple(values)
 

@@ -81,8 +81,8 @@ class Generator:
         checked = {}
         for key, value in params.items():
             if key not in self.params:
-                raise ConfigError(f"profile {self.name!r}: unknown parameter {key!r}{did_you_mean(key, self.params)}; valid: "
-                                  f"{', '.join(self.params)}")
+                raise ConfigError(f"profile {self.name!r}: unknown parameter {key!r}{did_you_mean(key, self.params)}; "
+                                  f"valid: {', '.join(self.params)}")
             checked[key] = self.params[key].convert(self.name, value)
         if checked.get("seed", 0) < 0:  # numpy's generators take only seeds >= 0
             raise ConfigError(f"profile {self.name!r}: seed must be >= 0, got {checked['seed']}")

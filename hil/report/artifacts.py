@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from hil.errors import ConfigError
-
 from hil.report.mdf import MISSING_NOTE as MDF_MISSING
 from hil.report.mdf import asammdf_available, write_mdf
 from hil.report.plots import MISSING_NOTE as PLOT_MISSING
