@@ -63,15 +63,68 @@ def pytest_configure(config):
         config.pluginmanager.register(_RunReport(config, report_dir), "hil-run-report")
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
-    """A Ctrl-C that Python swallowed since the loop last ran (hil.safety) stops the run before the next test."""
-    TickGuard.raise_pending()
+    TickGuard.raise_pending()  # a Ctrl-C Python swallowed since the loop last ran (hil.safety) stops the run here
+    with _interrupt_fails_a_bench_test(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with _interrupt_fails_a_bench_test(item):
+        return (yield)
+
+
+@contextlib.contextmanager
+def _interrupt_fails_a_bench_test(item):
+    """Ctrl-C or SIGTERM in a bench test's setup or body: the bench is made safe at once, the test fails as
+    interrupted, and the run stops after its teardown. pytest's own handling would end the session on the
+    spot: the test shown as passed in the report (its body never reported), its safe-state read-back
+    missing from the JUnit XML (written before the bench's teardown ran)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if not {"bench", "custom_bench"} & set(item.fixturenames):
+            raise
+        reason = str(exc) or "KeyboardInterrupt"
+        item.session.shouldstop = f"interrupted ({reason})"
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: the run is stopping already
+            make_live_benches_safe()  # now; the bench's teardown confirms it again, and records it
+        raise pytest.fail.Exception(f"interrupted ({reason}){_where(exc, item)}; the run stops after this "
+                                    "test's teardown", pytrace=False) from None
+
+
+def _where(exc: BaseException, item) -> str:
+    """" at <test file>:<line>, t=<bench time> s": the last line of the test's own file the interrupt passed
+    through, and how far the test's bench had run."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(item.path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    bench = getattr(item, "funcargs", {}).get("bench")
+    return ((f" at {item.path.name}:{line}" if line is not None else "")
+            + (f", t={bench.loop.t_s:.3f} s" if isinstance(bench, Bench) else ""))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_keyboard_interrupt(excinfo):
-    """Ctrl-C or SIGTERM: command the safe state now; pytest's report of the interrupt comes first otherwise."""
+    """An interrupt outside a bench test's setup and body (in a fixture's teardown, say) ends the run on the
+    spot: command the safe state now, before pytest formats its report of it."""
     make_live_benches_safe()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session):
+    """The run's records (junit.xml, index.html) are written whole: a Ctrl-C or SIGTERM while they are
+    waits until they are, and then only marks the run interrupted."""
+    try:
+        with held_interrupts():
+            return (yield)
+    except KeyboardInterrupt:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
 def pytest_generate_tests(metafunc):
@@ -228,20 +281,29 @@ def _test_bench(request, rig):
             with live(instance):
                 yield instance
         finally:
-            with held_interrupts():  # a Ctrl-C or SIGTERM from here on waits until this is done
-                try:
-                    safe = instance.make_safe()
-                except NotSafe as exc:
-                    safe = exc.state
-                finally:
-                    instance.close()
-                    stack.close()  # the rig is free again; plotting needs no hardware
-                request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in instance.loop.timing().items()
-                                                 if v is not None] + safe.properties()
-                if tests_dir is not None:
-                    write_test_artifacts(tests_dir, name, request.node.nodeid, _verdict(request.node))
-                if not safe.confirmed:
-                    pytest.fail(f"bench not confirmed safe after the test: {safe.describe()}", pytrace=False)
+            interrupted = None
+            try:
+                with held_interrupts():  # a Ctrl-C or SIGTERM from here on waits until this is done
+                    try:
+                        safe = instance.make_safe()
+                    except NotSafe as exc:
+                        safe = exc.state
+                    finally:
+                        instance.close()
+                        stack.close()  # the rig is free again; plotting needs no hardware
+                    request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in
+                                                     instance.loop.timing().items() if v is not None]
+                    request.node.user_properties += safe.properties()
+                    if tests_dir is not None:
+                        write_test_artifacts(tests_dir, name, request.node.nodeid, _verdict(request.node))
+            except KeyboardInterrupt as exc:  # held until here, so it cannot hide a bench left unsafe
+                interrupted = str(exc) or "KeyboardInterrupt"
+                request.session.shouldstop = f"interrupted ({interrupted})"
+            if not safe.confirmed:
+                pytest.fail(f"bench not confirmed safe after the test: {safe.describe()}", pytrace=False)
+            if interrupted is not None:
+                pytest.fail(f"interrupted ({interrupted}) while the bench went safe, which was confirmed; the run "
+                            "stops here", pytrace=False)
 
 
 @pytest.fixture

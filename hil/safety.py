@@ -16,7 +16,8 @@ a frame that arrived after the command confirms a step, never a value left over 
 How each way a run can end reaches the safe state:
 - a test ends or raises: the `bench` fixture's teardown calls `Bench.make_safe`;
 - Ctrl-C (SIGINT) raises KeyboardInterrupt; the plugin makes the live benches safe at once
-  (`make_live_benches_safe`), and pytest's fixture teardown confirms it again;
+  (`make_live_benches_safe`), fails the bench test it interrupted as "interrupted", and stops the run after
+  that test's teardown, which confirms the safe state again and records it;
 - SIGTERM (a CI timeout, systemd, `kill`): `sigterm_interrupts()` turns it into KeyboardInterrupt;
 - a signal that comes while the bench goes safe waits until it is safe (`held_interrupts()`), so a second
   Ctrl-C cannot leave it half done; `make_safe`'s timeouts bound that wait;

@@ -11,12 +11,12 @@ import html
 from pathlib import Path
 
 from hil.report.measurements import Measurement
-from hil.report.results import Results, TestResult
+from hil.report.results import NOT_FINISHED, Results, TestResult
 
 # Per-test files, in the order their links are shown: suffix -> label.
 ARTIFACTS = {".csv": "csv", ".png": "png", ".blf": "blf", ".mf4": "mf4", ".events.csv": "events"}
 _OUTCOME_CLASS = {"passed": "ok", "xfailed": "ok", "skipped": "skip", "failed": "bad", "error": "bad",
-                  "xpassed": "bad"}
+                  "xpassed": "bad", NOT_FINISHED: "bad"}
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;color:#222}

@@ -13,10 +13,16 @@ ARTIFACT_PROPERTY = "hil:artifact"    # the file stem of a test's trace, CAN log
 TIMING_PREFIX = "timing:"             # loop timing of a test's bench: ticks, overruns, jitter
 
 
+# A test whose body never reported: the run was stopped under it (under pytest-xdist, a Ctrl-C ends the
+# controller before the workers' reports of their interrupted tests arrive).
+NOT_FINISHED = "interrupted"
+_NOT_FINISHED_DETAILS = "its body never reported an outcome: the run was stopped (Ctrl-C, SIGTERM) while it ran"
+
+
 @dataclass
 class TestResult:
     nodeid: str
-    outcome: str = "passed"           # passed, failed, error, skipped, xfailed, xpassed
+    outcome: str = NOT_FINISHED       # passed, failed, error, skipped, xfailed, xpassed, or NOT_FINISHED
     duration_s: float = 0.0
     details: str = ""                 # failure text or skip reason
     properties: list = field(default_factory=list)
@@ -41,16 +47,16 @@ class Results:
     def add(self, nodeid: str, when: str, outcome: str, duration_s: float, details: str = "",
             properties=(), xfail: bool = False) -> None:
         """One phase's report; `outcome` is pytest's ("passed", "failed", "skipped")."""
-        result = self.tests.setdefault(nodeid, TestResult(nodeid))
+        result = self.tests.setdefault(nodeid, TestResult(nodeid, details=_NOT_FINISHED_DETAILS))
         result.duration_s += duration_s
         result.properties = list(properties)  # an item's properties accumulate, so the last phase has them all
         if when == "call":
             if xfail:
                 outcome = "xfailed" if outcome == "skipped" else "xpassed"
-            if result.outcome == "passed":
+            if result.outcome == NOT_FINISHED:
                 result.outcome = outcome
                 result.details = details
-        elif outcome == "skipped" and result.outcome == "passed":
+        elif outcome == "skipped" and result.outcome in (NOT_FINISHED, "passed"):
             result.outcome, result.details = "skipped", details
         elif outcome == "failed" and result.outcome not in ("failed", "error"):
             result.outcome = "error"   # setup or teardown failed: pytest counts an error, not a failure

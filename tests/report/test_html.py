@@ -53,3 +53,10 @@ def test_index_links_existing_files_and_embeds_the_plot(tmp_path, trace_file):
     assert base64.b64decode(embedded) == (tests_dir / "demo.png").read_bytes()
     # Readable offline: no scripts, no external stylesheets, images or links.
     assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)
+
+
+def test_an_interrupted_test_is_marked_as_a_bad_outcome(tmp_path):
+    results = Results()
+    results.add("t::running", "setup", "passed", 0.3)
+    page = write_index(tmp_path, results, {"title": "run"}).read_text()
+    assert '<span class="bad">interrupted</span>' in page and "never reported" in page

@@ -32,3 +32,15 @@ def test_artifact_and_timing_come_from_properties():
     result = results.tests["t::a"]
     assert result.artifact == "mod.t_a"
     assert result.timing == {"ticks": 10, "jitter_p99_us": 12.5}
+
+
+def test_a_test_whose_body_never_reported_is_interrupted_not_passed():
+    # Under pytest-xdist a Ctrl-C ends the controller with only the setup report of a running test in hand.
+    results = Results()
+    results.add("t::running", "setup", "passed", 0.3)
+    results.add("t::done", "setup", "passed", 0.1)
+    results.add("t::done", "call", "passed", 0.1)
+    results.add("t::done", "teardown", "passed", 0.1)
+    running = results.tests["t::running"]
+    assert running.outcome == "interrupted" and "never reported" in running.details
+    assert results.counts() == {"interrupted": 1, "passed": 1}

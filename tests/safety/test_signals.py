@@ -1,6 +1,7 @@
 """SIGTERM or SIGINT to a harness mid-test: it commands the safe state itself, before any board watchdog
 has to, reads it back, records that in the report, and exits as interrupted."""
 import signal
+import xml.etree.ElementTree as ET
 
 import pytest
 from .safety_harness import CONTACTORS, decoded_frames, only, run_pytest
@@ -32,3 +33,8 @@ def test_a_signal_mid_test_commands_the_safe_state_and_reads_it_back(tmp_path, d
     events = read_events(log.with_suffix(".csv"))   # the trace's events, beside it
     read_back = [text.split()[2:4] for _, text in events if text.startswith("safe state:")]
     assert read_back[:3] == [["load", "confirmed"], ["contactors", "confirmed"], ["outputs", "confirmed"]]
+
+    # The test is recorded as interrupted, with the read-back, not as passed.
+    case = only(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))
+    assert f"interrupted ({signal.Signals(signum).name} received)" in case.find("failure").get("message")
+    assert {p.get("name"): p.get("value") for p in case.iter("property")}["safe:confirmed"] == "True"
