@@ -18,13 +18,16 @@ from __future__ import annotations
 import errno
 import importlib
 import inspect
+import os
 import re
 
 import can
+import serial
 from can.interfaces import BACKENDS, VALID_INTERFACES
 from can.typechecking import BitTimingDict, BitTimingFdDict
 
 from hil.errors import ConfigError, DeviceLost, did_you_mean
+from hil.serial.slcan import write_within
 
 # Keywords `can.Bus` itself or python-can's config handling understands, for every interface.
 _COMMON_KEYS = {"interface", "channel", "config_context", "ignore_config", "bitrate", "data_bitrate", "fd",
@@ -47,6 +50,11 @@ _DRIVER_HINTS = {
     "socketcan": "this kernel has no SocketCAN (CONFIG_CAN): use `hil vcan-vm`, or interface 'slcan' or "
                  "'virtual'",
 }
+# Longest a frame's write to a serial CAN adapter (slcan) may block. python-can opens the port blocking, with
+# no write timeout, so an adapter or emulated board that stops reading (hung firmware, a SIGSTOP) blocks the
+# loop forever once the port's buffer fills. pyserial's own write_timeout does not help: it is checked only
+# after a write that returned, and on a non-blocking port it spins on EAGAIN.
+SERIAL_WRITE_TIMEOUT_S = 2.0
 _ABSENT = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT}
 _DENIED = {errno.EACCES, errno.EPERM}
 
@@ -62,7 +70,7 @@ def open_bus(kwargs: dict, where: str, bus_class: type[can.BusABC] | None = None
     try:
         if bus_class is not None:
             return bus_class(**{key: value for key, value in kwargs.items() if key != "interface"})
-        return can.Bus(**kwargs)
+        return _bound_writes(can.Bus(**kwargs))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: python-can rejected the settings {kwargs}: {exc}") from None
     except (can.CanInterfaceNotImplementedError, ImportError, NameError) as exc:
@@ -75,6 +83,26 @@ def open_bus(kwargs: dict, where: str, bus_class: type[can.BusABC] | None = None
             raise _driver_missing(interface, exc, where) from None
         raise DeviceLost(f"{where}: cannot open CAN device: interface {interface!r} channel "
                          f"{kwargs.get('channel')!r}: {_reason(exc)}. {_device_hint(code)}") from None
+
+
+def _bound_writes(bus: can.BusABC) -> can.BusABC:
+    """Give a serial adapter's port (python-can's slcan keeps it in `serialPortOrig`) writes that fail after
+    `SERIAL_WRITE_TIMEOUT_S`: python-can then raises CanOperationError, as for an unplugged adapter, and the
+    bench reports the device lost instead of hanging."""
+    port = getattr(bus, "serialPortOrig", None)
+    if not isinstance(port, serial.Serial) or not port.is_open:
+        return bus
+    fd = port.fileno()
+    os.set_blocking(fd, False)
+
+    def write(data) -> int:
+        if write_within(fd, bytes(data), SERIAL_WRITE_TIMEOUT_S):
+            raise serial.SerialTimeoutException(
+                f"{port.name}: the device took no data for {SERIAL_WRITE_TIMEOUT_S:g} s (it stopped reading: "
+                "hung, paused or its buffer full)")
+        return len(data)
+    port.write = write
+    return bus
 
 
 def _bus_class(interface: str, where: str) -> type:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from pathlib import Path
 
 from hil.errors import HilError, HilTimeout
 from hil.rig import Rig, load_rig
@@ -83,7 +84,8 @@ class EmulatorProcess:
         try:
             code = self.proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            return f"the emulated boards' process (`hil emulate`, pid {self.proc.pid}) is still running"
+            how = "stopped (SIGSTOP, or a debugger)" if _stopped(self.proc.pid) else "still running"
+            return f"the emulated boards' process (`hil emulate`, pid {self.proc.pid}) is {how}"
         after_ready = self._drain()
         said = "; its last output:\n    " + "\n    ".join(after_ready[-LAST_LINES:]) if after_ready else ""
         return f"the emulated boards' process (`hil emulate`) exited with code {code}{said}"
@@ -107,3 +109,12 @@ class EmulatorProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return self.proc.returncode
+
+
+def _stopped(pid: int) -> bool:
+    """Whether process `pid` is stopped (state T, or t when traced), per Linux's /proc; False elsewhere."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")

@@ -340,20 +340,38 @@ class SlcanDeviceBus(can.BusABC):
         return b""
 
     def _write(self, data: bytes, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except BlockingIOError:
-                written = 0
-            except OSError as error:
-                raise self._lost(f"write failed: {error}") from error
-            view = view[written:]
-            remaining_s = deadline - time.monotonic()
-            if view and (remaining_s <= 0 or not self._write_poll.poll(math.ceil(remaining_s * 1000))):
-                raise HilTimeout(
-                    f"slcan device on {self._channel}: the host read nothing for {timeout_s} s; "
-                    f"{len(view)} of {len(data)} bytes still unsent ({bytes(view[:40])!r}...). "
-                    "Is the harness still receiving from this adapter?"
-                )
+        try:
+            unsent = write_within(self._fd, data, timeout_s)
+        except OSError as error:
+            raise self._lost(f"write failed: {error}") from error
+        if unsent:
+            raise HilTimeout(
+                f"slcan device on {self._channel}: the host read nothing for {timeout_s} s; "
+                f"{unsent} of {len(data)} bytes still unsent ({data[len(data) - unsent:][:40]!r}...). "
+                "Is the harness still receiving from this adapter?"
+            )
+
+
+def write_within(fd: int, data: bytes, timeout_s: float) -> int:
+    """Write `data` to non-blocking `fd`, waiting for room up to `timeout_s` in all; return how many bytes
+    were left unsent (0: all written). A reader that stops (a paused process, a full pty) costs at most
+    `timeout_s`, never a hang. Other OSErrors (EIO: the other side hung up) propagate."""
+    view = memoryview(data)
+    try:
+        view = view[os.write(fd, view):]
+    except BlockingIOError:
+        pass
+    if not view:
+        return 0   # the usual case: room for it all
+    deadline_s = time.monotonic() + timeout_s
+    writable = select.poll()
+    writable.register(fd, select.POLLOUT)
+    while view:
+        remaining_s = deadline_s - time.monotonic()
+        if remaining_s <= 0 or not writable.poll(math.ceil(remaining_s * 1000)):
+            return len(view)
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            pass
+    return 0

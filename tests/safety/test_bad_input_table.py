@@ -6,6 +6,7 @@ error naming the file or device and what was expected, or is counted while the b
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 
 import can
@@ -13,6 +14,7 @@ import pytest
 from .safety_harness import RIGS, ROOT, gone_within
 
 from hil.bench import Bench
+from hil.can.bus import SERIAL_WRITE_TIMEOUT_S
 from hil.can.monitor import Monitor
 from hil.devices.emulator_process import EmulatorProcess
 from hil.errors import ConfigError, DeviceLost, HilError, HilTimeout
@@ -101,6 +103,29 @@ def test_a_can_adapter_lost_mid_run_is_device_lost_naming_it():
         bench.close()   # releases what is left, the dead adapter included, without raising
     assert f"{RIGS['slcan']} [can.main]: CAN adapter slcan on {pty} failed mid-run" in str(caught.value)
     assert "emulated boards' process (`hil emulate`) exited with code -9" in str(caught.value)
+
+
+@pytest.mark.wire
+def test_boards_that_stop_reading_are_device_lost_within_the_write_timeout_not_a_hang():
+    """Boards frozen (SIGSTOP here; hung firmware on a bench) stop reading their adapter's port. Once its
+    buffer is full, a blocking write would hang the loop, the safe state and the run, forever."""
+    bench = Bench(load_rig(RIGS["slcan"]))
+    pid = bench.emulator.proc.pid
+    # Without the timeout this test would hang too: the boards are woken after 20 s, and it fails instead.
+    wake = threading.Timer(20.0, os.kill, (pid, signal.SIGCONT))
+    try:
+        bench.power_up()
+        os.kill(pid, signal.SIGSTOP)
+        wake.start()
+        with pytest.raises(DeviceLost) as caught:
+            bench.loop.run_for(30.0)   # the pty's buffer fills within a second; a write waits 2 s
+        assert f"the device took no data for {SERIAL_WRITE_TIMEOUT_S:g} s" in str(caught.value)
+        assert f"the emulated boards' process (`hil emulate`, pid {pid}) is stopped" in str(caught.value)
+        assert bench.loop.t_s < 10.0
+    finally:
+        wake.cancel()
+        bench.close()   # kills the stopped boards: SIGTERM waits for a SIGCONT, SIGKILL does not
+    assert gone_within(pid, 5.0)
 
 
 def test_boards_that_crash_mid_run_are_named_with_their_last_output():
