@@ -50,10 +50,12 @@ _DRIVER_HINTS = {
     "socketcan": "this kernel has no SocketCAN (CONFIG_CAN): use `hil vcan-vm`, or interface 'slcan' or "
                  "'virtual'",
 }
-# Longest a frame's write to a serial CAN adapter (slcan) may block. python-can opens the port blocking, with
-# no write timeout, so an adapter or emulated board that stops reading (hung firmware, a SIGSTOP) blocks the
-# loop forever once the port's buffer fills. pyserial's own write_timeout does not help: it is checked only
-# after a write that returned, and on a non-blocking port it spins on EAGAIN.
+# Longest a frame's write to a serial CAN adapter (slcan) may wait for room. python-can opens the port with
+# no write timeout, so once an adapter or emulated board stops reading (hung firmware, a SIGSTOP) and the
+# port's buffer fills, pyserial's write waits forever, and the loop, the safe state and the run with it.
+# Setting pyserial's own write_timeout on the port did not stop that hang (measured: the harness still hung
+# with the boards stopped), so the port's writes go through `write_within`, which waits for room with a
+# deadline.
 SERIAL_WRITE_TIMEOUT_S = 2.0
 _ABSENT = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT}
 _DENIED = {errno.EACCES, errno.EPERM}
