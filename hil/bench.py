@@ -109,6 +109,10 @@ class Bench:
                                               rig.data["cell_emulator"]["channels"], on_send=self._log_sent)
             self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))
             self._temperature_every = max(1, int(round(TEMPERATURE_PERIOD_S / rig.dt_s)))
+            # The frames (multiplexer groups) due at each phase of those periods, worked out once.
+            self._cell_groups = _groups_by_phase(self.cell_emulator.cell_frames, self._setpoint_every)
+            self._temperature_groups = _groups_by_phase(self.cell_emulator.temperature_frames,
+                                                        self._temperature_every)
             # The run's timeline starts here, before anything is received: a frame the Monitor stamped
             # before a restart would sit ahead of every later one (a negative cycle time in its statistics).
             self.clock.restart()
@@ -158,10 +162,10 @@ class Bench:
         # Each cell setpoint frame goes out once per setpoint period, the frames spread over its ticks so
         # that a large pack's burst does not land on one tick.
         phase = tick % self._setpoint_every
-        groups = range(phase, self.cell_emulator.cell_frames, self._setpoint_every)
-        if len(groups) or phase == 0:
+        groups = self._cell_groups[phase]
+        if groups or phase == 0:
             output_v = _forced(self.pack.measured_cell_voltage_v, self._forced_cell_v)
-            if len(groups):
+            if groups:
                 self.cell_emulator.set_cells(output_v, groups)
         if phase == 0:
             self.cell_emulator.set_current(current_a)
@@ -173,9 +177,8 @@ class Bench:
                                float(amin(output_v)), float(amax(output_v))))
         # Thermistor frames, like the cell setpoints, are spread over their period: one per tick (14 for a
         # 96-cell pack), starting half-way through it, away from the BMS's 100 ms messages at its start.
-        phase = (tick - self._temperature_every // 2) % self._temperature_every
-        groups = range(phase, self.cell_emulator.temperature_frames, self._temperature_every)
-        if len(groups):
+        groups = self._temperature_groups[(tick - self._temperature_every // 2) % self._temperature_every]
+        if groups:
             self.cell_emulator.set_temperatures(
                 _forced(self.pack.measured_temperature_c, self._forced_temperature_c), groups)
         self.sender.tick(t_s)
@@ -266,6 +269,11 @@ class Bench:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _groups_by_phase(frames: int, every: int) -> list[range]:
+    """For each tick phase of a period of `every` ticks, the frames sent then: frame g at phase g % every."""
+    return [range(phase, frames, every) for phase in range(every)]
 
 
 def _force(forced: np.ndarray | None, n_channels: int, channel: int, value: float | None) -> np.ndarray | None:

@@ -4,7 +4,8 @@
 values of a pack that wrapper (~2 µs) costs more than the arithmetic, and the 1 ms bench tick and the
 emulated firmware's 10 ms task make a dozen such calls. Results are the same values: these are the
 reductions the methods run, over every axis (`axis=None`), and `amean` is ndarray.mean's sum divided by
-the count. `aclip` is np.clip's arithmetic, maximum then minimum, without its ~3 µs of dispatch.
+the count. `aclip` is np.clip's arithmetic, maximum then minimum, without its ~3 µs of dispatch; `clip`
+is the same for one Python float (a frame's few values need no array call at all).
 """
 from __future__ import annotations
 
@@ -34,3 +35,8 @@ def amean(values: np.ndarray) -> float:
 def aclip(values: np.ndarray, low: float, high: float, out: np.ndarray | None = None) -> np.ndarray:
     """np.clip(values, low, high, out=out) for low <= high: NaN stays NaN."""
     return np.minimum(np.maximum(values, low, out=out), high, out=out)
+
+
+def clip(value: float, low: float, high: float) -> float:
+    """`value` limited to low..high (low <= high), as `aclip` limits each element: NaN stays NaN."""
+    return low if value < low else min(value, high)  # min keeps a NaN `value`, as it is the first

@@ -327,10 +327,11 @@ class _Plan:
     signal where its own node's format does (checked once, here): packing with it is then what OR-ing the
     nodes' packings gives, one bitstruct call pair fewer. Otherwise each node keeps its own packers.
     """
-    __slots__ = ("packers", "signals")
+    __slots__ = ("length", "little_only", "packers", "signals")
 
     def __init__(self, nodes: list[dict], length: int):
         self.signals = tuple(_conversion(s) for node in nodes for s in node["signals"])
+        self.length = length
         nodes = [node for node in nodes if node["signals"]]  # encode_data skips these: they pack to 0
         packers = [_packers(node["formats"]) for node in nodes]
         if len(nodes) > 1:
@@ -340,18 +341,31 @@ class _Plan:
                    for node, own in zip(nodes, packers) for signal in node["signals"]):
                 packers = [merged]
         self.packers = tuple(packers)
+        self.little_only = self._little_only(nodes)
 
-    def pack(self, signals: dict, defaults: dict) -> int:
+    def _little_only(self, nodes: list[dict]):
+        """The little-endian packer, when it alone makes the frame: one set of packers and no big-endian
+        signal, so the big-endian format packs only zero bits. Its bytes are then the frame's, reversed
+        (`_pack_raw` reads them with int.from_bytes(..., "little")), without the round trip through an int."""
+        if len(self.packers) != 1 or any(s.byte_order == "big_endian" for node in nodes for s in node["signals"]):
+            return None
+        pack_little = self.packers[0][1]
+        zeros = dict.fromkeys((s.name for node in nodes for s in node["signals"]), 0)
+        return pack_little if len(pack_little(zeros)) == self.length else None
+
+    def pack(self, signals: dict, defaults: dict) -> bytes:
         raw = {}
         for name, offset, scale, to_raw in self.signals:
             value = signals[name] if name in signals else defaults[name]
             if not isinstance(value, (int, float)):  # a value-table name: cantools looks it up
                 raise _NotHandled(name)
             raw[name] = round((value - offset) / scale) if to_raw is None else to_raw(value)
+        if self.little_only is not None:
+            return self.little_only(raw)[::-1]
         encoded = 0
         for packers in self.packers:
             encoded |= _pack_raw(packers, raw)
-        return encoded
+        return encoded.to_bytes(self.length, "big")
 
 
 def _packers(formats) -> tuple:
@@ -408,7 +422,7 @@ class _FastEncoder:
             if not isinstance(mux, (int, float)):
                 raise _NotHandled(self.mux)
             plan = self.plans[int(mux)]
-        return plan.pack(signals, defaults).to_bytes(self.length, "big")
+        return plan.pack(signals, defaults)
 
 
 class _NotHandled(Exception):

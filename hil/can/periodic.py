@@ -68,6 +68,13 @@ class _Periodic:
     queue_origin_s: float = 0.0
     queue_spacing_s: float = 0.0
     queue_next: int = 0
+    # When the job next has a frame to send (the earlier of next_s and queue_due_s): inf while stopped,
+    # -inf while it waits to resync. Kept up to date by `update_due` whenever its schedule changes, so a
+    # tick looks at one number per job.
+    due_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.update_due()
 
     @property
     def next_s(self) -> float:
@@ -76,6 +83,14 @@ class _Periodic:
     @property
     def queue_due_s(self) -> float:
         return self.queue_origin_s + self.queue_next * self.queue_spacing_s if self.queue else math.inf
+
+    def update_due(self) -> None:
+        if not self.running:
+            self.due_s = math.inf
+        elif self.resync:
+            self.due_s = -math.inf
+        else:
+            self.due_s = min(self.next_s, self.queue_due_s)
 
 
 class PeriodicSender:
@@ -149,6 +164,7 @@ class PeriodicSender:
         job = self._job(name)
         job.running = False
         job.queue = []
+        job.update_due()
 
     def start(self, name: str, now_s: float | None = None) -> None:
         """Restart a stopped `name`: first frame at `now_s` and every cycle from there; without `now_s`, at
@@ -163,6 +179,7 @@ class PeriodicSender:
             job.resync = True
         else:
             job.origin_s, job.index = now_s, 0
+        job.update_due()
 
     def set_crc_source(self, name: str, crc_source: Callable[[bytes], int]) -> None:
         """Replace how `name`'s CRC byte is computed from its payload (emulated firmware defects use this)."""
@@ -189,33 +206,28 @@ class PeriodicSender:
     def tick(self, now_s: float) -> None:
         if now_s + _EPS_S < self._next_due_s:
             return
-        for job in self._jobs.values():
-            if not job.running:
-                continue
-            if job.queue:
-                self._send_queued(job, now_s)
-            if not job.resync and now_s + _EPS_S < job.next_s:
-                continue
-            self._start_cycle(job, now_s)
-            job.last_sent_s = now_s
-            if job.resync:
-                job.origin_s, job.index, job.resync = now_s, 1, False
-                continue
-            due = int((now_s + _EPS_S - job.origin_s) / job.cycle_s)  # the latest cycle due by now
-            job.skipped += due - job.index  # late by more than a cycle: those cycles are dropped, not burst
-            job.index = due + 1
-        self._next_due_s = self._earliest_due_s()
-
-    def _earliest_due_s(self) -> float:
-        """When the next frame of any job is due; -inf while a job waits to resync (it goes at the next tick)."""
         earliest_s = math.inf
         for job in self._jobs.values():
-            if not job.running:
-                continue
-            if job.resync:
-                return -math.inf
-            earliest_s = min(earliest_s, job.next_s, job.queue_due_s)
-        return earliest_s
+            if now_s + _EPS_S >= job.due_s:
+                self._run(job, now_s)
+                job.update_due()
+            earliest_s = min(earliest_s, job.due_s)
+        self._next_due_s = earliest_s
+
+    def _run(self, job: _Periodic, now_s: float) -> None:
+        """A due job: its queued frames due by now, then its next cycle if that is due."""
+        if job.queue:
+            self._send_queued(job, now_s)
+        if not job.resync and now_s + _EPS_S < job.next_s:
+            return
+        self._start_cycle(job, now_s)
+        job.last_sent_s = now_s
+        if job.resync:
+            job.origin_s, job.index, job.resync = now_s, 1, False
+            return
+        due = int((now_s + _EPS_S - job.origin_s) / job.cycle_s)  # the latest cycle due by now
+        job.skipped += due - job.index  # late by more than a cycle: those cycles are dropped, not burst
+        job.index = due + 1
 
     def _start_cycle(self, job: _Periodic, now_s: float) -> None:
         """One provider call (or the set signals), the cycle's alive counter on every frame; the first frame

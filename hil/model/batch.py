@@ -497,5 +497,5 @@ def _finish(pack: Pack, last_current_a: float, last_voltage_v: np.ndarray) -> No
     pack.pack_current_a = float(last_current_a)
     pack.cell_current_a.fill(last_current_a)
     pack.cell_voltage_v[:] = last_voltage_v
-    pack._lookup(pack._x, out=pack._ocv)
+    pack._lookup(pack._x, out=pack._ocv)  # no `moved`: the run moved x, so the next step searches again
     pack.faults.measure_cell_voltage(pack.cell_voltage_v, pack.measured_cell_voltage_v)

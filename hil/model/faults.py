@@ -174,7 +174,7 @@ class Faults:
             np.take(self._node_v, self._node_index, out=self._seen_v)
             np.subtract(self._seen_v[1:], self._seen_v[:-1], out=out)
         else:
-            np.copyto(out, true_v)
+            out[:] = true_v  # np.copyto's work without its dispatch, once a model step
         if self._offset:
             np.add(out, self.voltage_offset_v, out=out)
         if self._noise:

@@ -41,6 +41,7 @@ from hil.model.cell import CellParams
 from hil.model.faults import Faults
 from hil.model.tables import Lookup, UniformTable
 from hil.model.thermal import ThermalNetwork
+from hil.reductions import amax
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -106,6 +107,8 @@ class Pack:
         self._g = np.zeros((rows,) + shape)
         self._scratch = np.zeros((rows,) + shape)
         self._drop_rows = self._state[:self._n_drop]
+        self._drop_row_list = list(self._drop_rows)  # R0 drop, then every RC branch (at least one)
+        self._drop_rows_after_two = self._drop_row_list[2:]
         self._x = self._state[-2]
         self.cell_soc = self._state[-1]
         self.rc_voltage_v = self._state[1:self._n_drop]
@@ -122,6 +125,7 @@ class Pack:
         self.cell_current_a = np.zeros(shape)
         self.cell_hysteresis_v = np.zeros(shape)
         self._has_hysteresis = cell.hysteresis_v > 0 and cell.hysteresis_rate > 0
+        self._has_entropic_shift = cell.ocv_dv_dt_v_per_k is not None
         self._hysteresis_decay = np.ones(shape)
         self._hysteresis_target = np.zeros(shape)
         self._hysteresis_current = None
@@ -153,6 +157,7 @@ class Pack:
         self._drop_g_sum = np.zeros(shape)
 
         self.pack_current_a = 0.0
+        self._step_current_a = np.zeros(())  # the step's current as a 0-d array (see `step`)
         self.time_s = 0.0
         self._dt_s = None
         self._steps_per_update = 1
@@ -166,32 +171,36 @@ class Pack:
 
     def step(self, current_a: float, dt_s: float) -> None:
         """Advance by `dt_s` with `current_a` (pack current, > 0 discharges) held over the step."""
+        # The per-step ufuncs take `out` positionally: numpy parses that faster than the keyword, and a
+        # 16-cell step is a dozen such calls, each costing more than its arithmetic.
         if dt_s != self._dt_s:
             self._change_dt(dt_s)
         current_a = float(current_a)
         self.pack_current_a = current_a
         state = self._state
-        np.multiply(state, self._a, out=state)
+        np.multiply(state, self._a, state)
         if self._solve_blocks:
             self._solve_block_currents(current_a)
-            np.multiply(self._g, self.cell_current_a, out=self._scratch)
-            np.add(state, self._scratch, out=state)
+            np.multiply(self._g, self.cell_current_a, self._scratch)
+            np.add(state, self._scratch, state)
             if self._has_hysteresis:
                 self._advance_hysteresis(self.cell_current_a)
-            self._lookup(self._x, out=self._ocv)
+            self._lookup(self._x, self._ocv)
             if self.n_parallel > 1:
                 self._update_block_soc()
         else:
-            np.multiply(self._g, current_a, out=self._scratch)
-            np.add(state, self._scratch, out=state)
+            step_current_a = self._step_current_a
+            step_current_a[()] = current_a  # numpy multiplies by a 0-d array faster than by a Python float
+            np.multiply(self._g, step_current_a, self._scratch)
+            np.add(state, self._scratch, state)
             if self._has_hysteresis:
                 self._advance_hysteresis(current_a)
-            self._lookup(self._x, out=self._ocv)
-            self._open_circuit_v(out=self._block_voltage)
+            self._lookup(self._x, self._ocv, moved=self._x_per_amp * abs(current_a))
+            self._open_circuit_v(self._block_voltage)
             self.cell_current_a.fill(current_a)
         self.faults.measure_cell_voltage(self.cell_voltage_v, self.measured_cell_voltage_v)
-        np.multiply(self._drop_rows, self._drop_rows, out=self._heat_square)
-        np.add(self._heat_sum_v2, self._heat_square, out=self._heat_sum_v2)
+        np.multiply(self._drop_rows, self._drop_rows, self._heat_square)
+        np.add(self._heat_sum_v2, self._heat_square, self._heat_sum_v2)
         self.time_s += dt_s
         self._steps_pending += 1
         if self._steps_pending >= self._steps_per_update:
@@ -199,19 +208,25 @@ class Pack:
 
     def _open_circuit_v(self, out: np.ndarray) -> np.ndarray:
         """OCV (with hysteresis and entropic shift) minus the drops the state rows hold now: after the step's
-        current is added, a single-cell block's terminal voltage; before, a parallel block's open-circuit part."""
-        np.add.reduce(self._drop_rows, axis=0, out=out)
-        np.subtract(self._ocv, out, out=out)
+        current is added, a single-cell block's terminal voltage; before, a parallel block's open-circuit part.
+
+        The drops are added in row order (R0, then each RC branch): np.add.reduce over the rows gives the
+        same bits, as it adds them in that order too, but costs twice the two or three adds of a small pack."""
+        rows = self._drop_row_list
+        np.add(rows[0], rows[1], out)
+        for row in self._drop_rows_after_two:
+            np.add(out, row, out)
+        np.subtract(self._ocv, out, out)
         if self._has_hysteresis:
-            np.add(out, self.cell_hysteresis_v, out=out)
-        if self.cell.ocv_dv_dt_v_per_k is not None:
-            np.add(out, self._ocv_offset_v, out=out)
+            np.add(out, self.cell_hysteresis_v, out)
+        if self._has_entropic_shift:
+            np.add(out, self._ocv_offset_v, out)
         return out
 
     def _solve_block_currents(self, current_a: float) -> None:
         """Cell currents and block voltages for this step; the state rows already hold A s(k)."""
         # Open-circuit part of each cell's end-of-step voltage: OCV now, minus what the RC branches keep.
-        open_v = self._open_circuit_v(out=self._open_v)
+        open_v = self._open_circuit_v(self._open_v)
         # Effective resistance over the step: R0 + sum R_k (1 - a_k) + OCV slope times charge per amp.
         np.multiply(self._lookup.slope, self._g[-2], out=self._step_r)
         np.subtract(self._drop_g_sum, self._step_r, out=self._step_r)
@@ -282,6 +297,7 @@ class Pack:
         # Carrying x next to the SOC saves a multiply per step; resynchronise it so rounding cannot drift.
         np.multiply(self.cell_soc, self._ocv_table.x_per_soc, out=self._x)
         self._x += 1.0
+        self._lookup.forget_segments()
         self._update_parameters()
 
     def _add_fault_heat(self) -> None:
@@ -313,6 +329,8 @@ class Pack:
         self._g[1:self._n_drop] = self._rc_ohm * (1.0 - rc_a)
         self._a[-2:] = 1.0
         self._g[-2] = -self._ocv_table.x_per_soc * charge_per_amp
+        # How far x can move in a step per amp: the bound the lookup needs to skip its segment search.
+        self._x_per_amp = float(amax(np.abs(self._g[-2])))
         self._g[-1] = -charge_per_amp
         self._hysteresis_rate = self.cell.hysteresis_rate * charge_per_amp
         self._hysteresis_current = None

@@ -42,6 +42,17 @@ def test_a_frame_arrives_as_a_received_copy():
         assert rx.recv(timeout=0) is None
 
 
+def test_a_received_copy_has_every_field_of_a_message():
+    """The copy sets python-can's Message fields one by one: one it did not know would be missing here."""
+    with _buses(SimBus, SimBus) as (tx, rx):
+        sent = _frame(data=b"\x05" * 12, is_fd=True, bitrate_switch=True, error_state_indicator=True, dlc=12)
+        tx.send(sent)
+        got = rx.recv(timeout=0)
+    set_by_the_bus = {"timestamp": got.timestamp, "channel": tx.channel_id, "is_rx": True}
+    for field in set(can.Message.__slots__) - {"__weakref__"}:
+        assert getattr(got, field) == set_by_the_bus.get(field, getattr(sent, field)), field
+
+
 def test_frames_keep_their_order_and_reach_every_receiver():
     with _buses(SimBus, SimBus, SimBus) as (tx, rx1, rx2):
         for i in range(5):

@@ -109,6 +109,19 @@ def test_batch_continues_a_pack_and_covers_parallel_blocks(m50):
     np.testing.assert_array_equal(batched.cell_soc, stepped.cell_soc)
 
 
+def test_steps_after_a_batch_run_look_up_the_segments_the_run_left(m50):
+    """A batch run moves SOC without the step's lookup: the steps after it must not trust segments found
+    before it (the lookup skips its search only while it knows how far SOC moved)."""
+    pack = Pack(m50, 3, 0.51, resistance_spread=0.05, seed=1, thermal_dt_s=100.0)
+    pack.step(1.0, 0.01)  # segments found at SOC 0.51, well inside the 0.5-0.525 segment
+    run(pack, np.full(1234, -40.0), 0.01)  # SOC up by 2.7 %, past a breakpoint, inside one thermal interval
+    table = pack._ocv_table
+    for _ in range(50):
+        pack.step(1.0, 0.01)
+        expected = np.clip(np.trunc(pack._x), 0, table.points).astype(np.intp)
+        np.testing.assert_array_equal(pack._lookup.index, expected)
+
+
 def test_batch_refuses_bad_profiles(m50):
     with pytest.raises(ConfigError, match="sample 2"):
         simulate(m50, [1.0, 2.0, np.nan], 0.1)

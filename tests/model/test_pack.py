@@ -4,6 +4,7 @@ import pytest
 
 from hil.errors import ConfigError
 from hil.model.pack import Pack
+from hil.model.tables import Lookup
 
 
 def test_block_arrays_are_updated_in_place(m50):
@@ -95,3 +96,25 @@ def test_bad_pack_arguments_are_refused(m50, options, name):
     arguments = dict(n_series=2) | options
     with pytest.raises(ConfigError, match=name):
         Pack(m50, **arguments)
+
+
+class _AlwaysSearching(Lookup):
+    def __call__(self, x, out, moved=None):
+        return super().__call__(x, out)
+
+
+@pytest.mark.parametrize("n_parallel", [1, 2])
+def test_the_lookups_skipped_search_changes_no_step(m50, n_parallel):
+    """The pack tells its OCV lookup how far SOC can have moved, so the lookup skips its segment search
+    while no cell can have left its segment: bit for bit what a search at every step gives, through
+    segment crossings, the table's lower end and current reversals."""
+    searched, skipping = (Pack(m50, 3, soc0=0.04, n_parallel=n_parallel, capacity_spread=0.05, seed=2)
+                          for _ in range(2))
+    searched._lookup = _AlwaysSearching(searched._ocv_table, searched._x.shape)
+    searched._lookup(searched._x, np.empty_like(searched._x))  # the segments a parallel solve starts from
+    currents_a = [60.0] * 200 + [-45.0] * 900 + [0.0] * 5 + [30.0] * 400 + [-90.0] * 600
+    for current_a in currents_a:
+        for pack in (searched, skipping):
+            pack.step(current_a, 0.1)
+        np.testing.assert_array_equal(skipping.cell_voltage_v, searched.cell_voltage_v)
+        np.testing.assert_array_equal(skipping.cell_soc, searched.cell_soc)

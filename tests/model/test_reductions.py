@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hil.reductions import aall, aany, aclip, amax, amean, amin
+from hil.reductions import aall, aany, aclip, amax, amean, amin, clip
 
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
@@ -35,3 +35,11 @@ def test_aclip_is_np_clip(values, low, width):
     out = values.copy()
     assert aclip(out, low, high, out=out) is out
     np.testing.assert_array_equal(out, expected)
+
+
+@given(finite_or_not, st.floats(-10, 10), st.floats(0, 10))
+def test_clip_of_one_value_is_aclip(value, low, width):
+    high = low + width
+    expected = aclip(np.array([value]), low, high)[0]
+    got = clip(value, low, high)
+    assert type(got) is float and (np.isnan(got) if np.isnan(expected) else got == expected)
