@@ -32,6 +32,7 @@ from hil.devices.cell_emulator import CellEmulator
 from hil.devices.emulator_process import EmulatorProcess
 from hil.errors import DeviceLost, HilError
 from hil.loop import Loop
+from hil.profiles.base import UNITS
 from hil.protocol import BmsState
 from hil.reductions import amax, amean, amin
 from hil.rig import Rig
@@ -233,11 +234,15 @@ class Bench:
             raise HilError(f"load kind {kind!r}: expected 'current' or 'power'")
         self.profile = None
         self.demand, self.demand_kind, self.honour_limits = demand, kind, honour_limits
+        # The trace's demand column holds A or W: the event says which (the plot's demand axis reads it).
+        self.trace.mark(self.loop.t_s, f"load {demand:g} {UNITS[kind]}" + _limits_note(honour_limits))
 
     def run_profile(self, profile, honour_limits: bool = True) -> None:
         """Start `profile` at the current bench time; `profile.at` is then read with time from now."""
         self.profile = _Shifted(profile, self.loop.t_s)
         self.honour_limits = honour_limits
+        self.trace.mark(self.loop.t_s, f"profile {profile.name} ({profile.duration_s:g} s) in {profile.unit}"
+                        + _limits_note(honour_limits))
 
     def make_safe(self, timeout_s: float = 5.0) -> SafeState:
         """Load zero, contactors open by request, cell-emulator outputs off, in that order, each confirmed by
@@ -269,6 +274,10 @@ class Bench:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _limits_note(honour_limits: bool) -> str:
+    return "" if honour_limits else " (BMS current limits ignored)"
 
 
 def _groups_by_phase(frames: int, every: int) -> list[range]:

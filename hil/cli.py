@@ -28,8 +28,8 @@ def cmd_run(args, extra: list[str]) -> int:
             "-p", "no:cacheprovider", "-o", "junit_family=xunit1"]
     for assignment in args.overrides:
         argv += ["--set", assignment]
-    if extra[:1] == ["--"]:  # `hil run -- -k ov`: the usual way to mark what goes on, not a path for pytest
-        extra = extra[1:]
+    if "--" in extra:  # `hil run -q -- -k ov`: the usual way to mark what goes on; to pytest, what follows
+        extra.remove("--")  # it would be file names
     from hil.safety import Interrupts
     code = pytest.main(argv + extra)
     if code == pytest.ExitCode.INTERRUPTED and Interrupts.first is not None:

@@ -178,8 +178,10 @@ def test_hil_run_passes_what_follows_a_double_dash_to_pytest(monkeypatch, tmp_pa
     monkeypatch.setattr(pytest_module, "main", lambda argv: seen.append(argv) or 0)
     assert main(["run", "--report", str(tmp_path), "--", "-k", "overcurrent"]) == 0
     assert main(["run", "--report", str(tmp_path), "-x"]) == 0
+    assert main(["run", "--report", str(tmp_path), "-q", "--", "-k", "overcurrent"]) == 0  # pytest's own first
     assert seen[0][-2:] == ["-k", "overcurrent"] and "--" not in seen[0]
     assert seen[1][-1] == "-x"
+    assert seen[2][-3:] == ["-q", "-k", "overcurrent"] and "--" not in seen[2]
 
 
 def test_a_report_states_how_a_real_clock_waits_and_is_scheduled():

@@ -9,6 +9,7 @@ says so. Draws off-screen (Agg backend), never opens a window.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,22 @@ def output_departures(data: dict[str, np.ndarray], side: str) -> np.ndarray | No
     output = data[f"output_v_{side}"]
     departs = np.abs(output - data[f"cell_v_{side}"]) >= OUTPUT_DEPARTS_V
     return np.where(departs, output, np.nan) if departs.any() else None
+
+
+# The bench marks each load it applies ("load 8 A", "profile bbu-ride-through (60 s) in W"): the unit of the
+# trace's demand column, which holds amperes or watts.
+_LOAD_EVENT = re.compile(r"^(?:load (?P<demand>\S+)|profile .+ in) (?P<unit>A|W)\b")
+
+
+def demand_unit(events: list[tuple[float, str]]) -> str:
+    """The unit of the demand column from the trace's load events: "A", "W", or "A, then W" for a trace that
+    changed kind (in the order applied). A zero load (the safe state's) is either; with none other, "A"."""
+    units: list[str] = []
+    for _, text in events:
+        match = _LOAD_EVENT.match(text)
+        if match and match["demand"] != "0" and match["unit"] not in units:
+            units.append(match["unit"])
+    return ", then ".join(units) or "A"
 
 
 def event_labels(events: list[tuple[float, str]], span_s: float, *, cluster_frac: float = 0.015,
@@ -108,7 +125,7 @@ def plot_trace(trace_path: str | Path, png_path: str | Path, title: str = "", ve
         ax_i.set_ylabel("current (A)")
         ax_demand = ax_i.twinx()
         ax_demand.plot(*_decimate(t, data["demand"]), color="0.55", lw=0.6, ls="--", label="demand")
-        ax_demand.set_ylabel("demand (A or W)", color="0.45")
+        ax_demand.set_ylabel(f"demand ({demand_unit(events)})", color="0.45")
         for column, colour in (("cell_v_max", "tab:red"), ("cell_v_mean", "tab:gray"), ("cell_v_min", "tab:blue")):
             ax_v.plot(*_decimate(t, data[column]), color=colour, lw=0.8, label=column.replace("cell_v_", ""))
         for side, colour in (("max", "darkviolet"), ("min", "teal")):

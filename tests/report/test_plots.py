@@ -63,3 +63,23 @@ def test_without_matplotlib_no_plot_and_a_note(trace_file, tmp_path, monkeypatch
     assert not png.exists()
     from hil.report.artifacts import missing_notes
     assert plots.MISSING_NOTE in missing_notes()
+
+
+def test_the_demand_axis_names_the_unit_the_bench_applied(tmp_path):
+    from hil.bench import Bench
+    from hil.profiles import PROFILES
+    from hil.rig import PROJECT_ROOT, load_rig
+    from hil.trace import read_events
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml")
+    with Bench(rig, report_dir=tmp_path, name="t") as bench:
+        bench.power_up()
+        bench.set_load(5.0)
+        bench.loop.run_for(0.1)
+        assert plots.demand_unit(bench.trace.events) == "A"
+        bench.run_profile(PROFILES["bbu-ride-through"](dt_s=rig.dt_s, seed=1, duration_s=1.0))
+        bench.loop.run_for(0.1)
+    events = read_events(tmp_path / "t.csv")
+    assert plots.demand_unit(events) == "A, then W"
+    assert plots.demand_unit([]) == "A"   # nothing applied: the idle demand is 0 A
+    assert plots.demand_unit([(0.0, "profile x (1 s) in W"), (1.0, "load 0 A")]) == "W"  # 0 A is 0 W
+    assert plots.demand_unit([(0.0, "load 800 W (BMS limits ignored)")]) == "W"
