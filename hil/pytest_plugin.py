@@ -26,7 +26,8 @@ from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
 from hil.rig import DEFAULT_RIG, load_rig, preflight
-from hil.safety import NotSafe, TickGuard, held_interrupts, live, make_live_benches_safe, sigterm_interrupts
+from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
+                        make_live_benches_safe, sigterm_interrupts)
 from hil.spec import load_spec
 
 LOCK_DIR_ENV = "HIL_LOCK_DIR"   # where rig lock files live (default: the system temp directory)
@@ -107,6 +108,19 @@ def _where(exc: BaseException, item) -> str:
     bench = getattr(item, "funcargs", {}).get("bench")
     return ((f" at {item.path.name}:{line}" if line is not None else "")
             + (f", t={bench.loop.t_s:.3f} s" if isinstance(bench, Bench) else ""))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    """Under pytest-xdist, a Ctrl-C or SIGTERM to the controller asks it to stop once the workers have (a
+    terminal's Ctrl-C reaches them too: each fails its test as interrupted, makes its bench safe and reports
+    it), so their reports reach junit.xml and index.html; it used to quit at once and lose them. A second
+    one stops it at once."""
+    dsession = session.config.pluginmanager.getplugin("dsession")  # xdist's controller; None elsewhere
+    if dsession is None:
+        return (yield)
+    with first_interrupt_requests_a_stop(lambda reason: setattr(dsession, "shouldstop", reason)):
+        return (yield)
 
 
 @pytest.hookimpl(tryfirst=True)

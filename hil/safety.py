@@ -19,6 +19,8 @@ How each way a run can end reaches the safe state:
   (`make_live_benches_safe`), fails the bench test it interrupted as "interrupted", and stops the run after
   that test's teardown, which confirms the safe state again and records it;
 - SIGTERM (a CI timeout, systemd, `kill`): `sigterm_interrupts()` turns it into KeyboardInterrupt;
+- under pytest-xdist, the controller's first signal only asks it to stop once the workers have reported
+  (`first_interrupt_requests_a_stop`): they make their own benches safe;
 - a signal that comes while the bench goes safe waits until it is safe (`held_interrupts()`), so a second
   Ctrl-C cannot leave it half done; `make_safe`'s timeouts bound that wait;
 - SIGKILL, a crash, power loss: nothing in the harness runs, so the boards' own watchdogs act. The cell
@@ -246,6 +248,30 @@ def _interrupt(signum: int, _frame) -> None:
         return
     TickGuard.pending = None
     raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+
+@contextlib.contextmanager
+def first_interrupt_requests_a_stop(request_stop: Callable[[str], None]):
+    """During the block, the first SIGINT or SIGTERM calls `request_stop(reason)` and the run goes on to stop
+    in its own time; a second one raises KeyboardInterrupt as usual, to stop at once. For a process whose
+    own work is waiting for others to finish (pytest-xdist's controller, whose workers make their benches
+    safe and then report)."""
+    if not _in_main_thread():
+        yield
+        return
+
+    def stop_or_interrupt(signum: int, frame) -> None:
+        if Interrupts.first is not None:
+            _interrupt(signum, frame)
+            return
+        Interrupts.first = Interrupts.last = signum
+        request_stop(f"interrupted ({signal.Signals(signum).name} received)")
+    previous = {signum: signal.signal(signum, stop_or_interrupt) for signum in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def _in_main_thread() -> bool:

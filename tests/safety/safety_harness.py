@@ -38,12 +38,14 @@ class Harness:
     """A harness process (`python -m pytest ...` or `python -m hil ...`) whose output lines are read as they
     come, each with the `time.monotonic()` it arrived at."""
 
-    def __init__(self, argv: list[str], env: dict | None = None):
+    def __init__(self, argv: list[str], env: dict | None = None, own_process_group: bool = False):
         # SIGINT at its default, whatever this process inherited, so the child's Python turns it into
-        # KeyboardInterrupt (a child started with SIGINT ignored keeps ignoring it).
+        # KeyboardInterrupt (a child started with SIGINT ignored keeps ignoring it). In a process group of
+        # its own, `os.killpg` reaches it and its children as a terminal's Ctrl-C would.
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                                     start_new_session=own_process_group)
         self.lines: list[tuple[float, str]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

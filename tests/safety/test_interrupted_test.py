@@ -1,10 +1,14 @@
 """A Ctrl-C or SIGTERM that interrupts a bench test: the test fails as interrupted (never "passed"), its bench
 is made safe and the read-back lands in the JUnit XML and the report, the run stops, and the run's records
 are written whole whatever signal comes while they are."""
+import os
 import re
+import signal
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from .safety_harness import RIGS, RUNNING_TEST, Harness
 
 from hil.safety import PROPERTY_PREFIX
 
@@ -130,3 +134,33 @@ def test_a_signal_while_the_run_records_are_written_loses_neither(pytester):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert list(_testcases(junit)) == ["test_ok"]
     assert "test_ok" in (pytester.path / "report" / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_under_xdist_a_terminals_ctrl_c_waits_for_the_workers_to_report_their_interrupted_tests(tmp_path):
+    """A terminal's Ctrl-C reaches pytest-xdist's controller and its workers. The controller used to quit at
+    once: the workers' reports never came, and junit.xml had no entry for the tests they were running."""
+    test_file = tmp_path / "test_two.py"
+    long_running = RUNNING_TEST.replace("600.0", "36000.0")   # virtual time runs ~30x faster than the wall
+    test_file.write_text(long_running + long_running.replace("test_runs_until_stopped", "test_second"))
+    report, junit = tmp_path / "report", tmp_path / "junit.xml"
+    harness = Harness([sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "-n", "2",
+                       "--rig", str(RIGS["sim"]), "--hil-report", str(report), f"--junitxml={junit}", str(test_file)],
+                      own_process_group=True)
+    try:
+        # The plugin's progress lines (every 5 s of wall time) say both workers are in their tests' bodies.
+        for test in ("test_runs_until_stopped", "test_second"):
+            harness.wait_for(lambda line: f"::{test}: t=" in line)
+        os.killpg(harness.proc.pid, signal.SIGINT)
+        assert harness.finish() == pytest.ExitCode.INTERRUPTED, harness.output()
+    finally:
+        if harness.proc.poll() is None:
+            os.killpg(harness.proc.pid, signal.SIGKILL)
+
+    cases = _testcases(junit)
+    assert sorted(cases) == ["test_runs_until_stopped", "test_second"], harness.output()
+    for case in cases.values():
+        assert "interrupted (SIGINT received)" in case.find("failure").get("message")
+        assert _properties(case)[f"{PROPERTY_PREFIX}confirmed"] == "True"
+    index = (report / "index.html").read_text()
+    assert len(re.findall(r"<span[^>]*>failed</span></h2>", index)) == 2
