@@ -34,7 +34,7 @@ from hil.errors import DeviceLost, HilError
 from hil.loop import Loop
 from hil.profiles.base import UNITS
 from hil.protocol import BmsState
-from hil.reductions import amax, amean, amin
+from hil.reductions import amean, greatest, least
 from hil.rig import Rig
 from hil.safety import SafeState, make_safe
 from hil.spec import load_spec
@@ -58,6 +58,12 @@ class Bench:
         calibration = rig.data["dut"].get("calibration", {})
         self.bleed_r_ohm = float(np.mean(self.cell.ocv_v)) / calibration.get("balance_current_a", 0.1)
         self._bleed_mask = None
+        # What the host reads from the BMS's frames every tick, worked out again only when a frame has
+        # updated the Monitor's values (see `_read_bms`): most ticks bring none.
+        self._bms_value_updates = -1
+        self._limit_discharge_a = self._limit_charge_a = None
+        self._contactors_closed = False
+        self._balancing_mask = None
         bus_name = rig.data["dut"]["bus"]
         self.db = load_dbcs(rig.dbc_paths(bus_name))
         precompile(self.db)
@@ -145,16 +151,18 @@ class Bench:
         demand = self.profile.at(t_s) if self.profile is not None else self.demand
         kind = self.profile.kind if self.profile is not None else self.demand_kind
         current_a = demand / max(self.pack.pack_voltage_v, 1.0) if kind == "power" else demand
+        if self.monitor.value_updates != self._bms_value_updates:
+            self._read_bms()
         if self.honour_limits:
-            limit_dis, limit_chg = self.bms.discharge_limit_a, self.bms.charge_limit_a
+            limit_dis, limit_chg = self._limit_discharge_a, self._limit_charge_a
             if limit_dis is not None:
                 current_a = min(current_a, limit_dis)
             if limit_chg is not None:
                 current_a = max(current_a, -limit_chg)
-        if not self.bms.contactors_closed:
+        if not self._contactors_closed:
             current_a = 0.0
         self.pack_current_a = current_a
-        mask = self.bms.balancing_mask(self.pack.n_series)
+        mask = self._balancing_mask
         if mask is not self._bleed_mask:  # the proxy returns the same array until the mask changes
             self._bleed_mask = mask
             self.pack.faults.set_bleed(mask, self.bleed_r_ohm)
@@ -172,10 +180,10 @@ class Bench:
             self.cell_emulator.set_current(current_a)
             v = self.pack.cell_voltage_v
             state = self.bms.state
-            self.trace.record((t_s, demand, current_a, float(amin(v)), amean(v), float(amax(v)),
-                               float(amax(self.pack.temperature_c)), amean(self.pack.soc), self.bms.soc,
+            self.trace.record((t_s, demand, current_a, float(least(v)), amean(v), float(greatest(v)),
+                               float(greatest(self.pack.temperature_c)), amean(self.pack.soc), self.bms.soc,
                                state.name if state is not None else "NONE", self.bms.contactors_closed,
-                               float(amin(output_v)), float(amax(output_v))))
+                               float(least(output_v)), float(greatest(output_v))))
         # Thermistor frames, like the cell setpoints, are spread over their period: one per tick (14 for a
         # 96-cell pack), starting half-way through it, away from the BMS's 100 ms messages at its start.
         groups = self._temperature_groups[(tick - self._temperature_every // 2) % self._temperature_every]
@@ -183,6 +191,15 @@ class Bench:
             self.cell_emulator.set_temperatures(
                 _forced(self.pack.measured_temperature_c, self._forced_temperature_c), groups)
         self.sender.tick(t_s)
+
+    def _read_bms(self) -> None:
+        """The BMS's current limits, contactors and bleed mask as its latest frames report them. The count
+        is taken first: a frame the Notifier thread adds meanwhile counts as unread, and is read next tick."""
+        self._bms_value_updates = self.monitor.value_updates
+        bms = self.bms
+        self._limit_discharge_a, self._limit_charge_a = bms.discharge_limit_a, bms.charge_limit_a
+        self._contactors_closed = bms.contactors_closed
+        self._balancing_mask = bms.balancing_mask(self.pack.n_series)
 
     def _tick_or_lost(self, t_s: float) -> None:
         """`tick`, with a CAN adapter that fails mid-run (unplugged, or its boards' process gone) reported as

@@ -110,6 +110,9 @@ class Monitor(can.Listener):
         self.db = db
         self.clock = clock
         self.values: dict[str, float | int | str] = {}
+        # Frames that have updated `values` so far: what a reader derives from `values` stays right while
+        # this count stands (it goes up after the values it counts are in place).
+        self.value_updates = 0
         self.value_time_s: dict[str, float] = {}
         self.stats: dict[str, CycleStats] = {}
         self.counters = {"frames": 0, "unknown_id": 0, "bad_dlc": 0, "error_frames": 0, "bus_off": 0,
@@ -175,6 +178,7 @@ class Monitor(can.Listener):
             if rx.crc is not None and not e2e.crc_ok(bytes(data)):
                 stats.bad_crc += 1
             self.values.update(decoded)
+            self.value_updates += 1
             self.value_time_s.update(dict.fromkeys(decoded, now_s))
             if self._waiters and rx.name in self._waiters:
                 self._offer(rx, now_s)

@@ -19,7 +19,7 @@ from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.errors import ConfigError, did_you_mean
 from hil.protocol import FAULT_BITS, BmsState, ModeRequest
-from hil.reductions import aall, aany, aclip, amax, amin
+from hil.reductions import aall, aany, aclip, amax, greatest, least
 from hil.sim.cell_emulator_board import CellEmulatorBoard
 
 MAIN_TASK_S = 0.010
@@ -240,7 +240,7 @@ class BmsFirmware:
         cal = self.cal
         self._measure()
         v, temp_c = self.cell_v, self.temp_c
-        v_min, v_max, t_min, t_max = amin(v), amax(v), amin(temp_c), amax(temp_c)
+        v_min, v_max, t_min, t_max = least(v), greatest(v), least(temp_c), greatest(temp_c)
         # NaN-free with every cell above the sense-wire level: the extremes then decide every voltage check
         # (np.minimum propagates a NaN, which fails the comparison, so a NaN takes the per-cell path).
         all_sensed = bool(v_min > cal["sense_wire_v"])

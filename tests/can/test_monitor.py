@@ -42,6 +42,19 @@ def test_latest_value_of_every_signal_with_its_time(db):
                                                                   "BMS_Cell01_Voltage": None}
 
 
+def test_value_updates_counts_the_frames_that_changed_values(db):
+    """The bench reads the BMS's limits and contactors again only when this count moves: every frame that
+    updates `values` must move it, and one that does not (an unknown ID, an error frame) need not."""
+    monitor = Monitor(db, ManualClock())
+    monitor.on_message_received(frame(db, "BMS_SOC", BMS_SOC=61.5, BMS_SOH=97.0))
+    assert monitor.value_updates == 1
+    monitor.on_message_received(can.Message(arbitration_id=0x7FF, data=bytes(8), is_extended_id=False))
+    monitor.on_message_received(can.Message(is_error_frame=True))
+    assert monitor.value_updates == 1
+    monitor.on_message_received(frame(db, "BMS_SOC", BMS_SOC=40.0, BMS_SOH=97.0))
+    assert monitor.value_updates == 2 and monitor.values["BMS_SOC"] == pytest.approx(40.0)
+
+
 def test_cycle_statistics_mean_jitter_and_max_gap(db):
     clock = ManualClock()
     monitor = Monitor(db, clock)

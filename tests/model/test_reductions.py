@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hil.reductions import aall, aany, aclip, amax, amean, amin, clip
+from hil.reductions import aall, aany, aclip, amax, amean, amin, clip, greatest, least
 
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
@@ -21,9 +21,30 @@ def test_same_values_as_the_ndarray_methods(values):
     assert aany(flags) is bool(flags.any()) and aall(flags) is bool(flags.all())
 
 
+zeros_and_nans = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, -1.0])
+
+
+@given(arrays(np.float64, st.sampled_from([(1,), (3,), (16,), (96,), (4, 3)]),
+              elements=st.one_of(finite_or_not, zeros_and_nans)))
+def test_least_and_greatest_are_amin_and_amax_bit_for_bit(values):
+    """argmin's element is the reduction's answer but for which zero or which NaN: those must come out as the
+    reduction's own, sign of a zero included (the trace prints it)."""
+    for ours, theirs in ((least, amin), (greatest, amax)):
+        got, expected = ours(values), theirs(values)
+        assert type(got) is type(expected)
+        assert np.asarray(got).tobytes() == np.asarray(expected).tobytes()
+
+
+def test_least_and_greatest_of_a_strided_view():
+    values = np.arange(12.0).reshape(6, 2)[:, 1]  # a column, as a parallel pack's block temperatures are
+    assert least(values) == 1.0 and greatest(values) == 11.0
+
+
 def test_an_empty_array_has_no_minimum_as_in_numpy():
     with pytest.raises(ValueError):
         amin(np.zeros(0))
+    with pytest.raises(ValueError):
+        least(np.zeros(0))
 
 
 @given(arrays(np.float64, st.sampled_from([(1,), (16,), (96,)]), elements=finite_or_not),
