@@ -5,6 +5,8 @@ Times of the board events (`t_s`) and of the kill are both CLOCK_MONOTONIC, shar
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 
@@ -22,6 +24,8 @@ EXIT_WITHIN_S = 5.0         # an emulated-board process whose harness is gone ex
 RUN_S = 3.0                 # wall seconds the test runs, drawing current, before the kill
 # How far a real-clock loop may fall behind the wall clock on a loaded machine, and how late a flush may come.
 LAG_S = 1.0
+# How late the boards' process may run its watchdog check when the machine is loaded.
+BOARD_LAG_S = 0.1
 # A log's first frame goes out at the first tick, within this of bench time 0.
 FIRST_FRAME_S = 0.1
 
@@ -97,3 +101,40 @@ def test_the_boards_go_safe_within_500_ms_and_exit_within_5_s(killed):
     assert after.get("contactors_open", float("inf")) <= WATCHDOG_S, events
     assert after.get("exit", float("inf")) <= EXIT_WITHIN_S, events
     assert killed["boards_exited"] and all(killed["boards_exited"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.wire
+def test_a_frozen_harness_leaves_the_boards_to_go_safe_within_500_ms(tmp_path):
+    """A harness that stops without dying (a debugger's breakpoint, SIGSTOP, a paused VM) sends nothing any
+    more, and no exit tells the boards: their watchdogs must act on the silence alone, as fast as when it
+    dies. The boards' process lives on (its parent does), and the harness, once resumed, still ends cleanly."""
+    from hil.sim.events import ENV_VAR, read_events
+    test_file = tmp_path / "test_generated.py"
+    test_file.write_text(RUNNING_TEST)
+    events_path = tmp_path / "events.jsonl"
+    harness = Harness([sys.executable, "-m", "hil", "run", "--rig", str(RIGS["slcan"]), "--report",
+                       str(tmp_path / "report"), "-s", "-k", "runs_until_stopped", str(test_file)],
+                      env={ENV_VAR: str(events_path)})
+    harness.wait_for(lambda line: line.startswith("progress") and line.endswith("closed=True"))
+    boards = harness.children()
+    stop_s = time.monotonic()
+    os.kill(harness.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(WATCHDOG_S + 1.0)
+        events = read_events(events_path)
+        boards_alive = [not gone_within(pid, 0.0) for pid in boards]
+    finally:
+        os.kill(harness.proc.pid, signal.SIGCONT)
+        harness.proc.send_signal(signal.SIGINT)
+        code = harness.finish()
+    after = {}
+    for event in events:
+        if event["t_s"] >= stop_s:
+            after.setdefault(event["event"], event["t_s"] - stop_s)
+    # The watchdogs count from the last frame, which went out just before the freeze; on a loaded machine the
+    # boards' process may run its check a little late.
+    assert after.get("outputs_off", float("inf")) <= WATCHDOG_S + BOARD_LAG_S, events
+    assert after.get("contactors_open", float("inf")) <= WATCHDOG_S + BOARD_LAG_S, events
+    assert "exit" not in after and boards and all(boards_alive)
+    assert code == 130, harness.output()   # resumed, then Ctrl-C: it ends as interrupted, not hung
