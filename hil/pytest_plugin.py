@@ -88,12 +88,18 @@ def _interrupt_fails_a_bench_test(item):
     except KeyboardInterrupt as exc:
         if not {"bench", "custom_bench"} & set(item.fixturenames):
             raise
-        reason = str(exc) or "KeyboardInterrupt"
-        item.session.shouldstop = f"interrupted ({reason})"
+        reason = _stop_the_run(item.session, exc)
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: the run is stopping already
             make_live_benches_safe()  # now; the bench's teardown confirms it again, and records it
         raise pytest.fail.Exception(f"interrupted ({reason}){_where(exc, item)}; the run stops after this "
                                     "test's teardown", pytrace=False) from None
+
+
+def _stop_the_run(session, exc: KeyboardInterrupt) -> str:
+    """Stop the run after the current test, as interrupted; return why ("SIGINT received")."""
+    reason = str(exc) or "KeyboardInterrupt"
+    session.shouldstop = f"interrupted ({reason})"
+    return reason
 
 
 def _where(exc: BaseException, item) -> str:
@@ -311,8 +317,7 @@ def _test_bench(request, rig):
                     if tests_dir is not None:
                         write_test_artifacts(tests_dir, name, request.node.nodeid, _verdict(request.node))
             except KeyboardInterrupt as exc:  # held until here, so it cannot hide a bench left unsafe
-                interrupted = str(exc) or "KeyboardInterrupt"
-                request.session.shouldstop = f"interrupted ({interrupted})"
+                interrupted = _stop_the_run(request.session, exc)
             if not safe.confirmed:
                 pytest.fail(f"bench not confirmed safe after the test: {safe.describe()}", pytrace=False)
             if interrupted is not None:

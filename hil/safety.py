@@ -266,12 +266,22 @@ def first_interrupt_requests_a_stop(request_stop: Callable[[str], None]):
             return
         Interrupts.first = Interrupts.last = signum
         request_stop(f"interrupted ({signal.Signals(signum).name} received)")
-    previous = {signum: signal.signal(signum, stop_or_interrupt) for signum in HELD_SIGNALS}
+    with _handling(stop_or_interrupt):
+        yield
+
+
+@contextlib.contextmanager
+def _handling(handler: Callable[[int, object], None]):
+    """`handler` for SIGINT and SIGTERM during the block; after it, the handlers that were there before (the
+    default action where there was none that Python set)."""
+    previous = {}
     try:
+        for signum in HELD_SIGNALS:
+            previous[signum] = signal.signal(signum, handler)
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum, handler_before in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler_before is None else handler_before)
 
 
 def _in_main_thread() -> bool:
@@ -299,15 +309,13 @@ def sigterm_interrupts():
     if not _in_main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _interrupt) for signum in HELD_SIGNALS}
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _keep_swallowed_interrupts(previous_hook)
     try:
-        yield
+        with _handling(_interrupt):
+            yield
     finally:
         sys.unraisablehook = previous_hook
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 @contextlib.contextmanager
@@ -320,14 +328,10 @@ def held_interrupts():
         yield
         return
     _held = []
-    previous = {}
     try:
-        for signum in HELD_SIGNALS:
-            previous[signum] = signal.signal(signum, _interrupt)
-        yield
+        with _handling(_interrupt):
+            yield
     finally:
         held, _held = _held, None
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         if held:
             signal.raise_signal(held[0])
