@@ -12,6 +12,7 @@ Each tick of the loop, in this order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import time
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import can
 import numpy as np
-from can.interfaces.virtual import VirtualBus
 
 from hil.can.bus import open_bus
 from hil.can.dbc import load_dbcs, precompile
@@ -90,11 +90,12 @@ class Bench:
             if rig.emulate_in_process:
                 # A fresh channel per bench keeps parallel and successive benches in one process apart.
                 kwargs["channel"] = f"hil-{os.getpid()}-{next(_channel_ids)}"
-                # On a virtual clock the boards and the harness share one thread: the virtual bus without its
-                # thread-safety costs (hil.can.simbus) carries the same frames, a quarter of a run's time less.
-                if not self.clock.is_real and kwargs.get("interface") == "virtual":
-                    bus_class = SimBus
-                self._board_bus = (bus_class or VirtualBus)(channel=kwargs["channel"])
+                # The boards poll their bus from the loop's thread: the virtual bus without its thread-safety
+                # costs (hil.can.simbus) carries the same frames, a quarter of a run's time less. On a real
+                # clock the harness's bus is read by a Notifier thread, so it keeps a blocking inbox.
+                if kwargs.get("interface") == "virtual":
+                    bus_class = functools.partial(SimBus, blocking=True) if self.clock.is_real else SimBus
+                self._board_bus = SimBus(channel=kwargs["channel"])
                 from hil.sim.boards import BoardHost
                 self.boards = BoardHost(rig, self._board_bus, self.db)
             elif rig.data["dut"]["kind"] == "emulated":

@@ -13,9 +13,15 @@ the whole run.
   python-can's receive loop) when empty.
 A plain `VirtualBus` on the same channel (a test's sniffer or injector) still sends to and receives from it.
 
-Limits: a blocking `recv(timeout > 0)` on an empty `SimBus` polls every 0.5 ms instead of waking at once,
-which is why a bench uses it on a virtual clock only (nothing arrives from another thread there). The inbox
-is unbounded, like a `VirtualBus` with `rx_queue_size=0`.
+On a real clock a python-can `Notifier` thread reads the harness's bus with a blocking `recv`: there the bus
+is a `SimBus(..., blocking=True)`, which keeps python-can's `queue.Queue` inbox (and its wake-up as a frame
+arrives) and only sends cheaply. The boards, which poll from the loop's thread, keep the deque. Measured on
+the 96S real-clock bench (`benchmarks/realtime_loop.py`), the deepcopies had cost the 1 kHz loop ~20 % of
+its tick.
+
+Limits: a blocking `recv(timeout > 0)` on an empty polled `SimBus` checks every 0.5 ms instead of waking at
+once, which is why a bench reads it from the loop's own thread only. The inbox is unbounded, like a
+`VirtualBus` with `rx_queue_size=0`. Sending is not locked: one thread sends on a given bus.
 """
 from __future__ import annotations
 
@@ -44,9 +50,13 @@ class _Inbox(collections.deque):
 
 
 class SimBus(VirtualBus):
-    def __init__(self, channel="channel-0", receive_own_messages: bool = False, **kwargs) -> None:
+    def __init__(self, channel="channel-0", receive_own_messages: bool = False, *, blocking: bool = False,
+                 **kwargs) -> None:
         super().__init__(channel=channel, receive_own_messages=receive_own_messages, **kwargs)
         self.channel_info = f"hil sim bus channel {self.channel_id}"
+        self.blocking = blocking
+        if blocking:  # python-can's own queue and receive path, for a reader in another thread
+            return
         inbox = _Inbox()
         with channels_lock:
             self.channel[self.channel.index(self.queue)] = inbox
@@ -56,7 +66,7 @@ class SimBus(VirtualBus):
         # The boards and the harness poll every tick (and drain what came): answer a poll without
         # BusABC.recv's clock reads and loop (~1.5 us empty, twice a simulated millisecond). With timeout 0,
         # BusABC.recv tries once: a frame its filters refuse is dropped and the answer is None.
-        if timeout != 0:
+        if timeout != 0 or self.blocking:
             return super().recv(timeout)
         self._check_if_open()
         if not self.queue:
@@ -68,6 +78,8 @@ class SimBus(VirtualBus):
         return msg
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        if self.blocking:
+            return super()._recv_internal(timeout)
         self._check_if_open()
         inbox = self.queue
         if inbox:

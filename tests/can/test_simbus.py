@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 
 import can
 import pytest
@@ -97,11 +99,32 @@ def test_a_blocking_receive_on_an_empty_bus_times_out():
         assert bus.recv(timeout=0.02) is None
 
 
-def test_the_sim_rig_uses_it_and_a_real_clock_does_not():
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml")
+def test_a_blocking_sim_bus_wakes_a_waiting_reader_in_another_thread():
+    """On a real clock the harness's bus is read by a Notifier thread: its receive must not poll."""
+    with _buses(SimBus, SimBus) as (tx, rx_polled):
+        rx = SimBus(channel=tx.channel_id, blocking=True)
+        try:
+            got = []
+            reader = threading.Thread(target=lambda: got.append(rx.recv(timeout=5.0)))
+            reader.start()
+            time.sleep(0.05)  # the reader is waiting on the empty inbox
+            tx.send(_frame(0x42))
+            reader.join(timeout=5.0)
+            assert [m.arbitration_id for m in got] == [0x42] and got[0].is_rx
+            assert rx.recv(timeout=0) is None and rx.recv(timeout=0.01) is None
+            rx.send(_frame(0x43))  # and it sends, as any sim bus, to the polled ones
+            assert rx_polled.recv(timeout=0).arbitration_id == 0x42
+            assert rx_polled.recv(timeout=0).arbitration_id == 0x43
+        finally:
+            rx.shutdown()
+
+
+@pytest.mark.parametrize("clock", ["virtual", "real"])
+def test_the_sim_rig_uses_it_on_both_clocks(clock):
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'rig.clock="{clock}"'])
     with Bench(rig) as bench:
         assert type(bench.bus) is SimBus and type(bench._board_bus) is SimBus
+        # A Notifier thread reads the harness's bus on a real clock: it must block, not poll.
+        assert (bench.bus.blocking, bench._board_bus.blocking) == (clock == "real", False)
         bench.power_up()  # frames cross both ways: the BMS answers the harness
-    rig.data["rig"]["clock"] = "real"
-    with Bench(rig) as bench:
-        assert type(bench.bus) is VirtualBus and type(bench._board_bus) is VirtualBus
+        assert bench.bms.contactors_closed
