@@ -27,7 +27,7 @@ from hil.can.log import CanLog
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.can.simbus import SimBus
-from hil.devices.bms import Bms
+from hil.devices.bms import make_bms
 from hil.devices.cell_emulator import CellEmulator
 from hil.devices.emulator_process import EmulatorProcess
 from hil.errors import DeviceLost, HilError
@@ -112,7 +112,7 @@ class Bench:
             self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.overrun_policy)
-            self.bms = Bms(self.monitor, self.sender, self.loop)
+            self.bms = make_bms(rig.load_dut_map(self.db), self.monitor, self.sender, self.loop)
             self.cell_emulator = CellEmulator(self.bus, self.db, self.sender, self.monitor,
                                               rig.data["cell_emulator"]["channels"], on_send=self._log_sent)
             self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))

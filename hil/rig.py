@@ -64,6 +64,7 @@ SCHEMA = {
     "dut": {
         "kind": (str, True, ("emulated", "external")), "bus": (str, True, None),
         "bugs": (list, False, None), "calibration": (dict, False, None), "seed": (int, False, SEEDS),
+        "map": (str, False, None),  # a DUT map (hil/devices/dut_map.py): a BMS with a DBC of its own
     },
     "cell_emulator": {
         "kind": (str, True, ("emulated", "can")), "bus": (str, True, None),
@@ -172,6 +173,13 @@ class Rig:
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    def load_dut_map(self, db):
+        """The rig's DUT map (`[dut] map`) checked against `db`, the DUT bus's DBC files; None without one."""
+        if "map" not in self.data["dut"]:
+            return None
+        from hil.devices.dut_map import load_dut_map
+        return load_dut_map(self.resolve(self.data["dut"]["map"]), db)
 
     def dbc_paths(self, bus: str) -> list[Path]:
         return [self.resolve(p) for p in self.buses[bus]["dbc"]]
@@ -344,6 +352,8 @@ def preflight(rig: Rig) -> None:
         db = load_dbcs(rig.dbc_paths(bus))
         if bus == rig.data["cell_emulator"]["bus"]:
             _check_setpoints_fit(rig, db)
+        if bus == rig.data["dut"]["bus"]:
+            rig.load_dut_map(db)
     rig.make_pack()
     load_spec(rig.spec_path)
     if rig.data["dut"]["kind"] == "emulated":  # the emulated firmware's settings, checked once, here

@@ -6,6 +6,7 @@ The safe state, in the order a bench engineer signs off:
    setpoint reports at most LOAD_ZERO_A;
 2. contactors: the BMS is asked for STANDBY (VCU_ModeRequest 0), and a BMS_Status received after that
    request went out shows main positive, main negative and precharge open;
+   (a BMS with a DUT map: its own request frame, pack-current and contactor signals, hil.devices.dut_map)
 3. outputs: cell-emulator outputs off (CE_OutputEnable 0), and a CE_Status received after that command
    went out shows CE_OutputsOn 0. Outputs go off last because a BMS that loses its cell voltages while
    closed faults on under-voltage instead of opening on request.
@@ -41,11 +42,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hil.devices.bms import Readback
 from hil.errors import HilError
 
 PROPERTY_PREFIX = "safe:"   # the JUnit properties of a test's safe-state read-back
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_CONTACTORS = ("BMS_ContactorPos", "BMS_ContactorNeg", "BMS_ContactorPre")
 # Largest current the BMS may still report with the load at zero: a current sensor's offset, A.
 LOAD_ZERO_A = 0.1
 
@@ -150,22 +151,24 @@ def _load_off(bench):
     bench.set_load(0.0)
     # Within one setpoint period the cell emulator's current output, which the BMS measures, carries 0 A.
     setpoint_s = bench.loop.t_s + bench.rig.setpoint_period_s
-    return _read_back(bench, "0 A setpoint", _seen_at(bench, lambda: bench.loop.t_s > setpoint_s), "BMS_PackData",
-                      ("BMS_PackCurrent",),
-                      lambda v: bench.pack_current_a == 0.0 and abs(v["BMS_PackCurrent"]) <= LOAD_ZERO_A)
+    bms = bench.bms
+    return _read_back(bench, "0 A setpoint", _seen_at(bench, lambda: bench.loop.t_s > setpoint_s),
+                      bms.current_readback,
+                      lambda v: bench.pack_current_a == 0.0 and abs(bms.reported_current_a(v)) <= LOAD_ZERO_A)
 
 
 def _contactors_open(bench):
-    bench.bms.heartbeat(True)   # a test may have stopped the host frames; the request must go out
-    bench.bms.request("standby")
-    return _read_back(bench, "VCU_Request", _sent(bench, "VCU_Request"), "BMS_Status", _CONTACTORS,
+    bms = bench.bms
+    bms.heartbeat(True)   # a test may have stopped the host frames; the request must go out
+    bms.request("standby")
+    return _read_back(bench, bms.request_message, _sent(bench, bms.request_message), bms.contactor_readback,
                       lambda v: not any(v.values()))
 
 
 def _outputs_off(bench):
     bench.sender.start("CE_Control")   # the cell emulator's heartbeat, which carries the command
     bench.cell_emulator.enable(False)
-    return _read_back(bench, "CE_Control", _sent(bench, "CE_Control"), "CE_Status", ("CE_OutputsOn",),
+    return _read_back(bench, "CE_Control", _sent(bench, "CE_Control"), Readback("CE_Status", ("CE_OutputsOn",)),
                       lambda v: v["CE_OutputsOn"] == 0)
 
 
@@ -190,22 +193,26 @@ def _seen_at(bench, done: Callable[[], bool]) -> Callable[[], float | None]:
     return seen_s
 
 
-def _read_back(bench, command: str, sent_s: Callable[[], float | None], status: str, signals: tuple[str, ...],
+def _read_back(bench, command: str, sent_s: Callable[[], float | None], status: Readback,
                safe: Callable[[dict], bool]):
-    """A condition that holds once a `status` frame received after the command went out shows `signals`
-    passing `safe`; and what was last seen, for the record."""
+    """A condition that holds once a `status.message` frame received after the command went out shows its
+    `status.signals` passing `safe`; and what was last seen, for the record."""
     monitor = bench.monitor
+    status, signals = status.message, status.signals
+
+    def snapshot() -> dict:  # that message's own values: a third-party DBC may use a name in another too
+        return monitor.snapshot(signals, message=status)
 
     def confirmed() -> bool:
         sent = sent_s()
         received_s = monitor.stats[status].last_s
-        values = monitor.snapshot(signals)
+        values = snapshot()
         return (sent is not None and received_s is not None and received_s > sent
                 and None not in values.values() and safe(values))
 
     def seen() -> str:
         received_s = monitor.stats[status].last_s
-        values = " ".join(f"{name}={value}" for name, value in monitor.snapshot(signals).items())
+        values = " ".join(f"{name}={value}" for name, value in snapshot().items())
         when = "never received" if received_s is None else f"received at t={received_s:.3f} s"
         sent = sent_s()
         return f"{status} {values} ({when}); {command} " + (

@@ -19,6 +19,7 @@ Limits, stated plainly:
 """
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ class Sample:
 
 class _Rx:
     """Everything about one DBC message the receive path needs, looked up once."""
-    __slots__ = ("message", "name", "length", "stats", "signals", "counter", "counter_mask", "crc")
+    __slots__ = ("message", "name", "length", "stats", "signals", "counter", "counter_mask", "crc", "latest")
 
     def __init__(self, message, stats: CycleStats):
         self.message = message
@@ -86,6 +87,7 @@ class _Rx:
         self.counter = counter.name if counter else None
         self.counter_mask = (1 << counter.length) - 1 if counter else 0
         self.crc = f"{self.name}_CRC" if f"{self.name}_CRC" in self.signals else None
+        self.latest: dict | None = None  # this message's own latest values, once someone asks (`latest`)
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Monitor(can.Listener):
         self.last_bus_error: str | None = None
         self._lock = threading.Lock()
         self._signal_names = {s.name for m in db.messages for s in m.signals}
+        uses = collections.Counter(name for m in db.messages for name in {s.name for s in m.signals})
+        self._shared_names = {name for name, count in uses.items() if count > 1}
         self._rx: dict[int, _Rx] = {}
         self._by_name: dict[str, _Rx] = {}
         for message in db.messages:
@@ -178,6 +182,8 @@ class Monitor(can.Listener):
             if rx.crc is not None and not e2e.crc_ok(bytes(data)):
                 stats.bad_crc += 1
             self.values.update(decoded)
+            if rx.latest is not None:
+                rx.latest.update(decoded)
             self.value_updates += 1
             self.value_time_s.update(dict.fromkeys(decoded, now_s))
             if self._waiters and rx.name in self._waiters:
@@ -223,11 +229,30 @@ class Monitor(can.Listener):
         self.check_signal(name)
         return self.values.get(name, default)
 
-    def snapshot(self, names=None) -> dict:
+    def latest(self, message: str) -> dict:
+        """The latest value of each signal of `message`, from the frames received after the first call on
+        (a live dict, updated as frames come). `values` holds one value per signal name across all
+        messages: a third-party DBC can use one name in several messages (foxBMS 2 has
+        InsulationResistance in two), and this is the one message's own."""
+        rx = self._by_name[self.check_message(message)]
         with self._lock:
+            return self._latest(rx)
+
+    def _latest(self, rx: _Rx) -> dict:
+        if rx.latest is None:
+            # What `values` already holds of it is its own where no other message has the name.
+            rx.latest = {name: self.values[name] for name in rx.signals
+                         if name in self.values and name not in self._shared_names}
+        return rx.latest
+
+    def snapshot(self, names=None, *, message: str | None = None) -> dict:
+        """The latest values of `names` (all signals if None); of `message`'s own values if given."""
+        rx = self._by_name[self.check_message(message)] if message is not None else None
+        with self._lock:
+            values = self.values if rx is None else self._latest(rx)
             if names is None:
-                return dict(self.values)
-            return {n: self.values.get(n) for n in names}
+                return dict(values)
+            return {n: values.get(n) for n in names}
 
     # Waits ---------------------------------------------------------------------------------------------
     def wait_for(self, message: str, expected: Mapping[str, float | int | str] | Callable[[dict], bool],

@@ -1,18 +1,42 @@
 """The BMS under test, as the harness sees it: decoded CAN status in, host requests out.
 
-Works the same for the emulated firmware and for a real board with the same DBC. Waits run the bench
-loop (see `hil.loop.Loop.run_until`), so they work on both clocks.
+`Bms` works the same for the emulated firmware and for a real board with the reference DBC; `MappedBms`
+for a BMS with a DBC of its own, through a DUT map (`hil.devices.dut_map`). Waits run the bench loop (see
+`hil.loop.Loop.run_until`), so they work on both clocks.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
+from hil.devices.dut_map import DutMap
+from hil.errors import ConfigError
 from hil.protocol import BmsState, ModeRequest, fault_names
 
 
+@dataclass(frozen=True)
+class Readback:
+    """A status message, and those of its signals, that confirm a step of the safe state (hil.safety)."""
+    message: str
+    signals: tuple[str, ...]
+
+
+def make_bms(dut_map: DutMap | None, monitor: Monitor, sender: PeriodicSender, loop) -> Bms:
+    """The reference protocol's proxy, or a mapped one for a rig whose `[dut] map` names a DUT map."""
+    return Bms(monitor, sender, loop) if dut_map is None else MappedBms(dut_map, monitor, sender, loop)
+
+
 class Bms:
+    # What the safe state asks and reads back: the request frame, and the status frames that show the
+    # reported pack current and the contactors.
+    request_message = "VCU_Request"
+    heartbeat_messages = ("VCU_Heartbeat", "VCU_Request")   # the host frames the BMS times out without
+    current_readback = Readback("BMS_PackData", ("BMS_PackCurrent",))
+    contactor_readback = Readback("BMS_Status", ("BMS_ContactorPos", "BMS_ContactorNeg", "BMS_ContactorPre"))
+
     def __init__(self, monitor: Monitor, sender: PeriodicSender, loop):
         self.monitor = monitor
         self.sender = sender
@@ -54,18 +78,27 @@ class Bms:
     def charge_limit_a(self) -> float | None:
         return self.monitor.values.get("BMS_ChargeCurrentLimit")
 
+    def _balancing_bits(self) -> int:
+        v = self.monitor.values
+        return int(v.get("BMS_Balancing_Cells01to48", 0)) | int(v.get("BMS_Balancing_Cells49to96", 0)) << 48
+
     def balancing_mask(self, n_cells: int) -> np.ndarray:
         """Which cells the BMS reports bleeding (BMS_BalancingMask), as a bool array."""
-        v = self.monitor.values
-        bits = int(v.get("BMS_Balancing_Cells01to48", 0)) | int(v.get("BMS_Balancing_Cells49to96", 0)) << 48
+        bits = self._balancing_bits()
         if bits != self._mask_bits or self._mask.size != n_cells:
             self._mask_bits = bits
             self._mask = np.array([bool(bits >> i & 1) for i in range(n_cells)])
         return self._mask
 
+    def reported_current_a(self, values: dict) -> float:
+        """The pack current (A, > 0 discharges) in `current_readback`'s signal values."""
+        return values["BMS_PackCurrent"]
+
+    def _state_text(self) -> str:
+        return self.state.name if self.state is not None else "no BMS_Status received"
+
     def describe(self) -> str:
-        state = self.state.name if self.state is not None else "no BMS_Status received"
-        return (f"state={state} contactors_closed={self.contactors_closed} faults={self.faults} "
+        return (f"state={self._state_text()} contactors_closed={self.contactors_closed} faults={self.faults} "
                 f"warnings={self.warnings} soc={'none' if self.soc is None else f'{self.soc:.4f}'}")
 
     # What the host asks --------------------------------------------------------------------------------
@@ -79,7 +112,7 @@ class Bms:
 
     def heartbeat(self, on: bool) -> None:
         """Start or stop the host heartbeat (and request frames), to test the BMS's timeout reaction."""
-        for name in ("VCU_Heartbeat", "VCU_Request"):
+        for name in self.heartbeat_messages:
             if on:
                 self.sender.start(name, self.loop.t_s)
             else:
@@ -95,3 +128,94 @@ class Bms:
     def wait_contactors_open(self, timeout_s: float) -> float:
         return self.loop.run_until(lambda: not self.contactors_closed and self.state is not None, timeout_s,
                                    lambda: f"waiting for contactors to open; {self.describe()}")
+
+
+class MappedBms(Bms):
+    """A BMS with a DBC of its own: every value read, and every request sent, through its DUT map."""
+
+    def __init__(self, dut_map: DutMap, monitor: Monitor, sender: PeriodicSender, loop):
+        self.map = dut_map
+        self.monitor = monitor
+        self.sender = sender
+        self.loop = loop
+        # Each message's own values: a third-party DBC can reuse a signal name in another message.
+        self._latest = {name: monitor.latest(name) for name in dut_map.messages()}
+        self.request_message = dut_map.request_message
+        self.heartbeat_messages = (dut_map.request_message,)
+        self._mask_bits = 0
+        self._mask = np.zeros(0, dtype=bool)
+        current = dut_map.read["pack_current_a"]
+        self.current_readback = Readback(current.message, (current.name,))
+        self.contactor_readback = Readback(dut_map.contactors[0].message, tuple(s.name for s in dut_map.contactors))
+        sender.add(dut_map.request_message, {dut_map.mode_signal: dut_map.modes[ModeRequest.STANDBY]},
+                   cycle_s=dut_map.request_cycle_s)
+
+    def _read(self, key: str):
+        signal = self.map.read.get(key)
+        return None if signal is None else signal.value(self._latest[signal.message])
+
+    def _raised(self, flags: dict) -> list[str]:
+        return [name for name, signals in flags.items()
+                if any(signal.value(self._latest[signal.message]) for signal in signals)]
+
+    @property
+    def state(self) -> BmsState | None:
+        """The harness's state for the BMS's reported value; None before it reports, or for a value the
+        map's [states] does not name (`describe` shows it)."""
+        value = self._read("state")
+        return None if value is None else self.map.states.get(value)
+
+    @property
+    def contactors_closed(self) -> bool:
+        return all(signal.value(self._latest[signal.message]) for signal in self.map.contactors)
+
+    @property
+    def faults(self) -> list[str]:
+        return self._raised(self.map.faults)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._raised(self.map.warnings)
+
+    @property
+    def soc(self) -> float | None:
+        return self._read("soc")
+
+    @property
+    def discharge_limit_a(self) -> float | None:
+        return self._read("discharge_limit_a")
+
+    @property
+    def charge_limit_a(self) -> float | None:
+        return self._read("charge_limit_a")
+
+    def _balancing_bits(self) -> int:
+        bits, shift = 0, 0
+        for signal, width in self.map.balancing:
+            bits |= int(signal.value(self._latest[signal.message]) or 0) << shift
+            shift += width
+        return bits
+
+    def reported_current_a(self, values: dict) -> float:
+        return self.map.read["pack_current_a"].value(values)
+
+    def _state_text(self) -> str:
+        value, signal = self._read("state"), self.map.read["state"]
+        if value is None:
+            return f"no {signal} received"
+        state = self.map.states.get(value)
+        return state.name if state is not None else f"{signal}={value} (not in {self.map.path.name} [states])"
+
+    def request(self, mode: str | ModeRequest) -> None:
+        mode = ModeRequest[mode.upper()] if isinstance(mode, str) else mode
+        if mode not in self.map.modes:
+            raise ConfigError(f"{self.map.path}: [request.modes] has no {mode.name}: {self.map.name} cannot be "
+                              f"asked for it (mapped: {', '.join(m.name for m in self.map.modes)})")
+        self.sender.set(self.request_message, **{self.map.mode_signal: self.map.modes[mode]})
+
+    def clear_faults(self, timeout_s: float = 1.0) -> None:
+        if self.map.clear_faults_signal is None:
+            raise ConfigError(f"{self.map.path}: [request] has no clear_faults signal: {self.map.name}'s faults "
+                              "cannot be cleared by request")
+        self.sender.pulse(self.request_message, timeout_s, self.loop, **{self.map.clear_faults_signal: 1})
+

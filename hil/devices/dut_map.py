@@ -1,0 +1,294 @@
+"""A BMS with a DBC of its own, driven by data: which of its signals say what the harness asks of a BMS.
+
+The harness's BMS proxy (`hil.devices.bms.Bms`) speaks the reference protocol (`dbc/bms.dbc`,
+`dbc/vcu.dbc`). A real BMS speaks its maker's. A DUT map (`[dut] map = "..."` in the rig, a TOML file, e.g.
+`fixtures/duts/foxbms2.toml`) names, for each thing the harness reads or asks, a signal of the rig's DBC
+files as "Message.Signal", so the same tests, the loop and the safe state run against that BMS without code:
+
+    [read]                      # required: the bench's safe state and power-up depend on them
+    state = "f_BmsState.BmsState"
+    contactors = ["f_StringState.IsStringConnected"]   # closed when all are non-zero, open when none is
+    pack_current_a = "f_PackValuesP0.Current"          # > 0 discharges, as the harness counts
+    # optional: soc (0..1), discharge_limit_a, charge_limit_a; each a "Message.Signal", or a table
+    # optional: the cells bleeding, as bit fields (bit 0 of the first signal is the first cell, and so on)
+    balancing = ["BMS_BalancingMask.BMS_Balancing_Cells01to48", "BMS_BalancingMask.BMS_Balancing_Cells49to96"]
+    soc = { signal = "f_PackStateEstimation.MinimumSoc", scale = 0.01 }   # value = signal * scale + offset
+    # a flag packed in a bit field: { signal = "BMS_Status.BMS_FaultBits", bit = 0 } (bit 0 is the lowest)
+
+    [states]                    # required: the harness's states (hil.protocol.BmsState), from the BMS's values
+    NORMAL = ["NORMAL", "DISCHARGE", "CHARGE"]          # value-table names of the DBC, or numbers
+    FAULT = ["ERROR"]
+
+    [faults]                    # optional: a fault name -> the signals that raise it (any non-zero)
+    cell_ov = ["f_StringState.OvervoltageMslError"]
+    [warnings]                  # optional, the same for warnings
+
+    [request]                   # required: the one periodic frame that carries the host's requests
+    message = "f_BmsStateRequest"
+    cycle_s = 0.1               # when the DBC has no GenMsgCycleTime for it
+    mode = "RequestBmsMode"
+    clear_faults = "ResetPersistentFlags"   # optional: pulsed to 1 in one frame
+    [request.modes]             # the harness's mode requests (hil.protocol.ModeRequest) -> the BMS's values
+    STANDBY = "Standby"
+    DISCHARGE = "Discharge"
+
+The request frame is the BMS's host heartbeat too: `bms.heartbeat(False)` stops it. Fault names are the
+harness's (hil.protocol.FAULT_BITS, which the suite's tests look for) or a lab's own; one that is close to
+a harness name but not it is refused as a typing error.
+
+Everything is checked when the map is loaded, against the rig's DBC files, so a bad map fails before any
+test, naming the file, the key and what was expected: a signal that is not in its message, a state value
+the signal's value table does not have, a mode value that does not fit the signal.
+
+Limits: one message carries all of the contactor signals (the safe state waits for one frame that shows
+them all open). Without `balancing`, the BMS reports no cell bleeding, and the bench's bleed model stays
+off. Flags are non-zero values or single bits; a fault coded as one value of a multi-bit field needs a
+signal of its own in the DBC.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hil.datafile import read_toml
+from hil.errors import ConfigError, did_you_mean
+from hil.protocol import FAULT_BITS, BmsState, ModeRequest
+
+_SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
+_READ_REQUIRED = ("state", "contactors", "pack_current_a")
+_READ_NUMBERS = ("pack_current_a", "soc", "discharge_limit_a", "charge_limit_a")
+_READ_LISTS = ("contactors", "balancing")
+_REQUEST_KEYS = {"message", "cycle_s", "mode", "clear_faults", "modes"}
+# A fault name of one's own this close to a harness name (difflib's ratio) is taken for a typing error.
+_TYPO_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal of one message, and how its decoded value becomes the harness's: value * scale + offset,
+    or one bit of it (a flag packed in a bit field)."""
+    message: str
+    name: str
+    scale: float = 1.0
+    offset: float = 0.0
+    bit: int | None = None
+
+    def value(self, latest: dict):
+        raw = latest.get(self.name)
+        if raw is None:
+            return None
+        if self.bit is not None:
+            return int(raw) >> self.bit & 1
+        if self.scale == 1.0 and self.offset == 0.0:
+            return raw   # as decoded: an integer signal stays an int
+        return raw * self.scale + self.offset
+
+    def __str__(self) -> str:
+        return f"{self.message}.{self.name}" + (f" bit {self.bit}" if self.bit is not None else "")
+
+
+@dataclass(frozen=True)
+class DutMap:
+    path: Path
+    name: str
+    read: dict[str, Signal]                       # state, pack_current_a, and the optional numbers
+    contactors: tuple[Signal, ...]
+    balancing: tuple[tuple[Signal, int], ...]      # (bit field, its width in bits), first cell first
+    states: dict[float, BmsState]                 # the state signal's value -> the harness's state
+    faults: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
+    warnings: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
+    request_message: str = ""
+    request_cycle_s: float | None = None
+    mode_signal: str = ""
+    modes: dict[ModeRequest, float] = field(default_factory=dict)
+    clear_faults_signal: str | None = None
+
+    def messages(self) -> set[str]:
+        """Every message the map reads."""
+        signals = [*self.read.values(), *self.contactors, *(s for s, _ in self.balancing), *(s for group in (self.faults, self.warnings)
+                                                           for signals in group.values() for s in signals)]
+        return {signal.message for signal in signals}
+
+
+def load_dut_map(path: str | Path, db) -> DutMap:
+    """Read and check the map at `path` against `db` (the DUT bus's DBC files)."""
+    path = Path(path)
+    data = read_toml(path, "DUT map")
+    checker = _Checker(path, db)
+    for section in data:
+        if section not in _SECTIONS:
+            raise ConfigError(f"{path}: unknown table [{section}]{did_you_mean(section, _SECTIONS)}; "
+                              f"a DUT map has {', '.join(f'[{s}]' for s in sorted(_SECTIONS))}")
+    read = checker.table(data, "read", required=True)
+    known = {*_READ_REQUIRED, *_READ_NUMBERS, *_READ_LISTS}
+    for key in read:
+        if key not in known:
+            raise ConfigError(f"{path}: [read] unknown key '{key}'{did_you_mean(key, known)}")
+    for key in _READ_REQUIRED:
+        if key not in read:
+            raise ConfigError(f"{path}: [read] has no '{key}', which the bench needs "
+                              f"(see hil/devices/dut_map.py)")
+    signals = {key: checker.signal(read[key], f"[read] {key}") for key in ("state", *_READ_NUMBERS) if key in read}
+    contactors = checker.signal_list(read["contactors"], "[read] contactors")
+    if len({signal.message for signal in contactors}) > 1:
+        raise ConfigError(f"{path}: [read] contactors: {', '.join(map(str, contactors))} are in different "
+                          "messages; expected one message that shows every contactor")
+    balancing = tuple((signal, db.get_message_by_name(signal.message).get_signal_by_name(signal.name).length)
+                      for signal in checker.signal_list(read["balancing"], "[read] balancing")
+                      ) if "balancing" in read else ()
+    request = checker.table(data, "request", required=True)
+    for key in request:
+        if key not in _REQUEST_KEYS:
+            raise ConfigError(f"{path}: [request] unknown key '{key}'{did_you_mean(key, _REQUEST_KEYS)}")
+    message = checker.message(request.get("message"), "[request] message")
+    cycle_s = request.get("cycle_s")
+    if cycle_s is None and not message.cycle_time:
+        raise ConfigError(f"{path}: [request] message '{message.name}' has no GenMsgCycleTime in its DBC; "
+                          "give cycle_s (seconds between request frames)")
+    if cycle_s is not None and not (isinstance(cycle_s, (int, float)) and not isinstance(cycle_s, bool)
+                                    and 0 < cycle_s <= 10):
+        raise ConfigError(f"{path}: [request] cycle_s = {cycle_s!r}, expected seconds in (0, 10]")
+    mode = checker.own_signal(message, request.get("mode"), "[request] mode")
+    modes = checker.values_by_name(checker.table(request, "modes", required=True, where="[request.modes]"),
+                                   "request.modes", ModeRequest, mode)
+    if ModeRequest.STANDBY not in modes:
+        raise ConfigError(f"{path}: [request.modes] has no STANDBY: the safe state asks the BMS for it to open "
+                          "its contactors")
+    clear = request.get("clear_faults")
+    clear = checker.own_signal(message, clear, "[request] clear_faults") if clear is not None else None
+    state = signals["state"]
+    return DutMap(
+        path=path, name=str(checker.table(data, "dut").get("name", path.stem)), read=signals,
+        contactors=contactors, balancing=balancing,
+        states=checker.values_by_name(checker.table(data, "states", required=True), "states", BmsState,
+                                      db.get_message_by_name(state.message).get_signal_by_name(state.name),
+                                      many=True),
+        faults=checker.flags(data, "faults"), warnings=checker.flags(data, "warnings"),
+        request_message=message.name, request_cycle_s=float(cycle_s) if cycle_s is not None else None,
+        mode_signal=mode.name,
+        modes=modes,
+        clear_faults_signal=clear.name if clear is not None else None)
+
+
+class _Checker:
+    """The map's checks, each error naming the file, the key and what was expected."""
+
+    def __init__(self, path: Path, db):
+        self.path = path
+        self.db = db
+        self.messages = {m.name: m for m in db.messages}
+
+    def table(self, data: dict, name: str, *, required: bool = False, where: str | None = None) -> dict:
+        where = where or f"[{name}]"
+        table = data.get(name)
+        if table is None:
+            if required:
+                raise ConfigError(f"{self.path}: no {where} table (see hil/devices/dut_map.py)")
+            return {}
+        if not isinstance(table, dict):
+            raise ConfigError(f"{self.path}: {where} must be a table, got {table!r}")
+        return table
+
+    def message(self, name, key: str):
+        if not isinstance(name, str):
+            raise ConfigError(f"{self.path}: {key} = {name!r}, expected a message name of the rig's DBC files")
+        if name not in self.messages:
+            raise ConfigError(f"{self.path}: {key}: message '{name}' is not in the rig's DBC files"
+                              f"{did_you_mean(name, self.messages)}")
+        return self.messages[name]
+
+    def own_signal(self, message, name, key: str):
+        names = [s.name for s in message.signals]
+        if not isinstance(name, str) or name not in names:
+            raise ConfigError(f"{self.path}: {key} = {name!r}, expected a signal of message '{message.name}'"
+                              f"{did_you_mean(name, names)}")
+        return message.get_signal_by_name(name)
+
+    def signal(self, item, key: str) -> Signal:
+        """"Message.Signal", or {signal = "Message.Signal", scale = 1.0, offset = 0.0} or {signal = ..., bit = N}."""
+        scale, offset, bit = 1.0, 0.0, None
+        if isinstance(item, dict):
+            unknown = set(item) - {"signal", "scale", "offset", "bit"}
+            if unknown:
+                raise ConfigError(f"{self.path}: {key}: unknown key '{min(unknown)}'; expected signal, "
+                                  "scale, offset, bit")
+            scale, offset = (self._number(item.get(k, default), f"{key}.{k}") for k, default in
+                             (("scale", 1.0), ("offset", 0.0)))
+            bit = item.get("bit")
+            item = item.get("signal")
+        if not isinstance(item, str) or item.count(".") != 1:
+            raise ConfigError(f"{self.path}: {key} = {item!r}, expected \"Message.Signal\" (a message of the "
+                              "rig's DBC files, a dot, one of its signals)")
+        message_name, name = item.split(".")
+        message = self.message(message_name, key)
+        signal = self.own_signal(message, name, key)
+        if bit is not None and (isinstance(bit, bool) or not isinstance(bit, int)
+                                or not 0 <= bit < signal.length):
+            raise ConfigError(f"{self.path}: {key}: bit = {bit!r}, expected a bit of the {signal.length}-bit "
+                              f"signal '{name}' (0 to {signal.length - 1})")
+        return Signal(message_name, name, scale, offset, bit)
+
+    def signal_list(self, items, key: str) -> tuple[Signal, ...]:
+        items = [items] if isinstance(items, str) else items
+        if not isinstance(items, list) or not items:
+            raise ConfigError(f"{self.path}: {key} = {items!r}, expected a list of \"Message.Signal\"")
+        return tuple(self.signal(item, key) for item in items)
+
+    def flags(self, data: dict, section: str) -> dict[str, tuple[Signal, ...]]:
+        flags = {}
+        for name, items in self.table(data, section).items():
+            close = difflib.get_close_matches(name, FAULT_BITS, n=1, cutoff=_TYPO_RATIO)
+            if name not in FAULT_BITS and close:
+                raise ConfigError(f"{self.path}: [{section}] '{name}' is not a fault name of the harness "
+                                  f"(did you mean '{close[0]}'?); the suite looks for {', '.join(FAULT_BITS)}")
+            flags[name] = self.signal_list(items, f"[{section}] {name}")
+        return flags
+
+    def values_by_name(self, table: dict, section: str, enum, signal, *, many: bool = False) -> dict:
+        """[states] (one or more BMS values per harness state) or [request.modes] (one per mode), checked
+        against the signal's value table or, without one, its range."""
+        out = {}
+        for key, values in table.items():
+            if key.upper() not in enum.__members__:
+                raise ConfigError(f"{self.path}: [{section}] '{key}' is not one of the harness's "
+                                  f"{', '.join(enum.__members__)}{did_you_mean(key.upper(), enum.__members__)}")
+            member = enum[key.upper()]
+            for value in (values if many and isinstance(values, list) else [values]):
+                number = self._bms_value(value, signal, f"[{section}] {key}")
+                if many:
+                    if number in out:
+                        raise ConfigError(f"{self.path}: [{section}] {key}: value {value!r} is already "
+                                          f"{out[number].name}")
+                    out[number] = member
+                else:
+                    out[member] = number
+        if not out:
+            raise ConfigError(f"{self.path}: [{section}] is empty; expected at least one entry")
+        return out
+
+    def _bms_value(self, value, signal, key: str) -> float:
+        choices = {str(text): number for number, text in (signal.choices or {}).items()}
+        if isinstance(value, str):
+            if value not in choices:
+                listed = f"its value table has {', '.join(choices)}" if choices else "it has no value table"
+                raise ConfigError(f"{self.path}: {key}: '{value}' is not a value of signal '{signal.name}' "
+                                  f"({listed}){did_you_mean(value, choices)}")
+            return _plain(choices[value] * signal.scale + signal.offset)
+        number = _plain(self._number(value, key))
+        low, high = signal.minimum, signal.maximum
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise ConfigError(f"{self.path}: {key} = {value!r} is outside signal '{signal.name}''s range "
+                              f"[{low}, {high}]")
+        return number
+
+    def _number(self, value, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{self.path}: {key} = {value!r}, expected a finite number")
+        return float(value)
+
+
+def _plain(number: float) -> float | int:
+    """A whole number as an int: the value a frame carries, and what the Monitor decodes it to."""
+    return int(number) if float(number).is_integer() else number

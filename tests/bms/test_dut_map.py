@@ -1,0 +1,233 @@
+"""A BMS with a DBC of its own, through a DUT map (hil/devices/dut_map.py): the map is checked on load, the
+mapped proxy reads what the built-in one reads and sends what the BMS's DBC asks, and the bench's loop and
+safe state run through it."""
+from __future__ import annotations
+
+import can
+import pytest
+from can.interfaces.virtual import VirtualBus
+
+from hil.bench import Bench
+from hil.can.dbc import load_dbcs
+from hil.can.monitor import Monitor
+from hil.can.periodic import PeriodicSender
+from hil.clock import VirtualClock
+from hil.devices.bms import Bms, MappedBms
+from hil.devices.dut_map import load_dut_map
+from hil.errors import ConfigError
+from hil.loop import Loop
+from hil.protocol import BmsState
+from hil.rig import PROJECT_ROOT, load_rig, preflight
+from tests.can.conftest import fresh_channel, realworld
+
+DUTS = PROJECT_ROOT / "fixtures" / "duts"
+REFERENCE_MAP = DUTS / "reference-bms.toml"
+REFERENCE_DBCS = [PROJECT_ROOT / "dbc" / name for name in ("bms.dbc", "vcu.dbc", "cell_emulator.dbc")]
+MAPPED = ['dut.map="../fixtures/duts/reference-bms.toml"']
+SPREAD = ["pack.soc_spread=0.03"]   # cells bleed at rest
+
+
+def _reference_proxy_reads(bms: MappedBms) -> tuple:
+    """What the built-in proxy reads from the same Monitor."""
+    return (Bms.state.fget(bms), Bms.contactors_closed.fget(bms), Bms.faults.fget(bms), Bms.warnings.fget(bms),
+            Bms.soc.fget(bms), Bms.discharge_limit_a.fget(bms), Bms.charge_limit_a.fget(bms),
+            Bms._balancing_bits(bms))
+
+
+def _mapped_reads(bms: MappedBms) -> tuple:
+    return (bms.state, bms.contactors_closed, bms.faults, bms.warnings, bms.soc, bms.discharge_limit_a,
+            bms.charge_limit_a, bms._balancing_bits())
+
+
+def test_the_reference_bms_through_its_map_reads_as_the_built_in_proxy_at_every_tick():
+    """Power-up, balancing, an over-voltage fault, its clearing and the safe state, compared tick by tick."""
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", MAPPED + SPREAD)) as bench:
+        bms = bench.bms
+        assert type(bms) is MappedBms
+        seen, differences, bleeding = set(), [], []
+        inner = bench.loop.tick_fn
+
+        def compared_tick(t_s: float) -> None:
+            inner(t_s)
+            mapped, reference = _mapped_reads(bms), _reference_proxy_reads(bms)
+            seen.add((mapped[0], mapped[1], tuple(mapped[2])))
+            bleeding.append(mapped[7] != 0)
+            if mapped != reference:
+                differences.append((t_s, mapped, reference))
+        bench.loop.tick_fn = compared_tick
+        bench.cell_emulator.enable(True)
+        bench.bms.wait_state("standby", 3.0)
+        bench.loop.run_for(5.0)
+        bench.power_up()
+        bench.loop.run_for(2.0)
+        bench.force_cell(0, 4.4)
+        bench.bms.wait_state("fault", 2.0)
+        bench.force_cell(0, None)
+        bench.bms.clear_faults()
+        bench.bms.wait_state("normal", 3.0)
+        state = bench.make_safe()
+        assert differences == []
+        assert state.confirmed, state.describe()
+        assert {(BmsState.NORMAL, True, ()), (BmsState.FAULT, False, ("cell_ov",))} <= seen
+        assert any(bleeding)
+
+
+def test_the_safe_state_reads_back_the_mapped_messages():
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", MAPPED)) as bench:
+        bench.power_up()
+        steps = {step.name: step for step in bench.make_safe().steps}
+    assert steps["contactors"].confirmed and "BMS_Status BMS_ContactorPos=0 BMS_ContactorNeg=0" in steps["contactors"].seen
+    assert "VCU_Request out by" in steps["contactors"].seen
+    assert steps["load"].confirmed and "BMS_PackData BMS_PackCurrent=" in steps["load"].seen
+
+
+def test_a_request_the_map_does_not_have_is_a_clear_error(tmp_path):
+    text = REFERENCE_MAP.read_text().replace('SAFE = "SAFE"\n', "").replace('clear_faults = "VCU_ClearFaults"\n', "")
+    (tmp_path / "no-safe.toml").write_text(text)
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'dut.map="{tmp_path / "no-safe.toml"}"'])
+    with Bench(rig) as bench:
+        with pytest.raises(ConfigError, match=r"no-safe.toml: \[request.modes\] has no SAFE.*mapped: STANDBY, "
+                                              r"DISCHARGE, CHARGE"):
+            bench.bms.request("safe")
+        with pytest.raises(ConfigError, match=r"no-safe.toml: \[request\] has no clear_faults signal"):
+            bench.bms.clear_faults()
+
+
+# foxBMS 2, with its real DBC -----------------------------------------------------------------------------
+@pytest.fixture
+def foxbms():
+    """The foxBMS 2 map on its DBC, a Monitor and sender on a virtual bus, and the BMS's side of that bus."""
+    db = load_dbcs([realworld("foxbms2_foxbms.dbc")])
+    dut_map = load_dut_map(DUTS / "foxbms2.toml", db)
+    channel = fresh_channel()
+    with VirtualBus(channel=channel) as host_bus, VirtualBus(channel=channel) as bms_bus:
+        clock = VirtualClock()
+        monitor = Monitor(db, clock.now_s)
+        sender = PeriodicSender(host_bus, db)
+
+        def tick(t_s: float) -> None:
+            sender.tick(t_s)
+            while (msg := host_bus.recv(timeout=0)) is not None:
+                monitor.on_message_received(msg)
+        loop = Loop(clock, 0.01, tick)
+        bms = MappedBms(dut_map, monitor, sender, loop)
+
+        def send(name: str, **signals) -> None:
+            """One frame of the BMS's, every other signal (of its multiplexer group) at 0."""
+            message = db.get_message_by_name(name)
+            group = signals.get(f"{name}_Mux")
+            values = {s.name: 0 for s in message.signals if s.multiplexer_ids in (None, [group])}
+            bms_bus.send(can.Message(arbitration_id=message.frame_id, is_extended_id=False,
+                                     data=message.encode(values | signals)))
+            loop.step()
+
+        def requests() -> list[dict]:
+            frames = []
+            while (msg := bms_bus.recv(timeout=0)) is not None:
+                frames.append(db.decode_message(msg.arbitration_id, msg.data, decode_choices=False))
+            return frames
+        yield bms, send, requests, loop
+
+
+def test_foxbms_states_contactors_faults_and_numbers_read_through_its_map(foxbms):
+    bms, send, _requests, _loop = foxbms
+    assert bms.describe().startswith("state=no f_BmsState.BmsState received")
+    send("f_BmsState", BmsState=8, PackOvercurrentDischargeError=1, InsulationResistance=1000)  # DISCHARGE
+    send("f_StringState", f_StringState_Mux=0, IsStringConnected=1, OvervoltageMolWarning=1, OpenWireError=1)
+    send("f_PackValuesP0", Current=12.5)
+    send("f_PackValuesP1", InsulationResistance=7000)   # the same signal name in another message
+    send("f_PackStateEstimation", MinimumSoc=61.5)
+    send("f_PackLimits", MaximumDischargeCurrent=120.25, MaximumChargeCurrent=40.5)
+    assert bms.state == BmsState.NORMAL and bms.contactors_closed
+    assert bms.faults == ["discharge_oc", "sense_wire"] and bms.warnings == ["cell_ov"]
+    assert (bms.soc, bms.discharge_limit_a, bms.charge_limit_a) == (pytest.approx(0.615), 120.25, 40.5)
+    assert bms.reported_current_a(bms.monitor.snapshot(["Current"], message="f_PackValuesP0")) == 12.5
+    assert bms.monitor.latest("f_BmsState")["InsulationResistance"] == 1000
+    assert not bms.balancing_mask(16).any()
+    send("f_BmsState", BmsState=11)   # UNDEFINED: the map leaves it out
+    assert bms.state is None
+    assert "state=f_BmsState.BmsState=11 (not in foxbms2.toml [states])" in bms.describe()
+    send("f_StringState", f_StringState_Mux=0, IsStringConnected=0)
+    assert not bms.contactors_closed and bms.faults == []
+
+
+def test_foxbms_requests_go_out_as_its_state_request_frame(foxbms):
+    bms, _send, requests, loop = foxbms
+    loop.run_for(0.3)
+    sent = requests()
+    assert len(sent) == 3 and {frame["RequestBmsMode"] for frame in sent} == {0}  # Standby, every 100 ms
+    bms.request("discharge")
+    loop.run_for(0.2)
+    assert [frame["RequestBmsMode"] for frame in requests()] == [1, 1]
+    bms.clear_faults()
+    loop.run_for(0.2)
+    assert [frame["ResetPersistentFlags"] for frame in requests()] == [1, 0, 0]  # one frame, then restored
+    bms.heartbeat(False)
+    loop.run_for(0.5)
+    assert requests() == []
+    with pytest.raises(ConfigError, match=r"foxbms2.toml: \[request.modes\] has no SAFE: foxBMS 2 cannot be asked"):
+        bms.request("safe")
+
+
+# Bad maps ------------------------------------------------------------------------------------------------
+BAD_MAPS = [
+    # (what to change in the reference map, what the error must say)
+    (('state = "BMS_Status.BMS_State"', 'state = "BMS_Status.BMS_Stat"'),
+     r"\[read\] state = 'BMS_Stat', expected a signal of message 'BMS_Status' \(did you mean 'BMS_State'"),
+    (('state = "BMS_Status.BMS_State"', 'state = "BMS_Statu.BMS_State"'),
+     r"\[read\] state: message 'BMS_Statu' is not in the rig's DBC files \(did you mean 'BMS_Status'"),
+    (('state = "BMS_Status.BMS_State"', 'state = "BMS_State"'), r"\[read\] state = 'BMS_State', expected \"Message.Signal\""),
+    (('state = "BMS_Status.BMS_State"\n', ""), r"\[read\] has no 'state', which the bench needs"),
+    (('FAULT = ["FAULT"]', 'FAULT = ["FAILED"]'),
+     r"\[states\] FAULT: 'FAILED' is not a value of signal 'BMS_State' \(its value table has INIT, STANDBY"),
+    (('FAULT = ["FAULT"]', 'FAULT = ["NORMAL"]'), r"\[states\] FAULT: value 'NORMAL' is already NORMAL"),
+    (('FAULT = ["FAULT"]', "FAULT = [16]"), r"\[states\] FAULT = 16 is outside signal 'BMS_State''s range \[0, 15\]"),
+    (('FAULT = ["FAULT"]', 'FAILED = ["FAULT"]'), r"\[states\] 'FAILED' is not one of the harness's INIT, STANDBY"),
+    (('STANDBY = "STANDBY"\n', ""), r"\[request.modes\] has no STANDBY: the safe state asks"),
+    (('mode = "VCU_ModeRequest"', 'mode = "BMS_State"'),
+     r"\[request\] mode = 'BMS_State', expected a signal of message 'VCU_Request'"),
+    (('contactors = ["BMS_Status.BMS_ContactorPos", "BMS_Status.BMS_ContactorNeg"]',
+      'contactors = ["BMS_Status.BMS_ContactorPos", "BMS_PackData.BMS_PackVoltage"]'),
+     r"\[read\] contactors: .* are in different messages"),
+    (("cell_ov = [{ signal = \"BMS_Status.BMS_FaultBits\", bit = 0 }]",
+      "cel_ov = [{ signal = \"BMS_Status.BMS_FaultBits\", bit = 0 }]"),
+     r"\[faults\] 'cel_ov' is not a fault name of the harness \(did you mean 'cell_ov'\?\)"),
+    (("bit = 0 }", "bit = 16 }"), r"\[faults\] cell_ov: bit = 16, expected a bit of the 16-bit signal 'BMS_FaultBits'"),
+    (("[warnings]", "[warning]"), r"unknown table \[warning\] \(did you mean 'warnings'\?\)"),
+    (("soc = {", "state_of_charge = {"), r"\[read\] unknown key 'state_of_charge'"),
+    (("scale = 0.01", "scale = \"0.01\""), r"\[read\] soc.scale = '0.01', expected a finite number"),
+]
+
+
+@pytest.mark.parametrize(("change", "error"), BAD_MAPS, ids=[error[:40] for _, error in BAD_MAPS])
+def test_a_bad_map_is_refused_naming_the_file_and_key(tmp_path, change, error):
+    old, new = change
+    text = REFERENCE_MAP.read_text()
+    assert old in text
+    path = tmp_path / "bad-map.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=f"bad-map.toml: {error}"):
+        load_dut_map(path, load_dbcs(REFERENCE_DBCS))
+
+
+def test_a_request_message_without_a_cycle_time_needs_cycle_s(tmp_path):
+    dbc = tmp_path / "request.dbc"
+    dbc.write_text((PROJECT_ROOT / "dbc" / "vcu.dbc").read_text().replace('BA_ "GenMsgCycleTime" BO_ 528 100;', ""))
+    path = tmp_path / "map.toml"
+    path.write_text(REFERENCE_MAP.read_text())
+    db = load_dbcs([PROJECT_ROOT / "dbc" / "bms.dbc", dbc])
+    with pytest.raises(ConfigError, match=r"map.toml: \[request\] message 'VCU_Request' has no GenMsgCycleTime"):
+        load_dut_map(path, db)
+    path.write_text(REFERENCE_MAP.read_text().replace('mode = "VCU_ModeRequest"', 'cycle_s = 0.05\nmode = "VCU_ModeRequest"'))
+    assert load_dut_map(path, db).request_cycle_s == 0.05
+
+
+def test_a_rig_with_a_bad_map_fails_its_preflight_before_any_bench(tmp_path):
+    path = tmp_path / "bad-map.toml"
+    path.write_text(REFERENCE_MAP.read_text().replace('"BMS_Status.BMS_State"', '"BMS_Status.BMS_Stat"'))
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'dut.map="{path}"'])
+    with pytest.raises(ConfigError, match=r"bad-map.toml: \[read\] state = 'BMS_Stat'"):
+        preflight(rig)
+    missing = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", ['dut.map="no-such-map.toml"'])
+    with pytest.raises(ConfigError, match=r"no-such-map.toml: DUT map file not found"):
+        preflight(missing)
