@@ -231,3 +231,18 @@ def test_a_rig_with_a_bad_map_fails_its_preflight_before_any_bench(tmp_path):
     missing = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", ['dut.map="no-such-map.toml"'])
     with pytest.raises(ConfigError, match=r"no-such-map.toml: DUT map file not found"):
         preflight(missing)
+
+
+def test_the_mapped_proxy_drives_the_boards_over_the_wire():
+    """The slcan rig: the boards in their own process behind a pty, the Monitor fed by python-can's Notifier
+    thread, every value read through the map."""
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "slcan.toml", MAPPED)) as bench:
+        assert type(bench.bms) is MappedBms
+        bench.power_up()
+        assert bench.bms.discharge_limit_a > 0 and 0 < bench.bms.soc < 1
+        bench.force_cell(0, 4.4)
+        bench.bms.wait_state("fault", 2.0)
+        assert "cell_ov" in bench.bms.faults
+        bench.bms.wait_contactors_open(1.0)   # their feedback follows the command by contactor_delay_ms
+        state = bench.make_safe()
+    assert state.confirmed, state.describe()
