@@ -43,8 +43,12 @@ class Bms:
         self.loop = loop
         self._mask_bits = 0
         self._mask = np.zeros(0, dtype=bool)
-        sender.add("VCU_Heartbeat")
-        sender.add("VCU_Request", {"VCU_ModeRequest": int(ModeRequest.STANDBY), "VCU_ClearFaults": 0})
+        self._schedule_requests()
+
+    def _schedule_requests(self) -> None:
+        """Start the host's periodic frames, asking for STANDBY."""
+        self.sender.add("VCU_Heartbeat")
+        self.sender.add("VCU_Request", {"VCU_ModeRequest": int(ModeRequest.STANDBY), "VCU_ClearFaults": 0})
 
     # What the BMS reports ------------------------------------------------------------------------------
     @property
@@ -135,20 +139,18 @@ class MappedBms(Bms):
 
     def __init__(self, dut_map: DutMap, monitor: Monitor, sender: PeriodicSender, loop):
         self.map = dut_map
-        self.monitor = monitor
-        self.sender = sender
-        self.loop = loop
         # Each message's own values: a third-party DBC can reuse a signal name in another message.
         self._latest = {name: monitor.latest(name) for name in dut_map.messages()}
         self.request_message = dut_map.request_message
-        self.heartbeat_messages = (dut_map.request_message,)
-        self._mask_bits = 0
-        self._mask = np.zeros(0, dtype=bool)
+        self.heartbeat_messages = (dut_map.request_message,)   # the request frame is the host's heartbeat
         current = dut_map.read["pack_current_a"]
         self.current_readback = Readback(current.message, (current.name,))
         self.contactor_readback = Readback(dut_map.contactors[0].message, tuple(s.name for s in dut_map.contactors))
-        sender.add(dut_map.request_message, {dut_map.mode_signal: dut_map.modes[ModeRequest.STANDBY]},
-                   cycle_s=dut_map.request_cycle_s)
+        super().__init__(monitor, sender, loop)
+
+    def _schedule_requests(self) -> None:
+        self.sender.add(self.map.request_message, {self.map.mode_signal: self.map.modes[ModeRequest.STANDBY]},
+                        cycle_s=self.map.request_cycle_s)
 
     def _read(self, key: str):
         signal = self.map.read.get(key)
@@ -218,4 +220,3 @@ class MappedBms(Bms):
             raise ConfigError(f"{self.map.path}: [request] has no clear_faults signal: {self.map.name}'s faults "
                               "cannot be cleared by request")
         self.sender.pulse(self.request_message, timeout_s, self.loop, **{self.map.clear_faults_signal: 1})
-

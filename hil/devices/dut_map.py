@@ -10,9 +10,10 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     contactors = ["f_StringState.IsStringConnected"]   # closed when all are non-zero, open when none is
     pack_current_a = "f_PackValuesP0.Current"          # > 0 discharges, as the harness counts
     # optional: soc (0..1), discharge_limit_a, charge_limit_a; each a "Message.Signal", or a table
-    # optional: the cells bleeding, as bit fields (bit 0 of the first signal is the first cell, and so on)
-    balancing = ["BMS_BalancingMask.BMS_Balancing_Cells01to48", "BMS_BalancingMask.BMS_Balancing_Cells49to96"]
     soc = { signal = "f_PackStateEstimation.MinimumSoc", scale = 0.01 }   # value = signal * scale + offset
+    # optional: the cells bleeding, as bit fields (bit 0 of the first signal is the first cell, and so on),
+    # here the reference BMS's (fixtures/duts/reference-bms.toml)
+    balancing = ["BMS_BalancingMask.BMS_Balancing_Cells01to48", "BMS_BalancingMask.BMS_Balancing_Cells49to96"]
     # a flag packed in a bit field: { signal = "BMS_Status.BMS_FaultBits", bit = 0 } (bit 0 is the lowest)
 
     [states]                    # required: the harness's states (hil.protocol.BmsState), from the BMS's values
@@ -107,8 +108,8 @@ class DutMap:
 
     def messages(self) -> set[str]:
         """Every message the map reads."""
-        signals = [*self.read.values(), *self.contactors, *(s for s, _ in self.balancing), *(s for group in (self.faults, self.warnings)
-                                                           for signals in group.values() for s in signals)]
+        flags = [s for group in (self.faults, self.warnings) for signals in group.values() for s in signals]
+        signals = [*self.read.values(), *self.contactors, *(s for s, _ in self.balancing), *flags]
         return {signal.message for signal in signals}
 
 
