@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hil.datafile import read_toml
@@ -98,13 +98,13 @@ class DutMap:
     contactors: tuple[Signal, ...]
     balancing: tuple[tuple[Signal, int], ...]      # (bit field, its width in bits), first cell first
     states: dict[float, BmsState]                 # the state signal's value -> the harness's state
-    faults: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
-    warnings: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
-    request_message: str = ""
-    request_cycle_s: float | None = None
-    mode_signal: str = ""
-    modes: dict[ModeRequest, float] = field(default_factory=dict)
-    clear_faults_signal: str | None = None
+    faults: dict[str, tuple[Signal, ...]]
+    warnings: dict[str, tuple[Signal, ...]]
+    request_message: str
+    request_cycle_s: float | None                 # None: the DBC's GenMsgCycleTime
+    mode_signal: str
+    modes: dict[ModeRequest, float]
+    clear_faults_signal: str | None
 
     def messages(self) -> set[str]:
         """Every message the map reads."""
@@ -136,7 +136,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
     if len({signal.message for signal in contactors}) > 1:
         raise ConfigError(f"{path}: [read] contactors: {', '.join(map(str, contactors))} are in different "
                           "messages; expected one message that shows every contactor")
-    balancing = tuple((signal, db.get_message_by_name(signal.message).get_signal_by_name(signal.name).length)
+    balancing = tuple((signal, checker.dbc_signal(signal).length)
                       for signal in checker.signal_list(read["balancing"], "[read] balancing")
                       ) if "balancing" in read else ()
     request = checker.table(data, "request", required=True)
@@ -164,7 +164,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
         path=path, name=str(checker.table(data, "dut").get("name", path.stem)), read=signals,
         contactors=contactors, balancing=balancing,
         states=checker.values_by_name(checker.table(data, "states", required=True), "states", BmsState,
-                                      db.get_message_by_name(state.message).get_signal_by_name(state.name),
+                                      checker.dbc_signal(state),
                                       many=True),
         faults=checker.flags(data, "faults"), warnings=checker.flags(data, "warnings"),
         request_message=message.name, request_cycle_s=float(cycle_s) if cycle_s is not None else None,
@@ -178,8 +178,11 @@ class _Checker:
 
     def __init__(self, path: Path, db):
         self.path = path
-        self.db = db
         self.messages = {m.name: m for m in db.messages}
+
+    def dbc_signal(self, signal: Signal):
+        """The DBC's own signal (cantools) that a checked `Signal` names."""
+        return self.messages[signal.message].get_signal_by_name(signal.name)
 
     def table(self, data: dict, name: str, *, required: bool = False, where: str | None = None) -> dict:
         where = where or f"[{name}]"
