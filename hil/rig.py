@@ -352,8 +352,8 @@ def preflight(rig: Rig) -> None:
         db = load_dbcs(rig.dbc_paths(bus))
         if bus == rig.data["cell_emulator"]["bus"]:
             _check_setpoints_fit(rig, db)
-        if bus == rig.data["dut"]["bus"]:
-            rig.load_dut_map(db)
+        if bus == rig.data["dut"]["bus"] and (dut_map := rig.load_dut_map(db)) is not None:
+            dut_map.check_cells(rig.data["pack"]["n_series"], db)   # the map alone cannot know the count
     rig.make_pack()
     load_spec(rig.spec_path)
     if rig.data["dut"]["kind"] == "emulated":  # the emulated firmware's settings, checked once, here

@@ -60,7 +60,7 @@ class Key:
 PROTECTION_UNITS = {"cell_ov": "V", "cell_uv": "V", "discharge_oc": "A", "charge_oc": "A",
                     "cell_ot": "degC", "cell_ut": "degC"}
 PROTECTIONS = tuple(PROTECTION_UNITS)
-# The ones tests/bms steps across; cell_ut is known (a spec may state it) but no test uses it yet.
+# The ones tests/bms always steps across; cell_ut is tested when a spec states it (a BMS may have none).
 REQUIRED_PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot")
 PROTECTION_KEYS = {"unit": Key(str, required=False), "threshold": Key(), "tolerance": Key(at_least=0),
                    "max_reaction_ms": Key(above=0)}
@@ -88,9 +88,19 @@ TABLES = {
                   "max_final_fraction": Key(above=0, at_most=1)},   # end spread over start spread
     "diagnostics": {"self_discharge": Key(bool)},
     "ride_through": {"min_discharge_limit_a": Key(above=0)},
+    # How close what the BMS reports must be to what the bench applies (tests/bms/test_measurement.py). The
+    # bounds keep a number in the wrong unit out: a cell voltage error of 0.005 "mV" was meant in volts.
+    "accuracy": {"cell_voltage_mv": Key(at_least=0.1, at_most=500),
+                 "temperature_c": Key(at_least=0.05, at_most=50),
+                 "pack_voltage_v": Key(at_least=0.001, at_most=100),
+                 "pack_current_a": Key(at_least=0.001, at_most=1000),   # plus pack_current_pct of the reading
+                 "pack_current_pct": Key(required=False, at_least=0, at_most=50),
+                 # From a stimulus's change until the report must meet them: voltages and current, then the
+                 # thermistors (reported more slowly, e.g. once a second).
+                 "settle_ms": Key(above=0, at_most=60_000), "temperature_settle_ms": Key(above=0, at_most=600_000)},
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
-                "ride_through")
+                "ride_through", "accuracy")
 
 
 @dataclass(frozen=True)

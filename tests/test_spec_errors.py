@@ -68,6 +68,14 @@ self_discharge = true
 
 [ride_through]
 min_discharge_limit_a = 15.0
+
+[accuracy]
+cell_voltage_mv = 5.0
+temperature_c = 1.0
+pack_voltage_v = 0.1
+pack_current_a = 0.1
+settle_ms = 300
+temperature_settle_ms = 1500
 """
 
 OV_TABLE = "[protections.cell_ov]\nunit = \"V\"\nthreshold = 4.25\ntolerance = 0.01\nmax_reaction_ms = 320\n\n"
@@ -125,8 +133,9 @@ def test_number_where_a_table_belongs(tmp_path, old, new, expected):
     ("self_discharge = true\n", "[diagnostics]: missing key 'self_discharge' (expected true or false)"),
     ("max_error_after_rest_pct = 1.0\n", "[soc]: missing key 'max_error_after_rest_pct'"),
     ("min_discharge_limit_a = 15.0\n", "[ride_through]: missing key 'min_discharge_limit_a'"),
+    ("cell_voltage_mv = 5.0\n", "[accuracy]: missing key 'cell_voltage_mv'"),
 ], ids=["cell_uv", "ov_and_uv", "heartbeat", "reaction_time", "cycle_message", "self_discharge", "soc",
-        "ride_through"])
+        "ride_through", "accuracy"])
 def test_missing_protection_or_value(tmp_path, old, expected):
     assert expected in _load_error(_spec(tmp_path, old, ""))
 
@@ -150,6 +159,8 @@ def test_missing_protection_or_value(tmp_path, old, expected):
     ("duration_s = 900", "duration_s = -900", "[balancing]: key 'duration_s' = -900, expected a finite number > 0"),
     ("max_final_fraction = 0.6", "max_final_fraction = 1.5",
      "[balancing]: key 'max_final_fraction' = 1.5, expected a finite number > 0 and <= 1"),
+    ("cell_voltage_mv = 5.0", "cell_voltage_mv = 0.005",
+     "[accuracy]: key 'cell_voltage_mv' = 0.005, expected a finite number >= 0.1 and <= 500"),
     ("timeout_ms = 500\nmax_reaction_ms = 620", "timeout_ms = 500\nmax_reaction_ms = 400",
      "[heartbeat]: key 'max_reaction_ms' = 400, expected more than key 'timeout_ms' = 500"),
     ("threshold = 2.70", "threshold = 4.25",
@@ -160,7 +171,7 @@ def test_missing_protection_or_value(tmp_path, old, expected):
      "expected a current magnitude above 0 A"),
 ], ids=["reaction_inf", "timeout_nan", "reaction_negative", "reaction_zero", "tolerance_negative",
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
-        "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative"])
+        "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

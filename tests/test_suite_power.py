@@ -24,6 +24,18 @@ def test_mutants_kills_a_seeded_bug_and_passes_the_clean_firmware():
     assert "test_cell_overvoltage_opens_contactors" in " ".join(summary["caught_by"]["ov_off_by_one"])
 
 
+def test_measurement_defects_are_caught_by_the_accuracy_tests():
+    """A swapped cell report and a 3 % current gain error pass every protection; the staircase and the
+    current points of tests/bms/test_measurement.py catch them."""
+    result = _hil("mutants", "--bug", "cell_report_swapped", "--bug", "shunt_gain_uncalibrated", "-k",
+                  "test_measurement", "-n", "1", "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    assert "test_cell_voltages_are_reported_within_accuracy" in " ".join(summary["caught_by"]["cell_report_swapped"])
+    assert "test_pack_current_is_reported_within_accuracy" in " ".join(summary["caught_by"]["shunt_gain_uncalibrated"])
+
+
 def test_calibration_off_spec_is_caught(tmp_path):
     """OV threshold 50 mV above the spec's tolerance band: the OV test must fail."""
     result = _hil("run", "--report", str(tmp_path), "--set", "dut.calibration.cell_ov_v=4.31",

@@ -98,6 +98,25 @@ class Bms:
         """The pack current (A, > 0 discharges) in `current_readback`'s signal values."""
         return values["BMS_PackCurrent"]
 
+    # What the BMS measured, as it reports it: the suite compares these with what the bench applies.
+    @property
+    def pack_current_a(self) -> float | None:
+        """The pack current the BMS reports (A, > 0 discharges); None before it has."""
+        return self.monitor.values.get("BMS_PackCurrent")
+
+    @property
+    def pack_voltage_v(self) -> float | None:
+        return self.monitor.values.get("BMS_PackVoltage")
+
+    def cell_voltages_v(self, n_cells: int) -> np.ndarray | None:
+        """The cell voltages the BMS reports, first cell first; NaN for a cell it has not reported. None when
+        this BMS's proxy cannot read them (a DUT map without them)."""
+        return _reported(self.monitor.values, [f"BMS_Cell{c + 1:02d}_Voltage" for c in range(n_cells)])
+
+    def cell_temperatures_c(self, n_cells: int) -> np.ndarray | None:
+        """The cell temperatures the BMS reports, one per thermistor channel; as `cell_voltages_v`."""
+        return _reported(self.monitor.values, [f"BMS_Temp{c + 1:02d}" for c in range(n_cells)])
+
     def _state_text(self) -> str:
         return self.state.name if self.state is not None else "no BMS_Status received"
 
@@ -201,6 +220,28 @@ class MappedBms(Bms):
     def reported_current_a(self, values: dict) -> float:
         return self.map.read["pack_current_a"].value(values)
 
+    @property
+    def pack_current_a(self) -> float | None:
+        return self._read("pack_current_a")
+
+    @property
+    def pack_voltage_v(self) -> float | None:
+        return self._read("pack_voltage_v")
+
+    def cell_voltages_v(self, n_cells: int) -> np.ndarray | None:
+        return self._cells("cell_voltages_v", n_cells)
+
+    def cell_temperatures_c(self, n_cells: int) -> np.ndarray | None:
+        return self._cells("cell_temperatures_c", n_cells)
+
+    def _cells(self, key: str, n_cells: int) -> np.ndarray | None:
+        """A cell series of the map, from its own message's values (foxBMS 2 names its cells alike in two
+        messages); None when the map has none."""
+        series = self.map.cells.get(key)
+        if series is None:
+            return None
+        return _reported(self._latest[series.message], series.names(n_cells)) * series.scale + series.offset
+
     def _state_text(self) -> str:
         value, signal = self._read("state"), self.map.read["state"]
         if value is None:
@@ -220,3 +261,8 @@ class MappedBms(Bms):
             raise ConfigError(f"{self.map.path}: [request] has no clear_faults signal: {self.map.name}'s faults "
                               "cannot be cleared by request")
         self.sender.pulse(self.request_message, timeout_s, self.loop, **{self.map.clear_faults_signal: 1})
+
+
+def _reported(values: dict, names: list[str]) -> np.ndarray:
+    """The values of `names` as floats, NaN where none has been received."""
+    return np.array([values.get(name, np.nan) for name in names], dtype=float)

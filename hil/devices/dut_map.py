@@ -9,8 +9,12 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     state = "f_BmsState.BmsState"
     contactors = ["f_StringState.IsStringConnected"]   # closed when all are non-zero, open when none is
     pack_current_a = "f_PackValuesP0.Current"          # > 0 discharges, as the harness counts
-    # optional: soc (0..1), discharge_limit_a, charge_limit_a; each a "Message.Signal", or a table
+    # optional, each a "Message.Signal" or a table: soc (0..1), discharge_limit_a, charge_limit_a, pack_voltage_v
     soc = { signal = "f_PackStateEstimation.MinimumSoc", scale = 0.01 }   # value = signal * scale + offset
+    # optional: what the BMS measured of each cell, one signal per cell, all in one message; cell k (from
+    # 0) is the signal named `signals` with {index} = first + k (a Python format field: {index:03d} pads)
+    cell_voltages_v = { signals = "f_CellVoltages.CellVoltage_{index:03d}", first = 0, scale = 0.001 }
+    cell_temperatures_c = { signals = "f_CellTemperatures.CellTemperature_{index:03d}" }   # first = 0
     # optional: the cells bleeding, as bit fields (bit 0 of the first signal is the first cell, and so on),
     # here the reference BMS's (fixtures/duts/reference-bms.toml)
     balancing = ["BMS_BalancingMask.BMS_Balancing_Cells01to48", "BMS_BalancingMask.BMS_Balancing_Cells49to96"]
@@ -44,12 +48,17 @@ the signal's value table does not have, a mode value that does not fit the signa
 Limits: one message carries all of the contactor signals (the safe state waits for one frame that shows
 them all open). Without `balancing`, the BMS reports no cell bleeding, and the bench's bleed model stays
 off. Flags are non-zero values or single bits; a fault coded as one value of a multi-bit field needs a
-signal of its own in the DBC.
+signal of its own in the DBC. One message carries all of a cell series (a multiplexed one, typically),
+their signals told apart by one number; how many cells there are is the rig's (pack.n_series), so the
+load checks the first cell's signal and the preflight the rest (`DutMap.check_cells`). Without
+`cell_voltages_v` or `cell_temperatures_c`, the suite's tests that compare them with what the bench
+applies are skipped.
 """
 from __future__ import annotations
 
 import difflib
 import math
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +68,11 @@ from hil.protocol import FAULT_BITS, BmsState, ModeRequest
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
-_READ_NUMBERS = ("pack_current_a", "soc", "discharge_limit_a", "charge_limit_a")
+_READ_NUMBERS = ("pack_current_a", "soc", "discharge_limit_a", "charge_limit_a", "pack_voltage_v")
 _READ_LISTS = ("contactors", "balancing")
+_READ_CELLS = ("cell_voltages_v", "cell_temperatures_c")
+_CELL_KEYS = ("signals", "first", "scale", "offset")
+_CELL_FORMAT = '{ signals = "Message.Signal{index}", first = 0, scale = 1.0, offset = 0.0 }'
 _REQUEST_KEYS = {"message", "cycle_s", "mode", "clear_faults", "modes"}
 # A fault name of one's own this close to a harness name (difflib's ratio) is taken for a typing error.
 _TYPO_RATIO = 0.8
@@ -91,10 +103,26 @@ class Signal:
 
 
 @dataclass(frozen=True)
+class CellSeries:
+    """One signal per cell, all in one message: cell k (from 0) is signal `pattern.format(index=first + k)`,
+    its value signal * scale + offset."""
+    message: str
+    pattern: str
+    first: int = 0
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def names(self, n_cells: int) -> list[str]:
+        """The signals of the first `n_cells` cells, first cell first."""
+        return [self.pattern.format(index=self.first + cell) for cell in range(n_cells)]
+
+
+@dataclass(frozen=True)
 class DutMap:
     path: Path
     name: str
     read: dict[str, Signal]                       # state, pack_current_a, and the optional numbers
+    cells: dict[str, CellSeries]                  # cell_voltages_v, cell_temperatures_c: those mapped
     contactors: tuple[Signal, ...]
     balancing: tuple[tuple[Signal, int], ...]      # (bit field, its width in bits), first cell first
     states: dict[float, BmsState]                 # the state signal's value -> the harness's state
@@ -110,7 +138,20 @@ class DutMap:
         """Every message the map reads."""
         flags = [s for group in (self.faults, self.warnings) for signals in group.values() for s in signals]
         signals = [*self.read.values(), *self.contactors, *(s for s, _ in self.balancing), *flags]
-        return {signal.message for signal in signals}
+        return {signal.message for signal in signals} | {series.message for series in self.cells.values()}
+
+    def check_cells(self, n_cells: int, db) -> None:
+        """Refuse a cell series whose message has no signal for one of the rig's `n_cells` cells: the load
+        checks only the first, as the map does not know the pack."""
+        for key, series in self.cells.items():
+            message = db.get_message_by_name(series.message)
+            have = {signal.name for signal in message.signals}
+            names = series.names(n_cells)
+            missing = next((cell for cell, name in enumerate(names) if name not in have), None)
+            if missing is not None:
+                raise ConfigError(f"{self.path}: [read] {key}: cell {missing + 1} would be signal "
+                                  f"'{names[missing]}', which message '{series.message}' does not have: it has "
+                                  f"signals for the first {missing} of the rig's {n_cells} cells (pack.n_series)")
 
 
 def load_dut_map(path: str | Path, db) -> DutMap:
@@ -123,7 +164,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
             raise ConfigError(f"{path}: unknown table [{section}]{did_you_mean(section, _SECTIONS)}; "
                               f"a DUT map has {', '.join(f'[{s}]' for s in sorted(_SECTIONS))}")
     read = checker.table(data, "read", required=True)
-    known = {*_READ_REQUIRED, *_READ_NUMBERS, *_READ_LISTS}
+    known = {*_READ_REQUIRED, *_READ_NUMBERS, *_READ_LISTS, *_READ_CELLS}
     for key in read:
         if key not in known:
             raise ConfigError(f"{path}: [read] unknown key '{key}'{did_you_mean(key, known)}")
@@ -139,6 +180,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
     balancing = tuple((signal, checker.dbc_signal(signal).length)
                       for signal in checker.signal_list(read["balancing"], "[read] balancing")
                       ) if "balancing" in read else ()
+    cells = {key: checker.cell_series(read[key], f"[read] {key}") for key in _READ_CELLS if key in read}
     request = checker.table(data, "request", required=True)
     for key in request:
         if key not in _REQUEST_KEYS:
@@ -161,7 +203,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
     clear = checker.own_signal(message, clear, "[request] clear_faults") if clear is not None else None
     state = signals["state"]
     return DutMap(
-        path=path, name=str(checker.table(data, "dut").get("name", path.stem)), read=signals,
+        path=path, name=str(checker.table(data, "dut").get("name", path.stem)), read=signals, cells=cells,
         contactors=contactors, balancing=balancing,
         states=checker.values_by_name(checker.table(data, "states", required=True), "states", BmsState,
                                       checker.dbc_signal(state),
@@ -234,6 +276,51 @@ class _Checker:
                               f"signal '{name}' (0 to {signal.length - 1})")
         return Signal(message_name, name, scale, offset, bit)
 
+    def cell_series(self, item, key: str) -> CellSeries:
+        """{signals = "Message.Signal{index}", first = 0, scale = 1.0, offset = 0.0}: one signal per cell.
+        Only the first cell's signal is checked here; `DutMap.check_cells` checks the rig's count."""
+        if not isinstance(item, dict):
+            raise ConfigError(f"{self.path}: {key} = {item!r}, expected a table {_CELL_FORMAT}")
+        for name in item:
+            if name not in _CELL_KEYS:
+                raise ConfigError(f"{self.path}: {key}: unknown key '{name}'{did_you_mean(name, _CELL_KEYS)}; "
+                                  f"expected {', '.join(_CELL_KEYS)}")
+        message_name, pattern = self._cell_pattern(item.get("signals"), f"{key}.signals")
+        message = self.message(message_name, f"{key}.signals")
+        first = item.get("first", 0)
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise ConfigError(f"{self.path}: {key}.first = {first!r}, expected the first cell's number in its "
+                              "signal's name, an integer >= 0")
+        scale, offset = (self._number(item.get(k, default), f"{key}.{k}") for k, default in
+                         (("scale", 1.0), ("offset", 0.0)))
+        series = CellSeries(message.name, pattern, first, scale, offset)
+        try:
+            name = series.names(1)[0]
+        except (ValueError, KeyError, IndexError) as error:   # a format spec a number does not take
+            raise ConfigError(f"{self.path}: {key}.signals: '{pattern}' cannot format index = {first}: {error}; "
+                              "expected a format spec for an integer, e.g. {index:02d}") from None
+        names = [s.name for s in message.signals]
+        if name not in names:
+            raise ConfigError(f"{self.path}: {key}: the first cell would be signal '{name}' (index = {first}), "
+                              f"which message '{message.name}' does not have{_first_hint(series, names)}")
+        return series
+
+    def _cell_pattern(self, item, key: str) -> tuple[str, str]:
+        """"Message.Signal{index}" split into the message and the signal's format string, which must have
+        one field, {index} (with or without a format spec)."""
+        expected = ('expected "Message.Signal" whose signal has one {index} field, e.g. '
+                    '"BMS_CellVoltages.BMS_Cell{index:02d}_Voltage"')
+        if not isinstance(item, str) or "." not in item:
+            raise ConfigError(f"{self.path}: {key} = {item!r}, {expected}")
+        message, pattern = item.split(".", 1)   # a message name has no dot; a format spec may
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(pattern) if field is not None]
+        except ValueError as error:   # an unmatched brace
+            raise ConfigError(f"{self.path}: {key} = {item!r}: {error}; {expected}") from None
+        if fields != ["index"]:
+            raise ConfigError(f"{self.path}: {key} = {item!r} has fields {fields}; {expected}")
+        return message, pattern
+
     def signal_list(self, items, key: str) -> tuple[Signal, ...]:
         items = [items] if isinstance(items, str) else items
         if not isinstance(items, list) or not items:
@@ -291,6 +378,15 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{self.path}: {key} = {value!r}, expected a finite number")
         return float(value)
+
+
+def _first_hint(series: CellSeries, names: list[str]) -> str:
+    """" (with first = N, ...)" when the neighbouring index names a signal: a series counted from 1 given
+    first = 0, or the other way round, is the likely mistake; else difflib's closest names."""
+    for first in (series.first + 1, series.first - 1):
+        if first >= 0 and (name := series.pattern.format(index=first)) in names:
+            return f" (with first = {first} it would be '{name}', which it has)"
+    return did_you_mean(series.names(1)[0], names)
 
 
 def _plain(number: float) -> float | int:

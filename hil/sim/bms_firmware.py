@@ -5,7 +5,9 @@
   16-bit quantisation at 100 uV/LSB (LTC6813 class).
 - States INIT -> STANDBY -> PRECHARGE -> NORMAL -> FAULT (latched until the host clears it) and SAFE.
 - Every protection has a threshold and a debounce time; the warning tier sits a margin inside it.
-- Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power.
+- Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
+  protection, state-machine and CAN-integrity defects, and measurement defects (a cell reported in the
+  wrong slot, an uncalibrated current gain) that only a comparison with what the bench applies catches.
 """
 from __future__ import annotations
 
@@ -44,7 +46,10 @@ BUGS = {
     "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
     "balancing_during_fault": "passive balancing keeps bleeding after the BMS has gone to FAULT",
     "mv_sum_overflow": "pack voltage summed in a signed 16-bit mV accumulator that wraps above 32.767 V",
+    "cell_report_swapped": "BMS_CellVoltages reports cells 2 and 3 in each other's slots (a reporting table off by one)",
+    "shunt_gain_uncalibrated": "the current sensor's gain calibration is not applied: every current reading 3 % high",
 }
+SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
 
 class Debounce:
@@ -145,10 +150,7 @@ class BmsFirmware:
             "BMS_SOC": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOH": 100.0 * self.soh,
             "BMS_SOC_Min": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOC_Max": 100.0 * min(1.0, max(0.0, self.soc))})
         sender.add("BMS_CellStats", start_s=next(offsets_s), provider=self._cell_stats)
-        sender.add("BMS_CellVoltages", start_s=next(offsets_s), provider=lambda: [
-            {"BMS_CellVoltages_Mux": m, **{f"BMS_Cell{c + 1:02d}_Voltage": min(16.383, max(0.0, self.cell_v[c]))
-                                           for c in range(4 * m, min(4 * m + 4, self.n_cells))}}
-            for m in range((self.n_cells + 3) // 4)])
+        sender.add("BMS_CellVoltages", start_s=next(offsets_s), provider=self._cell_voltage_frames)
         sender.add("BMS_CellTemps", start_s=next(offsets_s), provider=lambda: [
             {"BMS_CellTemps_Mux": m, **{f"BMS_Temp{c + 1:02d}": min(87.5, max(-40.0, self.temp_c[c]))
                                         for c in range(7 * m, min(7 * m + 7, self.n_cells))}}
@@ -171,6 +173,15 @@ class BmsFirmware:
                 "BMS_ContactorNeg": int(self.contactor_fb["neg"]), "BMS_ContactorPre": int(self.contactor_fb["pre"]),
                 "BMS_Balancing": int(aany(self.balancing)), "BMS_FaultBits": self.faults | self.active,
                 "BMS_WarningBits": self.warnings}
+
+    def _cell_voltage_frames(self) -> list[dict]:
+        v = self.cell_v
+        if "cell_report_swapped" in self.bugs and self.n_cells >= 3:
+            v = v.copy()  # only the report: the protections keep reading self.cell_v
+            v[1], v[2] = v[2], v[1]
+        return [{"BMS_CellVoltages_Mux": m, **{f"BMS_Cell{c + 1:02d}_Voltage": min(16.383, max(0.0, v[c]))
+                                               for c in range(4 * m, min(4 * m + 4, self.n_cells))}}
+                for m in range((self.n_cells + 3) // 4)]
 
     def _balancing_frames(self) -> list[dict]:
         bits = int(sum(1 << int(i) for i in np.flatnonzero(self.balancing)))
@@ -223,6 +234,8 @@ class BmsFirmware:
         self.cell_v = np.rint(raw / AFE_LSB_V) * AFE_LSB_V  # what np.round does for 0 decimals
         self.temp_c = self.board.thermistor_c()[:self.n_cells]
         self.current_a = self.board.shunt_current_a()
+        if "shunt_gain_uncalibrated" in self.bugs:
+            self.current_a *= SHUNT_GAIN_ERROR
         if "mv_sum_overflow" in self.bugs:
             total_mv = int(np.sum(np.round(self.cell_v * 1000))) & 0xFFFF
             self.pack_v = max(0.0, (total_mv - 0x10000 if total_mv >= 0x8000 else total_mv) / 1000.0)

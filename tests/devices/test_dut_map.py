@@ -3,7 +3,10 @@ mapped proxy reads what the built-in one reads and sends what the BMS's DBC asks
 safe state run through it."""
 from __future__ import annotations
 
+import math
+
 import can
+import numpy as np
 import pytest
 from can.interfaces.virtual import VirtualBus
 
@@ -25,18 +28,26 @@ REFERENCE_MAP = DUTS / "reference-bms.toml"
 REFERENCE_DBCS = [PROJECT_ROOT / "dbc" / name for name in ("bms.dbc", "vcu.dbc", "cell_emulator.dbc")]
 MAPPED = ['dut.map="../fixtures/duts/reference-bms.toml"']
 SPREAD = ["pack.soc_spread=0.03"]   # cells bleed at rest
+N_CELLS = 16   # rigs/sim.toml's pack.n_series
 
 
 def _reference_proxy_reads(bms: MappedBms) -> tuple:
     """What the built-in proxy reads from the same Monitor."""
     return (Bms.state.fget(bms), Bms.contactors_closed.fget(bms), Bms.faults.fget(bms), Bms.warnings.fget(bms),
             Bms.soc.fget(bms), Bms.discharge_limit_a.fget(bms), Bms.charge_limit_a.fget(bms),
-            Bms._balancing_bits(bms))
+            Bms._balancing_bits(bms), Bms.pack_current_a.fget(bms), Bms.pack_voltage_v.fget(bms),
+            _comparable(Bms.cell_voltages_v(bms, N_CELLS)), _comparable(Bms.cell_temperatures_c(bms, N_CELLS)))
 
 
 def _mapped_reads(bms: MappedBms) -> tuple:
     return (bms.state, bms.contactors_closed, bms.faults, bms.warnings, bms.soc, bms.discharge_limit_a,
-            bms.charge_limit_a, bms._balancing_bits())
+            bms.charge_limit_a, bms._balancing_bits(), bms.pack_current_a, bms.pack_voltage_v,
+            _comparable(bms.cell_voltages_v(N_CELLS)), _comparable(bms.cell_temperatures_c(N_CELLS)))
+
+
+def _comparable(cells: np.ndarray) -> tuple:
+    """Cells as a tuple that == compares, a cell not yet reported (NaN, unequal to itself) as None."""
+    return tuple(None if math.isnan(value) else value for value in cells)
 
 
 def test_the_reference_bms_through_its_map_reads_as_the_built_in_proxy_at_every_tick():
@@ -65,6 +76,7 @@ def test_the_reference_bms_through_its_map_reads_as_the_built_in_proxy_at_every_
         bench.force_cell(0, None)
         bench.bms.clear_faults()
         bench.bms.wait_state("normal", 3.0)
+        assert not np.isnan(bms.cell_voltages_v(N_CELLS)).any() and bms.pack_voltage_v > 0   # compared, not NaN
         state = bench.make_safe()
         assert differences == []
         assert state.confirmed, state.describe()
@@ -151,6 +163,62 @@ def test_foxbms_states_contactors_faults_and_numbers_read_through_its_map(foxbms
     assert not bms.contactors_closed and bms.faults == []
 
 
+def test_foxbms_cells_and_pack_voltage_read_through_its_map_from_their_own_messages(foxbms):
+    bms, send, _requests, _loop = foxbms
+    assert bms.pack_voltage_v is None and np.isnan(bms.cell_voltages_v(8)).all()   # nothing received yet
+    send("f_CellVoltages", f_CellVoltages_Mux=0, CellVoltage_000=3301, CellVoltage_001=3302, CellVoltage_002=3303,
+         CellVoltage_003=3304)   # mV
+    # The front end's frame foxBMS takes in, with the same signal names: not what foxBMS reports.
+    send("AFE_CellVoltages", AFE_CellVoltages_Mux=0, CellVoltage_000=4999)
+    send("AFE_CellVoltages", AFE_CellVoltages_Mux=1, CellVoltage_004=4999)
+    send("f_CellTemperatures", f_CellTemperatures_Mux=0, CellTemperature_000=-5, CellTemperature_005=31)
+    send("f_PackValuesP0", Current=-20.5, BatteryVoltage=399.8)
+    assert bms.monitor.values["CellVoltage_000"] == 4999   # the name's latest value, of any message
+    np.testing.assert_allclose(bms.cell_voltages_v(6), [3.301, 3.302, 3.303, 3.304, np.nan, np.nan], rtol=1e-12)
+    np.testing.assert_array_equal(bms.cell_temperatures_c(7), [-5, 0, 0, 0, 0, 31, np.nan])
+    assert bms.pack_voltage_v == pytest.approx(399.8) and bms.pack_current_a == -20.5
+    assert bms.cell_voltages_v(0).shape == (0,)
+
+
+def test_readbacks_a_map_leaves_out_read_as_none(tmp_path):
+    """None, not NaN: the suite skips what the BMS's proxy cannot read, and fails what it did not report."""
+    left_out = ("pack_voltage_v", "cell_voltages_v", "cell_temperatures_c")
+    text = "".join(line for line in REFERENCE_MAP.read_text().splitlines(keepends=True)
+                   if not line.startswith(left_out))
+    (tmp_path / "few.toml").write_text(text)
+    db = load_dbcs(REFERENCE_DBCS)
+    dut_map = load_dut_map(tmp_path / "few.toml", db)
+    assert dut_map.cells == {} and "pack_voltage_v" not in dut_map.read
+    dut_map.check_cells(1000, db)   # nothing to check
+    with VirtualBus(channel=fresh_channel()) as bus:
+        bms = MappedBms(dut_map, Monitor(db, VirtualClock().now_s), PeriodicSender(bus, db), loop=None)
+        assert (bms.pack_voltage_v, bms.cell_voltages_v(16), bms.cell_temperatures_c(16)) == (None, None, None)
+
+
+def test_a_cell_series_longer_than_its_message_is_refused_naming_the_first_missing_signal():
+    db = load_dbcs([realworld("foxbms2_foxbms.dbc")])
+    dut_map = load_dut_map(DUTS / "foxbms2.toml", db)
+    assert dut_map.cells["cell_voltages_v"].names(3) == ["CellVoltage_000", "CellVoltage_001", "CellVoltage_002"]
+    assert {"f_CellVoltages", "f_CellTemperatures"} <= dut_map.messages()
+    dut_map.check_cells(180, db)
+    with pytest.raises(ConfigError, match=r"foxbms2.toml: \[read\] cell_temperatures_c: cell 181 would be signal "
+                                          r"'CellTemperature_180', which message 'f_CellTemperatures' does not "
+                                          r"have: it has signals for the first 180 of the rig's 216 cells"):
+        dut_map.check_cells(216, db)
+    with pytest.raises(ConfigError, match=r"\[read\] cell_voltages_v: cell 217 would be signal 'CellVoltage_216'"):
+        dut_map.check_cells(217, db)
+
+
+def test_a_rig_whose_pack_outnumbers_the_mapped_cells_fails_its_preflight(tmp_path):
+    path = tmp_path / "short-map.toml"
+    temps = 'BMS_Temp{index:02d}", first = '   # BMS_Temp90..96 are there for 7 of the 16 cells
+    path.write_text(REFERENCE_MAP.read_text().replace(temps + "1", temps + "90"))
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'dut.map="{path}"'])
+    with pytest.raises(ConfigError, match=r"short-map.toml: \[read\] cell_temperatures_c: cell 8 would be signal "
+                                          r"'BMS_Temp97', .* it has signals for the first 7 of the rig's 16 cells"):
+        preflight(rig)
+
+
 def test_foxbms_requests_go_out_as_its_state_request_frame(foxbms):
     bms, _send, requests, loop = foxbms
     loop.run_for(0.3)
@@ -196,6 +264,39 @@ BAD_MAPS = [
     (("[warnings]", "[warning]"), r"unknown table \[warning\] \(did you mean 'warnings'\?\)"),
     (("soc = {", "state_of_charge = {"), r"\[read\] unknown key 'state_of_charge'"),
     (("scale = 0.01", "scale = \"0.01\""), r"\[read\] soc.scale = '0.01', expected a finite number"),
+    (('"BMS_PackData.BMS_PackVoltage"', '"BMS_PackData.BMS_PackVolts"'),
+     r"\[read\] pack_voltage_v = 'BMS_PackVolts', expected a signal of message 'BMS_PackData' \(did you mean"),
+    # cell series: the first of them in the map is cell_voltages_v's
+    (('{ signals = "BMS_CellVoltages.BMS_Cell{index:02d}_Voltage", first = 1 }',
+      '"BMS_CellVoltages.BMS_Cell01_Voltage"'),
+     r"\[read\] cell_voltages_v = 'BMS_CellVoltages.BMS_Cell01_Voltage', expected a table \{ signals = "),
+    (("first = 1 }", "frist = 1 }"),
+     r"\[read\] cell_voltages_v: unknown key 'frist' \(did you mean 'first'\?\); expected signals, first, scale"),
+    (("BMS_Cell{index:02d}_Voltage", "BMS_Cell01_Voltage"),
+     (r"\[read\] cell_voltages_v.signals = 'BMS_CellVoltages.BMS_Cell01_Voltage' has fields \[\]; expected "
+      r"\"Message.Signal\" whose signal has one \{index\} field")),
+    (("BMS_Cell{index:02d}_Voltage", "BMS_Cell{cell:02d}_Voltage"),
+     r"\[read\] cell_voltages_v.signals = 'BMS_CellVoltages.BMS_Cell\{cell:02d\}_Voltage' has fields \['cell'\]"),
+    (("BMS_Cell{index:02d}_Voltage", "BMS_Cell{index:02d_Voltage"),
+     r"\[read\] cell_voltages_v.signals = 'BMS_CellVoltages.BMS_Cell\{index:02d_Voltage': unmatched '\{'"),
+    (('"BMS_CellVoltages.BMS_Cell{', '"BMS_Cell{'),
+     r"\[read\] cell_voltages_v.signals = 'BMS_Cell\{index:02d\}_Voltage', expected \"Message.Signal\""),
+    (("BMS_Cell{index:02d}_Voltage", "BMS_Cell{index:02q}_Voltage"),
+     r"\[read\] cell_voltages_v.signals: 'BMS_Cell\{index:02q\}_Voltage' cannot format index = 1: Unknown format code"),
+    (('"BMS_CellVoltages.BMS_Cell{', '"BMS_CellVoltage.BMS_Cell{'),
+     (r"\[read\] cell_voltages_v.signals: message 'BMS_CellVoltage' is not in the rig's DBC files \(did you mean "
+      r"'BMS_CellVoltages'")),
+    (("first = 1 }", "first = -1 }"), r"\[read\] cell_voltages_v.first = -1, expected the first cell's number"),
+    (("first = 1 }", "first = 0 }"),
+     (r"\[read\] cell_voltages_v: the first cell would be signal 'BMS_Cell00_Voltage' \(index = 0\), which message "
+      r"'BMS_CellVoltages' does not have \(with first = 1 it would be 'BMS_Cell01_Voltage', which it has\)")),
+    (("BMS_Cell{index:02d}_Voltage", "BMS_Cell{index:02d}_Volts"),
+     (r"\[read\] cell_voltages_v: the first cell would be signal 'BMS_Cell01_Volts' \(index = 1\), which message "
+      r"'BMS_CellVoltages' does not have \(did you mean 'BMS_Cell01_Voltage'")),
+    (("first = 1 }", "first = 1, scale = nan }"),
+     r"\[read\] cell_voltages_v.scale = nan, expected a finite number"),
+    (("first = 1 }", "first = 1, offset = \"0\" }"),
+     r"\[read\] cell_voltages_v.offset = '0', expected a finite number"),
 ]
 
 

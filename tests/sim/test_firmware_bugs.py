@@ -174,6 +174,53 @@ def test_bug_mv_sum_overflow(make_boards):
     assert low.monitor.values["BMS_PackVoltage"] == pytest.approx(3.7 * (low.n_cells - low.n_cells // 2), abs=0.01)
 
 
+def _reported_cells_v(boards) -> np.ndarray:
+    return np.array([boards.monitor.values[f"BMS_Cell{c + 1:02d}_Voltage"] for c in range(boards.n_cells)])
+
+
+def test_bug_cell_report_swapped(make_boards):
+    clean, buggy = _both(make_boards, "cell_report_swapped")
+    for boards in (clean, buggy):
+        boards.ce.setpoint_v[:] = np.round(np.linspace(3.5, 3.8, boards.n_cells), 3)  # a staircase: every cell distinct
+        boards.standby()
+        boards.step_slow(2)  # at least one full BMS_CellVoltages cycle after the new setpoints
+    applied_v = clean.ce.setpoint_v.copy()
+    np.testing.assert_array_equal(clean.fw.cell_v, buggy.fw.cell_v)  # the firmware itself measures the right cells
+    np.testing.assert_allclose(clean.fw.cell_v, applied_v, atol=1e-4)
+    np.testing.assert_allclose(_reported_cells_v(clean), applied_v, atol=0.001)
+    swapped_v = applied_v[[0, 2, 1, *range(3, buggy.n_cells)]]
+    np.testing.assert_allclose(_reported_cells_v(buggy), swapped_v, atol=0.001,
+                               err_msg="cells 2 and 3 trade slots in BMS_CellVoltages, and only they")
+    for boards in (clean, buggy):  # BMS_CellStats is built from the right cells
+        assert boards.monitor.values["BMS_MinCellIndex"] == 0
+        assert boards.monitor.values["BMS_MaxCellIndex"] == boards.n_cells - 1
+    _over_ov(buggy, 1)
+    assert buggy.fault("cell_ov"), "the protection still reads cell 2 as cell 2"
+
+
+def test_bug_shunt_gain_uncalibrated(make_boards):
+    clean, buggy = _both(make_boards, "shunt_gain_uncalibrated")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = 10.0
+        boards.run_for(1.0)
+    assert clean.fw.current_a == pytest.approx(10.0)
+    assert buggy.fw.current_a == pytest.approx(10.3), "every reading 3 % high"
+    assert clean.monitor.values["BMS_PackCurrent"] == pytest.approx(10.0, abs=0.001)
+    assert buggy.monitor.values["BMS_PackCurrent"] == pytest.approx(10.3, abs=0.001)
+    assert buggy.fw.soc < clean.fw.soc, "coulomb counting integrates the high reading too"
+    np.testing.assert_array_equal(clean.fw.cell_v, buggy.fw.cell_v)  # only the current channel is off
+    assert clean.fw.state == buggy.fw.state == BmsState.NORMAL and clean.fw.faults == buggy.fw.faults == 0
+    for boards in (clean, buggy):
+        boards.ce.current_a = -5.0
+        boards.run_for(0.1)
+    assert clean.fw.current_a == pytest.approx(-5.0) and buggy.fw.current_a == pytest.approx(-5.15), "a gain, both ways"
+    for boards in (clean, buggy):
+        boards.ce.current_a = 0.0
+        boards.run_for(0.1)
+    assert clean.fw.current_a == buggy.fw.current_a == 0.0, "a gain error, not an offset: zero still reads zero"
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"
