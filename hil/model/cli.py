@@ -1,4 +1,5 @@
 """`hil model simulate`: run a current profile through one cell in batch mode and write a CSV.
+`hil model fit`: fit a cell file to an HPPC log (`hil.model.fit`).
 
     hil model simulate --cell fixtures/cells/lg_m50.toml --current profile.csv --soc0 0.9 -o out.csv
 
@@ -16,11 +17,13 @@ written, the error names the time, and the exit status is 2.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
 
 from hil.errors import ConfigError
+from hil.model import fit as fit_module
 from hil.model.batch import simulate
 from hil.model.cell import (
     OCV_MAX_V,
@@ -54,6 +57,20 @@ def register(subparsers) -> argparse.ArgumentParser:
                           f"{TEMPERATURE_MIN_C:g}..{TEMPERATURE_MAX_C:g} (default 25)")
     sim.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv")
     sim.set_defaults(func=_simulate)
+    fit = commands.add_parser("fit", help="fit a cell file to an HPPC log (time_s,current_a,voltage_v)",
+                              description=fit_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit.add_argument("log", type=Path, metavar="LOG.csv", help="time_s,current_a,voltage_v (A > 0 discharges, V)")
+    fit.add_argument("--capacity-ah", dest="capacity_ah", type=float, required=True,
+                     help="the cell's capacity, from its capacity test (the SOC is counted against it)")
+    fit.add_argument("--soc0", type=float, default=1.0, help="SOC at the log's first row, 0..1 (default 1: full)")
+    fit.add_argument("--rc", dest="n_rc", type=int, default=2, choices=(1, 2), help="RC branches (default 2)")
+    fit.add_argument("--min-rest", dest="min_rest_s", type=float, default=600.0, metavar="S",
+                     help="shortest rest read as an OCV point, in s (default 600)")
+    fit.add_argument("--name", default="", help="the cell's name in the file (default: the log's file name)")
+    fit.add_argument("--ambient", dest="ambient_c", type=float, default=25.0, metavar="DEGC",
+                     help="the test's temperature, for the check simulation (default 25)")
+    fit.add_argument("-o", "--output", type=Path, required=True, metavar="CELL.toml")
+    fit.set_defaults(func=_fit)
     return parser
 
 
@@ -138,3 +155,24 @@ def _stop_at(args: argparse.Namespace, cell: CellParams, table: np.ndarray, k: i
     raise ConfigError(f"{args.current}: at time_s {table[k, 0]:g} (current {table[k, 1]:g} A) {what} "
                       f"({cell.name}, {cell.capacity_ah:g} Ah, --soc0 {args.soc0:g}); stopped there, the {k} rows "
                       f"before it are in {args.output}")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    if not 0 < args.min_rest_s < math.inf:
+        raise ConfigError(f"--min-rest {args.min_rest_s:g}: expected seconds > 0")
+    if args.output.is_dir() or not args.output.parent.is_dir():
+        raise ConfigError(f"-o {args.output}: expected the path of the cell file to write, in a folder that exists")
+    log = fit_module.read_log(args.log)
+    fit = fit_module.fit_hppc(log, args.capacity_ah, args.soc0, n_rc=args.n_rc, min_rest_s=args.min_rest_s,
+                              name=args.name, ambient_c=args.ambient_c)
+    try:
+        args.output.write_text(fit.cell_text)
+    except OSError as error:
+        raise ConfigError(f"-o {args.output}: cannot write: {error.strerror}") from None
+    cell = fit.cell
+    print(f"{args.output}: {cell.name}, {cell.capacity_ah:g} Ah; OCV from {fit.ocv_points} rests, R0 {cell.r0_ohm * 1e3:.2f} "
+          f"mOhm from {fit.r0_steps} steps; RC " + ", ".join(
+              f"{r * 1e3:.2f} mOhm tau {r * c:.3g} s" for r, c in zip(cell.rc_r_ohm, cell.rc_c_f))
+          + f" at SOC {fit.relaxation_soc:.2f}")
+    print(f"simulated on the log's current: voltage error {fit.rms_mv:.2f} mV RMS, {fit.max_mv:.1f} mV at most")
+    return 0
