@@ -48,6 +48,8 @@ BUGS = {
     "mv_sum_overflow": "pack voltage summed in a signed 16-bit mV accumulator that wraps above 32.767 V",
     "cell_report_swapped": "BMS_CellVoltages reports cells 2 and 3 in each other's slots (a reporting table off by one)",
     "shunt_gain_uncalibrated": "the current sensor's gain calibration is not applied: every current reading 3 % high",
+    "ut_ignored_in_charge": "the under-temperature check is skipped while charging is requested, so a cold pack "
+                            "charges (lithium plating)",
 }
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
@@ -304,16 +306,17 @@ class BmsFirmware:
         thermistor). When every sensor is plausible (NaN-free, as for the voltages), the extremes decide."""
         cal, temp_c = self.cal, self.temp_c
         temps = temp_c[:-1] if "ot_ignores_last_sensor" in self.bugs else temp_c
+        ut_skipped = "ut_ignored_in_charge" in self.bugs and self.mode == ModeRequest.CHARGE
         low_c, high_c = PLAUSIBLE_C
         if low_c < t_min and t_max < high_c:
             hot = bool(t_max > cal["cell_ot_c"]) if temps is temp_c else aany(temps > cal["cell_ot_c"])
             self._check("cell_ot", hot)
-            self._check("cell_ut", bool(t_min < cal["cell_ut_c"]))
+            self._check("cell_ut", not ut_skipped and bool(t_min < cal["cell_ut_c"]))
             self._check("thermistor", False)
             return
         plausible_t = (temp_c > low_c) & (temp_c < high_c)
         self._check("cell_ot", aany(plausible_t[:temps.size] & (temps > cal["cell_ot_c"])))
-        self._check("cell_ut", aany(plausible_t & (temp_c < cal["cell_ut_c"])))
+        self._check("cell_ut", not ut_skipped and aany(plausible_t & (temp_c < cal["cell_ut_c"])))
         self._check("thermistor", not aall(plausible_t))
 
     def _log_new_faults(self, now_s: float) -> None:

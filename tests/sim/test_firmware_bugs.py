@@ -221,6 +221,23 @@ def test_bug_shunt_gain_uncalibrated(make_boards):
     assert clean.fw.current_a == buggy.fw.current_a == 0.0, "a gain error, not an offset: zero still reads zero"
 
 
+def _cold_sensor_in(boards, mode):
+    boards.power_up(mode)
+    boards.ce.setpoint_c[2] = boards.cal["cell_ut_c"] - 5
+    boards.run_for(2 * boards.cal["ot_debounce_ms"] / 1000)
+
+
+def test_bug_ut_ignored_in_charge(make_boards):
+    clean, buggy = _both(make_boards, "ut_ignored_in_charge")
+    for boards in (clean, buggy):
+        _cold_sensor_in(boards, "charge")
+    assert clean.fault("cell_ut") and not clean.closed
+    assert not buggy.fault("cell_ut") and buggy.closed, "the bug keeps charging a cold pack"
+    discharging = make_boards(bugs=["ut_ignored_in_charge"])
+    _cold_sensor_in(discharging, "discharge")
+    assert discharging.fault("cell_ut"), "discharge mode is still checked"
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"
