@@ -6,7 +6,9 @@ A team validating a new cell runs the FreedomCAR HPPC test on it (`hil profile e
 current) at one temperature and gets the file the rigs load, as data. The input is a CSV whose header names
 `time_s`, `current_a` (> 0 discharges) and `voltage_v`, in any order; other columns (the `soc` of
 `hil model simulate`, a cycler's own) are ignored. A row's current is taken to have flowed over the interval
-that ends at its time, as `hil model simulate` writes it, so the charge and the SOC follow from the rows.
+that ends at its time, as `hil model simulate` writes it, so the charge and the SOC follow from the rows. A
+log may be sparse where nothing changes (a rest every 10 s) if, as cyclers do, it has a row at each step
+change; two rows at one time (a step change logged twice) are fine.
 
 What is fitted, and from what:
 - **OCV(SOC):** the voltage at the end of each rest of at least `min_rest_s` (default 600 s), at its SOC.
@@ -64,6 +66,8 @@ TAU_GRID_POINTS = 48
 TAU_REFINE_POINTS = 9
 RELAXATION_ROWS = 1500
 MIN_ROWS_PER_TAU = 2
+# A row logged at the same time as the one before (a step change) is simulated as this long: the ohmic step.
+ZERO_ROW_S = 1e-6
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,10 @@ class Log:
 
     @property
     def dt_s(self) -> np.ndarray:
-        """Each row's interval (the one ending at its time); the first row takes the second's."""
+        """Each row's interval (the one ending at its time); the first row takes the next non-zero one's."""
         steps_s = np.diff(self.time_s)
-        return np.concatenate([steps_s[:1], steps_s])
+        first_s = steps_s[steps_s > 0][:1] if np.any(steps_s > 0) else np.ones(1)
+        return np.concatenate([first_s, steps_s])
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,9 @@ def read_log(path: str | Path) -> Log:
                               f"got {','.join(row)!r}") from None
         if not all(math.isfinite(x) for x in numbers):
             raise ConfigError(f"{path}: line {line_no}: every value must be finite, got {','.join(row)!r}")
-        if values and numbers[0] <= values[-1][0]:
-            raise ConfigError(f"{path}: line {line_no}: time_s {numbers[0]:g} does not increase (previous row "
-                              f"{values[-1][0]:g})")
+        if values and numbers[0] < values[-1][0]:   # equal is fine: a cycler logs a step change twice
+            raise ConfigError(f"{path}: line {line_no}: time_s {numbers[0]:g} goes back (previous row "
+                              f"{values[-1][0]:g}); rows must be in time order")
         values.append(numbers)
     if len(values) < 3:
         raise ConfigError(f"{path}: {len(values)} data rows; an HPPC log has thousands")
@@ -245,8 +250,18 @@ def _relaxation(log: Log, soc: np.ndarray, long_rests, n_rc: int, min_rest_s: fl
     v = log.voltage_v[start:stop]
     pick = np.unique(np.geomspace(1, t.size, min(RELAXATION_ROWS, t.size)).astype(int) - 1)
     t, v = t[pick], v[pick]
-    taus, amplitudes, rms_v = _fit_exponentials(t, v, n_rc, tau_min_s=MIN_ROWS_PER_TAU * float(np.median(
-        log.dt_s[start:stop])), tau_max_s=float(t[-1]) / 2)
+    # The fastest branch that can be told apart is a few times the first row's delay after the segment's end
+    # (a cycler may log a rest more sparsely as it goes on); the slowest, half the rest.
+    tau_min_s, tau_max_s = MIN_ROWS_PER_TAU * float(t[0]), float(t[-1]) / 2
+    where = f"{log.path}: the rest from time_s {log.time_s[start]:g} at SOC {soc[start]:.3f}"
+    if not tau_max_s > tau_min_s:
+        raise ConfigError(f"{where} lasts {t[-1]:g} s, too short for time constants above {tau_min_s:g} s; "
+                          "rest longer, or log the rest's first seconds more densely")
+    fitted = _fit_exponentials(t, v, n_rc, tau_min_s, tau_max_s)
+    if fitted is None:
+        raise ConfigError(f"{where}: the voltage does not rise back after the discharge ({v[0]:.4f} V, then "
+                          f"{v[-1]:.4f} V); no relaxation with positive amplitudes fits")
+    taus, amplitudes, rms_v = fitted
     rc = []
     for tau_s, amplitude_v in zip(taus, amplitudes):
         r_ohm = amplitude_v / (current_a * (1.0 - math.exp(-length_s / tau_s)))
@@ -255,13 +270,12 @@ def _relaxation(log: Log, soc: np.ndarray, long_rests, n_rc: int, min_rest_s: fl
 
 
 def _fit_exponentials(t: np.ndarray, v: np.ndarray, n: int, tau_min_s: float, tau_max_s: float):
-    """(taus, amplitudes, RMS error) of V_inf - sum A_k exp(-t / tau_k) fitted to (t, v), every A_k > 0."""
-    if not tau_max_s > tau_min_s:
-        raise ConfigError(f"the relaxation lasts {t[-1]:g} s, too short for time constants above {tau_min_s:g} s")
+    """(taus, amplitudes, RMS error) of V_inf - sum A_k exp(-t / tau_k) fitted to (t, v), every A_k > 0; None
+    when no such fit exists (the voltage does not relax upwards)."""
     grid = np.geomspace(tau_min_s, tau_max_s, TAU_GRID_POINTS)
     best = _best_taus(t, v, itertools.combinations(grid, n))
     if best is None:
-        raise ConfigError("the voltage does not relax upwards after the discharge (no positive amplitude fits)")
+        return None
     ratio = grid[1] / grid[0]
     finer = [np.geomspace(tau / ratio, tau * ratio, TAU_REFINE_POINTS) for tau in best[0]]
     refined = _best_taus(t, v, (taus for taus in itertools.product(*finer) if np.all(np.diff(taus) > 0)))
@@ -338,6 +352,6 @@ def _simulate(cell: CellParams, log: Log, dt_s: np.ndarray, soc0: float, ambient
         return run(pack, log.current_a, float(dt_s.mean()))["cell_voltage_v"][:, 0]
     voltage_v = np.empty(log.current_a.size)
     for k, (current_a, step_s) in enumerate(zip(log.current_a.tolist(), dt_s.tolist())):
-        pack.step(current_a, step_s)
+        pack.step(current_a, max(step_s, ZERO_ROW_S))
         voltage_v[k] = pack.cell_voltage_v[0]
     return voltage_v
