@@ -59,7 +59,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     sim.set_defaults(func=_simulate)
     fit = commands.add_parser("fit", help="fit a cell file to an HPPC log (time_s,current_a,voltage_v)",
                               description=fit_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    fit.add_argument("log", type=Path, metavar="LOG.csv", help="time_s,current_a,voltage_v (A > 0 discharges, V)")
+    fit.add_argument("logs", type=Path, nargs="+", metavar="LOG.csv",
+                     help="time_s,current_a,voltage_v (A > 0 discharges, V); more than one: the same test at other "
+                          "temperatures (the first is the reference), for the Arrhenius and entropic terms")
     fit.add_argument("--capacity-ah", dest="capacity_ah", type=float, required=True,
                      help="the cell's capacity, from its capacity test (the SOC is counted against it)")
     fit.add_argument("--soc0", type=float, default=1.0, help="SOC at the log's first row, 0..1 (default 1: full)")
@@ -67,8 +69,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     fit.add_argument("--min-rest", dest="min_rest_s", type=float, default=600.0, metavar="S",
                      help="shortest rest read as an OCV point, in s (default 600)")
     fit.add_argument("--name", default="", help="the cell's name in the file (default: the log's file name)")
-    fit.add_argument("--ambient", dest="ambient_c", type=float, default=25.0, metavar="DEGC",
-                     help="the test's temperature, for the check simulation (default 25)")
+    fit.add_argument("--ambient", dest="ambient_c", type=float, nargs="+", default=[25.0], metavar="DEGC",
+                     help="each log's test temperature in degC, in the logs' order (default 25)")
     fit.add_argument("-o", "--output", type=Path, required=True, metavar="CELL.toml")
     fit.set_defaults(func=_fit)
     return parser
@@ -162,9 +164,16 @@ def _fit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--min-rest {args.min_rest_s:g}: expected seconds > 0")
     if args.output.is_dir() or not args.output.parent.is_dir():
         raise ConfigError(f"-o {args.output}: expected the path of the cell file to write, in a folder that exists")
-    log = fit_module.read_log(args.log)
-    fit = fit_module.fit_hppc(log, args.capacity_ah, args.soc0, n_rc=args.n_rc, min_rest_s=args.min_rest_s,
-                              name=args.name, ambient_c=args.ambient_c)
+    if len(args.ambient_c) != len(args.logs):
+        raise ConfigError(f"--ambient: {len(args.logs)} log(s) need {len(args.logs)} temperature(s), one per log in "
+                          f"the same order; got {len(args.ambient_c)}")
+    for ambient_c in args.ambient_c:
+        if not TEMPERATURE_MIN_C <= ambient_c <= TEMPERATURE_MAX_C:
+            raise ConfigError(f"--ambient {ambient_c:g}: expected degC in {TEMPERATURE_MIN_C:g}..{TEMPERATURE_MAX_C:g}")
+    logs = [fit_module.read_log(path) for path in args.logs]
+    fit = fit_module.fit_hppc(logs[0], args.capacity_ah, args.soc0, n_rc=args.n_rc, min_rest_s=args.min_rest_s,
+                              name=args.name, ambient_c=args.ambient_c[0],
+                              others=tuple(zip(logs[1:], args.ambient_c[1:])))
     try:
         args.output.write_text(fit.cell_text)
     except OSError as error:
@@ -174,5 +183,11 @@ def _fit(args: argparse.Namespace) -> int:
           f"mOhm from {fit.r0_steps} steps; RC " + ", ".join(
               f"{r * 1e3:.2f} mOhm tau {r * c:.3g} s" for r, c in zip(cell.rc_r_ohm, cell.rc_c_f))
           + f" at SOC {fit.relaxation_soc:.2f}")
-    print(f"simulated on the log's current: voltage error {fit.rms_mv:.2f} mV RMS, {fit.max_mv:.1f} mV at most")
+    if cell.activation_energy_j_per_mol:
+        print(f"temperature: activation energy {cell.activation_energy_j_per_mol / 1000:.1f} kJ/mol, dU/dT "
+              f"{cell.ocv_dv_dt_v_per_k.min() * 1e3:.3f}..{cell.ocv_dv_dt_v_per_k.max() * 1e3:.3f} mV/K")
+    errors = [(fit.rms_mv, fit.max_mv), *fit.other_errors_mv]
+    for path, ambient_c, (rms_mv, max_mv) in zip(args.logs, args.ambient_c, errors):
+        print(f"simulated on {path.name}'s current at {ambient_c:g} degC: voltage error {rms_mv:.2f} mV RMS, "
+              f"{max_mv:.1f} mV at most")
     return 0

@@ -31,7 +31,14 @@ steps from full) R0 comes back within 3 % at every step, the time constants with
 each 1 C step), 4.9 mV RMS over the log; on PyBaMM's DFN with Chen2020 (the LG M50's source, physics the
 circuit only approximates), 7.5 mV RMS with two branches, 14 mV with one.
 
-Limits: one temperature, so no Arrhenius term and no entropic coefficient; no hysteresis (an LFP cell's gap
+The same test at other temperatures (`hil model fit log25.csv log0.csv log40.csv --ambient 25 0 40`) adds the
+temperature terms, the first log staying the reference for everything else: the Arrhenius activation energy
+from their steps' R0 over the first log's at the same SOC (ln of the ratio against 1/T, through the origin),
+and the entropic coefficient dU/dT at each OCV point from their rests' OCV (interpolated) against the first
+log's. Measured on the model's own LG M50 at 0, 25 and 40 degC: 19.3 kJ/mol for the file's 20, dU/dT within
+0.02 mV/K of its table between the rests.
+
+Limits: from one log, no Arrhenius term and no entropic coefficient; no hysteresis (an LFP cell's gap
 between charge and discharge shows as a larger error); the thermal keys are the model's defaults. The OCV
 below the lowest rest and above the highest is extrapolated linearly from the two nearest points, kept
 inside the log's voltage range: a rest at empty and at full replaces the guess.
@@ -49,7 +56,12 @@ import numpy as np
 
 from hil.errors import ConfigError
 from hil.model.batch import run
-from hil.model.cell import CellParams, load_cell
+from hil.model.cell import (
+    GAS_CONSTANT_J_PER_MOL_K,
+    KELVIN_OFFSET,
+    CellParams,
+    load_cell,
+)
 from hil.model.pack import Pack
 
 COLUMNS = ("time_s", "current_a", "voltage_v")
@@ -95,6 +107,7 @@ class Fit:
     relaxation_rms_mv: float
     rms_mv: float
     max_mv: float
+    other_errors_mv: tuple[tuple[float, float], ...] = ()   # (RMS, largest) on each log at another temperature
 
 
 def read_log(path: str | Path) -> Log:
@@ -140,15 +153,62 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What one log gives on its own: each row's SOC, its long rests, their OCV points, its steps' R0."""
+    log: Log
+    ambient_c: float
+    soc: np.ndarray
+    long_rests: list[tuple[int, int]]
+    rest_soc: np.ndarray      # the OCV points measured, sorted by SOC
+    rest_v: np.ndarray
+    r0_soc: np.ndarray
+    r0_ohm: np.ndarray
+
+
 def fit_hppc(log: Log, capacity_ah: float, soc0: float = 1.0, *, n_rc: int = 2, min_rest_s: float = 600.0,
-             name: str = "", ambient_c: float = 25.0) -> Fit:
-    """Fit a cell to `log` (see the module's docstring); the file is checked by loading it back."""
+             name: str = "", ambient_c: float = 25.0, others: tuple[tuple[Log, float], ...] = ()) -> Fit:
+    """Fit a cell to `log` (see the module's docstring); the file is checked by loading it back.
+
+    `others`: the same test at other temperatures, as (log, its ambient in degC). They add the Arrhenius
+    activation energy (their steps' R0 against this log's at the same SOC) and the entropic coefficient
+    (their rests' OCV against this log's); everything else comes from `log`, whose temperature is the
+    reference."""
     if not (math.isfinite(capacity_ah) and capacity_ah > 0):
         raise ConfigError(f"--capacity-ah {capacity_ah:g}: expected the cell's capacity in Ah, > 0")
     if not 0.0 <= soc0 <= 1.0:
         raise ConfigError(f"--soc0 {soc0:g}: expected the SOC at the log's start, 0..1")
     if n_rc not in (1, 2):
         raise ConfigError(f"--rc {n_rc}: expected 1 or 2 RC branches")
+    main = _read(log, capacity_ah, soc0, min_rest_s, ambient_c)
+    readings = [_read(other, capacity_ah, soc0, min_rest_s, other_c) for other, other_c in others]
+    for reading in readings:
+        if abs(reading.ambient_c - ambient_c) < 1.0:
+            raise ConfigError(f"{reading.log.path}: at {reading.ambient_c:g} degC, within 1 K of {log.path.name}'s "
+                              f"{ambient_c:g} degC; a log at another temperature must be at least that far from it")
+    ocv_soc, ocv_v, raised = _ocv_table(main)
+    reference = int(np.argmin(np.abs(main.r0_soc - 0.5)))
+    rc, relaxation_soc, relaxation_rms_v = _relaxation(log, main.soc, main.long_rests, n_rc, min_rest_s)
+    temperature = _temperature_terms(main, readings, ocv_soc) if readings else None
+
+    def text(check: str) -> str:
+        return _cell_text(log, name or log.path.stem, capacity_ah, soc0, check, (ocv_soc, ocv_v, raised),
+                          (main.r0_soc, main.r0_ohm, reference), rc, relaxation_soc, relaxation_rms_v, ambient_c,
+                          temperature)
+
+    cell = _load_text(text("# Not yet simulated."), log.path)
+    checks = []
+    for reading in (main, *readings):
+        error_v = _simulate(cell, reading.log, reading.log.dt_s, soc0, reading.ambient_c) - reading.log.voltage_v
+        checks.append((reading, float(np.sqrt(np.mean(error_v ** 2)) * 1e3), float(np.abs(error_v).max() * 1e3)))
+    check = "\n".join(f"# Simulated on {reading.log.path.name}'s current from SOC {soc0:g} at {reading.ambient_c:g} degC: "
+                      f"voltage error {rms_mv:.2f} mV RMS, {max_mv:.1f} mV at most." for reading, rms_mv, max_mv in checks)
+    _, rms_mv, max_mv = checks[0]
+    return Fit(text(check), cell, len(main.rest_soc), len(main.r0_soc), relaxation_soc, relaxation_rms_v * 1e3,
+               rms_mv, max_mv, tuple((rms, peak) for _, rms, peak in checks[1:]))
+
+
+def _read(log: Log, capacity_ah: float, soc0: float, min_rest_s: float, ambient_c: float) -> _Reading:
     dt_s = log.dt_s
     soc = soc0 - np.cumsum(log.current_a * dt_s) / (SECONDS_PER_HOUR * capacity_ah)
     outside = np.flatnonzero((soc < -SOC_SLACK) | (soc > 1 + SOC_SLACK))
@@ -160,25 +220,13 @@ def fit_hppc(log: Log, capacity_ah: float, soc0: float = 1.0, *, n_rc: int = 2, 
     rest = np.abs(log.current_a) <= REST_C * capacity_ah
     runs = _runs(rest)
     long_rests = [(a, b) for a, b in runs if dt_s[a:b].sum() >= min_rest_s]
-    ocv_soc, ocv_v, raised, measured = _ocv_table(log, soc, long_rests, min_rest_s, runs)
+    rest_soc, rest_v = _rest_points(log, soc, long_rests, min_rest_s, runs)
     r0_soc, r0_ohm = _step_resistances(log, soc, rest, capacity_ah)
-    reference = int(np.argmin(np.abs(r0_soc - 0.5)))
-    rc, relaxation_soc, relaxation_rms_v = _relaxation(log, soc, long_rests, n_rc, min_rest_s)
-    def text(check: str) -> str:
-        return _cell_text(log, name or log.path.stem, capacity_ah, soc0, check, (ocv_soc, ocv_v, raised),
-                          (r0_soc, r0_ohm, reference), rc, relaxation_soc, relaxation_rms_v)
-
-    cell = _load_text(text("# Not yet simulated."), log.path)
-    error_v = _simulate(cell, log, dt_s, soc0, ambient_c) - log.voltage_v
-    rms_mv, max_mv = float(np.sqrt(np.mean(error_v ** 2)) * 1e3), float(np.abs(error_v).max() * 1e3)
-    check = (f"# Simulated on this log's current from SOC {soc0:g}: voltage error {rms_mv:.2f} mV RMS, "
-             f"{max_mv:.1f} mV at most.")
-    return Fit(text(check), cell, measured, len(r0_soc), relaxation_soc, relaxation_rms_v * 1e3, rms_mv, max_mv)
+    return _Reading(log, ambient_c, soc, long_rests, rest_soc, rest_v, r0_soc, r0_ohm)
 
 
-def _ocv_table(log: Log, soc: np.ndarray, long_rests, min_rest_s: float, runs):
-    """(SOC, OCV) at the end of each long rest, sorted by SOC and extended to SOC 0 and 1; how many points
-    were raised to keep it non-decreasing (noise between two close points); and how many were measured."""
+def _rest_points(log: Log, soc: np.ndarray, long_rests, min_rest_s: float, runs) -> tuple[np.ndarray, np.ndarray]:
+    """(SOC, voltage) at the end of each long rest, sorted by SOC."""
     if len(long_rests) < 2:
         longest = max(runs, key=lambda r: log.time_s[r[1] - 1] - log.time_s[r[0]], default=None)
         seen = (f"the longest is {log.time_s[longest[1] - 1] - log.time_s[longest[0]]:g} s from time_s "
@@ -197,10 +245,16 @@ def _ocv_table(log: Log, soc: np.ndarray, long_rests, min_rest_s: float, runs):
     if len(ocv_soc) < 2:
         raise ConfigError(f"{log.path}: every rest of at least {min_rest_s:g} s is at SOC {ocv_soc[0]:.4f}; the OCV "
                           "needs rests at two or more SOCs")
-    soc_points, volts = np.clip(ocv_soc, 0.0, 1.0), np.array(ocv_v)
+    return np.clip(ocv_soc, 0.0, 1.0), np.array(ocv_v)
+
+
+def _ocv_table(reading: _Reading) -> tuple[np.ndarray, np.ndarray, int]:
+    """The rests' OCV, kept non-decreasing and extended to SOC 0 and 1; and how many points were raised for
+    it (noise between two close points)."""
+    soc_points, volts = reading.rest_soc, reading.rest_v
     monotone = np.maximum.accumulate(volts)
     raised = int(np.count_nonzero(monotone > volts))
-    low_v, high_v = float(log.voltage_v.min()), float(log.voltage_v.max())
+    low_v, high_v = float(reading.log.voltage_v.min()), float(reading.log.voltage_v.max())
     if soc_points[0] > 0:
         slope = (monotone[1] - monotone[0]) / (soc_points[1] - soc_points[0])
         soc_points, monotone = np.r_[0.0, soc_points], np.r_[np.clip(monotone[0] - slope * soc_points[0], low_v,
@@ -209,7 +263,49 @@ def _ocv_table(log: Log, soc: np.ndarray, long_rests, min_rest_s: float, runs):
         slope = (monotone[-1] - monotone[-2]) / (soc_points[-1] - soc_points[-2])
         soc_points, monotone = np.r_[soc_points, 1.0], np.r_[monotone, np.clip(
             monotone[-1] + slope * (1 - soc_points[-1]), monotone[-1], high_v)]
-    return soc_points, monotone, raised, len(ocv_soc)
+    return soc_points, monotone, raised
+
+
+@dataclass(frozen=True)
+class _Temperature:
+    activation_energy_j_per_mol: float
+    dv_dt_v_per_k: np.ndarray     # at each point of the OCV table
+    steps: int                    # the steps of the other logs the activation energy comes from
+    logs: str                     # those logs, for the file's comments
+
+
+def _temperature_terms(main: _Reading, others: list[_Reading], table_soc: np.ndarray) -> _Temperature:
+    """Arrhenius: ln(R0_T / R0_ref) = Ea / R_gas (1/T - 1/T_ref) at each step of another log inside this log's
+    SOC range (R0 read at the same SOC), fitted through the origin. Entropic: dU/dT at each table point, the
+    slope of the other logs' rest OCV (interpolated) minus this log's, over the temperature difference."""
+    x, y = [], []
+    kelvin_ref = main.ambient_c + KELVIN_OFFSET
+    for other in others:
+        inside = (other.r0_soc >= main.r0_soc[0]) & (other.r0_soc <= main.r0_soc[-1])
+        ratio = other.r0_ohm[inside] / np.interp(other.r0_soc[inside], main.r0_soc, main.r0_ohm)
+        x += [1.0 / (other.ambient_c + KELVIN_OFFSET) - 1.0 / kelvin_ref] * int(inside.sum())
+        y += np.log(ratio).tolist()
+    if not x:
+        raise ConfigError(f"{others[0].log.path}: no discharge step at an SOC inside {main.log.path.name}'s "
+                          f"({main.r0_soc[0]:.2f}..{main.r0_soc[-1]:.2f}); the Arrhenius term compares R0 at the same SOC")
+    x, y = np.array(x), np.array(y)
+    activation_j_per_mol = float(GAS_CONSTANT_J_PER_MOL_K * (x @ y) / (x @ x))
+    ref_v = np.interp(table_soc, main.rest_soc, main.rest_v)
+    shifts, deltas = [], []
+    for other in others:
+        covered = (table_soc >= max(other.rest_soc[0], main.rest_soc[0])) & (
+            table_soc <= min(other.rest_soc[-1], main.rest_soc[-1]))
+        shifts.append(np.where(covered, np.interp(table_soc, other.rest_soc, other.rest_v) - ref_v, np.nan))
+        deltas.append(other.ambient_c - main.ambient_c)
+    shifts, deltas = np.array(shifts), np.array(deltas)[:, None]
+    known = ~np.isnan(shifts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.nansum(shifts * deltas, axis=0) / np.sum(np.where(known, deltas ** 2, 0.0), axis=0)
+    measured = known.any(axis=0)
+    # Table points no other log's rests reach (the extrapolated ends) take the nearest measured slope.
+    dv_dt = np.interp(table_soc, table_soc[measured], slope[measured]) if measured.any() else np.zeros_like(table_soc)
+    names = ", ".join(f"{o.log.path.name} ({o.ambient_c:g} degC)" for o in others)
+    return _Temperature(activation_j_per_mol, dv_dt, len(y), names)
 
 
 def _step_resistances(log: Log, soc: np.ndarray, rest: np.ndarray, capacity_ah: float):
@@ -301,16 +397,20 @@ def _numbers(values, digits: int) -> str:
 
 
 def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str, ocv, r0, rc,
-               relaxation_soc: float, relaxation_rms_v: float) -> str:
+               relaxation_soc: float, relaxation_rms_v: float, ambient_c: float,
+               temperature: _Temperature | None) -> str:
     """The cell file: where each value came from in comments, `check` (the voltage error) at its head."""
     ocv_soc, ocv_v, raised = ocv
     r0_soc, r0_ohm, reference = r0
+    limits = ("No hysteresis" if temperature is not None else
+              "One temperature: no Arrhenius term, no entropic coefficient, no hysteresis")
+    fitted_to = f"# Fitted by `hil model fit` (hil/model/fit.py) to the HPPC log {log.path.name} at {ambient_c:g} degC:"
     lines = [
-        f"# Fitted by `hil model fit` (hil/model/fit.py) to the HPPC log {log.path.name}: {log.time_s.size} rows over",
-        f"# {(log.time_s[-1] - log.time_s[0]) / 3600:.2f} h, from SOC {soc0:g}, capacity {capacity_ah:g} Ah as given.",
+        f"{fitted_to} {log.time_s.size} rows",
+        f"# over {(log.time_s[-1] - log.time_s[0]) / 3600:.2f} h, from SOC {soc0:g}, capacity {capacity_ah:g} Ah as given.",
         check,
-        "# One temperature: no Arrhenius term, no entropic coefficient, no hysteresis; thermal keys are the model's",
-        "# defaults. Check the OCV ends: below and above the rests they are extrapolated.",
+        f"# {limits}; thermal keys are the model's defaults. Check the OCV ends: below and above the rests they",
+        "# are extrapolated.",
         f"name = {_toml_string(name)}",
         f"capacity_ah = {capacity_ah:g}",
         f"r0_ohm = {r0_ohm[reference]:.6g}             # the discharge step at SOC {r0_soc[reference]:.3f}",
@@ -319,12 +419,21 @@ def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str,
         f"soc   = {_numbers(ocv_soc, 6)}",
         f"volts = {_numbers(ocv_v, 6)}",
     ]
+    if temperature is not None:
+        lines += [f"# dU/dT from the rests of {temperature.logs} against this log's",
+                  f"dv_dt_v_per_k = {_numbers(temperature.dv_dt_v_per_k, 3)}", f"reference_c = {ambient_c:g}"]
     for r_ohm, c_f, tau_s in rc:
         source = f"tau {tau_s:.3g} s, from the relaxation at SOC {relaxation_soc:.3f} ({relaxation_rms_v * 1e3:.2f} mV RMS)"
         lines += ["", f"[[rc]]   # {source}", f"r_ohm = {r_ohm:.6g}", f"c_f = {c_f:.6g}"]
+    if r0_soc.size >= 2 or temperature is not None:
+        lines += ["", "[resistance]   # it scales r0_ohm and the RC branches"]
     if r0_soc.size >= 2:
-        lines += ["", "[resistance]   # R0 of each discharge step over r0_ohm; it scales the RC branches too",
-                  f"soc    = {_numbers(r0_soc, 6)}", f"factor = {_numbers(r0_ohm / r0_ohm[reference], 6)}"]
+        lines += ["# R0 of each discharge step over r0_ohm", f"soc    = {_numbers(r0_soc, 6)}",
+                  f"factor = {_numbers(r0_ohm / r0_ohm[reference], 6)}"]
+    if temperature is not None:
+        arrhenius = f"{temperature.activation_energy_j_per_mol:.5g}"
+        lines += [f"# from R0 at {temperature.steps} steps of {temperature.logs}",
+                  f"activation_energy_j_per_mol = {arrhenius}", f"reference_c = {ambient_c:g}"]
     return "\n".join(lines) + "\n"
 
 

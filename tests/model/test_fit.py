@@ -207,3 +207,46 @@ def test_a_fit_to_pybamms_dfn(tmp_path):
     fit = fit_hppc(read_log(path), 5.0, 1.0)
     assert fit.ocv_points == 9 and fit.rms_mv < 10.0, (fit.ocv_points, fit.rms_mv)
     assert fit_hppc(read_log(path), 5.0, 1.0, n_rc=1).rms_mv > fit.rms_mv   # the second branch earns its place
+
+
+@pytest.fixture(scope="module")
+def m50_other_temperatures(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hppc-t")
+    cell = load_cell(CELLS / "lg_m50.toml")
+    current_a = PROFILES["hppc"](duration_s=9 * STEP_S, dt_s=1.0, capacity_ah=5.0, pulse_current_a=10.0).demand
+    logs = []
+    for ambient_c in (0.0, 40.0):
+        result = simulate(cell, current_a, 1.0, 1.0, ambient_c=ambient_c)
+        path = folder / f"m50_{ambient_c:g}C.csv"
+        np.savetxt(path, np.column_stack([result["time_s"], current_a, result["cell_voltage_v"][:, 0]]),
+                   fmt="%.10g", delimiter=",", header=HEADER, comments="")
+        logs.append((read_log(path), ambient_c))
+    return tuple(logs)
+
+
+def test_temperature_terms_from_the_same_test_at_other_temperatures(m50_log, m50_other_temperatures):
+    cell, path = m50_log
+    fit = fit_hppc(read_log(path), 5.0, 1.0, ambient_c=25.0, others=m50_other_temperatures)
+    fitted = fit.cell
+    assert fitted.activation_energy_j_per_mol == pytest.approx(cell.activation_energy_j_per_mol, rel=0.1)
+    assert fitted.resistance_reference_c == 25.0 and fitted.ocv_reference_c == 25.0
+    measured = (fitted.ocv_soc > 0.15) & (fitted.ocv_soc < 0.95)   # between the rests; the ends are the nearest's
+    np.testing.assert_allclose(fitted.ocv_dv_dt_v_per_k[measured],
+                               np.interp(fitted.ocv_soc[measured], cell.ocv_soc, cell.ocv_dv_dt_v_per_k), atol=3e-5)
+    # each log replayed at its own temperature, and the reference log better than without the terms
+    assert len(fit.other_errors_mv) == 2 and all(rms < 8.0 for rms, _ in fit.other_errors_mv), fit.other_errors_mv
+    assert fit.rms_mv < fit_hppc(read_log(path), 5.0, 1.0).rms_mv
+    assert "# from R0 at 16 steps of m50_0C.csv (0 degC), m50_40C.csv (40 degC)" in fit.cell_text
+
+
+def test_a_second_log_at_the_same_temperature_is_refused(m50_log, m50_other_temperatures):
+    _, path = m50_log
+    (cold, _), _ = m50_other_temperatures
+    message = _error(lambda: fit_hppc(read_log(path), 5.0, 1.0, ambient_c=25.0, others=((cold, 24.5),)))
+    assert "m50_0C.csv: at 24.5 degC, within 1 K of m50.csv's 25 degC" in message
+
+
+def test_cli_needs_one_temperature_per_log(m50_log, tmp_path):
+    _, path = m50_log
+    message = _error(lambda: _run_cli(str(path), str(path), "--capacity-ah", "5", "-o", str(tmp_path / "c.toml")))
+    assert message.startswith("--ambient: 2 log(s) need 2 temperature(s)")
