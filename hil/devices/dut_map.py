@@ -18,7 +18,8 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     # optional: the cells bleeding, as bit fields (bit 0 of the first signal is the first cell, and so on),
     # here the reference BMS's (fixtures/duts/reference-bms.toml)
     balancing = ["BMS_BalancingMask.BMS_Balancing_Cells01to48", "BMS_BalancingMask.BMS_Balancing_Cells49to96"]
-    # a flag packed in a bit field: { signal = "BMS_Status.BMS_FaultBits", bit = 0 } (bit 0 is the lowest)
+    # a flag packed in a bit field: { signal = "BMS_Status.BMS_FaultBits", bit = 0 } (bit 0 is the lowest);
+    # a flag that is one value of a code: { signal = "BMS_Fault.FaultCode", value = "OVERVOLTAGE" } (or a number)
 
     [states]                    # required: the harness's states (hil.protocol.BmsState), from the BMS's values
     NORMAL = ["NORMAL", "DISCHARGE", "CHARGE"]          # value-table names of the DBC, or numbers
@@ -47,8 +48,7 @@ the signal's value table does not have, a mode value that does not fit the signa
 
 Limits: one message carries all of the contactor signals (the safe state waits for one frame that shows
 them all open). Without `balancing`, the BMS reports no cell bleeding, and the bench's bleed model stays
-off. Flags are non-zero values or single bits; a fault coded as one value of a multi-bit field needs a
-signal of its own in the DBC. One message carries all of a cell series (a multiplexed one, typically),
+off. Flags are non-zero values, single bits, or one value of a signal (a fault code: one code at a time). One message carries all of a cell series (a multiplexed one, typically),
 their signals told apart by one number; how many cells there are is the rig's (pack.n_series), so the
 load checks the first cell's signal and the preflight the rest (`DutMap.check_cells`). Without
 `cell_voltages_v` or `cell_temperatures_c`, the suite's tests that compare them with what the bench
@@ -87,6 +87,7 @@ class Signal:
     scale: float = 1.0
     offset: float = 0.0
     bit: int | None = None
+    equals: float | None = None   # a flag raised by one value of the signal (a fault code)
 
     def value(self, latest: dict):
         raw = latest.get(self.name)
@@ -94,12 +95,15 @@ class Signal:
             return None
         if self.bit is not None:
             return int(raw) >> self.bit & 1
+        if self.equals is not None:
+            return int(raw == self.equals)
         if self.scale == 1.0 and self.offset == 0.0:
             return raw   # as decoded: an integer signal stays an int
         return raw * self.scale + self.offset
 
     def __str__(self) -> str:
-        return f"{self.message}.{self.name}" + (f" bit {self.bit}" if self.bit is not None else "")
+        return f"{self.message}.{self.name}" + (f" bit {self.bit}" if self.bit is not None else "") + (
+            f" = {self.equals:g}" if self.equals is not None else "")
 
 
 @dataclass(frozen=True)
@@ -253,16 +257,20 @@ class _Checker:
         return message.get_signal_by_name(name)
 
     def signal(self, item, key: str) -> Signal:
-        """"Message.Signal", or {signal = "Message.Signal", scale = 1.0, offset = 0.0} or {signal = ..., bit = N}."""
-        scale, offset, bit = 1.0, 0.0, None
+        """"Message.Signal", or {signal = "Message.Signal", scale = 1.0, offset = 0.0}, {signal = ..., bit = N}
+        or {signal = ..., value = V} (V a value-table name or a number: a flag raised by that one value)."""
+        scale, offset, bit, equals = 1.0, 0.0, None, None
         if isinstance(item, dict):
-            unknown = set(item) - {"signal", "scale", "offset", "bit"}
+            unknown = set(item) - {"signal", "scale", "offset", "bit", "value"}
             if unknown:
                 raise ConfigError(f"{self.path}: {key}: unknown key '{min(unknown)}'; expected signal, "
-                                  "scale, offset, bit")
+                                  "scale, offset, bit, value")
+            if "bit" in item and "value" in item:
+                raise ConfigError(f"{self.path}: {key}: both bit and value; a flag is one bit of a signal or one "
+                                  "value of it, not both")
             scale, offset = (self._number(item.get(k, default), f"{key}.{k}") for k, default in
                              (("scale", 1.0), ("offset", 0.0)))
-            bit = item.get("bit")
+            bit, equals = item.get("bit"), item.get("value")
             item = item.get("signal")
         if not isinstance(item, str) or item.count(".") != 1:
             raise ConfigError(f"{self.path}: {key} = {item!r}, expected \"Message.Signal\" (a message of the "
@@ -274,7 +282,9 @@ class _Checker:
                                 or not 0 <= bit < signal.length):
             raise ConfigError(f"{self.path}: {key}: bit = {bit!r}, expected a bit of the {signal.length}-bit "
                               f"signal '{name}' (0 to {signal.length - 1})")
-        return Signal(message_name, name, scale, offset, bit)
+        if equals is not None:   # as the Monitor decodes it: the raw number a value-table name stands for
+            equals = self._bms_value(equals, signal, f"{key}: value")
+        return Signal(message_name, name, scale, offset, bit, equals)
 
     def cell_series(self, item, key: str) -> CellSeries:
         """{signals = "Message.Signal{index}", first = 0, scale = 1.0, offset = 0.0}: one signal per cell.

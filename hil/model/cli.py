@@ -41,7 +41,7 @@ MIN_DT_S, MAX_DT_S = 1e-6, 3600.0
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `model` and its `simulate` command to an argparse subparsers object; return the `model` parser."""
-    parser = subparsers.add_parser("model", help="run the cell model offline", description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("model", help="run the cell model offline; fit a cell file to an HPPC log", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
     sim = commands.add_parser("simulate", help="simulate one cell on a current profile CSV, write a CSV",
                               description=__doc__.split("\n\n", 1)[1],

@@ -163,6 +163,21 @@ def test_foxbms_states_contactors_faults_and_numbers_read_through_its_map(foxbms
     assert not bms.contactors_closed and bms.faults == []
 
 
+def test_a_fault_coded_as_one_value_of_a_signal(tmp_path):
+    """A BMS that reports one fault code at a time: each harness fault is one value (a value-table name or a
+    number) of that signal, raised only while the signal holds it."""
+    text = (DUTS / "foxbms2.toml").read_text().replace(   # foxBMS 2's fatal error code, with its value table
+        "[faults]", '[faults]\nafe_alarm = [{ signal = "f_BmsFatalError.FatalErrorCode", value = "DIAG_ID_AFE_ALARM" }]\n'
+                    'code_58 = [{ signal = "f_BmsFatalError.FatalErrorCode", value = 58 }]', 1)
+    (tmp_path / "codes.toml").write_text(text)
+    db = load_dbcs([realworld("foxbms2_foxbms.dbc")])
+    dut_map = load_dut_map(tmp_path / "codes.toml", db)
+    code = dut_map.faults["afe_alarm"][0]
+    assert str(code) == "f_BmsFatalError.FatalErrorCode = 84" and dut_map.faults["code_58"][0].equals == 58
+    assert [code.value({"FatalErrorCode": value}) for value in (83, 84, 85)] == [0, 1, 0]
+    assert code.value({}) is None
+
+
 def test_foxbms_cells_and_pack_voltage_read_through_its_map_from_their_own_messages(foxbms):
     bms, send, _requests, _loop = foxbms
     assert bms.pack_voltage_v is None and np.isnan(bms.cell_voltages_v(8)).all()   # nothing received yet
@@ -261,6 +276,10 @@ BAD_MAPS = [
       "cel_ov = [{ signal = \"BMS_Status.BMS_FaultBits\", bit = 0 }]"),
      r"\[faults\] 'cel_ov' is not a fault name of the harness \(did you mean 'cell_ov'\?\)"),
     (("bit = 0 }", "bit = 16 }"), r"\[faults\] cell_ov: bit = 16, expected a bit of the 16-bit signal 'BMS_FaultBits'"),
+    (("bit = 0 }", "value = \"FAULTY\" }"),
+     r"\[faults\] cell_ov: value: 'FAULTY' is not a value of signal 'BMS_FaultBits' \(it has no value table\)"),
+    (("bit = 0 }", "value = 70000 }"), r"\[faults\] cell_ov: value = 70000 is outside signal 'BMS_FaultBits''s range"),
+    (("bit = 0 }", "bit = 0, value = 1 }"), r"\[faults\] cell_ov: both bit and value"),
     (("[warnings]", "[warning]"), r"unknown table \[warning\] \(did you mean 'warnings'\?\)"),
     (("soc = {", "state_of_charge = {"), r"\[read\] unknown key 'state_of_charge'"),
     (("scale = 0.01", "scale = \"0.01\""), r"\[read\] soc.scale = '0.01', expected a finite number"),
