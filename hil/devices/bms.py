@@ -161,7 +161,8 @@ class MappedBms(Bms):
         # Each message's own values: a third-party DBC can reuse a signal name in another message.
         self._latest = {name: monitor.latest(name) for name in dut_map.messages()}
         self.request_message = dut_map.request_message
-        self.heartbeat_messages = (dut_map.request_message,)   # the request frame is the host's heartbeat
+        # the request frame is the host's heartbeat, with any further frames the map lists
+        self.heartbeat_messages = (dut_map.request_message, *(name for name, _ in dut_map.heartbeats))
         current = dut_map.read["pack_current_a"]
         self.current_readback = Readback(current.message, (current.name,))
         self.contactor_readback = Readback(dut_map.contactors[0].message, tuple(s.name for s in dut_map.contactors))
@@ -170,6 +171,8 @@ class MappedBms(Bms):
     def _schedule_requests(self) -> None:
         self.sender.add(self.map.request_message, {self.map.mode_signal: self.map.modes[ModeRequest.STANDBY]},
                         cycle_s=self.map.request_cycle_s)
+        for name, cycle_s in self.map.heartbeats:
+            self.sender.add(name, cycle_s=cycle_s)
 
     def _read(self, key: str):
         signal = self.map.read.get(key)

@@ -38,7 +38,10 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     STANDBY = "Standby"
     DISCHARGE = "Discharge"
 
-The request frame is the BMS's host heartbeat too: `bms.heartbeat(False)` stops it. Fault names are the
+The request frame is the BMS's host heartbeat too, with any further host frames the BMS times out
+without, listed in `[request] heartbeats = ["VCU_Heartbeat"]` (or `[{ message = "...", cycle_s = 0.1 }]`)
+and sent with their DBC's initial values (alive counters and CRCs as the rest-bus fills them in):
+`bms.heartbeat(False)` stops them all. Fault names are the
 harness's (hil.protocol.FAULT_BITS, which the suite's tests look for) or a lab's own; one that is close to
 a harness name but not it is refused as a typing error.
 
@@ -73,7 +76,7 @@ _READ_LISTS = ("contactors", "balancing")
 _READ_CELLS = ("cell_voltages_v", "cell_temperatures_c")
 _CELL_KEYS = ("signals", "first", "scale", "offset")
 _CELL_FORMAT = '{ signals = "Message.Signal{index}", first = 0, scale = 1.0, offset = 0.0 }'
-_REQUEST_KEYS = {"message", "cycle_s", "mode", "clear_faults", "modes"}
+_REQUEST_KEYS = {"message", "cycle_s", "mode", "clear_faults", "modes", "heartbeats"}
 # A fault name of one's own this close to a harness name (difflib's ratio) is taken for a typing error.
 _TYPO_RATIO = 0.8
 
@@ -134,6 +137,7 @@ class DutMap:
     warnings: dict[str, tuple[Signal, ...]]
     request_message: str
     request_cycle_s: float | None                 # None: the DBC's GenMsgCycleTime
+    heartbeats: tuple[tuple[str, float | None], ...]   # further host frames (message, cycle_s), sent as defaults
     mode_signal: str
     modes: dict[ModeRequest, float]
     clear_faults_signal: str | None
@@ -190,13 +194,8 @@ def load_dut_map(path: str | Path, db) -> DutMap:
         if key not in _REQUEST_KEYS:
             raise ConfigError(f"{path}: [request] unknown key '{key}'{did_you_mean(key, _REQUEST_KEYS)}")
     message = checker.message(request.get("message"), "[request] message")
-    cycle_s = request.get("cycle_s")
-    if cycle_s is None and not message.cycle_time:
-        raise ConfigError(f"{path}: [request] message '{message.name}' has no GenMsgCycleTime in its DBC; "
-                          "give cycle_s (seconds between request frames)")
-    if cycle_s is not None and not (isinstance(cycle_s, (int, float)) and not isinstance(cycle_s, bool)
-                                    and 0 < cycle_s <= 10):
-        raise ConfigError(f"{path}: [request] cycle_s = {cycle_s!r}, expected seconds in (0, 10]")
+    cycle_s = checker.cycle_s(message, request.get("cycle_s"), "[request]")
+    heartbeats = checker.heartbeats(request.get("heartbeats", []), message.name)
     mode = checker.own_signal(message, request.get("mode"), "[request] mode")
     modes = checker.values_by_name(checker.table(request, "modes", required=True, where="[request.modes]"),
                                    "request.modes", ModeRequest, mode)
@@ -213,7 +212,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
                                       checker.dbc_signal(state),
                                       many=True),
         faults=checker.flags(data, "faults"), warnings=checker.flags(data, "warnings"),
-        request_message=message.name, request_cycle_s=float(cycle_s) if cycle_s is not None else None,
+        request_message=message.name, request_cycle_s=cycle_s, heartbeats=heartbeats,
         mode_signal=mode.name,
         modes=modes,
         clear_faults_signal=clear.name if clear is not None else None)
@@ -248,6 +247,36 @@ class _Checker:
             raise ConfigError(f"{self.path}: {key}: message '{name}' is not in the rig's DBC files"
                               f"{did_you_mean(name, self.messages)}")
         return self.messages[name]
+
+    def cycle_s(self, message, cycle_s, where: str) -> float | None:
+        """A host frame's cycle: `cycle_s` seconds, or None for the DBC's GenMsgCycleTime, which it must have."""
+        if cycle_s is None and not message.cycle_time:
+            raise ConfigError(f"{self.path}: {where} message '{message.name}' has no GenMsgCycleTime in its DBC; "
+                              "give cycle_s (seconds between its frames)")
+        if cycle_s is not None and not (isinstance(cycle_s, (int, float)) and not isinstance(cycle_s, bool)
+                                        and 0 < cycle_s <= 10):
+            raise ConfigError(f"{self.path}: {where} cycle_s = {cycle_s!r}, expected seconds in (0, 10]")
+        return None if cycle_s is None else float(cycle_s)
+
+    def heartbeats(self, items, request_message: str) -> tuple[tuple[str, float | None], ...]:
+        """[request] heartbeats: further periodic host frames the BMS times out without, each a message name
+        or {message = "...", cycle_s = 0.1}."""
+        if not isinstance(items, list):
+            raise ConfigError(f"{self.path}: [request] heartbeats = {items!r}, expected a list of message names "
+                              'or tables { message = "...", cycle_s = 0.1 }')
+        out = []
+        for item in items:
+            table = item if isinstance(item, dict) else {"message": item}
+            unknown = set(table) - {"message", "cycle_s"}
+            if unknown:
+                raise ConfigError(f"{self.path}: [request] heartbeats: unknown key '{min(unknown)}'; expected "
+                                  "message, cycle_s")
+            message = self.message(table.get("message"), "[request] heartbeats")
+            if message.name == request_message or message.name in (name for name, _ in out):
+                raise ConfigError(f"{self.path}: [request] heartbeats: '{message.name}' is already sent (the "
+                                  "request message, or listed twice)")
+            out.append((message.name, self.cycle_s(message, table.get("cycle_s"), "[request] heartbeats:")))
+        return tuple(out)
 
     def own_signal(self, message, name, key: str):
         names = [s.name for s in message.signals]

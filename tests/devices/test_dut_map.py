@@ -93,6 +93,20 @@ def test_the_safe_state_reads_back_the_mapped_messages():
     assert steps["load"].confirmed and "BMS_PackData BMS_PackCurrent=" in steps["load"].seen
 
 
+def test_the_maps_further_heartbeat_frames_go_out_and_stop_with_the_request():
+    """The reference map lists VCU_Heartbeat: the host then sends what the built-in proxy sends, and a test of
+    the BMS's heartbeat timeout silences both."""
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", MAPPED)) as bench:
+        assert bench.bms.heartbeat_messages == ("VCU_Request", "VCU_Heartbeat")
+        bench.loop.run_for(0.3)
+        sent_s = {name: bench.sender.last_sent_s(name) for name in bench.bms.heartbeat_messages}
+        assert all(t is not None and t > 0.15 for t in sent_s.values()), sent_s
+        bench.bms.heartbeat(False)
+        stopped_s = bench.loop.t_s
+        bench.loop.run_for(0.5)
+        assert all(bench.sender.last_sent_s(name) < stopped_s for name in bench.bms.heartbeat_messages)
+
+
 def test_a_request_the_map_does_not_have_is_a_clear_error(tmp_path):
     text = REFERENCE_MAP.read_text().replace('SAFE = "SAFE"\n', "").replace('clear_faults = "VCU_ClearFaults"\n', "")
     (tmp_path / "no-safe.toml").write_text(text)
@@ -281,6 +295,16 @@ BAD_MAPS = [
     (("bit = 0 }", "value = 70000 }"), r"\[faults\] cell_ov: value = 70000 is outside signal 'BMS_FaultBits''s range"),
     (("bit = 0 }", "bit = 0, value = 1 }"), r"\[faults\] cell_ov: both bit and value"),
     (("[warnings]", "[warning]"), r"unknown table \[warning\] \(did you mean 'warnings'\?\)"),
+    (('heartbeats = ["VCU_Heartbeat"]', 'heartbeats = ["VCU_Heartbeet"]'),
+     r"\[request\] heartbeats: message 'VCU_Heartbeet' is not in the rig's DBC files \(did you mean 'VCU_Heartbeat'"),
+    (('heartbeats = ["VCU_Heartbeat"]', 'heartbeats = ["VCU_Request"]'),
+     r"\[request\] heartbeats: 'VCU_Request' is already sent \(the request message, or listed twice\)"),
+    (('heartbeats = ["VCU_Heartbeat"]', 'heartbeats = "VCU_Heartbeat"'),
+     r"\[request\] heartbeats = 'VCU_Heartbeat', expected a list of message names"),
+    (('heartbeats = ["VCU_Heartbeat"]', 'heartbeats = [{ message = "VCU_Heartbeat", cycle_s = 0 }]'),
+     r"\[request\] heartbeats: cycle_s = 0, expected seconds in \(0, 10\]"),
+    (('heartbeats = ["VCU_Heartbeat"]', 'heartbeats = [{ message = "VCU_Heartbeat", period = 0.1 }]'),
+     r"\[request\] heartbeats: unknown key 'period'; expected message, cycle_s"),
     (("soc = {", "state_of_charge = {"), r"\[read\] unknown key 'state_of_charge'"),
     (("scale = 0.01", "scale = \"0.01\""), r"\[read\] soc.scale = '0.01', expected a finite number"),
     (('"BMS_PackData.BMS_PackVoltage"', '"BMS_PackData.BMS_PackVolts"'),
