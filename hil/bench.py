@@ -28,7 +28,7 @@ from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.can.simbus import SimBus
 from hil.devices.bms import make_bms
-from hil.devices.cell_emulator import CellEmulator
+from hil.devices.cell_emulator import make_cell_emulator
 from hil.devices.emulator_process import EmulatorProcess
 from hil.errors import DeviceLost, HilError
 from hil.loop import Loop
@@ -113,8 +113,9 @@ class Bench:
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.overrun_policy)
             self.bms = make_bms(rig.load_dut_map(self.db), self.monitor, self.sender, self.loop)
-            self.cell_emulator = CellEmulator(self.bus, self.db, self.sender, self.monitor,
-                                              rig.data["cell_emulator"]["channels"], on_send=self._log_sent)
+            self.cell_emulator = make_cell_emulator(rig.load_ce_map(self.db), self.bus, self.db, self.sender,
+                                                    self.monitor, rig.data["cell_emulator"]["channels"],
+                                                    on_send=self._log_sent)
             self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))
             self._temperature_every = max(1, int(round(TEMPERATURE_PERIOD_S / rig.dt_s)))
             # The frames (multiplexer groups) due at each phase of those periods, worked out once.

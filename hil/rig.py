@@ -69,6 +69,7 @@ SCHEMA = {
     "cell_emulator": {
         "kind": (str, True, ("emulated", "can")), "bus": (str, True, None),
         "channels": (int, True, range(1, 10001)),
+        "map": (str, False, None),  # a cell-emulator map (hil/devices/ce_map.py): an emulator with a DBC of its own
     },
     "emulate": {
         "process": (bool, False, None), "startup_timeout_s": (float, False, Between(0.0, 600.0, low_open=True)),
@@ -180,6 +181,15 @@ class Rig:
             return None
         from hil.devices.dut_map import load_dut_map
         return load_dut_map(self.resolve(self.data["dut"]["map"]), db)
+
+    def load_ce_map(self, db):
+        """The rig's cell-emulator map (`[cell_emulator] map`) checked against `db`, its bus's DBC files, for its
+        channels; None without one."""
+        table = self.data["cell_emulator"]
+        if "map" not in table:
+            return None
+        from hil.devices.ce_map import load_ce_map
+        return load_ce_map(self.resolve(table["map"]), db, table["channels"])
 
     def dbc_paths(self, bus: str) -> list[Path]:
         return [self.resolve(p) for p in self.buses[bus]["dbc"]]
@@ -351,7 +361,12 @@ def preflight(rig: Rig) -> None:
     for bus in rig.buses:
         db = load_dbcs(rig.dbc_paths(bus))
         if bus == rig.data["cell_emulator"]["bus"]:
-            _check_setpoints_fit(rig, db)
+            ce_map = rig.load_ce_map(db)
+            if ce_map is None:
+                _check_setpoints_fit(rig, db)
+            else:
+                from hil.devices.ce_map import check_capabilities
+                check_capabilities(ce_map, rig.data["rig"].get("capabilities", []), f"{rig.path} [rig]")
         if bus == rig.data["dut"]["bus"] and (dut_map := rig.load_dut_map(db)) is not None:
             dut_map.check_cells(rig.data["pack"]["n_series"], db)   # the map alone cannot know the count
     rig.make_pack()

@@ -8,8 +8,9 @@ The safe state, in the order a bench engineer signs off:
    request went out shows main positive, main negative and precharge open;
    (a BMS with a DUT map: its own request frame, pack-current and contactor signals, hil.devices.dut_map)
 3. outputs: cell-emulator outputs off (CE_OutputEnable 0), and a CE_Status received after that command
-   went out shows CE_OutputsOn 0. Outputs go off last because a BMS that loses its cell voltages while
-   closed faults on under-voltage instead of opening on request.
+   went out shows CE_OutputsOn 0 (a cell emulator with a map: its own command and read-back signals,
+   hil.devices.ce_map). Outputs go off last because a BMS that loses its cell voltages while closed faults
+   on under-voltage instead of opening on request.
 Every step runs even when an earlier one failed (outputs go off even if the BMS ignores the request). Only
 a frame that arrived after the command confirms a step, never a value left over from before it. The record
 (`SafeState`) goes into the bench's trace events, and the plugin puts it in the JUnit properties (`safe:*`).
@@ -166,10 +167,11 @@ def _contactors_open(bench):
 
 
 def _outputs_off(bench):
-    bench.sender.start("CE_Control")   # the cell emulator's heartbeat, which carries the command
-    bench.cell_emulator.enable(False)
-    return _read_back(bench, "CE_Control", _sent(bench, "CE_Control"), Readback("CE_Status", ("CE_OutputsOn",)),
-                      lambda v: v["CE_OutputsOn"] == 0)
+    emulator = bench.cell_emulator
+    bench.sender.start(emulator.control_message)   # the cell emulator's heartbeat, which carries the command
+    emulator.enable(False)
+    return _read_back(bench, emulator.control_message, _sent(bench, emulator.control_message),
+                      emulator.outputs_readback, emulator.outputs_off)
 
 
 def _sent(bench, message: str) -> Callable[[], float | None]:

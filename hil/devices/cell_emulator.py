@@ -2,9 +2,12 @@
 
 The same driver serves the emulated board and a real one speaking the same DBC. Its heartbeat
 (`CE_Control`, 100 ms) is a rest-bus message: if the harness dies, it stops, and the board's watchdog turns
-the outputs off within 500 ms.
+the outputs off within 500 ms. `MappedCellEmulator` drives an emulator with a DBC of its own through a
+cell-emulator map (`hil.devices.ce_map`), with the same interface.
 """
 from __future__ import annotations
+
+import math
 
 import can
 import numpy as np
@@ -13,6 +16,9 @@ from cantools.database import Database
 from hil.can.dbc import encode, signal_defaults
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
+from hil.devices.bms import Readback
+from hil.devices.ce_map import RELAYS, CeMap, Setpoints
+from hil.errors import ConfigError
 from hil.reductions import clip
 
 CELLS_PER_FRAME = 4
@@ -24,7 +30,20 @@ def setpoint_names(kind: str, n_channels: int) -> list[str]:
     return [f"CE_{kind}{c + 1:02d}_Setpoint" for c in range(n_channels)]
 
 
+def make_cell_emulator(ce_map: CeMap | None, bus: can.BusABC, db: Database, sender: PeriodicSender,
+                       monitor: Monitor, n_channels: int, on_send=None) -> CellEmulator:
+    """The reference protocol's driver, or a mapped one for a rig whose `[cell_emulator] map` names a map."""
+    if ce_map is None:
+        return CellEmulator(bus, db, sender, monitor, n_channels, on_send=on_send)
+    return MappedCellEmulator(ce_map, bus, db, sender, monitor, n_channels, on_send=on_send)
+
+
 class CellEmulator:
+    # What the safe state commands and reads back: the periodic frame that carries the outputs' on/off (the
+    # emulator's heartbeat), and the status frame that shows them.
+    control_message = "CE_Control"
+    outputs_readback = Readback("CE_Status", ("CE_OutputsOn",))
+
     def __init__(self, bus: can.BusABC, db: Database, sender: PeriodicSender, monitor: Monitor, n_channels: int,
                  on_send=None):
         self.bus = bus
@@ -99,6 +118,10 @@ class CellEmulator:
                                  "CE_Relay_Short": int(short), "CE_Relay_ThermistorOpen": int(thermistor_open),
                                  "CE_Relay_ThermistorShort": int(thermistor_short)})
 
+    def outputs_off(self, values: dict) -> bool:
+        """Whether `outputs_readback`'s signal values show the outputs off."""
+        return values["CE_OutputsOn"] == 0
+
     @property
     def outputs_on(self) -> bool | None:
         value = self.monitor.values.get("CE_OutputsOn")
@@ -107,3 +130,91 @@ class CellEmulator:
     @property
     def watchdog_tripped(self) -> bool:
         return bool(self.monitor.values.get("CE_WatchdogTripped", 0))
+
+
+class MappedCellEmulator(CellEmulator):
+    """A cell emulator with a DBC of its own: every setpoint and command through its map."""
+
+    def __init__(self, ce_map: CeMap, bus: can.BusABC, db: Database, sender: PeriodicSender, monitor: Monitor,
+                 n_channels: int, on_send=None):
+        self.map = ce_map
+        self.bus, self.monitor, self.sender, self.on_send = bus, monitor, sender, on_send
+        self.n_channels = n_channels
+        self._messages = {m.name: m for m in db.messages}
+        self._defaults = {name: signal_defaults(message) for name, message in self._messages.items()}
+        # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
+        # nearest, as the built-in driver clips to its DBC's.
+        self._cell_limits = self._limits(ce_map.cells)
+        self._temperature_limits = self._limits(ce_map.temperatures) if ce_map.temperatures else None
+        self.control_message = ce_map.outputs.message
+        self.outputs_readback = Readback(ce_map.readback.message, (ce_map.readback.name,))
+        self._readback_values = monitor.latest(ce_map.readback.message)
+        sender.add(self.control_message, {ce_map.outputs.name: ce_map.outputs_off}, cycle_s=ce_map.control_cycle_s)
+
+    def _limits(self, setpoints: Setpoints) -> dict[str, tuple[float, float]]:
+        limits = {}
+        for frame in setpoints.frames:
+            for _, name in frame.channels:
+                signal = self._messages[frame.message].get_signal_by_name(name)
+                limits[name] = (-math.inf if signal.minimum is None else signal.minimum,
+                                math.inf if signal.maximum is None else signal.maximum)
+        return limits
+
+    def enable(self, on: bool) -> None:
+        self.sender.set(self.control_message,
+                        **{self.map.outputs.name: self.map.outputs_on if on else self.map.outputs_off})
+
+    @property
+    def cell_frames(self) -> int:
+        return len(self.map.cells.frames)
+
+    def set_cells(self, voltage_v: np.ndarray, groups: range | None = None) -> None:
+        self._send_mapped(self.map.cells, self._cell_limits, voltage_v, groups)
+
+    @property
+    def temperature_frames(self) -> int:
+        return len(self.map.temperatures.frames) if self.map.temperatures else 0
+
+    def set_temperatures(self, temperature_c: np.ndarray, groups: range | None = None) -> None:
+        if self.map.temperatures is not None:   # no thermistors mapped: the BMS reads its own sensors
+            self._send_mapped(self.map.temperatures, self._temperature_limits, temperature_c, groups)
+
+    def _send_mapped(self, setpoints: Setpoints, limits: dict, values: np.ndarray, groups) -> None:
+        values = np.asarray(values, dtype=float)
+        for group in groups if groups is not None else range(len(setpoints.frames)):
+            frame = setpoints.frames[group]
+            signals = {} if frame.mux_signal is None else {frame.mux_signal: frame.mux_value}
+            for channel, name in frame.channels:
+                low, high = limits[name]
+                value = (float(values[channel]) - setpoints.offset[channel]) / setpoints.scale[channel]
+                signals[name] = clip(value, low, high)
+            self._send(self._messages[frame.message], signals)
+
+    def set_current(self, current_a: float) -> None:
+        signal = self.map.current
+        if signal is not None:   # no current setpoint mapped: the BMS's current sensor sees the real current
+            self._send(self._messages[signal.message], {signal.name: (float(current_a) - signal.offset) / signal.scale})
+
+    def set_relay(self, channel: int, **relays) -> None:
+        mapped = self.map.relays
+        if mapped is None:
+            raise ConfigError(f"{self.map.path}: has no [relays]: {self.map.name}'s fault relays cannot be switched")
+        unmapped = [name for name, on in relays.items() if on and name not in mapped]
+        if unmapped or any(name not in RELAYS for name in relays):
+            raise ConfigError(f"{self.map.path}: [relays] has no {', '.join(unmapped or relays)}; mapped: "
+                              f"{', '.join(name for name in RELAYS if name in mapped)}")
+        signals = {mapped["channel"]: channel + self.map.relay_first_channel}
+        signals.update({mapped[name]: int(relays.get(name, False)) for name in RELAYS if name in mapped})
+        self._send(self._messages[mapped["message"]], signals)
+
+    def outputs_off(self, values: dict) -> bool:
+        return values[self.map.readback.name] == self.map.readback_off
+
+    @property
+    def outputs_on(self) -> bool | None:
+        value = self.map.readback.value(self._readback_values)
+        return None if value is None else value != self.map.readback_off
+
+    @property
+    def watchdog_tripped(self) -> bool:
+        return False   # a map names no watchdog signal: the emulator's own, if it has one, is not read

@@ -166,7 +166,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
     """Read and check the map at `path` against `db` (the DUT bus's DBC files)."""
     path = Path(path)
     data = read_toml(path, "DUT map")
-    checker = _Checker(path, db)
+    checker = MapChecker(path, db)
     for section in data:
         if section not in _SECTIONS:
             raise ConfigError(f"{path}: unknown table [{section}]{did_you_mean(section, _SECTIONS)}; "
@@ -218,8 +218,9 @@ def load_dut_map(path: str | Path, db) -> DutMap:
         clear_faults_signal=clear.name if clear is not None else None)
 
 
-class _Checker:
-    """The map's checks, each error naming the file, the key and what was expected."""
+class MapChecker:
+    """A device map's checks against the DBC files, each error naming the file, the key and what was expected
+    (the DUT map's, and the cell-emulator map's: hil.devices.ce_map)."""
 
     def __init__(self, path: Path, db):
         self.path = path
@@ -312,7 +313,7 @@ class _Checker:
             raise ConfigError(f"{self.path}: {key}: bit = {bit!r}, expected a bit of the {signal.length}-bit "
                               f"signal '{name}' (0 to {signal.length - 1})")
         if equals is not None:   # as the Monitor decodes it: the raw number a value-table name stands for
-            equals = self._bms_value(equals, signal, f"{key}: value")
+            equals = self.value_of(equals, signal, f"{key}: value")
         return Signal(message_name, name, scale, offset, bit, equals)
 
     def cell_series(self, item, key: str) -> CellSeries:
@@ -386,7 +387,7 @@ class _Checker:
                                   f"{', '.join(enum.__members__)}{did_you_mean(key.upper(), enum.__members__)}")
             member = enum[key.upper()]
             for value in (values if many and isinstance(values, list) else [values]):
-                number = self._bms_value(value, signal, f"[{section}] {key}")
+                number = self.value_of(value, signal, f"[{section}] {key}")
                 if many:
                     if number in out:
                         raise ConfigError(f"{self.path}: [{section}] {key}: value {value!r} is already "
@@ -398,7 +399,9 @@ class _Checker:
             raise ConfigError(f"{self.path}: [{section}] is empty; expected at least one entry")
         return out
 
-    def _bms_value(self, value, signal, key: str) -> float:
+    def value_of(self, value, signal, key: str) -> float:
+        """`value` (a value-table name or a number) as the Monitor decodes `signal`, checked against its value
+        table or its range."""
         choices = {str(text): number for number, text in (signal.choices or {}).items()}
         if isinstance(value, str):
             if value not in choices:

@@ -1,0 +1,223 @@
+"""A cell emulator with a DBC of its own, driven by data: which of its signals take what the harness sets.
+
+The harness's cell-emulator driver (`hil.devices.cell_emulator.CellEmulator`) speaks `dbc/cell_emulator.dbc`.
+A lab's own emulator speaks its maker's protocol. A cell-emulator map (`[cell_emulator] map = "..."` in the
+rig, a TOML file, e.g. `fixtures/cell_emulators/reference-ce.toml`) names its signals as "Message.Signal" of
+the rig's DBC files, so the loop, the suite and the safe state drive it without code:
+
+    [cells]                     # required: each channel's cell-voltage setpoint, in volts
+    # One or more series of one signal per channel, the channels continuing from one series to the next;
+    # each { signals = "Message.Signal{index}", first = 0, scale = 1.0, offset = 0.0, count = N } (count:
+    # how many channels it carries; the last series takes the rest). A signal's value is (V - offset) / scale:
+    # scale = 0.001 for a signal in mV, as in a DUT map.
+    series = [{ signals = "CE_CellSetpoint.CE_Cell{index:02d}_Setpoint", first = 1 }]
+
+    [temperatures]              # optional: each channel's thermistor setpoint, degC (the rig's "thermistors")
+    series = [{ signals = "CE_TempSetpoint.CE_Temp{index:02d}_Setpoint", first = 1 }]
+
+    [current]                   # optional: the pack current the BMS's current sensor is given, A
+    signal = "CE_CurrentSetpoint.CE_PackCurrent"
+
+    [outputs]                   # required: outputs on and off, a periodic frame that is the emulator's heartbeat
+    signal = "CE_Control.CE_OutputEnable"
+    on = 1                      # the values that mean on and off (numbers or value-table names)
+    off = 0
+    cycle_s = 0.1               # when the DBC has no GenMsgCycleTime for it
+    readback = "CE_Status.CE_OutputsOn"   # required: the safe state confirms the outputs off from it
+    readback_off = 0            # the readback's value when they are off (default 0)
+
+    [relays]                    # optional: per-channel fault relays (the rig's "fault_relays")
+    message = "CE_FaultRelay"
+    channel = "CE_Relay_Channel"          # the channel, counted from `first_channel` (default 0)
+    open_wire = "CE_Relay_OpenWire"       # each relay's signal, 1 closes the fault; any may be left out
+    short = "CE_Relay_Short"
+
+A multiplexed setpoint message is sent one frame per multiplexer value its channels use; a plain one, one
+frame. The frames are spread over the setpoint period, as the built-in driver's are. Everything is checked
+when the rig is checked (preflight), against its DBC files and its channel count and capabilities: a
+signal missing from its message (with the closest names), a channel no series reaches, a capability the map
+cannot serve.
+
+Limits: the setpoints of one frame go out together, each frame with the other signals of its group at their
+DBC initial values; an emulator whose frames carry other mandatory content (a checksum of its own) needs it
+in the DBC as a `<Message>_Counter`/`<Message>_CRC` pair, which the rest-bus fills, or a driver of its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.datafile import read_toml
+from hil.devices.dut_map import MapChecker, Signal
+from hil.errors import ConfigError, did_you_mean
+
+_SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays"}
+_SERIES_KEYS = {"series"}
+_OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
+RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
+_RELAY_KEYS = {"message", "channel", "first_channel", *RELAYS}
+
+
+@dataclass(frozen=True)
+class SetpointFrame:
+    """One frame of setpoints: its message, the multiplexer signal and value that select it (None for a plain
+    message), and (channel, signal name) of each setpoint it carries."""
+    message: str
+    mux_signal: str | None
+    mux_value: int | None
+    channels: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
+class Setpoints:
+    """Channels' setpoints as frames: channel k's value goes out as (value - offset) / scale."""
+    frames: tuple[SetpointFrame, ...]
+    scale: tuple[float, ...]     # per channel
+    offset: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CeMap:
+    path: Path
+    name: str
+    cells: Setpoints
+    temperatures: Setpoints | None
+    current: Signal | None
+    outputs: Signal                  # the on/off command's signal
+    outputs_on: float
+    outputs_off: float
+    control_cycle_s: float | None    # None: the DBC's GenMsgCycleTime
+    readback: Signal
+    readback_off: float
+    relays: dict[str, str] | None    # "message", "channel" and each mapped relay -> signal name
+    relay_first_channel: int
+
+
+def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
+    """Read and check the map at `path` against `db` (the cell emulator bus's DBC files) for `n_channels`."""
+    path = Path(path)
+    data = read_toml(path, "cell-emulator map")
+    checker = MapChecker(path, db)
+    for section in data:
+        if section not in _SECTIONS:
+            raise ConfigError(f"{path}: unknown table [{section}]{did_you_mean(section, _SECTIONS)}; a cell-emulator "
+                              f"map has {', '.join(f'[{s}]' for s in sorted(_SECTIONS))}")
+    cells = _setpoints(checker, data, "cells", n_channels, required=True)
+    temperatures = _setpoints(checker, data, "temperatures", n_channels, required=False)
+    current = checker.table(data, "current")
+    _keys(path, current, {"signal"}, "[current]")
+    outputs = checker.table(data, "outputs", required=True)
+    _keys(path, outputs, _OUTPUT_KEYS, "[outputs]")
+    for key in ("signal", "readback"):
+        if key not in outputs:
+            raise ConfigError(f"{path}: [outputs] has no '{key}', which the bench needs "
+                              "(see hil/devices/ce_map.py)")
+    command = checker.signal(outputs["signal"], "[outputs] signal")
+    readback = checker.signal(outputs["readback"], "[outputs] readback")
+    command_dbc, readback_dbc = checker.dbc_signal(command), checker.dbc_signal(readback)
+    relays, relay_first_channel = _relays(checker, data)
+    return CeMap(
+        path=path, name=str(checker.table(data, "cell_emulator").get("name", path.stem)), cells=cells,
+        temperatures=temperatures,
+        current=checker.signal(current["signal"], "[current] signal") if "signal" in current else None,
+        outputs=command,
+        outputs_on=checker.value_of(outputs.get("on", 1), command_dbc, "[outputs] on"),
+        outputs_off=checker.value_of(outputs.get("off", 0), command_dbc, "[outputs] off"),
+        control_cycle_s=checker.cycle_s(checker.messages[command.message], outputs.get("cycle_s"), "[outputs]"),
+        readback=readback,
+        readback_off=checker.value_of(outputs.get("readback_off", 0), readback_dbc, "[outputs] readback_off"),
+        relays=relays, relay_first_channel=relay_first_channel)
+
+
+def _keys(path: Path, table: dict, known: set[str], where: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{path}: {where} unknown key '{key}'{did_you_mean(key, known)}; expected "
+                              f"{', '.join(sorted(known))}")
+
+
+def _setpoints(checker: MapChecker, data: dict, section: str, n_channels: int, *, required: bool) -> Setpoints | None:
+    """The `[section] series`, as the frames that carry `n_channels` channels."""
+    table = checker.table(data, section, required=required)
+    if not table:
+        return None
+    _keys(checker.path, table, _SERIES_KEYS, f"[{section}]")
+    items = table.get("series")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{checker.path}: [{section}] series = {items!r}, expected a list of "
+                          '{ signals = "Message.Signal{index}", first = 0, count = N }')
+    names, scale, offset = [], [], []
+    for number, item in enumerate(items):
+        key = f"[{section}] series[{number}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{checker.path}: {key} = {item!r}, expected a table")
+        count = item.get("count", n_channels - len(names) if number == len(items) - 1 else None)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"{checker.path}: {key}.count = {item.get('count')!r}, expected how many channels it "
+                              "carries, an integer >= 1 (only the last series may leave it out)")
+        series = checker.cell_series({k: v for k, v in item.items() if k != "count"}, key)
+        message = checker.messages[series.message]
+        have = {signal.name for signal in message.signals}
+        for name in series.names(count):
+            if name not in have:
+                raise ConfigError(f"{checker.path}: {key}: channel {len(names) + 1} would be signal '{name}', which "
+                                  f"message '{series.message}' does not have{did_you_mean(name, have)}")
+            names.append((series.message, name))
+        scale += [series.scale] * count
+        offset += [series.offset] * count
+        if len(names) >= n_channels:
+            break
+    if len(names) < n_channels:
+        raise ConfigError(f"{checker.path}: [{section}] series carry {len(names)} channels; the rig has {n_channels} "
+                          "(cell_emulator.channels)")
+    return Setpoints(_frames(checker, names[:n_channels]), tuple(scale[:n_channels]), tuple(offset[:n_channels]))
+
+
+def _frames(checker: MapChecker, names: list[tuple[str, str]]) -> tuple[SetpointFrame, ...]:
+    """Group the channels' signals into frames: one per message, or per multiplexer value of a multiplexed
+    one, in the order of their first channel."""
+    groups: dict[tuple[str, int | None], list[tuple[int, str]]] = {}
+    mux_of: dict[str, str | None] = {}
+    for channel, (message_name, name) in enumerate(names):
+        message = checker.messages[message_name]
+        signal = message.get_signal_by_name(name)
+        ids = signal.multiplexer_ids
+        if ids is not None and len(ids) != 1:
+            raise ConfigError(f"{checker.path}: signal '{name}' of '{message_name}' is in {len(ids)} multiplexer "
+                              "groups; a setpoint needs exactly one")
+        mux_of[message_name] = signal.multiplexer_signal
+        groups.setdefault((message_name, ids[0] if ids else None), []).append((channel, name))
+    return tuple(SetpointFrame(message, mux_of[message] if value is not None else None, value, tuple(channels))
+                 for (message, value), channels in groups.items())
+
+
+def _relays(checker: MapChecker, data: dict) -> tuple[dict[str, str] | None, int]:
+    """("message", "channel" and each mapped relay -> its signal; the channel signal's first number)."""
+    table = checker.table(data, "relays")
+    if not table:
+        return None, 0
+    _keys(checker.path, table, _RELAY_KEYS, "[relays]")
+    message = checker.message(table.get("message"), "[relays] message")
+    relays = {"message": message.name,
+              "channel": checker.own_signal(message, table.get("channel"), "[relays] channel").name}
+    for relay in RELAYS:
+        if relay in table:
+            relays[relay] = checker.own_signal(message, table[relay], f"[relays] {relay}").name
+    if len(relays) == 2:
+        raise ConfigError(f"{checker.path}: [relays] maps no relay; expected one or more of {', '.join(RELAYS)}")
+    first = table.get("first_channel", 0)
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise ConfigError(f"{checker.path}: [relays] first_channel = {first!r}, expected the number of the first "
+                          "channel in the channel signal, an integer >= 0")
+    return relays, first
+
+
+def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
+    """A rig that claims thermistors or fault relays needs the map to serve them (its tests would use them)."""
+    for capability, served in (("thermistors", ce_map.temperatures is not None),
+                               ("fault_relays", ce_map.relays is not None)):
+        if capability in capabilities and not served:
+            section = "temperatures" if capability == "thermistors" else "relays"
+            raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
+                              f"[{section}]; map them, or drop the capability")
+
