@@ -98,10 +98,7 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
     path = Path(path)
     data = read_toml(path, "cell-emulator map")
     checker = MapChecker(path, db)
-    for section in data:
-        if section not in _SECTIONS:
-            raise ConfigError(f"{path}: unknown table [{section}]{did_you_mean(section, _SECTIONS)}; a cell-emulator "
-                              f"map has {', '.join(f'[{s}]' for s in sorted(_SECTIONS))}")
+    checker.sections(data, _SECTIONS, "a cell-emulator map")
     cells = _setpoints(checker, data, "cells", n_channels, required=True)
     temperatures = _setpoints(checker, data, "temperatures", n_channels, required=False)
     current = checker.table(data, "current")

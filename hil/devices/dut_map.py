@@ -167,10 +167,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
     path = Path(path)
     data = read_toml(path, "DUT map")
     checker = MapChecker(path, db)
-    for section in data:
-        if section not in _SECTIONS:
-            raise ConfigError(f"{path}: unknown table [{section}]{did_you_mean(section, _SECTIONS)}; "
-                              f"a DUT map has {', '.join(f'[{s}]' for s in sorted(_SECTIONS))}")
+    checker.sections(data, _SECTIONS, "a DUT map")
     read = checker.table(data, "read", required=True)
     known = {*_READ_REQUIRED, *_READ_NUMBERS, *_READ_LISTS, *_READ_CELLS}
     for key in read:
@@ -225,6 +222,13 @@ class MapChecker:
     def __init__(self, path: Path, db):
         self.path = path
         self.messages = {m.name: m for m in db.messages}
+
+    def sections(self, data: dict, known: set[str], what: str) -> None:
+        """Refuse a table the map does not have (a misspelt one, with the closest name)."""
+        for section in data:
+            if section not in known:
+                raise ConfigError(f"{self.path}: unknown table [{section}]{did_you_mean(section, known)}; {what} "
+                                  f"has {', '.join(f'[{s}]' for s in sorted(known))}")
 
     def dbc_signal(self, signal: Signal):
         """The DBC's own signal (cantools) that a checked `Signal` names."""
