@@ -38,9 +38,10 @@ when the rig is checked (preflight), against its DBC files and its channel count
 signal missing from its message (with the closest names), a channel no series reaches, a capability the map
 cannot serve.
 
-Limits: the setpoints of one frame go out together, each frame with the other signals of its group at their
-DBC initial values; an emulator whose frames carry other mandatory content (a checksum of its own) needs it
-in the DBC as a `<Message>_Counter`/`<Message>_CRC` pair, which the rest-bus fills, or a driver of its own.
+Limits: the setpoints of one frame go out together, the frame's other signals at their DBC initial values.
+Only the periodic on/off frame gets an alive counter and CRC filled in (a `<Message>_Counter` and
+`<Message>_CRC` pair, as the rest-bus fills them); an emulator that wants them in its setpoint frames too,
+or a checksum of its own, needs a driver of its own. The emulator's own watchdog state is not read.
 """
 from __future__ import annotations
 
