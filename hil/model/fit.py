@@ -36,7 +36,7 @@ temperature terms, the first log staying the reference for everything else: the 
 from their steps' R0 over the first log's at the same SOC (ln of the ratio against 1/T, through the origin),
 and the entropic coefficient dU/dT at each OCV point from their rests' OCV (interpolated) against the first
 log's. Measured on the model's own LG M50 at 0, 25 and 40 degC: 19.3 kJ/mol for the file's 20, dU/dT within
-0.02 mV/K of its table between the rests.
+0.03 mV/K of its table between the rests.
 
 Limits: from one log, no Arrhenius term and no entropic coefficient; no hysteresis (an LFP cell's gap
 between charge and discharge shows as a larger error); the thermal keys are the model's defaults. The OCV
