@@ -38,8 +38,13 @@ and the entropic coefficient dU/dT at each OCV point from their rests' OCV (inte
 log's. Measured on the model's own LG M50 at 0, 25 and 40 degC: 19.3 kJ/mol for the file's 20, dU/dT within
 0.03 mV/K of its table between the rests.
 
+With a `temperature_c` column (the cell's surface, as cyclers log it with a thermocouple), the thermal keys
+are fitted too: the lumped cell's C dT/dt = I (OCV - V) - h (T - ambient), over 60 s windows by least squares.
+Measured on the model's own LG M50 log: heat capacity and conductance within 10 % of the file's.
+
 Limits: from one log, no Arrhenius term and no entropic coefficient; no hysteresis (an LFP cell's gap
-between charge and discharge shows as a larger error); the thermal keys are the model's defaults. The OCV
+between charge and discharge shows as a larger error); without temperatures, the thermal keys are the
+model's defaults; a surface sensor lags the core, which the lumped cell does not have. The OCV
 below the lowest rest and above the highest is extrapolated linearly from the two nearest points, kept
 inside the log's voltage range: a rest at empty and at full replaces the guess.
 """
@@ -49,6 +54,7 @@ import csv
 import itertools
 import math
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +71,11 @@ from hil.model.cell import (
 from hil.model.pack import Pack
 
 COLUMNS = ("time_s", "current_a", "voltage_v")
+TEMPERATURE_COLUMN = "temperature_c"   # optional: with it, the thermal keys are fitted too
+# The thermal fit compares the temperature's change over windows this long with the heat and the loss to
+# ambient over them: long enough that a sensor's 0.1 degC steps average out, short next to a 1 h rest.
+THERMAL_WINDOW_S = 60.0
+COMMENT_WIDTH = 108   # the written file's comment lines, wrapped
 SECONDS_PER_HOUR = 3600.0
 # A row counts as rest below this fraction of the 1 C current: a cycler's zero reads a few mA.
 REST_C = 0.01
@@ -88,6 +99,7 @@ class Log:
     time_s: np.ndarray
     current_a: np.ndarray
     voltage_v: np.ndarray
+    temperature_c: np.ndarray | None = None   # the cell's surface temperature, when the cycler logged it
 
     @property
     def dt_s(self) -> np.ndarray:
@@ -108,6 +120,7 @@ class Fit:
     rms_mv: float
     max_mv: float
     other_errors_mv: tuple[tuple[float, float], ...] = ()   # (RMS, largest) on each log at another temperature
+    temperature_rms_c: float | None = None   # the fitted cell's temperature against the log's, when it has one
 
 
 def read_log(path: str | Path) -> Log:
@@ -127,13 +140,14 @@ def read_log(path: str | Path) -> Log:
     if missing:
         raise ConfigError(f"{path}: line {line_no}: no column {', '.join(missing)} in header {','.join(names)!r}; "
                           f"expected {', '.join(COLUMNS)} (current_a > 0 discharges)")
-    index = [names.index(column) for column in COLUMNS]
+    columns = [*COLUMNS, *([TEMPERATURE_COLUMN] if TEMPERATURE_COLUMN in names else [])]
+    index = [names.index(column) for column in columns]
     values = []
     for line_no, row in rows:
         try:
             numbers = [float(row[i]) for i in index]
         except (ValueError, IndexError):
-            raise ConfigError(f"{path}: line {line_no}: expected numbers in columns {', '.join(COLUMNS)}, "
+            raise ConfigError(f"{path}: line {line_no}: expected numbers in columns {', '.join(columns)}, "
                               f"got {','.join(row)!r}") from None
         if not all(math.isfinite(x) for x in numbers):
             raise ConfigError(f"{path}: line {line_no}: every value must be finite, got {','.join(row)!r}")
@@ -143,8 +157,8 @@ def read_log(path: str | Path) -> Log:
         values.append(numbers)
     if len(values) < 3:
         raise ConfigError(f"{path}: {len(values)} data rows; an HPPC log has thousands")
-    time_s, current_a, voltage_v = np.array(values).T
-    return Log(path, time_s, current_a, voltage_v)
+    table = np.array(values).T
+    return Log(path, *table[:3], temperature_c=table[3] if len(table) > 3 else None)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -190,22 +204,30 @@ def fit_hppc(log: Log, capacity_ah: float, soc0: float = 1.0, *, n_rc: int = 2, 
     reference = int(np.argmin(np.abs(main.r0_soc - 0.5)))
     rc, relaxation_soc, relaxation_rms_v = _relaxation(log, main.soc, main.long_rests, n_rc, min_rest_s)
     temperature = _temperature_terms(main, readings, ocv_soc) if readings else None
+    thermal = _thermal(main, ocv_soc, ocv_v) if log.temperature_c is not None else None
 
     def text(check: str) -> str:
         return _cell_text(log, name or log.path.stem, capacity_ah, soc0, check, (ocv_soc, ocv_v, raised),
                           (main.r0_soc, main.r0_ohm, reference), rc, relaxation_soc, relaxation_rms_v, ambient_c,
-                          temperature)
+                          temperature, thermal)
 
-    cell = _load_text(text("# Not yet simulated."), log.path)
-    checks = []
+    cell = _load_text(text("Not yet simulated."), log.path)
+    checks, lines = [], []
     for reading in (main, *readings):
-        error_v = _simulate(cell, reading.log, reading.log.dt_s, soc0, reading.ambient_c) - reading.log.voltage_v
-        checks.append((reading, float(np.sqrt(np.mean(error_v ** 2)) * 1e3), float(np.abs(error_v).max() * 1e3)))
-    check = "\n".join(f"# Simulated on {reading.log.path.name}'s current from SOC {soc0:g} at {reading.ambient_c:g} degC: "
-                      f"voltage error {rms_mv:.2f} mV RMS, {max_mv:.1f} mV at most." for reading, rms_mv, max_mv in checks)
-    _, rms_mv, max_mv = checks[0]
-    return Fit(text(check), cell, len(main.rest_soc), len(main.r0_soc), relaxation_soc, relaxation_rms_v * 1e3,
-               rms_mv, max_mv, tuple((rms, peak) for _, rms, peak in checks[1:]))
+        voltage_v, temperature_c = _simulate(cell, reading.log, reading.log.dt_s, soc0, reading.ambient_c)
+        error_v = voltage_v - reading.log.voltage_v
+        rms_mv, max_mv = float(np.sqrt(np.mean(error_v ** 2)) * 1e3), float(np.abs(error_v).max() * 1e3)
+        line = (f"Simulated on {reading.log.path.name}'s current from SOC {soc0:g} at {reading.ambient_c:g} degC: "
+                f"voltage error {rms_mv:.2f} mV RMS, {max_mv:.1f} mV at most")
+        rms_c = None
+        if reading.log.temperature_c is not None:
+            rms_c = float(np.sqrt(np.mean((temperature_c - reading.log.temperature_c) ** 2)))
+            line += f"; temperature {rms_c:.2f} degC RMS"
+        checks.append((rms_mv, max_mv, rms_c))
+        lines.append(line + ".")
+    (rms_mv, max_mv, rms_c), others_checked = checks[0], checks[1:]
+    return Fit(text("\n".join(lines)), cell, len(main.rest_soc), len(main.r0_soc), relaxation_soc,
+               relaxation_rms_v * 1e3, rms_mv, max_mv, tuple((rms, peak) for rms, peak, _ in others_checked), rms_c)
 
 
 def _read(log: Log, capacity_ah: float, soc0: float, min_rest_s: float, ambient_c: float) -> _Reading:
@@ -264,6 +286,34 @@ def _ocv_table(reading: _Reading) -> tuple[np.ndarray, np.ndarray, int]:
         soc_points, monotone = np.r_[soc_points, 1.0], np.r_[monotone, np.clip(
             monotone[-1] + slope * (1 - soc_points[-1]), monotone[-1], high_v)]
     return soc_points, monotone, raised
+
+
+def _thermal(reading: _Reading, ocv_soc: np.ndarray, ocv_v: np.ndarray) -> tuple[float, float, int]:
+    """(heat capacity J/K, conductance to ambient W/K, windows used) from the log's temperature.
+
+    The lumped cell of the model: C dT/dt = Q - h (T - T_ambient), Q the heat the cell makes, I (OCV - V)
+    (what the terminals lose to the OCV: the R0 and RC losses together). Over each window, the temperature's
+    change is a ∫Q - b ∫(T - T_ambient) with a = 1/C and b = h/C, a least-squares fit through all windows."""
+    log = reading.log
+    dt_s, temperature_c = log.dt_s, log.temperature_c
+    heat_w = log.current_a * (np.interp(reading.soc, ocv_soc, ocv_v) - log.voltage_v)
+    heat_j = np.r_[0.0, np.cumsum(heat_w * dt_s)][1:]
+    excess_ks = np.r_[0.0, np.cumsum((temperature_c - reading.ambient_c) * dt_s)][1:]
+    starts = np.searchsorted(log.time_s, np.arange(log.time_s[0], log.time_s[-1] - THERMAL_WINDOW_S, THERMAL_WINDOW_S))
+    ends = np.searchsorted(log.time_s, log.time_s[starts] + THERMAL_WINDOW_S)
+    keep = ends < log.time_s.size
+    starts, ends = starts[keep], ends[keep]
+    if starts.size < 3:
+        raise ConfigError(f"{log.path}: {starts.size} windows of {THERMAL_WINDOW_S:g} s; the thermal fit needs a log "
+                          "of minutes, with the temperature rising under load and falling at rest")
+    design = np.column_stack([heat_j[ends] - heat_j[starts], -(excess_ks[ends] - excess_ks[starts])])
+    rise_k = temperature_c[ends] - temperature_c[starts]
+    (a, b), *_ = np.linalg.lstsq(design, rise_k, rcond=None)
+    if not (a > 0 and b >= 0):
+        raise ConfigError(f"{log.path}: the temperature_c column does not rise with the cell's heat and fall back "
+                          f"to --ambient {reading.ambient_c:g} degC (fit: 1/C = {a:.3g}, h/C = {b:.3g}); is it the "
+                          "cell's temperature, and the ambient right?")
+    return 1.0 / a, b / a, int(starts.size)
 
 
 @dataclass(frozen=True)
@@ -398,19 +448,21 @@ def _numbers(values, digits: int) -> str:
 
 def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str, ocv, r0, rc,
                relaxation_soc: float, relaxation_rms_v: float, ambient_c: float,
-               temperature: _Temperature | None) -> str:
+               temperature: _Temperature | None, thermal: tuple[float, float, int] | None) -> str:
     """The cell file: where each value came from in comments, `check` (the voltage error) at its head."""
     ocv_soc, ocv_v, raised = ocv
     r0_soc, r0_ohm, reference = r0
     limits = ("No hysteresis" if temperature is not None else
               "One temperature: no Arrhenius term, no entropic coefficient, no hysteresis")
-    fitted_to = f"# Fitted by `hil model fit` (hil/model/fit.py) to the HPPC log {log.path.name} at {ambient_c:g} degC:"
+    if thermal is None:
+        limits += "; thermal keys are the model's defaults"
+    hours = (log.time_s[-1] - log.time_s[0]) / 3600
+    source = (f"Fitted by `hil model fit` (hil/model/fit.py) to the HPPC log {log.path.name} at {ambient_c:g} degC: "
+              f"{log.time_s.size} rows over {hours:.2f} h, from SOC {soc0:g}, capacity {capacity_ah:g} Ah as given.")
+    ends = "Check the OCV ends: below and above the rests they are extrapolated."
+    header = [source, *check.splitlines(), f"{limits}. {ends}"]
     lines = [
-        f"{fitted_to} {log.time_s.size} rows",
-        f"# over {(log.time_s[-1] - log.time_s[0]) / 3600:.2f} h, from SOC {soc0:g}, capacity {capacity_ah:g} Ah as given.",
-        check,
-        f"# {limits}; thermal keys are the model's defaults. Check the OCV ends: below and above the rests they",
-        "# are extrapolated.",
+        *(f"# {line}" for text in header for line in textwrap.wrap(text, COMMENT_WIDTH)),
         f"name = {_toml_string(name)}",
         f"capacity_ah = {capacity_ah:g}",
         f"r0_ohm = {r0_ohm[reference]:.6g}             # the discharge step at SOC {r0_soc[reference]:.3f}",
@@ -434,6 +486,11 @@ def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str,
         arrhenius = f"{temperature.activation_energy_j_per_mol:.5g}"
         lines += [f"# from R0 at {temperature.steps} steps of {temperature.logs}",
                   f"activation_energy_j_per_mol = {arrhenius}", f"reference_c = {ambient_c:g}"]
+    if thermal is not None:
+        heat_capacity, h_ambient, windows = thermal
+        how = f"from temperature_c over {windows} windows of {THERMAL_WINDOW_S:g} s: C dT/dt = I (OCV - V) - h (T - ambient)"
+        lines += ["", f"[thermal]   # {how}", f"heat_capacity_j_per_k = {heat_capacity:.4g}",
+                  f"h_ambient_w_per_k = {h_ambient:.4g}"]
     return "\n".join(lines) + "\n"
 
 
@@ -454,13 +511,17 @@ def _load_text(text: str, source: Path) -> CellParams:
                               "are current_a in A and voltage_v in V?") from None
 
 
-def _simulate(cell: CellParams, log: Log, dt_s: np.ndarray, soc0: float, ambient_c: float) -> np.ndarray:
-    """The fitted cell's voltage at each row, on the log's current."""
+def _simulate(cell: CellParams, log: Log, dt_s: np.ndarray, soc0: float,
+              ambient_c: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted cell's voltage and temperature at each row, on the log's current."""
     pack = Pack(cell, 1, soc0, ambient_c)
     if np.ptp(dt_s) <= 1e-6 * dt_s.mean():
-        return run(pack, log.current_a, float(dt_s.mean()))["cell_voltage_v"][:, 0]
-    voltage_v = np.empty(log.current_a.size)
+        result = run(pack, log.current_a, float(dt_s.mean()))
+        # temperatures move at the thermal updates only: each row holds the last one's
+        updated = np.searchsorted(result["temperature_time_s"], result["time_s"] + 1e-9, side="right") - 1
+        return result["cell_voltage_v"][:, 0], result["temperature_c"][updated, 0]
+    voltage_v, temperature_c = np.empty(log.current_a.size), np.empty(log.current_a.size)
     for k, (current_a, step_s) in enumerate(zip(log.current_a.tolist(), dt_s.tolist())):
         pack.step(current_a, max(step_s, ZERO_ROW_S))
-        voltage_v[k] = pack.cell_voltage_v[0]
-    return voltage_v
+        voltage_v[k], temperature_c[k] = pack.cell_voltage_v[0], pack.temperature_c[0]
+    return voltage_v, temperature_c

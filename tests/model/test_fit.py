@@ -80,7 +80,37 @@ def test_the_fitted_cell_reproduces_the_log(m50_fit):
     # the worst rows are the first pulse at SOC 1 and the last step, below the lowest rest: the OCV's ends
     # are extrapolated there
     assert fit.rms_mv < 8.0 and fit.max_mv < 80.0, (fit.rms_mv, fit.max_mv)
-    assert f"voltage error {fit.rms_mv:.2f} mV RMS" in fit.cell_text
+    header = fit.cell_text.replace("\n# ", " ")   # the comment lines are wrapped
+    assert f"voltage error {fit.rms_mv:.2f} mV RMS" in header and "thermal keys are the model's defaults" in header
+
+
+def _with_temperature(tmp_path, temperature_c=None):
+    """The M50's HPPC log with the cell's temperature, as the model has it (or `temperature_c`)."""
+    cell = load_cell(CELLS / "lg_m50.toml")
+    current_a = PROFILES["hppc"](duration_s=4 * STEP_S, dt_s=1.0, capacity_ah=5.0, pulse_current_a=10.0).demand
+    result = simulate(cell, current_a, 1.0, 1.0)
+    updated = np.searchsorted(result["temperature_time_s"], result["time_s"] + 1e-9, side="right") - 1
+    measured_c = result["temperature_c"][updated, 0] if temperature_c is None else np.full(current_a.size, temperature_c)
+    path = tmp_path / "m50_t.csv"
+    np.savetxt(path, np.column_stack([result["time_s"], current_a, result["cell_voltage_v"][:, 0], measured_c]),
+               fmt="%.10g", delimiter=",", header=HEADER + ",temperature_c", comments="")
+    return cell, path
+
+
+def test_thermal_keys_from_a_temperature_column(tmp_path):
+    cell, path = _with_temperature(tmp_path)
+    fit = fit_hppc(read_log(path), 5.0, 1.0)
+    # the model's heat is I^2 R0 plus each branch's V^2 / R; the fit's, I (OCV - V): the same energy over a window
+    assert fit.cell.heat_capacity_j_per_k == pytest.approx(cell.heat_capacity_j_per_k, rel=0.05)
+    assert fit.cell.h_ambient_w_per_k == pytest.approx(cell.h_ambient_w_per_k, rel=0.1)
+    assert fit.temperature_rms_c < 0.3 and "[thermal]" in fit.cell_text
+    assert f"temperature {fit.temperature_rms_c:.2f} degC RMS" in fit.cell_text.replace("\n# ", " ")
+
+
+def test_a_temperature_that_does_not_follow_the_heat_is_refused(tmp_path):
+    _, path = _with_temperature(tmp_path, temperature_c=25.0)   # a chamber's, or a sensor off the cell
+    message = _error(lambda: fit_hppc(read_log(path), 5.0, 1.0))
+    assert str(path) in message and "does not rise with the cell's heat" in message
 
 
 def test_one_rc_branch(m50_log):
@@ -112,7 +142,7 @@ def test_a_log_with_extra_columns_in_another_order(m50_log, tmp_path):
     rows = np.loadtxt(path, delimiter=",", skiprows=1)
     other = tmp_path / "cycler.csv"
     np.savetxt(other, np.column_stack([rows[:, 2], np.full(len(rows), 25.0), rows[:, 0], rows[:, 1]]),
-               fmt="%.10g", delimiter=",", header="voltage_v,temperature_c,time_s,current_a", comments="")
+               fmt="%.10g", delimiter=",", header="voltage_v,chamber_c,time_s,current_a", comments="")
     assert fit_hppc(read_log(other), cell.capacity_ah, 1.0).r0_steps == 8
 
 
