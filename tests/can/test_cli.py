@@ -47,3 +47,32 @@ def test_check_runs_as_a_command_on_a_real_file():
         "dbc/bms.dbc: 8 messages, 3 multiplexed, 0 with 29-bit IDs, 226 signals",
         f"{tesla}: 44 messages, 2 multiplexed, 0 with 29-bit IDs, 572 signals"]
     assert result.stderr == "no/such.dbc: DBC file not found\n"
+
+
+# `hil dbc map MAP --dbc FILE...`: a map checked against DBC files without a rig.
+DUTS = ROOT / "fixtures" / "duts"
+CE_MAP = ROOT / "fixtures" / "cell_emulators" / "reference-ce.toml"
+
+
+def test_map_says_what_a_good_dut_map_maps(capsys):
+    dbcs = [str(ROOT / "dbc" / name) for name in ("bms.dbc", "vcu.dbc")]
+    assert main(["dbc", "map", str(DUTS / "reference-bms.toml"), "--dbc", *dbcs, "--channels", "96"]) == 0
+    out = capsys.readouterr().out
+    assert "DUT map of reference BMS (mapped): reads state, pack_current_a" in out
+    assert "cell_voltages_v (96 cells from BMS_CellVoltages)" in out and "asks through VCU_Request, VCU_Heartbeat" in out
+
+
+def test_map_checks_a_cell_emulator_map_and_the_pack_size(capsys):
+    dbc = str(ROOT / "dbc" / "cell_emulator.dbc")
+    assert main(["dbc", "map", str(CE_MAP), "--dbc", dbc]) == 0
+    assert "cell-emulator map of reference cell emulator (mapped): cells in 4 frames, thermistors in 3 frames" in (
+        capsys.readouterr().out)
+    assert main(["dbc", "map", str(CE_MAP), "--dbc", dbc, "--channels", "97"]) == 1
+    assert "channel 97 would be signal 'CE_Cell97_Setpoint'" in capsys.readouterr().err
+
+
+def test_map_names_a_dbc_pair_that_cannot_share_a_bus(capsys):
+    """foxBMS 2's DBC and the reference cell emulator's both use ID 0x300: the check says so."""
+    assert main(["dbc", "map", str(DUTS / "foxbms2.toml"), "--dbc", str(realworld("foxbms2_foxbms.dbc")),
+                 str(ROOT / "dbc" / "cell_emulator.dbc")]) == 1
+    assert "message 'CE_CellSetpoint' (ID 0x300) collides with 'f_Debug' (ID 0x300)" in capsys.readouterr().err
