@@ -357,6 +357,15 @@ def _check_setpoints_fit(rig: Rig, db) -> None:
                               f"have {kind} setpoints for {fits} channel(s): no {missing[0]}")
 
 
+def _check_spec_messages(spec, db) -> None:
+    """The messages a spec times must be the DUT's: a misspelt or another BMS's name would time nothing."""
+    names = [message.name for message in db.messages]
+    for name in spec.data["cycle_times"]:
+        if name not in names:
+            raise ConfigError(f"{spec.path} [cycle_times]: message '{name}' is not in the DUT bus's DBC files"
+                              f"{did_you_mean(name, names)}; expected the BMS's periodic messages")
+
+
 def preflight(rig: Rig) -> None:
     """Load every file the rig names (DBCs, cell, spec), check the emulated firmware's calibration and bugs,
     and make its clock, so a bad file, a misspelt key or a real-time priority this user may not use fails
@@ -372,10 +381,13 @@ def preflight(rig: Rig) -> None:
             else:
                 from hil.devices.ce_map import check_capabilities
                 check_capabilities(ce_map, rig.data["rig"].get("capabilities", []), f"{rig.path} [rig]")
-        if bus == rig.data["dut"]["bus"] and (dut_map := rig.load_dut_map(db)) is not None:
-            dut_map.check_cells(rig.data["pack"]["n_series"], db)   # the map alone cannot know the count
+        if bus == rig.data["dut"]["bus"]:
+            dut_db = db
+            if (dut_map := rig.load_dut_map(db)) is not None:
+                dut_map.check_cells(rig.data["pack"]["n_series"], db)   # the map alone cannot know the count
     rig.make_pack()
-    load_spec(rig.spec_path)
+    spec = load_spec(rig.spec_path)
+    _check_spec_messages(spec, dut_db)
     if rig.data["dut"]["kind"] == "emulated":  # the emulated firmware's settings, checked once, here
         from hil.sim.bms_firmware import check_bugs
         from hil.sim.calibration import calibration_from

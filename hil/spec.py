@@ -73,8 +73,8 @@ PLAUSIBLE_BAND = {
 # Protections whose bands must not overlap: (the lower limit, the upper limit).
 ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"))
 
-# The periodic messages tests/bms/test_communication.py times (its PERIODIC), one entry each.
-CYCLE_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC")
+# [cycle_times]: the BMS's periodic messages tests/bms/test_communication.py times, one entry each, by their
+# names in the DUT's DBC (any of its messages; preflight checks they are in it).
 CYCLE_KEYS = {"cycle_ms": Key(above=0), "tolerance_pct": Key(at_least=0, below=100)}
 
 # The plain tables: key -> Key. A table with a required key is required.
@@ -194,10 +194,11 @@ def _check_plain_tables(data: dict, path: Path) -> None:
 
 
 def _named_tables(data: dict, path: Path, table: str, known, required, keys: dict[str, Key]) -> dict[str, dict]:
-    """The `[table.<name>]` entries: each name known, each required one present, each a table of `keys`."""
+    """The `[table.<name>]` entries: each name known (any, for `known` None), each required one present, each a
+    table of `keys`."""
     entries = _sub_table(data, table, str(path), f"{table}.<name>") if table in data else {}
     for name in entries:
-        if name not in known:
+        if known is not None and name not in known:
             raise ConfigError(f"{path} [{table}]: unknown entry '{name}'{did_you_mean(name, known)}; the suite "
                               f"checks {list(known)}")
     missing = [name for name in required if name not in entries]
@@ -251,7 +252,9 @@ def load_spec(path: str | Path) -> Spec:
     _check_table_names(data, path)
     _check_plain_tables(data, path)
     _check_heartbeat(data["heartbeat"], path)
-    _named_tables(data, path, "cycle_times", CYCLE_MESSAGES, CYCLE_MESSAGES, CYCLE_KEYS)
+    if not _named_tables(data, path, "cycle_times", None, (), CYCLE_KEYS):
+        raise ConfigError(f"{path}: [cycle_times] names no message; expected at least one of the BMS's periodic "
+                          "messages, e.g. BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }")
     tables = _named_tables(data, path, "protections", PROTECTIONS, REQUIRED_PROTECTIONS, PROTECTION_KEYS)
     protections = {name: _protection(name, table, f"{path} [protections.{name}]") for name, table in tables.items()}
     _check_bands_apart(protections, path)

@@ -288,3 +288,22 @@ def test_an_unwritable_report_or_lock_folder_is_one_clear_error(pytester, tmp_pa
     result = pytester.runpytest("--set", "dut.kind=external")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*rig lock */a_file/locks/hil-rig-sim.lock: cannot create it (Not a directory)*"])
+
+
+def test_the_communication_tests_time_the_messages_the_spec_names(tmp_path):
+    """[cycle_times] names the BMS's own messages, and the suite times those: here one of them is the reference
+    BMS's cell-voltage message, which has no alive counter, so only the other gets a counter test."""
+    from hil.rig import PROJECT_ROOT
+    text = (PROJECT_ROOT / "fixtures" / "specs" / "reference-bms.toml").read_text()
+    start, end = text.index("BMS_PackData = {"), text.index("[soc]")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text[:start] + "BMS_CellVoltages = { cycle_ms = 100, tolerance_pct = 10 }\n\n" + text[end:])
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                             f"--set=spec.file=\"{spec}\"", "tests/bms/test_communication.py"],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert collected[:3] == [
+        "tests/bms/test_communication.py::test_cycle_time_within_tolerance[BMS_Status]",
+        "tests/bms/test_communication.py::test_cycle_time_within_tolerance[BMS_CellVoltages]",
+        "tests/bms/test_communication.py::test_alive_counters_and_crcs_are_valid[BMS_Status]"], result.stdout
+    assert not any("alive_counters_and_crcs_are_valid[BMS_CellVoltages]" in line for line in collected)

@@ -107,6 +107,17 @@ def test_a_cell_emulator_on_another_bus_is_refused_not_driven_on_the_duts():
         caught.value)
 
 
+def test_a_spec_timing_a_message_the_dut_does_not_have_fails_preflight(tmp_path):
+    """[cycle_times] names the BMS's own messages: a misspelt one would time nothing."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text((ROOT / "fixtures" / "specs" / "reference-bms.toml").read_text().replace("BMS_Status = {",
+                                                                                          "BMS_Statuss = {"))
+    with pytest.raises(ConfigError) as caught:
+        preflight(load_rig(SIM, [f'spec.file="{spec}"']))
+    assert (f"{spec} [cycle_times]: message 'BMS_Statuss' is not in the DUT bus's DBC files (did you mean "
+            "'BMS_Status'") in str(caught.value)
+
+
 def test_a_labs_own_capability_is_accepted():
     assert "climate_chamber" in load_rig(SIM, ['rig.capabilities=["climate_chamber"]']).capabilities
 
