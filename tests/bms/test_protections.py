@@ -155,6 +155,8 @@ def test_measurement_faults_are_detected(bench, relay, fault):
 
 def test_wait_for_signal_values_through_the_bench(bench):
     """The DBC-level wait: BMS_Status reaches NORMAL with both contactors closed, in bench time."""
+    if "BMS_Status" not in {message.name for message in bench.db.messages}:
+        pytest.skip("waits on the reference DBC's BMS_Status, which this BMS's DBC does not have")
     bench.cell_emulator.enable(True)
     bench.bms.request("discharge")
     sample = bench.wait_for("BMS_Status", {"BMS_State": "NORMAL", "BMS_ContactorPos": 1, "BMS_ContactorNeg": 1},
