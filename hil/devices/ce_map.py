@@ -155,12 +155,13 @@ def _setpoints(checker: MapChecker, data: dict, section: str, n_channels: int, *
                               "carries, an integer >= 1 (only the last series may leave it out)")
         series = checker.cell_series({k: v for k, v in item.items() if k != "count"}, key)
         message = checker.messages[series.message]
-        have = {signal.name for signal in message.signals}
-        for name in series.names(count):
-            if name not in have:
-                raise ConfigError(f"{checker.path}: {key}: channel {len(names) + 1} would be signal '{name}', which "
-                                  f"message '{series.message}' does not have{did_you_mean(name, have)}")
-            names.append((series.message, name))
+        missing = series.first_missing(message, count)
+        if missing is not None:
+            name = series.names(count)[missing]
+            raise ConfigError(f"{checker.path}: {key}: channel {len(names) + missing + 1} would be signal '{name}', "
+                              f"which message '{series.message}' does not have"
+                              f"{did_you_mean(name, [signal.name for signal in message.signals])}")
+        names += [(series.message, name) for name in series.names(count)]
         scale += [series.scale] * count
         offset += [series.offset] * count
         if len(names) >= n_channels:

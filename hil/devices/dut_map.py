@@ -51,11 +51,11 @@ the signal's value table does not have, a mode value that does not fit the signa
 
 Limits: one message carries all of the contactor signals (the safe state waits for one frame that shows
 them all open). Without `balancing`, the BMS reports no cell bleeding, and the bench's bleed model stays
-off. Flags are non-zero values, single bits, or one value of a signal (a fault code: one code at a time). One message carries all of a cell series (a multiplexed one, typically),
-their signals told apart by one number; how many cells there are is the rig's (pack.n_series), so the
-load checks the first cell's signal and the preflight the rest (`DutMap.check_cells`). Without
-`cell_voltages_v` or `cell_temperatures_c`, the suite's tests that compare them with what the bench
-applies are skipped.
+off. Flags are non-zero values, single bits, or one value of a signal (a fault code: one code at a time).
+One message carries all of a cell series (a multiplexed one, typically), their signals told apart by one
+number; how many cells there are is the rig's (pack.n_series), so the load checks the first cell's signal
+and the preflight the rest (`DutMap.check_cells`). Without `cell_voltages_v` or `cell_temperatures_c`, the
+suite's tests that compare them with what the bench applies are skipped.
 """
 from __future__ import annotations
 
@@ -123,6 +123,12 @@ class CellSeries:
         """The signals of the first `n_cells` cells, first cell first."""
         return [self.pattern.format(index=self.first + cell) for cell in range(n_cells)]
 
+    def first_missing(self, message, n_cells: int) -> int | None:
+        """The first of `n_cells` cells (from 0) whose signal `message` (cantools') does not have; None if it
+        has them all."""
+        have = {signal.name for signal in message.signals}
+        return next((cell for cell, name in enumerate(self.names(n_cells)) if name not in have), None)
+
 
 @dataclass(frozen=True)
 class DutMap:
@@ -152,14 +158,12 @@ class DutMap:
         """Refuse a cell series whose message has no signal for one of the rig's `n_cells` cells: the load
         checks only the first, as the map does not know the pack."""
         for key, series in self.cells.items():
-            message = db.get_message_by_name(series.message)
-            have = {signal.name for signal in message.signals}
-            names = series.names(n_cells)
-            missing = next((cell for cell, name in enumerate(names) if name not in have), None)
+            missing = series.first_missing(db.get_message_by_name(series.message), n_cells)
             if missing is not None:
                 raise ConfigError(f"{self.path}: [read] {key}: cell {missing + 1} would be signal "
-                                  f"'{names[missing]}', which message '{series.message}' does not have: it has "
-                                  f"signals for the first {missing} of the rig's {n_cells} cells (pack.n_series)")
+                                  f"'{series.names(n_cells)[missing]}', which message '{series.message}' does not "
+                                  f"have: it has signals for the first {missing} of the rig's {n_cells} cells "
+                                  "(pack.n_series)")
 
 
 def load_dut_map(path: str | Path, db) -> DutMap:
