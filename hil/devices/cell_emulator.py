@@ -141,7 +141,13 @@ class MappedCellEmulator(CellEmulator):
         self.bus, self.monitor, self.sender, self.on_send = bus, monitor, sender, on_send
         self.n_channels = n_channels
         self._messages = {m.name: m for m in db.messages}
-        self._defaults = {name: signal_defaults(message) for name, message in self._messages.items()}
+        # Defaults of the messages this driver sends (`_send` fills each frame's other signals with them): a
+        # third-party DBC has dozens more, which every bench would otherwise work out again.
+        sent = {frame.message for setpoints in (ce_map.cells, ce_map.temperatures) if setpoints
+                for frame in setpoints.frames}
+        sent |= {ce_map.current.message} if ce_map.current else set()
+        sent |= {ce_map.relays["message"]} if ce_map.relays else set()
+        self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
         # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
         # nearest, as the built-in driver clips to its DBC's.
         self._cell_limits = self._limits(ce_map.cells)
@@ -208,12 +214,13 @@ class MappedCellEmulator(CellEmulator):
         self._send(self._messages[mapped["message"]], signals)
 
     def outputs_off(self, values: dict) -> bool:
-        return values[self.map.readback.name] == self.map.readback_off
+        return self.map.readback.value(values) == self.map.readback_off
 
     @property
     def outputs_on(self) -> bool | None:
-        value = self.map.readback.value(self._readback_values)
-        return None if value is None else value != self.map.readback_off
+        if self.map.readback.value(self._readback_values) is None:
+            return None
+        return not self.outputs_off(self._readback_values)
 
     @property
     def watchdog_tripped(self) -> bool:
