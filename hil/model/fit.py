@@ -214,7 +214,7 @@ def fit_hppc(log: Log, capacity_ah: float, soc0: float = 1.0, *, n_rc: int = 2, 
     cell = _load_text(text("Not yet simulated."), log.path)
     checks, lines = [], []
     for reading in (main, *readings):
-        voltage_v, temperature_c = _simulate(cell, reading.log, reading.log.dt_s, soc0, reading.ambient_c)
+        voltage_v, temperature_c = _simulate(cell, reading.log, soc0, reading.ambient_c)
         error_v = voltage_v - reading.log.voltage_v
         rms_mv, max_mv = float(np.sqrt(np.mean(error_v ** 2)) * 1e3), float(np.abs(error_v).max() * 1e3)
         line = (f"Simulated on {reading.log.path.name}'s current from SOC {soc0:g} at {reading.ambient_c:g} degC: "
@@ -337,7 +337,8 @@ def _temperature_terms(main: _Reading, others: list[_Reading], table_soc: np.nda
         y += np.log(ratio).tolist()
     if not x:
         raise ConfigError(f"{others[0].log.path}: no discharge step at an SOC inside {main.log.path.name}'s "
-                          f"({main.r0_soc[0]:.2f}..{main.r0_soc[-1]:.2f}); the Arrhenius term compares R0 at the same SOC")
+                          f"({main.r0_soc[0]:.2f}..{main.r0_soc[-1]:.2f}); the Arrhenius term compares R0 at the "
+                          "same SOC")
     x, y = np.array(x), np.array(y)
     activation_j_per_mol = float(GAS_CONSTANT_J_PER_MOL_K * (x @ y) / (x @ x))
     ref_v = np.interp(table_soc, main.rest_soc, main.rest_v)
@@ -467,7 +468,7 @@ def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str,
         f"capacity_ah = {capacity_ah:g}",
         f"r0_ohm = {r0_ohm[reference]:.6g}             # the discharge step at SOC {r0_soc[reference]:.3f}",
         "",
-        f"[ocv]   # the end of each rest of the log{f'; {raised} point(s) raised to keep it non-decreasing' if raised else ''}",
+        f"[ocv]   # the end of each rest of the log{_raised_note(raised)}",
         f"soc   = {_numbers(ocv_soc, 6)}",
         f"volts = {_numbers(ocv_v, 6)}",
     ]
@@ -475,7 +476,8 @@ def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str,
         lines += [f"# dU/dT from the rests of {temperature.logs} against this log's",
                   f"dv_dt_v_per_k = {_numbers(temperature.dv_dt_v_per_k, 3)}", f"reference_c = {ambient_c:g}"]
     for r_ohm, c_f, tau_s in rc:
-        source = f"tau {tau_s:.3g} s, from the relaxation at SOC {relaxation_soc:.3f} ({relaxation_rms_v * 1e3:.2f} mV RMS)"
+        source = (f"tau {tau_s:.3g} s, from the relaxation at SOC {relaxation_soc:.3f} "
+                  f"({relaxation_rms_v * 1e3:.2f} mV RMS)")
         lines += ["", f"[[rc]]   # {source}", f"r_ohm = {r_ohm:.6g}", f"c_f = {c_f:.6g}"]
     if r0_soc.size >= 2 or temperature is not None:
         lines += ["", "[resistance]   # it scales r0_ohm and the RC branches"]
@@ -488,10 +490,15 @@ def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str,
                   f"activation_energy_j_per_mol = {arrhenius}", f"reference_c = {ambient_c:g}"]
     if thermal is not None:
         heat_capacity, h_ambient, windows = thermal
-        how = f"from temperature_c over {windows} windows of {THERMAL_WINDOW_S:g} s: C dT/dt = I (OCV - V) - h (T - ambient)"
+        how = (f"from temperature_c over {windows} windows of {THERMAL_WINDOW_S:g} s: "
+               "C dT/dt = I (OCV - V) - h (T - ambient)")
         lines += ["", f"[thermal]   # {how}", f"heat_capacity_j_per_k = {heat_capacity:.4g}",
                   f"h_ambient_w_per_k = {h_ambient:.4g}"]
     return "\n".join(lines) + "\n"
+
+
+def _raised_note(raised: int) -> str:
+    return f"; {raised} point(s) raised to keep it non-decreasing" if raised else ""
 
 
 def _toml_string(text: str) -> str:
@@ -511,10 +518,9 @@ def _load_text(text: str, source: Path) -> CellParams:
                               "are current_a in A and voltage_v in V?") from None
 
 
-def _simulate(cell: CellParams, log: Log, dt_s: np.ndarray, soc0: float,
-              ambient_c: float) -> tuple[np.ndarray, np.ndarray]:
+def _simulate(cell: CellParams, log: Log, soc0: float, ambient_c: float) -> tuple[np.ndarray, np.ndarray]:
     """The fitted cell's voltage and temperature at each row, on the log's current."""
-    pack = Pack(cell, 1, soc0, ambient_c)
+    pack, dt_s = Pack(cell, 1, soc0, ambient_c), log.dt_s
     if np.ptp(dt_s) <= 1e-6 * dt_s.mean():
         result = run(pack, log.current_a, float(dt_s.mean()))
         # temperatures move at the thermal updates only: each row holds the last one's

@@ -132,7 +132,8 @@ def test_an_emulator_of_another_make_gets_its_frames_from_its_map(other):
     # one frame, and values beyond the signal's range go out as its ends
     emulator.set_cells(np.r_[np.full(4, 3.7), 7.0, -1.0, 3.7, 3.7, np.full(4, 3.7)], groups=range(1, 2))
     frames = received()
-    assert list(frames) == ["SIM_Cells_B"] and [frames["SIM_Cells_B"][f"Ch{c}_mV"] for c in (5, 6, 7)] == [6000, 0, 3700]
+    assert list(frames) == ["SIM_Cells_B"]
+    assert [frames["SIM_Cells_B"][f"Ch{c}_mV"] for c in (5, 6, 7)] == [6000, 0, 3700]
     emulator.set_temperatures(np.full(12, 25.0))   # no thermistors mapped: nothing to send
     emulator.set_current(12.0)
     assert received() == {}
@@ -196,9 +197,9 @@ def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_p
     with pytest.raises(ConfigError, match=r"\[rig\]: capability 'fault_relays', but the cell-emulator map .* has no "
                                           r"\[relays\]; map them, or drop the capability"):
         preflight(rig)
-    (tmp_path / "few.toml").write_text(text.replace('first = 1 }]\n\n[temperatures]', 'first = 1, count = 8 },\n'
-                                                    '          { signals = "CE_CellSetpoint.CE_Cell{index:02d}_Setpoint",'
-                                                    ' first = 9, count = 4 }]\n\n[temperatures]', 1))
+    twelve = ('first = 1, count = 8 },\n          { signals = "CE_CellSetpoint.CE_Cell{index:02d}_Setpoint", '
+              'first = 9, count = 4 }]\n\n[temperatures]')
+    (tmp_path / "few.toml").write_text(text.replace('first = 1 }]\n\n[temperatures]', twelve, 1))
     rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "few.toml"}"'])
     with pytest.raises(ConfigError, match=r"few.toml: \[cells\] series carry 12 channels; the rig has 16"):
         preflight(rig)

@@ -90,7 +90,8 @@ def _with_temperature(tmp_path, temperature_c=None):
     current_a = PROFILES["hppc"](duration_s=4 * STEP_S, dt_s=1.0, capacity_ah=5.0, pulse_current_a=10.0).demand
     result = simulate(cell, current_a, 1.0, 1.0)
     updated = np.searchsorted(result["temperature_time_s"], result["time_s"] + 1e-9, side="right") - 1
-    measured_c = result["temperature_c"][updated, 0] if temperature_c is None else np.full(current_a.size, temperature_c)
+    measured_c = (result["temperature_c"][updated, 0] if temperature_c is None
+                  else np.full(current_a.size, temperature_c))
     path = tmp_path / "m50_t.csv"
     np.savetxt(path, np.column_stack([result["time_s"], current_a, result["cell_voltage_v"][:, 0], measured_c]),
                fmt="%.10g", delimiter=",", header=HEADER + ",temperature_c", comments="")
