@@ -8,6 +8,9 @@ Each tick of the loop, in this order:
 5. every 100 ms the thermistor setpoints, one frame a tick from mid-period;
 6. rest-bus messages (VCU heartbeat and request, cell-emulator heartbeat) go out when due;
 7. the trace records a row every setpoint period: the model's cells, and what the cell emulator outputs.
+
+The cell emulator shares the DUT's CAN bus unless the rig gives it one of its own (`[cell_emulator] bus`):
+then each bus has its own adapter, Monitor and periodic sender, and both go to one CAN log as channels.
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ from hil.trace import Trace
 
 _channel_ids = itertools.count()
 TEMPERATURE_PERIOD_S = 0.1
+# The CAN log's channel of each bus, as python-can counts them (0-based; BLF viewers show CAN 1 and CAN 2).
+DUT_LOG_CHANNEL = 0
+CE_LOG_CHANNEL = 1
 
 
 class Bench:
@@ -64,13 +70,20 @@ class Bench:
         self._limit_discharge_a = self._limit_charge_a = None
         self._contactors_closed = False
         self._balancing_mask = None
-        bus_name = rig.data["dut"]["bus"]
+        bus_name, ce_bus_name = rig.data["dut"]["bus"], rig.data["cell_emulator"]["bus"]
         self.db = load_dbcs(rig.dbc_paths(bus_name))
         precompile(self.db)
+        # The cell emulator's bus, DBC files, sender and Monitor are the DUT's own unless the rig gives it a bus
+        # of its own (a lab's cell emulator is often kept off the vehicle bus).
+        own_ce_bus = ce_bus_name != bus_name
+        self.ce_db = self.db
+        if own_ce_bus:
+            self.ce_db = load_dbcs(rig.dbc_paths(ce_bus_name))
+            precompile(self.ce_db)
         self.boards = None
         self.emulator = None
-        self._board_bus = None
-        self._notifier = None
+        self._board_bus = self._board_ce_bus = None
+        self._notifiers: list[can.Notifier] = []
         self.can_log = None
         self.profile = None
         self.demand = 0.0          # A (or W when demand_kind is "power") when no profile runs
@@ -82,27 +95,31 @@ class Bench:
         # while no channel is forced, so a tick sends the model's values without merging.
         self._forced_cell_v: np.ndarray | None = None
         self._forced_temperature_c: np.ndarray | None = None
-        kwargs = rig.can_kwargs(bus_name)
-        where = self._bus_where = f"{rig.path} [can.{bus_name}]"
-        self._bus_kwargs = kwargs   # its channel is filled in below for emulated boards
+        # Each bus's python-can keywords (its channel is filled in below for emulated boards) and rig table.
+        self._bus_kwargs = {name: rig.can_kwargs(name) for name in dict.fromkeys((bus_name, ce_bus_name))}
+        self._bus_where = {name: f"{rig.path} [can.{name}]" for name in self._bus_kwargs}
         try:
-            bus_class = None
             if rig.emulate_in_process:
-                # A fresh channel per bench keeps parallel and successive benches in one process apart.
-                kwargs["channel"] = f"hil-{os.getpid()}-{next(_channel_ids)}"
-                # The boards poll their bus from the loop's thread: the virtual bus without its thread-safety
-                # costs (hil.can.simbus) carries the same frames, a quarter of a run's time less. On a real
-                # clock the harness's bus is read by a Notifier thread, so it keeps a blocking inbox.
-                if kwargs.get("interface") == "virtual":
-                    bus_class = functools.partial(SimBus, blocking=True) if self.clock.is_real else SimBus
-                self._board_bus = SimBus(channel=kwargs["channel"])
+                board_buses = {}
+                for bus, kwargs in self._bus_kwargs.items():
+                    # A fresh channel per bench keeps parallel and successive benches in one process apart.
+                    kwargs["channel"] = f"hil-{os.getpid()}-{next(_channel_ids)}"
+                    board_buses[bus] = SimBus(channel=kwargs["channel"])
+                self._board_bus = board_buses[bus_name]
+                self._board_ce_bus = board_buses[ce_bus_name] if own_ce_bus else None
                 from hil.sim.boards import BoardHost
-                self.boards = BoardHost(rig, self._board_bus, self.db)
+                self.boards = BoardHost(rig, self._board_bus, self.db, ce_bus=self._board_ce_bus,
+                                        ce_db=self.ce_db if self._board_ce_bus is not None else None)
             elif rig.data["dut"]["kind"] == "emulated":
                 self.emulator = EmulatorProcess(rig)
-                kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus_name]
-            self.bus = open_bus(kwargs, where, bus_class)
+                for bus, kwargs in self._bus_kwargs.items():
+                    kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus]
+            self.bus = self._open_bus(bus_name)
             self.monitor = Monitor(self.db, self.clock.now_s)
+            self.ce_bus, self.ce_monitor = self.bus, self.monitor
+            if own_ce_bus:
+                self.ce_bus = self._open_bus(ce_bus_name)
+                self.ce_monitor = Monitor(self.ce_db, self.clock.now_s)
             if report_dir is not None:
                 report_dir = Path(report_dir)
                 report_dir.mkdir(parents=True, exist_ok=True)
@@ -110,12 +127,22 @@ class Bench:
             self.trace = Trace(Path(report_dir) / f"{name}.csv" if report_dir is not None else None,
                                memory_rows=trace_memory_rows)
             self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
+            self.ce_sender = self.sender
+            # What a tick reads and sends on each bus: (bus, its Monitor, its channel in the CAN log), senders.
+            self._inboxes = [(self.bus, self.monitor, DUT_LOG_CHANNEL)]
+            self._senders = [self.sender]
+            log_ce_sent = self._log_sent
+            if own_ce_bus:
+                log_ce_sent = functools.partial(self._log_sent, channel=CE_LOG_CHANNEL)
+                self.ce_sender = PeriodicSender(self.ce_bus, self.ce_db, on_send=log_ce_sent)
+                self._inboxes.append((self.ce_bus, self.ce_monitor, CE_LOG_CHANNEL))
+                self._senders.append(self.ce_sender)
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.overrun_policy)
             self.bms = make_bms(rig.load_dut_map(self.db), self.monitor, self.sender, self.loop)
-            self.cell_emulator = make_cell_emulator(rig.load_ce_map(self.db), self.bus, self.db, self.sender,
-                                                    self.monitor, rig.data["cell_emulator"]["channels"],
-                                                    on_send=self._log_sent)
+            self.cell_emulator = make_cell_emulator(rig.load_ce_map(self.ce_db), self.ce_bus, self.ce_db,
+                                                    self.ce_sender, self.ce_monitor,
+                                                    rig.data["cell_emulator"]["channels"], on_send=log_ce_sent)
             self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))
             self._temperature_every = max(1, int(round(TEMPERATURE_PERIOD_S / rig.dt_s)))
             # The frames (multiplexer groups) due at each phase of those periods, worked out once.
@@ -126,30 +153,45 @@ class Bench:
             # before a restart would sit ahead of every later one (a negative cycle time in its statistics).
             self.clock.restart()
             if self.clock.is_real:
-                listeners = [self.monitor] + ([self.can_log] if self.can_log else [])
-                self._notifier = can.Notifier(self.bus, listeners, timeout=0.005)
+                for bus, monitor, channel in self._inboxes:
+                    listeners = [monitor] + ([_LogAs(self.can_log, channel)] if self.can_log else [])
+                    self._notifiers.append(can.Notifier(bus, listeners, timeout=0.005))
         except BaseException:
             self.close()
             raise
+
+    def _open_bus(self, name: str) -> can.BusABC:
+        """The harness's end of rig bus `name`. With the boards in this process, they poll their bus from the
+        loop's thread: the virtual bus without its thread-safety costs (hil.can.simbus) carries the same
+        frames, a quarter of a run's time less. On a real clock the harness's bus is read by a Notifier
+        thread, so it keeps a blocking inbox."""
+        kwargs, bus_class = self._bus_kwargs[name], None
+        if self.boards is not None and kwargs.get("interface") == "virtual":
+            bus_class = functools.partial(SimBus, blocking=True) if self.clock.is_real else SimBus
+        return open_bus(kwargs, self._bus_where[name], bus_class)
 
     # --------------------------------------------------------------------------------------------------
     def _stamp(self, msg: can.Message) -> can.Message:
         msg.timestamp = self.clock.now_s() if not self.clock.is_real else time.time()
         return msg
 
-    def _log_sent(self, msg: can.Message) -> None:
+    def _log_sent(self, msg: can.Message, channel: int = DUT_LOG_CHANNEL) -> None:
         if self.can_log is not None:
             msg.is_rx = False
+            msg.channel = channel
             self.can_log.on_message_received(self._stamp(msg))
 
     def tick(self, t_s: float) -> None:
         if self.boards is not None:
             self.boards.tick(t_s)
-        if self._notifier is None:
-            while (msg := self.bus.recv(timeout=0)) is not None:
-                self.monitor.on_message_received(msg)
-                if self.can_log is not None:
-                    self.can_log.on_message_received(self._stamp(msg))
+        if not self._notifiers:
+            can_log = self.can_log
+            for bus, monitor, channel in self._inboxes:
+                while (msg := bus.recv(timeout=0)) is not None:
+                    monitor.on_message_received(msg)
+                    if can_log is not None:
+                        msg.channel = channel
+                        can_log.on_message_received(self._stamp(msg))
         demand = self.profile.at(t_s) if self.profile is not None else self.demand
         kind = self.profile.kind if self.profile is not None else self.demand_kind
         current_a = demand / max(self.pack.pack_voltage_v, 1.0) if kind == "power" else demand
@@ -192,7 +234,8 @@ class Bench:
         if groups:
             self.cell_emulator.set_temperatures(
                 _forced(self.pack.measured_temperature_c, self._forced_temperature_c), groups)
-        self.sender.tick(t_s)
+        for sender in self._senders:
+            sender.tick(t_s)
 
     def _read_bms(self) -> None:
         """The BMS's current limits, contactors and bleed mask as its latest frames report them. The count
@@ -209,8 +252,10 @@ class Bench:
         try:
             self.tick(t_s)
         except can.CanOperationError as exc:
-            adapter = f"{self._bus_kwargs['interface']} on {self._bus_kwargs.get('channel')}"
-            message = (f"{self._bus_where}: CAN adapter {adapter} failed mid-run: {exc} ({exc.__cause__}). "
+            # python-can's error does not say which adapter: with a bus for the cell emulator, either.
+            adapter = " or ".join(f"{self._bus_where[bus]}: CAN adapter {kwargs['interface']} on "
+                                  f"{kwargs.get('channel')}" for bus, kwargs in self._bus_kwargs.items())
+            message = (f"{adapter} failed mid-run: {exc} ({exc.__cause__}). "
                        "It worked before: check its cable, USB connection and power")
             if self.emulator is not None:
                 message += "; " + self.emulator.exit_status(wait_s=1.0)
@@ -275,14 +320,14 @@ class Bench:
             return
         self._closed = True
         self.clock.release()  # the loop's thread leaves real-time scheduling with its bench
-        if self._notifier is not None:
-            self._notifier.stop()
+        for notifier in self._notifiers:
+            notifier.stop()
         if getattr(self, "trace", None) is not None:
             self.trace.close()
-        for bus in (getattr(self, "bus", None), self._board_bus):
-            if bus is not None:
-                with contextlib.suppress(can.CanError):  # a lost adapter cannot be told to close; carry on
-                    bus.shutdown()
+        buses = (getattr(self, "bus", None), getattr(self, "ce_bus", None), self._board_bus, self._board_ce_bus)
+        for bus in {id(bus): bus for bus in buses if bus is not None}.values():
+            with contextlib.suppress(can.CanError):  # a lost adapter cannot be told to close; carry on
+                bus.shutdown()
         if self.can_log is not None:
             self.can_log.stop()
         if self.emulator is not None:
@@ -293,6 +338,17 @@ class Bench:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _LogAs(can.Listener):
+    """Logs a received frame under its bus's CAN log channel (the frames of both buses share one file)."""
+
+    def __init__(self, can_log: CanLog, channel: int):
+        self.can_log, self.channel = can_log, channel
+
+    def on_message_received(self, msg: can.Message) -> None:
+        msg.channel = self.channel
+        self.can_log.on_message_received(msg)
 
 
 def _limits_note(honour_limits: bool) -> str:

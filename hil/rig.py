@@ -300,11 +300,6 @@ def validate(data: dict, path: Path) -> None:
         if data[section]["bus"] not in buses:
             raise ConfigError(f"{where}: key '{section}.bus' = {data[section]['bus']!r}, expected one of the "
                               f"buses {sorted(buses)}")
-    if data["cell_emulator"]["bus"] != data["dut"]["bus"]:
-        # The bench opens the DUT's bus and drives the cell emulator on it: a second bus would be ignored.
-        raise ConfigError(f"{where}: key 'cell_emulator.bus' = {data['cell_emulator']['bus']!r}, expected the "
-                          f"DUT's bus {data['dut']['bus']!r}: the bench drives both on one CAN bus (a cell emulator "
-                          "on a bus of its own is not supported yet)")
     _check_consistent(data, where)
 
 

@@ -153,7 +153,7 @@ def _load_off(bench):
     # Within one setpoint period the cell emulator's current output, which the BMS measures, carries 0 A.
     setpoint_s = bench.loop.t_s + bench.rig.setpoint_period_s
     bms = bench.bms
-    return _read_back(bench, "0 A setpoint", _seen_at(bench, lambda: bench.loop.t_s > setpoint_s),
+    return _read_back(bms.monitor, "0 A setpoint", _seen_at(bench, lambda: bench.loop.t_s > setpoint_s),
                       bms.current_readback,
                       lambda v: bench.pack_current_a == 0.0 and abs(bms.reported_current_a(v)) <= LOAD_ZERO_A)
 
@@ -162,22 +162,23 @@ def _contactors_open(bench):
     bms = bench.bms
     bms.heartbeat(True)   # a test may have stopped the host frames; the request must go out
     bms.request("standby")
-    return _read_back(bench, bms.request_message, _sent(bench, bms.request_message), bms.contactor_readback,
-                      lambda v: not any(v.values()))
+    return _read_back(bms.monitor, bms.request_message, _sent(bench, bms.sender, bms.request_message),
+                      bms.contactor_readback, lambda v: not any(v.values()))
 
 
 def _outputs_off(bench):
     emulator = bench.cell_emulator
-    bench.sender.start(emulator.control_message)   # the cell emulator's heartbeat, which carries the command
+    emulator.sender.start(emulator.control_message)   # the cell emulator's heartbeat, which carries the command
     emulator.enable(False)
-    return _read_back(bench, emulator.control_message, _sent(bench, emulator.control_message),
-                      emulator.outputs_readback, emulator.outputs_off)
+    return _read_back(emulator.monitor, emulator.control_message,
+                      _sent(bench, emulator.sender, emulator.control_message), emulator.outputs_readback,
+                      emulator.outputs_off)
 
 
-def _sent(bench, message: str) -> Callable[[], float | None]:
-    """When periodic `message` had gone out from the next tick on (see `_seen_at`)."""
+def _sent(bench, sender, message: str) -> Callable[[], float | None]:
+    """When periodic `message` had gone out on `sender`'s bus from the next tick on (see `_seen_at`)."""
     since_s = bench.loop.t_s
-    return _seen_at(bench, lambda: (last_s := bench.sender.last_sent_s(message)) is not None and last_s >= since_s)
+    return _seen_at(bench, lambda: (last_s := sender.last_sent_s(message)) is not None and last_s >= since_s)
 
 
 def _seen_at(bench, done: Callable[[], bool]) -> Callable[[], float | None]:
@@ -195,11 +196,10 @@ def _seen_at(bench, done: Callable[[], bool]) -> Callable[[], float | None]:
     return seen_s
 
 
-def _read_back(bench, command: str, sent_s: Callable[[], float | None], status: Readback,
+def _read_back(monitor, command: str, sent_s: Callable[[], float | None], status: Readback,
                safe: Callable[[dict], bool]):
-    """A condition that holds once a `status.message` frame received after the command went out shows its
-    `status.signals` passing `safe`; and what was last seen, for the record."""
-    monitor = bench.monitor
+    """A condition that holds once a `status.message` frame, received by `monitor` (the device's bus) after the
+    command went out, shows its `status.signals` passing `safe`; and what was last seen, for the record."""
     status, signals = status.message, status.signals
 
     def snapshot() -> dict:  # that message's own values: a third-party DBC may use a name in another too

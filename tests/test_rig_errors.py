@@ -100,13 +100,6 @@ def test_numbers_out_of_range_and_inconsistent_keys_are_refused(override, expect
     assert expected in str(caught.value) and "sim.toml" in str(caught.value)
 
 
-def test_a_cell_emulator_on_another_bus_is_refused_not_driven_on_the_duts():
-    with pytest.raises(ConfigError) as caught:
-        load_rig(SIM, ['can.aux={interface = "virtual", dbc = ["../dbc/cell_emulator.dbc"]}', 'cell_emulator.bus="aux"'])
-    assert "key 'cell_emulator.bus' = 'aux', expected the DUT's bus 'main': the bench drives both on one" in str(
-        caught.value)
-
-
 def test_a_spec_timing_a_message_the_dut_does_not_have_fails_preflight(tmp_path):
     """[cycle_times] names the BMS's own messages: a misspelt one would time nothing."""
     spec = tmp_path / "spec.toml"

@@ -84,3 +84,44 @@ def test_frames_are_stamped_on_the_runs_timeline_from_the_first():
     for name, (first_s, last_s, mean_cycle_s) in received.items():
         assert 0.0 <= first_s <= last_s <= now_s, (name, first_s, last_s, now_s)
         assert mean_cycle_s > 0, (name, mean_cycle_s)
+
+
+CE_BUS_RIG = ROOT / "rigs" / "slcan-ce-bus.toml"
+
+
+@pytest.mark.wire
+def test_a_cell_emulator_on_its_own_bus_gets_a_pty_of_its_own():
+    """`hil emulate` serves each bus on its own pty; the harness opens both, and each frame arrives on its bus."""
+    from hil.bench import Bench
+    from hil.rig import load_rig
+    with Bench(load_rig(CE_BUS_RIG)) as bench:
+        endpoints = bench.emulator.endpoints
+        assert endpoints["main"][0] == endpoints["ce"][0] == "slcan" and endpoints["main"][1] != endpoints["ce"][1]
+        bench.power_up()
+        bench.loop.run_for(0.5)
+        assert bench.ce_monitor.stats["CE_Status"].count > 0 and bench.monitor.stats["BMS_Status"].count > 0
+        assert bench.monitor.counters["unknown_id"] == 0 and bench.ce_monitor.counters["unknown_id"] == 0
+        steps = {step.name: step for step in bench.make_safe().steps}
+    assert all(step.confirmed for step in steps.values()), steps
+    assert "CE_Status CE_OutputsOn=0" in steps["outputs"].seen
+
+
+@pytest.mark.slow
+@pytest.mark.wire
+def test_hil_run_with_the_cell_emulator_on_its_own_slcan_bus(tmp_path):
+    """The tests that drive the BMS through the emulator's outputs pass over two ptys, and each test's CAN log
+    keeps the buses apart: channel 1 the BMS's frames, channel 2 the emulator's."""
+    report = tmp_path / "report"
+    result = subprocess.run([sys.executable, "-m", "hil", "run", "--rig", str(CE_BUS_RIG), "--report", str(report),
+                             "-q", "-k", "overvoltage_opens or cell_voltages_are_reported or overtemperature_opens"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    suite = ET.parse(report / "junit.xml").getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    assert int(suite.get("tests")) >= 3 and int(suite.get("failures")) == 0 and int(suite.get("errors")) == 0
+    import can
+    by_channel: dict[int, set[int]] = {}
+    for msg in can.LogReader(str(next((report / "tests").glob("*overvoltage*.blf")))):
+        by_channel.setdefault(msg.channel, set()).add(msg.arbitration_id)
+    assert set(by_channel) == {0, 1} and 0x100 in by_channel[0] and 0x300 in by_channel[1]
+    assert not by_channel[0] & by_channel[1]

@@ -1,7 +1,9 @@
-"""The emulated boards of a rig (reference BMS firmware + cell-emulator board) on one CAN bus.
+"""The emulated boards of a rig (reference BMS firmware + cell-emulator board) on their CAN bus or buses.
 
-`BoardHost.tick(now_s)` is the boards' whole world: drain the bus, hand each frame to every board, run
-their tasks and send their cyclic frames. The sim rig ticks it from the harness loop (one process, virtual
+`BoardHost.tick(now_s)` is the boards' whole world: drain each bus, hand each frame to the boards on that
+bus, run their tasks and send their cyclic frames. The two boards share one bus unless the rig puts the
+cell emulator on a bus of its own (`[cell_emulator] bus`); either way the firmware reads the cells through
+the cell-emulator board's outputs, its analog front end's wires, not over CAN. The sim rig ticks it from the harness loop (one process, virtual
 clock); `hil emulate` ticks it from its own real-time loop in a separate process.
 
 With an `EventLog`, the host reports what an observer of the boards' terminals would see change: the
@@ -24,29 +26,46 @@ from hil.sim.events import EventLog
 
 
 class BoardHost:
-    def __init__(self, rig: Rig, bus: can.BusABC, db: Database, *, events: EventLog | None = None):
+    def __init__(self, rig: Rig, bus: can.BusABC, db: Database, *, ce_bus: can.BusABC | None = None,
+                 ce_db: Database | None = None, events: EventLog | None = None):
+        """`bus` and `db`: the DUT's bus and its DBC files; `ce_bus` and `ce_db` the cell emulator's, when the rig
+        gives it a bus of its own (None: it shares the DUT's)."""
         self.bus = bus
         self.events = events
-        precompile(db)  # in `hil emulate`, the codecs' first use would make its first tick late
         dut = rig.data["dut"]
         pack = rig.data["pack"]
         cell = load_cell(rig.resolve(pack["cell"]))
         self.sender = PeriodicSender(bus, db)
-        self.cell_emulator = CellEmulatorBoard(rig.data["cell_emulator"]["channels"], db, self.sender)
+        if ce_bus is None:
+            ce_bus, ce_db, ce_sender = bus, db, self.sender
+        else:
+            ce_sender = PeriodicSender(ce_bus, ce_db)
+        for database in {id(db): db, id(ce_db): ce_db}.values():
+            precompile(database)  # in `hil emulate`, the codecs' first use would make its first tick late
+        self.cell_emulator = CellEmulatorBoard(rig.data["cell_emulator"]["channels"], ce_db, ce_sender)
         calibration = calibration_from(dut.get("calibration", {}), f"{rig.path} [dut.calibration]")
         self.firmware = BmsFirmware(calibration, pack["n_series"], cell.ocv_soc, cell.ocv_v, self.cell_emulator,
                                     db, self.sender, bugs=dut.get("bugs", []), seed=dut.get("seed", rig.seed),
                                     where=f"{rig.path} [dut] bugs")
         self._boards = (self.cell_emulator, self.firmware)
+        # Each bus with the boards wired to it, and each bus's sender: one of each when the boards share a bus.
+        if ce_bus is bus:
+            self._wiring = ((bus, self._boards),)
+            self._senders = (self.sender,)
+        else:
+            self._wiring = ((ce_bus, (self.cell_emulator,)), (bus, (self.firmware,)))
+            self._senders = (ce_sender, self.sender)
         self._seen = {"outputs_on": False, "contactors_closed": False, "state": None}
 
     def tick(self, now_s: float) -> None:
-        while (msg := self.bus.recv(timeout=0)) is not None:
-            for board in self._boards:
-                board.on_frame(msg, now_s)
+        for bus, boards in self._wiring:
+            while (msg := bus.recv(timeout=0)) is not None:
+                for board in boards:
+                    board.on_frame(msg, now_s)
         for board in self._boards:
             board.tick(now_s)
-        self.sender.tick(now_s)
+        for sender in self._senders:
+            sender.tick(now_s)
         if self.events is not None:
             self._report_changes(None)
 

@@ -1,7 +1,8 @@
 """`hil emulate`: serve a rig's emulated boards in this process, over the rig's real transport.
 
-Buses: 'slcan' on a fresh pty, 'socketcand' on the rig's TCP port on 127.0.0.1 (`hil.sim.socketcand`),
-or 'socketcan'. Once ready it prints `endpoint <bus> <interface> <channel>` per bus, and for the boards'
+Buses (the DUT's, and the cell emulator's when the rig gives it its own): 'slcan' on a fresh pty,
+'socketcand' on the rig's TCP port on 127.0.0.1 (`hil.sim.socketcand`), or 'socketcan'. Once ready it
+prints `endpoint <bus> <interface> <channel>` per bus, and for the boards'
 serial ports `endpoint debug serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`) and
 `endpoint ce-serial serial <pty>` (the cell emulator's control port, `hil.sim.ce_serial`); then `ready`,
 and it flushes. It runs until SIGINT or SIGTERM, until its host hangs up (pty or TCP connection closed:
@@ -111,7 +112,7 @@ def _detach_output() -> None:
 def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None) -> int:
     events_path = events_path or os.environ.get(ENV_VAR) or None
     events = EventLog(events_path) if events_path else None
-    bus_name = rig.data["dut"]["bus"]
+    bus_name, ce_bus_name = rig.data["dut"]["bus"], rig.data["cell_emulator"]["bus"]
     stop = {"signal": None}
 
     def on_signal(signum, _frame):
@@ -121,20 +122,25 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
     signal.signal(signal.SIGINT, on_signal)
     parent_pid = os.getppid()
     host = None
-    bus = None
+    buses: dict[str, can.BusABC] = {}
     ports: dict[str, SerialDevice] = {}
     cause = "shutdown"
     code = 0
     try:
-        bus, channel = open_device_bus(rig, bus_name)
-        host = BoardHost(rig, bus, load_dbcs(rig.dbc_paths(bus_name)), events=events)
+        channels = {}
+        for name in dict.fromkeys((bus_name, ce_bus_name)):  # the cell emulator's bus, if it has its own
+            buses[name], channels[name] = open_device_bus(rig, name)
+        ce_bus = buses[ce_bus_name] if ce_bus_name != bus_name else None
+        host = BoardHost(rig, buses[bus_name], load_dbcs(rig.dbc_paths(bus_name)), ce_bus=ce_bus,
+                         ce_db=load_dbcs(rig.dbc_paths(ce_bus_name)) if ce_bus is not None else None, events=events)
         ports = open_serial_ports(host)
-        print(f"endpoint {bus_name} {rig.can_kwargs(bus_name)['interface']} {channel}", file=out)
+        for name, channel in channels.items():
+            print(f"endpoint {name} {rig.can_kwargs(name)['interface']} {channel}", file=out)
         for name, port in ports.items():
             print(f"endpoint {name} serial {port.path}", file=out)
         print("ready", file=out, flush=True)
         if events is not None:
-            endpoints = {bus_name: channel, **{name: port.path for name, port in ports.items()}}
+            endpoints = {**channels, **{name: port.path for name, port in ports.items()}}
             events.emit("emulate", "ready", endpoints=endpoints, parent_pid=parent_pid)
 
         def tick(now_s: float) -> None:
@@ -178,7 +184,7 @@ def serve(rig: Rig, out=sys.stdout, events_path: str | os.PathLike | None = None
     finally:
         if host is not None:
             host.go_safe(cause)
-        if bus is not None:
+        for bus in buses.values():
             bus.shutdown()
         for port in ports.values():
             port.close()
