@@ -243,3 +243,21 @@ def test_hil_run_refuses_a_bad_spec_before_any_test(tmp_path):
 def test_a_labs_own_table_is_kept_for_its_own_tests(tmp_path):
     spec = load_spec(_spec(tmp_path, "[heartbeat]", "[insulation]\nmin_resistance_kohm = 500.0\n\n[heartbeat]"))
     assert spec.section("insulation")["min_resistance_kohm"] == 500.0
+
+
+PRECHARGE = "\n[precharge]\nmin_precharge_ms = 60\nmax_close_ms = 400\nmax_overlap_ms = 60\n"
+
+
+@pytest.mark.parametrize("table,expected", [
+    (PRECHARGE.replace("max_close_ms = 400", "max_close_ms = 0"),
+     "[precharge]: key 'max_close_ms' = 0, expected a finite number > 0 and <= 60000"),
+    (PRECHARGE.replace("max_overlap_ms = 60\n", ""), "[precharge]: missing key 'max_overlap_ms'"),
+], ids=["close_zero", "overlap_missing"])
+def test_precharge_is_optional_but_checked_when_present(tmp_path, table, expected):
+    """A BMS without a precharge stage leaves [precharge] out (its test skips); one with it states it all."""
+    assert "precharge" not in load_spec(_spec(tmp_path)).data
+    path = tmp_path / "with_precharge.toml"
+    path.write_text(VALID + PRECHARGE)
+    assert load_spec(path).section("precharge")["max_close_ms"] == 400
+    path.write_text(VALID + table)
+    assert expected in _load_error(path)

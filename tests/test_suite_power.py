@@ -74,3 +74,15 @@ def test_mutants_stops_when_the_clean_firmware_fails_the_suite():
     assert "FAILED on clean firmware: test_protections::test_cell_overvoltage_opens_contactors" in result.stdout
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["clean_passed"] is False and summary["bugs"] == 0 and "soc_wrong_sign" not in result.stdout
+
+
+def test_contactor_sequence_defects_are_caught_by_the_precharge_test():
+    """Main closed with precharge, and precharge left closed: both power up to NORMAL and pass every protection;
+    tests/bms/test_precharge.py catches them from the BMS's contactor reports."""
+    result = _hil("mutants", "--bug", "main_with_precharge", "--bug", "precharge_left_closed", "-k",
+                  "test_precharge", "-n", "1", "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    for bug in ("main_with_precharge", "precharge_left_closed"):
+        assert "test_precharge_precedes_the_main_contactor" in " ".join(summary["caught_by"][bug])

@@ -62,6 +62,12 @@ class Bms:
         return bool(v.get("BMS_ContactorPos") and v.get("BMS_ContactorNeg"))
 
     @property
+    def precharge_closed(self) -> bool | None:
+        """Whether the BMS reports its precharge contactor closed (False before it has reported); None when this
+        BMS's proxy cannot read it (a DUT map without `precharge_contactor`)."""
+        return bool(self.monitor.values.get("BMS_ContactorPre"))
+
+    @property
     def faults(self) -> list[str]:
         return fault_names(int(self.monitor.values.get("BMS_FaultBits", 0)))
 
@@ -192,6 +198,12 @@ class MappedBms(Bms):
     @property
     def contactors_closed(self) -> bool:
         return all(signal.value(self._latest[signal.message]) for signal in self.map.contactors)
+
+    @property
+    def precharge_closed(self) -> bool | None:
+        if "precharge_contactor" not in self.map.read:
+            return None
+        return bool(self._read("precharge_contactor"))
 
     @property
     def faults(self) -> list[str]:

@@ -11,6 +11,7 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     pack_current_a = "f_PackValuesP0.Current"          # > 0 discharges, as the harness counts
     # optional, each a "Message.Signal" or a table: soc (0..1), discharge_limit_a, charge_limit_a, pack_voltage_v
     soc = { signal = "f_PackStateEstimation.MinimumSoc", scale = 0.01 }   # value = signal * scale + offset
+    precharge_contactor = "BMS_Status.BMS_ContactorPre"   # optional, closed when non-zero: the sequence test
     # optional: what the BMS measured of each cell, one signal per cell, all in one message; cell k (from
     # 0) is the signal named `signals` with {index} = first + k (a Python format field: {index:03d} pads)
     cell_voltages_v = { signals = "f_CellVoltages.CellVoltage_{index:03d}", first = 0, scale = 0.001 }
@@ -72,6 +73,7 @@ from hil.protocol import FAULT_BITS, BmsState, ModeRequest
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
 _READ_NUMBERS = ("pack_current_a", "soc", "discharge_limit_a", "charge_limit_a", "pack_voltage_v")
+_READ_FLAGS = ("precharge_contactor",)   # closed when non-zero
 _READ_LISTS = ("contactors", "balancing")
 _READ_CELLS = ("cell_voltages_v", "cell_temperatures_c")
 _CELL_KEYS = ("signals", "first", "scale", "offset")
@@ -173,7 +175,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
     checker = MapChecker(path, db)
     checker.sections(data, _SECTIONS, "a DUT map")
     read = checker.table(data, "read", required=True)
-    known = {*_READ_REQUIRED, *_READ_NUMBERS, *_READ_LISTS, *_READ_CELLS}
+    known = {*_READ_REQUIRED, *_READ_NUMBERS, *_READ_FLAGS, *_READ_LISTS, *_READ_CELLS}
     for key in read:
         if key not in known:
             raise ConfigError(f"{path}: [read] unknown key '{key}'{did_you_mean(key, known)}")
@@ -181,7 +183,8 @@ def load_dut_map(path: str | Path, db) -> DutMap:
         if key not in read:
             raise ConfigError(f"{path}: [read] has no '{key}', which the bench needs "
                               f"(see hil/devices/dut_map.py)")
-    signals = {key: checker.signal(read[key], f"[read] {key}") for key in ("state", *_READ_NUMBERS) if key in read}
+    signals = {key: checker.signal(read[key], f"[read] {key}") for key in ("state", *_READ_NUMBERS, *_READ_FLAGS)
+               if key in read}
     contactors = checker.signal_list(read["contactors"], "[read] contactors")
     if len({signal.message for signal in contactors}) > 1:
         raise ConfigError(f"{path}: [read] contactors: {', '.join(map(str, contactors))} are in different "

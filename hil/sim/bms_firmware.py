@@ -50,6 +50,10 @@ BUGS = {
     "shunt_gain_uncalibrated": "the current sensor's gain calibration is not applied: every current reading 3 % high",
     "ut_ignored_in_charge": "the under-temperature check is skipped while charging is requested, so a cold pack "
                             "charges (lithium plating)",
+    "main_with_precharge": "the main contactor is commanded together with the precharge contactor, closing onto "
+                           "an empty DC link (inrush that welds contacts)",
+    "precharge_left_closed": "the precharge contactor is not opened when the main contactor closes (its resistor "
+                             "then carries load current)",
 }
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
@@ -411,14 +415,14 @@ class BmsFirmware:
             return
         # DISCHARGE or CHARGE requested
         if s == BmsState.STANDBY:
-            self.contactor_cmd.update(neg=True, pre=True, pos=False)
+            self.contactor_cmd.update(neg=True, pre=True, pos="main_with_precharge" in self.bugs)
             self.link_v = 0.0
             self._enter(BmsState.PRECHARGE, now_s)
         elif s == BmsState.PRECHARGE:
             if self.contactor_fb["neg"] and self.contactor_fb["pre"]:
                 self.link_v += (self.pack_v - self.link_v) * (1.0 - np.exp(-MAIN_TASK_S / (cal["precharge_tau_ms"] / 1000.0)))
             if self.pack_v > 0 and self.link_v >= cal["precharge_match_pct"] / 100.0 * self.pack_v:
-                self.contactor_cmd.update(pos=True, pre=False)
+                self.contactor_cmd.update(pos=True, pre="precharge_left_closed" in self.bugs)
                 self._enter(BmsState.NORMAL, now_s)
             elif now_s - self._state_entry_s > cal["precharge_timeout_ms"] / 1000.0:
                 self.faults |= 1 << FAULT_BITS["precharge"]

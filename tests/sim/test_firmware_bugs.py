@@ -238,6 +238,37 @@ def test_bug_ut_ignored_in_charge(make_boards):
     assert discharging.fault("cell_ut"), "discharge mode is still checked"
 
 
+def _contactor_feedback_through_power_up(boards) -> list[dict]:
+    """Each distinct feedback of the three contactors, from the discharge request until NORMAL has settled."""
+    boards.standby()
+    boards.request("discharge")
+    seen = []
+    for _ in range(40):   # 0.4 s: the request, precharge (~0.1 s) and two contactor delays
+        boards.step()
+        if not seen or seen[-1] != boards.fw.contactor_fb:
+            seen.append(dict(boards.fw.contactor_fb))
+    return seen
+
+
+def test_bug_main_with_precharge(make_boards):
+    clean, buggy = _both(make_boards, "main_with_precharge")
+    clean_seen, buggy_seen = (_contactor_feedback_through_power_up(b) for b in (clean, buggy))
+    precharging = {"pos": False, "neg": True, "pre": True}
+    assert precharging in clean_seen and clean_seen[-1] == {"pos": True, "neg": True, "pre": False}, clean_seen
+    assert precharging not in buggy_seen, "the bug closes main with precharge"
+    assert {"pos": True, "neg": True, "pre": True} in buggy_seen and buggy.fw.state == BmsState.NORMAL
+
+
+def test_bug_precharge_left_closed(make_boards):
+    clean, buggy = _both(make_boards, "precharge_left_closed")
+    clean_seen, buggy_seen = (_contactor_feedback_through_power_up(b) for b in (clean, buggy))
+    assert clean_seen[-1] == {"pos": True, "neg": True, "pre": False}, clean_seen
+    assert buggy_seen[-1] == {"pos": True, "neg": True, "pre": True}, "the bug leaves precharge closed"
+    assert {"pos": False, "neg": True, "pre": True} in buggy_seen, "it still precharges first"
+    buggy.request("standby")
+    buggy.run_until(lambda: not any(buggy.fw.contactor_fb.values()), 0.3, "a standby request opens all three")
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"

@@ -1,0 +1,60 @@
+"""The power-up contactor sequence, as the BMS reports it: precharge first, then main, then precharge open.
+
+Closing the main contactor onto an empty DC link draws an inrush that can weld its contacts, so the BMS
+must charge the link through the precharge contactor (and its resistor) first. Once the main contactor is
+closed the precharge path must open: its resistor is sized for a pulse, not for the load current. Runs when
+the spec has a [precharge] table and the BMS's proxy reads its precharge contactor.
+"""
+import pytest
+
+from hil.protocol import BmsState
+
+
+class Sequence:
+    """The times (s) the BMS's reports first showed the precharge contactor closed, the main contactors
+    closed, and then the precharge contactor open again, polled every tick."""
+
+    def __init__(self, bms):
+        self.bms = bms
+        self.precharge_s = self.main_s = self.released_s = None
+        self.seen: list[str] = []
+
+    def poll(self, t_s: float) -> bool:
+        """Note what changed; True once the sequence is complete (main closed, precharge open)."""
+        precharge, main = self.bms.precharge_closed, self.bms.contactors_closed
+        state = f"precharge={'closed' if precharge else 'open'} main={'closed' if main else 'open'}"
+        if not self.seen or not self.seen[-1].endswith(state):
+            self.seen.append(f"t={t_s:.3f} s {state}")
+        if precharge and self.precharge_s is None and self.main_s is None:
+            self.precharge_s = t_s
+        if main and self.main_s is None:
+            self.main_s = t_s
+        if main and not precharge and self.released_s is None:
+            self.released_s = t_s
+        return self.released_s is not None
+
+    def describe(self) -> str:
+        return "; ".join(self.seen) + f"; {self.bms.describe()}"
+
+
+def test_precharge_precedes_the_main_contactor(bench, spec, measure):
+    if "precharge" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [precharge]: this BMS has no precharge stage")
+    if bench.bms.precharge_closed is None:
+        pytest.skip("this BMS's proxy reads no precharge contactor (a DUT map without precharge_contactor)")
+    limits = spec.section("precharge")
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    assert not bench.bms.contactors_closed and not bench.bms.precharge_closed, bench.bms.describe()
+    sequence = Sequence(bench.bms)
+    requested_s = bench.loop.t_s
+    bench.bms.request("discharge")
+    bench.loop.run_until(lambda: sequence.poll(bench.loop.t_s), 5 * limits["max_close_ms"] / 1000,
+                         sequence.describe)
+    assert sequence.precharge_s is not None and sequence.precharge_s < sequence.main_s, (
+        f"main contactors closed with no precharge before them: {sequence.describe()}")
+    measure("precharge_duration", (sequence.main_s - sequence.precharge_s) * 1000,
+            low=limits["min_precharge_ms"], unit="ms")
+    measure("precharge_close_time", (sequence.main_s - requested_s) * 1000, high=limits["max_close_ms"], unit="ms")
+    measure("precharge_overlap", (sequence.released_s - sequence.main_s) * 1000, high=limits["max_overlap_ms"],
+            unit="ms")
