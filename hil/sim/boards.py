@@ -1,10 +1,12 @@
 """The emulated boards of a rig (reference BMS firmware + cell-emulator board) on their CAN bus or buses.
 
 `BoardHost.tick(now_s)` is the boards' whole world: drain each bus, hand each frame to the boards on that
-bus, run their tasks and send their cyclic frames. The two boards share one bus unless the rig puts the
-cell emulator on a bus of its own (`[cell_emulator] bus`); either way the firmware reads the cells through
-the cell-emulator board's outputs, its analog front end's wires, not over CAN. The sim rig ticks it from the harness loop (one process, virtual
-clock); `hil emulate` ticks it from its own real-time loop in a separate process.
+bus, run their tasks and send their cyclic frames. The sim rig ticks it from the harness loop (one process,
+virtual clock); `hil emulate` ticks it from its own real-time loop in a separate process.
+
+The two boards share one bus unless the rig puts the cell emulator on a bus of its own (`[cell_emulator]
+bus`). Either way the firmware reads the cells through the cell-emulator board's outputs (its analog front
+end's wires), not over CAN.
 
 With an `EventLog`, the host reports what an observer of the boards' terminals would see change: the
 cell emulator's outputs, the BMS's main contactors (feedback, not command) and its state. Changes are

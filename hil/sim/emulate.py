@@ -2,12 +2,11 @@
 
 Buses (the DUT's, and the cell emulator's when the rig gives it its own): 'slcan' on a fresh pty,
 'socketcand' on the rig's TCP port on 127.0.0.1 (`hil.sim.socketcand`), or 'socketcan'. Once ready it
-prints `endpoint <bus> <interface> <channel>` per bus, and for the boards'
-serial ports `endpoint debug serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`) and
-`endpoint ce-serial serial <pty>` (the cell emulator's control port, `hil.sim.ce_serial`); then `ready`,
-and it flushes. It runs until SIGINT or SIGTERM, until its host hangs up (pty or TCP connection closed:
-DeviceLost), or until its parent process dies;
-in every case the boards go safe (contactors open, outputs off) before it exits.
+prints `endpoint <bus> <interface> <channel>` per bus, and for the boards' serial ports `endpoint debug
+serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`) and `endpoint ce-serial serial <pty>` (the cell
+emulator's control port, `hil.sim.ce_serial`); then `ready`, and it flushes. It runs until SIGINT or
+SIGTERM, until its host hangs up (pty or TCP connection closed: DeviceLost), or until its parent process
+dies; in every case the boards go safe (contactors open, outputs off) before it exits.
 
 Timing when the harness dies (SIGKILL included): the kernel closes its end of the pty, the next tick
 (1 ms) sees the hang-up and the boards go safe; if the harness was not holding the pty, the parent check
