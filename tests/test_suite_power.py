@@ -86,3 +86,13 @@ def test_contactor_sequence_defects_are_caught_by_the_precharge_test():
     assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
     for bug in ("main_with_precharge", "precharge_left_closed"):
         assert "test_precharge_precedes_the_main_contactor" in " ".join(summary["caught_by"][bug])
+
+
+def test_a_charge_limit_that_ignores_the_fullest_cell_is_caught():
+    """Tapering the charge limit by SOC alone passes every protection test; charging a spread pack near full
+    at that limit drives its fullest cell into OV, which the charge ride-through test catches."""
+    result = _hil("mutants", "--bug", "charge_limit_by_soc_only", "-k", "test_charging_a_spread_pack", "-n", "1",
+                  "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary

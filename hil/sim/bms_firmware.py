@@ -54,6 +54,8 @@ BUGS = {
                            "an empty DC link (inrush that welds contacts)",
     "precharge_left_closed": "the precharge contactor is not opened when the main contactor closes (its resistor "
                              "then carries load current)",
+    "charge_limit_by_soc_only": "the charge current limit tapers by SOC alone, not by the highest cell's voltage: a "
+                                "charger that follows it drives the fullest cell of a spread pack into OV",
 }
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
@@ -465,7 +467,16 @@ class BmsFirmware:
         # With contactors open the limit is announced at once; only recoveries under load ramp.
         ramped_a = self.discharge_limit_a + rise_a if self.state == BmsState.NORMAL else target_a
         self.discharge_limit_a = min(target_a, ramped_a)
-        self.charge_limit_a = cal["max_charge_current_a"] * f_temp * f_cold * f_soc_chg
+        # The same for charging, from the fullest cell: the current at which it would sit `charge_sop_margin_v`
+        # below the OV threshold. A charger that follows the limit then holds that cell there (the CV phase),
+        # while the SOC taper alone would let a spread pack's fullest cell run into OV.
+        charge_target_a = cal["max_charge_current_a"] * f_temp * f_cold * f_soc_chg
+        if "charge_limit_by_soc_only" not in self.bugs:
+            charge_headroom_v = cal["cell_ov_v"] - cal["charge_sop_margin_v"] - float(self.cell_v.max())
+            charge_sop_a = max(0.0, max(-self.current_a, 0.0) + charge_headroom_v / cal["cell_r_est_ohm"])
+            charge_target_a = min(charge_target_a, charge_sop_a)
+        charge_ramped_a = self.charge_limit_a + rise_a if self.state == BmsState.NORMAL else charge_target_a
+        self.charge_limit_a = min(charge_target_a, charge_ramped_a)
         balancing_allowed = self.state in (BmsState.STANDBY, BmsState.NORMAL) or (
             "balancing_during_fault" in self.bugs and self.state == BmsState.FAULT)
         if cal["balancing_enabled"] and balancing_allowed and self.current_a <= 0.5:

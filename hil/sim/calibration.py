@@ -41,7 +41,9 @@ CALIBRATION = {
     "max_discharge_current_a": (20.0, "A, discharge current limit before derating"),
     "max_charge_current_a": (5.0, "A, charge current limit before derating"),
     "sop_margin_v": (0.2, "V above cell_uv_v the weakest cell may be loaded to (discharge SOP limit)"),
-    "cell_r_est_ohm": (0.02, "ohm, the firmware's estimate of a cell's 10 s resistance, for the SOP limit"),
+    "charge_sop_margin_v": (0.05, "V below cell_ov_v the highest cell may be charged to (charge SOP limit: the CV "
+                                  "phase)"),
+    "cell_r_est_ohm": (0.02, "ohm, the firmware's estimate of a cell's 10 s resistance, for the SOP limits"),
     "limit_rise_a_per_s": (5.0, "A/s, fastest rise of the discharge current limit"),
     "self_discharge_window_s": (60.0, "s of rest over which each cell's mean voltage is compared with the last"),
     "self_discharge_mv": (0.5, "mV more drop than the median cell, window to window, flags self-discharge"),
@@ -64,7 +66,8 @@ RANGES = {
                      "charge_oc_a", "discharge_oc_a"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
                      "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
-                     "balance_threshold_mv", "sop_margin_v", "self_discharge_mv", "max_charge_current_a"),
+                     "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
+                     "max_charge_current_a"),
                     _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
 }

@@ -1,4 +1,6 @@
 """Transients that stay within limits must not trip the BMS."""
+import pytest
+
 from hil.profiles import PROFILES, ai_training
 from hil.protocol import BmsState
 
@@ -65,3 +67,27 @@ def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     limit_a = bench.bms.discharge_limit_a
     assert max(r[1] / (n_series * r[4]) for r in rows) > limit_a, "the profile never asked for more than the limit"
     measure("drone_peak_current_vs_limit", max(r[2] for r in rows) - limit_a, low=-0.05, high=0.05, unit="A")
+
+
+# A pack near full, its cells spread: the fullest reaches the top well before the pack's mean SOC does.
+CHARGE_SOC0, CHARGE_SOC_SPREAD = 0.88, 0.03
+CHARGE_S = 300.0
+
+
+@pytest.mark.rig_requires("virtual_clock")  # five minutes of charging: run where time is virtual
+def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custom_bench, spec, measure):
+    """A charger that follows the BMS's charge current limit must never drive the fullest cell into OV (a
+    nuisance trip at the end of every charge), and must still be let charge that cell up to the top."""
+    bench = custom_bench(f"pack.soc0={CHARGE_SOC0}", f"pack.soc_spread={CHARGE_SOC_SPREAD}")
+    ov = spec.protections["cell_ov"]
+    bench.power_up("charge")
+    # The charger asks for just under the charge over-current trip; the BMS's limit caps it.
+    bench.set_load(-(spec.protections["charge_oc"].low - 0.5))
+    peak_v = 0.0
+    for _ in range(round(CHARGE_S)):
+        bench.loop.run_for(1.0)
+        peak_v = max(peak_v, float(bench.pack.cell_voltage_v.max()))
+        assert not bench.bms.faults and bench.bms.contactors_closed, (
+            f"tripped charging at the BMS's limit, fullest cell at {peak_v:.4f} V: {bench.bms.describe()}")
+    measure("charge_fullest_cell_peak", peak_v, low=spec.value("ride_through.min_charge_cell_v"), high=ov.low,
+            unit="V")

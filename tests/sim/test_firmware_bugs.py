@@ -269,6 +269,18 @@ def test_bug_precharge_left_closed(make_boards):
     buggy.run_until(lambda: not any(buggy.fw.contactor_fb.values()), 0.3, "a standby request opens all three")
 
 
+def test_bug_charge_limit_by_soc_only(make_boards):
+    clean, buggy = _both(make_boards, "charge_limit_by_soc_only", soc0=0.5)
+    for boards in (clean, buggy):
+        boards.power_up("charge")
+        # One cell above the level the charge SOP holds the fullest cell at; the pack mid SOC (no SOC taper).
+        boards.ce.setpoint_v[3] = boards.cal["cell_ov_v"] - boards.cal["charge_sop_margin_v"] + 0.01
+        boards.run_for(0.5)
+    assert clean.fw.charge_limit_a == 0.0, "the fullest cell is past its CV level: no more charge"
+    assert buggy.fw.charge_limit_a == pytest.approx(buggy.cal["max_charge_current_a"]), "the bug reads SOC only"
+    assert clean.fw.discharge_limit_a > 0, "discharging that pack is still allowed"
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"
