@@ -44,7 +44,7 @@ CALIBRATION = {
     "charge_sop_margin_v": (0.05, "V below cell_ov_v the highest cell may be charged to (charge SOP limit: the CV "
                                   "phase)"),
     "cell_r_est_ohm": (0.02, "ohm, the firmware's estimate of a cell's 10 s resistance, for the SOP limits"),
-    "limit_rise_a_per_s": (5.0, "A/s, fastest rise of the discharge current limit"),
+    "limit_rise_a_per_s": (5.0, "A/s, fastest rise of the discharge and charge current limits"),
     "self_discharge_window_s": (60.0, "s of rest over which each cell's mean voltage is compared with the last"),
     "self_discharge_mv": (0.5, "mV more drop than the median cell, window to window, flags self-discharge"),
     "derate_start_c": (45.0, "degC above which current limits derate linearly to 0 at cell_ot_c"),
