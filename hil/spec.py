@@ -104,14 +104,18 @@ TABLES = {
     # contactor closed for at least min_precharge_ms before the main contactors close (the DC link's RC, ~3
     # time constants), main closed within max_close_ms of the host's request, and the precharge contactor
     # open within max_overlap_ms of the main one closing.
+    # Current limits against the hottest cell (tests/bms/test_derating.py): full up to start_c, falling linearly
+    # to 0 at end_c, each limit within tolerance_pct of its full value of that line.
+    "derating": {"start_c": Key(above=-273.15, below=200), "end_c": Key(above=-273.15, below=200),
+                 "tolerance_pct": Key(at_least=0, at_most=100)},
     "precharge": {"min_precharge_ms": Key(at_least=0, at_most=60_000), "max_close_ms": Key(above=0, at_most=60_000),
                   "max_overlap_ms": Key(at_least=0, at_most=60_000)},
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
-                "ride_through", "accuracy", "precharge")
-# A BMS without the stage leaves these out, and their tests skip (many low-voltage packs switch with MOSFETs
-# and have no precharge contactor).
-OPTIONAL_TABLES = ("precharge",)
+                "ride_through", "accuracy", "derating", "precharge")
+# A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
+# MOSFETs and have no precharge contactor; a small pack may only cut off at OT, without derating).
+OPTIONAL_TABLES = ("derating", "precharge")
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,13 @@ def _check_bands_apart(protections: dict[str, Protection], path: Path) -> None:
                                   f"{over.unit}; expected {lower} wholly below {upper}")
 
 
+def _check_derating(data: dict, path: Path) -> None:
+    derating = data.get("derating")
+    if derating is not None and not derating["start_c"] < derating["end_c"]:
+        raise ConfigError(f"{path} [derating]: key 'start_c' = {derating['start_c']!r}, expected below key 'end_c' = "
+                          f"{derating['end_c']!r}: the limits fall from full at start_c to 0 at end_c")
+
+
 def _check_heartbeat(heartbeat: dict, path: Path) -> None:
     """The reaction is timed from the host's last frame, so its budget includes the timeout itself."""
     if not heartbeat["max_reaction_ms"] > heartbeat["timeout_ms"]:
@@ -263,6 +274,7 @@ def load_spec(path: str | Path) -> Spec:
     _check_table_names(data, path)
     _check_plain_tables(data, path)
     _check_heartbeat(data["heartbeat"], path)
+    _check_derating(data, path)
     if not _named_tables(data, path, "cycle_times", None, (), CYCLE_KEYS):
         raise ConfigError(f"{path}: [cycle_times] names no message; expected at least one of the BMS's periodic "
                           "messages, e.g. BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }")

@@ -262,3 +262,11 @@ def test_precharge_is_optional_but_checked_when_present(tmp_path, table, expecte
     assert load_spec(path).section("precharge")["max_close_ms"] == 400
     path.write_text(VALID + table)
     assert expected in _load_error(path)
+
+
+def test_derating_is_optional_and_its_line_must_fall(tmp_path):
+    path = tmp_path / "derating.toml"
+    path.write_text(VALID + "\n[derating]\nstart_c = 45.0\nend_c = 60.0\ntolerance_pct = 5.0\n")
+    assert load_spec(path).section("derating")["end_c"] == 60.0
+    path.write_text(VALID + "\n[derating]\nstart_c = 60.0\nend_c = 45.0\ntolerance_pct = 5.0\n")
+    assert "[derating]: key 'start_c' = 60.0, expected below key 'end_c' = 45.0" in _load_error(path)

@@ -96,3 +96,12 @@ def test_a_charge_limit_that_ignores_the_fullest_cell_is_caught():
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert result.returncode == 0, result.stdout + result.stderr
     assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+
+
+def test_derating_from_the_mean_temperature_is_caught():
+    """Derating from the thermistors' mean passes the over-temperature test (its trip uses the hottest); one hot
+    cell in the derating test shows the limits barely move."""
+    result = _hil("mutants", "--bug", "derating_from_mean_temperature", "-k", "test_derating", "-n", "1", "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary

@@ -56,6 +56,8 @@ BUGS = {
                              "then carries load current)",
     "charge_limit_by_soc_only": "the charge current limit tapers by SOC alone, not by the highest cell's voltage: a "
                                 "charger that follows it drives the fullest cell of a spread pack into OV",
+    "derating_from_mean_temperature": "the current limits derate from the mean of the thermistors instead of the "
+                                      "hottest: one hot cell barely lowers them",
 }
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
@@ -451,7 +453,7 @@ class BmsFirmware:
 
     def _slow_task(self, now_s: float) -> None:
         cal = self.cal
-        t_max = float(self.temp_c.max())
+        t_max = float(self.temp_c.mean() if "derating_from_mean_temperature" in self.bugs else self.temp_c.max())
         span_c = max(1e-6, cal["cell_ot_c"] - cal["derate_start_c"])
         f_temp = min(1.0, max(0.0, (cal["cell_ot_c"] - t_max) / span_c))
         f_cold = min(1.0, max(0.0, (float(self.temp_c.min()) - cal["cell_ut_c"]) / 20.0))

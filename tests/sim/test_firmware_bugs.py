@@ -281,6 +281,22 @@ def test_bug_charge_limit_by_soc_only(make_boards):
     assert clean.fw.discharge_limit_a > 0, "discharging that pack is still allowed"
 
 
+def test_bug_derating_from_mean_temperature(make_boards):
+    clean, buggy = _both(make_boards, "derating_from_mean_temperature")
+    for boards in (clean, buggy):
+        boards.power_up()
+        # One cell half-way along the derating line (derate_start_c to cell_ot_c), the rest at 25 degC.
+        boards.ce.setpoint_c[5] = (boards.cal["derate_start_c"] + boards.cal["cell_ot_c"]) / 2
+        boards.run_for(0.5)
+    full_a = clean.cal["max_discharge_current_a"]
+    assert clean.fw.discharge_limit_a == pytest.approx(full_a / 2, rel=0.02), "derated from the hottest cell"
+    assert buggy.fw.discharge_limit_a == pytest.approx(full_a), "the mean (26.6 degC) is below derate_start_c"
+    for boards in (clean, buggy):   # all cells hot: the mean is the hottest, and the bug derates too
+        boards.ce.setpoint_c[:] = boards.ce.setpoint_c[5]
+        boards.run_for(0.5)
+    assert buggy.fw.discharge_limit_a == pytest.approx(clean.fw.discharge_limit_a)
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"

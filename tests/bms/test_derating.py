@@ -1,0 +1,41 @@
+"""Current limits derate with the hottest cell: full up to [derating] start_c, falling linearly to 0 at end_c.
+
+One thermistor channel is heated, the others stay at the pack's temperature: a BMS that derates from the
+mean, or from some sensors only, barely moves. The temperatures rise from step to step, so each limit only
+falls and no rate limit on its recovery can blur the reading. Runs when the spec has a [derating] table.
+"""
+import pytest
+
+# Where on the derating line each step sits (0: start_c, 1: end_c), rounded onto the thermistor setpoints'
+# 0.5 degC grid; the last stays short of end_c, where the over-temperature protection takes over.
+LINE_POINTS = (-0.15, 0.5, 0.75)
+GRID_C = 0.5
+
+
+def _expected_fraction(temperature_c: float, start_c: float, end_c: float) -> float:
+    return min(1.0, max(0.0, (end_c - temperature_c) / (end_c - start_c)))
+
+
+def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
+    if "derating" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [derating]: this BMS's limits do not follow temperature")
+    derating = spec.section("derating")
+    start_c, end_c, tolerance = derating["start_c"], derating["end_c"], derating["tolerance_pct"] / 100
+    settle_s = spec.value("accuracy.temperature_settle_ms") / 1000
+    bench.power_up()
+    bench.loop.run_for(5.0)   # the discharge limit ramps up after power-up
+    full_a = {"discharge": bench.bms.discharge_limit_a, "charge": bench.bms.charge_limit_a}
+    if None in full_a.values():
+        pytest.skip(f"no current limits read from this BMS after 5 s in NORMAL ({full_a}): a DUT map without "
+                    "discharge_limit_a and charge_limit_a?")
+    assert all(full_a.values()), f"no current limits at {bench.pack.temperature_c.max():.1f} degC: {full_a}"
+    channel = bench.pack.n_series // 2
+    for point in LINE_POINTS:
+        temperature_c = round((start_c + point * (end_c - start_c)) / GRID_C) * GRID_C
+        bench.force_temperature(channel, temperature_c)
+        bench.loop.run_for(settle_s)
+        assert not bench.bms.faults, f"tripped with one cell at {temperature_c} degC: {bench.bms.describe()}"
+        expected = _expected_fraction(temperature_c, start_c, end_c)
+        for kind, limit_a in (("discharge", bench.bms.discharge_limit_a), ("charge", bench.bms.charge_limit_a)):
+            measure(f"derating_{kind}_at_{temperature_c:g}C", limit_a / full_a[kind], low=expected - tolerance,
+                    high=expected + tolerance)
