@@ -12,7 +12,7 @@ import pytest
 from hil.bench import Bench
 from hil.can.dbc import load_dbcs
 from hil.can.simbus import SimBus
-from hil.errors import ConfigError
+from hil.errors import ConfigError, DeviceLost
 from hil.protocol import BmsState
 from hil.rig import PROJECT_ROOT, load_rig, preflight
 
@@ -93,3 +93,15 @@ def test_a_cell_emulator_on_a_bus_the_rig_lacks_is_refused():
     with pytest.raises(ConfigError) as caught:
         load_rig(SIM, ['cell_emulator.bus="ce"'])
     assert "key 'cell_emulator.bus' = 'ce', expected one of the buses ['main']" in str(caught.value)
+
+
+def test_an_emulator_adapter_that_is_absent_is_named_by_its_own_table(tmp_path):
+    """The DUT's adapter opens; the emulator's does not: the error names [can.ce] and its device, not the DUT's."""
+    overrides = ['dut.kind="external"', 'cell_emulator.kind="can"', 'rig.capabilities=[]',
+                 f'can.main.dbc=["{DBC / "bms.dbc"}", "{DBC / "vcu.dbc"}"]', 'can.main.channel="ce-bus-absent"',
+                 f'can.ce={{interface = "slcan", channel = "{tmp_path / "ttyACM9"}", sleep_after_open = 0, '
+                 f'dbc = ["{DBC / "cell_emulator.dbc"}"]}}', 'cell_emulator.bus="ce"']
+    with pytest.raises(DeviceLost) as caught:
+        Bench(load_rig(SIM, overrides))
+    assert "[can.ce]: cannot open CAN device: interface 'slcan' channel" in str(caught.value)
+    assert "ttyACM9" in str(caught.value) and "[can.main]" not in str(caught.value)
