@@ -36,6 +36,7 @@ FAULT_BITS = {
     "thermistor": 9,
     "self_discharge": 10,
     "afe": 11,
+    "insulation": 12,
 }
 
 

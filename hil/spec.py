@@ -58,9 +58,10 @@ class Key:
 
 # The unit each protection's threshold and tolerance are in: the tests step and measure in these units.
 PROTECTION_UNITS = {"cell_ov": "V", "cell_uv": "V", "discharge_oc": "A", "charge_oc": "A",
-                    "cell_ot": "degC", "cell_ut": "degC"}
+                    "cell_ot": "degC", "cell_ut": "degC", "insulation": "ohm/V"}
 PROTECTIONS = tuple(PROTECTION_UNITS)
-# The ones tests/bms always steps across; cell_ut is tested when a spec states it (a BMS may have none).
+# The ones tests/bms always steps across; cell_ut and insulation (pack to chassis, in ohm per volt of pack
+# voltage) are tested when a spec states them (a BMS may have neither).
 REQUIRED_PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot")
 PROTECTION_KEYS = {"unit": Key(str, required=False), "threshold": Key(), "tolerance": Key(at_least=0),
                    "max_reaction_ms": Key(above=0)}
@@ -69,6 +70,8 @@ PLAUSIBLE_BAND = {
     "V": (0.0, 6.0, "a cell voltage, above 0 V and below 6 V for any chemistry (not in mV)"),
     "A": (0.0, math.inf, "a current magnitude above 0 A (charge_oc counts charging current as positive)"),
     "degC": (-273.15, 200.0, "a cell temperature above -273.15 degC and below 200 degC (not in kelvin)"),
+    "ohm/V": (0.0, 100_000.0, "a resistance per volt of pack voltage above 0 and below 100000 ohm/V (100 ohm/V is "
+                              "the usual DC error level)"),
 }
 # Protections whose bands must not overlap: (the lower limit, the upper limit).
 ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"))

@@ -153,13 +153,13 @@ def test_rig_requires_skips_with_the_reason(pytester):
     pytester.makepyfile(test_skip="""
         import pytest
 
-        @pytest.mark.rig_requires("fault_relays", "hv_insulation")
+        @pytest.mark.rig_requires("fault_relays", "climate_chamber")
         def test_needs(bench):
             pass
     """)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*rig 'sim' lacks ?'hv_insulation'?*"])
+    result.stdout.fnmatch_lines(["*rig 'sim' lacks ?'climate_chamber'?*"])
 
 
 def test_long_tests_show_progress(pytester, monkeypatch):

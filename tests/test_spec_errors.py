@@ -106,7 +106,8 @@ def test_valid_and_shipped_specs_load(tmp_path):
     assert "cell_ut" not in spec.protections   # known, but no test needs it: a BMS may leave it out
     for path in sorted((ROOT / "fixtures" / "specs").glob("*.toml")):
         spec = load_spec(path)
-        assert set(spec.protections) == {"cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut"}
+        assert set(spec.protections) == {"cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut",
+                                         "insulation"}
 
 
 # Defect 1: a number where a table belongs.

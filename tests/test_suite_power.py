@@ -105,3 +105,13 @@ def test_derating_from_the_mean_temperature_is_caught():
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert result.returncode == 0, result.stdout + result.stderr
     assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+
+
+def test_an_insulation_check_at_start_up_only_is_caught():
+    """Reading the insulation monitor only with the contactors open passes every other test; an insulation fault
+    that appears in operation is caught by the insulation protection test."""
+    result = _hil("mutants", "--bug", "insulation_checked_at_startup_only", "-k", "test_insulation", "-n", "1",
+                  "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary

@@ -89,7 +89,10 @@ def _last_line(text: str) -> int:
 def _syntax_error(path: Path, text: str, exc: Exception) -> str:
     """"file:line: not a valid DBC file: reason" for an exception from cantools' parser."""
     line = _LINE.search(str(exc))
-    if line and int(line.group(1)) > _last_line(text):  # the error is in _END_MARK: the text stopped mid-statement
+    # An error past the text (in _END_MARK) means it stopped mid-statement; one on a last line that has no line
+    # break (files end with one) means it stopped inside that line, say in a quoted name.
+    last = _last_line(text)
+    if line and (int(line.group(1)) > last or (int(line.group(1)) == last and not text.endswith(("\n", "\r")))):
         return (f"{path}:{_last_line(text)}: not a valid DBC file: the file ends in the middle of this statement; "
                 "is it cut short?")
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -32,6 +32,10 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     open_wire = "CE_Relay_OpenWire"       # each relay's signal, 1 closes the fault; any may be left out
     short = "CE_Relay_Short"
 
+    [insulation]                # optional: an insulation fault from the pack to chassis (the rig's "hv_insulation")
+    resistance = "CE_InsulationFault.CE_Iso_Resistance"   # ohm; a table with scale = 1000 for a signal in kOhm
+    connect = "CE_InsulationFault.CE_Iso_Connect"         # 1 connects the resistor, 0 opens it (same message)
+
 A multiplexed setpoint message is sent one frame per multiplexer value its channels use; a plain one, one
 frame. The frames are spread over the setpoint period, as the built-in driver's are. Everything is checked
 when the rig is checked (preflight), against its DBC files and its channel count and capabilities: a
@@ -52,11 +56,12 @@ from hil.datafile import read_toml
 from hil.devices.dut_map import MapChecker, Signal
 from hil.errors import ConfigError, did_you_mean
 
-_SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays"}
+_SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation"}
 _SERIES_KEYS = {"series"}
 _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
 _RELAY_KEYS = {"message", "channel", "first_channel", *RELAYS}
+_INSULATION_KEYS = ("resistance", "connect")
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class CeMap:
     readback_off: float
     relays: dict[str, str] | None    # "message", "channel" and each mapped relay -> signal name
     relay_first_channel: int
+    insulation: tuple[Signal, Signal] | None   # (resistance in ohm, connect), one message
 
 
 def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
@@ -124,7 +130,7 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         control_cycle_s=checker.cycle_s(checker.messages[command.message], outputs.get("cycle_s"), "[outputs]"),
         readback=readback,
         readback_off=checker.value_of(outputs.get("readback_off", 0), readback_dbc, "[outputs] readback_off"),
-        relays=relays, relay_first_channel=relay_first_channel)
+        relays=relays, relay_first_channel=relay_first_channel, insulation=_insulation(checker, data))
 
 
 def _keys(path: Path, table: dict, known: set[str], where: str) -> None:
@@ -211,12 +217,29 @@ def _relays(checker: MapChecker, data: dict) -> tuple[dict[str, str] | None, int
     return relays, first
 
 
+def _insulation(checker: MapChecker, data: dict) -> tuple[Signal, Signal] | None:
+    table = checker.table(data, "insulation")
+    if not table:
+        return None
+    _keys(checker.path, table, set(_INSULATION_KEYS), "[insulation]")
+    missing = [key for key in _INSULATION_KEYS if key not in table]
+    if missing:
+        raise ConfigError(f"{checker.path}: [insulation] has no '{missing[0]}'; expected both of "
+                          f"{', '.join(_INSULATION_KEYS)}")
+    resistance, connect = (checker.signal(table[key], f"[insulation] {key}") for key in _INSULATION_KEYS)
+    if connect.message != resistance.message:
+        raise ConfigError(f"{checker.path}: [insulation] connect is in '{connect.message}', resistance in "
+                          f"'{resistance.message}'; expected one message, so one frame switches the fault")
+    return resistance, connect
+
+
 def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
-    """A rig that claims thermistors or fault relays needs the map to serve them (its tests would use them)."""
-    for capability, served in (("thermistors", ce_map.temperatures is not None),
-                               ("fault_relays", ce_map.relays is not None)):
+    """A rig that claims thermistors, fault relays or insulation faults needs the map to serve them (its tests
+    would use them)."""
+    for capability, section, served in (("thermistors", "temperatures", ce_map.temperatures is not None),
+                                        ("fault_relays", "relays", ce_map.relays is not None),
+                                        ("hv_insulation", "insulation", ce_map.insulation is not None)):
         if capability in capabilities and not served:
-            section = "temperatures" if capability == "thermistors" else "relays"
             raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
                               f"[{section}]; map them, or drop the capability")
 

@@ -54,7 +54,10 @@ class CellEmulator:
         self._temps = db.get_message_by_name("CE_TempSetpoint")
         self._current = db.get_message_by_name("CE_CurrentSetpoint")
         self._relay = db.get_message_by_name("CE_FaultRelay")
-        self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay)}
+        self._insulation = db.get_message_by_name("CE_InsulationFault")
+        self._insulation_max_ohm = self._insulation.get_signal_by_name("CE_Iso_Resistance").maximum
+        self._defaults = {m.name: signal_defaults(m)
+                          for m in (self._cells, self._temps, self._current, self._relay, self._insulation)}
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
         self.sender = sender
@@ -118,6 +121,14 @@ class CellEmulator:
                                  "CE_Relay_Short": int(short), "CE_Relay_ThermistorOpen": int(thermistor_open),
                                  "CE_Relay_ThermistorShort": int(thermistor_short)})
 
+    def set_insulation_fault(self, resistance_ohm: float | None) -> None:
+        """Connect `resistance_ohm` between the pack and chassis (an insulation fault); None disconnects it."""
+        if resistance_ohm is not None and not 0 <= resistance_ohm <= self._insulation_max_ohm:
+            raise ConfigError(f"insulation fault of {resistance_ohm!r} ohm: expected 0 to "
+                              f"{self._insulation_max_ohm:g} ohm (CE_Iso_Resistance), or None to disconnect")
+        self._send(self._insulation, {"CE_Iso_Connect": int(resistance_ohm is not None),
+                                      "CE_Iso_Resistance": round(resistance_ohm or 0)})
+
     def outputs_off(self, values: dict) -> bool:
         """Whether `outputs_readback`'s signal values show the outputs off."""
         return values["CE_OutputsOn"] == 0
@@ -147,6 +158,7 @@ class MappedCellEmulator(CellEmulator):
                 for frame in setpoints.frames}
         sent |= {ce_map.current.message} if ce_map.current else set()
         sent |= {ce_map.relays["message"]} if ce_map.relays else set()
+        sent |= {ce_map.insulation[0].message} if ce_map.insulation else set()
         self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
         # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
         # nearest, as the built-in driver clips to its DBC's.
@@ -212,6 +224,15 @@ class MappedCellEmulator(CellEmulator):
         signals = {mapped["channel"]: channel + self.map.relay_first_channel}
         signals.update({mapped[name]: int(relays.get(name, False)) for name in RELAYS if name in mapped})
         self._send(self._messages[mapped["message"]], signals)
+
+    def set_insulation_fault(self, resistance_ohm: float | None) -> None:
+        if self.map.insulation is None:
+            raise ConfigError(f"{self.map.path}: has no [insulation]: {self.map.name} cannot inject an insulation "
+                              "fault")
+        resistance, connect = self.map.insulation
+        value = 0.0 if resistance_ohm is None else (float(resistance_ohm) - resistance.offset) / resistance.scale
+        self._send(self._messages[resistance.message], {resistance.name: value,
+                                                        connect.name: int(resistance_ohm is not None)})
 
     def outputs_off(self, values: dict) -> bool:
         return self.map.readback.value(values) == self.map.readback_off

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -58,6 +59,8 @@ BUGS = {
                                 "charger that follows it drives the fullest cell of a spread pack into OV",
     "derating_from_mean_temperature": "the current limits derate from the mean of the thermistors instead of the "
                                       "hottest: one hot cell barely lowers them",
+    "insulation_checked_at_startup_only": "the insulation monitor is read only while the contactors are open, so an "
+                                          "insulation fault that appears in operation goes unseen",
 }
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
@@ -139,7 +142,10 @@ class BmsFirmware:
             "cell_uv": deb("uv_debounce_ms"), "charge_oc": deb("oc_debounce_ms"),
             "discharge_oc": deb("oc_debounce_ms"), "cell_ot": deb("ot_debounce_ms"),
             "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
+            "insulation": deb("insulation_debounce_ms"),
         }
+        self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
+        self._insulation_next_s = 0.0
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
         self._add_tx(sender)
 
@@ -283,7 +289,8 @@ class BmsFirmware:
         self._check("discharge_oc", discharge_a > cal["discharge_oc_a"])
         self._check("charge_oc", -self.current_a > cal["charge_oc_a"])
         self._check_temperatures(t_min, t_max)
-        self._update_warnings(v_min, v_max, t_min, t_max)
+        insulation_ohm_per_v = self._check_insulation(now_s)
+        self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
             self.faults = self.active
@@ -327,6 +334,18 @@ class BmsFirmware:
         self._check("cell_ut", not ut_skipped and aany(plausible_t & (temp_c < cal["cell_ut_c"])))
         self._check("thermistor", not aall(plausible_t))
 
+    def _check_insulation(self, now_s: float) -> float:
+        """The insulation monitor's reading of the pack's resistance to chassis, refreshed once per measurement
+        cycle, against the error level in ohm per volt of the pack; returns that ratio for the warning tier."""
+        if now_s + 1e-9 >= self._insulation_next_s:
+            self._insulation_next_s = now_s + self.cal["insulation_period_ms"] / 1000.0
+            connected = self.state in (BmsState.PRECHARGE, BmsState.NORMAL)
+            if not ("insulation_checked_at_startup_only" in self.bugs and connected):
+                self.insulation_ohm = self.board.insulation_ohm()
+        ohm_per_v = self.insulation_ohm / max(self.pack_v, 1.0)
+        self._check("insulation", ohm_per_v < self.cal["insulation_fault_ohm_per_v"])
+        return ohm_per_v
+
     def _log_new_faults(self, now_s: float) -> None:
         """One log entry per fault bit that has latched since the last task (again after a clear)."""
         new = self.faults & ~self._logged_faults
@@ -334,7 +353,7 @@ class BmsFirmware:
             self.fault_log.extend((round(now_s * 1000), name) for name, bit in FAULT_BITS.items() if new >> bit & 1)
         self._logged_faults = self.faults
 
-    def _update_warnings(self, v_min, v_max, t_min, t_max) -> None:
+    def _update_warnings(self, v_min, v_max, t_min, t_max, insulation_ohm_per_v: float) -> None:
         """The warning tier, from the cells' and sensors' extremes this task measured."""
         cal, w = self.cal, 0
         if v_max > cal["cell_ov_v"] - cal["warning_margin_v"]:
@@ -351,6 +370,8 @@ class BmsFirmware:
             w |= 1 << FAULT_BITS["cell_ut"]
         if self._last_heartbeat_s is None and self.state != BmsState.INIT:
             w |= 1 << FAULT_BITS["heartbeat"]
+        if insulation_ohm_per_v < cal["insulation_warning_ohm_per_v"]:
+            w |= 1 << FAULT_BITS["insulation"]
         self.warnings = w | self.warnings_latched
 
     def _heartbeat(self, now_s: float) -> None:

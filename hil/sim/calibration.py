@@ -48,6 +48,11 @@ CALIBRATION = {
     "self_discharge_window_s": (60.0, "s of rest over which each cell's mean voltage is compared with the last"),
     "self_discharge_mv": (0.5, "mV more drop than the median cell, window to window, flags self-discharge"),
     "derate_start_c": (45.0, "degC above which current limits derate linearly to 0 at cell_ot_c"),
+    "insulation_fault_ohm_per_v": (100.0, "ohm per volt of pack voltage below which the insulation to chassis is "
+                                          "an error (100 ohm/V for DC: UN ECE R100, IEC 61557-8)"),
+    "insulation_warning_ohm_per_v": (500.0, "ohm per volt below which the insulation is a warning"),
+    "insulation_period_ms": (1000, "ms between the insulation monitor's readings (real monitors take seconds)"),
+    "insulation_debounce_ms": (1000, "ms a reading must stay below the error level before the error"),
     "status_cycle_ms": (20, "ms between BMS_Status frames"),
     "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
 }
@@ -63,16 +68,18 @@ RANGES = {
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
-                     "charge_oc_a", "discharge_oc_a"), _POSITIVE),
+                     "charge_oc_a", "discharge_oc_a", "insulation_period_ms"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
                      "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
-                     "max_charge_current_a"),
+                     "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
+                     "insulation_debounce_ms"),
                     _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
 }
 # (lower key, upper key): thresholds that must not cross
-ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"))
+ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),
+           ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"))
 
 
 def calibration_from(table: dict, where: str) -> dict:

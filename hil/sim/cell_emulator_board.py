@@ -8,6 +8,8 @@ Both ports command the same board: the last command wins.
 """
 from __future__ import annotations
 
+import math
+
 import cantools
 import numpy as np
 from cantools.database import Database
@@ -34,6 +36,7 @@ class CellEmulatorBoard:
         self.short = np.zeros(n_channels, dtype=bool)
         self.thermistor_open = np.zeros(n_channels, dtype=bool)
         self.thermistor_short = np.zeros(n_channels, dtype=bool)
+        self.insulation_fault_ohm = math.inf   # the injected pack-to-chassis resistance; inf: none connected
         self._last_heartbeat_s: float | None = None
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
@@ -42,7 +45,8 @@ class CellEmulatorBoard:
             "CE_OutputsOn": int(self.outputs_on), "CE_WatchdogTripped": int(self.watchdog_tripped),
             "CE_ChannelCount": n_channels,
             "CE_FaultRelayCount": int(self.open_wire.sum() + self.short.sum()
-                                      + self.thermistor_open.sum() + self.thermistor_short.sum())})
+                                      + self.thermistor_open.sum() + self.thermistor_short.sum()
+                                      + math.isfinite(self.insulation_fault_ohm))})
 
     def on_frame(self, msg, now_s: float) -> None:
         message = self._ids.get(msg.arbitration_id)
@@ -72,6 +76,8 @@ class CellEmulatorBoard:
                 self.short[ch] = bool(sig["CE_Relay_Short"])
                 self.thermistor_open[ch] = bool(sig["CE_Relay_ThermistorOpen"])
                 self.thermistor_short[ch] = bool(sig["CE_Relay_ThermistorShort"])
+        elif name == "CE_InsulationFault":
+            self.insulation_fault_ohm = float(sig["CE_Iso_Resistance"]) if sig["CE_Iso_Connect"] else math.inf
 
     def host_alive(self, now_s: float) -> None:
         """A host heartbeat (CAN `CE_Control` or the serial `heartbeat`): it feeds the watchdog."""
@@ -92,6 +98,7 @@ class CellEmulatorBoard:
     def go_safe(self) -> None:
         self.outputs_on = False
         self.current_a = 0.0
+        self.insulation_fault_ohm = math.inf
 
     # What the BMS's analog front end sees ------------------------------------------------------------
     def cell_voltage_v(self) -> np.ndarray:
@@ -109,3 +116,7 @@ class CellEmulatorBoard:
 
     def shunt_current_a(self) -> float:
         return self.current_a if self.outputs_on else 0.0
+
+    def insulation_ohm(self) -> float:
+        """The pack's resistance to chassis that an insulation monitor measures: the injected fault, or none."""
+        return self.insulation_fault_ohm if self.outputs_on else math.inf

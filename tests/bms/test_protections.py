@@ -122,6 +122,27 @@ def test_cell_undertemperature_opens_contactors(bench, spec, measure):
     assert "cell_ut" in bench.bms.faults
 
 
+@pytest.mark.rig_requires("hv_insulation")
+def test_insulation_fault_opens_contactors(bench, spec, measure):
+    """A resistance from the pack to chassis below the error level (ohm per volt of pack voltage) is a shock
+    hazard: the BMS must open; just above the level it must not."""
+    iso = spec.protections.get("insulation")
+    if iso is None:
+        pytest.skip("the spec states no [protections.insulation]")
+    bench.power_up()
+    pack_v = float(bench.pack.measured_cell_voltage_v.sum())   # at rest: what the BMS measures too
+    try:
+        bench.cell_emulator.set_insulation_fault(1.05 * iso.high * pack_v)
+        bench.loop.run_for(BELOW_HOLD_FACTOR * iso.max_reaction_ms / 1000)
+        assert bench.bms.contactors_closed, f"tripped above {iso.high} ohm/V: {bench.bms.describe()}"
+        reaction_s = _step_and_time(bench, lambda: bench.cell_emulator.set_insulation_fault(0.95 * iso.low * pack_v),
+                                    timeout_s=5 * iso.max_reaction_ms / 1000)
+    finally:
+        bench.cell_emulator.set_insulation_fault(None)   # the resistor is the bench's: never leave it connected
+    measure("insulation_reaction", reaction_s * 1000, high=iso.max_reaction_ms, unit="ms")
+    assert "insulation" in bench.bms.faults
+
+
 def test_overvoltage_spikes_shorter_than_debounce_do_not_trip(bench, spec):
     """Transients above the threshold but shorter than the debounce are not a fault: the debounce resets."""
     ov = spec.protections["cell_ov"]

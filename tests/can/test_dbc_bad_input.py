@@ -60,8 +60,9 @@ def _last_line(data: bytes) -> int:
 
 
 # Cut points in dbc/bms.dbc: in the BO_/SG_ section (mid-number, mid-unit, inside a receiver list with no line
-# break after it, inside a BO_ line) and in the BA_ section.
-CUTS = [400, 821, 1500, BMS.index(b" HOST,VCU\n") + 5, BMS.index(b"BO_ 272") + 6, 3000, 9000, 14000, 16300]
+# break after it, inside a BO_ line), in the BA_ section, and inside a quoted attribute name.
+CUTS = [400, 821, 1500, BMS.index(b" HOST,VCU\n") + 5, BMS.index(b"BO_ 272") + 6, 3000, 9000, 14000, 16300,
+        BMS.index(b'BA_ "GenMsgCycleTime"') + 12]
 
 
 @pytest.mark.parametrize("cut", CUTS)

@@ -176,6 +176,10 @@ BAD_MAPS = [
      r"\[cells\] series\[0\]: unknown key 'signal' \(did you mean 'signals'\?\)"),
     (("[outputs]", "[relays]\nmessage = \"SIM_Command\"\nchannel = \"Mode\"\n\n[outputs]"),
      r"\[relays\] maps no relay; expected one or more of open_wire, short"),
+    (("[outputs]", "[insulation]\nresistance = \"SIM_Command.Mode\"\n\n[outputs]"),
+     r"\[insulation\] has no 'connect'; expected both of resistance, connect"),
+    (("[outputs]", "[insulation]\nresistance = \"SIM_Cells_A.Ch1_mV\"\nconnect = \"SIM_Command.Mode\"\n\n[outputs]"),
+     r"\[insulation\] connect is in 'SIM_Command', resistance in 'SIM_Cells_A'; expected one message"),
 ]
 
 
@@ -202,6 +206,15 @@ def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_p
     (tmp_path / "few.toml").write_text(text.replace('first = 1 }]\n\n[temperatures]', twelve, 1))
     rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "few.toml"}"'])
     with pytest.raises(ConfigError, match=r"few.toml: \[cells\] series carry 12 channels; the rig has 16"):
+        preflight(rig)
+
+
+def test_a_rig_that_injects_insulation_faults_needs_the_maps_insulation(tmp_path):
+    text = REFERENCE_CE_MAP.read_text()
+    (tmp_path / "no-insulation.toml").write_text(text[:text.index("[insulation]")])
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "no-insulation.toml"}"'])
+    with pytest.raises(ConfigError, match=r"capability 'hv_insulation', but the cell-emulator map .* has no "
+                                          r"\[insulation\]"):
         preflight(rig)
 
 

@@ -297,6 +297,22 @@ def test_bug_derating_from_mean_temperature(make_boards):
     assert buggy.fw.discharge_limit_a == pytest.approx(clean.fw.discharge_limit_a)
 
 
+def test_bug_insulation_checked_at_startup_only(make_boards):
+    clean, buggy = _both(make_boards, "insulation_checked_at_startup_only")
+    for boards in (clean, buggy):
+        boards.power_up()
+        # 50 ohm/V of the pack's voltage: half the error level.
+        boards.ce.insulation_fault_ohm = 0.5 * boards.cal["insulation_fault_ohm_per_v"] * boards.fw.pack_v
+        boards.run_for(3.0)   # a measurement cycle and the debounce, with margin
+    assert clean.fault("insulation") and not clean.closed
+    assert not buggy.fault("insulation") and buggy.closed, "the bug never reads the monitor with HV connected"
+    standby = make_boards(bugs=["insulation_checked_at_startup_only"])
+    standby.standby()
+    standby.ce.insulation_fault_ohm = 0.5 * standby.cal["insulation_fault_ohm_per_v"] * standby.fw.pack_v
+    standby.run_for(3.0)
+    assert standby.fault("insulation"), "with the contactors open it still reads the monitor"
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"
