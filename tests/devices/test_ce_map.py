@@ -194,27 +194,24 @@ def test_a_bad_map_is_refused_naming_the_file_and_key(tmp_path, change, error):
     assert str(tmp_path / "bad.toml") in str(caught.value)
 
 
-def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_path):
+@pytest.mark.parametrize("section,capability", [("relays", "fault_relays"), ("insulation", "hv_insulation")])
+def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_path, section, capability):
     text = REFERENCE_CE_MAP.read_text()
-    (tmp_path / "no-relays.toml").write_text(text[:text.index("[relays]")])
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "no-relays.toml"}"'])
-    with pytest.raises(ConfigError, match=r"\[rig\]: capability 'fault_relays', but the cell-emulator map .* has no "
-                                          r"\[relays\]; map them, or drop the capability"):
+    start = text.index(f"[{section}]")
+    end = text.find("\n[", start + 1)
+    (tmp_path / "less.toml").write_text(text[:start] + (text[end + 1:] if end >= 0 else ""))
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "less.toml"}"'])
+    with pytest.raises(ConfigError, match=rf"\[rig\]: capability '{capability}', but the cell-emulator map .* has no "
+                                          rf"\[{section}\]; map them, or drop the capability"):
         preflight(rig)
+
+
+def test_a_map_that_carries_too_few_channels_fails_its_preflight(tmp_path):
     twelve = ('first = 1, count = 8 },\n          { signals = "CE_CellSetpoint.CE_Cell{index:02d}_Setpoint", '
               'first = 9, count = 4 }]\n\n[temperatures]')
-    (tmp_path / "few.toml").write_text(text.replace('first = 1 }]\n\n[temperatures]', twelve, 1))
+    (tmp_path / "few.toml").write_text(REFERENCE_CE_MAP.read_text().replace('first = 1 }]\n\n[temperatures]', twelve, 1))
     rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "few.toml"}"'])
     with pytest.raises(ConfigError, match=r"few.toml: \[cells\] series carry 12 channels; the rig has 16"):
-        preflight(rig)
-
-
-def test_a_rig_that_injects_insulation_faults_needs_the_maps_insulation(tmp_path):
-    text = REFERENCE_CE_MAP.read_text()
-    (tmp_path / "no-insulation.toml").write_text(text[:text.index("[insulation]")])
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "no-insulation.toml"}"'])
-    with pytest.raises(ConfigError, match=r"capability 'hv_insulation', but the cell-emulator map .* has no "
-                                          r"\[insulation\]"):
         preflight(rig)
 
 
