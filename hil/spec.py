@@ -103,14 +103,14 @@ TABLES = {
                  # From a stimulus's change until the report must meet them: voltages and current, then the
                  # thermistors (reported more slowly, e.g. once a second).
                  "settle_ms": Key(above=0, at_most=60_000), "temperature_settle_ms": Key(above=0, at_most=600_000)},
-    # The power-up sequence (tests/bms/test_precharge.py), from the BMS's contactor reports: the precharge
-    # contactor closed for at least min_precharge_ms before the main contactors close (the DC link's RC, ~3
-    # time constants), main closed within max_close_ms of the host's request, and the precharge contactor
-    # open within max_overlap_ms of the main one closing.
     # Current limits against the hottest cell (tests/bms/test_derating.py): full up to start_c, falling linearly
     # to 0 at end_c, each limit within tolerance_pct of its full value of that line.
     "derating": {"start_c": Key(above=-273.15, below=200), "end_c": Key(above=-273.15, below=200),
                  "tolerance_pct": Key(at_least=0, at_most=100)},
+    # The power-up sequence (tests/bms/test_precharge.py), from the BMS's contactor reports: the precharge
+    # contactor closed for at least min_precharge_ms before the main contactors close (the DC link's RC, ~3
+    # time constants), main closed within max_close_ms of the host's request, and the precharge contactor
+    # open within max_overlap_ms of the main one closing.
     "precharge": {"min_precharge_ms": Key(at_least=0, at_most=60_000), "max_close_ms": Key(above=0, at_most=60_000),
                   "max_overlap_ms": Key(at_least=0, at_most=60_000)},
 }
