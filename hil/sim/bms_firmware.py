@@ -4,10 +4,14 @@
 - The analog front end reads the cell-emulator board once per main task: +-`afe_noise_v` noise and
   16-bit quantisation at 100 uV/LSB (LTC6813 class).
 - States INIT -> STANDBY -> PRECHARGE -> NORMAL -> FAULT (latched until the host clears it) and SAFE.
-- Every protection has a threshold and a debounce time; the warning tier sits a margin inside it.
+- Every protection has a threshold and a debounce time; the warning tier sits a margin inside it. The
+  insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take).
+- Current limits: the discharge and charge limits derate with the hottest cell and taper with SOC, and
+  each also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
-  protection, state-machine and CAN-integrity defects, and measurement defects (a cell reported in the
-  wrong slot, an uncalibrated current gain) that only a comparison with what the bench applies catches.
+  protection, state-machine, contactor-sequence, current-limit and CAN-integrity defects, and measurement
+  defects (a cell reported in the wrong slot, an uncalibrated current gain) that only a comparison with
+  what the bench applies catches.
 """
 from __future__ import annotations
 
