@@ -14,24 +14,27 @@ def _hil(*args, timeout_s=600):
                           timeout=timeout_s, cwd=ROOT)
 
 
-@pytest.mark.slow
-def test_mutants_kills_a_seeded_bug_and_passes_the_clean_firmware():
-    result = _hil("mutants", "--bug", "ov_off_by_one", "--bug", "oc_discharge_ignored", "-k",
-                  "overvoltage_opens or overcurrent_opens", "-n", "1", "--json")
+def _all_killed(bugs: list[str], selection: str) -> dict:
+    """`hil mutants` with `bugs` on the tests `selection` (-k) picks: it must pass the clean firmware and catch
+    every bug. Returns its JSON summary."""
+    result = _hil("mutants", *(arg for bug in bugs for arg in ("--bug", bug)), "-k", selection, "-n", "1", "--json")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert summary["bugs"] == 2 and summary["kill_rate"] == 1.0 and summary["clean_passed"] is True
+    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    return summary
+
+
+@pytest.mark.slow
+def test_mutants_kills_a_seeded_bug_and_passes_the_clean_firmware():
+    summary = _all_killed(["ov_off_by_one", "oc_discharge_ignored"], "overvoltage_opens or overcurrent_opens")
+    assert summary["bugs"] == 2
     assert "test_cell_overvoltage_opens_contactors" in " ".join(summary["caught_by"]["ov_off_by_one"])
 
 
 def test_measurement_defects_are_caught_by_the_accuracy_tests():
     """A swapped cell report and a 3 % current gain error pass every protection; the staircase and the
     current points of tests/bms/test_measurement.py catch them."""
-    result = _hil("mutants", "--bug", "cell_report_swapped", "--bug", "shunt_gain_uncalibrated", "-k",
-                  "test_measurement", "-n", "1", "--json")
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    summary = _all_killed(["cell_report_swapped", "shunt_gain_uncalibrated"], "test_measurement")
     assert "test_cell_voltages_are_reported_within_accuracy" in " ".join(summary["caught_by"]["cell_report_swapped"])
     assert "test_pack_current_is_reported_within_accuracy" in " ".join(summary["caught_by"]["shunt_gain_uncalibrated"])
 
@@ -79,11 +82,7 @@ def test_mutants_stops_when_the_clean_firmware_fails_the_suite():
 def test_contactor_sequence_defects_are_caught_by_the_precharge_test():
     """Main closed with precharge, and precharge left closed: both power up to NORMAL and pass every protection;
     tests/bms/test_precharge.py catches them from the BMS's contactor reports."""
-    result = _hil("mutants", "--bug", "main_with_precharge", "--bug", "precharge_left_closed", "-k",
-                  "test_precharge", "-n", "1", "--json")
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    summary = _all_killed(["main_with_precharge", "precharge_left_closed"], "test_precharge")
     for bug in ("main_with_precharge", "precharge_left_closed"):
         assert "test_precharge_precedes_the_main_contactor" in " ".join(summary["caught_by"][bug])
 
@@ -91,27 +90,16 @@ def test_contactor_sequence_defects_are_caught_by_the_precharge_test():
 def test_a_charge_limit_that_ignores_the_fullest_cell_is_caught():
     """Tapering the charge limit by SOC alone passes every protection test; charging a spread pack near full
     at that limit drives its fullest cell into OV, which the charge ride-through test catches."""
-    result = _hil("mutants", "--bug", "charge_limit_by_soc_only", "-k", "test_charging_a_spread_pack", "-n", "1",
-                  "--json")
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    _all_killed(["charge_limit_by_soc_only"], "test_charging_a_spread_pack")
 
 
 def test_derating_from_the_mean_temperature_is_caught():
     """Derating from the thermistors' mean passes the over-temperature test (its trip uses the hottest); one hot
     cell in the derating test shows the limits barely move."""
-    result = _hil("mutants", "--bug", "derating_from_mean_temperature", "-k", "test_derating", "-n", "1", "--json")
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    _all_killed(["derating_from_mean_temperature"], "test_derating")
 
 
 def test_an_insulation_check_at_start_up_only_is_caught():
     """Reading the insulation monitor only with the contactors open passes every other test; an insulation fault
     that appears in operation is caught by the insulation protection test."""
-    result = _hil("mutants", "--bug", "insulation_checked_at_startup_only", "-k", "test_insulation", "-n", "1",
-                  "--json")
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    _all_killed(["insulation_checked_at_startup_only"], "test_insulation")
