@@ -116,10 +116,6 @@ class Bench:
                     kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus]
             self.bus = self._open_bus(bus_name)
             self.monitor = Monitor(self.db, self.clock.now_s)
-            self.ce_bus, self.ce_monitor = self.bus, self.monitor
-            if own_ce_bus:
-                self.ce_bus = self._open_bus(ce_bus_name)
-                self.ce_monitor = Monitor(self.ce_db, self.clock.now_s)
             if report_dir is not None:
                 report_dir = Path(report_dir)
                 report_dir.mkdir(parents=True, exist_ok=True)
@@ -127,15 +123,17 @@ class Bench:
             self.trace = Trace(Path(report_dir) / f"{name}.csv" if report_dir is not None else None,
                                memory_rows=trace_memory_rows)
             self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
-            self.ce_sender = self.sender
-            # What a tick reads and sends on each bus: (bus, its Monitor, its channel in the CAN log), senders.
-            self._inboxes = [(self.bus, self.monitor, DUT_LOG_CHANNEL)]
+            # What a tick reads and sends on each bus: (bus, its Monitor, its CAN-log listener or None), senders.
+            self._inboxes = [(self.bus, self.monitor, self._log_as(DUT_LOG_CHANNEL))]
             self._senders = [self.sender]
+            self.ce_bus, self.ce_monitor, self.ce_sender = self.bus, self.monitor, self.sender
             log_ce_sent = self._log_sent
             if own_ce_bus:
+                self.ce_bus = self._open_bus(ce_bus_name)
+                self.ce_monitor = Monitor(self.ce_db, self.clock.now_s)
                 log_ce_sent = functools.partial(self._log_sent, channel=CE_LOG_CHANNEL)
                 self.ce_sender = PeriodicSender(self.ce_bus, self.ce_db, on_send=log_ce_sent)
-                self._inboxes.append((self.ce_bus, self.ce_monitor, CE_LOG_CHANNEL))
+                self._inboxes.append((self.ce_bus, self.ce_monitor, self._log_as(CE_LOG_CHANNEL)))
                 self._senders.append(self.ce_sender)
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.overrun_policy)
@@ -153,9 +151,8 @@ class Bench:
             # before a restart would sit ahead of every later one (a negative cycle time in its statistics).
             self.clock.restart()
             if self.clock.is_real:
-                for bus, monitor, channel in self._inboxes:
-                    listeners = [monitor] + ([_LogAs(self.can_log, channel)] if self.can_log else [])
-                    self._notifiers.append(can.Notifier(bus, listeners, timeout=0.005))
+                for bus, monitor, log in self._inboxes:
+                    self._notifiers.append(can.Notifier(bus, [monitor] + ([log] if log else []), timeout=0.005))
         except BaseException:
             self.close()
             raise
@@ -169,6 +166,9 @@ class Bench:
         if self.boards is not None and kwargs.get("interface") == "virtual":
             bus_class = functools.partial(SimBus, blocking=True) if self.clock.is_real else SimBus
         return open_bus(kwargs, self._bus_where[name], bus_class)
+
+    def _log_as(self, channel: int) -> _LogAs | None:
+        return _LogAs(self.can_log, channel) if self.can_log is not None else None
 
     # --------------------------------------------------------------------------------------------------
     def _stamp(self, msg: can.Message) -> can.Message:
@@ -185,13 +185,11 @@ class Bench:
         if self.boards is not None:
             self.boards.tick(t_s)
         if not self._notifiers:
-            can_log = self.can_log
-            for bus, monitor, channel in self._inboxes:
+            for bus, monitor, log in self._inboxes:
                 while (msg := bus.recv(timeout=0)) is not None:
                     monitor.on_message_received(msg)
-                    if can_log is not None:
-                        msg.channel = channel
-                        can_log.on_message_received(self._stamp(msg))
+                    if log is not None:
+                        log.on_message_received(self._stamp(msg))
         demand = self.profile.at(t_s) if self.profile is not None else self.demand
         kind = self.profile.kind if self.profile is not None else self.demand_kind
         current_a = demand / max(self.pack.pack_voltage_v, 1.0) if kind == "power" else demand
@@ -325,7 +323,7 @@ class Bench:
         if getattr(self, "trace", None) is not None:
             self.trace.close()
         buses = (getattr(self, "bus", None), getattr(self, "ce_bus", None), self._board_bus, self._board_ce_bus)
-        for bus in {id(bus): bus for bus in buses if bus is not None}.values():
+        for bus in dict.fromkeys(bus for bus in buses if bus is not None):   # ce_bus is bus when they share one
             with contextlib.suppress(can.CanError):  # a lost adapter cannot be told to close; carry on
                 bus.shutdown()
         if self.can_log is not None:

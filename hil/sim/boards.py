@@ -37,13 +37,14 @@ class BoardHost:
         dut = rig.data["dut"]
         pack = rig.data["pack"]
         cell = load_cell(rig.resolve(pack["cell"]))
+        # In `hil emulate`, the codecs' first use would make its first tick late: compile them now.
+        precompile(db)
         self.sender = PeriodicSender(bus, db)
         if ce_bus is None:
             ce_bus, ce_db, ce_sender = bus, db, self.sender
         else:
+            precompile(ce_db)
             ce_sender = PeriodicSender(ce_bus, ce_db)
-        for database in {id(db): db, id(ce_db): ce_db}.values():
-            precompile(database)  # in `hil emulate`, the codecs' first use would make its first tick late
         self.cell_emulator = CellEmulatorBoard(rig.data["cell_emulator"]["channels"], ce_db, ce_sender)
         calibration = calibration_from(dut.get("calibration", {}), f"{rig.path} [dut.calibration]")
         self.firmware = BmsFirmware(calibration, pack["n_series"], cell.ocv_soc, cell.ocv_v, self.cell_emulator,
