@@ -101,6 +101,7 @@ def _describe_ce_map(ce_map) -> str:
     parts = [f"cells in {len(ce_map.cells.frames)} frames"]
     if ce_map.temperatures is not None:
         parts.append(f"thermistors in {len(ce_map.temperatures.frames)} frames")
-    parts += [name for name, mapped in (("current", ce_map.current), ("relays", ce_map.relays)) if mapped]
+    parts += [name for name, mapped in (("current", ce_map.current), ("relays", ce_map.relays),
+                                        ("insulation", ce_map.insulation)) if mapped]
     return (f"{ce_map.path}: cell-emulator map of {ce_map.name}: {', '.join(parts)}; outputs by {ce_map.outputs}, "
             f"read back from {ce_map.readback}")
