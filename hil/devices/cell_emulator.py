@@ -55,7 +55,6 @@ class CellEmulator:
         self._current = db.get_message_by_name("CE_CurrentSetpoint")
         self._relay = db.get_message_by_name("CE_FaultRelay")
         self._insulation = db.get_message_by_name("CE_InsulationFault")
-        self._insulation_max_ohm = self._insulation.get_signal_by_name("CE_Iso_Resistance").maximum
         self._defaults = {m.name: signal_defaults(m)
                           for m in (self._cells, self._temps, self._current, self._relay, self._insulation)}
         self._cell_names = setpoint_names("Cell", n_channels)
@@ -123,9 +122,7 @@ class CellEmulator:
 
     def set_insulation_fault(self, resistance_ohm: float | None) -> None:
         """Connect `resistance_ohm` between the pack and chassis (an insulation fault); None disconnects it."""
-        if resistance_ohm is not None and not 0 <= resistance_ohm <= self._insulation_max_ohm:
-            raise ConfigError(f"insulation fault of {resistance_ohm!r} ohm: expected 0 to "
-                              f"{self._insulation_max_ohm:g} ohm (CE_Iso_Resistance), or None to disconnect")
+        _check_resistance(resistance_ohm, self._insulation.get_signal_by_name("CE_Iso_Resistance"))
         self._send(self._insulation, {"CE_Iso_Connect": int(resistance_ohm is not None),
                                       "CE_Iso_Resistance": round(resistance_ohm or 0)})
 
@@ -230,6 +227,8 @@ class MappedCellEmulator(CellEmulator):
             raise ConfigError(f"{self.map.path}: has no [insulation]: {self.map.name} cannot inject an insulation "
                               "fault")
         resistance, connect = self.map.insulation
+        _check_resistance(resistance_ohm, self._messages[resistance.message].get_signal_by_name(resistance.name),
+                          resistance.scale, resistance.offset)
         value = 0.0 if resistance_ohm is None else (float(resistance_ohm) - resistance.offset) / resistance.scale
         self._send(self._messages[resistance.message], {resistance.name: value,
                                                         connect.name: int(resistance_ohm is not None)})
@@ -246,3 +245,15 @@ class MappedCellEmulator(CellEmulator):
     @property
     def watchdog_tripped(self) -> bool:
         return False   # a map names no watchdog signal: the emulator's own, if it has one, is not read
+
+
+def _check_resistance(resistance_ohm: float | None, signal, scale: float = 1.0, offset: float = 0.0) -> None:
+    """An insulation fault's resistance must be one the emulator's signal (cantools', its value in ohm being
+    value * scale + offset) can carry: beyond its range the frame would carry another resistance."""
+    if resistance_ohm is None:
+        return
+    low = offset + scale * (signal.minimum if signal.minimum is not None else 0.0)
+    high = offset + scale * (signal.maximum if signal.maximum is not None else math.inf)
+    if not low <= resistance_ohm <= high:
+        raise ConfigError(f"insulation fault of {resistance_ohm!r} ohm: expected {low:g} to {high:g} ohm "
+                          f"({signal.name}), or None to disconnect")

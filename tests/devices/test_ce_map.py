@@ -220,3 +220,13 @@ def test_the_reference_map_loads_for_the_reference_dbcs():
     assert [frame.mux_value for frame in ce_map.cells.frames] == [0, 1, 2, 3]
     assert ce_map.cells.frames[1].channels[0] == (4, "CE_Cell05_Setpoint")
     assert len(ce_map.temperatures.frames) == 3 and ce_map.relays["channel"] == "CE_Relay_Channel"
+
+
+@pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
+def test_an_insulation_fault_the_signal_cannot_carry_is_refused(overrides):
+    """Beyond CE_Iso_Resistance's range the frame would carry another resistance: both drivers refuse it."""
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
+        bench.cell_emulator.set_insulation_fault(5000.0)   # in range
+        with pytest.raises(ConfigError, match=r"insulation fault of 20000000.0 ohm: expected 0 to 1.67772e\+07 ohm "
+                                              r"\(CE_Iso_Resistance\), or None to disconnect"):
+            bench.cell_emulator.set_insulation_fault(2e7)
