@@ -37,6 +37,7 @@ FAULT_BITS = {
     "self_discharge": 10,
     "afe": 11,
     "insulation": 12,
+    "contactor": 13,
 }
 
 

@@ -37,6 +37,7 @@ KNOWN_CAPABILITIES = {
     "thermistors": "the cell emulator drives the BMS's thermistor inputs",
     "wire": "the boards sit behind a real transport (slcan pty, SocketCAN)",
     "hv_insulation": "the bench can inject an insulation fault on the high-voltage side",
+    "contactor_weld": "the bench can hold either main contactor of the BMS closed (a weld)",
     "virtual_clock": "time is virtual (added by the rig itself on a virtual clock)",
 }
 

@@ -113,12 +113,16 @@ TABLES = {
     # open within max_overlap_ms of the main one closing.
     "precharge": {"min_precharge_ms": Key(at_least=0, at_most=60_000), "max_close_ms": Key(above=0, at_most=60_000),
                   "max_overlap_ms": Key(at_least=0, at_most=60_000)},
+    # A main contactor welded shut (tests/bms/test_protections.py): from the host's request to open until the BMS
+    # reports a contactor fault (its feedback disagrees with its command).
+    "contactor_weld": {"max_reaction_ms": Key(above=0, at_most=60_000)},
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
-                "ride_through", "accuracy", "derating", "precharge")
+                "ride_through", "accuracy", "derating", "precharge", "contactor_weld")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
-# MOSFETs and have no precharge contactor; a small pack may only cut off at OT, without derating).
-OPTIONAL_TABLES = ("derating", "precharge")
+# MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
+# derating).
+OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld")
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,11 @@ def test_an_insulation_check_at_start_up_only_is_caught():
     """Reading the insulation monitor only with the contactors open passes every other test; an insulation fault
     that appears in operation is caught by the insulation protection test."""
     _all_killed(["insulation_checked_at_startup_only"], "test_insulation")
+
+
+def test_a_contactor_feedback_check_of_one_pole_is_caught():
+    """Checking only the positive contactor's feedback passes every other test (no contactor welds unless the
+    bench welds it); the weld test's negative case catches it, and its positive case does not."""
+    summary = _all_killed(["contactor_feedback_positive_only"], "test_welded_contactor")
+    assert summary["caught_by"]["contactor_feedback_positive_only"] == [
+        "test_protections::test_welded_contactor_is_detected[neg]"], summary

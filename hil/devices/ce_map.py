@@ -36,6 +36,10 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     resistance = "CE_InsulationFault.CE_Iso_Resistance"   # ohm; a table with scale = 1000 for a signal in kOhm
     connect = "CE_InsulationFault.CE_Iso_Connect"         # 1 connects the resistor, 0 opens it (same message)
 
+    [contactor_weld]            # optional: weld relays across the BMS's main contactors (the rig's "contactor_weld")
+    pos = "CE_ContactorWeld.CE_Weld_Pos"   # 1 holds the positive contactor closed, 0 releases it
+    neg = "CE_ContactorWeld.CE_Weld_Neg"   # the negative one (same message)
+
 A multiplexed setpoint message is sent one frame per multiplexer value its channels use; a plain one, one
 frame. The frames are spread over the setpoint period, as the built-in driver's are. Everything is checked
 when the rig is checked (preflight), against its DBC files and its channel count and capabilities: a
@@ -56,12 +60,14 @@ from hil.datafile import read_toml
 from hil.devices.dut_map import MapChecker, Signal
 from hil.errors import ConfigError, did_you_mean
 
-_SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation"}
+_SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation",
+             "contactor_weld"}
 _SERIES_KEYS = {"series"}
 _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
 _RELAY_KEYS = {"message", "channel", "first_channel", *RELAYS}
 _INSULATION_KEYS = ("resistance", "connect")
+WELDABLE = ("pos", "neg")   # the main contactors, as [contactor_weld] names them
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class CeMap:
     relays: dict[str, str] | None    # "message", "channel" and each mapped relay -> signal name
     relay_first_channel: int
     insulation: tuple[Signal, Signal] | None   # (resistance in ohm, connect), one message
+    contactor_weld: tuple[Signal, Signal] | None   # (pos, neg) weld relays, one message
 
 
 def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
@@ -130,7 +137,9 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         control_cycle_s=checker.cycle_s(checker.messages[command.message], outputs.get("cycle_s"), "[outputs]"),
         readback=readback,
         readback_off=checker.value_of(outputs.get("readback_off", 0), readback_dbc, "[outputs] readback_off"),
-        relays=relays, relay_first_channel=relay_first_channel, insulation=_insulation(checker, data))
+        relays=relays, relay_first_channel=relay_first_channel,
+        insulation=_one_frame(checker, data, "insulation", _INSULATION_KEYS),
+        contactor_weld=_one_frame(checker, data, "contactor_weld", WELDABLE))
 
 
 def _keys(path: Path, table: dict, known: set[str], where: str) -> None:
@@ -217,28 +226,30 @@ def _relays(checker: MapChecker, data: dict) -> tuple[dict[str, str] | None, int
     return relays, first
 
 
-def _insulation(checker: MapChecker, data: dict) -> tuple[Signal, Signal] | None:
-    table = checker.table(data, "insulation")
+def _one_frame(checker: MapChecker, data: dict, section: str, keys: tuple[str, str]) -> tuple[Signal, Signal] | None:
+    """The two signals of `[section]` (both required), which must share a message: one frame then switches
+    the fault, and never leaves it half set."""
+    table = checker.table(data, section)
     if not table:
         return None
-    _keys(checker.path, table, set(_INSULATION_KEYS), "[insulation]")
-    missing = [key for key in _INSULATION_KEYS if key not in table]
+    _keys(checker.path, table, set(keys), f"[{section}]")
+    missing = [key for key in keys if key not in table]
     if missing:
-        raise ConfigError(f"{checker.path}: [insulation] has no '{missing[0]}'; expected both of "
-                          f"{', '.join(_INSULATION_KEYS)}")
-    resistance, connect = (checker.signal(table[key], f"[insulation] {key}") for key in _INSULATION_KEYS)
-    if connect.message != resistance.message:
-        raise ConfigError(f"{checker.path}: [insulation] connect is in '{connect.message}', resistance in "
-                          f"'{resistance.message}'; expected one message, so one frame switches the fault")
-    return resistance, connect
+        raise ConfigError(f"{checker.path}: [{section}] has no '{missing[0]}'; expected both of {', '.join(keys)}")
+    first, second = (checker.signal(table[key], f"[{section}] {key}") for key in keys)
+    if first.message != second.message:
+        raise ConfigError(f"{checker.path}: [{section}] {keys[1]} is in '{second.message}', {keys[0]} in "
+                          f"'{first.message}'; expected one message, so one frame switches the fault")
+    return first, second
 
 
 def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
-    """A rig that claims thermistors, fault relays or insulation faults needs the map to serve them (its tests
-    would use them)."""
+    """A rig that claims thermistors, fault relays, insulation faults or contactor welds needs the map to serve
+    them (its tests would use them)."""
     for capability, section, served in (("thermistors", "temperatures", ce_map.temperatures is not None),
                                         ("fault_relays", "relays", ce_map.relays is not None),
-                                        ("hv_insulation", "insulation", ce_map.insulation is not None)):
+                                        ("hv_insulation", "insulation", ce_map.insulation is not None),
+                                        ("contactor_weld", "contactor_weld", ce_map.contactor_weld is not None)):
         if capability in capabilities and not served:
             raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
                               f"[{section}]; map them, or drop the capability")

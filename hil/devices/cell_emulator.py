@@ -17,7 +17,7 @@ from hil.can.dbc import encode, signal_defaults
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.devices.bms import Readback
-from hil.devices.ce_map import RELAYS, CeMap, Setpoints
+from hil.devices.ce_map import RELAYS, WELDABLE, CeMap, Setpoints
 from hil.errors import ConfigError
 from hil.reductions import clip
 
@@ -55,8 +55,9 @@ class CellEmulator:
         self._current = db.get_message_by_name("CE_CurrentSetpoint")
         self._relay = db.get_message_by_name("CE_FaultRelay")
         self._insulation = db.get_message_by_name("CE_InsulationFault")
-        self._defaults = {m.name: signal_defaults(m)
-                          for m in (self._cells, self._temps, self._current, self._relay, self._insulation)}
+        self._weld = db.get_message_by_name("CE_ContactorWeld")
+        self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay,
+                                                                self._insulation, self._weld)}
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
         self.sender = sender
@@ -126,6 +127,12 @@ class CellEmulator:
         self._send(self._insulation, {"CE_Iso_Connect": int(resistance_ohm is not None),
                                       "CE_Iso_Resistance": round(resistance_ohm or 0)})
 
+    def set_contactor_weld(self, contactor: str | None) -> None:
+        """Weld the BMS's "pos" or "neg" main contactor shut (the bench's relay across its main and auxiliary
+        contacts holds it closed whatever the BMS commands); None releases both."""
+        _check_weldable(contactor)
+        self._send(self._weld, {"CE_Weld_Pos": int(contactor == "pos"), "CE_Weld_Neg": int(contactor == "neg")})
+
     def outputs_off(self, values: dict) -> bool:
         """Whether `outputs_readback`'s signal values show the outputs off."""
         return values["CE_OutputsOn"] == 0
@@ -156,6 +163,7 @@ class MappedCellEmulator(CellEmulator):
         sent |= {ce_map.current.message} if ce_map.current else set()
         sent |= {ce_map.relays["message"]} if ce_map.relays else set()
         sent |= {ce_map.insulation[0].message} if ce_map.insulation else set()
+        sent |= {ce_map.contactor_weld[0].message} if ce_map.contactor_weld else set()
         self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
         # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
         # nearest, as the built-in driver clips to its DBC's.
@@ -233,6 +241,13 @@ class MappedCellEmulator(CellEmulator):
         self._send(self._messages[resistance.message], {resistance.name: value,
                                                         connect.name: int(resistance_ohm is not None)})
 
+    def set_contactor_weld(self, contactor: str | None) -> None:
+        if self.map.contactor_weld is None:
+            raise ConfigError(f"{self.map.path}: has no [contactor_weld]: {self.map.name} cannot weld a contactor")
+        _check_weldable(contactor)
+        pos, neg = self.map.contactor_weld
+        self._send(self._messages[pos.message], {pos.name: int(contactor == "pos"), neg.name: int(contactor == "neg")})
+
     def outputs_off(self, values: dict) -> bool:
         return self.map.readback.value(values) == self.map.readback_off
 
@@ -257,3 +272,9 @@ def _check_resistance(resistance_ohm: float | None, signal, scale: float = 1.0, 
     if not low <= resistance_ohm <= high:
         raise ConfigError(f"insulation fault of {resistance_ohm!r} ohm: expected {low:g} to {high:g} ohm "
                           f"({signal.name}), or None to disconnect")
+
+
+def _check_weldable(contactor: str | None) -> None:
+    if contactor is not None and contactor not in WELDABLE:
+        raise ConfigError(f"contactor weld {contactor!r}: expected one of {', '.join(map(repr, WELDABLE))}, or None "
+                          "to release")

@@ -6,6 +6,8 @@
 - States INIT -> STANDBY -> PRECHARGE -> NORMAL -> FAULT (latched until the host clears it) and SAFE.
 - Every protection has a threshold and a debounce time; the warning tier sits a margin inside it. The
   insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take).
+- Each main contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed
+  after the BMS opened it is welded, and the BMS latches a contactor fault and closes nothing again.
 - Current limits: the discharge and charge limits derate with the hottest cell and taper with SOC, and
   each also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
@@ -65,7 +67,11 @@ BUGS = {
                                       "hottest: one hot cell barely lowers them",
     "insulation_checked_at_startup_only": "the insulation monitor is read only while the contactors are open, so an "
                                           "insulation fault that appears in operation goes unseen",
+    "contactor_feedback_positive_only": "only the positive contactor's feedback is compared with its command: a "
+                                        "welded negative contactor goes unseen",
 }
+# The main contactors whose feedback the firmware checks against its command (the precharge one is not).
+MAIN_CONTACTORS = ("pos", "neg")
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
 
@@ -146,10 +152,11 @@ class BmsFirmware:
             "cell_uv": deb("uv_debounce_ms"), "charge_oc": deb("oc_debounce_ms"),
             "discharge_oc": deb("oc_debounce_ms"), "cell_ot": deb("ot_debounce_ms"),
             "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
-            "insulation": deb("insulation_debounce_ms"),
+            "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
         }
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
         self._insulation_next_s = 0.0
+        self._checked_contactors = ("pos",) if "contactor_feedback_positive_only" in self.bugs else MAIN_CONTACTORS
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
         self._add_tx(sender)
 
@@ -294,6 +301,8 @@ class BmsFirmware:
         self._check("charge_oc", -self.current_a > cal["charge_oc_a"])
         self._check_temperatures(t_min, t_max)
         insulation_ohm_per_v = self._check_insulation(now_s)
+        cmd, fb = self.contactor_cmd, self.contactor_fb
+        self._check("contactor", any(cmd[name] != fb[name] for name in self._checked_contactors))
         self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
@@ -463,15 +472,19 @@ class BmsFirmware:
         self.contactor_cmd.update(pos=keep_pos, neg=keep_pos, pre=False)
 
     def _update_contactors(self, now_s: float) -> None:
-        if self.contactor_cmd == self.contactor_fb and self._contactor_change_s == self._none_moving:
-            return  # nothing commanded and nothing in motion: most of the calls, one a tick
+        """Each contactor's contacts (and its feedback) follow its command after the contactor's delay; a weld
+        (the bench's relay across it) holds them closed whatever the command."""
+        welded = self.board.welded_contactors
+        if self.contactor_cmd == self.contactor_fb and self._contactor_change_s == self._none_moving and not welded:
+            return  # nothing commanded, nothing in motion and nothing welded: most of the calls, one a tick
         delay_s = self.cal["contactor_delay_ms"] / 1000.0
         for name, cmd in self.contactor_cmd.items():
-            if cmd != self.contactor_fb[name]:
+            closed = cmd or name in welded
+            if closed != self.contactor_fb[name]:
                 if self._contactor_change_s[name] is None:
                     self._contactor_change_s[name] = now_s
                 elif now_s - self._contactor_change_s[name] >= delay_s - 1e-9:
-                    self.contactor_fb[name] = cmd
+                    self.contactor_fb[name] = closed
                     self._contactor_change_s[name] = None
             else:
                 self._contactor_change_s[name] = None

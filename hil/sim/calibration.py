@@ -29,6 +29,8 @@ CALIBRATION = {
     "precharge_match_pct": (95.0, "% of pack voltage the DC link must reach to close the main contactor"),
     "precharge_tau_ms": (30.0, "ms RC time constant of the emulated DC-link precharge"),
     "contactor_delay_ms": (30, "ms from the command until a contactor's feedback changes (20-50 ms real)"),
+    "contactor_feedback_ms": (200, "ms a main contactor's feedback may disagree with its command before a contactor "
+                                   "fault (welded, or failing to close)"),
     "soc_current_gain": (1.0, "gain error of the current sensor as the SOC estimator sees it"),
     "soc_current_offset_a": (0.0, "A offset error of the current sensor as the SOC estimator sees it"),
     "soc_rest_s": (180.0, "s at rest (|I| < rest current) before the OCV correction of SOC (~5 RC time constants)"),
@@ -68,7 +70,7 @@ RANGES = {
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
-                     "charge_oc_a", "discharge_oc_a", "insulation_period_ms"), _POSITIVE),
+                     "charge_oc_a", "discharge_oc_a", "insulation_period_ms", "contactor_feedback_ms"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
                      "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
@@ -79,7 +81,8 @@ RANGES = {
 }
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),
-           ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"))
+           ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"),
+           ("contactor_delay_ms", "contactor_feedback_ms"))   # else every switching would be a contactor fault
 
 
 def calibration_from(table: dict, where: str) -> dict:

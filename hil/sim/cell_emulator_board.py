@@ -2,9 +2,11 @@
 
 It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell_emulator.dbc`), or over
 its serial control port (`hil.sim.ce_serial`), and presents them to the BMS's analog front end, through
-per-channel fault relays. Its watchdog turns every output off when the host's heartbeat (`CE_Control`, or
-the serial `heartbeat`) is silent for more than 500 ms, so a dead harness never leaves a bench energised.
-Both ports command the same board: the last command wins.
+per-channel fault relays. On the high-voltage side it can connect an insulation fault (a resistor from the
+pack to chassis) and weld either of the BMS's main contactors shut (a relay across its contacts). Its
+watchdog turns every output off, and opens those relays, when the host's heartbeat (`CE_Control`, or the
+serial `heartbeat`) is silent for more than 500 ms, so a dead harness never leaves a bench energised. Both
+ports command the same board: the last command wins.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class CellEmulatorBoard:
         self.thermistor_open = np.zeros(n_channels, dtype=bool)
         self.thermistor_short = np.zeros(n_channels, dtype=bool)
         self.insulation_fault_ohm = math.inf   # the injected pack-to-chassis resistance; inf: none connected
+        self.welded_contactors: frozenset[str] = frozenset()   # "pos", "neg": the weld relays closed
         self._last_heartbeat_s: float | None = None
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
@@ -46,7 +49,7 @@ class CellEmulatorBoard:
             "CE_ChannelCount": n_channels,
             "CE_FaultRelayCount": int(self.open_wire.sum() + self.short.sum()
                                       + self.thermistor_open.sum() + self.thermistor_short.sum()
-                                      + math.isfinite(self.insulation_fault_ohm))})
+                                      + math.isfinite(self.insulation_fault_ohm) + len(self.welded_contactors))})
 
     def on_frame(self, msg, now_s: float) -> None:
         message = self._ids.get(msg.arbitration_id)
@@ -78,6 +81,10 @@ class CellEmulatorBoard:
                 self.thermistor_short[ch] = bool(sig["CE_Relay_ThermistorShort"])
         elif name == "CE_InsulationFault":
             self.insulation_fault_ohm = float(sig["CE_Iso_Resistance"]) if sig["CE_Iso_Connect"] else math.inf
+        elif name == "CE_ContactorWeld":
+            self.welded_contactors = frozenset(contactor for contactor, welded in (("pos", sig["CE_Weld_Pos"]),
+                                                                                   ("neg", sig["CE_Weld_Neg"]))
+                                               if welded)
 
     def host_alive(self, now_s: float) -> None:
         """A host heartbeat (CAN `CE_Control` or the serial `heartbeat`): it feeds the watchdog."""
@@ -99,6 +106,7 @@ class CellEmulatorBoard:
         self.outputs_on = False
         self.current_a = 0.0
         self.insulation_fault_ohm = math.inf
+        self.welded_contactors = frozenset()
 
     # What the BMS's analog front end sees ------------------------------------------------------------
     def cell_voltage_v(self) -> np.ndarray:

@@ -143,6 +143,40 @@ def test_insulation_fault_opens_contactors(bench, spec, measure):
     assert "insulation" in bench.bms.faults
 
 
+@pytest.mark.rig_requires("contactor_weld")
+@pytest.mark.parametrize("contactor", ["pos", "neg"])
+def test_welded_contactor_is_detected(bench, spec, measure, contactor):
+    """A main contactor welded shut (the bench's relay across its contacts) is unseen while closed, but once
+    the BMS opens it, its feedback disagrees with the command: the BMS must report a contactor fault, and must
+    not clear it nor close again while the weld is there (it would close the other pole onto a live link)."""
+    if "contactor_weld" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [contactor_weld]: this BMS does not check its contactors' feedback")
+    budget_ms = spec.value("contactor_weld.max_reaction_ms")
+    bench.power_up()
+    try:
+        bench.cell_emulator.set_contactor_weld(contactor)
+        bench.trace.mark(bench.loop.t_s, f"{contactor} contactor welded")
+        bench.loop.run_for(BELOW_HOLD_FACTOR * budget_ms / 1000)
+        assert bench.bms.contactors_closed and not bench.bms.faults, (
+            f"a weld of a closed contactor is no fault yet: {bench.bms.describe()}")
+        requested_s = bench.loop.t_s
+        bench.bms.request("standby")
+        reaction_s = bench.loop.run_until(
+            lambda: "contactor" in bench.bms.faults, 5 * budget_ms / 1000,
+            lambda: f"no contactor fault after the request to open, the {contactor} contactor welded; "
+                    f"{bench.bms.describe()}") - requested_s
+        bench.bms.clear_faults()
+        bench.bms.request("discharge")
+        bench.loop.run_for(1.0)
+        assert bench.bms.state == BmsState.FAULT and "contactor" in bench.bms.faults, (
+            f"the contactor fault cleared with the {contactor} contactor still welded: {bench.bms.describe()}")
+        assert not bench.bms.contactors_closed, bench.bms.describe()
+    finally:
+        bench.cell_emulator.set_contactor_weld(None)   # the relay is the bench's: never leave it closed
+        bench.trace.mark(bench.loop.t_s, "weld released")
+    measure(f"contactor_weld_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
+
+
 def test_overvoltage_spikes_shorter_than_debounce_do_not_trip(bench, spec):
     """Transients above the threshold but shorter than the debounce are not a fault: the debounce resets."""
     ov = spec.protections["cell_ov"]

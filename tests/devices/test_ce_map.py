@@ -180,6 +180,8 @@ BAD_MAPS = [
      r"\[insulation\] has no 'connect'; expected both of resistance, connect"),
     (("[outputs]", "[insulation]\nresistance = \"SIM_Cells_A.Ch1_mV\"\nconnect = \"SIM_Command.Mode\"\n\n[outputs]"),
      r"\[insulation\] connect is in 'SIM_Command', resistance in 'SIM_Cells_A'; expected one message"),
+    (("[outputs]", "[contactor_weld]\npos = \"SIM_Command.Mode\"\nneg = \"SIM_Cells_A.Ch1_mV\"\n\n[outputs]"),
+     r"\[contactor_weld\] neg is in 'SIM_Cells_A', pos in 'SIM_Command'; expected one message"),
 ]
 
 
@@ -194,7 +196,8 @@ def test_a_bad_map_is_refused_naming_the_file_and_key(tmp_path, change, error):
     assert str(tmp_path / "bad.toml") in str(caught.value)
 
 
-@pytest.mark.parametrize("section,capability", [("relays", "fault_relays"), ("insulation", "hv_insulation")])
+@pytest.mark.parametrize("section,capability", [("relays", "fault_relays"), ("insulation", "hv_insulation"),
+                                                ("contactor_weld", "contactor_weld")])
 def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_path, section, capability):
     text = REFERENCE_CE_MAP.read_text()
     start = text.index(f"[{section}]")
@@ -230,3 +233,17 @@ def test_an_insulation_fault_the_signal_cannot_carry_is_refused(overrides):
         with pytest.raises(ConfigError, match=r"insulation fault of 20000000.0 ohm: expected 0 to 1.67772e\+07 ohm "
                                               r"\(CE_Iso_Resistance\), or None to disconnect"):
             bench.cell_emulator.set_insulation_fault(2e7)
+
+
+@pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
+def test_a_contactor_weld_goes_out_on_its_relay_and_a_bad_name_is_refused(overrides):
+    """Both drivers weld one pole at a time, release both with None, and refuse a name that is no main contactor."""
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
+        bench.cell_emulator.set_contactor_weld("neg")
+        bench.loop.run_for(0.01)
+        assert bench.boards.cell_emulator.welded_contactors == {"neg"}
+        bench.cell_emulator.set_contactor_weld(None)
+        bench.loop.run_for(0.01)
+        assert bench.boards.cell_emulator.welded_contactors == set()
+        with pytest.raises(ConfigError, match=r"contactor weld 'precharge': expected one of 'pos', 'neg', or None"):
+            bench.cell_emulator.set_contactor_weld("precharge")

@@ -313,6 +313,24 @@ def test_bug_insulation_checked_at_startup_only(make_boards):
     assert standby.fault("insulation"), "with the contactors open it still reads the monitor"
 
 
+def test_bug_contactor_feedback_positive_only(make_boards):
+    clean, buggy = _both(make_boards, "contactor_feedback_positive_only")
+    for pole in ("pos", "neg"):
+        for boards in (clean, buggy):
+            boards.power_up()
+            boards.ce.welded_contactors = frozenset({pole})
+            boards.request("standby")   # the host asks to open
+            boards.run_for(0.5)   # the contactors' delay and the feedback's 200 ms, with margin
+        assert clean.fault("contactor") and clean.fw.contactor_fb[pole], f"{pole}: {clean.fw.faults:#x}"
+        assert buggy.fault("contactor") == (pole == "pos"), f"{pole}: the bug checks only the positive pole"
+        for boards in (clean, buggy):
+            boards.ce.welded_contactors = frozenset()
+            boards.run_for(0.1)
+            boards.clear_faults()
+            boards.run_for(0.1)
+            assert not boards.fw.faults, f"{pole}: the fault did not clear once the weld was released"
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"
