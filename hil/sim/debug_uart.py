@@ -21,8 +21,8 @@ MAX_ENTRIES = 255
 FAULT_CODES = {
     "cell_ov": "over_voltage", "cell_uv": "under_voltage", "charge_oc": "over_current_charge",
     "discharge_oc": "over_current_discharge", "cell_ot": "over_temperature", "cell_ut": "under_temperature",
-    "sense_wire": "open_wire", "precharge": "contactor_fault", "heartbeat": "communication_timeout",
-    "thermistor": 11, "self_discharge": 12, "afe": 13,
+    "sense_wire": "open_wire", "precharge": "contactor_fault", "contactor": "contactor_fault",
+    "heartbeat": "communication_timeout", "thermistor": 11, "self_discharge": 12, "afe": 13, "insulation": 14,
 }
 
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from hil.protocol import BmsState
+from hil.protocol import FAULT_BITS, BmsState
 from hil.serial.link import SerialLink
 from hil.serial.protocols import bms_debug, cell_emulator, crc16_ccitt
 from hil.serial.protocols.bms_debug import BmsDebugClient, BmsDebugError
@@ -113,6 +113,15 @@ def test_debug_fault_log_names_a_thermistor_fault(boards, debug):
     boards.ce.thermistor_open[2] = True
     boards.run_until(lambda: boards.fault("thermistor"), 1.0, "thermistor fault")
     assert [e.code for e in debug.read_fault_log()] == ["thermistor_fault"]
+
+
+def test_debug_fault_log_has_a_code_for_every_fault_the_firmware_latches(boards, debug):
+    """Each FAULT_BITS name goes out as a FaultCode (insulation, which the protocol has no name for, as its
+    number): a fault without one would break the answer, not just its entry."""
+    boards.fw.fault_log.extend((ms, name) for ms, name in enumerate(FAULT_BITS))
+    codes = {name: entry.code for name, entry in zip(FAULT_BITS, debug.read_fault_log())}
+    assert len(codes) == len(FAULT_BITS)
+    assert codes["contactor"] == codes["precharge"] == "contactor_fault" and codes["insulation"] == "14"
 
 
 def test_debug_version_and_calibration(boards, debug):
