@@ -92,3 +92,18 @@ def test_board_without_a_host_keeps_outputs_off(boards):
     board = CellEmulatorBoard(4, boards.monitor.db, boards.sender)
     board.tick(10 * MAIN_TASK_S)
     assert not board.outputs_on and not board.cell_voltage_v().any()
+
+
+def test_the_watchdog_opens_the_high_voltage_fault_relays_too(boards, driver):
+    """A dead harness must not leave a contactor welded shut nor the pack tied to chassis: the watchdog opens
+    both with the outputs, and the status frame counts them while they are closed."""
+    boards.step()
+    driver.set_contactor_weld("pos")
+    driver.set_insulation_fault(10_000.0)
+    boards.run_for(0.2)
+    assert boards.ce.welded_contactors == {"pos"} and boards.ce.insulation_ohm() == 10_000.0
+    assert boards.monitor.values["CE_FaultRelayCount"] == 2
+    boards.sender.stop("CE_Control")
+    boards.run_for(2 * WATCHDOG_S)
+    assert boards.ce.watchdog_tripped and not boards.ce.welded_contactors
+    assert boards.ce.insulation_ohm() == float("inf") and boards.monitor.values["CE_FaultRelayCount"] == 0
