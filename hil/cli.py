@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hil.can import cli as can_cli
     from hil.model import cli as model_cli
     from hil.profiles import cli as profiles_cli
-    for register in (can_cli.register, model_cli.register, profiles_cli.register, mutants.register):
+    from hil.report import compare
+    for register in (can_cli.register, model_cli.register, profiles_cli.register, mutants.register,
+                     compare.register):
         register(sub)
     vm = sub.add_parser("vcan-vm", help="run a command inside a throwaway QEMU VM with SocketCAN vcan0 up",
                         description="hil vcan-vm [--memory MB] [--timeout S] -- CMD...")

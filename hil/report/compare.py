@@ -1,0 +1,178 @@
+"""`hil compare BASE NEW`: what changed between two runs, read from their JUnit XML.
+
+A firmware change can pass every test and still react later, or report less accurately, than the build
+before it. Each run's JUnit XML keeps its measurements with their limits (`hil.report.measurements`), so
+two runs compare without re-running anything:
+
+- outcomes: a test that passed (or was not there) and now fails is a regression; one that failed and now
+  passes is fixed; tests that appear, disappear or newly skip are listed;
+- measurements: for each one both runs have, the margin to its limits as a share of the allowed span (or
+  of the one limit's size, as the report shows it). A margin that shrank by more than `--max-margin-loss`
+  of that scale is a regression, though the test still passes. Measurements without limits are listed when
+  they changed, never judged.
+
+Exit 0 when nothing regressed, 1 when something did, 2 when a file cannot be read as a JUnit report.
+"""
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.errors import HilError
+from hil.report.measurements import Measurement, from_properties
+
+DEFAULT_MAX_MARGIN_LOSS = 0.10
+_FAILING = ("failed", "error")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test of a run: its outcome (passed, failed, error or skipped), first line of its message, and
+    its measurements by name."""
+    outcome: str
+    message: str
+    measurements: dict[str, Measurement]
+
+
+def load_run(path: str | Path) -> dict[str, Case]:
+    """The tests of a JUnit XML file, or of the `junit.xml` in a report folder, by `classname::name`."""
+    path = Path(path)
+    file = path / "junit.xml" if path.is_dir() else path
+    if not file.is_file():
+        raise HilError(f"{path}: no such file{' (no junit.xml in it)' if path.is_dir() else ''}; expected a JUnit "
+                       "XML file or a report folder with one (hil run writes reports/latest/junit.xml)")
+    try:
+        root = ET.parse(file).getroot()
+    except ET.ParseError as exc:
+        raise HilError(f"{file}: not XML ({exc}); expected a JUnit XML file") from None
+    cases = {}
+    for element in root.iter("testcase"):
+        test_id = f"{element.get('classname', '')}::{element.get('name', '')}"
+        cases[test_id] = _case(file, test_id, element)
+    if not cases:
+        raise HilError(f"{file}: no <testcase> in it; expected a JUnit XML file (pytest --junitxml, or hil run's)")
+    return cases
+
+
+def _case(file: Path, test_id: str, element) -> Case:
+    outcome, message = "passed", ""
+    for tag, name in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+        found = element.find(tag)
+        if found is not None:
+            outcome = name
+            text = (found.get("message") or found.text or "").strip()
+            message = text.splitlines()[0] if text else ""
+            break
+    properties = [(p.get("name"), p.get("value")) for p in element.iter("property")]
+    try:
+        measurements = {m.name: m for m in from_properties(properties)}
+    except ValueError as exc:
+        raise HilError(f"{file}: test {test_id}: a measurement property is not a number ({exc})") from None
+    return Case(outcome, message, measurements)
+
+
+def margin_loss(base: Measurement, new: Measurement) -> float | None:
+    """How much of the limits' scale the margin lost from `base` to `new` (negative: it grew); None when the
+    measurement has no limits, or its limits changed (then the margins measure different things)."""
+    if (base.low, base.high) != (new.low, new.high):
+        return None
+    before, after = base.margin_fraction, new.margin_fraction
+    if before is None or after is None or math.isnan(before) or math.isnan(after):
+        return None
+    return before - after
+
+
+def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float = DEFAULT_MAX_MARGIN_LOSS) -> dict:
+    """The differences of two runs, as plain data (the JSON `hil compare --json` prints)."""
+    regressed, fixed, newly_skipped = [], [], []
+    for test_id, case in new.items():
+        before = base.get(test_id)
+        if case.outcome in _FAILING and (before is None or before.outcome not in _FAILING):
+            regressed.append({"test": test_id, "was": before.outcome if before else None, "now": case.outcome,
+                              "message": case.message})
+        elif before is not None and before.outcome in _FAILING and case.outcome == "passed":
+            fixed.append(test_id)
+        elif before is not None and before.outcome == "passed" and case.outcome == "skipped":
+            newly_skipped.append({"test": test_id, "reason": case.message})
+    margins, changed, compared = [], [], 0
+    for test_id, case in new.items():
+        before = base.get(test_id)
+        for name, measurement in case.measurements.items():
+            old = before.measurements.get(name) if before else None
+            if old is None:
+                continue
+            compared += 1
+            loss = margin_loss(old, measurement)
+            entry = {"test": test_id, "name": name, "unit": measurement.unit, "base": old.value,
+                     "new": measurement.value, "limits": measurement.limits_text(),
+                     "base_margin": old.margin, "new_margin": measurement.margin,
+                     "margin_loss": None if loss is None else round(loss, 4)}
+            if loss is not None and loss > max_margin_loss:
+                margins.append(entry)
+            elif old.value != measurement.value and not (math.isnan(old.value) and math.isnan(measurement.value)):
+                changed.append(entry)
+    return {"base_tests": len(base), "new_tests": len(new), "regressed": regressed, "fixed": fixed,
+            "added": sorted(set(new) - set(base)), "gone": sorted(set(base) - set(new)),
+            "newly_skipped": newly_skipped, "measurements_compared": compared, "max_margin_loss": max_margin_loss,
+            "margin_regressions": margins, "changed": changed, "passed": not regressed and not margins}
+
+
+def describe(result: dict, base_path: str, new_path: str) -> str:
+    """The comparison for a person: regressions first, then the rest in one line each."""
+    lines = [f"{base_path} ({result['base_tests']} tests) -> {new_path} ({result['new_tests']} tests)"]
+    for item in result["regressed"]:
+        lines.append(f"REGRESSED {item['test']}: {item['was'] or 'absent'} -> {item['now']}"
+                     + (f": {item['message']}" if item["message"] else ""))
+    for item in result["margin_regressions"]:
+        lines.append(f"MARGIN    {item['test']}: {_change(item)}, lost {100 * item['margin_loss']:.1f} % of "
+                     f"its limits' scale (allowed {100 * result['max_margin_loss']:g} %)")
+    lines += [f"fixed     {test}" for test in result["fixed"]]
+    lines += [f"skipped   {item['test']} (passed before): {item['reason']}" for item in result["newly_skipped"]]
+    lines += [f"changed   {item['test']}: {_change(item)}" for item in result["changed"]]
+    lines += [f"new       {test}" for test in result["added"]] + [f"gone      {test}" for test in result["gone"]]
+    verdict = "no regressions" if result["passed"] else (
+        f"{len(result['regressed'])} test(s) and {len(result['margin_regressions'])} measurement(s) regressed")
+    lines.append(f"{result['measurements_compared']} measurements compared; {verdict}")
+    return "\n".join(lines)
+
+
+def _change(item: dict) -> str:
+    unit = f" {item['unit']}" if item["unit"] else ""
+    text = f"{item['name']} {_g(item['base'])} -> {_g(item['new'])}{unit} (limits {item['limits']}"
+    if item["base_margin"] is not None and item["new_margin"] is not None:
+        text += f"; margin {_g(item['base_margin'])} -> {_g(item['new_margin'])}"
+    return text + ")"
+
+
+def _g(value: float) -> str:
+    """A number as a person reads it: 6 significant digits, without float dust (80 - 80 is 1.7e-13, not 0)."""
+    return f"{round(value, 9) + 0.0:.6g}"
+
+
+def cmd_compare(args) -> int:
+    if not 0 <= args.max_margin_loss <= 1:
+        raise HilError(f"--max-margin-loss {args.max_margin_loss:g}: expected a share of the limits' scale, 0 to 1 "
+                       "(0.1 is 10 %)")
+    result = compare(load_run(args.base), load_run(args.new), args.max_margin_loss)
+    print(describe(result, args.base, args.new))
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result["passed"] else 1
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="what changed between two runs: outcomes and measurement margins",
+        description="Compare two runs' JUnit XML (files, or report folders with junit.xml): tests that now fail, "
+                    "and measurements whose margin to their limits shrank by more than --max-margin-loss of the "
+                    "limits' scale. Exit 0: no regressions; 1: some; 2: a file that is not a JUnit report.")
+    parser.add_argument("base", help="the run to compare against, e.g. a saved reports/baseline")
+    parser.add_argument("new", help="the run to judge, e.g. reports/latest")
+    parser.add_argument("--max-margin-loss", type=float, default=DEFAULT_MAX_MARGIN_LOSS, metavar="SHARE",
+                        help=f"a margin may shrink by this share of its limits' scale (default "
+                             f"{DEFAULT_MAX_MARGIN_LOSS:g}, i.e. {100 * DEFAULT_MAX_MARGIN_LOSS:g} %%)")
+    parser.add_argument("--json", action="store_true", help="also print the comparison as JSON, as the last line")
+    parser.set_defaults(func=cmd_compare)

@@ -1,0 +1,117 @@
+"""`hil compare`: regressions between two runs' JUnit XML, in outcomes and in measurement margins."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hil.errors import HilError
+from hil.report.compare import compare, load_run
+from hil.rig import PROJECT_ROOT
+
+
+def _junit(*cases: str) -> str:
+    return f'<?xml version="1.0"?><testsuites><testsuite name="pytest">{"".join(cases)}</testsuite></testsuites>'
+
+
+def _case(name: str, body: str = "", reaction_ms: float | None = None, high_ms: float = 320) -> str:
+    props = ""
+    if reaction_ms is not None:
+        props = ("<properties>"
+                 f'<property name="measure:cell_ov_reaction" value="{reaction_ms}"/>'
+                 '<property name="unit:cell_ov_reaction" value="ms"/>'
+                 f'<property name="high:cell_ov_reaction" value="{high_ms}"/>'
+                 f'<property name="margin:cell_ov_reaction" value="{high_ms - reaction_ms}"/></properties>')
+    return f'<testcase classname="tests.bms.test_protections" name="{name}" time="1.0">{props}{body}</testcase>'
+
+
+FAILED = '<failure message="AssertionError: tripped below 4.24 V&#10;more text">trace</failure>'
+SKIPPED = '<skipped type="pytest.skip" message="the spec states no [protections.cell_ut]"/>'
+
+
+def _write(tmp_path, name, *cases):
+    path = tmp_path / name
+    path.write_text(_junit(*cases))
+    return path
+
+
+def test_outcome_changes_are_sorted_into_regressed_fixed_skipped_new_and_gone(tmp_path):
+    base = load_run(_write(tmp_path, "base.xml", _case("test_a"), _case("test_b", FAILED), _case("test_c"),
+                           _case("test_gone")))
+    new = load_run(_write(tmp_path, "new.xml", _case("test_a", FAILED), _case("test_b"), _case("test_c", SKIPPED),
+                          _case("test_new", FAILED)))
+    result = compare(base, new)
+    assert [(item["test"].split("::")[1], item["was"], item["now"]) for item in result["regressed"]] == [
+        ("test_a", "passed", "failed"), ("test_new", None, "failed")]
+    assert result["regressed"][0]["message"] == "AssertionError: tripped below 4.24 V"
+    assert result["fixed"] == ["tests.bms.test_protections::test_b"]
+    assert result["newly_skipped"] == [{"test": "tests.bms.test_protections::test_c",
+                                        "reason": "the spec states no [protections.cell_ut]"}]
+    assert result["added"] == ["tests.bms.test_protections::test_new"]
+    assert result["gone"] == ["tests.bms.test_protections::test_gone"]
+    assert result["passed"] is False
+
+
+@pytest.mark.parametrize("new_ms,regressed", [(250, False), (261, False), (263, True), (150, False)])
+def test_a_margin_that_shrinks_by_more_than_the_allowed_share_is_a_regression(tmp_path, new_ms, regressed):
+    """Against a 320 ms limit, 230 ms leaves 90 ms; a loss of more than 10 % of 320 ms (32 ms) regresses,
+    though the test still passes."""
+    base = load_run(_write(tmp_path, "base.xml", _case("test_ov", reaction_ms=230)))
+    new = load_run(_write(tmp_path, "new.xml", _case("test_ov", reaction_ms=new_ms)))
+    result = compare(base, new, max_margin_loss=0.10)
+    assert result["measurements_compared"] == 1 and not result["regressed"]
+    assert bool(result["margin_regressions"]) is regressed and result["passed"] is not regressed
+    entry = (result["margin_regressions"] or result["changed"])[0]
+    assert entry["margin_loss"] == pytest.approx((new_ms - 230) / 320, abs=1e-4)
+    assert (entry["base"], entry["new"], entry["unit"]) == (230, new_ms, "ms")
+
+
+def test_changed_limits_are_listed_but_not_judged(tmp_path):
+    """With another limit the two margins measure different things: the change is shown, not called a loss."""
+    base = load_run(_write(tmp_path, "base.xml", _case("test_ov", reaction_ms=230, high_ms=320)))
+    new = load_run(_write(tmp_path, "new.xml", _case("test_ov", reaction_ms=300, high_ms=500)))
+    result = compare(base, new)
+    assert result["passed"] and result["changed"][0]["margin_loss"] is None
+
+
+@pytest.mark.parametrize("content,error", [
+    (None, r"missing.xml: no such file; expected a JUnit XML file or a report folder"),
+    ("<testsuites><testsuite>", r"bad.xml: not XML \(no element found: line 1"),
+    ("<html><body/></html>", r"bad.xml: no <testcase> in it; expected a JUnit XML file"),
+    (_junit(_case("test_ov", reaction_ms=230).replace('value="230"', 'value="fast"')), r"bad.xml: test tests.bms.test_protections::test_ov: a measurement "
+                                                   r"property is not a number"),
+])
+def test_a_file_that_is_not_a_junit_report_is_named(tmp_path, content, error):
+    path = tmp_path / ("missing.xml" if content is None else "bad.xml")
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(HilError, match=error):
+        load_run(path)
+
+
+def test_a_report_folder_without_junit_is_named(tmp_path):
+    with pytest.raises(HilError, match=r"no such file \(no junit.xml in it\)"):
+        load_run(tmp_path)
+
+
+def _hil(*args):
+    return subprocess.run([sys.executable, "-m", "hil", *args], capture_output=True, text=True, timeout=600,
+                          cwd=PROJECT_ROOT)
+
+
+@pytest.mark.slow
+def test_a_slower_firmware_that_still_passes_is_caught_between_two_runs(tmp_path):
+    """Two real `hil run`s of the OV test: a longer debounce still passes the spec, but eats its margin."""
+    base, new = tmp_path / "base", tmp_path / "new"
+    for report, debounce_ms in ((base, 200), (new, 290)):
+        run = _hil("run", "--report", str(report), "--set", f"dut.calibration.ov_debounce_ms={debounce_ms}",
+                   "-k", "test_cell_overvoltage_opens_contactors")
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    same = _hil("compare", str(base), str(base))
+    assert same.returncode == 0 and "no regressions" in same.stdout, same.stdout + same.stderr
+    result = _hil("compare", str(base), str(new), "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [item["name"] for item in summary["margin_regressions"]] == ["cell_ov_reaction"], summary
+    assert "MARGIN    tests.bms.test_protections::test_cell_overvoltage_opens_contactors: cell_ov_reaction" in (
+        result.stdout)
