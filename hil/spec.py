@@ -105,8 +105,11 @@ TABLES = {
                  "settle_ms": Key(above=0, at_most=60_000), "temperature_settle_ms": Key(above=0, at_most=600_000)},
     # Current limits against the hottest cell (tests/bms/test_derating.py): full up to start_c, falling linearly
     # to 0 at end_c, each limit within tolerance_pct of its full value of that line.
+    # Once the cell cools below start_c again, both limits must be back within tolerance_pct of full within
+    # max_recovery_s (optional: without it, recovery is not checked).
     "derating": {"start_c": Key(above=-273.15, below=200), "end_c": Key(above=-273.15, below=200),
-                 "tolerance_pct": Key(at_least=0, at_most=100)},
+                 "tolerance_pct": Key(at_least=0, at_most=100),
+                 "max_recovery_s": Key(required=False, above=0, at_most=3600)},
     # The power-up sequence (tests/bms/test_precharge.py), from the BMS's contactor reports: the precharge
     # contactor closed for at least min_precharge_ms before the main contactors close (the DC link's RC, ~3
     # time constants), main closed within max_close_ms of the host's request, and the precharge contactor

@@ -99,6 +99,12 @@ def test_derating_from_the_mean_temperature_is_caught():
     _all_killed(["derating_from_mean_temperature"], "test_derating")
 
 
+def test_derating_held_at_the_peak_temperature_is_caught():
+    """Holding the hottest temperature seen passes the rising steps of the derating test (the peak is the
+    present reading there); the limits' recovery once the cell cools catches it."""
+    _all_killed(["derating_held_at_peak"], "test_derating")
+
+
 def test_an_insulation_check_at_start_up_only_is_caught():
     """Reading the insulation monitor only with the contactors open passes every other test; an insulation fault
     that appears in operation is caught by the insulation protection test."""

@@ -67,6 +67,8 @@ BUGS = {
                                       "hottest: one hot cell barely lowers them",
     "insulation_checked_at_startup_only": "the insulation monitor is read only while the contactors are open, so an "
                                           "insulation fault that appears in operation goes unseen",
+    "derating_held_at_peak": "the current limits derate from the hottest temperature seen since power-up (a peak "
+                             "hold meant for the service log), so they stay low after the pack has cooled",
     "contactor_feedback_positive_only": "only the positive contactor's feedback is compared with its command: a "
                                         "welded negative contactor goes unseen",
 }
@@ -155,6 +157,7 @@ class BmsFirmware:
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
         }
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
+        self._peak_c = -math.inf          # derating_held_at_peak: the hottest reading since power-up
         self._insulation_next_s = 0.0
         self._checked_contactors = ("pos",) if "contactor_feedback_positive_only" in self.bugs else MAIN_CONTACTORS
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
@@ -492,6 +495,8 @@ class BmsFirmware:
     def _slow_task(self, now_s: float) -> None:
         cal = self.cal
         t_max = float(self.temp_c.mean() if "derating_from_mean_temperature" in self.bugs else self.temp_c.max())
+        if "derating_held_at_peak" in self.bugs:
+            self._peak_c = t_max = max(self._peak_c, t_max)
         span_c = max(1e-6, cal["cell_ot_c"] - cal["derate_start_c"])
         f_temp = min(1.0, max(0.0, (cal["cell_ot_c"] - t_max) / span_c))
         f_cold = min(1.0, max(0.0, (float(self.temp_c.min()) - cal["cell_ut_c"]) / 20.0))

@@ -2,7 +2,8 @@
 
 One thermistor channel is heated, the others stay at the pack's temperature: a BMS that derates from the
 mean, or from some sensors only, barely moves. The temperatures rise from step to step, so each limit only
-falls and no rate limit on its recovery can blur the reading. Runs when the spec has a [derating] table.
+falls and no rate limit on its recovery can blur the reading. Then the cell cools, and the limits must come
+back to full within max_recovery_s, when the spec states it. Runs when the spec has a [derating] table.
 """
 import pytest
 
@@ -39,3 +40,23 @@ def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
         for kind, limit_a in (("discharge", bench.bms.discharge_limit_a), ("charge", bench.bms.charge_limit_a)):
             measure(f"derating_{kind}_at_{temperature_c:g}C", limit_a / full_a[kind], low=expected - tolerance,
                     high=expected + tolerance)
+    if "max_recovery_s" in derating:
+        _limits_recover(bench, channel, full_a, tolerance, start_c, derating["max_recovery_s"], measure)
+
+
+def _limits_recover(bench, channel, full_a, tolerance, start_c, max_recovery_s, measure):
+    """The hot channel back at the pack's temperature, below start_c: both limits must return to full (within
+    the tolerance) in time. A BMS that holds the hottest temperature it has seen keeps the pack derated."""
+    assert bench.pack.temperature_c.max() < start_c, f"the pack itself is at {bench.pack.temperature_c.max():.1f} degC"
+    bench.force_temperature(channel, None)
+    cooled_s = bench.loop.t_s
+
+    def limits_text():
+        return (f"discharge {bench.bms.discharge_limit_a} A, charge {bench.bms.charge_limit_a} A against full "
+                f"{full_a['discharge']} A and {full_a['charge']} A; {bench.bms.describe()}")
+
+    recovered_s = bench.loop.run_until(
+        lambda: (bench.bms.discharge_limit_a >= (1 - tolerance) * full_a["discharge"]
+                 and bench.bms.charge_limit_a >= (1 - tolerance) * full_a["charge"]),
+        2 * max_recovery_s, lambda: f"limits not back after the cell cooled: {limits_text()}") - cooled_s
+    measure("derating_recovery", recovered_s, high=max_recovery_s, unit="s")

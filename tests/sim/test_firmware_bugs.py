@@ -297,6 +297,20 @@ def test_bug_derating_from_mean_temperature(make_boards):
     assert buggy.fw.discharge_limit_a == pytest.approx(clean.fw.discharge_limit_a)
 
 
+def test_bug_derating_held_at_peak(make_boards):
+    clean, buggy = _both(make_boards, "derating_held_at_peak")
+    full_a = clean.cal["max_discharge_current_a"]
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.setpoint_c[5] = (boards.cal["derate_start_c"] + boards.cal["cell_ot_c"]) / 2
+        boards.run_for(0.5)
+        assert boards.fw.discharge_limit_a == pytest.approx(full_a / 2, rel=0.02), "both derate while it is hot"
+        boards.ce.setpoint_c[5] = 25.0
+        boards.run_for(full_a / boards.cal["limit_rise_a_per_s"] + 0.5)   # the limit's ramp back, with margin
+    assert clean.fw.discharge_limit_a == pytest.approx(full_a), "cooled: the clean firmware recovers"
+    assert buggy.fw.discharge_limit_a == pytest.approx(full_a / 2, rel=0.02), "the bug holds the peak"
+
+
 def test_bug_insulation_checked_at_startup_only(make_boards):
     clean, buggy = _both(make_boards, "insulation_checked_at_startup_only")
     for boards in (clean, buggy):
