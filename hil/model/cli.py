@@ -186,6 +186,9 @@ def _fit(args: argparse.Namespace) -> int:
     if cell.activation_energy_j_per_mol:
         print(f"temperature: activation energy {cell.activation_energy_j_per_mol / 1000:.1f} kJ/mol, dU/dT "
               f"{cell.ocv_dv_dt_v_per_k.min() * 1e3:.3f}..{cell.ocv_dv_dt_v_per_k.max() * 1e3:.3f} mV/K")
+    if fit.hysteresis_pairs:
+        print(f"hysteresis: {cell.hysteresis_v * 1e3:.2f} mV (half the charge/discharge gap, {fit.hysteresis_pairs} "
+              f"rests), rate {cell.hysteresis_rate:.3g}")
     errors = [(fit.rms_mv, fit.max_mv), *fit.other_errors_mv]
     for path, ambient_c, (rms_mv, max_mv) in zip(args.logs, args.ambient_c, errors):
         print(f"simulated on {path.name}'s current at {ambient_c:g} degC: voltage error {rms_mv:.2f} mV RMS, "

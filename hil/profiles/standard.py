@@ -16,7 +16,7 @@ from hil.profiles.base import BENCH_PACK, Profile, ensure, n_samples, piecewise
 def hppc(duration_s: float = 4020.0, dt_s: float = 0.1, *, seed: int = 0, capacity_ah: float = BENCH_PACK.capacity_ah,
          pulse_current_a: float = 10.0, regen_ratio: float = 0.75, pulse_s: float = 10.0,
          pulse_rest_s: float = 40.0, soc_step: float = 0.1, step_c: float = 1.0,
-         rest_s: float = 3600.0) -> Profile:
+         rest_s: float = 3600.0, charge_steps: int = 0) -> Profile:
     """Hybrid pulse power characterisation (HPPC), repeated until `duration_s`. Current in A.
 
     Each SOC step: a `pulse_s` 10 s discharge at `pulse_current_a`, `pulse_rest_s` 40 s rest, a 10 s
@@ -25,6 +25,9 @@ def hppc(duration_s: float = 4020.0, dt_s: float = 0.1, *, seed: int = 0, capaci
     Source: FreedomCAR Battery Test Manual for Power-Assist Hybrid Electric Vehicles, DOE/ID-11069 (2003),
     HPPC test. `pulse_current_a` 10 A (2 C of the bench pack) is a bench choice; the manual derives it
     from the device's rated maximum. The default duration is one SOC step; nine steps cover 90 % to 10 %.
+    `charge_steps` > 0 makes the last that many steps charge steps back up (`soc_step` at `step_c`, then the
+    rest, no pulses): their rests lie on the OCV's charge branch, from which `hil model fit` reads the
+    hysteresis. Nine discharge and eight charge steps: `--duration 67860 --set charge_steps=8`.
     Limit: open loop, so nothing stops a pulse at the voltage limit; the closed loop and BMS do that.
     """
     name = "hppc"
@@ -37,8 +40,12 @@ def hppc(duration_s: float = 4020.0, dt_s: float = 0.1, *, seed: int = 0, capaci
     step_s = soc_step * capacity_ah * 3600.0 / step_current_a
     levels_a = [pulse_current_a, 0.0, -regen_ratio * pulse_current_a, step_current_a, 0.0]
     durations_s = [pulse_s, pulse_rest_s, pulse_s, step_s, rest_s]
+    ensure(charge_steps >= 0, name, "charge_steps must be >= 0")
     steps = math.ceil(duration_s / sum(durations_s))
-    demand_a = piecewise(np.tile(levels_a, steps), np.tile(durations_s, steps), dt_s, n)
+    discharge_steps = max(0, steps - charge_steps)
+    levels = [*np.tile(levels_a, discharge_steps), *np.tile([-step_current_a, 0.0], charge_steps)]
+    durations = [*np.tile(durations_s, discharge_steps), *np.tile([step_s, rest_s], charge_steps)]
+    demand_a = piecewise(np.array(levels), np.array(durations), dt_s, n)
     return Profile(name, "current", dt_s, demand_a,
                    f"HPPC: {pulse_s:g} s pulses of {pulse_current_a:g} A / -{regen_ratio * pulse_current_a:g} A, "
                    f"{soc_step:.0%} SOC steps at {step_c:g} C, {rest_s:g} s rests")

@@ -2,6 +2,9 @@
 import numpy as np
 import pytest
 
+from hil.errors import ConfigError
+from hil.profiles import PROFILES
+
 
 def level_runs(trace):
     """(level, seconds) for each run of equal values."""
@@ -16,6 +19,22 @@ def test_hppc_pulses_follow_the_freedomcar_sequence(export):
     expected = [(10.0, 10), (0.0, 40), (-7.5, 10), (5.0, 360), (0.0, 3600)] * 2
     assert [level for level, _ in runs] == [level for level, _ in expected]
     assert [s for _, s in runs] == pytest.approx([s for _, s in expected])
+
+
+def test_hppc_charge_steps_come_back_up_after_the_discharge_steps(export):
+    """Two discharge steps, then two charge steps of the same 10 % at 1 C without pulses, each with its rest."""
+    trace = export("hppc", "--duration", str(4 * 4020 - 2 * 60), "--set", "charge_steps=2")
+    runs = level_runs(trace)
+    expected = [(10.0, 10), (0.0, 40), (-7.5, 10), (5.0, 360), (0.0, 3600)] * 2 + [(-5.0, 360), (0.0, 3600)] * 2
+    assert [level for level, _ in runs] == [level for level, _ in expected]
+    assert [s for _, s in runs] == pytest.approx([s for _, s in expected])
+
+
+@pytest.mark.parametrize("count,error", [(1.5, r"'charge_steps' must be a whole number \(default 0\), got 1.5"),
+                                         (-1, "charge_steps must be >= 0")])
+def test_hppc_refuses_a_charge_step_count_that_is_no_count(count, error):
+    with pytest.raises(ConfigError, match=error):
+        PROFILES["hppc"](charge_steps=count)
 
 
 def test_cccv_tapers_from_cc_to_cutoff_and_returns_the_remaining_charge(export):
