@@ -125,7 +125,7 @@ class RealClock:
                               "never sleeps is throttled by the kernel and starves the CAN thread (274-402 "
                               "overruns in 10 s measured); use wait 'sleep' with a real-time priority")
         if priority:
-            _check_realtime(priority, where)
+            check_realtime(priority, where)
         self.spin_s = spin_s
         self.wait = wait
         self.priority = priority
@@ -189,7 +189,7 @@ def _set_fifo(tid: int, priority: int) -> tuple:
     return before
 
 
-def _check_realtime(priority: int, where: str) -> None:
+def check_realtime(priority: int, where: str) -> None:
     """Fail now, at setup, if this process may not use SCHED_FIFO at `priority`: try it on this thread and
     put it back."""
     if not hasattr(os, "SCHED_FIFO"):

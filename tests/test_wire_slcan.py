@@ -7,7 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from hil.clock import check_realtime
+from hil.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _realtime_if_allowed() -> list[str]:
+    """`--set rig.realtime_priority=50` where this user may use SCHED_FIFO. The suite's cycle-time test allows
+    a BMS one late frame, never a silence; under `pytest -n 2` on two cores the other worker's tests can stall
+    the boards' loop for longer than that (seen once: a 194 ms gap in BMS_PackData's 20 ms cycle), which is the
+    machine's load, not the wire's. SCHED_FIFO is what a bench uses against it (README, step 6)."""
+    try:
+        check_realtime(50, "test")
+    except ConfigError:
+        return []
+    return ["--set", "rig.realtime_priority=50"]
 
 
 @pytest.mark.slow
@@ -15,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_hil_run_over_slcan(tmp_path):
     report = tmp_path / "report"
     result = subprocess.run([sys.executable, "-m", "hil", "run", "--rig", str(ROOT / "rigs" / "slcan.toml"),
-                             "--report", str(report), "-q"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+                             "--report", str(report), "-q", *_realtime_if_allowed()],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     suite = ET.parse(report / "junit.xml").getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")

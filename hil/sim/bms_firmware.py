@@ -157,8 +157,8 @@ class BmsFirmware:
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
         }
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
-        self._peak_c = -math.inf          # derating_held_at_peak: the hottest reading since power-up
         self._insulation_next_s = 0.0
+        self._peak_c = -math.inf         # derating_held_at_peak: the hottest reading since power-up
         self._checked_contactors = ("pos",) if "contactor_feedback_positive_only" in self.bugs else MAIN_CONTACTORS
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
         self._add_tx(sender)
