@@ -337,12 +337,14 @@ def _centred(reading: _Reading, hysteresis_v: float) -> _Reading:
 
 
 def _hysteresis_rate(hysteresis: _Hysteresis, cell_for, log: Log, soc0: float, ambient_c: float) -> _Hysteresis:
-    """The rate of HYSTERESIS_RATES whose cell (`cell_for(candidate)`) simulates the log with the least RMS error:
-    how fast the cell moves from one branch to the other is seen where the current reverses."""
+    """The rate whose cell (`cell_for(candidate)`) simulates the log with the least RMS error, of HYSTERESIS_RATES
+    and then the geometric middles either side of the best: how fast the cell moves from one branch to the
+    other is seen where the current reverses."""
     def tried(rate: float) -> _Hysteresis:
         candidate = dataclasses.replace(hysteresis, rate=rate)
         voltage_v, _ = _simulate(cell_for(candidate), log, soc0, ambient_c)
-        return dataclasses.replace(candidate, rate_rms_mv=float(np.sqrt(np.mean((voltage_v - log.voltage_v) ** 2)) * 1e3))
+        rms_mv = float(np.sqrt(np.mean((voltage_v - log.voltage_v) ** 2)) * 1e3)
+        return dataclasses.replace(candidate, rate_rms_mv=rms_mv)
 
     grid = [tried(rate) for rate in HYSTERESIS_RATES]
     k = min(range(len(grid)), key=lambda i: grid[i].rate_rms_mv)
@@ -573,9 +575,9 @@ def _cell_text(log: Log, name: str, capacity_ah: float, soc0: float, check: str,
         lines += [f"# from R0 at {temperature.steps} steps of {temperature.logs}",
                   f"activation_energy_j_per_mol = {arrhenius}", f"reference_c = {ambient_c:g}"]
     if hysteresis is not None:
-        lines += ["", f"[hysteresis]   # half the gap of {hysteresis.pairs} rests after charge and discharge at one SOC; "
-                      "the rate",
-                  f"# whose simulation of the log fits best ({hysteresis.rate_rms_mv:.2f} mV RMS)",
+        lines += ["", f"[hysteresis]   # volts: the median half-gap of {hysteresis.pairs} rests against the other "
+                      "branch at their SOC",
+                  f"# rate: the one whose simulation of the log fits best ({hysteresis.rate_rms_mv:.2f} mV RMS)",
                   f"volts = {hysteresis.volts:.4g}", f"rate = {hysteresis.rate:.3g}"]
     if thermal is not None:
         heat_capacity, h_ambient, windows = thermal

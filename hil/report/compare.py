@@ -5,7 +5,8 @@ before it. Each run's JUnit XML keeps its measurements with their limits (`hil.r
 two runs compare without re-running anything:
 
 - outcomes: a test that passed (or was not there) and now fails is a regression; one that failed and now
-  passes is fixed; tests that appear, disappear or newly skip are listed;
+  passes is fixed; one that failed in both is listed as still failing (not a regression: it is no worse);
+  tests that appear, disappear or newly skip are listed;
 - measurements: for each one both runs have, the margin to its limits as a share of the allowed span (or
   of the one limit's size, as the report shows it). A margin that shrank by more than `--max-margin-loss`
   of that scale is a regression, though the test still passes. Measurements without limits are listed when
@@ -87,12 +88,14 @@ def margin_loss(base: Measurement, new: Measurement) -> float | None:
 
 def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float = DEFAULT_MAX_MARGIN_LOSS) -> dict:
     """The differences of two runs, as plain data (the JSON `hil compare --json` prints)."""
-    regressed, fixed, newly_skipped = [], [], []
+    regressed, still_failing, fixed, newly_skipped = [], [], [], []
     for test_id, case in new.items():
         before = base.get(test_id)
         if case.outcome in _FAILING and (before is None or before.outcome not in _FAILING):
             regressed.append({"test": test_id, "was": before.outcome if before else None, "now": case.outcome,
                               "message": case.message})
+        elif case.outcome in _FAILING:
+            still_failing.append({"test": test_id, "message": case.message})
         elif before is not None and before.outcome in _FAILING and case.outcome == "passed":
             fixed.append(test_id)
         elif before is not None and before.outcome == "passed" and case.outcome == "skipped":
@@ -114,7 +117,8 @@ def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float 
                 margins.append(entry)
             elif old.value != measurement.value and not (math.isnan(old.value) and math.isnan(measurement.value)):
                 changed.append(entry)
-    return {"base_tests": len(base), "new_tests": len(new), "regressed": regressed, "fixed": fixed,
+    return {"base_tests": len(base), "new_tests": len(new), "regressed": regressed, "still_failing": still_failing,
+            "fixed": fixed,
             "added": sorted(set(new) - set(base)), "gone": sorted(set(base) - set(new)),
             "newly_skipped": newly_skipped, "measurements_compared": compared, "max_margin_loss": max_margin_loss,
             "margin_regressions": margins, "changed": changed, "passed": not regressed and not margins}
@@ -129,6 +133,8 @@ def describe(result: dict, base_path: str, new_path: str) -> str:
     for item in result["margin_regressions"]:
         lines.append(f"MARGIN    {item['test']}: {_change(item)}, lost {100 * item['margin_loss']:.1f} % of "
                      f"its limits' scale (allowed {100 * result['max_margin_loss']:g} %)")
+    lines += [f"failing   {item['test']} (failed before too)" + (f": {item['message']}" if item["message"] else "")
+              for item in result["still_failing"]]
     lines += [f"fixed     {test}" for test in result["fixed"]]
     lines += [f"skipped   {item['test']} (passed before): {item['reason']}" for item in result["newly_skipped"]]
     lines += [f"changed   {item['test']}: {_change(item)}" for item in result["changed"]]

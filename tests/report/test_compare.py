@@ -37,14 +37,15 @@ def _write(tmp_path, name, *cases):
 
 def test_outcome_changes_are_sorted_into_regressed_fixed_skipped_new_and_gone(tmp_path):
     base = load_run(_write(tmp_path, "base.xml", _case("test_a"), _case("test_b", FAILED), _case("test_c"),
-                           _case("test_gone")))
+                           _case("test_gone"), _case("test_d", FAILED)))
     new = load_run(_write(tmp_path, "new.xml", _case("test_a", FAILED), _case("test_b"), _case("test_c", SKIPPED),
-                          _case("test_new", FAILED)))
+                          _case("test_new", FAILED), _case("test_d", FAILED)))
     result = compare(base, new)
     assert [(item["test"].split("::")[1], item["was"], item["now"]) for item in result["regressed"]] == [
         ("test_a", "passed", "failed"), ("test_new", None, "failed")]
     assert result["regressed"][0]["message"] == "AssertionError: tripped below 4.24 V"
     assert result["fixed"] == ["tests.bms.test_protections::test_b"]
+    assert [item["test"] for item in result["still_failing"]] == ["tests.bms.test_protections::test_d"]
     assert result["newly_skipped"] == [{"test": "tests.bms.test_protections::test_c",
                                         "reason": "the spec states no [protections.cell_ut]"}]
     assert result["added"] == ["tests.bms.test_protections::test_new"]
@@ -78,8 +79,8 @@ def test_changed_limits_are_listed_but_not_judged(tmp_path):
     (None, r"missing.xml: no such file; expected a JUnit XML file or a report folder"),
     ("<testsuites><testsuite>", r"bad.xml: not XML \(no element found: line 1"),
     ("<html><body/></html>", r"bad.xml: no <testcase> in it; expected a JUnit XML file"),
-    (_junit(_case("test_ov", reaction_ms=230).replace('value="230"', 'value="fast"')), r"bad.xml: test tests.bms.test_protections::test_ov: a measurement "
-                                                   r"property is not a number"),
+    (_junit(_case("test_ov", reaction_ms=230).replace('value="230"', 'value="fast"')),
+     r"bad.xml: test tests.bms.test_protections::test_ov: a measurement property is not a number"),
 ])
 def test_a_file_that_is_not_a_junit_report_is_named(tmp_path, content, error):
     path = tmp_path / ("missing.xml" if content is None else "bad.xml")
