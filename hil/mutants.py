@@ -11,10 +11,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from hil.errors import ConfigError
+from hil.report.junit import read_junit
 from hil.rig import DEFAULT_RIG, PROJECT_ROOT, load_rig, preflight
 from hil.sim.bms_firmware import BUGS, check_bugs
 
@@ -23,12 +23,15 @@ RUN_TIMEOUT_S = 1200
 
 
 def _failed_tests(junit: Path) -> tuple[int, list[str]]:
-    root = ET.parse(junit).getroot()
-    cases = list(root.iter("testcase"))
-    failed = [f"{c.get('classname', '').rsplit('.', 1)[-1]}::{c.get('name')}" for c in cases
-              if c.find("failure") is not None or c.find("error") is not None]
-    # A test that fails and then errors in teardown appears twice; name it once, in order.
-    return len({c.get("classname", "") + c.get("name", "") for c in cases}), list(dict.fromkeys(failed))
+    """How many tests the run has, and the failing ones as `module::name` (a test that fails and then errors in
+    teardown is one)."""
+    cases = read_junit(junit)
+    failed = []
+    for test_id, case in cases.items():
+        if case.failed:
+            classname, _, name = test_id.partition("::")
+            failed.append(f"{classname.rsplit('.', 1)[-1]}::{name}")
+    return len(cases), failed
 
 
 def suite_files() -> list[Path]:

@@ -18,24 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 from hil.errors import HilError
-from hil.report.measurements import Measurement, from_properties
+from hil.report.junit import Case, read_junit
+from hil.report.measurements import Measurement
 
 DEFAULT_MAX_MARGIN_LOSS = 0.10
-_FAILING = ("failed", "error")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One test of a run: its outcome (passed, failed, error or skipped), first line of its message, and
-    its measurements by name."""
-    outcome: str
-    message: str
-    measurements: dict[str, Measurement]
 
 
 def load_run(path: str | Path) -> dict[str, Case]:
@@ -45,34 +34,10 @@ def load_run(path: str | Path) -> dict[str, Case]:
     if not file.is_file():
         raise HilError(f"{path}: no such file{' (no junit.xml in it)' if path.is_dir() else ''}; expected a JUnit "
                        "XML file or a report folder with one (hil run writes reports/latest/junit.xml)")
-    try:
-        root = ET.parse(file).getroot()
-    except ET.ParseError as exc:
-        raise HilError(f"{file}: not XML ({exc}); expected a JUnit XML file") from None
-    cases = {}
-    for element in root.iter("testcase"):
-        test_id = f"{element.get('classname', '')}::{element.get('name', '')}"
-        cases[test_id] = _case(file, test_id, element)
+    cases = read_junit(file)
     if not cases:
         raise HilError(f"{file}: no <testcase> in it; expected a JUnit XML file (pytest --junitxml, or hil run's)")
     return cases
-
-
-def _case(file: Path, test_id: str, element) -> Case:
-    outcome, message = "passed", ""
-    for tag, name in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
-        found = element.find(tag)
-        if found is not None:
-            outcome = name
-            text = (found.get("message") or found.text or "").strip()
-            message = text.splitlines()[0] if text else ""
-            break
-    properties = [(p.get("name"), p.get("value")) for p in element.iter("property")]
-    try:
-        measurements = {m.name: m for m in from_properties(properties)}
-    except ValueError as exc:
-        raise HilError(f"{file}: test {test_id}: a measurement property is not a number ({exc})") from None
-    return Case(outcome, message, measurements)
 
 
 def margin_loss(base: Measurement, new: Measurement) -> float | None:
@@ -91,12 +56,12 @@ def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float 
     regressed, still_failing, fixed, newly_skipped = [], [], [], []
     for test_id, case in new.items():
         before = base.get(test_id)
-        if case.outcome in _FAILING and (before is None or before.outcome not in _FAILING):
+        if case.failed and (before is None or not before.failed):
             regressed.append({"test": test_id, "was": before.outcome if before else None, "now": case.outcome,
                               "message": case.message})
-        elif case.outcome in _FAILING:
+        elif case.failed:
             still_failing.append({"test": test_id, "message": case.message})
-        elif before is not None and before.outcome in _FAILING and case.outcome == "passed":
+        elif before is not None and before.failed and case.outcome == "passed":
             fixed.append(test_id)
         elif before is not None and before.outcome == "passed" and case.outcome == "skipped":
             newly_skipped.append({"test": test_id, "reason": case.message})

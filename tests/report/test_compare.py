@@ -7,6 +7,7 @@ import pytest
 
 from hil.errors import HilError
 from hil.report.compare import compare, load_run
+from hil.report.junit import read_junit
 from hil.rig import PROJECT_ROOT
 
 
@@ -88,6 +89,16 @@ def test_a_file_that_is_not_a_junit_report_is_named(tmp_path, content, error):
         path.write_text(content)
     with pytest.raises(HilError, match=error):
         load_run(path)
+
+
+def test_a_test_written_twice_is_one_case_failing_if_either_entry_fails(tmp_path):
+    """pytest writes a test that fails and then errors in teardown twice; hil mutants and hil compare read it
+    as one failing test, whichever entry comes last."""
+    cases = read_junit(_write(tmp_path, "twice.xml", _case("test_a", FAILED), _case("test_a"),
+                              _case("test_b"), _case("test_b", '<error message="teardown: bench not safe"/>')))
+    assert list(cases) == ["tests.bms.test_protections::test_a", "tests.bms.test_protections::test_b"]
+    assert cases["tests.bms.test_protections::test_a"].outcome == "failed"
+    assert cases["tests.bms.test_protections::test_b"].message == "teardown: bench not safe"
 
 
 def test_a_report_folder_without_junit_is_named(tmp_path):

@@ -1,0 +1,58 @@
+"""A run's JUnit XML (pytest's `--junitxml`, as `hil run` writes it) read back: each test's outcome, the first
+line of its message and its measurements (`hil.report.measurements`). `hil compare` and `hil mutants` read
+runs through it."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.errors import HilError
+from hil.report.measurements import Measurement, from_properties
+
+FAILING = ("failed", "error")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test of a run: its outcome (passed, failed, error or skipped), first line of its message, and
+    its measurements by name."""
+    outcome: str
+    message: str
+    measurements: dict[str, Measurement]
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in FAILING
+
+
+def read_junit(file: Path) -> dict[str, Case]:
+    """The tests of JUnit XML `file` by `classname::name`, in the file's order. A test written twice (a failure,
+    then an error in its teardown) is one case, failing if either entry does."""
+    try:
+        root = ET.parse(file).getroot()
+    except ET.ParseError as exc:
+        raise HilError(f"{file}: not XML ({exc}); expected a JUnit XML file") from None
+    cases: dict[str, Case] = {}
+    for element in root.iter("testcase"):
+        test_id = f"{element.get('classname', '')}::{element.get('name', '')}"
+        case, earlier = _case(file, test_id, element), cases.get(test_id)
+        cases[test_id] = earlier if earlier is not None and earlier.failed and not case.failed else case
+    return cases
+
+
+def _case(file: Path, test_id: str, element) -> Case:
+    outcome, message = "passed", ""
+    for tag, name in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+        found = element.find(tag)
+        if found is not None:
+            outcome = name
+            text = (found.get("message") or found.text or "").strip()
+            message = text.splitlines()[0] if text else ""
+            break
+    properties = [(p.get("name"), p.get("value")) for p in element.iter("property")]
+    try:
+        measurements = {m.name: m for m in from_properties(properties)}
+    except ValueError as exc:
+        raise HilError(f"{file}: test {test_id}: a measurement property is not a number ({exc})") from None
+    return Case(outcome, message, measurements)
