@@ -33,6 +33,7 @@ from hil.can.simbus import SimBus
 from hil.devices.bms import make_bms
 from hil.devices.cell_emulator import make_cell_emulator
 from hil.devices.emulator_process import EmulatorProcess
+from hil.devices.power_supply import open_power_supply
 from hil.errors import DeviceLost, HilError
 from hil.loop import Loop
 from hil.profiles.base import UNITS
@@ -45,6 +46,9 @@ from hil.trace import Trace
 
 _channel_ids = itertools.count()
 TEMPERATURE_PERIOD_S = 0.1
+# A BMS silent this long counts as dark: its contactors open with its supply, so no current flows. A VCU acts
+# on a BMS timeout the same way; long enough that a late frame on a loaded machine is not taken for one.
+BMS_SILENT_S = 0.25
 # The CAN log's channel of each bus, as python-can counts them (0-based; BLF viewers show CAN 1 and CAN 2).
 DUT_LOG_CHANNEL = 0
 CE_LOG_CHANNEL = 1
@@ -82,6 +86,7 @@ class Bench:
             precompile(self.ce_db)
         self.boards = None
         self.emulator = None
+        self.supply = None
         self._board_bus = self._board_ce_bus = None
         self._notifiers: list[can.Notifier] = []
         self.can_log = None
@@ -115,6 +120,10 @@ class Bench:
                 for bus, kwargs in self._bus_kwargs.items():
                     kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus]
             self.bus = self._open_bus(bus_name)
+            board_supply = self.boards.supply if self.boards is not None else None
+            self.supply = open_power_supply(
+                rig, emulated_answer=board_supply.answer if board_supply is not None else None, now_s=self.clock.now_s,
+                emulated_port=self.emulator.endpoints.get("psu", (None, None))[1] if self.emulator else None)
             self.monitor = Monitor(self.db, self.clock.now_s)
             if report_dir is not None:
                 report_dir = Path(report_dir)
@@ -138,6 +147,9 @@ class Bench:
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.overrun_policy)
             self.bms = make_bms(rig.load_dut_map(self.db), self.monitor, self.sender, self.loop)
+            self._status_message = self.bms.contactor_readback.message
+            if self.supply is not None:
+                self.supply.note = lambda text: self.trace.mark(self.loop.t_s, text)
             self.cell_emulator = make_cell_emulator(rig.load_ce_map(self.ce_db), self.ce_bus, self.ce_db,
                                                     self.ce_sender, self.ce_monitor,
                                                     rig.data["cell_emulator"]["channels"], on_send=log_ce_sent)
@@ -213,6 +225,8 @@ class Bench:
         # Each cell setpoint frame goes out once per setpoint period, the frames spread over its ticks so
         # that a large pack's burst does not land on one tick.
         phase = tick % self._setpoint_every
+        if phase == 0 and self._contactors_closed and (self.monitor.age_s(self._status_message) or 0.0) > BMS_SILENT_S:
+            self._contactors_closed = False   # until its next frame (a BMS that lost its supply, say)
         groups = self._cell_groups[phase]
         if groups or phase == 0:
             output_v = _forced(self.pack.measured_cell_voltage_v, self._forced_cell_v)
@@ -322,6 +336,8 @@ class Bench:
             notifier.stop()
         if getattr(self, "trace", None) is not None:
             self.trace.close()
+        if self.supply is not None:
+            self.supply.close()
         buses = (getattr(self, "bus", None), getattr(self, "ce_bus", None), self._board_bus, self._board_ce_bus)
         for bus in dict.fromkeys(bus for bus in buses if bus is not None):   # ce_bus is bus when they share one
             with contextlib.suppress(can.CanError):  # a lost adapter cannot be told to close; carry on

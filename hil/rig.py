@@ -38,6 +38,7 @@ KNOWN_CAPABILITIES = {
     "wire": "the boards sit behind a real transport (slcan pty, SocketCAN)",
     "hv_insulation": "the bench can inject an insulation fault on the high-voltage side",
     "contactor_weld": "the bench can hold either main contactor of the BMS closed (a weld)",
+    "lv_supply": "a programmable supply ([power_supply]) feeds the BMS's low-voltage input (KL30)",
     "virtual_clock": "time is virtual (added by the rig itself on a virtual clock)",
 }
 
@@ -71,6 +72,15 @@ SCHEMA = {
         "kind": (str, True, ("emulated", "can")), "bus": (str, True, None),
         "channels": (int, True, range(1, 10001)),
         "map": (str, False, None),  # a cell-emulator map (hil/devices/ce_map.py): an emulator with a DBC of its own
+    },
+    # The lab supply on the BMS's low-voltage input (hil/devices/power_supply.py): the emulated boards' own, or a
+    # real SCPI supply on a serial port.
+    "power_supply": {
+        # "none": the BMS's supply is not the bench's to switch (a fixed one); tests that need it skip
+        "kind": (str, True, ("emulated", "scpi", "none")), "port": (str, False, None),
+        "baudrate": (int, False, range(50, 4_000_001)), "timeout_s": (float, False, Between(0.0, 60.0, low_open=True)),
+        "nominal_v": (float, True, Between(0.0, 60.0, low_open=True)),   # 12 V or 24 V systems, 48 V ones
+        "current_limit_a": (float, False, Between(0.0, 100.0, low_open=True)),
     },
     "emulate": {
         "process": (bool, False, None), "startup_timeout_s": (float, False, Between(0.0, 600.0, low_open=True)),
@@ -153,6 +163,8 @@ class Rig:
     def capabilities(self) -> set[str]:
         """Declared capabilities, plus "virtual_clock" on a virtual clock (hour-long tests need it)."""
         declared = set(self.data["rig"].get("capabilities", []))
+        if self.data.get("power_supply", {}).get("kind") == "none":
+            declared.discard("lv_supply")   # the supply is there, but not the bench's to switch
         return declared | {"virtual_clock"} if self.clock == "virtual" else declared
 
     @property
@@ -239,6 +251,18 @@ def _check_consistent(data: dict, where: str) -> None:
     if steps < 1 - 1e-9 or abs(steps - round(steps)) > 1e-6:
         raise ConfigError(f"{where}: key 'rig.setpoint_period_s' = {period_s:g}, expected a whole number of "
                           f"steps of rig.dt_s = {dt_s:g} s (e.g. {max(1, round(steps)) * dt_s:g})")
+    supply = data.get("power_supply")
+    if "lv_supply" in rig.get("capabilities", []) and supply is None:
+        raise ConfigError(f"{where}: key 'rig.capabilities' holds 'lv_supply' but the rig has no [power_supply] table; "
+                          "add one (kind = \"emulated\" or \"scpi\", nominal_v) or drop the capability")
+    if supply is not None:
+        if supply["kind"] == "scpi" and "port" not in supply:
+            raise ConfigError(f"{where}: [power_supply] kind = \"scpi\" needs key 'power_supply.port', the supply's "
+                              "serial port (e.g. \"/dev/ttyUSB0\" or \"socket://10.0.0.5:5025\")")
+        if supply["kind"] == "emulated" and data["dut"]["kind"] != "emulated":
+            raise ConfigError(f"{where}: [power_supply] kind = \"emulated\" feeds the emulated BMS, but dut.kind = "
+                              f"{data['dut']['kind']!r}; a real BMS needs a real supply: kind = \"scpi\" and its port, "
+                              "or kind = \"none\" where the bench does not switch it")
     for name in rig.get("capabilities", []):
         if not isinstance(name, str):
             raise ConfigError(f"{where}: key 'rig.capabilities' holds {name!r}, expected names (strings)")

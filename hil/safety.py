@@ -1,6 +1,9 @@
 """The bench's safe state, reached from every way a run can end and confirmed by reading it back.
 
 The safe state, in the order a bench engineer signs off:
+0. supply (a rig with `[power_supply]`): the BMS's low-voltage supply back at its nominal voltage with its
+   output on (a test may have cut or sagged it), confirmed when the supply measures it and a BMS_Status
+   arrives after: the BMS is awake to open its contactors on request and report them open;
 1. load: demand to zero, so no current flows when the contactors open (breaking current wears contacts
    and can weld them); confirmed when the loop applies 0 A and a BMS_PackData received after the next
    setpoint reports at most LOAD_ZERO_A;
@@ -44,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hil.devices.bms import Readback
+from hil.devices.power_supply import READBACK_TOLERANCE_V
 from hil.errors import HilError
 
 PROPERTY_PREFIX = "safe:"   # the JUnit properties of a test's safe-state read-back
@@ -94,7 +98,8 @@ class NotSafe(HilError):
 
 
 def make_safe(bench, timeout_s: float = 2.0) -> SafeState:
-    """Load zero, contactors open by request, cell-emulator outputs off; each confirmed by a fresh frame.
+    """Supply on (if the rig has one), load zero, contactors open by request, cell-emulator outputs off; each
+    confirmed by a fresh frame.
 
     Each step waits up to `timeout_s` of bench time. SIGINT and SIGTERM wait until all three are done. Each
     step's outcome is also noted in the bench's trace events. Raises `NotSafe` when a step is not confirmed.
@@ -103,10 +108,11 @@ def make_safe(bench, timeout_s: float = 2.0) -> SafeState:
     # in one burst of ticks, and the policy "fail" would refuse to step; skipping resumes on the wall clock.
     policy, bench.loop.overrun_policy = bench.loop.overrun_policy, "skip"
     try:
+        order = (("load", _load_off), ("contactors", _contactors_open), ("outputs", _outputs_off))
+        if bench.supply is not None:
+            order = (("supply", _supply_on),) + order
         with held_interrupts():
-            steps = tuple(_run_step(bench, name, command, timeout_s)
-                          for name, command in (("load", _load_off), ("contactors", _contactors_open),
-                                                ("outputs", _outputs_off)))
+            steps = tuple(_run_step(bench, name, command, timeout_s) for name, command in order)
     finally:
         bench.loop.overrun_policy = policy
     state = SafeState(steps)
@@ -146,6 +152,24 @@ def _run_step(bench, name: str, command: Callable, timeout_s: float) -> Step:
         step = Step(name, False, None, f"{type(exc).__name__}: {exc}")
     bench.trace.mark(bench.loop.t_s, f"safe state: {step.describe()}")
     return step
+
+
+def _supply_on(bench):
+    supply, monitor, status = bench.supply, bench.bms.monitor, bench.bms.contactor_readback.message
+    measured_v = supply.restore()
+    since_s = bench.clock.now_s()
+    supply_ok = abs(measured_v - supply.nominal_v) <= READBACK_TOLERANCE_V
+
+    def confirmed() -> bool:
+        received_s = monitor.stats[status].last_s
+        return supply_ok and received_s is not None and received_s > since_s
+
+    def seen() -> str:
+        received_s = monitor.stats[status].last_s
+        return (f"{supply.where} measures {measured_v:.3f} V (nominal {supply.nominal_v:g} V); {status} "
+                + ("never received" if received_s is None else f"last received at t={received_s:.3f} s")
+                + f", supply restored at t={since_s:.3f} s")
+    return confirmed, seen
 
 
 def _load_off(bench):

@@ -211,7 +211,7 @@ def test_an_external_rig_is_locked_by_the_bench(pytester, tmp_path, monkeypatch)
             lock = os.path.join(os.environ["HIL_LOCK_DIR"], "hil-rig-sim.lock")
             assert "test_hw.py::test_hw" in open(lock).read()
     """)
-    args = ("--set", "dut.kind=external", "--hil-lock-timeout", "0.3")
+    args = ("--set", "dut.kind=external", "--set", "power_supply.kind=none", "--hil-lock-timeout", "0.3")
     with pytest_plugin.rig_lock("sim", "another session", 1.0):
         result = pytester.runpytest(*args)
     result.assert_outcomes(errors=1)
@@ -231,7 +231,8 @@ def test_a_bench_configuration_error_fails_one_test_and_stops_the_run(pytester, 
         def test_two(bench):
             pass
     """)
-    result = pytester.runpytest("--set", "dut.kind=external", "--set", "can.main.bitrat=500000")
+    result = pytester.runpytest("--set", "dut.kind=external", "--set", "power_supply.kind=none",
+                                "--set", "can.main.bitrat=500000")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*bench could not start: *bitrat*did you mean 'bitrate'*",
                                  "*Interrupted: the bench's configuration is wrong*"])
@@ -285,7 +286,7 @@ def test_an_unwritable_report_or_lock_folder_is_one_clear_error(pytester, tmp_pa
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hil-report: report folder */a_file/report: cannot write there (Not a directory*"])
     monkeypatch.setenv(pytest_plugin.LOCK_DIR_ENV, str(a_file / "locks"))
-    result = pytester.runpytest("--set", "dut.kind=external")
+    result = pytester.runpytest("--set", "dut.kind=external", "--set", "power_supply.kind=none")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*rig lock */a_file/locks/hil-rig-sim.lock: cannot create it (Not a directory)*"])
 

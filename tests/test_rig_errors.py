@@ -93,6 +93,11 @@ def test_wrong_type_and_bad_value(tmp_path):
     ("pack.n_series=17", "key 'cell_emulator.channels' = 16, expected pack.n_series = 17"),
     ("emulate.startup_timeout_s=-1.0", "key 'emulate.startup_timeout_s' = -1.0, expected a number > 0"),
     ('rig.capabilities=["fault_relay"]', "key 'rig.capabilities' holds 'fault_relay' (did you mean 'fault_relays'?)"),
+    ("power_supply.nominal_v=120.0", "key 'power_supply.nominal_v' = 120.0, expected a number > 0 and <= 60"),
+    ('power_supply.kind="rigol"', "key 'power_supply.kind' = 'rigol', expected one of ['emulated', 'scpi', 'none']"),
+    ('power_supply.kind="scpi"', "[power_supply] kind = \"scpi\" needs key 'power_supply.port'"),
+    ('dut.kind="external"', "[power_supply] kind = \"emulated\" feeds the emulated BMS, but dut.kind = 'external'"),
+    ('power_supply={}', "missing key 'power_supply.kind'"),
 ])
 def test_numbers_out_of_range_and_inconsistent_keys_are_refused(override, expected):
     with pytest.raises(ConfigError) as caught:
@@ -109,6 +114,15 @@ def test_a_spec_timing_a_message_the_dut_does_not_have_fails_preflight(tmp_path)
         preflight(load_rig(SIM, [f'spec.file="{spec}"']))
     assert (f"{spec} [cycle_times]: message 'BMS_Statuss' is not in the DUT bus's DBC files (did you mean "
             "'BMS_Status'") in str(caught.value)
+
+
+def test_lv_supply_needs_a_supply_and_kind_none_takes_it_away(tmp_path):
+    text = SIM.read_text()
+    block = text[text.index("[power_supply]"):text.index("[dut]\n")]
+    with pytest.raises(ConfigError, match=r"holds 'lv_supply' but the rig has no \[power_supply\] table"):
+        load_rig(_rig_with(tmp_path, block, ""))
+    rig = load_rig(SIM, ['power_supply.kind="none"'])
+    assert "lv_supply" not in rig.capabilities and "lv_supply" in load_rig(SIM).capabilities
 
 
 def test_a_labs_own_capability_is_accepted():

@@ -35,6 +35,7 @@ class Bms:
     request_message = "VCU_Request"
     heartbeat_messages = ("VCU_Heartbeat", "VCU_Request")   # the host frames the BMS times out without
     current_readback = Readback("BMS_PackData", ("BMS_PackCurrent",))
+    soc_message = "BMS_SOC"   # the status message that carries the SOC (None: this BMS's proxy cannot read it)
     contactor_readback = Readback("BMS_Status", ("BMS_ContactorPos", "BMS_ContactorNeg", "BMS_ContactorPre"))
 
     def __init__(self, monitor: Monitor, sender: PeriodicSender, loop):
@@ -171,6 +172,7 @@ class MappedBms(Bms):
         self.heartbeat_messages = (dut_map.request_message, *(name for name, _ in dut_map.heartbeats))
         current = dut_map.read["pack_current_a"]
         self.current_readback = Readback(current.message, (current.name,))
+        self.soc_message = dut_map.read["soc"].message if "soc" in dut_map.read else None
         self.contactor_readback = Readback(dut_map.contactors[0].message, tuple(s.name for s in dut_map.contactors))
         super().__init__(monitor, sender, loop)
 

@@ -22,11 +22,11 @@ REJECTS_SHOWN = 3
 
 # What a failing port raises through pyserial: its own errors, OS errors, and on POSIX termios.error,
 # which tcflush lets through when a pty's other end has gone.
-_PORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError)
+PORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError)
 try:
     import termios
 
-    _PORT_ERRORS += (termios.error,)
+    PORT_ERRORS += (termios.error,)
 except ImportError:  # Windows has no termios
     pass
 
@@ -89,7 +89,7 @@ class SerialLink:
                 f"serial port {self.url!r}: {error}. Expected {expected} at a device path, a pty path "
                 "or socket://HOST:PORT"
             ) from None
-        except _PORT_ERRORS as error:
+        except PORT_ERRORS as error:
             raise ConfigError(
                 f"cannot open serial port {self.url!r} ({error}). Expected {expected}: check the rig "
                 "file's port, that the device is plugged in and powered, and that no other program "
@@ -116,7 +116,7 @@ class SerialLink:
                 f"{self.protocol.name} on {self.url}: could not send {len(frame)} bytes within "
                 f"{self.timeout_s} s; is the device reading (flow control, a stalled socket)?"
             ) from None
-        except _PORT_ERRORS as error:
+        except PORT_ERRORS as error:
             raise self._lost("write", error) from None
 
     def request(self, frame: bytes, accept: Callable[[Container], bool] = _accept_any) -> bytes:
@@ -152,7 +152,7 @@ class SerialLink:
     def _discard_stale_input(self) -> None:
         try:
             self._port.reset_input_buffer()
-        except _PORT_ERRORS as error:
+        except PORT_ERRORS as error:
             raise self._lost("flushing input", error) from None
         self._scanner.reset()
         self._ready.clear()
@@ -179,7 +179,7 @@ class SerialLink:
     def _read_some(self) -> bytes:
         try:
             data = self._port.read(self._port.in_waiting or 1)
-        except _PORT_ERRORS as error:
+        except PORT_ERRORS as error:
             raise self._lost("read", error) from None
         self._recent_input += data
         del self._recent_input[:-RECENT_INPUT_BYTES]

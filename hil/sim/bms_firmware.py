@@ -71,9 +71,24 @@ BUGS = {
                              "hold meant for the service log), so they stay low after the pack has cooled",
     "contactor_feedback_positive_only": "only the positive contactor's feedback is compared with its command: a "
                                         "welded negative contactor goes unseen",
+    "brownout_reset_at_9v": "the MCU's brown-out reset is set to 9 V (a wrong option-byte level) instead of the "
+                            "regulator's limit, so an engine crank that the BMS is rated to ride through reboots it "
+                            "and drops its contactors",
+    "soc_saved_periodically_only": "the SOC is written to NVM every nvm_save_period_s only, not on the power-fail "
+                                   "interrupt: a loss of the low-voltage supply loses the charge counted since",
 }
 # The main contactors whose feedback the firmware checks against its command (the precharge one is not).
 MAIN_CONTACTORS = ("pos", "neg")
+TX_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC", "BMS_CellStats", "BMS_CellVoltages",
+               "BMS_CellTemps", "BMS_BalancingMask")
+BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
+# Above the brown-out level by this much before the MCU leaves reset, so a supply hovering at the level does
+# not reset it again and again (a brown-out detector's hysteresis, ~0.1-0.2 V).
+BROWNOUT_HYSTERESIS_V = 0.2
+# What the board draws from its 12 V input: the electronics, and each closed contactor's coil (economised to a
+# holding current once closed). For the lab supply's current read-back; no test depends on the values.
+ECU_SUPPLY_A = 0.12
+COIL_HOLD_A = 0.25
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
 
@@ -114,14 +129,28 @@ class BmsFirmware:
         self._ocv_soc = np.asarray(ocv_soc)
         self._ocv_v = np.asarray(ocv_v)
         self._rng = np.random.default_rng(seed)
+        self._checked_contactors = ("pos",) if "contactor_feedback_positive_only" in self.bugs else MAIN_CONTACTORS
+        # The low-voltage supply (KL30): the MCU runs while it is above the brown-out level; what it keeps across
+        # a power cycle is in `nvm` (data flash), everything else is RAM and starts afresh at each boot.
+        self.reset_v = BUGGY_RESET_V if "brownout_reset_at_9v" in self.bugs else cal["supply_reset_v"]
+        self.powered = True
+        self.nvm: dict[str, float] = {}
+        self._boot_s: float | None = None    # when a booting MCU runs its first task
+        self._init_ram(0.0)
+        self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
+        self._add_tx(sender)
+
+    def _init_ram(self, now_s: float) -> None:
+        """The firmware's RAM as it starts at `now_s`: at power-up, and again at each boot after a brown-out."""
         self.state = BmsState.INIT
-        self._unpowered_s = 0.0  # last task time the front end read no cell at all
+        self._unpowered_s = now_s  # last task time the front end read no cell at all
         self.mode = ModeRequest.STANDBY
         self._clear_request = False
         self.faults = 0          # latched error bits
         self.active = 0          # error conditions present now
         self.warnings = 0
         self.warnings_latched = 0  # slow diagnoses (self-discharge) that stay reported until cleared
+        n_cells = self.n_cells
         self._leak_sum_v = np.zeros(n_cells)
         self._leak_samples = 0
         self._leak_previous_v = None
@@ -139,15 +168,17 @@ class BmsFirmware:
         self.contactor_fb = dict(self.contactor_cmd)
         self._contactor_change_s: dict[str, float | None] = {k: None for k in self.contactor_cmd}
         self._none_moving = dict(self._contactor_change_s)
-        self._state_entry_s = 0.0
+        self._state_entry_s = now_s
         self._rest_s = 0.0
         self._last_heartbeat_s: float | None = None
-        self._main_runs = 0   # task times are run * period, never accumulated, so no rounding drift
-        self._slow_runs = 0
+        # Task times are run * period, never accumulated, so no rounding drift; after a boot, from the next one.
+        self._main_runs = math.ceil(now_s / MAIN_TASK_S - 1e-9)
+        self._slow_runs = math.ceil(now_s / SLOW_TASK_S - 1e-9)
         self.rx_bad_crc = 0
         # (uptime ms, FAULT_BITS name) each time a fault latches, oldest first; read over the debug UART.
         self.fault_log: deque[tuple[int, str]] = deque(maxlen=FAULT_LOG_ENTRIES)
         self._logged_faults = 0
+        cal = self.cal
         deb = lambda key, **kw: Debounce(cal[key] / 1000.0, **kw)
         self._deb = {
             "cell_ov": deb("ov_debounce_ms", reset="ov_debounce_no_reset" not in self.bugs),
@@ -157,35 +188,36 @@ class BmsFirmware:
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
         }
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
-        self._insulation_next_s = 0.0
+        self._insulation_next_s = now_s
         self._peak_c = -math.inf         # derating_held_at_peak: the hottest reading since power-up
-        self._checked_contactors = ("pos",) if "contactor_feedback_positive_only" in self.bugs else MAIN_CONTACTORS
-        self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
-        self._add_tx(sender)
+        self._nvm_next_s = now_s              # the first periodic write once the SOC is known (after INIT)
+        self._soc_from_nvm = "soc" in self.nvm  # a boot with a saved SOC starts from it, not from the OCV
 
     # CAN transmit ----------------------------------------------------------------------------------------
     def _add_tx(self, sender: PeriodicSender) -> None:
+        self._sender = sender
         status_s = self.cal["status_cycle_ms"] / 1000.0
         sender.add("BMS_Status", provider=self._status_signals, cycle_s=status_s)
         # Each further message starts 1 ms after the one before, as a CAN stack's transmit schedule would,
         # so the 100 ms messages do not all land in one tick (that tick is the loop's worst case).
-        offsets_s = iter(i * 0.001 for i in range(1, 100))
-        sender.add("BMS_PackData", start_s=next(offsets_s), provider=lambda: {
+        self._tx_offsets_s = {name: i * 0.001 for i, name in enumerate(TX_MESSAGES)}   # kept to restart after a boot
+        offset_s = self._tx_offsets_s
+        sender.add("BMS_PackData", start_s=offset_s["BMS_PackData"], provider=lambda: {
             "BMS_PackVoltage": self.pack_v, "BMS_PackCurrent": self.current_a})
-        sender.add("BMS_Limits", start_s=next(offsets_s), provider=lambda: {
+        sender.add("BMS_Limits", start_s=offset_s["BMS_Limits"], provider=lambda: {
             "BMS_DischargeCurrentLimit": self.discharge_limit_a, "BMS_ChargeCurrentLimit": self.charge_limit_a,
             "BMS_DischargeVoltageLimit": self.cal["cell_uv_v"] * self.n_cells,
             "BMS_ChargeVoltageLimit": (self.cal["cell_ov_v"] - self.cal["warning_margin_v"]) * self.n_cells})
-        sender.add("BMS_SOC", start_s=next(offsets_s), provider=lambda: {
+        sender.add("BMS_SOC", start_s=offset_s["BMS_SOC"], provider=lambda: {
             "BMS_SOC": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOH": 100.0 * self.soh,
             "BMS_SOC_Min": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOC_Max": 100.0 * min(1.0, max(0.0, self.soc))})
-        sender.add("BMS_CellStats", start_s=next(offsets_s), provider=self._cell_stats)
-        sender.add("BMS_CellVoltages", start_s=next(offsets_s), provider=self._cell_voltage_frames)
-        sender.add("BMS_CellTemps", start_s=next(offsets_s), provider=lambda: [
+        sender.add("BMS_CellStats", start_s=offset_s["BMS_CellStats"], provider=self._cell_stats)
+        sender.add("BMS_CellVoltages", start_s=offset_s["BMS_CellVoltages"], provider=self._cell_voltage_frames)
+        sender.add("BMS_CellTemps", start_s=offset_s["BMS_CellTemps"], provider=lambda: [
             {"BMS_CellTemps_Mux": m, **{f"BMS_Temp{c + 1:02d}": min(87.5, max(-40.0, self.temp_c[c]))
                                         for c in range(7 * m, min(7 * m + 7, self.n_cells))}}
             for m in range((self.n_cells + 6) // 7)])
-        sender.add("BMS_BalancingMask", start_s=next(offsets_s), provider=self._balancing_frames)
+        sender.add("BMS_BalancingMask", start_s=offset_s["BMS_BalancingMask"], provider=self._balancing_frames)
         if "stale_crc" in self.bugs:
             sender.set_crc_source("BMS_Status", self._stale_crc)
         self._status_job_counter = lambda: sender.reset_counter("BMS_Status")
@@ -227,7 +259,7 @@ class BmsFirmware:
     # CAN receive ----------------------------------------------------------------------------------------
     def on_frame(self, msg, now_s: float) -> None:
         message = self._vcu.get(msg.arbitration_id)
-        if message is None or msg.is_error_frame:
+        if message is None or msg.is_error_frame or not self.powered:
             return
         if not e2e.crc_ok(bytes(msg.data)):
             self.rx_bad_crc += 1   # E2E: a corrupted request is dropped, never acted on
@@ -244,8 +276,54 @@ class BmsFirmware:
             if sig["VCU_ClearFaults"]:
                 self._clear_request = True
 
+    # Low-voltage supply ---------------------------------------------------------------------------------
+    def supply(self, supply_v: float, now_s: float) -> None:
+        """The low-voltage input at `now_s`. Below the brown-out level the MCU stops at once (its power-fail
+        interrupt saves the SOC first); back above it, the MCU boots and runs its first task `boot_ms` later.
+        A supply that falls again while it boots restarts the boot."""
+        if self.powered:
+            if supply_v < self.reset_v:
+                self._power_fail()
+        elif supply_v < self.reset_v + BROWNOUT_HYSTERESIS_V:
+            self._boot_s = None
+        elif self._boot_s is None:
+            self._boot_s = now_s + self.cal["boot_ms"] / 1000.0
+        elif now_s + 1e-9 >= self._boot_s:
+            self._boot(self._boot_s)
+
+    def supply_current_a(self) -> float:
+        """What the board draws from its low-voltage input now."""
+        if not self.powered:
+            return 0.0
+        return ECU_SUPPLY_A + COIL_HOLD_A * sum(self.contactor_fb.values())
+
+    def _power_fail(self) -> None:
+        # The hold-up capacitor's last milliseconds: enough to write one NVM record, if the firmware does.
+        if self.state != BmsState.INIT and "soc_saved_periodically_only" not in self.bugs:
+            self.nvm["soc"] = self.soc
+        self.powered = False
+        self._boot_s = None
+        # The coils lose their supply: the contacts open, except a welded one.
+        welded = self.board.welded_contactors
+        self.contactor_cmd.update(pos=False, neg=False, pre=False)
+        self.contactor_fb = {name: name in welded for name in self.contactor_fb}
+        self.balancing[:] = False
+        for name in TX_MESSAGES:
+            self._sender.stop(name)
+
+    def _boot(self, now_s: float) -> None:
+        self._init_ram(now_s)
+        self.contactor_fb = {name: name in self.board.welded_contactors for name in self.contactor_fb}
+        self.powered = True
+        self._boot_s = None
+        for name, offset_s in self._tx_offsets_s.items():   # the same schedule, counters from 0
+            self._sender.reset_counter(name)
+            self._sender.start(name, now_s + offset_s)
+
     # Tasks --------------------------------------------------------------------------------------------
     def tick(self, now_s: float) -> None:
+        if not self.powered:
+            return
         # Contactors move on task time too, so a starved process (a slow VM) runs the same timeline late
         # rather than a different one.
         while now_s + 1e-9 >= (task_s := self._main_runs * MAIN_TASK_S):
@@ -425,7 +503,10 @@ class BmsFirmware:
         if s == BmsState.INIT:
             # One full slow cycle of measurements after the stack powers up, before anything may close.
             if now_s - self._unpowered_s >= SLOW_TASK_S:
-                if self.cell_v.min() > cal["sense_wire_v"]:
+                if self._soc_from_nvm:
+                    self.soc = self.nvm["soc"]
+                    self._soc_from_nvm = False
+                elif self.cell_v.min() > cal["sense_wire_v"]:
                     self.soc = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
                 self._enter(BmsState.STANDBY, now_s)
             return
@@ -530,6 +611,9 @@ class BmsFirmware:
         else:
             self.balancing[:] = False
         self._self_discharge_check(now_s)
+        if self.state != BmsState.INIT and now_s + 1e-9 >= self._nvm_next_s:
+            self.nvm["soc"] = self.soc
+            self._nvm_next_s = now_s + cal["nvm_save_period_s"]
 
     def _self_discharge_check(self, now_s: float) -> None:
         """At rest, a cell whose voltage falls faster than the others' leaks: an internal soft short.

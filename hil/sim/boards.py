@@ -6,10 +6,11 @@ virtual clock); `hil emulate` ticks it from its own real-time loop in a separate
 
 The two boards share one bus unless the rig puts the cell emulator on a bus of its own (`[cell_emulator]
 bus`). Either way the firmware reads the cells through the cell-emulator board's outputs (its analog front
-end's wires), not over CAN.
+end's wires), not over CAN. With `[power_supply] kind = "emulated"` the firmware's low-voltage input is the
+emulated lab supply's output (`hil.sim.lab_supply`), read every tick; without it, always powered.
 
 With an `EventLog`, the host reports what an observer of the boards' terminals would see change: the
-cell emulator's outputs, the BMS's main contactors (feedback, not command) and its state. Changes are
+cell emulator's outputs, the BMS's main contactors (feedback, not command), its state, and its power. Changes are
 noticed after each tick, so an event's time is at most one tick after the change.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hil.sim.bms_firmware import BmsFirmware
 from hil.sim.calibration import calibration_from
 from hil.sim.cell_emulator_board import CellEmulatorBoard
 from hil.sim.events import EventLog
+from hil.sim.lab_supply import LabSupply
 
 
 class BoardHost:
@@ -50,6 +52,11 @@ class BoardHost:
         self.firmware = BmsFirmware(calibration, pack["n_series"], cell.ocv_soc, cell.ocv_v, self.cell_emulator,
                                     db, self.sender, bugs=dut.get("bugs", []), seed=dut.get("seed", rig.seed),
                                     where=f"{rig.path} [dut] bugs")
+        supply = rig.data.get("power_supply", {})
+        self.supply = (LabSupply(supply["nominal_v"], supply.get("current_limit_a", 2.0))
+                       if supply.get("kind") == "emulated" else None)
+        if self.supply is not None:
+            self.supply.load_a = self.firmware.supply_current_a
         self._boards = (self.cell_emulator, self.firmware)
         # Each bus with the boards wired to it, and each bus's sender: one of each when the boards share a bus.
         if ce_bus is bus:
@@ -58,9 +65,11 @@ class BoardHost:
         else:
             self._wiring = ((ce_bus, (self.cell_emulator,)), (bus, (self.firmware,)))
             self._senders = (ce_sender, self.sender)
-        self._seen = {"outputs_on": False, "contactors_closed": False, "state": None}
+        self._seen = {"outputs_on": False, "contactors_closed": False, "state": None, "powered": True}
 
     def tick(self, now_s: float) -> None:
+        if self.supply is not None:
+            self.firmware.supply(self.supply.output_v(now_s), now_s)
         for bus, boards in self._wiring:
             while (msg := bus.recv(timeout=0)) is not None:
                 for board in boards:
@@ -91,6 +100,9 @@ class BoardHost:
                 emit("cell_emulator", "outputs_off", reason="shutdown", cause=shutdown_cause)
             else:
                 emit("cell_emulator", "outputs_off", reason="watchdog" if ce.watchdog_tripped else "host")
+        if fw.powered != seen["powered"]:
+            seen["powered"] = fw.powered
+            emit("bms", "booted" if fw.powered else "power_lost", reset_v=fw.reset_v)
         closed = fw.contactor_fb["pos"] and fw.contactor_fb["neg"]
         if closed != seen["contactors_closed"]:
             seen["contactors_closed"] = closed

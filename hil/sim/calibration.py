@@ -57,6 +57,11 @@ CALIBRATION = {
     "insulation_debounce_ms": (1000, "ms a reading must stay below the error level before the error"),
     "status_cycle_ms": (20, "ms between BMS_Status frames"),
     "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
+    "supply_reset_v": (4.5, "V on the low-voltage input (KL30) below which the MCU's brown-out detector holds it in "
+                            "reset"),
+    "boot_ms": (150, "ms from the supply's return until the firmware's first task (bootloader and start-up)"),
+    "nvm_save_period_s": (300.0, "s between the SOC's periodic writes to NVM (flash wear: rarely), besides the write "
+                                 "on power fail"),
 }
 
 
@@ -70,12 +75,13 @@ RANGES = {
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
-                     "charge_oc_a", "discharge_oc_a", "insulation_period_ms", "contactor_feedback_ms"), _POSITIVE),
+                     "charge_oc_a", "discharge_oc_a", "insulation_period_ms", "contactor_feedback_ms",
+                     "supply_reset_v", "nvm_save_period_s"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
                      "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
-                     "insulation_debounce_ms"),
+                     "insulation_debounce_ms", "boot_ms"),
                     _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
 }

@@ -32,7 +32,9 @@ class DebugUart:
     def __init__(self, firmware: BmsFirmware):
         self.firmware = firmware
 
-    def answer(self, frame: bytes, _now_s: float) -> bytes:
+    def answer(self, frame: bytes, _now_s: float) -> bytes | None:
+        if not self.firmware.powered:
+            return None   # an MCU without supply answers nothing
         command_byte = frame[PROTOCOL.header_size]  # right after the sync and the length
         try:
             request = PROTOCOL.parse_message(frame).command

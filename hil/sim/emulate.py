@@ -3,10 +3,11 @@
 Buses (the DUT's, and the cell emulator's when the rig gives it its own): 'slcan' on a fresh pty,
 'socketcand' on the rig's TCP port on 127.0.0.1 (`hil.sim.socketcand`), or 'socketcan'. Once ready it
 prints `endpoint <bus> <interface> <channel>` per bus, and for the boards' serial ports `endpoint debug
-serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`) and `endpoint ce-serial serial <pty>` (the cell
-emulator's control port, `hil.sim.ce_serial`); then `ready`, and it flushes. It runs until SIGINT or
-SIGTERM, until its host hangs up (pty or TCP connection closed: DeviceLost), or until its parent process
-dies; in every case the boards go safe (contactors open, outputs off) before it exits.
+serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`), `endpoint ce-serial serial <pty>` (the cell
+emulator's control port, `hil.sim.ce_serial`) and, with `[power_supply] kind = "emulated"`, `endpoint psu
+serial <pty>` (the lab supply on the BMS's low-voltage input, SCPI: `hil.sim.lab_supply`); then `ready`,
+and it flushes. It runs until SIGINT or SIGTERM, until its host hangs up (pty or TCP connection closed:
+DeviceLost), or until its parent process dies; in every case the boards go safe (contactors open, outputs off) before it exits.
 
 Timing when the harness dies (SIGKILL included): the kernel closes its end of the pty, the next tick
 (1 ms) sees the hang-up and the boards go safe; if the harness was not holding the pty, the parent check
@@ -86,6 +87,9 @@ def open_serial_ports(host: BoardHost) -> dict[str, SerialDevice]:
                                    ("ce-serial", cell_emulator.PROTOCOL, CellEmulatorSerial(host.cell_emulator).answer)):
         master_fd, slave_path = open_pty()
         ports[name] = SerialDevice(master_fd, slave_path, protocol, answer)
+    if host.supply is not None:   # SCPI: text lines, no framed protocol
+        master_fd, slave_path = open_pty()
+        ports["psu"] = SerialDevice(master_fd, slave_path, None, host.supply.answer)
     return ports
 
 

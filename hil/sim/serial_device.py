@@ -1,7 +1,8 @@
-"""The device end of an emulated board's serial port: a pty master that answers framed requests.
+"""The device end of an emulated board's serial port: a pty master that answers framed requests or text lines.
 
 `SerialDevice.poll(now_s)` reads whatever the host has written, cuts it into checksum-valid frames of one
-protocol (`hil.serial.framing.FrameScanner`), and writes back what `answer(frame, now_s)` returns. It
+protocol (`hil.serial.framing.FrameScanner`), or into lines for a text instrument (`hil.serial.scpi.LineScanner`),
+and writes back what `answer(frame, now_s)` returns. It
 never blocks and never raises on the host's behaviour, so it can run inside a board's 1 ms loop.
 
 Limits, stated plainly:
@@ -18,20 +19,22 @@ from collections.abc import Callable
 
 from hil.serial.framing import FrameScanner
 from hil.serial.protocols import FramedProtocol
+from hil.serial.scpi import LineScanner
 
 READ_CHUNK_BYTES = 4096
 
 
 class SerialDevice:
-    def __init__(self, fd: int, path: str, protocol: FramedProtocol,
+    def __init__(self, fd: int, path: str, protocol: FramedProtocol | None,
                  answer: Callable[[bytes, float], bytes | None]):
-        """Own the non-blocking pty master `fd` (closed by `close()`); `path` is the slave the host opens."""
+        """Own the non-blocking pty master `fd` (closed by `close()`); `path` is the slave the host opens.
+        `protocol` None: a line-based text device (SCPI), each request one line."""
         self.path = path
         self.protocol = protocol
         self.counters = {"requests": 0, "answers_dropped": 0}
         self._fd = fd
         self._answer = answer
-        self._scanner = FrameScanner(protocol, self.counters)
+        self._scanner = FrameScanner(protocol, self.counters) if protocol is not None else LineScanner(self.counters)
         os.set_blocking(fd, False)
 
     def poll(self, now_s: float) -> None:

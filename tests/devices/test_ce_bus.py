@@ -97,7 +97,7 @@ def test_a_cell_emulator_on_a_bus_the_rig_lacks_is_refused():
 
 def test_an_emulator_adapter_that_is_absent_is_named_by_its_own_table(tmp_path):
     """The DUT's adapter opens; the emulator's does not: the error names [can.ce] and its device, not the DUT's."""
-    overrides = ['dut.kind="external"', 'cell_emulator.kind="can"', 'rig.capabilities=[]',
+    overrides = ['dut.kind="external"', 'power_supply.kind="none"', 'cell_emulator.kind="can"', 'rig.capabilities=[]',
                  f'can.main.dbc=["{DBC / "bms.dbc"}", "{DBC / "vcu.dbc"}"]', 'can.main.channel="ce-bus-absent"',
                  f'can.ce={{interface = "slcan", channel = "{tmp_path / "ttyACM9"}", sleep_after_open = 0, '
                  f'dbc = ["{DBC / "cell_emulator.dbc"}"]}}', 'cell_emulator.bus="ce"']

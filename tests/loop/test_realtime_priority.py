@@ -94,7 +94,7 @@ def test_hil_emulate_runs_its_loop_at_the_rigs_priority():
                              "--set", "rig.realtime_priority=10"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        lines = [proc.stdout.readline().strip() for _ in range(4)]
+        lines = [proc.stdout.readline().strip() for _ in range(5)]   # 4 endpoints, then ready
         assert lines[-1] == "ready", lines
         deadline = time.monotonic() + 5.0
         while _policy(proc.pid) != (os.SCHED_FIFO, 10) and time.monotonic() < deadline:

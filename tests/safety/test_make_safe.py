@@ -40,13 +40,13 @@ def test_each_step_is_commanded_only_after_the_previous_one_reads_back(tmp_path,
     with powered(report_dir=tmp_path) as bench:
         start_s = bench.loop.t_s
         state = make_safe(bench)
-        assert state.confirmed and [step.name for step in state.steps] == ["load", "contactors", "outputs"]
-        assert start_s < state.steps[0].at_s < state.steps[1].at_s < state.steps[2].at_s
+        assert state.confirmed and [step.name for step in state.steps] == ["supply", "load", "contactors", "outputs"]
+        assert start_s < state.steps[0].at_s < state.steps[1].at_s < state.steps[2].at_s < state.steps[3].at_s
         # The boards themselves (in this process on the sim rig) are safe, not only what the harness decoded.
         assert not any(bench.boards.firmware.contactor_fb.values()) and not bench.boards.cell_emulator.outputs_on
         events = [text for _, text in bench.trace.events if text.startswith("safe state:")]
-    assert [event.split()[2:4] for event in events] == [["load", "confirmed"], ["contactors", "confirmed"],
-                                                        ["outputs", "confirmed"]]
+    assert [event.split()[2:4] for event in events] == [["supply", "confirmed"], ["load", "confirmed"],
+                                                        ["contactors", "confirmed"], ["outputs", "confirmed"]]
     frames = [frame for frame in decoded_frames(next(tmp_path.glob("*.blf")), db) if frame[0] >= start_s]
     load_zero_s = first(frames, "BMS_PackData", lambda v: v["BMS_PackCurrent"] == 0)
     standby_s = first(frames, "VCU_Request", lambda v: v["VCU_ModeRequest"] == 0)
@@ -68,8 +68,8 @@ def test_a_step_not_confirmed_is_reported_and_the_later_steps_still_run():
             make_safe(bench, timeout_s=0.5)
         assert not bench.boards.cell_emulator.outputs_on
     state = caught.value.state
-    assert [(step.name, step.confirmed) for step in state.steps] == [("load", True), ("contactors", False),
-                                                                      ("outputs", True)]
+    assert [(step.name, step.confirmed) for step in state.steps] == [("supply", True), ("load", True),
+                                                                      ("contactors", False), ("outputs", True)]
     assert "contactors NOT confirmed" in str(caught.value) and "BMS_ContactorPos=1" in str(caught.value)
     properties = dict(state.properties())
     assert properties[f"{PROPERTY_PREFIX}confirmed"] is False

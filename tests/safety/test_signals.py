@@ -32,7 +32,8 @@ def test_a_signal_mid_test_commands_the_safe_state_and_reads_it_back(tmp_path, d
 
     events = read_events(log.with_suffix(".csv"))   # the trace's events, beside it
     read_back = [text.split()[2:4] for _, text in events if text.startswith("safe state:")]
-    assert read_back[:3] == [["load", "confirmed"], ["contactors", "confirmed"], ["outputs", "confirmed"]]
+    assert read_back[:4] == [["supply", "confirmed"], ["load", "confirmed"], ["contactors", "confirmed"],
+                             ["outputs", "confirmed"]]
 
     # The test is recorded as interrupted, with the read-back, not as passed.
     case = only(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))

@@ -44,13 +44,13 @@ time.sleep(120)
 
 @contextlib.contextmanager
 def _emulate(events_path: Path):
-    """`hil emulate` on the slcan rig logging to `events_path`: yields the process and its first 4 lines
+    """`hil emulate` on the slcan rig logging to `events_path`: yields the process and its first 5 lines
     (endpoints, then "ready"); killed at the end if it is still running."""
     proc = subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", str(SLCAN_RIG)], cwd=ROOT,
                             env=dict(os.environ, **{ENV_VAR: str(events_path)}), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        yield proc, [proc.stdout.readline().strip() for _ in range(4)]
+        yield proc, [proc.stdout.readline().strip() for _ in range(5)]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -153,7 +153,7 @@ def test_emulate_notices_its_parent_die_without_a_host(tmp_path):
 def test_sigterm_is_logged_and_the_boards_go_safe(tmp_path):
     events_path = tmp_path / "events.jsonl"
     with _emulate(events_path) as (proc, lines):
-        assert lines[0].startswith("endpoint main slcan /dev/pts/") and lines[3] == "ready", lines
+        assert lines[0].startswith("endpoint main slcan /dev/pts/") and lines[4] == "ready", lines
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=EXIT_WITHIN_S) == 0
     events = read_events(events_path)
@@ -188,8 +188,9 @@ def test_serial_ports_of_an_emulate_process(tmp_path):
 
     events_path = tmp_path / "events.jsonl"
     with _emulate(events_path) as (proc, lines):
-        assert lines[3] == "ready", lines
-        endpoints = {parts[1]: parts[3] for parts in (line.split() for line in lines[:3])}
+        assert lines[4] == "ready", lines
+        endpoints = {parts[1]: parts[3] for parts in (line.split() for line in lines[:4])}
+        assert endpoints.keys() == {"main", "debug", "ce-serial", "psu"}, lines
         with SerialLink(endpoints["ce-serial"], cell_emulator.PROTOCOL) as ce_link, \
                 SerialLink(endpoints["debug"], bms_debug.PROTOCOL) as debug_link:
             ce = cell_emulator.CellEmulatorClient(ce_link)

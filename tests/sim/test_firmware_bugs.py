@@ -10,7 +10,7 @@ import pytest
 
 from hil.can import e2e
 from hil.protocol import BmsState
-from hil.sim.bms_firmware import BUGS
+from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS
 
 
 def _both(make_boards, bug, *overrides, **kwargs):
@@ -343,6 +343,33 @@ def test_bug_contactor_feedback_positive_only(make_boards):
             boards.clear_faults()
             boards.run_for(0.1)
             assert not boards.fw.faults, f"{pole}: the fault did not clear once the weld was released"
+
+
+def _supply_to(boards, voltage_v: float) -> None:
+    """The emulated lab supply on the BMS's low-voltage input to `voltage_v`, as its SCPI would set it."""
+    boards.host.supply.answer(f"VOLT {voltage_v}".encode(), boards.t_s)
+
+
+def test_bug_soc_saved_periodically_only(make_boards):
+    clean, buggy = _both(make_boards, "soc_saved_periodically_only")
+    for boards in (clean, buggy):
+        boards.standby()
+        boards.step_slow()   # the first periodic record, once the SOC is known
+        boards.fw.soc -= 0.05   # as if counted down since
+        _supply_to(boards, 0.0)
+        boards.step()
+    assert clean.fw.nvm["soc"] == clean.fw.soc, "the power-fail interrupt writes the SOC"
+    assert buggy.fw.nvm["soc"] == buggy.fw.soc + 0.05, "the bug keeps only the periodic record"
+
+
+def test_bug_brownout_reset_at_9v(make_boards):
+    clean, buggy = _both(make_boards, "brownout_reset_at_9v")
+    for boards in (clean, buggy):
+        boards.power_up()
+        _supply_to(boards, (BUGGY_RESET_V + 6.0) / 2)   # a crank the BMS is rated to ride through
+        boards.step()
+    assert clean.fw.powered and clean.closed
+    assert not buggy.fw.powered and not any(buggy.fw.contactor_fb.values())
 
 
 def test_every_seeded_bug_has_its_test():
