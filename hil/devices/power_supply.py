@@ -77,8 +77,9 @@ class PowerSupply:
 
 
 def open_power_supply(rig, *, emulated_answer=None, now_s=None, emulated_port: str | None = None) -> PowerSupply | None:
-    """The rig's supply, or None without `[power_supply]` (or with kind "none"). An emulated one is reached in-process through
-    `emulated_answer` (with the bench clock `now_s`), or through `emulated_port`, the pty `hil emulate` serves."""
+    """The rig's supply, or None without `[power_supply]` (or with kind "none"). An emulated one is reached
+    in-process through `emulated_answer` (with the bench clock `now_s`), or through `emulated_port`, the pty
+    `hil emulate` serves."""
     table = rig.data.get("power_supply")
     if table is None or table["kind"] == "none":
         return None

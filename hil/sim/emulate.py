@@ -7,7 +7,8 @@ serial <pty>` (the BMS's debug UART, `hil.sim.debug_uart`), `endpoint ce-serial 
 emulator's control port, `hil.sim.ce_serial`) and, with `[power_supply] kind = "emulated"`, `endpoint psu
 serial <pty>` (the lab supply on the BMS's low-voltage input, SCPI: `hil.sim.lab_supply`); then `ready`,
 and it flushes. It runs until SIGINT or SIGTERM, until its host hangs up (pty or TCP connection closed:
-DeviceLost), or until its parent process dies; in every case the boards go safe (contactors open, outputs off) before it exits.
+DeviceLost), or until its parent process dies; in every case the boards go safe (contactors open, outputs off)
+before it exits.
 
 Timing when the harness dies (SIGKILL included): the kernel closes its end of the pty, the next tick
 (1 ms) sees the hang-up and the boards go safe; if the harness was not holding the pty, the parent check
