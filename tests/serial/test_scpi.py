@@ -89,6 +89,8 @@ def test_an_answer_without_a_line_end_shows_what_came():
     master_fd, path = open_pty()
     port = ScpiPort(path, where="rig.toml [power_supply]", timeout_s=0.5)
 
+    os.set_blocking(master_fd, True)   # the thread waits for the query
+
     def answer_garbled():   # a wrong baud rate looks like this: bytes, never a line end
         received = b""
         while b"\n" not in received:
