@@ -47,7 +47,7 @@ PARENT_CHECK_S = 0.2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `hil emulate` besides the rig options."""
     parser.add_argument("--events", metavar="FILE", default=None,
-                        help=f"append board events (outputs, contactors, state, exit) to FILE as JSON lines; "
+                        help=f"append board events (outputs, contactors, state, power, exit) to FILE as JSON lines; "
                              f"default: ${ENV_VAR} if set")
 
 

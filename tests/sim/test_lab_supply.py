@@ -159,3 +159,18 @@ def test_the_supply_reads_what_the_bms_draws(make_boards):
     boards.power_up()
     closed_a = float(ask(boards.host.supply, "MEAS:CURR?", boards.t_s))
     assert 0 < standby_a < closed_a, "the closed contactors' coils draw from the 12 V input too"
+
+
+def test_the_boards_events_say_when_the_bms_lost_its_supply_and_booted(make_boards, tmp_path):
+    from hil.sim.events import EventLog, read_events
+    boards = make_boards()
+    boards.host.events = EventLog(tmp_path / "events.jsonl")
+    boards.standby()
+    _set_supply(boards, 0.0)
+    boards.run_for(0.1)
+    _set_supply(boards, 12.0)
+    boards.run_for(0.5)
+    boards.host.events.close()
+    seen = [(e["event"], e.get("reset_v")) for e in read_events(tmp_path / "events.jsonl") if e["board"] == "bms"]
+    power = [event for event in seen if event[0] in ("power_lost", "booted")]
+    assert power == [("power_lost", 4.5), ("booted", 4.5)], seen
