@@ -8,6 +8,9 @@
   insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take).
 - Each main contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed
   after the BMS opened it is welded, and the BMS latches a contactor fault and closes nothing again.
+- The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector holds it in
+  reset (dark: contactors open, nothing sent); it boots `boot_ms` after the supply returns, with fresh RAM and
+  the SOC it wrote to NVM (on the power-fail interrupt, and every `nvm_save_period_s`).
 - Current limits: the discharge and charge limits derate with the hottest cell and taper with SOC, and
   each also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:

@@ -10,8 +10,8 @@ end's wires), not over CAN. With `[power_supply] kind = "emulated"` the firmware
 emulated lab supply's output (`hil.sim.lab_supply`), read every tick; without it, always powered.
 
 With an `EventLog`, the host reports what an observer of the boards' terminals would see change: the
-cell emulator's outputs, the BMS's main contactors (feedback, not command), its state, and its power. Changes are
-noticed after each tick, so an event's time is at most one tick after the change.
+cell emulator's outputs, the BMS's main contactors (feedback, not command), its state, and its power. Changes
+are noticed after each tick, so an event's time is at most one tick after the change.
 """
 from __future__ import annotations
 
