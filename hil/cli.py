@@ -13,7 +13,7 @@ from hil.sim import emulate as emulate_options
 SUITE = PROJECT_ROOT / "tests" / "bms"
 
 
-def _add_rig_options(parser: argparse.ArgumentParser, default_rig: Path = DEFAULT_RIG) -> None:
+def add_rig_options(parser: argparse.ArgumentParser, default_rig: Path = DEFAULT_RIG) -> None:
     parser.add_argument("--rig", default=str(default_rig),
                         help=f"rig file (default: {default_rig.relative_to(PROJECT_ROOT)})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -49,21 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the BMS validation suite (tests/bms) against a rig",
                          description="Extra arguments go to pytest, e.g. `hil run -k overcurrent -x`.")
-    _add_rig_options(run)
+    add_rig_options(run)
     run.add_argument("--report", default="reports/latest", help="report folder (default: reports/latest)")
     run.set_defaults(func=cmd_run, passthrough=True)
     emulate = sub.add_parser("emulate", help="serve the rig's emulated boards until SIGINT/SIGTERM")
     # The sim rig's boards live in the harness's process; a rig served on its own needs a real transport.
-    _add_rig_options(emulate, PROJECT_ROOT / "rigs" / "slcan.toml")
+    add_rig_options(emulate, PROJECT_ROOT / "rigs" / "slcan.toml")
     emulate_options.add_arguments(emulate)
     emulate.set_defaults(func=cmd_emulate)
     from hil import mutants, vcan_vm
     from hil.can import cli as can_cli
+    from hil.devices import supply_cli
     from hil.model import cli as model_cli
     from hil.profiles import cli as profiles_cli
     from hil.report import compare
     for register in (can_cli.register, model_cli.register, profiles_cli.register, mutants.register,
-                     compare.register):
+                     compare.register, supply_cli.register):
         register(sub)
     vm = sub.add_parser("vcan-vm", help="run a command inside a throwaway QEMU VM with SocketCAN vcan0 up",
                         description="hil vcan-vm [--memory MB] [--timeout S] -- CMD...")

@@ -38,6 +38,15 @@ class PowerSupply:
         checked(self.port, f"OUTP {'ON' if on else 'OFF'}")
         self.note(f"LV supply output {'on' if on else 'off'}")
 
+    def setting_v(self) -> float:
+        return self._number("VOLT?")
+
+    def output_on(self) -> bool:
+        answer = self.port.query("OUTP?")
+        if answer not in ("0", "1", "ON", "OFF"):
+            raise ConfigError(f"{self.where} on {self.port.url}: OUTP? answered {answer!r}, expected 1 or 0")
+        return answer in ("1", "ON")
+
     def measure_voltage_v(self) -> float:
         return self._number("MEAS:VOLT?")
 

@@ -1,6 +1,7 @@
 """SCPI over a real pty: the harness's client (`hil.serial.scpi`) and supply driver (`hil.devices.power_supply`)
 against the emulated lab supply served by `SerialDevice`, and the errors a user sees when the instrument is
 wrong, silent or gone."""
+import json
 import os
 import threading
 
@@ -123,3 +124,24 @@ def test_an_instrument_gone_mid_run_is_device_lost(served):
             port.query("*IDN?")
     finally:
         port.close()
+
+
+def test_hil_supply_sets_and_reads_a_supply_on_a_port(served, capsys):
+    from hil.cli import main
+    supply, path, _ = served
+    assert main(["supply", "--port", path, "--volt", "9.5", "--off", "--json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"hil,Emulated lab supply,0,1.0 on {path}: set 9.5 V, output off, measures 0 V 0 A"
+    assert json.loads(out[-1]) == {"identity": "hil,Emulated lab supply,0,1.0", "port": path, "set_v": 9.5,
+                                   "output_on": False, "measured_v": 0.0, "measured_a": 0.0}
+    assert supply.voltage_v == 9.5 and not supply.output_on
+    assert main(["supply", "--port", path, "--restore"]) == 0
+    assert supply.voltage_v == 12.0 and supply.output_on
+
+
+def test_hil_supply_without_a_real_supply_says_what_it_needs(capsys):
+    from hil.cli import main
+    assert main(["supply"]) == 2
+    assert "[power_supply]: kind = 'emulated'; `hil supply` talks to a real supply" in capsys.readouterr().err
+    assert main(["supply", "--set", "power_supply.kind=scpi", "--set", "power_supply.port=/dev/ttyNOPE0"]) == 2
+    assert "cannot open the instrument's serial port '/dev/ttyNOPE0'" in capsys.readouterr().err
