@@ -94,15 +94,28 @@ def open_power_supply(rig, *, emulated_answer=None, now_s=None, emulated_port: s
         return None
     where = f"{rig.path} [power_supply]"
     if table["kind"] == "scpi":
-        port = ScpiPort(table["port"], where=where, baudrate=table.get("baudrate", 9600),
-                        timeout_s=table.get("timeout_s", 1.0))
+        port = scpi_port(table, where)
     elif emulated_answer is not None:
         port = LoopbackScpi(emulated_answer, now_s, where)
     else:
-        port = ScpiPort(emulated_port, where=where, timeout_s=table.get("timeout_s", 1.0))
+        port = scpi_port(table, where, emulated_port)
+    # a run starts from a known supply, whatever the last one left
+    return connect(port, table, restore=True)
+
+
+def scpi_port(table: dict, where: str, url: str | None = None) -> ScpiPort:
+    """The serial port of a `[power_supply]` table: its `port`, or `url` instead."""
+    return ScpiPort(url or table["port"], where=where, baudrate=table.get("baudrate", 9600),
+                    timeout_s=table.get("timeout_s", 1.0))
+
+
+def connect(port: ScpiPort | LoopbackScpi, table: dict, *, restore: bool = False) -> PowerSupply:
+    """The driver on `port` with the table's nominal voltage and current limit (`restore`: set them now). The
+    port is closed if the supply does not answer."""
     try:
-        supply = PowerSupply(port, table["nominal_v"], table.get("current_limit_a", 2.0))
-        supply.restore()   # a run starts from a known supply, whatever the last one left
+        supply = PowerSupply(port, table.get("nominal_v", 12.0), table.get("current_limit_a", 2.0))
+        if restore:
+            supply.restore()
     except BaseException:
         port.close()
         raise

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from hil.devices.power_supply import PowerSupply
+from hil.devices.power_supply import PowerSupply, connect, scpi_port
 from hil.errors import ConfigError
-from hil.serial.scpi import ScpiPort
 
 
 def register(sub) -> None:
@@ -39,13 +38,7 @@ def _open(args) -> PowerSupply:
         raise ConfigError(f"{where}: {kind}; `hil supply` talks to a real supply (kind = \"scpi\" with its port), or "
                           "to the one --port names (an emulated one: the psu pty that `hil emulate` prints)")
     table = table or {}
-    port = ScpiPort(args.port or table["port"], where=where, baudrate=table.get("baudrate", 9600),
-                    timeout_s=table.get("timeout_s", 1.0))
-    try:
-        return PowerSupply(port, table.get("nominal_v", 12.0), table.get("current_limit_a", 2.0))
-    except BaseException:
-        port.close()
-        raise
+    return connect(scpi_port(table, where, args.port), table)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -306,17 +306,19 @@ class BmsFirmware:
             self.nvm["soc"] = self.soc
         self.powered = False
         self._boot_s = None
-        # The coils lose their supply: the contacts open, except a welded one.
-        welded = self.board.welded_contactors
-        self.contactor_cmd.update(pos=False, neg=False, pre=False)
-        self.contactor_fb = {name: name in welded for name in self.contactor_fb}
+        self._coils_unpowered()
         self.balancing[:] = False
         for name in TX_MESSAGES:
             self._sender.stop(name)
 
+    def _coils_unpowered(self) -> None:
+        """No command from a dark MCU: every contact open, except a welded one."""
+        self.contactor_cmd.update(pos=False, neg=False, pre=False)
+        self.contactor_fb = {name: name in self.board.welded_contactors for name in self.contactor_fb}
+
     def _boot(self, now_s: float) -> None:
         self._init_ram(now_s)
-        self.contactor_fb = {name: name in self.board.welded_contactors for name in self.contactor_fb}
+        self._coils_unpowered()   # a weld holds its contact through the reset
         self.powered = True
         self._boot_s = None
         for name, offset_s in self._tx_offsets_s.items():   # the same schedule, counters from 0
