@@ -38,6 +38,7 @@ KNOWN_CAPABILITIES = {
     "wire": "the boards sit behind a real transport (slcan pty, SocketCAN)",
     "hv_insulation": "the bench can inject an insulation fault on the high-voltage side",
     "contactor_weld": "the bench can hold either main contactor of the BMS closed (a weld)",
+    "contactor_stuck_open": "the bench can hold either main contactor of the BMS open (it fails to close)",
     "lv_supply": "a programmable supply ([power_supply]) feeds the BMS's low-voltage input (KL30)",
     "virtual_clock": "time is virtual (added by the rig itself on a virtual clock)",
 }

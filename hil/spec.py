@@ -119,6 +119,10 @@ TABLES = {
     # A main contactor welded shut (tests/bms/test_protections.py): from the host's request to open until the BMS
     # reports a contactor fault (its feedback disagrees with its command).
     "contactor_weld": {"max_reaction_ms": Key(above=0, at_most=60_000)},
+    # A main contactor that fails to close (tests/bms/test_protections.py): from the host's request to close until
+    # the BMS reports a contactor fault with every contactor open, precharge included (its resistor must not
+    # carry load current through the gap).
+    "contactor_stuck_open": {"max_reaction_ms": Key(above=0, at_most=60_000)},
     # The BMS's own low-voltage supply (tests/bms/test_lv_supply.py, on a rig with a programmable supply). A cold
     # crank it must ride through unchanged: a dip to crank_low_v for crank_low_ms, then crank_hold_v for
     # crank_hold_s. A deeper dip (deep_crank_v for deep_crank_ms) or a cut may reset it; it must then be back in
@@ -129,11 +133,12 @@ TABLES = {
                   "max_boot_s": Key(above=0, at_most=60), "max_soc_loss_pct": Key(above=0, at_most=100)},
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
-                "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "lv_supply")
+                "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
+                "lv_supply")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
-OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "lv_supply")
+OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "lv_supply")
 
 
 @dataclass(frozen=True)

@@ -111,9 +111,12 @@ def test_an_insulation_check_at_start_up_only_is_caught():
     _all_killed(["insulation_checked_at_startup_only"], "test_insulation")
 
 
-def test_a_contactor_feedback_check_of_one_pole_is_caught():
+def test_contactor_feedback_checks_of_one_pole_or_one_direction_are_caught():
     """Checking only the positive contactor's feedback passes every other test (no contactor welds unless the
-    bench welds it); the weld test's negative case catches it, and its positive case does not."""
-    summary = _all_killed(["contactor_feedback_positive_only"], "test_welded_contactor")
-    assert summary["caught_by"]["contactor_feedback_positive_only"] == [
-        "test_protections::test_welded_contactor_is_detected[neg]"], summary
+    bench welds it); the weld test's negative case catches it, and its positive case does not. Checking the
+    feedback only while a contactor is commanded open passes the weld tests; a contactor stuck open catches it."""
+    summary = _all_killed(["contactor_feedback_positive_only", "contactor_checked_while_open_only"],
+                          "test_welded_contactor or test_contactor_stuck_open")
+    assert summary["caught_by"] == {
+        "contactor_feedback_positive_only": ["test_protections::test_welded_contactor_is_detected[neg]"],
+        "contactor_checked_while_open_only": ["test_protections::test_contactor_stuck_open_is_detected[pos]"]}, summary

@@ -103,6 +103,7 @@ def _describe_ce_map(ce_map) -> str:
         parts.append(f"thermistors in {len(ce_map.temperatures.frames)} frames")
     parts += [name for name, mapped in (("current", ce_map.current), ("relays", ce_map.relays),
                                         ("insulation", ce_map.insulation),
-                                        ("contactor weld", ce_map.contactor_weld)) if mapped]
+                                        ("contactor weld", ce_map.contactor_weld),
+                                        ("contactor stuck open", ce_map.contactor_stuck_open)) if mapped]
     return (f"{ce_map.path}: cell-emulator map of {ce_map.name}: {', '.join(parts)}; outputs by {ce_map.outputs}, "
             f"read back from {ce_map.readback}")

@@ -69,6 +69,12 @@ class Bms:
         return bool(self.monitor.values.get("BMS_ContactorPre"))
 
     @property
+    def any_contactor_closed(self) -> bool:
+        """Whether the BMS reports any of its contactors closed: a main one, or the precharge one if readable."""
+        v = self.monitor.values
+        return bool(v.get("BMS_ContactorPos") or v.get("BMS_ContactorNeg") or self.precharge_closed)
+
+    @property
     def faults(self) -> list[str]:
         return fault_names(int(self.monitor.values.get("BMS_FaultBits", 0)))
 
@@ -206,6 +212,11 @@ class MappedBms(Bms):
         if "precharge_contactor" not in self.map.read:
             return None
         return bool(self._read("precharge_contactor"))
+
+    @property
+    def any_contactor_closed(self) -> bool:
+        return any(signal.value(self._latest[signal.message]) for signal in self.map.contactors) or bool(
+            self.precharge_closed)
 
     @property
     def faults(self) -> list[str]:

@@ -40,6 +40,10 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     pos = "CE_ContactorWeld.CE_Weld_Pos"   # 1 holds the positive contactor closed, 0 releases it
     neg = "CE_ContactorWeld.CE_Weld_Neg"   # the negative one (same message)
 
+    [contactor_stuck_open]      # optional: relays in series with their coils (the rig's "contactor_stuck_open")
+    pos = "CE_ContactorStuckOpen.CE_StuckOpen_Pos"   # 1 holds the positive contactor open, 0 restores its coil
+    neg = "CE_ContactorStuckOpen.CE_StuckOpen_Neg"   # the negative one (same message)
+
 A multiplexed setpoint message is sent one frame per multiplexer value its channels use; a plain one, one
 frame. The frames are spread over the setpoint period, as the built-in driver's are. Everything is checked
 when the rig is checked (preflight), against its DBC files and its channel count and capabilities: a
@@ -61,13 +65,13 @@ from hil.devices.dut_map import MapChecker, Signal
 from hil.errors import ConfigError, did_you_mean
 
 _SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation",
-             "contactor_weld"}
+             "contactor_weld", "contactor_stuck_open"}
 _SERIES_KEYS = {"series"}
 _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
 _RELAY_KEYS = {"message", "channel", "first_channel", *RELAYS}
 _INSULATION_KEYS = ("resistance", "connect")
-WELDABLE = ("pos", "neg")   # the main contactors, as [contactor_weld] names them
+MAIN_CONTACTORS = ("pos", "neg")   # the main contactors, as [contactor_weld] and [contactor_stuck_open] name them
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class CeMap:
     relay_first_channel: int
     insulation: tuple[Signal, Signal] | None   # (resistance in ohm, connect), one message
     contactor_weld: tuple[Signal, Signal] | None   # (pos, neg) weld relays, one message
+    contactor_stuck_open: tuple[Signal, Signal] | None   # (pos, neg) coil-break relays, one message
 
 
 def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
@@ -139,7 +144,8 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         readback_off=checker.value_of(outputs.get("readback_off", 0), readback_dbc, "[outputs] readback_off"),
         relays=relays, relay_first_channel=relay_first_channel,
         insulation=_one_frame(checker, data, "insulation", _INSULATION_KEYS),
-        contactor_weld=_one_frame(checker, data, "contactor_weld", WELDABLE))
+        contactor_weld=_one_frame(checker, data, "contactor_weld", MAIN_CONTACTORS),
+        contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS))
 
 
 def _keys(path: Path, table: dict, known: set[str], where: str) -> None:
@@ -244,12 +250,14 @@ def _one_frame(checker: MapChecker, data: dict, section: str, keys: tuple[str, s
 
 
 def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
-    """A rig that claims thermistors, fault relays, insulation faults or contactor welds needs the map to serve
+    """A rig that claims thermistors, fault relays, insulation faults or contactor faults needs the map to serve
     them (its tests would use them)."""
     for capability, section, served in (("thermistors", "temperatures", ce_map.temperatures is not None),
                                         ("fault_relays", "relays", ce_map.relays is not None),
                                         ("hv_insulation", "insulation", ce_map.insulation is not None),
-                                        ("contactor_weld", "contactor_weld", ce_map.contactor_weld is not None)):
+                                        ("contactor_weld", "contactor_weld", ce_map.contactor_weld is not None),
+                                        ("contactor_stuck_open", "contactor_stuck_open",
+                                         ce_map.contactor_stuck_open is not None)):
         if capability in capabilities and not served:
             raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
                               f"[{section}]; map them, or drop the capability")

@@ -17,7 +17,7 @@ from hil.can.dbc import encode, signal_defaults
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.devices.bms import Readback
-from hil.devices.ce_map import RELAYS, WELDABLE, CeMap, Setpoints
+from hil.devices.ce_map import MAIN_CONTACTORS, RELAYS, CeMap, Setpoints
 from hil.errors import ConfigError
 from hil.reductions import clip
 
@@ -56,8 +56,9 @@ class CellEmulator:
         self._relay = db.get_message_by_name("CE_FaultRelay")
         self._insulation = db.get_message_by_name("CE_InsulationFault")
         self._weld = db.get_message_by_name("CE_ContactorWeld")
+        self._stuck_open = db.get_message_by_name("CE_ContactorStuckOpen")
         self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay,
-                                                                self._insulation, self._weld)}
+                                                                self._insulation, self._weld, self._stuck_open)}
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
         self.sender = sender
@@ -130,8 +131,15 @@ class CellEmulator:
     def set_contactor_weld(self, contactor: str | None) -> None:
         """Weld the BMS's "pos" or "neg" main contactor shut (the bench's relay across its main and auxiliary
         contacts holds it closed whatever the BMS commands); None releases both."""
-        _check_weldable(contactor)
+        _check_contactor(contactor, "weld")
         self._send(self._weld, {"CE_Weld_Pos": int(contactor == "pos"), "CE_Weld_Neg": int(contactor == "neg")})
+
+    def set_contactor_stuck_open(self, contactor: str | None) -> None:
+        """Hold the BMS's "pos" or "neg" main contactor open (the bench's relay in series with its coil: it
+        fails to close whatever the BMS commands, and its auxiliary contact shows it open); None restores both."""
+        _check_contactor(contactor, "stuck open")
+        self._send(self._stuck_open, {"CE_StuckOpen_Pos": int(contactor == "pos"),
+                                      "CE_StuckOpen_Neg": int(contactor == "neg")})
 
     def outputs_off(self, values: dict) -> bool:
         """Whether `outputs_readback`'s signal values show the outputs off."""
@@ -163,7 +171,7 @@ class MappedCellEmulator(CellEmulator):
         sent |= {ce_map.current.message} if ce_map.current else set()
         sent |= {ce_map.relays["message"]} if ce_map.relays else set()
         sent |= {ce_map.insulation[0].message} if ce_map.insulation else set()
-        sent |= {ce_map.contactor_weld[0].message} if ce_map.contactor_weld else set()
+        sent |= {relays[0].message for relays in (ce_map.contactor_weld, ce_map.contactor_stuck_open) if relays}
         self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
         # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
         # nearest, as the built-in driver clips to its DBC's.
@@ -242,10 +250,18 @@ class MappedCellEmulator(CellEmulator):
                                                         connect.name: int(resistance_ohm is not None)})
 
     def set_contactor_weld(self, contactor: str | None) -> None:
-        if self.map.contactor_weld is None:
-            raise ConfigError(f"{self.map.path}: has no [contactor_weld]: {self.map.name} cannot weld a contactor")
-        _check_weldable(contactor)
-        pos, neg = self.map.contactor_weld
+        self._contactor_relays(self.map.contactor_weld, "contactor_weld", "weld a contactor", contactor, "weld")
+
+    def set_contactor_stuck_open(self, contactor: str | None) -> None:
+        self._contactor_relays(self.map.contactor_stuck_open, "contactor_stuck_open", "hold a contactor open",
+                               contactor, "stuck open")
+
+    def _contactor_relays(self, relays, section: str, action: str, contactor: str | None, fault: str) -> None:
+        """One frame that closes the relay of `contactor` ("pos" or "neg") of a pair and opens the other."""
+        if relays is None:
+            raise ConfigError(f"{self.map.path}: has no [{section}]: {self.map.name} cannot {action}")
+        _check_contactor(contactor, fault)
+        pos, neg = relays
         self._send(self._messages[pos.message], {pos.name: int(contactor == "pos"), neg.name: int(contactor == "neg")})
 
     def outputs_off(self, values: dict) -> bool:
@@ -274,7 +290,7 @@ def _check_resistance(resistance_ohm: float | None, signal, scale: float = 1.0, 
                           f"({signal.name}), or None to disconnect")
 
 
-def _check_weldable(contactor: str | None) -> None:
-    if contactor is not None and contactor not in WELDABLE:
-        raise ConfigError(f"contactor weld {contactor!r}: expected one of {', '.join(map(repr, WELDABLE))}, or None "
-                          "to release")
+def _check_contactor(contactor: str | None, fault: str) -> None:
+    if contactor is not None and contactor not in MAIN_CONTACTORS:
+        raise ConfigError(f"contactor {fault} {contactor!r}: expected one of {', '.join(map(repr, MAIN_CONTACTORS))}, "
+                          "or None to release")

@@ -7,7 +7,8 @@
 - Every protection has a threshold and a debounce time; the warning tier sits a margin inside it. The
   insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take).
 - Each main contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed
-  after the BMS opened it is welded, and the BMS latches a contactor fault and closes nothing again.
+  after the BMS opened it is welded, one that stays open after the BMS closed it has failed to close. Either
+  way the BMS latches a contactor fault and opens everything; a weld's fault cannot be cleared while it lasts.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector holds it in
   reset (dark: contactors open, nothing sent); it boots `boot_ms` after the supply returns, with fresh RAM and
   the SOC it wrote to NVM (on the power-fail interrupt, and every `nvm_save_period_s`).
@@ -74,6 +75,9 @@ BUGS = {
                              "hold meant for the service log), so they stay low after the pack has cooled",
     "contactor_feedback_positive_only": "only the positive contactor's feedback is compared with its command: a "
                                         "welded negative contactor goes unseen",
+    "contactor_checked_while_open_only": "a main contactor's feedback is compared with its command only while it is "
+                                         "commanded open: a weld is caught, but a contactor that fails to close goes "
+                                         "unseen, and the BMS sits in NORMAL with no path for current and no fault",
     "brownout_reset_at_9v": "the MCU's brown-out reset is set to 9 V (a wrong option-byte level) instead of the "
                             "regulator's limit, so an engine crank that the BMS is rated to ride through reboots it "
                             "and drops its contactors",
@@ -133,6 +137,7 @@ class BmsFirmware:
         self._ocv_v = np.asarray(ocv_v)
         self._rng = np.random.default_rng(seed)
         self._checked_contactors = ("pos",) if "contactor_feedback_positive_only" in self.bugs else MAIN_CONTACTORS
+        self._unchecked_closed = "contactor_checked_while_open_only" in self.bugs
         # The low-voltage supply (KL30): the MCU runs while it is above the brown-out level; what it keeps across
         # a power cycle is in `nvm` (data flash), everything else is RAM and starts afresh at each boot.
         self.reset_v = BUGGY_RESET_V if "brownout_reset_at_9v" in self.bugs else cal["supply_reset_v"]
@@ -389,7 +394,8 @@ class BmsFirmware:
         insulation_ohm_per_v = self._check_insulation(now_s)
         cmd, fb = self.contactor_cmd, self.contactor_fb
         # The dicts' own comparison first: they agree in nearly every task, so the per-contactor look is skipped.
-        self._check("contactor", cmd != fb and any(cmd[name] != fb[name] for name in self._checked_contactors))
+        self._check("contactor", cmd != fb and any(cmd[name] != fb[name] and not (cmd[name] and self._unchecked_closed)
+                                                   for name in self._checked_contactors))
         self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
@@ -563,13 +569,15 @@ class BmsFirmware:
 
     def _update_contactors(self, now_s: float) -> None:
         """Each contactor's contacts (and its feedback) follow its command after the contactor's delay; a weld
-        (the bench's relay across it) holds them closed whatever the command."""
-        welded = self.board.welded_contactors
-        if self.contactor_cmd == self.contactor_fb and self._contactor_change_s == self._none_moving and not welded:
-            return  # nothing commanded, nothing in motion and nothing welded: most of the calls, one a tick
+        (the bench's relay across it) holds them closed whatever the command, and a relay that breaks its coil
+        holds them open."""
+        welded, stuck_open = self.board.welded_contactors, self.board.stuck_open_contactors
+        if (self.contactor_cmd == self.contactor_fb and self._contactor_change_s == self._none_moving
+                and not welded and not stuck_open):
+            return  # nothing commanded, nothing in motion and no fault injected: most of the calls, one a tick
         delay_s = self.cal["contactor_delay_ms"] / 1000.0
         for name, cmd in self.contactor_cmd.items():
-            closed = cmd or name in welded
+            closed = (cmd and name not in stuck_open) or name in welded
             if closed != self.contactor_fb[name]:
                 if self._contactor_change_s[name] is None:
                     self._contactor_change_s[name] = now_s

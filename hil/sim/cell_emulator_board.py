@@ -3,10 +3,11 @@
 It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell_emulator.dbc`), or over
 its serial control port (`hil.sim.ce_serial`), and presents them to the BMS's analog front end, through
 per-channel fault relays. On the high-voltage side it can connect an insulation fault (a resistor from the
-pack to chassis) and weld either of the BMS's main contactors shut (a relay across its contacts). Its
-watchdog turns every output off, and opens those relays, when the host's heartbeat (`CE_Control`, or the
-serial `heartbeat`) is silent for more than 500 ms, so a dead harness never leaves a bench energised. Both
-ports command the same board: the last command wins.
+pack to chassis), weld either of the BMS's main contactors shut (a relay across its contacts) or hold one
+open (a relay in series with its coil). Its watchdog turns every output off, and releases those relays, when
+the host's heartbeat (`CE_Control`, or the serial `heartbeat`) is silent for more than 500 ms, so a dead
+harness never leaves a bench energised or a fault injected. Both ports command the same board: the last
+command wins.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class CellEmulatorBoard:
         self.thermistor_short = np.zeros(n_channels, dtype=bool)
         self.insulation_fault_ohm = math.inf   # the injected pack-to-chassis resistance; inf: none connected
         self.welded_contactors: frozenset[str] = frozenset()   # "pos", "neg": the weld relays closed
+        self.stuck_open_contactors: frozenset[str] = frozenset()   # "pos", "neg": their coils' relays open
         self._last_heartbeat_s: float | None = None
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
@@ -49,7 +51,8 @@ class CellEmulatorBoard:
             "CE_ChannelCount": n_channels,
             "CE_FaultRelayCount": int(self.open_wire.sum() + self.short.sum()
                                       + self.thermistor_open.sum() + self.thermistor_short.sum()
-                                      + math.isfinite(self.insulation_fault_ohm) + len(self.welded_contactors))})
+                                      + math.isfinite(self.insulation_fault_ohm) + len(self.welded_contactors)
+                                      + len(self.stuck_open_contactors))})
 
     def on_frame(self, msg, now_s: float) -> None:
         message = self._ids.get(msg.arbitration_id)
@@ -82,19 +85,22 @@ class CellEmulatorBoard:
         elif name == "CE_InsulationFault":
             self.insulation_fault_ohm = float(sig["CE_Iso_Resistance"]) if sig["CE_Iso_Connect"] else math.inf
         elif name == "CE_ContactorWeld":
-            self.welded_contactors = frozenset(contactor for contactor, welded in (("pos", sig["CE_Weld_Pos"]),
-                                                                                   ("neg", sig["CE_Weld_Neg"]))
-                                               if welded)
+            self.welded_contactors = _poles(sig["CE_Weld_Pos"], sig["CE_Weld_Neg"])
+        elif name == "CE_ContactorStuckOpen":
+            self.stuck_open_contactors = _poles(sig["CE_StuckOpen_Pos"], sig["CE_StuckOpen_Neg"])
 
     def host_alive(self, now_s: float) -> None:
         """A host heartbeat (CAN `CE_Control` or the serial `heartbeat`): it feeds the watchdog."""
         self._last_heartbeat_s = now_s
 
     def set_outputs(self, on: bool, now_s: float) -> None:
-        """A host's output command; it feeds the watchdog, and switching on clears a watchdog trip."""
+        """A host's output command; it feeds the watchdog, switching on clears a watchdog trip, and switching
+        off releases the high-voltage fault relays."""
         self.host_alive(now_s)
         if on and not self.outputs_on:
             self.watchdog_tripped = False
+        if self.outputs_on and not on:
+            self._release_high_voltage_relays()
         self.outputs_on = on
 
     def tick(self, now_s: float) -> None:
@@ -105,8 +111,14 @@ class CellEmulatorBoard:
     def go_safe(self) -> None:
         self.outputs_on = False
         self.current_a = 0.0
+        self._release_high_voltage_relays()
+
+    def _release_high_voltage_relays(self) -> None:
+        """Outputs off opens the insulation-fault resistor's relay and releases the contactors' weld and coil
+        relays, as CE_InsulationFault, CE_ContactorWeld and CE_ContactorStuckOpen say."""
         self.insulation_fault_ohm = math.inf
         self.welded_contactors = frozenset()
+        self.stuck_open_contactors = frozenset()
 
     # What the BMS's analog front end sees ------------------------------------------------------------
     def cell_voltage_v(self) -> np.ndarray:
@@ -128,3 +140,8 @@ class CellEmulatorBoard:
     def insulation_ohm(self) -> float:
         """The pack's resistance to chassis that an insulation monitor measures: the injected fault, or none."""
         return self.insulation_fault_ohm if self.outputs_on else math.inf
+
+
+def _poles(pos: int, neg: int) -> frozenset[str]:
+    """The main contactors ("pos", "neg") whose relay a contactor-fault frame closes."""
+    return frozenset(contactor for contactor, on in (("pos", pos), ("neg", neg)) if on)

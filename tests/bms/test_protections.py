@@ -177,6 +177,40 @@ def test_welded_contactor_is_detected(bench, spec, measure, contactor):
     measure(f"contactor_weld_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.rig_requires("contactor_stuck_open")
+@pytest.mark.parametrize("contactor", ["pos", "neg"])
+def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):
+    """A main contactor that fails to close (the bench's relay in series with its coil) leaves no path for
+    current: the BMS must say so with a contactor fault, not sit in NORMAL with no fault (a vehicle stranded
+    with no diagnosis) nor blame the precharge (the wrong part replaced). It must open every contactor, the
+    precharge one too (its resistor is sized for a pulse, not the load), and not retry on its own."""
+    if "contactor_stuck_open" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [contactor_stuck_open]: this BMS does not check that its contactors "
+                    "close")
+    budget_ms = spec.value("contactor_stuck_open.max_reaction_ms")
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    try:
+        bench.cell_emulator.set_contactor_stuck_open(contactor)
+        bench.trace.mark(bench.loop.t_s, f"{contactor} contactor stuck open")
+        requested_s = bench.loop.t_s
+        bench.bms.request("discharge")
+        reaction_s = bench.loop.run_until(
+            lambda: "contactor" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
+            lambda: f"no contactor fault with every contactor open after the request to close, the {contactor} "
+                    f"contactor stuck open; {bench.bms.describe()}") - requested_s
+        try:   # a second more, the request to close still standing
+            bench.loop.run_until(lambda: bench.bms.any_contactor_closed or bench.bms.state != BmsState.FAULT, 1.0)
+        except HilTimeout:
+            pass
+        else:
+            pytest.fail(f"the BMS left FAULT or closed a contactor again by itself: {bench.bms.describe()}")
+    finally:
+        bench.cell_emulator.set_contactor_stuck_open(None)   # the relay is the bench's: never leave it open
+        bench.trace.mark(bench.loop.t_s, "coil restored")
+    measure(f"contactor_stuck_open_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
+
+
 def test_overvoltage_spikes_shorter_than_debounce_do_not_trip(bench, spec):
     """Transients above the threshold but shorter than the debounce are not a fault: the debounce resets."""
     ov = spec.protections["cell_ov"]

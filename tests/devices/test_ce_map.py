@@ -182,6 +182,8 @@ BAD_MAPS = [
      r"\[insulation\] connect is in 'SIM_Command', resistance in 'SIM_Cells_A'; expected one message"),
     (("[outputs]", "[contactor_weld]\npos = \"SIM_Command.Mode\"\nneg = \"SIM_Cells_A.Ch1_mV\"\n\n[outputs]"),
      r"\[contactor_weld\] neg is in 'SIM_Cells_A', pos in 'SIM_Command'; expected one message"),
+    (("[outputs]", "[contactor_stuck_open]\npos = \"SIM_Command.Mode\"\n\n[outputs]"),
+     r"\[contactor_stuck_open\] has no 'neg'; expected both of pos, neg"),
 ]
 
 
@@ -197,7 +199,8 @@ def test_a_bad_map_is_refused_naming_the_file_and_key(tmp_path, change, error):
 
 
 @pytest.mark.parametrize("section,capability", [("relays", "fault_relays"), ("insulation", "hv_insulation"),
-                                                ("contactor_weld", "contactor_weld")])
+                                                ("contactor_weld", "contactor_weld"),
+                                                ("contactor_stuck_open", "contactor_stuck_open")])
 def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_path, section, capability):
     text = REFERENCE_CE_MAP.read_text()
     start = text.index(f"[{section}]")
@@ -235,15 +238,41 @@ def test_an_insulation_fault_the_signal_cannot_carry_is_refused(overrides):
             bench.cell_emulator.set_insulation_fault(2e7)
 
 
+CONTACTOR_FAULTS = [("weld", "set_contactor_weld", "welded_contactors"),
+                    ("stuck open", "set_contactor_stuck_open", "stuck_open_contactors")]
+
+
+@pytest.mark.parametrize("fault,setter,board_relays", CONTACTOR_FAULTS, ids=["weld", "stuck_open"])
 @pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
-def test_a_contactor_weld_goes_out_on_its_relay_and_a_bad_name_is_refused(overrides):
-    """Both drivers weld one pole at a time, release both with None, and refuse a name that is no main contactor."""
+def test_a_contactor_fault_goes_out_on_its_relay_and_a_bad_name_is_refused(overrides, fault, setter, board_relays):
+    """Both drivers weld, or hold open, one pole at a time, release both with None, and refuse a name that is
+    no main contactor."""
     with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
-        bench.cell_emulator.set_contactor_weld("neg")
+        inject = getattr(bench.cell_emulator, setter)
+        inject("neg")
         bench.loop.run_for(0.01)
-        assert bench.boards.cell_emulator.welded_contactors == {"neg"}
-        bench.cell_emulator.set_contactor_weld(None)
+        assert getattr(bench.boards.cell_emulator, board_relays) == {"neg"}
+        inject("pos")
         bench.loop.run_for(0.01)
-        assert bench.boards.cell_emulator.welded_contactors == set()
-        with pytest.raises(ConfigError, match=r"contactor weld 'precharge': expected one of 'pos', 'neg', or None"):
-            bench.cell_emulator.set_contactor_weld("precharge")
+        assert getattr(bench.boards.cell_emulator, board_relays) == {"pos"}
+        inject(None)
+        bench.loop.run_for(0.01)
+        assert getattr(bench.boards.cell_emulator, board_relays) == set()
+        with pytest.raises(ConfigError, match=rf"contactor {fault} 'precharge': expected one of 'pos', 'neg', or None"):
+            inject("precharge")
+
+
+@pytest.mark.parametrize("section,setter", [("contactor_weld", "set_contactor_weld"),
+                                            ("contactor_stuck_open", "set_contactor_stuck_open")])
+def test_a_map_without_contactor_relays_refuses_to_inject_naming_its_file(tmp_path, section, setter):
+    """On a rig that does not claim the capability (so its preflight passes), a test that injects it anyway
+    gets the map's file and the table it lacks."""
+    text = REFERENCE_CE_MAP.read_text()
+    start = text.index(f"[{section}]")
+    end = text.find("\n[", start + 1)
+    (tmp_path / "less.toml").write_text(text[:start] + (text[end + 1:] if end >= 0 else ""))
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{tmp_path / "less.toml"}"',
+                                                         'rig.capabilities=["emulated"]'])
+    with Bench(rig) as bench:
+        with pytest.raises(ConfigError, match=rf"less.toml: has no \[{section}\]: .* cannot"):
+            getattr(bench.cell_emulator, setter)("pos")

@@ -345,6 +345,37 @@ def test_bug_contactor_feedback_positive_only(make_boards):
             assert not boards.fw.faults, f"{pole}: the fault did not clear once the weld was released"
 
 
+def test_bug_contactor_checked_while_open_only(make_boards):
+    clean, buggy = _both(make_boards, "contactor_checked_while_open_only")
+    for pole in ("pos", "neg"):
+        for boards in (clean, buggy):
+            boards.standby()
+            boards.ce.stuck_open_contactors = frozenset({pole})
+            boards.request("discharge")
+            boards.run_for(1.0)   # precharge, the contactors' delay and the feedback's 200 ms, with margin
+        assert clean.fault("contactor") and not any(clean.fw.contactor_cmd.values()), (
+            f"{pole}: {clean.fw.faults:#x} {clean.fw.contactor_cmd}")
+        assert not buggy.fault("contactor") and not buggy.closed, (
+            f"{pole}: the bug never compares a closed command; {buggy.describe()}")
+        if pole == "pos":
+            assert buggy.fw.state == BmsState.NORMAL and buggy.fw.contactor_cmd["pos"], buggy.describe()
+        else:   # no path to charge the link through: the precharge times out, the wrong part blamed
+            assert buggy.fault("precharge"), buggy.describe()
+        for boards in (clean, buggy):
+            boards.ce.stuck_open_contactors = frozenset()
+            boards.request("standby")
+            boards.run_for(0.1)
+            boards.clear_faults()
+            boards.run_for(0.1)
+            assert not boards.fw.faults, f"{pole}: the fault did not clear once the coil was restored"
+    weld = make_boards(bugs=["contactor_checked_while_open_only"])
+    weld.power_up()
+    weld.ce.welded_contactors = frozenset({"neg"})
+    weld.request("standby")
+    weld.run_for(0.5)
+    assert weld.fault("contactor"), "a weld (feedback closed, commanded open) is still caught"
+
+
 def _supply_to(boards, voltage_v: float) -> None:
     """The emulated lab supply on the BMS's low-voltage input to `voltage_v`, as its SCPI would set it."""
     boards.host.supply.answer(f"VOLT {voltage_v}".encode(), boards.t_s)
