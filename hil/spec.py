@@ -102,7 +102,11 @@ TABLES = {
                  "pack_current_pct": Key(required=False, at_least=0, at_most=50),
                  # From a stimulus's change until the report must meet them: voltages and current, then the
                  # thermistors (reported more slowly, e.g. once a second).
-                 "settle_ms": Key(above=0, at_most=60_000), "temperature_settle_ms": Key(above=0, at_most=600_000)},
+                 "settle_ms": Key(above=0, at_most=60_000), "temperature_settle_ms": Key(above=0, at_most=600_000),
+                 # The insulation monitor's reading, in % of the resistance applied from pack to chassis, and
+                 # its settling time (a monitor takes seconds per reading). Optional: not every BMS reports it.
+                 "insulation_pct": Key(required=False, above=0, at_most=100),
+                 "insulation_settle_ms": Key(required=False, above=0, at_most=600_000)},
     # Current limits against the hottest cell (tests/bms/test_derating.py): full up to start_c, falling linearly
     # to 0 at end_c, each limit within tolerance_pct of its full value of that line.
     # Once the cell cools below start_c again, both limits must be back within tolerance_pct of full within

@@ -105,10 +105,16 @@ def test_derating_held_at_the_peak_temperature_is_caught():
     _all_killed(["derating_held_at_peak"], "test_derating")
 
 
-def test_an_insulation_check_at_start_up_only_is_caught():
+def test_insulation_monitor_defects_are_caught():
     """Reading the insulation monitor only with the contactors open passes every other test; an insulation fault
-    that appears in operation is caught by the insulation protection test."""
-    _all_killed(["insulation_checked_at_startup_only"], "test_insulation")
+    that appears in operation is caught by the insulation protection test. A report that keeps the first reading
+    passes the protection test (the protection reads afresh); the accuracy test catches it."""
+    summary = _all_killed(["insulation_checked_at_startup_only", "insulation_report_not_refreshed"],
+                          "test_insulation")
+    assert summary["caught_by"]["insulation_checked_at_startup_only"] == [
+        "test_protections::test_insulation_fault_opens_contactors"], summary
+    assert summary["caught_by"]["insulation_report_not_refreshed"] == [
+        "test_measurement::test_insulation_resistance_is_reported_within_accuracy"], summary
 
 
 def test_contactor_feedback_checks_of_one_pole_or_one_direction_are_caught():

@@ -6,6 +6,7 @@ for a BMS with a DBC of its own, through a DUT map (`hil.devices.dut_map`). Wait
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,13 @@ class Bms:
     @property
     def pack_voltage_v(self) -> float | None:
         return self.monitor.values.get("BMS_PackVoltage")
+
+    @property
+    def insulation_ohm(self) -> float | None:
+        """The insulation resistance, pack to chassis, the BMS reports (ohm); NaN before it has, None when this
+        BMS's proxy cannot read it (a DUT map without `insulation_ohm`)."""
+        kohm = self.monitor.values.get("BMS_InsulationResistance")
+        return math.nan if kohm is None else 1000.0 * kohm
 
     def cell_voltages_v(self, n_cells: int) -> np.ndarray | None:
         """The cell voltages the BMS reports, first cell first; NaN for a cell it has not reported. None when
@@ -255,6 +263,13 @@ class MappedBms(Bms):
     @property
     def pack_voltage_v(self) -> float | None:
         return self._read("pack_voltage_v")
+
+    @property
+    def insulation_ohm(self) -> float | None:
+        if "insulation_ohm" not in self.map.read:
+            return None
+        value = self._read("insulation_ohm")
+        return math.nan if value is None else value
 
     def cell_voltages_v(self, n_cells: int) -> np.ndarray | None:
         return self._cells("cell_voltages_v", n_cells)

@@ -9,7 +9,8 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     state = "f_BmsState.BmsState"
     contactors = ["f_StringState.IsStringConnected"]   # closed when all are non-zero, open when none is
     pack_current_a = "f_PackValuesP0.Current"          # > 0 discharges, as the harness counts
-    # optional, each a "Message.Signal" or a table: soc (0..1), discharge_limit_a, charge_limit_a, pack_voltage_v
+    # optional, each a "Message.Signal" or a table: soc (0..1), discharge_limit_a, charge_limit_a, pack_voltage_v,
+    # insulation_ohm (the insulation monitor's reading, pack to chassis; scale = 1000 for a signal in kOhm)
     soc = { signal = "f_PackStateEstimation.MinimumSoc", scale = 0.01 }   # value = signal * scale + offset
     precharge_contactor = "BMS_Status.BMS_ContactorPre"   # optional, closed when non-zero: the sequence test
     # optional: what the BMS measured of each cell, one signal per cell, all in one message; cell k (from
@@ -72,7 +73,7 @@ from hil.protocol import FAULT_BITS, BmsState, ModeRequest
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
-_READ_NUMBERS = ("pack_current_a", "soc", "discharge_limit_a", "charge_limit_a", "pack_voltage_v")
+_READ_NUMBERS = ("pack_current_a", "soc", "discharge_limit_a", "charge_limit_a", "pack_voltage_v", "insulation_ohm")
 _READ_FLAGS = ("precharge_contactor",)   # closed when non-zero
 _READ_LISTS = ("contactors", "balancing")
 _READ_CELLS = ("cell_voltages_v", "cell_temperatures_c")

@@ -78,6 +78,9 @@ BUGS = {
     "contactor_checked_while_open_only": "a main contactor's feedback is compared with its command only while it is "
                                          "commanded open: a weld is caught, but a contactor that fails to close goes "
                                          "unseen, and the BMS sits in NORMAL with no path for current and no fault",
+    "insulation_report_not_refreshed": "BMS_Insulation keeps the monitor's first reading after power-up (its "
+                                       "protection uses every reading): the VCU and service tools see a healthy "
+                                       "pack while its insulation degrades",
     "brownout_reset_at_9v": "the MCU's brown-out reset is set to 9 V (a wrong option-byte level) instead of the "
                             "regulator's limit, so an engine crank that the BMS is rated to ride through reboots it "
                             "and drops its contactors",
@@ -87,7 +90,8 @@ BUGS = {
 # The main contactors whose feedback the firmware checks against its command (the precharge one is not).
 MAIN_CONTACTORS = ("pos", "neg")
 TX_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC", "BMS_CellStats", "BMS_CellVoltages",
-               "BMS_CellTemps", "BMS_BalancingMask")
+               "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation")
+INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no reading yet, or at or above it
 BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
 # Above the brown-out level by this much before the MCU leaves reset, so a supply hovering at the level does
 # not reset it again and again (a brown-out detector's hysteresis, ~0.1-0.2 V).
@@ -196,6 +200,7 @@ class BmsFirmware:
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
         }
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
+        self.insulation_report_ohm: float | None = None   # what BMS_Insulation says of it; None: no reading yet
         self._insulation_next_s = now_s
         self._peak_c = -math.inf         # derating_held_at_peak: the hottest reading since power-up
         self._nvm_next_s = now_s              # the first periodic write once the SOC is known (after INIT)
@@ -226,6 +231,8 @@ class BmsFirmware:
                                         for c in range(7 * m, min(7 * m + 7, self.n_cells))}}
             for m in range((self.n_cells + 6) // 7)])
         sender.add("BMS_BalancingMask", start_s=offset_s["BMS_BalancingMask"], provider=self._balancing_frames)
+        sender.add("BMS_Insulation", start_s=offset_s["BMS_Insulation"], provider=lambda: {
+            "BMS_InsulationResistance": self._insulation_report_kohm()})
         if "stale_crc" in self.bugs:
             sender.set_crc_source("BMS_Status", self._stale_crc)
         self._status_job_counter = lambda: sender.reset_counter("BMS_Status")
@@ -448,9 +455,17 @@ class BmsFirmware:
             connected = self.state in (BmsState.PRECHARGE, BmsState.NORMAL)
             if not ("insulation_checked_at_startup_only" in self.bugs and connected):
                 self.insulation_ohm = self.board.insulation_ohm()
+                if self.insulation_report_ohm is None or "insulation_report_not_refreshed" not in self.bugs:
+                    self.insulation_report_ohm = self.insulation_ohm
         ohm_per_v = self.insulation_ohm / max(self.pack_v, 1.0)
         self._check("insulation", ohm_per_v < self.cal["insulation_fault_ohm_per_v"])
         return ohm_per_v
+
+    def _insulation_report_kohm(self) -> int:
+        ohm = self.insulation_report_ohm
+        if ohm is None or ohm >= INSULATION_REPORT_MAX_KOHM * 1000.0:
+            return INSULATION_REPORT_MAX_KOHM
+        return round(ohm / 1000.0)
 
     def _log_new_faults(self, now_s: float) -> None:
         """One log entry per fault bit that has latched since the last task (again after a clear)."""

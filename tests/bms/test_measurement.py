@@ -6,6 +6,8 @@ window, then down it), so an error of gain, of offset or of channel order shows,
 near both ends of the window. Thermistors get the same; the pack current is checked at rest, in discharge
 and in charge.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,42 @@ def test_pack_current_is_reported_within_accuracy(bench, spec, measure):
     assert largest_a >= 0.5 * allowed_a, (f"only {largest_a:.2f} A flowed of the {allowed_a:g} A asked: the BMS's "
                                           f"limits held it back ({bench.bms.describe()})")
     assert bench.bms.contactors_closed, bench.bms.describe()
+
+
+# Insulation resistances applied, as multiples of the highest resistance the spec lets the BMS call a fault: a
+# pack degrading from well insulated toward the warning tier, so no protection acts on the way.
+INSULATION_FACTORS = (20.0, 5.0, 1.5)
+
+
+@pytest.mark.rig_requires("hv_insulation")
+def test_insulation_resistance_is_reported_within_accuracy(bench, spec, measure):
+    """The insulation monitor's reading as the BMS reports it, at each resistance the bench connects from the
+    pack to chassis (with the contactors closed, where the monitor must keep measuring), and with none."""
+    accuracy = spec.section("accuracy")
+    iso = spec.protections.get("insulation")
+    if "insulation_pct" not in accuracy or iso is None:
+        pytest.skip(f"{spec.path.name} states no [accuracy] insulation_pct or no [protections.insulation]")
+    _skip_unless_reported(bench.bms.insulation_ohm, "insulation resistance")
+    settle_s = accuracy.get("insulation_settle_ms", 2500) / 1000
+    bench.power_up()
+    pack_v = float(bench.pack.measured_cell_voltage_v.sum())   # at rest: what the BMS measures too
+    worst = (0.0, "none")
+    try:
+        for factor in INSULATION_FACTORS:
+            applied_ohm = factor * iso.high * pack_v
+            bench.cell_emulator.set_insulation_fault(applied_ohm)
+            bench.loop.run_for(settle_s)
+            reported_ohm = bench.bms.insulation_ohm
+            error_pct = math.inf if math.isnan(reported_ohm) else 100 * abs(reported_ohm - applied_ohm) / applied_ohm
+            worst = max(worst, (error_pct, f"reported {reported_ohm:.4g} ohm for {applied_ohm:.4g} ohm applied "
+                                           f"({factor:g}x the fault level)"), key=lambda w: w[0])
+        bench.cell_emulator.set_insulation_fault(None)
+        bench.loop.run_for(settle_s)
+    finally:
+        bench.cell_emulator.set_insulation_fault(None)   # the resistor is the bench's: never leave it connected
+    _measure_worst(measure, "insulation_error_max", worst, accuracy["insulation_pct"], "%")
+    highest_ohm = INSULATION_FACTORS[0] * iso.high * pack_v
+    assert bench.bms.insulation_ohm >= highest_ohm, (
+        f"with the fault resistor disconnected the BMS reports {bench.bms.insulation_ohm:.4g} ohm, below the "
+        f"{highest_ohm:.4g} ohm it read as such: {bench.bms.describe()}")
+    assert bench.bms.contactors_closed and not bench.bms.faults, bench.bms.describe()

@@ -327,6 +327,20 @@ def test_bug_insulation_checked_at_startup_only(make_boards):
     assert standby.fault("insulation"), "with the contactors open it still reads the monitor"
 
 
+def test_bug_insulation_report_not_refreshed(make_boards):
+    clean, buggy = _both(make_boards, "insulation_report_not_refreshed")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.run_for(1.5)   # the first reading (no fault: at or above the report's top)
+        assert boards.monitor.values["BMS_InsulationResistance"] == 65535, boards.describe()
+        boards.ce.insulation_fault_ohm = 0.5 * boards.cal["insulation_fault_ohm_per_v"] * boards.fw.pack_v
+        boards.run_for(3.0)   # a measurement cycle, the debounce and a report, with margin
+    applied_kohm = clean.ce.insulation_fault_ohm / 1000
+    assert clean.monitor.values["BMS_InsulationResistance"] == round(applied_kohm), clean.describe()
+    assert buggy.monitor.values["BMS_InsulationResistance"] == 65535, "the bug reports the first reading only"
+    assert clean.fault("insulation") and buggy.fault("insulation"), "the protection reads the monitor either way"
+
+
 def test_bug_contactor_feedback_positive_only(make_boards):
     clean, buggy = _both(make_boards, "contactor_feedback_positive_only")
     for pole in ("pos", "neg"):
