@@ -126,3 +126,14 @@ def test_contactor_feedback_checks_of_one_pole_or_one_direction_are_caught():
     assert summary["caught_by"] == {
         "contactor_feedback_positive_only": ["test_protections::test_welded_contactor_is_detected[neg]"],
         "contactor_checked_while_open_only": ["test_protections::test_contactor_stuck_open_is_detected[pos]"]}, summary
+
+
+def test_low_voltage_supply_defects_are_caught_each_by_its_own_case():
+    """A brown-out level above the rated crank fails the crank case; a SOC saved only periodically, the first
+    loss case (and every one); a SOC saved over its record while the BMS starts up, the bounce alone."""
+    summary = _all_killed(["brownout_reset_at_9v", "soc_saved_periodically_only", "soc_saved_during_init"],
+                          "test_cold_crank or test_supply_loss")
+    assert summary["caught_by"] == {
+        "brownout_reset_at_9v": ["test_lv_supply::test_cold_crank_ride_through"],
+        "soc_saved_periodically_only": ["test_lv_supply::test_supply_loss_keeps_soc[cut]"],
+        "soc_saved_during_init": ["test_lv_supply::test_supply_loss_keeps_soc[bounce]"]}, summary

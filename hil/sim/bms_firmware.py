@@ -81,6 +81,9 @@ BUGS = {
     "insulation_report_not_refreshed": "BMS_Insulation keeps the monitor's first reading after power-up (its "
                                        "protection uses every reading): the VCU and service tools see a healthy "
                                        "pack while its insulation degrades",
+    "soc_saved_during_init": "the power-fail interrupt saves the SOC in every state, INIT too, before the SOC was "
+                             "read back from NVM: a supply that drops again while the BMS starts up (a chattering "
+                             "connector) overwrites the saved SOC with RAM's default",
     "brownout_reset_at_9v": "the MCU's brown-out reset is set to 9 V (a wrong option-byte level) instead of the "
                             "regulator's limit, so an engine crank that the BMS is rated to ride through reboots it "
                             "and drops its contactors",
@@ -314,7 +317,9 @@ class BmsFirmware:
 
     def _power_fail(self) -> None:
         # The hold-up capacitor's last milliseconds: enough to write one NVM record, if the firmware does.
-        if self.state != BmsState.INIT and "soc_saved_periodically_only" not in self.bugs:
+        # Not in INIT: RAM holds no SOC yet (it is read back from NVM on leaving INIT).
+        if ((self.state != BmsState.INIT or "soc_saved_during_init" in self.bugs)
+                and "soc_saved_periodically_only" not in self.bugs):
             self.nvm["soc"] = self.soc
         self.powered = False
         self._boot_s = None

@@ -67,10 +67,12 @@ def test_cold_crank_ride_through(bench, spec, measure):
     measure("crank_status_gap", gap_s * 1000, high=3 * cycle_s * 1000, unit="ms")
 
 
-@pytest.mark.parametrize("loss", ["cut", "deep_crank"])
+@pytest.mark.parametrize("loss", ["cut", "deep_crank", "bounce"])
 def test_supply_loss_keeps_soc(bench, spec, measure, loss):
     """The supply is cut (or dips below the brown-out level) mid-discharge: the BMS goes dark, its contactors
-    open. When the supply returns it must be back in STANDBY within max_boot_s, with the SOC it had."""
+    open. When the supply returns it must be back in STANDBY within max_boot_s, with the SOC it had. A bounce
+    (a chattering KL30 connector) cuts it, and cuts it again for deep_crank_ms as soon as the BMS is heard
+    from, while it starts up."""
     lv = _lv_supply(spec)
     bms = bench.bms
     bench.power_up("discharge")
@@ -82,7 +84,7 @@ def test_supply_loss_keeps_soc(bench, spec, measure, loss):
     assert soc_start - soc_before > 3 * tolerance, (
         f"SOC moved only {soc_start:.4f} -> {soc_before:.4f} in {DISCHARGE_S} s at {LOAD_A} A: too little to tell a "
         "kept SOC from a lost one")
-    if loss == "cut":
+    if loss in ("cut", "bounce"):
         bench.supply.output(False)
         returns_s = bench.loop.t_s + DARK_S
     else:
@@ -96,10 +98,17 @@ def test_supply_loss_keeps_soc(bench, spec, measure, loss):
     bench.loop.run_until(lambda: bms.monitor.is_absent(status), 1.0,
                          lambda: f"the BMS kept sending {status} after its supply went to "
                                  f"{'0' if loss == 'cut' else lv['deep_crank_v']} V: {bms.describe()}")
-    if loss == "cut":
+    if loss in ("cut", "bounce"):
         bench.loop.run_until(lambda: bench.loop.t_s >= returns_s, DARK_S + 1.0)
         bench.supply.output(True)
         returns_s = bench.loop.t_s
+    if loss == "bounce":
+        bench.loop.run_until(lambda: not bms.monitor.is_absent(status, k_cycles=1.0), 5 * lv["max_boot_s"],
+                             lambda: f"no {status} after the supply returned: {bms.describe()}")
+        deep_s = lv["deep_crank_ms"] / 1000
+        bench.supply.play([(0.0, deep_s)])
+        returns_s = bench.loop.t_s + deep_s
+        bench.loop.run_until(lambda: bench.loop.t_s >= returns_s, deep_s + 1.0)
     boot_s = bms.wait_state(BmsState.STANDBY, 5 * lv["max_boot_s"]) - returns_s
     assert not bms.contactors_closed, f"contactors closed after the reset without a request: {bms.describe()}"
     if bms.soc_message is None:

@@ -407,6 +407,25 @@ def test_bug_soc_saved_periodically_only(make_boards):
     assert buggy.fw.nvm["soc"] == buggy.fw.soc + 0.05, "the bug keeps only the periodic record"
 
 
+def test_bug_soc_saved_during_init(make_boards):
+    clean, buggy = _both(make_boards, "soc_saved_during_init")
+    for boards in (clean, buggy):
+        boards.standby()
+        saved = boards.fw.soc = 0.73   # as if counted down to it, and saved on a power fail
+        boards.fw.nvm["soc"] = saved
+        _supply_to(boards, 0.0)
+        boards.step()
+        _supply_to(boards, 12.0)
+        boards.run_until(lambda b=boards: b.fw.powered, 1.0, "booted")
+        assert boards.fw.state == BmsState.INIT, boards.describe()
+        _supply_to(boards, 0.0)   # gone again while it initialises
+        boards.step()
+        _supply_to(boards, 12.0)
+        boards.run_until(lambda b=boards: b.fw.powered and b.fw.state == BmsState.STANDBY, 1.0, "STANDBY")
+    assert clean.fw.nvm["soc"] == clean.fw.soc == 0.73, clean.describe()
+    assert buggy.fw.nvm["soc"] == buggy.fw.soc == 0.5, "the bug saved RAM's default over the record"
+
+
 def test_bug_brownout_reset_at_9v(make_boards):
     clean, buggy = _both(make_boards, "brownout_reset_at_9v")
     for boards in (clean, buggy):
