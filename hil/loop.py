@@ -124,16 +124,22 @@ class Loop:
         while self.ticks < end_tick:
             self.step()
 
-    def run_until(self, condition: Callable[[], bool], timeout_s: float,
-                  describe: Callable[[], str] | str = "") -> float:
-        """Run until `condition()` holds; return the time it first held. Raise `HilTimeout` with what was seen."""
-        end_tick = self.ticks + round(timeout_s / self.dt_s)
+    def first_time(self, condition: Callable[[], bool], within_s: float) -> float | None:
+        """Run until `condition()` holds, for at most `within_s`; return the time it first held, or None if it
+        never did (what a test that something must not happen asks)."""
+        end_tick = self.ticks + round(within_s / self.dt_s)
         while self.ticks < end_tick:
             if condition():
                 return self.t_s
             self.step()
-        if condition():
-            return self.t_s
+        return self.t_s if condition() else None
+
+    def run_until(self, condition: Callable[[], bool], timeout_s: float,
+                  describe: Callable[[], str] | str = "") -> float:
+        """Run until `condition()` holds; return the time it first held. Raise `HilTimeout` with what was seen."""
+        held_s = self.first_time(condition, timeout_s)
+        if held_s is not None:
+            return held_s
         seen = describe() if callable(describe) else describe
         raise HilTimeout(f"condition not met within {timeout_s:g} s (at t={self.t_s:.3f} s); seen: {seen}")
 

@@ -119,7 +119,10 @@ TABLES = {
     # time constants), main closed within max_close_ms of the host's request, and the precharge contactor
     # open within max_overlap_ms of the main one closing.
     "precharge": {"min_precharge_ms": Key(at_least=0, at_most=60_000), "max_close_ms": Key(above=0, at_most=60_000),
-                  "max_overlap_ms": Key(at_least=0, at_most=60_000)},
+                  "max_overlap_ms": Key(at_least=0, at_most=60_000),
+                  # Into a shorted DC link (the rig's "dc_link_short"): from the host's request until the BMS
+                  # reports a precharge fault with every contactor open. Optional.
+                  "max_abort_ms": Key(required=False, above=0, at_most=60_000)},
     # A main contactor welded shut (tests/bms/test_protections.py): from the host's request to open until the BMS
     # reports a contactor fault (its feedback disagrees with its command).
     "contactor_weld": {"max_reaction_ms": Key(above=0, at_most=60_000)},

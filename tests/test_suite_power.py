@@ -82,9 +82,13 @@ def test_mutants_stops_when_the_clean_firmware_fails_the_suite():
 def test_contactor_sequence_defects_are_caught_by_the_precharge_test():
     """Main closed with precharge, and precharge left closed: both power up to NORMAL and pass every protection;
     tests/bms/test_precharge.py catches them from the BMS's contactor reports."""
-    summary = _all_killed(["main_with_precharge", "precharge_left_closed"], "test_precharge")
+    summary = _all_killed(["main_with_precharge", "precharge_left_closed", "precharge_without_timeout"],
+                          "test_precharge")
     for bug in ("main_with_precharge", "precharge_left_closed"):
         assert "test_precharge_precedes_the_main_contactor" in " ".join(summary["caught_by"][bug])
+    # A precharge that never times out completes on a healthy link; only the shorted one shows it.
+    assert summary["caught_by"]["precharge_without_timeout"] == [
+        "test_precharge::test_precharge_into_a_shorted_link_is_aborted"], summary
 
 
 def test_a_charge_limit_that_ignores_the_fullest_cell_is_caught():

@@ -44,6 +44,9 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     pos = "CE_ContactorStuckOpen.CE_StuckOpen_Pos"   # 1 holds the positive contactor open, 0 restores its coil
     neg = "CE_ContactorStuckOpen.CE_StuckOpen_Neg"   # the negative one (same message)
 
+    [dc_link_short]             # optional: a relay across the DC link behind the contactors (the rig's "dc_link_short")
+    signal = "CE_DcLinkShort.CE_LinkShort"   # 1 shorts it, 0 opens the short
+
 A multiplexed setpoint message is sent one frame per multiplexer value its channels use; a plain one, one
 frame. The frames are spread over the setpoint period, as the built-in driver's are. Everything is checked
 when the rig is checked (preflight), against its DBC files and its channel count and capabilities: a
@@ -65,7 +68,7 @@ from hil.devices.dut_map import MapChecker, Signal
 from hil.errors import ConfigError, did_you_mean
 
 _SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation",
-             "contactor_weld", "contactor_stuck_open"}
+             "contactor_weld", "contactor_stuck_open", "dc_link_short"}
 _SERIES_KEYS = {"series"}
 _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
@@ -110,6 +113,7 @@ class CeMap:
     insulation: tuple[Signal, Signal] | None   # (resistance in ohm, connect), one message
     contactor_weld: tuple[Signal, Signal] | None   # (pos, neg) weld relays, one message
     contactor_stuck_open: tuple[Signal, Signal] | None   # (pos, neg) coil-break relays, one message
+    dc_link_short: Signal | None     # 1 shorts the DC link, 0 opens the short
 
 
 def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
@@ -122,6 +126,8 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
     temperatures = _setpoints(checker, data, "temperatures", n_channels, required=False)
     current = checker.table(data, "current")
     _keys(path, current, {"signal"}, "[current]")
+    link_short = checker.table(data, "dc_link_short")
+    _keys(path, link_short, {"signal"}, "[dc_link_short]")
     outputs = checker.table(data, "outputs", required=True)
     _keys(path, outputs, _OUTPUT_KEYS, "[outputs]")
     for key in ("signal", "readback"):
@@ -145,7 +151,9 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         relays=relays, relay_first_channel=relay_first_channel,
         insulation=_one_frame(checker, data, "insulation", _INSULATION_KEYS),
         contactor_weld=_one_frame(checker, data, "contactor_weld", MAIN_CONTACTORS),
-        contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS))
+        contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS),
+        dc_link_short=(checker.signal(link_short["signal"], "[dc_link_short] signal") if "signal" in link_short
+                       else None))
 
 
 def _keys(path: Path, table: dict, known: set[str], where: str) -> None:
@@ -257,7 +265,8 @@ def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
                                         ("hv_insulation", "insulation", ce_map.insulation is not None),
                                         ("contactor_weld", "contactor_weld", ce_map.contactor_weld is not None),
                                         ("contactor_stuck_open", "contactor_stuck_open",
-                                         ce_map.contactor_stuck_open is not None)):
+                                         ce_map.contactor_stuck_open is not None),
+                                        ("dc_link_short", "dc_link_short", ce_map.dc_link_short is not None)):
         if capability in capabilities and not served:
             raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
                               f"[{section}]; map them, or drop the capability")

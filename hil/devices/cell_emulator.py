@@ -57,8 +57,10 @@ class CellEmulator:
         self._insulation = db.get_message_by_name("CE_InsulationFault")
         self._weld = db.get_message_by_name("CE_ContactorWeld")
         self._stuck_open = db.get_message_by_name("CE_ContactorStuckOpen")
+        self._link_short = db.get_message_by_name("CE_DcLinkShort")
         self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay,
-                                                                self._insulation, self._weld, self._stuck_open)}
+                                                                self._insulation, self._weld, self._stuck_open,
+                                                                self._link_short)}
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
         self.sender = sender
@@ -141,6 +143,12 @@ class CellEmulator:
         self._send(self._stuck_open, {"CE_StuckOpen_Pos": int(contactor == "pos"),
                                       "CE_StuckOpen_Neg": int(contactor == "neg")})
 
+    def set_dc_link_short(self, shorted: bool) -> None:
+        """Short the DC link behind the BMS's contactors (the bench's relay across it), so a precharge can never
+        charge it; False opens the short. For the precharge only: with the main contactors closed it would be a
+        short circuit of the pack, which no bench should make."""
+        self._send(self._link_short, {"CE_LinkShort": int(shorted)})
+
     def outputs_off(self, values: dict) -> bool:
         """Whether `outputs_readback`'s signal values show the outputs off."""
         return values["CE_OutputsOn"] == 0
@@ -172,6 +180,7 @@ class MappedCellEmulator(CellEmulator):
         sent |= {ce_map.relays["message"]} if ce_map.relays else set()
         sent |= {ce_map.insulation[0].message} if ce_map.insulation else set()
         sent |= {relays[0].message for relays in (ce_map.contactor_weld, ce_map.contactor_stuck_open) if relays}
+        sent |= {ce_map.dc_link_short.message} if ce_map.dc_link_short else set()
         self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
         # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
         # nearest, as the built-in driver clips to its DBC's.
@@ -255,6 +264,12 @@ class MappedCellEmulator(CellEmulator):
     def set_contactor_stuck_open(self, contactor: str | None) -> None:
         self._contactor_relays(self.map.contactor_stuck_open, "contactor_stuck_open", "hold a contactor open",
                                contactor, "stuck open")
+
+    def set_dc_link_short(self, shorted: bool) -> None:
+        signal = self.map.dc_link_short
+        if signal is None:
+            raise ConfigError(f"{self.map.path}: has no [dc_link_short]: {self.map.name} cannot short the DC link")
+        self._send(self._messages[signal.message], {signal.name: int(shorted)})
 
     def _contactor_relays(self, relays, section: str, action: str, contactor: str | None, fault: str) -> None:
         """One frame that closes the relay of `contactor` ("pos" or "neg") of a pair and opens the other."""

@@ -63,6 +63,9 @@ BUGS = {
                             "charges (lithium plating)",
     "main_with_precharge": "the main contactor is commanded together with the precharge contactor, closing onto "
                            "an empty DC link (inrush that welds contacts)",
+    "precharge_without_timeout": "the precharge waits for the DC link with no timeout: into a shorted link the "
+                                 "precharge contactor stays closed, its resistor carrying the short's current, and no "
+                                 "fault is raised",
     "precharge_left_closed": "the precharge contactor is not opened when the main contactor closes (its resistor "
                              "then carries load current)",
     "charge_limit_by_soc_only": "the charge current limit tapers by SOC alone, not by the highest cell's voltage: a "
@@ -574,11 +577,13 @@ class BmsFirmware:
             self._enter(BmsState.PRECHARGE, now_s)
         elif s == BmsState.PRECHARGE:
             if self.contactor_fb["neg"] and self.contactor_fb["pre"]:
-                self.link_v += (self.pack_v - self.link_v) * (1.0 - np.exp(-MAIN_TASK_S / (cal["precharge_tau_ms"] / 1000.0)))
+                target_v = 0.0 if self.board.dc_link_shorted else self.pack_v   # a shorted link holds no charge
+                self.link_v += (target_v - self.link_v) * (1.0 - np.exp(-MAIN_TASK_S / (cal["precharge_tau_ms"] / 1000.0)))
             if self.pack_v > 0 and self.link_v >= cal["precharge_match_pct"] / 100.0 * self.pack_v:
                 self.contactor_cmd.update(pos=True, pre="precharge_left_closed" in self.bugs)
                 self._enter(BmsState.NORMAL, now_s)
-            elif now_s - self._state_entry_s > cal["precharge_timeout_ms"] / 1000.0:
+            elif (now_s - self._state_entry_s > cal["precharge_timeout_ms"] / 1000.0
+                  and "precharge_without_timeout" not in self.bugs):
                 self.faults |= 1 << FAULT_BITS["precharge"]
                 self._open_all(on_fault=True)
                 self._enter(BmsState.FAULT, now_s)

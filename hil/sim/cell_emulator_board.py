@@ -3,11 +3,11 @@
 It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell_emulator.dbc`), or over
 its serial control port (`hil.sim.ce_serial`), and presents them to the BMS's analog front end, through
 per-channel fault relays. On the high-voltage side it can connect an insulation fault (a resistor from the
-pack to chassis), weld either of the BMS's main contactors shut (a relay across its contacts) or hold one
-open (a relay in series with its coil). Its watchdog turns every output off, and releases those relays, when
-the host's heartbeat (`CE_Control`, or the serial `heartbeat`) is silent for more than 500 ms, so a dead
-harness never leaves a bench energised or a fault injected. Both ports command the same board: the last
-command wins.
+pack to chassis), weld either of the BMS's main contactors shut (a relay across its contacts), hold one
+open (a relay in series with its coil), or short the DC link behind them. Its watchdog turns every output
+off, and releases those relays, when the host's heartbeat (`CE_Control`, or the serial `heartbeat`) is
+silent for more than 500 ms, so a dead harness never leaves a bench energised or a fault injected. Both
+ports command the same board: the last command wins.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class CellEmulatorBoard:
         self.insulation_fault_ohm = math.inf   # the injected pack-to-chassis resistance; inf: none connected
         self.welded_contactors: frozenset[str] = frozenset()   # "pos", "neg": the weld relays closed
         self.stuck_open_contactors: frozenset[str] = frozenset()   # "pos", "neg": their coils' relays open
+        self.dc_link_shorted = False   # the relay across the DC link closed: the precharge cannot charge it
         self._last_heartbeat_s: float | None = None
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
@@ -52,7 +53,7 @@ class CellEmulatorBoard:
             "CE_FaultRelayCount": int(self.open_wire.sum() + self.short.sum()
                                       + self.thermistor_open.sum() + self.thermistor_short.sum()
                                       + math.isfinite(self.insulation_fault_ohm) + len(self.welded_contactors)
-                                      + len(self.stuck_open_contactors))})
+                                      + len(self.stuck_open_contactors) + self.dc_link_shorted)})
 
     def on_frame(self, msg, now_s: float) -> None:
         message = self._ids.get(msg.arbitration_id)
@@ -88,6 +89,8 @@ class CellEmulatorBoard:
             self.welded_contactors = _poles(sig["CE_Weld_Pos"], sig["CE_Weld_Neg"])
         elif name == "CE_ContactorStuckOpen":
             self.stuck_open_contactors = _poles(sig["CE_StuckOpen_Pos"], sig["CE_StuckOpen_Neg"])
+        elif name == "CE_DcLinkShort":
+            self.dc_link_shorted = bool(sig["CE_LinkShort"])
 
     def host_alive(self, now_s: float) -> None:
         """A host heartbeat (CAN `CE_Control` or the serial `heartbeat`): it feeds the watchdog."""
@@ -114,11 +117,13 @@ class CellEmulatorBoard:
         self._release_high_voltage_relays()
 
     def _release_high_voltage_relays(self) -> None:
-        """Outputs off opens the insulation-fault resistor's relay and releases the contactors' weld and coil
-        relays, as CE_InsulationFault, CE_ContactorWeld and CE_ContactorStuckOpen say."""
+        """Outputs off opens the insulation-fault resistor's relay, releases the contactors' weld and coil
+        relays and opens the DC-link short, as CE_InsulationFault, CE_ContactorWeld, CE_ContactorStuckOpen and
+        CE_DcLinkShort say."""
         self.insulation_fault_ohm = math.inf
         self.welded_contactors = frozenset()
         self.stuck_open_contactors = frozenset()
+        self.dc_link_shorted = False
 
     # What the BMS's analog front end sees ------------------------------------------------------------
     def cell_voltage_v(self) -> np.ndarray:

@@ -58,3 +58,37 @@ def test_precharge_precedes_the_main_contactor(bench, spec, measure):
     measure("precharge_close_time", (sequence.main_s - requested_s) * 1000, high=limits["max_close_ms"], unit="ms")
     measure("precharge_overlap", (sequence.released_s - sequence.main_s) * 1000, high=limits["max_overlap_ms"],
             unit="ms")
+
+
+@pytest.mark.rig_requires("dc_link_short")
+def test_precharge_into_a_shorted_link_is_aborted(bench, spec, measure):
+    """A DC link that cannot charge (shorted behind the contactors): the BMS must give up within max_abort_ms,
+    with a precharge fault and every contactor open, for its precharge resistor carries the short's current
+    meanwhile. It must never close a main contactor onto the short, nor try again by itself."""
+    if "max_abort_ms" not in spec.data.get("precharge", {}):
+        pytest.skip(f"{spec.path.name} has no [precharge] max_abort_ms: no precharge timeout is specified")
+    if bench.bms.precharge_closed is None:
+        pytest.skip("this BMS's proxy reads no precharge contactor (a DUT map without precharge_contactor)")
+    budget_ms = spec.value("precharge.max_abort_ms")
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    sequence = Sequence(bench.bms)
+    try:
+        bench.cell_emulator.set_dc_link_short(True)
+        bench.trace.mark(bench.loop.t_s, "DC link shorted")
+        requested_s = bench.loop.t_s
+        bench.bms.request("discharge")
+        aborted_s = bench.loop.run_until(
+            lambda: sequence.poll(bench.loop.t_s) or ("precharge" in bench.bms.faults
+                                                      and not bench.bms.any_contactor_closed),
+            5 * budget_ms / 1000, lambda: f"no precharge fault with every contactor open; {sequence.describe()}")
+        assert sequence.main_s is None, f"a main contactor closed onto the shorted link: {sequence.describe()}"
+        assert sequence.precharge_s is not None, f"the precharge never started: {sequence.describe()}"
+        # A second more, the request to close still standing.
+        retried_s = bench.loop.first_time(lambda: bench.bms.any_contactor_closed or bench.bms.state != BmsState.FAULT,
+                                          1.0)
+        assert retried_s is None, f"the BMS left FAULT or closed a contactor again by itself: {bench.bms.describe()}"
+    finally:
+        bench.cell_emulator.set_dc_link_short(False)   # the relay is the bench's: never leave it closed
+        bench.trace.mark(bench.loop.t_s, "DC link short removed")
+    measure("precharge_abort_time", (aborted_s - requested_s) * 1000, high=budget_ms, unit="ms")

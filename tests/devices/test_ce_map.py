@@ -184,6 +184,8 @@ BAD_MAPS = [
      r"\[contactor_weld\] neg is in 'SIM_Cells_A', pos in 'SIM_Command'; expected one message"),
     (("[outputs]", "[contactor_stuck_open]\npos = \"SIM_Command.Mode\"\n\n[outputs]"),
      r"\[contactor_stuck_open\] has no 'neg'; expected both of pos, neg"),
+    (("[outputs]", "[dc_link_short]\nsignals = \"SIM_Command.Mode\"\n\n[outputs]"),
+     r"\[dc_link_short\] unknown key 'signals' \(did you mean 'signal'\?\)"),
 ]
 
 
@@ -200,7 +202,8 @@ def test_a_bad_map_is_refused_naming_the_file_and_key(tmp_path, change, error):
 
 @pytest.mark.parametrize("section,capability", [("relays", "fault_relays"), ("insulation", "hv_insulation"),
                                                 ("contactor_weld", "contactor_weld"),
-                                                ("contactor_stuck_open", "contactor_stuck_open")])
+                                                ("contactor_stuck_open", "contactor_stuck_open"),
+                                                ("dc_link_short", "dc_link_short")])
 def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_path, section, capability):
     text = REFERENCE_CE_MAP.read_text()
     start = text.index(f"[{section}]")
@@ -262,9 +265,10 @@ def test_a_contactor_fault_goes_out_on_its_relay_and_a_bad_name_is_refused(overr
             inject("precharge")
 
 
-@pytest.mark.parametrize("section,setter", [("contactor_weld", "set_contactor_weld"),
-                                            ("contactor_stuck_open", "set_contactor_stuck_open")])
-def test_a_map_without_contactor_relays_refuses_to_inject_naming_its_file(tmp_path, section, setter):
+@pytest.mark.parametrize("section,setter,arg", [("contactor_weld", "set_contactor_weld", "pos"),
+                                                ("contactor_stuck_open", "set_contactor_stuck_open", "pos"),
+                                                ("dc_link_short", "set_dc_link_short", True)])
+def test_a_map_without_a_high_voltage_relay_refuses_to_inject_naming_its_file(tmp_path, section, setter, arg):
     """On a rig that does not claim the capability (so its preflight passes), a test that injects it anyway
     gets the map's file and the table it lacks."""
     text = REFERENCE_CE_MAP.read_text()
@@ -275,4 +279,15 @@ def test_a_map_without_contactor_relays_refuses_to_inject_naming_its_file(tmp_pa
                                                          'rig.capabilities=["emulated"]'])
     with Bench(rig) as bench:
         with pytest.raises(ConfigError, match=rf"less.toml: has no \[{section}\]: .* cannot"):
-            getattr(bench.cell_emulator, setter)("pos")
+            getattr(bench.cell_emulator, setter)(arg)
+
+
+@pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
+def test_a_dc_link_short_goes_out_on_its_relay(overrides):
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
+        bench.cell_emulator.set_dc_link_short(True)
+        bench.loop.run_for(0.01)
+        assert bench.boards.cell_emulator.dc_link_shorted
+        bench.cell_emulator.set_dc_link_short(False)
+        bench.loop.run_for(0.01)
+        assert not bench.boards.cell_emulator.dc_link_shorted

@@ -100,14 +100,16 @@ def test_the_watchdog_opens_the_high_voltage_fault_relays_too(boards, driver):
     boards.step()
     driver.set_contactor_weld("pos")
     driver.set_contactor_stuck_open("neg")
+    driver.set_dc_link_short(True)
     driver.set_insulation_fault(10_000.0)
     boards.run_for(0.2)
     assert boards.ce.welded_contactors == {"pos"} and boards.ce.insulation_ohm() == 10_000.0
-    assert boards.ce.stuck_open_contactors == {"neg"}
-    assert boards.monitor.values["CE_FaultRelayCount"] == 3
+    assert boards.ce.stuck_open_contactors == {"neg"} and boards.ce.dc_link_shorted
+    assert boards.monitor.values["CE_FaultRelayCount"] == 4
     boards.sender.stop("CE_Control")
     boards.run_for(2 * WATCHDOG_S)
     assert boards.ce.watchdog_tripped and not boards.ce.welded_contactors and not boards.ce.stuck_open_contactors
+    assert not boards.ce.dc_link_shorted
     assert boards.ce.insulation_ohm() == float("inf") and boards.monitor.values["CE_FaultRelayCount"] == 0
 
 
@@ -117,11 +119,13 @@ def test_outputs_off_releases_the_high_voltage_fault_relays(boards, driver):
     boards.step()
     driver.set_contactor_weld("neg")
     driver.set_contactor_stuck_open("pos")
+    driver.set_dc_link_short(True)
     driver.set_insulation_fault(10_000.0)
     driver.enable(True)
     boards.run_for(0.2)
-    assert boards.monitor.values["CE_FaultRelayCount"] == 3
+    assert boards.monitor.values["CE_FaultRelayCount"] == 4
     driver.enable(False)
     boards.run_for(0.2)
     assert not boards.ce.welded_contactors and not boards.ce.stuck_open_contactors and not boards.ce.watchdog_tripped
+    assert not boards.ce.dc_link_shorted
     assert boards.ce.insulation_fault_ohm == float("inf") and boards.monitor.values["CE_FaultRelayCount"] == 0

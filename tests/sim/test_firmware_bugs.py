@@ -269,6 +269,20 @@ def test_bug_precharge_left_closed(make_boards):
     buggy.run_until(lambda: not any(buggy.fw.contactor_fb.values()), 0.3, "a standby request opens all three")
 
 
+def test_bug_precharge_without_timeout(make_boards):
+    clean, buggy = _both(make_boards, "precharge_without_timeout")
+    for boards in (clean, buggy):
+        boards.standby()
+        boards.ce.dc_link_shorted = True
+        boards.request("discharge")
+        boards.run_for(2 * boards.cal["precharge_timeout_ms"] / 1000)
+    assert clean.fault("precharge") and not any(clean.fw.contactor_fb.values()), clean.describe()
+    assert buggy.fw.state == BmsState.PRECHARGE and not buggy.fw.faults, buggy.describe()
+    assert buggy.fw.contactor_fb == {"pos": False, "neg": True, "pre": True}, "the bug keeps precharging the short"
+    healthy = make_boards(bugs=["precharge_without_timeout"])
+    healthy.power_up()   # a link that charges still completes the precharge
+
+
 def test_bug_charge_limit_by_soc_only(make_boards):
     clean, buggy = _both(make_boards, "charge_limit_by_soc_only", soc0=0.5)
     for boards in (clean, buggy):
