@@ -169,6 +169,11 @@ class Bms:
         return self.loop.run_until(lambda: self.state == target, timeout_s,
                                    lambda: f"waiting for BMS state {target.name}; {self.describe()}")
 
+    def left_fault_within(self, duration_s: float) -> float | None:
+        """Run the bench up to `duration_s`: the time the BMS first left FAULT or reported a contactor closed,
+        or None if it did neither (a latched fault that holds)."""
+        return self.loop.first_time(lambda: self.any_contactor_closed or self.state != BmsState.FAULT, duration_s)
+
     def wait_contactors_open(self, timeout_s: float) -> float:
         return self.loop.run_until(lambda: not self.contactors_closed and self.state is not None, timeout_s,
                                    lambda: f"waiting for contactors to open; {self.describe()}")
