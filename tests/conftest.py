@@ -1,4 +1,5 @@
-"""The project's own test run: under pytest-xdist, the slow tests go first.
+"""The project's own test run: under pytest-xdist, the slow tests go first, those over the wire (the whole
+suite over slcan among them) before the others.
 
 xdist hands tests out in collection order, so a test of minutes collected last (the whole suite over slcan,
 tests/test_wire_slcan.py) would run alone at the end while the other worker sits idle. Started first, it
@@ -7,6 +8,12 @@ files' order.
 """
 
 
+def _order(item) -> tuple[bool, bool]:
+    """Slow tests over the wire, then other slow tests, then the rest."""
+    slow = item.get_closest_marker("slow") is not None
+    return not slow, not (slow and item.get_closest_marker("wire") is not None)
+
+
 def pytest_collection_modifyitems(config, items):
     if hasattr(config, "workerinput"):   # an xdist worker
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)   # stable: slow first, else as before
+        items.sort(key=_order)   # stable: within each group, the files' order
