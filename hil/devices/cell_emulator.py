@@ -236,9 +236,7 @@ class MappedCellEmulator(CellEmulator):
             self._send(self._messages[signal.message], {signal.name: (float(current_a) - signal.offset) / signal.scale})
 
     def set_relay(self, channel: int, **relays) -> None:
-        mapped = self.map.relays
-        if mapped is None:
-            raise ConfigError(f"{self.map.path}: has no [relays]: {self.map.name}'s fault relays cannot be switched")
+        mapped = self._mapped("relays", "'s fault relays cannot be switched")
         unmapped = [name for name, on in relays.items() if on and name not in mapped]
         if unmapped or any(name not in RELAYS for name in relays):
             raise ConfigError(f"{self.map.path}: [relays] has no {', '.join(unmapped or relays)}; mapped: "
@@ -248,10 +246,7 @@ class MappedCellEmulator(CellEmulator):
         self._send(self._messages[mapped["message"]], signals)
 
     def set_insulation_fault(self, resistance_ohm: float | None) -> None:
-        if self.map.insulation is None:
-            raise ConfigError(f"{self.map.path}: has no [insulation]: {self.map.name} cannot inject an insulation "
-                              "fault")
-        resistance, connect = self.map.insulation
+        resistance, connect = self._mapped("insulation", " cannot inject an insulation fault")
         _check_resistance(resistance_ohm, self._messages[resistance.message].get_signal_by_name(resistance.name),
                           resistance.scale, resistance.offset)
         value = 0.0 if resistance_ohm is None else (float(resistance_ohm) - resistance.offset) / resistance.scale
@@ -259,24 +254,27 @@ class MappedCellEmulator(CellEmulator):
                                                         connect.name: int(resistance_ohm is not None)})
 
     def set_contactor_weld(self, contactor: str | None) -> None:
-        self._contactor_relays(self.map.contactor_weld, "contactor_weld", "weld a contactor", contactor, "weld")
+        self._contactor_relays("contactor_weld", " cannot weld a contactor", contactor, "weld")
 
     def set_contactor_stuck_open(self, contactor: str | None) -> None:
-        self._contactor_relays(self.map.contactor_stuck_open, "contactor_stuck_open", "hold a contactor open",
-                               contactor, "stuck open")
+        self._contactor_relays("contactor_stuck_open", " cannot hold a contactor open", contactor, "stuck open")
 
     def set_dc_link_short(self, shorted: bool) -> None:
-        signal = self.map.dc_link_short
-        if signal is None:
-            raise ConfigError(f"{self.map.path}: has no [dc_link_short]: {self.map.name} cannot short the DC link")
+        signal = self._mapped("dc_link_short", " cannot short the DC link")
         self._send(self._messages[signal.message], {signal.name: int(shorted)})
 
-    def _contactor_relays(self, relays, section: str, action: str, contactor: str | None, fault: str) -> None:
+    def _mapped(self, section: str, cannot: str):
+        """What the map's `[section]` maps (its CeMap field of that name), or a ConfigError naming the map file
+        and what its emulator, `self.map.name` + `cannot`, then cannot do."""
+        mapped = getattr(self.map, section)
+        if mapped is None:
+            raise ConfigError(f"{self.map.path}: has no [{section}]: {self.map.name}{cannot}")
+        return mapped
+
+    def _contactor_relays(self, section: str, cannot: str, contactor: str | None, fault: str) -> None:
         """One frame that closes the relay of `contactor` ("pos" or "neg") of a pair and opens the other."""
-        if relays is None:
-            raise ConfigError(f"{self.map.path}: has no [{section}]: {self.map.name} cannot {action}")
+        pos, neg = self._mapped(section, cannot)
         _check_contactor(contactor, fault)
-        pos, neg = relays
         self._send(self._messages[pos.message], {pos.name: int(contactor == "pos"), neg.name: int(contactor == "neg")})
 
     def outputs_off(self, values: dict) -> bool:
