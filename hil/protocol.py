@@ -38,6 +38,7 @@ FAULT_BITS = {
     "afe": 11,
     "insulation": 12,
     "contactor": 13,
+    "thermal_runaway": 14,
 }
 
 

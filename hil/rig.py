@@ -26,7 +26,8 @@ DEFAULT_RIG = PROJECT_ROOT / "rigs" / "sim.toml"
 _ANY = object()   # a table whose keys are free (python-can kwargs, calibration checked elsewhere)
 
 
-PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_spread", "soh_capacity", "soh_resistance")
+PACK_OPTIONS = ("n_parallel", "soc_spread", "capacity_spread", "resistance_spread", "soh_capacity", "soh_resistance",
+                "thermal_dt_s")
 SEEDS = range(2 ** 32)  # numpy's generators take seeds >= 0
 # What a rig may declare in [rig] capabilities, for `@pytest.mark.rig_requires(...)`. A name close to one of
 # these is taken for a typo (it would skip tests silently); a lab's own, unlike any, is accepted.
@@ -63,6 +64,9 @@ SCHEMA = {
         "soc_spread": (float, False, None), "capacity_spread": (float, False, None),
         "resistance_spread": (float, False, None), "soh_capacity": (float, False, None),
         "soh_resistance": (float, False, None),
+        # s between the thermal network's updates (1 s by default): temperatures move in steps this long, too
+        # coarse for a test that judges how fast a cell heats (the model checks the value).
+        "thermal_dt_s": (float, False, None),
     },
     "spec": {"file": (str, True, None)},
     "dut": {

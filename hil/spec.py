@@ -130,6 +130,10 @@ TABLES = {
     # the BMS reports a contactor fault with every contactor open, precharge included (its resistor must not
     # carry load current through the gap).
     "contactor_stuck_open": {"max_reaction_ms": Key(above=0, at_most=60_000)},
+    # A cell heating itself, the onset of a thermal runaway (tests/bms/test_protections.py): the BMS must report
+    # `thermal_runaway` with every contactor open within max_detect_ms of the cell starting to rise at twice
+    # rate_c_per_s faster than the rest, and must not when the whole pack rises that fast (a hard load's heat).
+    "thermal_runaway": {"rate_c_per_s": Key(above=0, at_most=100), "max_detect_ms": Key(above=0, at_most=600_000)},
     # The BMS's own low-voltage supply (tests/bms/test_lv_supply.py, on a rig with a programmable supply). A cold
     # crank it must ride through unchanged: a dip to crank_low_v for crank_low_ms, then crank_hold_v for
     # crank_hold_s. A deeper dip (deep_crank_v for deep_crank_ms) or a cut may reset it; it must then be back in
@@ -141,11 +145,12 @@ TABLES = {
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
-                "lv_supply")
+                "thermal_runaway", "lv_supply")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
-OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "lv_supply")
+OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
+                   "lv_supply")
 
 
 @dataclass(frozen=True)

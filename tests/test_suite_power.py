@@ -141,3 +141,11 @@ def test_low_voltage_supply_defects_are_caught_each_by_its_own_case():
         "brownout_reset_at_9v": ["test_lv_supply::test_cold_crank_ride_through"],
         "soc_saved_periodically_only": ["test_lv_supply::test_supply_loss_keeps_soc[cut]"],
         "soc_saved_during_init": ["test_lv_supply::test_supply_loss_keeps_soc[bounce]"]}, summary
+
+
+def test_a_runaway_check_on_each_cells_own_rise_is_caught():
+    """A thermal-runaway check on each cell's own rise catches a runaway too; the even heating that opens the
+    runaway test (a hard load's) trips it."""
+    summary = _all_killed(["thermal_rate_absolute"], "test_thermal_runaway")
+    assert summary["caught_by"] == {
+        "thermal_rate_absolute": ["test_protections::test_thermal_runaway_is_flagged_before_overtemperature"]}, summary

@@ -6,6 +6,8 @@
 - States INIT -> STANDBY -> PRECHARGE -> NORMAL -> FAULT (latched until the host clears it) and SAFE.
 - Every protection has a threshold and a debounce time; the warning tier sits a margin inside it. The
   insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take).
+- A cell whose temperature rises faster than the pack's median cell, by `thermal_runaway_rate_c_per_s` held for
+  `thermal_runaway_hold_ms`, is a thermal runaway in its onset: an error, well before the cell reaches OT.
 - Each main contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed
   after the BMS opened it is welded, one that stays open after the BMS closed it has failed to close. Either
   way the BMS latches a contactor fault and opens everything; a weld's fault cannot be cleared while it lasts.
@@ -41,6 +43,9 @@ AFE_LSB_V = 100e-6
 FIRMWARE_VERSION = "ref-bms 1.1.0"
 FAULT_LOG_ENTRIES = 64  # a ring in the MCU's RAM: the oldest entry goes when it is full
 PLAUSIBLE_C = (-50.0, 150.0)  # a thermistor reading outside this range (exclusive) is an open or shorted sensor
+# A cell's temperature rise is taken over this window, one reading per slow task: long enough that the sensors'
+# 0.5 degC steps and a single reading's glitch are small against the 1 degC/s it is compared with.
+RUNAWAY_WINDOW_S = 1.0
 
 # name -> what the defect is. Each is checked where the firmware would have it.
 BUGS = {
@@ -90,6 +95,9 @@ BUGS = {
     "brownout_reset_at_9v": "the MCU's brown-out reset is set to 9 V (a wrong option-byte level) instead of the "
                             "regulator's limit, so an engine crank that the BMS is rated to ride through reboots it "
                             "and drops its contactors",
+    "thermal_rate_absolute": "the thermal-runaway check takes each cell's own temperature rise, not its rise above "
+                             "the pack's median cell: a pack that a hard load heats evenly (a drone's punch-out, a "
+                             "rack's sustained peak) trips as a runaway",
     "soc_saved_periodically_only": "the SOC is written to NVM every nvm_save_period_s only, not on the power-fail "
                                    "interrupt: a loss of the low-voltage supply loses the charge counted since",
 }
@@ -204,7 +212,10 @@ class BmsFirmware:
             "discharge_oc": deb("oc_debounce_ms"), "cell_ot": deb("ot_debounce_ms"),
             "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
+            "thermal_runaway": deb("thermal_runaway_hold_ms"),
         }
+        self._temp_history_c: np.ndarray | None = None   # the last RUNAWAY_WINDOW_S of readings, a ring by slow task
+        self._runaway_suspected = False
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
         self.insulation_report_ohm: float | None = None   # what BMS_Insulation says of it; None: no reading yet
         self._insulation_next_s = now_s
@@ -406,6 +417,7 @@ class BmsFirmware:
         self._check("discharge_oc", discharge_a > cal["discharge_oc_a"])
         self._check("charge_oc", -self.current_a > cal["charge_oc_a"])
         self._check_temperatures(t_min, t_max)
+        self._check("thermal_runaway", self._runaway_suspected)
         insulation_ohm_per_v = self._check_insulation(now_s)
         cmd, fb = self.contactor_cmd, self.contactor_fb
         # The dicts' own comparison first: they agree in nearly every task, so the per-contactor look is skipped.
@@ -501,6 +513,8 @@ class BmsFirmware:
             w |= 1 << FAULT_BITS["heartbeat"]
         if insulation_ohm_per_v < cal["insulation_warning_ohm_per_v"]:
             w |= 1 << FAULT_BITS["insulation"]
+        if self._runaway_suspected:   # the faster rise, before it has lasted the hold
+            w |= 1 << FAULT_BITS["thermal_runaway"]
         self.warnings = w | self.warnings_latched
 
     def _heartbeat(self, now_s: float) -> None:
@@ -649,9 +663,32 @@ class BmsFirmware:
         else:
             self.balancing[:] = False
         self._self_discharge_check(now_s)
+        self._runaway_suspected = self._heating_faster_than_the_pack()
         if self.state != BmsState.INIT and now_s + 1e-9 >= self._nvm_next_s:
             self.nvm["soc"] = self.soc
             self._nvm_next_s = now_s + cal["nvm_save_period_s"]
+
+    def _heating_faster_than_the_pack(self) -> bool:
+        """A cell heating itself, the onset of a thermal runaway (an internal short, a venting cell): its
+        temperature rises, over the last RUNAWAY_WINDOW_S, faster than the pack's median cell by at least
+        `thermal_runaway_rate_c_per_s`. The median takes out what every cell shares: a hard load heats a series
+        string evenly, as does the coolant. Sensors that read implausibly now or a window ago are left out (the
+        thermistor check reports them); a step, such as a connector's glitch, passes the window in one second,
+        well inside the hold."""
+        temp_c = self.temp_c
+        if self._temp_history_c is None:   # the first reading since boot: no rise yet
+            self._temp_history_c = np.tile(temp_c, (round(RUNAWAY_WINDOW_S / SLOW_TASK_S), 1))
+        row = self._slow_runs % len(self._temp_history_c)   # its reading is one window old
+        window_ago_c = self._temp_history_c[row].copy()
+        self._temp_history_c[row] = temp_c
+        low_c, high_c = PLAUSIBLE_C
+        plausible = (temp_c > low_c) & (temp_c < high_c) & (window_ago_c > low_c) & (window_ago_c < high_c)
+        if not aany(plausible):
+            return False
+        rate_c_per_s = (temp_c - window_ago_c)[plausible] / RUNAWAY_WINDOW_S
+        if "thermal_rate_absolute" not in self.bugs:
+            rate_c_per_s -= np.median(rate_c_per_s)
+        return bool(amax(rate_c_per_s) >= self.cal["thermal_runaway_rate_c_per_s"])
 
     def _self_discharge_check(self, now_s: float) -> None:
         """At rest, a cell whose voltage falls faster than the others' leaks: an internal soft short.

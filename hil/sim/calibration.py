@@ -50,6 +50,10 @@ CALIBRATION = {
     "self_discharge_window_s": (60.0, "s of rest over which each cell's mean voltage is compared with the last"),
     "self_discharge_mv": (0.5, "mV more drop than the median cell, window to window, flags self-discharge"),
     "derate_start_c": (45.0, "degC above which current limits derate linearly to 0 at cell_ot_c"),
+    "thermal_runaway_rate_c_per_s": (1.0, "degC/s a cell's temperature may rise faster than the pack's median cell's "
+                                          "(each over the last second) before a thermal runaway is suspected"),
+    "thermal_runaway_hold_ms": (3000, "ms the faster rise must last before the thermal-runaway error (GB 38031-2020 "
+                                      "Annex C: dT/dt >= 1 degC/s lasting 3 s)"),
     "insulation_fault_ohm_per_v": (100.0, "ohm per volt of pack voltage below which the insulation to chassis is "
                                           "an error (100 ohm/V for DC: UN ECE R100, IEC 61557-8)"),
     "insulation_warning_ohm_per_v": (500.0, "ohm per volt below which the insulation is a warning"),
@@ -76,7 +80,8 @@ RANGES = {
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
                      "charge_oc_a", "discharge_oc_a", "insulation_period_ms", "contactor_feedback_ms",
-                     "supply_reset_v", "nvm_save_period_s"), _POSITIVE),
+                     "supply_reset_v", "nvm_save_period_s", "thermal_runaway_rate_c_per_s",
+                     "thermal_runaway_hold_ms"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
                      "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",

@@ -207,6 +207,50 @@ def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):
     measure(f"contactor_stuck_open_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+# The thermal-runaway test heats at this many times the spec's rate: a runaway's onset, faster still once it runs.
+RUNAWAY_RATE_FACTOR = 2.0
+# Its pack model updates temperatures every 0.1 s, not every second as by default: in 1 s steps, a BMS's rise over
+# its last second would hold one step or, with a little jitter, none or two, which no real sensor shows.
+RUNAWAY_THERMAL_DT_S = 0.1
+
+
+@pytest.mark.rig_requires("thermistors")
+def test_thermal_runaway_is_flagged_before_overtemperature(custom_bench, spec, measure):
+    """A cell heating itself (an internal short, a venting cell: the onset of a thermal runaway) must be reported
+    within seconds, with every contactor open, long before it reaches the over-temperature threshold. A pack that
+    its load heats evenly, just as fast (a drone's punch-out, a rack's sustained peak), is no runaway: no trip."""
+    if "thermal_runaway" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [thermal_runaway]: this BMS does not watch for a cell heating itself")
+    budget_ms = spec.value("thermal_runaway.max_detect_ms")
+    bench = custom_bench(f"pack.thermal_dt_s={RUNAWAY_THERMAL_DT_S}")
+    heat_w = RUNAWAY_RATE_FACTOR * spec.value("thermal_runaway.rate_c_per_s") * bench.cell.heat_capacity_j_per_k
+    pack = bench.pack
+    channel = pack.n_series // 2   # between two neighbours, which draw some of its heat
+    bench.power_up()
+    try:
+        for block in range(pack.n_series):
+            pack.faults.set("runaway_heating", block=block, power_w=heat_w)
+        bench.trace.mark(bench.loop.t_s, f"every cell heated, {heat_w:.0f} W each")
+        tripped_s = bench.loop.first_time(lambda: bool(bench.bms.faults), BELOW_HOLD_FACTOR * budget_ms / 1000)
+        assert tripped_s is None, f"a pack heated evenly tripped: {bench.bms.describe()}"
+        pack.faults.clear("runaway_heating")
+        heated_s = bench.loop.t_s
+        pack.faults.set("runaway_heating", block=channel, power_w=heat_w)
+        bench.trace.mark(heated_s, f"cell {channel + 1} heated, {heat_w:.0f} W")
+        detect_s = bench.loop.run_until(
+            lambda: "thermal_runaway" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
+            lambda: f"no thermal_runaway with every contactor open, cell {channel + 1} at "
+                    f"{pack.temperature_c[channel]:.1f} degC and rising; {bench.bms.describe()}") - heated_s
+        cell_c = float(pack.temperature_c[channel])
+    finally:
+        pack.faults.clear("runaway_heating")
+        bench.trace.mark(bench.loop.t_s, "heating off")
+    measure("thermal_runaway_detection", detect_s * 1000, high=budget_ms, unit="ms")
+    ot = spec.protections.get("cell_ot")
+    if ot is not None:   # the point of watching the rate: well before the cell is hot enough for OT
+        measure("thermal_runaway_margin_to_ot", ot.low - cell_c, low=0.0, unit="degC")
+
+
 def test_overvoltage_spikes_shorter_than_debounce_do_not_trip(bench, spec):
     """Transients above the threshold but shorter than the debounce are not a fault: the debounce resets."""
     ov = spec.protections["cell_ov"]

@@ -83,6 +83,17 @@ class Boards:
             self.step()
         return self.t_s
 
+    def ramp_temperatures(self, channels, c_per_s: float, duration_s: float, until=None) -> float | None:
+        """Raise the thermistor inputs of `channels` (an index, list or slice) by `c_per_s`, task by task, as a
+        heating cell's sensor moves, for `duration_s` or until `until()`; return when that first held, or None."""
+        per_task_c = c_per_s * MAIN_TASK_S
+        for _ in range(round(duration_s / MAIN_TASK_S)):
+            self.ce.setpoint_c[channels] += per_task_c
+            self.step()
+            if until is not None and until():
+                return self.t_s
+        return None
+
     def describe(self) -> str:
         fw = self.fw
         return (f"t={self.t_s:.2f} s state={fw.state.name} faults={fw.faults:#x} active={fw.active:#x} "

@@ -355,6 +355,16 @@ def test_bug_insulation_report_not_refreshed(make_boards):
     assert clean.fault("insulation") and buggy.fault("insulation"), "the protection reads the monitor either way"
 
 
+def test_bug_thermal_rate_absolute(make_boards):
+    """The whole pack heating at 2 degC/s (a hard load's heat): each cell's own rise is taken for a runaway."""
+    clean, buggy = _both(make_boards, "thermal_rate_absolute")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ramp_temperatures(slice(None), 2.0, boards.cal["thermal_runaway_hold_ms"] / 1000 + 2.0)
+    assert not clean.fw.faults and clean.closed, clean.describe()
+    assert buggy.fault("thermal_runaway") and buggy.fw.state == BmsState.FAULT, buggy.describe()
+
+
 def test_bug_contactor_feedback_positive_only(make_boards):
     clean, buggy = _both(make_boards, "contactor_feedback_positive_only")
     for pole in ("pos", "neg"):
