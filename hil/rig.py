@@ -39,6 +39,7 @@ KNOWN_CAPABILITIES = {
     "wire": "the boards sit behind a real transport (slcan pty, SocketCAN)",
     "hv_insulation": "the bench can inject an insulation fault on the high-voltage side",
     "contactor_weld": "the bench can hold either main contactor of the BMS closed (a weld)",
+    "precharge_weld": "the bench can hold the BMS's precharge contactor closed (a weld)",
     "contactor_stuck_open": "the bench can hold either main contactor of the BMS open (it fails to close)",
     "dc_link_short": "the bench can short the DC link behind the BMS's contactors (a precharge that cannot finish)",
     "lv_supply": "a programmable supply ([power_supply]) feeds the BMS's low-voltage input (KL30)",

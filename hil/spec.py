@@ -124,8 +124,10 @@ TABLES = {
                   # reports a precharge fault with every contactor open. Optional.
                   "max_abort_ms": Key(required=False, above=0, at_most=60_000)},
     # A main contactor welded shut (tests/bms/test_protections.py): from the host's request to open until the BMS
-    # reports a contactor fault (its feedback disagrees with its command).
-    "contactor_weld": {"max_reaction_ms": Key(above=0, at_most=60_000)},
+    # reports a contactor fault (its feedback disagrees with its command). Optional: from the precharge contactor
+    # welding, in operation (its command is then open), until the fault with both main contactors open.
+    "contactor_weld": {"max_reaction_ms": Key(above=0, at_most=60_000),
+                       "max_precharge_reaction_ms": Key(required=False, above=0, at_most=60_000)},
     # A main contactor that fails to close (tests/bms/test_protections.py): from the host's request to close until
     # the BMS reports a contactor fault with every contactor open, precharge included (its resistor must not
     # carry load current through the gap).

@@ -39,6 +39,7 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     [contactor_weld]            # optional: weld relays across the BMS's main contactors (the rig's "contactor_weld")
     pos = "CE_ContactorWeld.CE_Weld_Pos"   # 1 holds the positive contactor closed, 0 releases it
     neg = "CE_ContactorWeld.CE_Weld_Neg"   # the negative one (same message)
+    pre = "CE_ContactorWeld.CE_Weld_Pre"   # optional: the precharge contactor's (same message; "precharge_weld")
 
     [contactor_stuck_open]      # optional: relays in series with their coils (the rig's "contactor_stuck_open")
     pos = "CE_ContactorStuckOpen.CE_StuckOpen_Pos"   # 1 holds the positive contactor open, 0 restores its coil
@@ -75,6 +76,7 @@ RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
 _RELAY_KEYS = {"message", "channel", "first_channel", *RELAYS}
 _INSULATION_KEYS = ("resistance", "connect")
 MAIN_CONTACTORS = ("pos", "neg")   # the main contactors, as [contactor_weld] and [contactor_stuck_open] name them
+PRECHARGE = "pre"                  # the precharge contactor, which [contactor_weld] may weld too
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class CeMap:
     relay_first_channel: int
     insulation: tuple[Signal, Signal] | None   # (resistance in ohm, connect), one message
     contactor_weld: tuple[Signal, Signal] | None   # (pos, neg) weld relays, one message
+    precharge_weld: Signal | None    # the precharge contactor's weld relay, in the same message
     contactor_stuck_open: tuple[Signal, Signal] | None   # (pos, neg) coil-break relays, one message
     dc_link_short: Signal | None     # 1 shorts the DC link, 0 opens the short
 
@@ -150,7 +153,8 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         readback_off=checker.value_of(outputs.get("readback_off", 0), readback_dbc, "[outputs] readback_off"),
         relays=relays, relay_first_channel=relay_first_channel,
         insulation=_one_frame(checker, data, "insulation", _INSULATION_KEYS),
-        contactor_weld=_one_frame(checker, data, "contactor_weld", MAIN_CONTACTORS),
+        contactor_weld=_one_frame(checker, data, "contactor_weld", MAIN_CONTACTORS, optional=(PRECHARGE,)),
+        precharge_weld=_precharge_weld(checker, data),
         contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS),
         dc_link_short=(checker.signal(link_short["signal"], "[dc_link_short] signal") if "signal" in link_short
                        else None))
@@ -240,13 +244,14 @@ def _relays(checker: MapChecker, data: dict) -> tuple[dict[str, str] | None, int
     return relays, first
 
 
-def _one_frame(checker: MapChecker, data: dict, section: str, keys: tuple[str, str]) -> tuple[Signal, Signal] | None:
+def _one_frame(checker: MapChecker, data: dict, section: str, keys: tuple[str, str],
+               optional: tuple[str, ...] = ()) -> tuple[Signal, Signal] | None:
     """The two signals of `[section]` (both required), which must share a message: one frame then switches
-    the fault, and never leaves it half set."""
+    the fault, and never leaves it half set. `optional` keys are allowed beside them (read by the caller)."""
     table = checker.table(data, section)
     if not table:
         return None
-    _keys(checker.path, table, set(keys), f"[{section}]")
+    _keys(checker.path, table, {*keys, *optional}, f"[{section}]")
     missing = [key for key in keys if key not in table]
     if missing:
         raise ConfigError(f"{checker.path}: [{section}] has no '{missing[0]}'; expected both of {', '.join(keys)}")
@@ -257,17 +262,33 @@ def _one_frame(checker: MapChecker, data: dict, section: str, keys: tuple[str, s
     return first, second
 
 
+def _precharge_weld(checker: MapChecker, data: dict) -> Signal | None:
+    """`[contactor_weld] pre`: the precharge contactor's weld relay, in the main ones' message (one frame sets
+    all three)."""
+    table = checker.table(data, "contactor_weld")
+    if PRECHARGE not in table:
+        return None
+    signal = checker.signal(table[PRECHARGE], f"[contactor_weld] {PRECHARGE}")
+    main = checker.signal(table["pos"], "[contactor_weld] pos")
+    if signal.message != main.message:
+        raise ConfigError(f"{checker.path}: [contactor_weld] {PRECHARGE} is in '{signal.message}', pos in "
+                          f"'{main.message}'; expected one message, so one frame switches the fault")
+    return signal
+
+
 def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
     """A rig that claims thermistors, fault relays, insulation faults or contactor faults needs the map to serve
     them (its tests would use them)."""
-    for capability, section, served in (("thermistors", "temperatures", ce_map.temperatures is not None),
-                                        ("fault_relays", "relays", ce_map.relays is not None),
-                                        ("hv_insulation", "insulation", ce_map.insulation is not None),
-                                        ("contactor_weld", "contactor_weld", ce_map.contactor_weld is not None),
-                                        ("contactor_stuck_open", "contactor_stuck_open",
+    for capability, mapping, served in (("thermistors", "[temperatures]", ce_map.temperatures is not None),
+                                        ("fault_relays", "[relays]", ce_map.relays is not None),
+                                        ("hv_insulation", "[insulation]", ce_map.insulation is not None),
+                                        ("contactor_weld", "[contactor_weld]", ce_map.contactor_weld is not None),
+                                        ("precharge_weld", f"'{PRECHARGE}' in [contactor_weld]",
+                                         ce_map.precharge_weld is not None),
+                                        ("contactor_stuck_open", "[contactor_stuck_open]",
                                          ce_map.contactor_stuck_open is not None),
-                                        ("dc_link_short", "dc_link_short", ce_map.dc_link_short is not None)):
+                                        ("dc_link_short", "[dc_link_short]", ce_map.dc_link_short is not None)):
         if capability in capabilities and not served:
             raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
-                              f"[{section}]; map them, or drop the capability")
+                              f"{mapping}; map them, or drop the capability")
 

@@ -17,12 +17,13 @@ from hil.can.dbc import encode, signal_defaults
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.devices.bms import Readback
-from hil.devices.ce_map import MAIN_CONTACTORS, RELAYS, CeMap, Setpoints
+from hil.devices.ce_map import MAIN_CONTACTORS, PRECHARGE, RELAYS, CeMap, Setpoints
 from hil.errors import ConfigError
 from hil.reductions import clip
 
 CELLS_PER_FRAME = 4
 TEMPS_PER_FRAME = 7
+WELDABLE = (*MAIN_CONTACTORS, PRECHARGE)   # the contactors a weld relay can hold closed
 
 
 def setpoint_names(kind: str, n_channels: int) -> list[str]:
@@ -131,10 +132,11 @@ class CellEmulator:
                                       "CE_Iso_Resistance": round(resistance_ohm or 0)})
 
     def set_contactor_weld(self, contactor: str | None) -> None:
-        """Weld the BMS's "pos" or "neg" main contactor shut (the bench's relay across its main and auxiliary
-        contacts holds it closed whatever the BMS commands); None releases both."""
-        _check_contactor(contactor, "weld")
-        self._send(self._weld, {"CE_Weld_Pos": int(contactor == "pos"), "CE_Weld_Neg": int(contactor == "neg")})
+        """Weld the BMS's "pos" or "neg" main contactor, or its "pre"charge contactor, shut (the bench's relay
+        across its main and auxiliary contacts holds it closed whatever the BMS commands); None releases all."""
+        _check_contactor(contactor, "weld", WELDABLE)
+        self._send(self._weld, {"CE_Weld_Pos": int(contactor == "pos"), "CE_Weld_Neg": int(contactor == "neg"),
+                                "CE_Weld_Pre": int(contactor == PRECHARGE)})
 
     def set_contactor_stuck_open(self, contactor: str | None) -> None:
         """Hold the BMS's "pos" or "neg" main contactor open (the bench's relay in series with its coil: it
@@ -254,7 +256,10 @@ class MappedCellEmulator(CellEmulator):
                                                         connect.name: int(resistance_ohm is not None)})
 
     def set_contactor_weld(self, contactor: str | None) -> None:
-        self._contactor_relays("contactor_weld", " cannot weld a contactor", contactor, "weld")
+        if contactor == PRECHARGE and self.map.precharge_weld is None:
+            raise ConfigError(f"{self.map.path}: [contactor_weld] has no '{PRECHARGE}': {self.map.name} cannot weld "
+                              "the precharge contactor")
+        self._contactor_relays("contactor_weld", " cannot weld a contactor", contactor, "weld", self.map.precharge_weld)
 
     def set_contactor_stuck_open(self, contactor: str | None) -> None:
         self._contactor_relays("contactor_stuck_open", " cannot hold a contactor open", contactor, "stuck open")
@@ -271,11 +276,15 @@ class MappedCellEmulator(CellEmulator):
             raise ConfigError(f"{self.map.path}: has no [{section}]: {self.map.name}{cannot}")
         return mapped
 
-    def _contactor_relays(self, section: str, cannot: str, contactor: str | None, fault: str) -> None:
-        """One frame that closes the relay of `contactor` ("pos" or "neg") of a pair and opens the other."""
+    def _contactor_relays(self, section: str, cannot: str, contactor: str | None, fault: str, pre=None) -> None:
+        """One frame that closes the relay of `contactor` ("pos" or "neg", or "pre" where the precharge
+        contactor's relay `pre` is mapped) and opens the others."""
         pos, neg = self._mapped(section, cannot)
-        _check_contactor(contactor, fault)
-        self._send(self._messages[pos.message], {pos.name: int(contactor == "pos"), neg.name: int(contactor == "neg")})
+        _check_contactor(contactor, fault, WELDABLE if pre is not None else MAIN_CONTACTORS)
+        relays = {pos.name: int(contactor == "pos"), neg.name: int(contactor == "neg")}
+        if pre is not None:
+            relays[pre.name] = int(contactor == PRECHARGE)
+        self._send(self._messages[pos.message], relays)
 
     def outputs_off(self, values: dict) -> bool:
         return self.map.readback.value(values) == self.map.readback_off
@@ -303,7 +312,7 @@ def _check_resistance(resistance_ohm: float | None, signal, scale: float = 1.0, 
                           f"({signal.name}), or None to disconnect")
 
 
-def _check_contactor(contactor: str | None, fault: str) -> None:
-    if contactor is not None and contactor not in MAIN_CONTACTORS:
-        raise ConfigError(f"contactor {fault} {contactor!r}: expected one of {', '.join(map(repr, MAIN_CONTACTORS))}, "
+def _check_contactor(contactor: str | None, fault: str, allowed: tuple[str, ...] = MAIN_CONTACTORS) -> None:
+    if contactor is not None and contactor not in allowed:
+        raise ConfigError(f"contactor {fault} {contactor!r}: expected one of {', '.join(map(repr, allowed))}, "
                           "or None to release")

@@ -8,8 +8,9 @@
   insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take).
 - A cell whose temperature rises faster than the pack's median cell, by `thermal_runaway_rate_c_per_s` held for
   `thermal_runaway_hold_ms`, is a thermal runaway in its onset: an error, well before the cell reaches OT.
-- Each main contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed
-  after the BMS opened it is welded, one that stays open after the BMS closed it has failed to close. Either
+- Each contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed after the
+  BMS opened it is welded (a main or the precharge one), one that stays open after the BMS closed it has failed
+  to close. Either
   way the BMS latches a contactor fault and opens everything; a weld's fault cannot be cleared while it lasts.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector holds it in
   reset (dark: contactors open, nothing sent); it boots `boot_ms` after the supply returns, with fresh RAM and
@@ -86,6 +87,9 @@ BUGS = {
     "contactor_checked_while_open_only": "a main contactor's feedback is compared with its command only while it is "
                                          "commanded open: a weld is caught, but a contactor that fails to close goes "
                                          "unseen, and the BMS sits in NORMAL with no path for current and no fault",
+    "precharge_feedback_unchecked": "the precharge contactor's feedback is not compared with its command: welded "
+                                    "shut, it keeps the DC link live through its resistor once the main contactors "
+                                    "open, and the BMS closes them again on the next request",
     "insulation_report_not_refreshed": "BMS_Insulation keeps the monitor's first reading after power-up (its "
                                        "protection uses every reading): the VCU and service tools see a healthy "
                                        "pack while its insulation degrades",
@@ -101,8 +105,9 @@ BUGS = {
     "soc_saved_periodically_only": "the SOC is written to NVM every nvm_save_period_s only, not on the power-fail "
                                    "interrupt: a loss of the low-voltage supply loses the charge counted since",
 }
-# The main contactors whose feedback the firmware checks against its command (the precharge one is not).
-MAIN_CONTACTORS = ("pos", "neg")
+# The contactors whose feedback (auxiliary contact) the firmware checks against its command: both main ones and
+# the precharge one.
+CHECKED_CONTACTORS = ("pos", "neg", "pre")
 TX_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC", "BMS_CellStats", "BMS_CellVoltages",
                "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation")
 INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no reading yet, or at or above it
@@ -154,7 +159,10 @@ class BmsFirmware:
         self._ocv_soc = np.asarray(ocv_soc)
         self._ocv_v = np.asarray(ocv_v)
         self._rng = np.random.default_rng(seed)
-        self._checked_contactors = ("pos",) if "contactor_feedback_positive_only" in self.bugs else MAIN_CONTACTORS
+        self._checked_contactors = tuple(
+            name for name in CHECKED_CONTACTORS
+            if not (name == "neg" and "contactor_feedback_positive_only" in self.bugs)
+            and not (name == "pre" and "precharge_feedback_unchecked" in self.bugs))
         self._unchecked_closed = "contactor_checked_while_open_only" in self.bugs
         # The low-voltage supply (KL30): the MCU runs while it is above the brown-out level; what it keeps across
         # a power cycle is in `nvm` (data flash), everything else is RAM and starts afresh at each boot.

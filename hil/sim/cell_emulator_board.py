@@ -3,11 +3,11 @@
 It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell_emulator.dbc`), or over
 its serial control port (`hil.sim.ce_serial`), and presents them to the BMS's analog front end, through
 per-channel fault relays. On the high-voltage side it can connect an insulation fault (a resistor from the
-pack to chassis), weld either of the BMS's main contactors shut (a relay across its contacts), hold one
-open (a relay in series with its coil), or short the DC link behind them. Its watchdog turns every output
-off, and releases those relays, when the host's heartbeat (`CE_Control`, or the serial `heartbeat`) is
-silent for more than 500 ms, so a dead harness never leaves a bench energised or a fault injected. Both
-ports command the same board: the last command wins.
+pack to chassis), weld either of the BMS's main contactors, or its precharge contactor, shut (a relay across
+its contacts), hold a main one open (a relay in series with its coil), or short the DC link behind them. Its
+watchdog turns every output off, and releases those relays, when the host's heartbeat (`CE_Control`, or the
+serial `heartbeat`) is silent for more than 500 ms, so a dead harness never leaves a bench energised or a
+fault injected. Both ports command the same board: the last command wins.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class CellEmulatorBoard:
         self.thermistor_open = np.zeros(n_channels, dtype=bool)
         self.thermistor_short = np.zeros(n_channels, dtype=bool)
         self.insulation_fault_ohm = math.inf   # the injected pack-to-chassis resistance; inf: none connected
-        self.welded_contactors: frozenset[str] = frozenset()   # "pos", "neg": the weld relays closed
+        self.welded_contactors: frozenset[str] = frozenset()   # "pos", "neg", "pre": the weld relays closed
         self.stuck_open_contactors: frozenset[str] = frozenset()   # "pos", "neg": their coils' relays open
         self.dc_link_shorted = False   # the relay across the DC link closed: the precharge cannot charge it
         self._last_heartbeat_s: float | None = None
@@ -86,9 +86,9 @@ class CellEmulatorBoard:
         elif name == "CE_InsulationFault":
             self.insulation_fault_ohm = float(sig["CE_Iso_Resistance"]) if sig["CE_Iso_Connect"] else math.inf
         elif name == "CE_ContactorWeld":
-            self.welded_contactors = _poles(sig["CE_Weld_Pos"], sig["CE_Weld_Neg"])
+            self.welded_contactors = _contactors(pos=sig["CE_Weld_Pos"], neg=sig["CE_Weld_Neg"], pre=sig["CE_Weld_Pre"])
         elif name == "CE_ContactorStuckOpen":
-            self.stuck_open_contactors = _poles(sig["CE_StuckOpen_Pos"], sig["CE_StuckOpen_Neg"])
+            self.stuck_open_contactors = _contactors(pos=sig["CE_StuckOpen_Pos"], neg=sig["CE_StuckOpen_Neg"])
         elif name == "CE_DcLinkShort":
             self.dc_link_shorted = bool(sig["CE_LinkShort"])
 
@@ -147,6 +147,6 @@ class CellEmulatorBoard:
         return self.insulation_fault_ohm if self.outputs_on else math.inf
 
 
-def _poles(pos: int, neg: int) -> frozenset[str]:
-    """The main contactors ("pos", "neg") whose relay a contactor-fault frame closes."""
-    return frozenset(contactor for contactor, on in (("pos", pos), ("neg", neg)) if on)
+def _contactors(**relays: int) -> frozenset[str]:
+    """The contactors ("pos", "neg", "pre") whose relay a contactor-fault frame closes."""
+    return frozenset(contactor for contactor, on in relays.items() if on)

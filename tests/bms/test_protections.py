@@ -177,6 +177,36 @@ def test_welded_contactor_is_detected(bench, spec, measure, contactor):
     measure(f"contactor_weld_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.rig_requires("precharge_weld")
+def test_welded_precharge_contactor_is_detected(bench, spec, measure):
+    """A precharge contactor welded shut passes unnoticed while the main contactors are closed (its resistor sits
+    across the positive one), but once they open it keeps the DC link live through its resistor, and the next
+    power-up has no precharge to switch. Its command is open in operation, so the BMS must report a contactor fault
+    from its feedback, with both main contactors open, and must not clear it nor close them while the weld lasts."""
+    budget_ms = spec.data.get("contactor_weld", {}).get("max_precharge_reaction_ms")
+    if budget_ms is None:
+        pytest.skip(f"{spec.path.name} has no [contactor_weld] max_precharge_reaction_ms: this BMS does not check its "
+                    "precharge contactor's feedback")
+    bench.power_up()
+    try:
+        bench.cell_emulator.set_contactor_weld("pre")
+        welded_s = bench.loop.t_s
+        bench.trace.mark(welded_s, "precharge contactor welded")
+        reaction_s = bench.loop.run_until(
+            lambda: "contactor" in bench.bms.faults and not bench.bms.contactors_closed, 5 * budget_ms / 1000,
+            lambda: f"no contactor fault with the main contactors open, the precharge contactor welded; "
+                    f"{bench.bms.describe()}") - welded_s
+        bench.bms.clear_faults()
+        bench.bms.request("discharge")
+        closed_s = bench.loop.first_time(lambda: bench.bms.state != BmsState.FAULT or bench.bms.contactors_closed, 1.0)
+        assert closed_s is None, (f"the BMS left FAULT or closed its main contactors with the precharge contactor "
+                                  f"welded: {bench.bms.describe()}")
+    finally:
+        bench.cell_emulator.set_contactor_weld(None)   # the relay is the bench's: never leave it closed
+        bench.trace.mark(bench.loop.t_s, "weld released")
+    measure("contactor_weld_reaction_pre", reaction_s * 1000, high=budget_ms, unit="ms")
+
+
 @pytest.mark.rig_requires("contactor_stuck_open")
 @pytest.mark.parametrize("contactor", ["pos", "neg"])
 def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):

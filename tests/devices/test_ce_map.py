@@ -6,6 +6,8 @@ and a bad map is refused before any bench, naming the file and key.
 """
 from __future__ import annotations
 
+import json
+
 import can
 import numpy as np
 import pytest
@@ -182,6 +184,9 @@ BAD_MAPS = [
      r"\[insulation\] connect is in 'SIM_Command', resistance in 'SIM_Cells_A'; expected one message"),
     (("[outputs]", "[contactor_weld]\npos = \"SIM_Command.Mode\"\nneg = \"SIM_Cells_A.Ch1_mV\"\n\n[outputs]"),
      r"\[contactor_weld\] neg is in 'SIM_Cells_A', pos in 'SIM_Command'; expected one message"),
+    (("[outputs]", "[contactor_weld]\npos = \"SIM_Command.Mode\"\nneg = \"SIM_Command.Mode\"\n"
+                   "pre = \"SIM_Cells_A.Ch1_mV\"\n\n[outputs]"),
+     r"\[contactor_weld\] pre is in 'SIM_Cells_A', pos in 'SIM_Command'; expected one message"),
     (("[outputs]", "[contactor_stuck_open]\npos = \"SIM_Command.Mode\"\n\n[outputs]"),
      r"\[contactor_stuck_open\] has no 'neg'; expected both of pos, neg"),
     (("[outputs]", "[dc_link_short]\nsignals = \"SIM_Command.Mode\"\n\n[outputs]"),
@@ -215,6 +220,31 @@ def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_p
         preflight(rig)
 
 
+def _without_precharge_weld(tmp_path):
+    """The reference map, its [contactor_weld] without the precharge contactor's relay."""
+    text = REFERENCE_CE_MAP.read_text()
+    line = next(line for line in text.splitlines(keepends=True) if line.startswith("pre = "))
+    (tmp_path / "no_pre.toml").write_text(text.replace(line, ""))
+    return tmp_path / "no_pre.toml"
+
+
+def test_a_rig_that_welds_the_precharge_contactor_needs_its_relay_in_the_map(tmp_path):
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{_without_precharge_weld(tmp_path)}"'])
+    with pytest.raises(ConfigError, match=r"capability 'precharge_weld', but the cell-emulator map .*no_pre.toml has "
+                                          r"no 'pre' in \[contactor_weld\]; map them, or drop the capability"):
+        preflight(rig)
+    capable = [c for c in rig.data["rig"]["capabilities"] if c != "precharge_weld"]
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{_without_precharge_weld(tmp_path)}"',
+                                                         f"rig.capabilities={json.dumps(capable)}"])
+    with Bench(rig) as bench:
+        bench.cell_emulator.set_contactor_weld("neg")   # the main ones still weld
+        bench.loop.run_for(0.01)
+        assert bench.boards.cell_emulator.welded_contactors == {"neg"}
+        with pytest.raises(ConfigError, match=r"no_pre.toml: \[contactor_weld\] has no 'pre': .* cannot weld the "
+                                              r"precharge contactor"):
+            bench.cell_emulator.set_contactor_weld("pre")
+
+
 def test_a_map_that_carries_too_few_channels_fails_its_preflight(tmp_path):
     twelve = ('first = 1, count = 8 },\n          { signals = "CE_CellSetpoint.CE_Cell{index:02d}_Setpoint", '
               'first = 9, count = 4 }]\n\n[temperatures]')
@@ -241,27 +271,27 @@ def test_an_insulation_fault_the_signal_cannot_carry_is_refused(overrides):
             bench.cell_emulator.set_insulation_fault(2e7)
 
 
-CONTACTOR_FAULTS = [("weld", "set_contactor_weld", "welded_contactors"),
-                    ("stuck open", "set_contactor_stuck_open", "stuck_open_contactors")]
+CONTACTOR_FAULTS = [("weld", "set_contactor_weld", "welded_contactors", ("neg", "pos", "pre")),
+                    ("stuck open", "set_contactor_stuck_open", "stuck_open_contactors", ("neg", "pos"))]
 
 
-@pytest.mark.parametrize("fault,setter,board_relays", CONTACTOR_FAULTS, ids=["weld", "stuck_open"])
+@pytest.mark.parametrize("fault,setter,board_relays,contactors", CONTACTOR_FAULTS, ids=["weld", "stuck_open"])
 @pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
-def test_a_contactor_fault_goes_out_on_its_relay_and_a_bad_name_is_refused(overrides, fault, setter, board_relays):
-    """Both drivers weld, or hold open, one pole at a time, release both with None, and refuse a name that is
-    no main contactor."""
+def test_a_contactor_fault_goes_out_on_its_relay_and_a_bad_name_is_refused(overrides, fault, setter, board_relays,
+                                                                           contactors):
+    """Both drivers weld (a main contactor or the precharge one), or hold open (a main one), one at a time,
+    release all with None, and refuse a name they do not know."""
     with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
         inject = getattr(bench.cell_emulator, setter)
-        inject("neg")
-        bench.loop.run_for(0.01)
-        assert getattr(bench.boards.cell_emulator, board_relays) == {"neg"}
-        inject("pos")
-        bench.loop.run_for(0.01)
-        assert getattr(bench.boards.cell_emulator, board_relays) == {"pos"}
+        for contactor in contactors:
+            inject(contactor)
+            bench.loop.run_for(0.01)
+            assert getattr(bench.boards.cell_emulator, board_relays) == {contactor}
         inject(None)
         bench.loop.run_for(0.01)
         assert getattr(bench.boards.cell_emulator, board_relays) == set()
-        with pytest.raises(ConfigError, match=rf"contactor {fault} 'precharge': expected one of 'pos', 'neg', or None"):
+        expected = ", ".join(repr(c) for c in ("pos", "neg", "pre") if c in contactors)
+        with pytest.raises(ConfigError, match=rf"contactor {fault} 'precharge': expected one of {expected}, or None"):
             inject("precharge")
 
 

@@ -355,6 +355,21 @@ def test_bug_insulation_report_not_refreshed(make_boards):
     assert clean.fault("insulation") and buggy.fault("insulation"), "the protection reads the monitor either way"
 
 
+def test_bug_precharge_feedback_unchecked(make_boards):
+    """The precharge contactor welded in operation: the clean firmware faults on its feedback and opens the main
+    contactors; the bug runs on, and after a standby request leaves the link live through the precharge resistor."""
+    clean, buggy = _both(make_boards, "precharge_feedback_unchecked")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.welded_contactors = frozenset({"pre"})
+        boards.run_for(2 * boards.cal["contactor_feedback_ms"] / 1000)
+    assert clean.fault("contactor") and clean.fw.state == BmsState.FAULT and not clean.closed, clean.describe()
+    assert not buggy.fw.faults and buggy.fw.state == BmsState.NORMAL, buggy.describe()
+    buggy.request("standby")
+    buggy.run_for(0.5)
+    assert buggy.fw.contactor_fb["pre"] and not buggy.fw.faults, buggy.describe()
+
+
 def test_bug_thermal_rate_absolute(make_boards):
     """The whole pack heating at 2 degC/s (a hard load's heat): each cell's own rise is taken for a runaway."""
     clean, buggy = _both(make_boards, "thermal_rate_absolute")
