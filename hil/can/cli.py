@@ -104,6 +104,7 @@ def _describe_ce_map(ce_map) -> str:
     parts += [name for name, mapped in (("current", ce_map.current), ("relays", ce_map.relays),
                                         ("insulation", ce_map.insulation),
                                         ("contactor weld", ce_map.contactor_weld),
+                                        ("precharge weld", ce_map.precharge_weld),
                                         ("contactor stuck open", ce_map.contactor_stuck_open),
                                         ("DC-link short", ce_map.dc_link_short)) if mapped]
     return (f"{ce_map.path}: cell-emulator map of {ce_map.name}: {', '.join(parts)}; outputs by {ce_map.outputs}, "

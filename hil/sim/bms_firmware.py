@@ -10,8 +10,8 @@
   `thermal_runaway_hold_ms`, is a thermal runaway in its onset: an error, well before the cell reaches OT.
 - Each contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed after the
   BMS opened it is welded (a main or the precharge one), one that stays open after the BMS closed it has failed
-  to close. Either
-  way the BMS latches a contactor fault and opens everything; a weld's fault cannot be cleared while it lasts.
+  to close. Either way the BMS latches a contactor fault and opens everything; a weld's fault cannot be cleared
+  while it lasts.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector holds it in
   reset (dark: contactors open, nothing sent); it boots `boot_ms` after the supply returns, with fresh RAM and
   the SOC it wrote to NVM (on the power-fail interrupt, and every `nvm_save_period_s`).
@@ -159,10 +159,9 @@ class BmsFirmware:
         self._ocv_soc = np.asarray(ocv_soc)
         self._ocv_v = np.asarray(ocv_v)
         self._rng = np.random.default_rng(seed)
-        self._checked_contactors = tuple(
-            name for name in CHECKED_CONTACTORS
-            if not (name == "neg" and "contactor_feedback_positive_only" in self.bugs)
-            and not (name == "pre" and "precharge_feedback_unchecked" in self.bugs))
+        unchecked = {name for name, bug in (("neg", "contactor_feedback_positive_only"),
+                                            ("pre", "precharge_feedback_unchecked")) if bug in self.bugs}
+        self._checked_contactors = tuple(name for name in CHECKED_CONTACTORS if name not in unchecked)
         self._unchecked_closed = "contactor_checked_while_open_only" in self.bugs
         # The low-voltage supply (KL30): the MCU runs while it is above the brown-out level; what it keeps across
         # a power cycle is in `nvm` (data flash), everything else is RAM and starts afresh at each boot.
