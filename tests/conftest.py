@@ -4,7 +4,7 @@ suite over slcan among them) before the others.
 xdist hands tests out in collection order, so a test of minutes collected last (the whole suite over slcan,
 tests/test_wire_slcan.py) would run alone at the end while the other worker sits idle. Started first, it
 runs beside everything else. Each worker sorts the same way, as xdist requires; a plain run keeps the
-files' order.
+files' order. A run that stops at its first failure (-x, as `hil mutants`) puts the slow tests last instead.
 """
 
 
@@ -15,5 +15,11 @@ def _order(item) -> tuple[bool, bool]:
 
 
 def pytest_collection_modifyitems(config, items):
-    if hasattr(config, "workerinput"):   # an xdist worker
+    if not hasattr(config, "workerinput"):   # not an xdist worker
+        return
+    if config.option.maxfail:
+        # -x, as `hil mutants` runs the suite once per seeded bug: the first failure ends the run, so the quick
+        # tests go first, and a slow one runs only when no quick one has caught the bug.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    else:
         items.sort(key=_order)   # stable: within each group, the files' order
