@@ -143,7 +143,11 @@ TABLES = {
     "lv_supply": {"crank_low_v": Key(above=0, at_most=60), "crank_low_ms": Key(at_least=1, at_most=10_000),
                   "crank_hold_v": Key(above=0, at_most=60), "crank_hold_s": Key(above=0, at_most=60),
                   "deep_crank_v": Key(at_least=0, at_most=60), "deep_crank_ms": Key(at_least=1, at_most=10_000),
-                  "max_boot_s": Key(above=0, at_most=60), "max_soc_loss_pct": Key(above=0, at_most=100)},
+                  "max_boot_s": Key(above=0, at_most=60), "max_soc_loss_pct": Key(above=0, at_most=100),
+                  # Optional, both or neither: an over-voltage it must ride through unchanged, jump_start_v for
+                  # jump_start_s (ISO 16750-2's jump start of a 12 V system: 24 V for 60 s).
+                  "jump_start_v": Key(required=False, above=0, at_most=60),
+                  "jump_start_s": Key(required=False, above=0, at_most=600)},
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
@@ -297,6 +301,15 @@ def _check_derating(data: dict, path: Path) -> None:
                           f"{derating['end_c']!r}: the limits fall from full at start_c to 0 at end_c")
 
 
+def _check_jump_start(data: dict, path: Path) -> None:
+    lv = data.get("lv_supply", {})
+    given = [key for key in ("jump_start_v", "jump_start_s") if key in lv]
+    if len(given) == 1:
+        other = "jump_start_s" if given[0] == "jump_start_v" else "jump_start_v"
+        raise ConfigError(f"{path} [lv_supply]: key '{given[0]}' without '{other}'; expected both (the jump start's "
+                          "voltage and how long it lasts) or neither")
+
+
 def _check_heartbeat(heartbeat: dict, path: Path) -> None:
     """The reaction is timed from the host's last frame, so its budget includes the timeout itself."""
     if not heartbeat["max_reaction_ms"] > heartbeat["timeout_ms"]:
@@ -312,6 +325,7 @@ def load_spec(path: str | Path) -> Spec:
     _check_plain_tables(data, path)
     _check_heartbeat(data["heartbeat"], path)
     _check_derating(data, path)
+    _check_jump_start(data, path)
     if not _named_tables(data, path, "cycle_times", None, (), CYCLE_KEYS):
         raise ConfigError(f"{path}: [cycle_times] names no message; expected at least one of the BMS's periodic "
                           "messages, e.g. BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }")

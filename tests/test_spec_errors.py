@@ -271,3 +271,26 @@ def test_derating_is_optional_and_its_line_must_fall(tmp_path):
     assert load_spec(path).section("derating")["end_c"] == 60.0
     path.write_text(VALID + "\n[derating]\nstart_c = 60.0\nend_c = 45.0\ntolerance_pct = 5.0\n")
     assert "[derating]: key 'start_c' = 60.0, expected below key 'end_c' = 45.0" in _load_error(path)
+
+
+LV_SUPPLY = """
+[lv_supply]
+crank_low_v = 6.0
+crank_low_ms = 50
+crank_hold_v = 8.0
+crank_hold_s = 2.0
+deep_crank_v = 3.0
+deep_crank_ms = 50
+max_boot_s = 1.0
+max_soc_loss_pct = 0.5
+"""
+
+
+def test_a_jump_start_needs_its_voltage_and_its_duration(tmp_path):
+    path = tmp_path / "jump.toml"
+    path.write_text(VALID + LV_SUPPLY + "jump_start_v = 24.0\njump_start_s = 60.0\n")
+    assert load_spec(path).section("lv_supply")["jump_start_s"] == 60.0
+    path.write_text(VALID + LV_SUPPLY + "jump_start_v = 24.0\n")
+    with pytest.raises(ConfigError, match=r"jump.toml \[lv_supply\]: key 'jump_start_v' without 'jump_start_s'; "
+                                          r"expected both .* or neither"):
+        load_spec(path)

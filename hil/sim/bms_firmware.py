@@ -12,9 +12,10 @@
   BMS opened it is welded (a main or the precharge one), one that stays open after the BMS closed it has failed
   to close. Either way the BMS latches a contactor fault and opens everything; a weld's fault cannot be cleared
   while it lasts.
-- The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector holds it in
-  reset (dark: contactors open, nothing sent); it boots `boot_ms` after the supply returns, with fresh RAM and
-  the SOC it wrote to NVM (on the power-fail interrupt, and every `nvm_save_period_s`).
+- The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector (above
+  `supply_ovlo_v` its regulator's over-voltage lockout) holds it in reset (dark: contactors open, nothing
+  sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
+  power-fail interrupt, and every `nvm_save_period_s`).
 - Current limits: the discharge and charge limits derate with the hottest cell and taper with SOC, and
   each also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
@@ -102,6 +103,9 @@ BUGS = {
     "thermal_rate_absolute": "the thermal-runaway check takes each cell's own temperature rise, not its rise above "
                              "the pack's median cell: a pack that a hard load heats evenly (a drone's punch-out, a "
                              "rack's sustained peak) trips as a runaway",
+    "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
+                          "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
+                          "BMS and drops its contactors",
     "soc_saved_periodically_only": "the SOC is written to NVM every nvm_save_period_s only, not on the power-fail "
                                    "interrupt: a loss of the low-voltage supply loses the charge counted since",
 }
@@ -112,8 +116,9 @@ TX_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC", "BMS_CellS
                "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation")
 INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no reading yet, or at or above it
 BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
-# Above the brown-out level by this much before the MCU leaves reset, so a supply hovering at the level does
-# not reset it again and again (a brown-out detector's hysteresis, ~0.1-0.2 V).
+BUGGY_OVLO_V = 18.0  # supply_ovlo_at_18v
+# Inside the brown-out (and over-voltage) level by this much before the MCU leaves reset, so a supply hovering at
+# the level does not reset it again and again (a brown-out detector's hysteresis, ~0.1-0.2 V).
 BROWNOUT_HYSTERESIS_V = 0.2
 # What the board draws from its 12 V input: the electronics, and each closed contactor's coil (economised to a
 # holding current once closed). For the lab supply's current read-back; no test depends on the values.
@@ -166,6 +171,7 @@ class BmsFirmware:
         # The low-voltage supply (KL30): the MCU runs while it is above the brown-out level; what it keeps across
         # a power cycle is in `nvm` (data flash), everything else is RAM and starts afresh at each boot.
         self.reset_v = BUGGY_RESET_V if "brownout_reset_at_9v" in self.bugs else cal["supply_reset_v"]
+        self.ovlo_v = BUGGY_OVLO_V if "supply_ovlo_at_18v" in self.bugs else cal["supply_ovlo_v"]
         self.powered = True
         self.nvm: dict[str, float] = {}
         self._boot_s: float | None = None    # when a booting MCU runs its first task
@@ -317,13 +323,13 @@ class BmsFirmware:
 
     # Low-voltage supply ---------------------------------------------------------------------------------
     def supply(self, supply_v: float, now_s: float) -> None:
-        """The low-voltage input at `now_s`. Below the brown-out level the MCU stops at once (its power-fail
-        interrupt saves the SOC first); back above it, the MCU boots and runs its first task `boot_ms` later.
-        A supply that falls again while it boots restarts the boot."""
+        """The low-voltage input at `now_s`. Below the brown-out level, or above the regulator's over-voltage
+        lockout, the MCU stops at once (its power-fail interrupt saves the SOC first); back inside, the MCU boots
+        and runs its first task `boot_ms` later. A supply that leaves again while it boots restarts the boot."""
         if self.powered:
-            if supply_v < self.reset_v:
+            if supply_v < self.reset_v or supply_v > self.ovlo_v:
                 self._power_fail()
-        elif supply_v < self.reset_v + BROWNOUT_HYSTERESIS_V:
+        elif supply_v < self.reset_v + BROWNOUT_HYSTERESIS_V or supply_v > self.ovlo_v - BROWNOUT_HYSTERESIS_V:
             self._boot_s = None
         elif self._boot_s is None:
             self._boot_s = now_s + self.cal["boot_ms"] / 1000.0

@@ -63,6 +63,8 @@ CALIBRATION = {
     "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
     "supply_reset_v": (4.5, "V on the low-voltage input (KL30) below which the MCU's brown-out detector holds it in "
                             "reset"),
+    "supply_ovlo_v": (32.0, "V on the low-voltage input above which the regulator's over-voltage lockout holds the "
+                            "MCU in reset (above ISO 16750-2's 24 V jump start of a 12 V system)"),
     "boot_ms": (150, "ms from the supply's return until the firmware's first task (bootloader and start-up)"),
     "nvm_save_period_s": (300.0, "s between the SOC's periodic writes to NVM (flash wear: rarely), besides the write "
                                  "on power fail"),
@@ -80,7 +82,7 @@ RANGES = {
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
                      "charge_oc_a", "discharge_oc_a", "insulation_period_ms", "contactor_feedback_ms",
-                     "supply_reset_v", "nvm_save_period_s", "thermal_runaway_rate_c_per_s",
+                     "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s", "thermal_runaway_rate_c_per_s",
                      "thermal_runaway_hold_ms"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
                      "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
@@ -93,7 +95,8 @@ RANGES = {
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),
            ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"),
-           ("contactor_delay_ms", "contactor_feedback_ms"))   # else every switching would be a contactor fault
+           ("contactor_delay_ms", "contactor_feedback_ms"),   # else every switching would be a contactor fault
+           ("supply_reset_v", "supply_ovlo_v"))   # else no supply voltage would run the MCU
 
 
 def calibration_from(table: dict, where: str) -> dict:

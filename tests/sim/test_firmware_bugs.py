@@ -475,6 +475,20 @@ def test_bug_brownout_reset_at_9v(make_boards):
     assert not buggy.fw.powered and not any(buggy.fw.contactor_fb.values())
 
 
+def test_bug_supply_ovlo_at_18v(make_boards):
+    clean, buggy = _both(make_boards, "supply_ovlo_at_18v")
+    for boards in (clean, buggy):
+        boards.power_up()
+        _supply_to(boards, 24.0)   # ISO 16750-2's jump start of a 12 V system
+        boards.step()
+    assert clean.fw.powered and clean.closed
+    assert not buggy.fw.powered and not any(buggy.fw.contactor_fb.values())
+    clean.fw.supply(32.5, clean.t_s)   # above the regulator's rating (beyond the 30 V lab supply): it locks out
+    assert not clean.fw.powered, clean.describe()
+    _supply_to(buggy, 12.0)
+    buggy.run_until(lambda: buggy.fw.powered, 1.0, "the MCU booted once the supply is back at 12 V")
+
+
 def test_every_seeded_bug_has_its_test():
     tested = {name.removeprefix("test_bug_") for name in dir(sys.modules[__name__]) if name.startswith("test_bug_")}
     assert tested == set(BUGS), f"untested: {sorted(set(BUGS) - tested)}; stale: {sorted(tested - set(BUGS))}"
