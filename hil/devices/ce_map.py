@@ -141,6 +141,7 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
     readback = checker.signal(outputs["readback"], "[outputs] readback")
     command_dbc, readback_dbc = checker.dbc_signal(command), checker.dbc_signal(readback)
     relays, relay_first_channel = _relays(checker, data)
+    weld = _one_frame(checker, data, "contactor_weld", MAIN_CONTACTORS, optional=(PRECHARGE,))
     return CeMap(
         path=path, name=str(checker.table(data, "cell_emulator").get("name", path.stem)), cells=cells,
         temperatures=temperatures,
@@ -153,8 +154,8 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         readback_off=checker.value_of(outputs.get("readback_off", 0), readback_dbc, "[outputs] readback_off"),
         relays=relays, relay_first_channel=relay_first_channel,
         insulation=_one_frame(checker, data, "insulation", _INSULATION_KEYS),
-        contactor_weld=_one_frame(checker, data, "contactor_weld", MAIN_CONTACTORS, optional=(PRECHARGE,)),
-        precharge_weld=_precharge_weld(checker, data),
+        contactor_weld=weld,
+        precharge_weld=_precharge_weld(checker, data, weld),
         contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS),
         dc_link_short=(checker.signal(link_short["signal"], "[dc_link_short] signal") if "signal" in link_short
                        else None))
@@ -256,24 +257,28 @@ def _one_frame(checker: MapChecker, data: dict, section: str, keys: tuple[str, s
     if missing:
         raise ConfigError(f"{checker.path}: [{section}] has no '{missing[0]}'; expected both of {', '.join(keys)}")
     first, second = (checker.signal(table[key], f"[{section}] {key}") for key in keys)
-    if first.message != second.message:
-        raise ConfigError(f"{checker.path}: [{section}] {keys[1]} is in '{second.message}', {keys[0]} in "
-                          f"'{first.message}'; expected one message, so one frame switches the fault")
+    _one_message(checker, section, (keys[0], first), (keys[1], second))
     return first, second
 
 
-def _precharge_weld(checker: MapChecker, data: dict) -> Signal | None:
-    """`[contactor_weld] pre`: the precharge contactor's weld relay, in the main ones' message (one frame sets
-    all three)."""
+def _precharge_weld(checker: MapChecker, data: dict, weld: tuple[Signal, Signal] | None) -> Signal | None:
+    """`[contactor_weld] pre`: the precharge contactor's weld relay, in the main ones' message (`weld`, as
+    `_one_frame` read them), so that one frame sets all three."""
     table = checker.table(data, "contactor_weld")
     if PRECHARGE not in table:
         return None
     signal = checker.signal(table[PRECHARGE], f"[contactor_weld] {PRECHARGE}")
-    main = checker.signal(table["pos"], "[contactor_weld] pos")
-    if signal.message != main.message:
-        raise ConfigError(f"{checker.path}: [contactor_weld] {PRECHARGE} is in '{signal.message}', pos in "
-                          f"'{main.message}'; expected one message, so one frame switches the fault")
+    _one_message(checker, "contactor_weld", (MAIN_CONTACTORS[0], weld[0]), (PRECHARGE, signal))
     return signal
+
+
+def _one_message(checker: MapChecker, section: str, first: tuple[str, Signal], other: tuple[str, Signal]) -> None:
+    """Both (key, signal) pairs of `[section]` in one message: one frame then switches the fault, and never
+    leaves it half set."""
+    (first_key, first_signal), (other_key, other_signal) = first, other
+    if other_signal.message != first_signal.message:
+        raise ConfigError(f"{checker.path}: [{section}] {other_key} is in '{other_signal.message}', {first_key} in "
+                          f"'{first_signal.message}'; expected one message, so one frame switches the fault")
 
 
 def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
