@@ -1,4 +1,5 @@
 """The fixed-step loop's deadlines, overrun policies and statistics, on a fake real-time clock."""
+import itertools
 import math
 import sys
 import threading
@@ -197,9 +198,13 @@ def test_busy_wait_never_sleeps_and_never_returns_early(monkeypatch):
     clock = make_clock("real", wait="busy")
     assert clock.wait == "busy"
     clock.restart()
+    # Time moves 10 us per reading, so the wait cannot pass while this process is off the CPU (it did
+    # under `pytest -n 3` on two cores: no reading came before the deadline, and nothing yielded).
+    readings = itertools.count(clock._t0_ns, 10_000)
+    monkeypatch.setattr("hil.clock.time.perf_counter_ns", lambda: next(readings))
     clock.sleep_until(0.003)
     assert clock.now_s() >= 0.003
-    assert slept and set(slept) == {0}  # only GIL yields: the CPU never idles
+    assert len(slept) >= 290 and set(slept) == {0}  # only GIL yields until 30 us before: the CPU never idles
 
 
 def test_busy_wait_lets_other_threads_run():
