@@ -39,6 +39,7 @@ FAULT_BITS = {
     "insulation": 12,
     "contactor": 13,
     "thermal_runaway": 14,
+    "short_circuit": 15,
 }
 
 

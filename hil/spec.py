@@ -58,10 +58,11 @@ class Key:
 
 # The unit each protection's threshold and tolerance are in: the tests step and measure in these units.
 PROTECTION_UNITS = {"cell_ov": "V", "cell_uv": "V", "discharge_oc": "A", "charge_oc": "A",
-                    "cell_ot": "degC", "cell_ut": "degC", "insulation": "ohm/V"}
+                    "cell_ot": "degC", "cell_ut": "degC", "insulation": "ohm/V", "short_circuit": "A"}
 PROTECTIONS = tuple(PROTECTION_UNITS)
-# The ones tests/bms always steps across; cell_ut and insulation (pack to chassis, in ohm per volt of pack
-# voltage) are tested when a spec states them (a BMS may have neither).
+# The ones tests/bms always steps across; cell_ut, insulation (pack to chassis, in ohm per volt of pack
+# voltage) and short_circuit (a discharge current cut at once, not after the over-current debounce) are tested
+# when a spec states them (a BMS may have none of them).
 REQUIRED_PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot")
 PROTECTION_KEYS = {"unit": Key(str, required=False), "threshold": Key(), "tolerance": Key(at_least=0),
                    "max_reaction_ms": Key(above=0)}
@@ -74,7 +75,7 @@ PLAUSIBLE_BAND = {
                               "the usual DC error level)"),
 }
 # Protections whose bands must not overlap: (the lower limit, the upper limit).
-ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"))
+ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"), ("discharge_oc", "short_circuit"))
 
 # [cycle_times]: the BMS's periodic messages tests/bms/test_communication.py times, one entry each, by their
 # names in the DUT's DBC (any of its messages; preflight checks they are in it).

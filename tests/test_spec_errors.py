@@ -107,7 +107,7 @@ def test_valid_and_shipped_specs_load(tmp_path):
     for path in sorted((ROOT / "fixtures" / "specs").glob("*.toml")):
         spec = load_spec(path)
         assert set(spec.protections) == {"cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut",
-                                         "insulation"}
+                                         "insulation", "short_circuit"}
 
 
 # Defect 1: a number where a table belongs.
@@ -172,9 +172,15 @@ def test_missing_protection_or_value(tmp_path, old, expected):
     ("threshold = 10.0", "threshold = -10.0",
      "[protections.charge_oc]: keys 'threshold' = -10 and 'tolerance' = 0.5 put the trip band at [-10.5, -9.5] A; "
      "expected a current magnitude above 0 A"),
+    # A short-circuit level inside the over-current band: every over-current would be cut as a short.
+    ("[protections.cell_ot]", '[protections.short_circuit]\nthreshold = 25.2\ntolerance = 1.0\nmax_reaction_ms = 100\n'
+     "[protections.cell_ot]",
+     "[protections.discharge_oc]: trip band [24.5, 25.5] A reaches [protections.short_circuit]'s [24.2, 26.2] A; "
+     "expected discharge_oc wholly below short_circuit"),
 ], ids=["reaction_inf", "timeout_nan", "reaction_negative", "reaction_zero", "tolerance_negative",
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
-        "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative"])
+        "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
+        "short_circuit_inside_oc"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

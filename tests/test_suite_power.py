@@ -147,6 +147,14 @@ def test_low_voltage_supply_defects_are_caught_each_by_its_own_case():
         "soc_saved_during_init": ["test_lv_supply::test_supply_loss_keeps_soc[bounce]"]}, summary
 
 
+def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():
+    """A short-circuit check that waits out the over-current debounce still cuts the short, and names it: only
+    the reaction time shows it, and the short-circuit test measures it."""
+    summary = _all_killed(["short_circuit_debounced_as_oc"], "short_circuit")
+    assert summary["caught_by"] == {"short_circuit_debounced_as_oc": [
+        "test_protections::test_short_circuit_opens_contactors_before_the_overcurrent_debounce"]}, summary
+
+
 def test_a_runaway_check_on_each_cells_own_rise_is_caught():
     """A thermal-runaway check on each cell's own rise catches a runaway too; the even heating that opens the
     runaway test (a hard load's) trips it."""

@@ -103,6 +103,9 @@ BUGS = {
     "thermal_rate_absolute": "the thermal-runaway check takes each cell's own temperature rise, not its rise above "
                              "the pack's median cell: a pack that a hard load heats evenly (a drone's punch-out, a "
                              "rack's sustained peak) trips as a runaway",
+    "short_circuit_debounced_as_oc": "the short-circuit check waits out the over-current debounce (a copied line) "
+                                     "instead of its own: a short is cut about 100 ms late, after the harness of a "
+                                     "drone or a rack's busbar has carried it that long",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -223,6 +226,8 @@ class BmsFirmware:
             "cell_ov": deb("ov_debounce_ms", reset="ov_debounce_no_reset" not in self.bugs),
             "cell_uv": deb("uv_debounce_ms"), "charge_oc": deb("oc_debounce_ms"),
             "discharge_oc": deb("oc_debounce_ms"), "cell_ot": deb("ot_debounce_ms"),
+            "short_circuit": deb("oc_debounce_ms" if "short_circuit_debounced_as_oc" in self.bugs
+                                 else "sc_debounce_ms"),
             "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
             "thermal_runaway": deb("thermal_runaway_hold_ms"),
@@ -429,6 +434,8 @@ class BmsFirmware:
             discharge_a = -self.current_a
         self._check("discharge_oc", discharge_a > cal["discharge_oc_a"])
         self._check("charge_oc", -self.current_a > cal["charge_oc_a"])
+        # A short is cut on its own, short debounce: over-current's, meant to ride through bursts, is too long.
+        self._check("short_circuit", self.current_a > cal["short_circuit_a"])
         self._check_temperatures(t_min, t_max)
         self._check("thermal_runaway", self._runaway_suspected)
         insulation_ohm_per_v = self._check_insulation(now_s)

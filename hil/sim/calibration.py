@@ -15,11 +15,15 @@ CALIBRATION = {
     "cell_uv_v": (2.70, "V, cell under-voltage error threshold"),
     "charge_oc_a": (10.0, "A, charge over-current error threshold"),
     "discharge_oc_a": (25.0, "A, discharge over-current error threshold"),
+    "short_circuit_a": (60.0, "A, discharge current that is a short circuit: an error after sc_debounce_ms, not the "
+                              "over-current debounce"),
     "cell_ot_c": (60.0, "degC, cell over-temperature error threshold"),
     "cell_ut_c": (-20.0, "degC, cell under-temperature error threshold"),
     "ov_debounce_ms": (200, "ms the OV condition must hold before the error"),
     "uv_debounce_ms": (500, "ms the UV condition must hold before the error"),
     "oc_debounce_ms": (100, "ms an over-current must hold before the error"),
+    "sc_debounce_ms": (0, "ms a short-circuit current must hold before the error (0: the first task that sees it; "
+                          "an AFE's own short-circuit delay is a few hundred microseconds)"),
     "ot_debounce_ms": (1000, "ms an OT/UT condition must hold before the error"),
     "warning_margin_v": (0.05, "V inside the OV/UV thresholds where the warning tier starts"),
     "warning_margin_a": (2.0, "A inside the OC thresholds where the warning tier starts"),
@@ -81,11 +85,12 @@ RANGES = {
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
-                     "charge_oc_a", "discharge_oc_a", "insulation_period_ms", "contactor_feedback_ms",
-                     "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s", "thermal_runaway_rate_c_per_s",
-                     "thermal_runaway_hold_ms"), _POSITIVE),
-    **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "contactor_delay_ms",
-                     "warning_margin_v", "warning_margin_a", "warning_margin_c", "soc_rest_current_a", "afe_noise_v",
+                     "charge_oc_a", "discharge_oc_a", "short_circuit_a", "insulation_period_ms",
+                     "contactor_feedback_ms", "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s",
+                     "thermal_runaway_rate_c_per_s", "thermal_runaway_hold_ms"), _POSITIVE),
+    **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "sc_debounce_ms",
+                     "contactor_delay_ms", "warning_margin_v", "warning_margin_a", "warning_margin_c",
+                     "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
                      "insulation_debounce_ms", "boot_ms"),
@@ -94,6 +99,7 @@ RANGES = {
 }
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),
+           ("discharge_oc_a", "short_circuit_a"),   # else every over-current would be cut as a short
            ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"),
            ("contactor_delay_ms", "contactor_feedback_ms"),   # else every switching would be a contactor fault
            ("supply_reset_v", "supply_ovlo_v"))   # else no supply voltage would run the MCU

@@ -29,6 +29,28 @@ def test_discharge_overcurrent_opens_contactors(bench, spec, measure):
     assert "discharge_oc" in bench.bms.faults
 
 
+def test_short_circuit_opens_contactors_before_the_overcurrent_debounce(bench, spec, measure):
+    """A short (a crushed cable, a failed motor controller, a rack's shorted busbar) must be cut at once: the
+    over-current debounce, there to ride through bursts, would let the wiring carry it that long. A burst just
+    below the short-circuit level, as long as half the budget (a drone motor's inrush, a GPU rack's step),
+    must trip nothing."""
+    sc = spec.protections.get("short_circuit")
+    if sc is None:
+        pytest.skip(f"{spec.path.name} has no [protections.short_circuit]: this BMS has no fast short-circuit cut")
+    bench.power_up()
+    bench.set_load(sc.low - 1.0, honour_limits=False)
+    bench.loop.run_for(sc.max_reaction_ms / 2000)
+    bench.set_load(0.0)
+    bench.loop.run_for(sc.max_reaction_ms / 1000)   # long enough for a trip the burst set off to be reported
+    assert bench.bms.contactors_closed and not bench.bms.faults, \
+        f"a {sc.max_reaction_ms / 2:g} ms burst at {sc.low - 1.0:g} A tripped: {bench.bms.describe()}"
+    reaction_s = _step_and_time(bench, lambda: bench.set_load(sc.high + 1.0, honour_limits=False),
+                                timeout_s=5 * sc.max_reaction_ms / 1000)
+    measure("short_circuit_reaction", reaction_s * 1000, high=sc.max_reaction_ms, unit="ms")
+    bench.bms.wait_state(BmsState.FAULT, 1.0)
+    assert "short_circuit" in bench.bms.faults
+
+
 def test_cell_overvoltage_opens_contactors(bench, spec, measure):
     ov = spec.protections["cell_ov"]
     bench.power_up()

@@ -57,6 +57,17 @@ def test_bug_oc_discharge_ignored(make_boards):
     assert buggy.fw.state == BmsState.NORMAL and buggy.closed
 
 
+def test_bug_short_circuit_debounced_as_oc(make_boards):
+    """A short held for half the over-current debounce: cut by the clean firmware, not yet by the bug's."""
+    clean, buggy = _both(make_boards, "short_circuit_debounced_as_oc")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = boards.cal["short_circuit_a"] + 5
+        boards.run_for(boards.cal["oc_debounce_ms"] / 2000)
+    assert clean.fault("short_circuit") and clean.fw.state == BmsState.FAULT, clean.describe()
+    assert not buggy.fw.faults and buggy.fw.state == BmsState.NORMAL, buggy.describe()
+
+
 def test_bug_soc_wrong_sign(make_boards):
     clean, buggy = _both(make_boards, "soc_wrong_sign")
     for boards in (clean, buggy):
