@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description="BMS hardware-in-the-loop testbench")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the BMS validation suite (tests/bms) against a rig",
-                         description="Extra arguments go to pytest, e.g. `hil run -k overcurrent -x`, or `hil run -n 2` "
-                         "for two pytest-xdist workers.")
+                         description="Extra arguments go to pytest, e.g. `hil run -k overcurrent -x`, or "
+                                     "`hil run -n 2` for two pytest-xdist workers.")
     add_rig_options(run)
     run.add_argument("--report", default="reports/latest", help="report folder (default: reports/latest)")
     run.set_defaults(func=cmd_run, passthrough=True)
