@@ -24,14 +24,24 @@ import numpy as np
 from hil.reductions import amax, amin
 
 MAX_POINTS = 100_001
+BLOCK_ROWS = 8192   # interval counts tried in one numpy pass: 8192 x 200 breakpoints is 13 MB a temporary
 
 
 def _grid_points(soc: np.ndarray) -> int:
-    """The smallest uniform grid over 0..1 (point count) with a point on every breakpoint."""
-    for intervals in range(1, MAX_POINTS):
-        scaled = soc * intervals
-        if np.all(np.abs(scaled - np.rint(scaled)) < 1e-9 * intervals):
-            return intervals + 1
+    """The smallest uniform grid over 0..1 (point count) with a point on every breakpoint.
+
+    Interval counts are tried a block at a time, the blocks growing fourfold up to BLOCK_ROWS: a table written
+    to 0.01 is settled in the first, and one with a breakpoint off every grid (a fitted table's) in a few
+    dozen numpy passes, not 100,000 passes of one row each (about 1 s a table)."""
+    first = 1
+    while first < MAX_POINTS:
+        last = min(first + min(3 * first, BLOCK_ROWS), MAX_POINTS)
+        intervals = np.arange(first, last, dtype=float)[:, None]
+        scaled = soc[None, :] * intervals
+        on_grid = np.all(np.abs(scaled - np.rint(scaled)) < 1e-9 * intervals, axis=1)
+        if on_grid.any():
+            return int(intervals[on_grid.argmax(), 0]) + 1
+        first = last
     return MAX_POINTS
 
 
