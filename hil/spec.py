@@ -114,7 +114,11 @@ TABLES = {
     # max_recovery_s (optional: without it, recovery is not checked).
     "derating": {"start_c": Key(above=-273.15, below=200), "end_c": Key(above=-273.15, below=200),
                  "tolerance_pct": Key(at_least=0, at_most=100),
-                 "max_recovery_s": Key(required=False, above=0, at_most=3600)},
+                 "max_recovery_s": Key(required=False, above=0, at_most=3600),
+                 # Charging a cold cell plates lithium: the charge limit against the coldest cell, 0 at and below
+                 # cold_charge_zero_c, full from cold_charge_full_c (optional, both or neither).
+                 "cold_charge_zero_c": Key(required=False, above=-273.15, below=200),
+                 "cold_charge_full_c": Key(required=False, above=-273.15, below=200)},
     # The power-up sequence (tests/bms/test_precharge.py), from the BMS's contactor reports: the precharge
     # contactor closed for at least min_precharge_ms before the main contactors close (the DC link's RC, ~3
     # time constants), main closed within max_close_ms of the host's request, and the precharge contactor
@@ -297,9 +301,20 @@ def _check_bands_apart(protections: dict[str, Protection], path: Path) -> None:
 
 def _check_derating(data: dict, path: Path) -> None:
     derating = data.get("derating")
-    if derating is not None and not derating["start_c"] < derating["end_c"]:
+    if derating is None:
+        return
+    if not derating["start_c"] < derating["end_c"]:
         raise ConfigError(f"{path} [derating]: key 'start_c' = {derating['start_c']!r}, expected below key 'end_c' = "
                           f"{derating['end_c']!r}: the limits fall from full at start_c to 0 at end_c")
+    cold = [key for key in ("cold_charge_zero_c", "cold_charge_full_c") if key in derating]
+    if len(cold) == 1:
+        other = "cold_charge_full_c" if cold[0] == "cold_charge_zero_c" else "cold_charge_zero_c"
+        raise ConfigError(f"{path} [derating]: key '{cold[0]}' without '{other}'; expected both (where the charge "
+                          "limit is 0 and where it is full again) or neither")
+    if cold and not derating["cold_charge_zero_c"] < derating["cold_charge_full_c"] <= derating["start_c"]:
+        raise ConfigError(f"{path} [derating]: keys 'cold_charge_zero_c' = {derating['cold_charge_zero_c']!r} and "
+                          f"'cold_charge_full_c' = {derating['cold_charge_full_c']!r}; expected zero_c below full_c, "
+                          f"and full_c at most 'start_c' = {derating['start_c']!r}")
 
 
 def _check_jump_start(data: dict, path: Path) -> None:

@@ -147,6 +147,8 @@ def test_preflight_refuses_what_the_dbc_or_the_model_cannot_take(overrides, expe
     ("dut.calibration.ov_debounce_ms=-5", "calibration key 'ov_debounce_ms' = -5, expected a number >= 0"),
     ("dut.calibration.cell_ov_v=4250.0", "calibration key 'cell_ov_v' = 4250.0, expected a number >= 0 and <= 6"),
     ("dut.calibration.cell_uv_v=4.3", "calibration key 'cell_uv_v' = 4.3 is not below 'cell_ov_v' = 4.25"),
+    ("dut.calibration.charge_cold_full_c=-5.0",
+     "calibration key 'charge_cold_zero_c' = 0.0 is not below 'charge_cold_full_c' = -5.0"),
     ("dut.calibration.short_circuit_a=20.0",
      "calibration key 'discharge_oc_a' = 25.0 is not below 'short_circuit_a' = 20.0"),
 ])

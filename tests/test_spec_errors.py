@@ -172,6 +172,13 @@ def test_missing_protection_or_value(tmp_path, old, expected):
     ("threshold = 10.0", "threshold = -10.0",
      "[protections.charge_oc]: keys 'threshold' = -10 and 'tolerance' = 0.5 put the trip band at [-10.5, -9.5] A; "
      "expected a current magnitude above 0 A"),
+    # One end of the cold charge line without the other; a line the wrong way round.
+    ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[derating]\nstart_c = 45.0\nend_c = 60.0\n"
+     "tolerance_pct = 5.0\ncold_charge_zero_c = 0.0",
+     "[derating]: key 'cold_charge_zero_c' without 'cold_charge_full_c'; expected both"),
+    ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[derating]\nstart_c = 45.0\nend_c = 60.0\n"
+     "tolerance_pct = 5.0\ncold_charge_zero_c = 10.0\ncold_charge_full_c = 0.0",
+     "[derating]: keys 'cold_charge_zero_c' = 10.0 and 'cold_charge_full_c' = 0.0; expected zero_c below full_c"),
     # A short-circuit level inside the over-current band: every over-current would be cut as a short.
     ("[protections.cell_ot]", '[protections.short_circuit]\nthreshold = 25.2\ntolerance = 1.0\nmax_reaction_ms = 100\n'
      "[protections.cell_ot]",
@@ -180,7 +187,7 @@ def test_missing_protection_or_value(tmp_path, old, expected):
 ], ids=["reaction_inf", "timeout_nan", "reaction_negative", "reaction_zero", "tolerance_negative",
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
-        "short_circuit_inside_oc"])
+        "cold_charge_half_a_line", "cold_charge_line_reversed", "short_circuit_inside_oc"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

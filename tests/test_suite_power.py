@@ -155,6 +155,14 @@ def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():
         "test_protections::test_short_circuit_opens_contactors_before_the_overcurrent_debounce"]}, summary
 
 
+def test_charging_a_cold_pack_is_caught():
+    """A charge limit that derates toward the under-temperature threshold lets a cell at 5 degC charge at full
+    current: the cold-charge steps of the derating suite catch it."""
+    summary = _all_killed(["cold_charge_from_ut"], "coldest")
+    assert summary["caught_by"] == {"cold_charge_from_ut": [
+        "test_derating::test_charge_limit_falls_to_zero_with_the_coldest_cell"]}, summary
+
+
 def test_a_runaway_check_on_each_cells_own_rise_is_caught():
     """A thermal-runaway check on each cell's own rise catches a runaway too; the even heating that opens the
     runaway test (a hard load's) trips it."""

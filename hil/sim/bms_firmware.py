@@ -106,6 +106,9 @@ BUGS = {
     "short_circuit_debounced_as_oc": "the short-circuit check waits out the over-current debounce (a copied line) "
                                      "instead of its own: a short is cut about 100 ms late, after the harness of a "
                                      "drone or a rack's busbar has carried it that long",
+    "cold_charge_from_ut": "the charge limit derates toward the under-temperature threshold (full at cell_ut_c + 20 "
+                           "degC, 0 at cell_ut_c), as the discharge side may, instead of being 0 below 0 degC: the "
+                           "pack charges at half current at -10 degC and plates lithium",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -653,7 +656,11 @@ class BmsFirmware:
             self._peak_c = t_max = max(self._peak_c, t_max)
         span_c = max(1e-6, cal["cell_ot_c"] - cal["derate_start_c"])
         f_temp = min(1.0, max(0.0, (cal["cell_ot_c"] - t_max) / span_c))
-        f_cold = min(1.0, max(0.0, (float(self.temp_c.min()) - cal["cell_ut_c"]) / 20.0))
+        # Charging below charge_cold_zero_c plates lithium on the anode: the coldest cell sets the charge limit.
+        zero_c, full_c = cal["charge_cold_zero_c"], cal["charge_cold_full_c"]
+        if "cold_charge_from_ut" in self.bugs:
+            zero_c, full_c = cal["cell_ut_c"], cal["cell_ut_c"] + 20.0
+        f_cold = min(1.0, max(0.0, (float(self.temp_c.min()) - zero_c) / (full_c - zero_c)))
         f_soc_dis = min(1.0, max(0.0, (self.soc - 0.02) / 0.08))   # taper over the last 10 % of SOC
         f_soc_chg = min(1.0, max(0.0, (0.98 - self.soc) / 0.08))
         # Voltage headroom (SOP): the current at which the weakest cell would sit `sop_margin_v` above the UV

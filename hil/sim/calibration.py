@@ -54,6 +54,10 @@ CALIBRATION = {
     "self_discharge_window_s": (60.0, "s of rest over which each cell's mean voltage is compared with the last"),
     "self_discharge_mv": (0.5, "mV more drop than the median cell, window to window, flags self-discharge"),
     "derate_start_c": (45.0, "degC above which current limits derate linearly to 0 at cell_ot_c"),
+    "charge_cold_zero_c": (0.0, "degC of the coldest cell at and below which the charge limit is 0 (charging a "
+                                "cold cell plates lithium; LG INR21700-M50: charge 0-45 degC)"),
+    "charge_cold_full_c": (10.0, "degC of the coldest cell from which the charge limit is full again, rising "
+                                 "linearly from charge_cold_zero_c"),
     "thermal_runaway_rate_c_per_s": (1.0, "degC/s a cell's temperature may rise faster than the pack's median cell's "
                                           "(each over the last second) before a thermal runaway is suspected"),
     "thermal_runaway_hold_ms": (3000, "ms the faster rise must last before the thermal-runaway error (GB 38031-2020 "
@@ -81,7 +85,8 @@ _POSITIVE = Between(0.0, low_open=True)
 _NON_NEGATIVE = Between(0.0)
 RANGES = {
     **dict.fromkeys(("cell_ov_v", "cell_uv_v", "sense_wire_v"), Between(0.0, 6.0)),
-    **dict.fromkeys(("cell_ot_c", "cell_ut_c", "derate_start_c"), Between(-60.0, 150.0)),
+    **dict.fromkeys(("cell_ot_c", "cell_ut_c", "derate_start_c", "charge_cold_zero_c", "charge_cold_full_c"),
+                    Between(-60.0, 150.0)),
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
@@ -100,6 +105,7 @@ RANGES = {
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),
            ("discharge_oc_a", "short_circuit_a"),   # else every over-current would be cut as a short
+           ("charge_cold_zero_c", "charge_cold_full_c"),
            ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"),
            ("contactor_delay_ms", "contactor_feedback_ms"),   # else every switching would be a contactor fault
            ("supply_reset_v", "supply_ovlo_v"))   # else no supply voltage would run the MCU

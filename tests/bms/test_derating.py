@@ -1,20 +1,39 @@
-"""Current limits derate with the hottest cell: full up to [derating] start_c, falling linearly to 0 at end_c.
+"""Current limits derate with the hottest cell: full up to [derating] start_c, falling linearly to 0 at end_c;
+and, when the spec states cold_charge_zero_c and cold_charge_full_c, the charge limit with the coldest cell:
+0 at and below zero_c (charging a cold cell plates lithium), full from full_c.
 
-One thermistor channel is heated, the others stay at the pack's temperature: a BMS that derates from the
-mean, or from some sensors only, barely moves. The temperatures rise from step to step, so each limit only
-falls and no rate limit on its recovery can blur the reading. Then the cell cools, and the limits must come
-back to full within max_recovery_s, when the spec states it. Runs when the spec has a [derating] table.
+One thermistor channel is heated (or cooled), the others stay at the pack's temperature: a BMS that derates
+from the mean, or from some sensors only, barely moves. The temperatures move away from the pack's from step
+to step, so each limit only falls and no rate limit on its recovery can blur the reading. Then the cell comes
+back, and the limits must be full again within max_recovery_s, when the spec states it. Runs when the spec has
+a [derating] table.
 """
 import pytest
 
 # Where on the derating line each step sits (0: start_c, 1: end_c), rounded onto the thermistor setpoints'
 # 0.5 degC grid; the last stays short of end_c, where the over-temperature protection takes over.
 LINE_POINTS = (-0.15, 0.5, 0.75)
+# The same on the cold charge line (0: cold_charge_zero_c, 1: cold_charge_full_c), from warm to cold; the last
+# is below zero_c, where charging must stop (and still above any under-temperature threshold).
+COLD_LINE_POINTS = (1.15, 0.5, 0.25, -0.5)
 GRID_C = 0.5
 
 
 def _expected_fraction(temperature_c: float, start_c: float, end_c: float) -> float:
     return min(1.0, max(0.0, (end_c - temperature_c) / (end_c - start_c)))
+
+
+def _full_limits(bench) -> dict[str, float]:
+    """Both current limits 5 s after power-up (the discharge limit ramps up meanwhile), the pack at its own
+    temperature."""
+    bench.power_up()
+    bench.loop.run_for(5.0)
+    full_a = {"discharge": bench.bms.discharge_limit_a, "charge": bench.bms.charge_limit_a}
+    if None in full_a.values():
+        pytest.skip(f"no current limits read from this BMS after 5 s in NORMAL ({full_a}): a DUT map without "
+                    "discharge_limit_a and charge_limit_a?")
+    assert all(full_a.values()), f"no current limits at {bench.pack.temperature_c.max():.1f} degC: {full_a}"
+    return full_a
 
 
 def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
@@ -23,13 +42,7 @@ def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
     derating = spec.section("derating")
     start_c, end_c, tolerance = derating["start_c"], derating["end_c"], derating["tolerance_pct"] / 100
     settle_s = spec.value("accuracy.temperature_settle_ms") / 1000
-    bench.power_up()
-    bench.loop.run_for(5.0)   # the discharge limit ramps up after power-up
-    full_a = {"discharge": bench.bms.discharge_limit_a, "charge": bench.bms.charge_limit_a}
-    if None in full_a.values():
-        pytest.skip(f"no current limits read from this BMS after 5 s in NORMAL ({full_a}): a DUT map without "
-                    "discharge_limit_a and charge_limit_a?")
-    assert all(full_a.values()), f"no current limits at {bench.pack.temperature_c.max():.1f} degC: {full_a}"
+    full_a = _full_limits(bench)
     channel = bench.pack.n_series // 2
     for point in LINE_POINTS:
         temperature_c = round((start_c + point * (end_c - start_c)) / GRID_C) * GRID_C
@@ -44,8 +57,31 @@ def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
         _limits_recover(bench, channel, full_a, tolerance, start_c, derating["max_recovery_s"], measure)
 
 
+def test_charge_limit_falls_to_zero_with_the_coldest_cell(bench, spec, measure):
+    derating = spec.data.get("derating", {})
+    if "cold_charge_zero_c" not in derating:
+        pytest.skip(f"{spec.path.name} states no [derating] cold_charge_zero_c: this BMS's charge limit does not "
+                    "follow a cold cell")
+    zero_c, full_c = derating["cold_charge_zero_c"], derating["cold_charge_full_c"]
+    tolerance = derating["tolerance_pct"] / 100
+    settle_s = spec.value("accuracy.temperature_settle_ms") / 1000
+    full_a = _full_limits(bench)
+    assert bench.pack.temperature_c.min() > full_c, f"the pack itself is at {bench.pack.temperature_c.min():.1f} degC"
+    channel = 0   # the first sensor: a loop that starts at 1 misses it
+    for point in COLD_LINE_POINTS:
+        temperature_c = round((zero_c + point * (full_c - zero_c)) / GRID_C) * GRID_C
+        bench.force_temperature(channel, temperature_c)
+        bench.loop.run_for(settle_s)
+        assert not bench.bms.faults, f"tripped with one cell at {temperature_c} degC: {bench.bms.describe()}"
+        expected = _expected_fraction(temperature_c, full_c, zero_c)
+        measure(f"cold_charge_limit_at_{temperature_c:g}C", bench.bms.charge_limit_a / full_a["charge"],
+                low=expected - tolerance, high=expected + tolerance)
+    if "max_recovery_s" in derating:
+        _limits_recover(bench, channel, full_a, tolerance, derating["start_c"], derating["max_recovery_s"], measure)
+
+
 def _limits_recover(bench, channel, full_a, tolerance, start_c, max_recovery_s, measure):
-    """The hot channel back at the pack's temperature, below start_c: both limits must return to full (within
+    """The channel back at the pack's temperature, below start_c: both limits must return to full (within
     the tolerance) in time. A BMS that holds the hottest temperature it has seen keeps the pack derated."""
     assert bench.pack.temperature_c.max() < start_c, f"the pack itself is at {bench.pack.temperature_c.max():.1f} degC"
     bench.force_temperature(channel, None)

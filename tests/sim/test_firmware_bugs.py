@@ -306,6 +306,23 @@ def test_bug_charge_limit_by_soc_only(make_boards):
     assert clean.fw.discharge_limit_a > 0, "discharging that pack is still allowed"
 
 
+def test_bug_cold_charge_from_ut(make_boards):
+    """One cell at -5 degC: below charge_cold_zero_c, so no charging; the bug's line (0 at -20 degC) allows most
+    of the charge current. A cell at -20 degC stops both."""
+    clean, buggy = _both(make_boards, "cold_charge_from_ut")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.setpoint_c[0] = -5.0
+        boards.run_for(0.5)
+    full_a = clean.cal["max_charge_current_a"]
+    assert clean.fw.charge_limit_a == 0.0, clean.describe()
+    assert buggy.fw.charge_limit_a == pytest.approx(0.75 * full_a, rel=0.02), buggy.describe()
+    for boards in (clean, buggy):
+        boards.ce.setpoint_c[0] = boards.cal["cell_ut_c"]
+        boards.run_for(0.5)
+    assert clean.fw.charge_limit_a == buggy.fw.charge_limit_a == 0.0
+
+
 def test_bug_derating_from_mean_temperature(make_boards):
     clean, buggy = _both(make_boards, "derating_from_mean_temperature")
     for boards in (clean, buggy):
