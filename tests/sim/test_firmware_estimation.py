@@ -98,11 +98,16 @@ def test_limits_derate_linearly_above_the_derating_temperature(make_boards, temp
     assert boards.fw.charge_limit_a == pytest.approx(factor * cal["max_charge_current_a"])
 
 
-def test_charge_limit_derates_towards_the_cold_limit(boards):
-    boards.ce.setpoint_c[:] = boards.cal["cell_ut_c"] + 10.0  # halfway through the 20 degC cold taper
+@pytest.mark.parametrize("where,fraction", [(0.5, 0.5), (0.0, 0.0), (-1.0, 0.0), (1.0, 1.0)])
+def test_charge_limit_derates_towards_the_cold_charge_limit(boards, where, fraction):
+    """Halfway from charge_cold_zero_c to charge_cold_full_c, half the charge current; none at zero_c and below
+    (charging a cold cell plates lithium), though still far above the under-temperature threshold."""
+    zero_c, full_c = boards.cal["charge_cold_zero_c"], boards.cal["charge_cold_full_c"]
+    boards.ce.setpoint_c[:] = zero_c + where * (full_c - zero_c)
     boards.step_slow()
     boards.step()
-    assert boards.fw.charge_limit_a == pytest.approx(0.5 * boards.cal["max_charge_current_a"])
+    assert boards.fw.charge_limit_a == pytest.approx(fraction * boards.cal["max_charge_current_a"])
+    assert not boards.fw.faults, boards.describe()
 
 
 @pytest.mark.parametrize("soc,discharge_factor,charge_factor", [(0.06, 0.5, 1.0), (0.5, 1.0, 1.0),
