@@ -10,17 +10,30 @@ a [derating] table.
 """
 import pytest
 
-# Where on the derating line each step sits (0: start_c, 1: end_c), rounded onto the thermistor setpoints'
-# 0.5 degC grid; the last stays short of end_c, where the over-temperature protection takes over.
+# Where on the derating line each step sits (0: start_c, full limits; 1: end_c, none), rounded onto the
+# thermistor setpoints' 0.5 degC grid; the last stays short of end_c, where the over-temperature protection
+# takes over.
 LINE_POINTS = (-0.15, 0.5, 0.75)
-# The same on the cold charge line (0: cold_charge_zero_c, 1: cold_charge_full_c), from warm to cold; the last
-# is below zero_c, where charging must stop (and still above any under-temperature threshold).
-COLD_LINE_POINTS = (1.15, 0.5, 0.25, -0.5)
+# The same on the cold charge line (0: cold_charge_full_c, 1: cold_charge_zero_c), and one more below zero_c,
+# where charging must stop (still above any under-temperature threshold).
+COLD_LINE_POINTS = (*LINE_POINTS, 1.5)
 GRID_C = 0.5
 
 
 def _expected_fraction(temperature_c: float, start_c: float, end_c: float) -> float:
     return min(1.0, max(0.0, (end_c - temperature_c) / (end_c - start_c)))
+
+
+def _steps_along_the_line(bench, channel: int, points, full_c: float, zero_c: float, settle_s: float):
+    """`channel` driven to each point of the line from full_c (0) to zero_c (1) in turn, rounded onto the
+    thermistor grid; once the BMS has settled, yields the temperature and the fraction of full its limits must
+    then be. Nothing may trip on the way."""
+    for point in points:
+        temperature_c = round((full_c + point * (zero_c - full_c)) / GRID_C) * GRID_C
+        bench.force_temperature(channel, temperature_c)
+        bench.loop.run_for(settle_s)
+        assert not bench.bms.faults, f"tripped with one cell at {temperature_c} degC: {bench.bms.describe()}"
+        yield temperature_c, _expected_fraction(temperature_c, full_c, zero_c)
 
 
 def _full_limits(bench) -> dict[str, float]:
@@ -44,12 +57,7 @@ def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
     settle_s = spec.value("accuracy.temperature_settle_ms") / 1000
     full_a = _full_limits(bench)
     channel = bench.pack.n_series // 2
-    for point in LINE_POINTS:
-        temperature_c = round((start_c + point * (end_c - start_c)) / GRID_C) * GRID_C
-        bench.force_temperature(channel, temperature_c)
-        bench.loop.run_for(settle_s)
-        assert not bench.bms.faults, f"tripped with one cell at {temperature_c} degC: {bench.bms.describe()}"
-        expected = _expected_fraction(temperature_c, start_c, end_c)
+    for temperature_c, expected in _steps_along_the_line(bench, channel, LINE_POINTS, start_c, end_c, settle_s):
         for kind, limit_a in (("discharge", bench.bms.discharge_limit_a), ("charge", bench.bms.charge_limit_a)):
             measure(f"derating_{kind}_at_{temperature_c:g}C", limit_a / full_a[kind], low=expected - tolerance,
                     high=expected + tolerance)
@@ -68,12 +76,7 @@ def test_charge_limit_falls_to_zero_with_the_coldest_cell(bench, spec, measure):
     full_a = _full_limits(bench)
     assert bench.pack.temperature_c.min() > full_c, f"the pack itself is at {bench.pack.temperature_c.min():.1f} degC"
     channel = 0   # the first sensor: a loop that starts at 1 misses it
-    for point in COLD_LINE_POINTS:
-        temperature_c = round((zero_c + point * (full_c - zero_c)) / GRID_C) * GRID_C
-        bench.force_temperature(channel, temperature_c)
-        bench.loop.run_for(settle_s)
-        assert not bench.bms.faults, f"tripped with one cell at {temperature_c} degC: {bench.bms.describe()}"
-        expected = _expected_fraction(temperature_c, full_c, zero_c)
+    for temperature_c, expected in _steps_along_the_line(bench, channel, COLD_LINE_POINTS, full_c, zero_c, settle_s):
         measure(f"cold_charge_limit_at_{temperature_c:g}C", bench.bms.charge_limit_a / full_a["charge"],
                 low=expected - tolerance, high=expected + tolerance)
     if "max_recovery_s" in derating:
