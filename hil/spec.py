@@ -306,11 +306,8 @@ def _check_derating(data: dict, path: Path) -> None:
     if not derating["start_c"] < derating["end_c"]:
         raise ConfigError(f"{path} [derating]: key 'start_c' = {derating['start_c']!r}, expected below key 'end_c' = "
                           f"{derating['end_c']!r}: the limits fall from full at start_c to 0 at end_c")
-    cold = [key for key in ("cold_charge_zero_c", "cold_charge_full_c") if key in derating]
-    if len(cold) == 1:
-        other = "cold_charge_full_c" if cold[0] == "cold_charge_zero_c" else "cold_charge_zero_c"
-        raise ConfigError(f"{path} [derating]: key '{cold[0]}' without '{other}'; expected both (where the charge "
-                          "limit is 0 and where it is full again) or neither")
+    cold = _both_or_neither(derating, ("cold_charge_zero_c", "cold_charge_full_c"), f"{path} [derating]",
+                            "where the charge limit is 0 and where it is full again")
     if cold and not derating["cold_charge_zero_c"] < derating["cold_charge_full_c"] <= derating["start_c"]:
         raise ConfigError(f"{path} [derating]: keys 'cold_charge_zero_c' = {derating['cold_charge_zero_c']!r} and "
                           f"'cold_charge_full_c' = {derating['cold_charge_full_c']!r}; expected zero_c below full_c, "
@@ -318,12 +315,18 @@ def _check_derating(data: dict, path: Path) -> None:
 
 
 def _check_jump_start(data: dict, path: Path) -> None:
-    lv = data.get("lv_supply", {})
-    given = [key for key in ("jump_start_v", "jump_start_s") if key in lv]
+    _both_or_neither(data.get("lv_supply", {}), ("jump_start_v", "jump_start_s"), f"{path} [lv_supply]",
+                     "the jump start's voltage and how long it lasts")
+
+
+def _both_or_neither(table: dict, keys: tuple[str, str], where: str, both_are: str) -> bool:
+    """Whether `table` states the optional pair `keys`; one of them alone is a ConfigError (`both_are`: what the
+    two say together)."""
+    given = [key for key in keys if key in table]
     if len(given) == 1:
-        other = "jump_start_s" if given[0] == "jump_start_v" else "jump_start_v"
-        raise ConfigError(f"{path} [lv_supply]: key '{given[0]}' without '{other}'; expected both (the jump start's "
-                          "voltage and how long it lasts) or neither")
+        other = keys[1] if given[0] == keys[0] else keys[0]
+        raise ConfigError(f"{where}: key '{given[0]}' without '{other}'; expected both ({both_are}) or neither")
+    return bool(given)
 
 
 def _check_heartbeat(heartbeat: dict, path: Path) -> None:
