@@ -118,7 +118,11 @@ TABLES = {
                  # Charging a cold cell plates lithium: the charge limit against the coldest cell, 0 at and below
                  # cold_charge_zero_c, full from cold_charge_full_c (optional, both or neither).
                  "cold_charge_zero_c": Key(required=False, above=-273.15, below=200),
-                 "cold_charge_full_c": Key(required=False, above=-273.15, below=200)},
+                 "cold_charge_full_c": Key(required=False, above=-273.15, below=200),
+                 # The same for the discharge limit (a cold cell's resistance sags it toward UV; datasheets end
+                 # the discharge range, LG INR21700-M50's at -20 degC): optional, both or neither.
+                 "cold_discharge_zero_c": Key(required=False, above=-273.15, below=200),
+                 "cold_discharge_full_c": Key(required=False, above=-273.15, below=200)},
     # The power-up sequence (tests/bms/test_precharge.py), from the BMS's contactor reports: the precharge
     # contactor closed for at least min_precharge_ms before the main contactors close (the DC link's RC, ~3
     # time constants), main closed within max_close_ms of the host's request, and the precharge contactor
@@ -141,6 +145,12 @@ TABLES = {
     # `thermal_runaway` with every contactor open within max_detect_ms of the cell starting to rise at twice
     # rate_c_per_s faster than the rest, and must not when the whole pack rises that fast (a hard load's heat).
     "thermal_runaway": {"rate_c_per_s": Key(above=0, at_most=100), "max_detect_ms": Key(above=0, at_most=600_000)},
+    # A charger that ignores the charge limit the BMS publishes (tests/bms/test_derating.py, after a cold cell has
+    # taken the limit to 0): a charge current more than margin_a above the limit must be cut off (contactors open,
+    # charge_oc) within max_reaction_ms, even below the charge over-current level; a charger that follows a falling
+    # limit within response_s, or stays within margin_a of it, must not be.
+    "charge_limit": {"margin_a": Key(above=0, at_most=1000), "response_s": Key(at_least=0, at_most=600),
+                     "max_reaction_ms": Key(above=0, at_most=600_000)},
     # The BMS's own low-voltage supply (tests/bms/test_lv_supply.py, on a rig with a programmable supply). A cold
     # crank it must ride through unchanged: a dip to crank_low_v for crank_low_ms, then crank_hold_v for
     # crank_hold_s. A deeper dip (deep_crank_v for deep_crank_ms) or a cut may reset it; it must then be back in
@@ -156,12 +166,12 @@ TABLES = {
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
-                "thermal_runaway", "lv_supply")
+                "thermal_runaway", "lv_supply", "charge_limit")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply")
+                   "lv_supply", "charge_limit")
 
 
 @dataclass(frozen=True)
@@ -306,12 +316,14 @@ def _check_derating(data: dict, path: Path) -> None:
     if not derating["start_c"] < derating["end_c"]:
         raise ConfigError(f"{path} [derating]: key 'start_c' = {derating['start_c']!r}, expected below key 'end_c' = "
                           f"{derating['end_c']!r}: the limits fall from full at start_c to 0 at end_c")
-    cold = _both_or_neither(derating, ("cold_charge_zero_c", "cold_charge_full_c"), f"{path} [derating]",
-                            "where the charge limit is 0 and where it is full again")
-    if cold and not derating["cold_charge_zero_c"] < derating["cold_charge_full_c"] <= derating["start_c"]:
-        raise ConfigError(f"{path} [derating]: keys 'cold_charge_zero_c' = {derating['cold_charge_zero_c']!r} and "
-                          f"'cold_charge_full_c' = {derating['cold_charge_full_c']!r}; expected zero_c below full_c, "
-                          f"and full_c at most 'start_c' = {derating['start_c']!r}")
+    for kind in ("charge", "discharge"):
+        zero_key, full_key = f"cold_{kind}_zero_c", f"cold_{kind}_full_c"
+        cold = _both_or_neither(derating, (zero_key, full_key), f"{path} [derating]",
+                                f"where the {kind} limit is 0 and where it is full again")
+        if cold and not derating[zero_key] < derating[full_key] <= derating["start_c"]:
+            raise ConfigError(f"{path} [derating]: keys '{zero_key}' = {derating[zero_key]!r} and '{full_key}' = "
+                              f"{derating[full_key]!r}; expected zero_c below full_c, and full_c at most 'start_c' = "
+                              f"{derating['start_c']!r}")
 
 
 def _check_jump_start(data: dict, path: Path) -> None:
@@ -336,6 +348,18 @@ def _check_heartbeat(heartbeat: dict, path: Path) -> None:
                           f"expected more than key 'timeout_ms' = {heartbeat['timeout_ms']!r}")
 
 
+def _check_charge_limit(data: dict, path: Path) -> None:
+    """A charger ignoring the limit is given response_s to follow it first, so the reaction takes longer."""
+    table = data.get("charge_limit")
+    if table is None:
+        return
+    reaction_ms, response_s = table["max_reaction_ms"], table["response_s"]
+    if not reaction_ms > 1000 * response_s:
+        raise ConfigError(f"{path} [charge_limit]: key 'max_reaction_ms' = {reaction_ms!r}, expected more than key "
+                          f"'response_s' = {response_s!r} s ({1000 * response_s:g} ms): the charger is given "
+                          "response_s to follow a falling limit before it may be cut off")
+
+
 def load_spec(path: str | Path) -> Spec:
     """Load and validate a spec file. Errors name the file, the table and the key."""
     path = Path(path)
@@ -345,6 +369,7 @@ def load_spec(path: str | Path) -> Spec:
     _check_heartbeat(data["heartbeat"], path)
     _check_derating(data, path)
     _check_jump_start(data, path)
+    _check_charge_limit(data, path)
     if not _named_tables(data, path, "cycle_times", None, (), CYCLE_KEYS):
         raise ConfigError(f"{path}: [cycle_times] names no message; expected at least one of the BMS's periodic "
                           "messages, e.g. BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }")

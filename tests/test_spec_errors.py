@@ -179,15 +179,26 @@ def test_missing_protection_or_value(tmp_path, old, expected):
     ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[derating]\nstart_c = 45.0\nend_c = 60.0\n"
      "tolerance_pct = 5.0\ncold_charge_zero_c = 10.0\ncold_charge_full_c = 0.0",
      "[derating]: keys 'cold_charge_zero_c' = 10.0 and 'cold_charge_full_c' = 0.0; expected zero_c below full_c"),
+    ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[derating]\nstart_c = 45.0\nend_c = 60.0\n"
+     "tolerance_pct = 5.0\ncold_discharge_full_c = 0.0",
+     "[derating]: key 'cold_discharge_full_c' without 'cold_discharge_zero_c'; expected both (where the discharge "
+     "limit is 0 and where it is full again) or neither"),
     # A short-circuit level inside the over-current band: every over-current would be cut as a short.
     ("[protections.cell_ot]", '[protections.short_circuit]\nthreshold = 25.2\ntolerance = 1.0\nmax_reaction_ms = 100\n'
      "[protections.cell_ot]",
      "[protections.discharge_oc]: trip band [24.5, 25.5] A reaches [protections.short_circuit]'s [24.2, 26.2] A; "
      "expected discharge_oc wholly below short_circuit"),
+    # A charger cut off before the time it is given to follow a falling limit has passed.
+    ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[charge_limit]\nmargin_a = 1.0\nresponse_s = 2.0\n"
+     "max_reaction_ms = 1500",
+     "[charge_limit]: key 'max_reaction_ms' = 1500, expected more than key 'response_s' = 2.0 s (2000 ms)"),
+    ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[charge_limit]\nmargin_a = 0\nresponse_s = 2.0\n"
+     "max_reaction_ms = 3200", "[charge_limit]: key 'margin_a' = 0, expected a finite number > 0 and <= 1000"),
 ], ids=["reaction_inf", "timeout_nan", "reaction_negative", "reaction_zero", "tolerance_negative",
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
-        "cold_charge_half_a_line", "cold_charge_line_reversed", "short_circuit_inside_oc"])
+        "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
+        "charge_limit_reaction_before_response", "charge_limit_no_margin"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

@@ -163,9 +163,27 @@ def test_charging_a_cold_pack_is_caught():
         "test_derating::test_charge_limit_falls_to_zero_with_the_coldest_cell"]}, summary
 
 
+def test_discharging_a_cold_pack_at_full_current_is_caught():
+    """A discharge limit blind to the cold passes every protection test (no test draws current from a cold cell);
+    the cold discharge steps of the derating suite catch it."""
+    summary = _all_killed(["cold_discharge_not_derated"], "coldest")
+    assert summary["caught_by"] == {"cold_discharge_not_derated": [
+        "test_derating::test_discharge_limit_derates_with_the_coldest_cell"]}, summary
+
+
 def test_a_runaway_check_on_each_cells_own_rise_is_caught():
     """A thermal-runaway check on each cell's own rise catches a runaway too; the even heating that opens the
     runaway test (a hard load's) trips it."""
     summary = _all_killed(["thermal_rate_absolute"], "test_thermal_runaway")
     assert summary["caught_by"] == {
         "thermal_rate_absolute": ["test_protections::test_thermal_runaway_is_flagged_before_overtemperature"]}, summary
+
+
+def test_a_charger_ignoring_the_charge_limit_is_caught_both_ways():
+    """Holding a charger to the fixed over-current level only lets it charge a cold pack below that level; cutting
+    it off the moment the limit falls trips one that is still following. The charge-limit test catches each: the
+    first by its last step, the second by its ride-through."""
+    summary = _all_killed(["charge_limit_not_enforced", "charge_limit_enforced_at_once"], "ignoring_the_charge_limit")
+    assert summary["caught_by"] == dict.fromkeys(
+        ("charge_limit_not_enforced", "charge_limit_enforced_at_once"),
+        ["test_derating::test_charger_ignoring_the_charge_limit_is_cut_off"]), summary

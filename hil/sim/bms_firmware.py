@@ -109,6 +109,16 @@ BUGS = {
     "cold_charge_from_ut": "the charge limit derates toward the under-temperature threshold (full at cell_ut_c + 20 "
                            "degC, 0 at cell_ut_c), as the discharge side may, instead of being 0 below 0 degC: the "
                            "pack charges at half current at -10 degC and plates lithium",
+    "charge_limit_not_enforced": "the charge current is checked against the fixed charge over-current level only, "
+                                 "not against the charge limit the BMS publishes: a charger that ignores a limit of 0 "
+                                 "(a cold cell) charges on below that level and plates lithium",
+    "charge_limit_enforced_at_once": "a charge current above the published limit is an error in the first task "
+                                     "that sees it, with no time for the charger to follow: each time the limit "
+                                     "falls (a cell cools, the pack nears full) a charger still following it is cut "
+                                     "off",
+    "cold_discharge_not_derated": "the discharge limit derates with heat only, not with the coldest cell: a drone "
+                                  "at -15 degC may draw its full current from cells whose resistance has tripled, "
+                                  "sagging them toward UV",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -131,6 +141,11 @@ BROWNOUT_HYSTERESIS_V = 0.2
 ECU_SUPPLY_A = 0.12
 COIL_HOLD_A = 0.25
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
+
+
+def _fraction_along(temperature_c: float, zero_c: float, full_c: float) -> float:
+    """A current limit's fraction of full on a line from 0 at zero_c to full at full_c, clamped to [0, 1]."""
+    return min(1.0, max(0.0, (temperature_c - zero_c) / (full_c - zero_c)))
 
 
 class Debounce:
@@ -234,6 +249,10 @@ class BmsFirmware:
             "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
             "thermal_runaway": deb("thermal_runaway_hold_ms"),
+            # A charger ignoring the published limit, below the charge over-current level; it gets the debounce
+            # to follow a falling limit.
+            "charge_limit": Debounce(0.0) if "charge_limit_enforced_at_once" in self.bugs
+            else deb("charge_limit_debounce_ms"),
         }
         self._temp_history_c: np.ndarray | None = None   # the last RUNAWAY_WINDOW_S of readings, a ring by slow task
         self._runaway_suspected = False
@@ -408,8 +427,11 @@ class BmsFirmware:
             self.pack_v = float(np.add.reduce(self.cell_v))
 
     def _check(self, name: str, condition: bool) -> None:
+        self._set_active(name, self._deb[name].update(condition))
+
+    def _set_active(self, name: str, active: bool) -> None:
         bit = 1 << FAULT_BITS[name]
-        if self._deb[name].update(condition):
+        if active:
             self.active |= bit
         else:
             self.active &= ~bit
@@ -436,7 +458,14 @@ class BmsFirmware:
         if "oc_discharge_ignored" in self.bugs:
             discharge_a = -self.current_a
         self._check("discharge_oc", discharge_a > cal["discharge_oc_a"])
-        self._check("charge_oc", -self.current_a > cal["charge_oc_a"])
+        # Charge over-current: above the fixed level, or above the limit this BMS publishes (by more than a
+        # charger's control error, for longer than a charger takes to follow): at any current a charger that
+        # ignores a limit of 0 plates lithium on a cold cell.
+        over_level = self._deb["charge_oc"].update(-self.current_a > cal["charge_oc_a"])
+        over_limit = self._deb["charge_limit"].update(
+            "charge_limit_not_enforced" not in self.bugs
+            and -self.current_a > self.charge_limit_a + cal["charge_limit_margin_a"])
+        self._set_active("charge_oc", over_level or over_limit)
         # A short is cut on its own, short debounce: over-current's, meant to ride through bursts, is too long.
         self._check("short_circuit", self.current_a > cal["short_circuit_a"])
         self._check_temperatures(t_min, t_max)
@@ -654,13 +683,17 @@ class BmsFirmware:
         t_max = float(self.temp_c.mean() if "derating_from_mean_temperature" in self.bugs else self.temp_c.max())
         if "derating_held_at_peak" in self.bugs:
             self._peak_c = t_max = max(self._peak_c, t_max)
-        span_c = max(1e-6, cal["cell_ot_c"] - cal["derate_start_c"])
-        f_temp = min(1.0, max(0.0, (cal["cell_ot_c"] - t_max) / span_c))
+        f_temp = _fraction_along(t_max, cal["cell_ot_c"], cal["derate_start_c"])
         # Charging below charge_cold_zero_c plates lithium on the anode: the coldest cell sets the charge limit.
         zero_c, full_c = cal["charge_cold_zero_c"], cal["charge_cold_full_c"]
         if "cold_charge_from_ut" in self.bugs:
             zero_c, full_c = cal["cell_ut_c"], cal["cell_ut_c"] + 20.0
-        f_cold = min(1.0, max(0.0, (float(self.temp_c.min()) - zero_c) / (full_c - zero_c)))
+        t_min = float(self.temp_c.min())
+        f_cold = _fraction_along(t_min, zero_c, full_c)
+        # Discharging a cold cell: its resistance climbs, and its datasheet's range ends (-20 degC for LG M50).
+        f_cold_dis = _fraction_along(t_min, cal["discharge_cold_zero_c"], cal["discharge_cold_full_c"])
+        if "cold_discharge_not_derated" in self.bugs:
+            f_cold_dis = 1.0
         f_soc_dis = min(1.0, max(0.0, (self.soc - 0.02) / 0.08))   # taper over the last 10 % of SOC
         f_soc_chg = min(1.0, max(0.0, (0.98 - self.soc) / 0.08))
         # Voltage headroom (SOP): the current at which the weakest cell would sit `sop_margin_v` above the UV
@@ -668,7 +701,7 @@ class BmsFirmware:
         # but rises at a bounded rate, so a host that follows it does not set up a limit cycle.
         headroom_v = float(self.cell_v.min()) - cal["cell_uv_v"] - cal["sop_margin_v"]
         sop_a = max(0.0, max(self.current_a, 0.0) + headroom_v / cal["cell_r_est_ohm"])
-        target_a = min(cal["max_discharge_current_a"] * f_temp * f_soc_dis, sop_a)
+        target_a = min(cal["max_discharge_current_a"] * f_temp * f_cold_dis * f_soc_dis, sop_a)
         rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
         # With contactors open the limit is announced at once; only recoveries under load ramp.
         ramped_a = self.discharge_limit_a + rise_a if self.state == BmsState.NORMAL else target_a

@@ -25,6 +25,11 @@ CALIBRATION = {
     "sc_debounce_ms": (0, "ms a short-circuit current must hold before the error (0: the first task that sees it; "
                           "an AFE's own short-circuit delay is a few hundred microseconds)"),
     "ot_debounce_ms": (1000, "ms an OT/UT condition must hold before the error"),
+    "charge_limit_margin_a": (1.0, "A a charge current may exceed the published charge limit by (a charger's control "
+                                   "error) before it counts as ignoring the limit"),
+    "charge_limit_debounce_ms": (3000, "ms a charge current above the published charge limit (by more than "
+                                       "charge_limit_margin_a) must hold before a charge_oc error: the time a charger "
+                                       "gets to follow a falling limit"),
     "warning_margin_v": (0.05, "V inside the OV/UV thresholds where the warning tier starts"),
     "warning_margin_a": (2.0, "A inside the OC thresholds where the warning tier starts"),
     "warning_margin_c": (5.0, "degC inside the OT/UT thresholds where the warning tier starts"),
@@ -58,6 +63,10 @@ CALIBRATION = {
                                 "cold cell plates lithium; LG INR21700-M50: charge 0-45 degC)"),
     "charge_cold_full_c": (10.0, "degC of the coldest cell from which the charge limit is full again, rising "
                                  "linearly from charge_cold_zero_c"),
+    "discharge_cold_zero_c": (-20.0, "degC of the coldest cell at and below which the discharge limit is 0 (LG "
+                                     "INR21700-M50: discharge -20-60 degC)"),
+    "discharge_cold_full_c": (0.0, "degC of the coldest cell from which the discharge limit is full again, rising "
+                                   "linearly from discharge_cold_zero_c (a cold cell's resistance sags it toward UV)"),
     "thermal_runaway_rate_c_per_s": (1.0, "degC/s a cell's temperature may rise faster than the pack's median cell's "
                                           "(each over the last second) before a thermal runaway is suspected"),
     "thermal_runaway_hold_ms": (3000, "ms the faster rise must last before the thermal-runaway error (GB 38031-2020 "
@@ -85,8 +94,8 @@ _POSITIVE = Between(0.0, low_open=True)
 _NON_NEGATIVE = Between(0.0)
 RANGES = {
     **dict.fromkeys(("cell_ov_v", "cell_uv_v", "sense_wire_v"), Between(0.0, 6.0)),
-    **dict.fromkeys(("cell_ot_c", "cell_ut_c", "derate_start_c", "charge_cold_zero_c", "charge_cold_full_c"),
-                    Between(-60.0, 150.0)),
+    **dict.fromkeys(("cell_ot_c", "cell_ut_c", "derate_start_c", "charge_cold_zero_c", "charge_cold_full_c",
+                     "discharge_cold_zero_c", "discharge_cold_full_c"), Between(-60.0, 150.0)),
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
@@ -98,14 +107,14 @@ RANGES = {
                      "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
-                     "insulation_debounce_ms", "boot_ms"),
+                     "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms"),
                     _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
 }
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),
            ("discharge_oc_a", "short_circuit_a"),   # else every over-current would be cut as a short
-           ("charge_cold_zero_c", "charge_cold_full_c"),
+           ("charge_cold_zero_c", "charge_cold_full_c"), ("discharge_cold_zero_c", "discharge_cold_full_c"),
            ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"),
            ("contactor_delay_ms", "contactor_feedback_ms"),   # else every switching would be a contactor fault
            ("supply_reset_v", "supply_ovlo_v"))   # else no supply voltage would run the MCU

@@ -323,6 +323,54 @@ def test_bug_cold_charge_from_ut(make_boards):
     assert clean.fw.charge_limit_a == buggy.fw.charge_limit_a == 0.0
 
 
+def test_bug_cold_discharge_not_derated(make_boards):
+    """One cell halfway along the cold discharge line: half the discharge current in the clean firmware, all of it
+    in the bug's."""
+    clean, buggy = _both(make_boards, "cold_discharge_not_derated")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.run_for(5.0)   # the discharge limit ramps up after power-up
+        cal = boards.cal
+        boards.ce.setpoint_c[0] = (cal["discharge_cold_zero_c"] + cal["discharge_cold_full_c"]) / 2
+        boards.run_for(0.5)
+    full_a = clean.cal["max_discharge_current_a"]
+    assert clean.fw.discharge_limit_a == pytest.approx(full_a / 2, rel=0.02), clean.describe()
+    assert buggy.fw.discharge_limit_a == pytest.approx(full_a, rel=0.02), buggy.describe()
+
+
+def _charging_at_a_limit_of_zero(boards, charge_a: float, duration_s: float) -> None:
+    """Charging at `charge_a` (below charge_oc_a) for `duration_s` after one cell went below charge_cold_zero_c."""
+    boards.power_up("charge")
+    boards.ce.current_a = -charge_a
+    boards.ce.setpoint_c[0] = boards.cal["charge_cold_zero_c"] - 5.0
+    boards.run_for(duration_s)
+
+
+def test_bug_charge_limit_not_enforced(make_boards):
+    """A charger ignoring a limit of 0, at half the charge over-current level: cut off by the clean firmware once
+    charge_limit_debounce_ms has passed, never by the bug's."""
+    clean, buggy = _both(make_boards, "charge_limit_not_enforced")
+    for boards in (clean, buggy):
+        _charging_at_a_limit_of_zero(boards, boards.cal["charge_oc_a"] / 2,
+                                     boards.cal["charge_limit_debounce_ms"] / 1000 + 0.5)
+        assert boards.fw.charge_limit_a == 0.0, boards.describe()
+    assert clean.fault("charge_oc") and clean.fw.state == BmsState.FAULT, clean.describe()
+    assert not buggy.fw.faults and buggy.fw.state == BmsState.NORMAL, buggy.describe()
+
+
+def test_bug_charge_limit_enforced_at_once(make_boards):
+    """A charger still at the full limit 0.5 s after the limit fell to 0 (the clean firmware gives it
+    charge_limit_debounce_ms); within charge_limit_margin_a of the limit it may charge on in both."""
+    clean, buggy = _both(make_boards, "charge_limit_enforced_at_once")
+    for boards in (clean, buggy):
+        _charging_at_a_limit_of_zero(boards, boards.cal["max_charge_current_a"], 0.5)
+    assert not clean.fw.faults and clean.fw.state == BmsState.NORMAL, clean.describe()
+    assert buggy.fault("charge_oc") and buggy.fw.state == BmsState.FAULT, buggy.describe()
+    within = make_boards(bugs=["charge_limit_enforced_at_once"])
+    _charging_at_a_limit_of_zero(within, within.cal["charge_limit_margin_a"] / 2, 5.0)
+    assert not within.fw.faults, within.describe()
+
+
 def test_bug_derating_from_mean_temperature(make_boards):
     clean, buggy = _both(make_boards, "derating_from_mean_temperature")
     for boards in (clean, buggy):
