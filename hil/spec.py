@@ -162,7 +162,10 @@ TABLES = {
                   # Optional, both or neither: an over-voltage it must ride through unchanged, jump_start_v for
                   # jump_start_s (ISO 16750-2's jump start of a 12 V system: 24 V for 60 s).
                   "jump_start_v": Key(required=False, above=0, at_most=60),
-                  "jump_start_s": Key(required=False, above=0, at_most=600)},
+                  "jump_start_s": Key(required=False, above=0, at_most=600),
+                  # Optional: true if a fault the BMS latched must survive a reset of its supply (it comes back in
+                  # FAULT until the host clears it), as a fault memory in NVM keeps it.
+                  "keeps_faults": Key(bool, required=False)},
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",

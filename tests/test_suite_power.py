@@ -137,14 +137,15 @@ def test_contactor_feedback_checks_of_one_pole_or_one_direction_are_caught():
 def test_low_voltage_supply_defects_are_caught_each_by_its_own_case():
     """A brown-out level above the rated crank fails the crank case; an over-voltage lockout below the jump start,
     the jump start; a SOC saved only periodically, the first loss case (and every one); a SOC saved over its
-    record while the BMS starts up, the bounce alone."""
+    record while the BMS starts up, the bounce alone; faults kept in RAM only, the latched fault's cut."""
     summary = _all_killed(["brownout_reset_at_9v", "supply_ovlo_at_18v", "soc_saved_periodically_only",
-                           "soc_saved_during_init"], "test_cold_crank or test_jump_start or test_supply_loss")
+                           "soc_saved_during_init", "faults_forgotten_on_reset"], "test_lv_supply")
     assert summary["caught_by"] == {
         "brownout_reset_at_9v": ["test_lv_supply::test_cold_crank_ride_through"],
         "supply_ovlo_at_18v": ["test_lv_supply::test_jump_start_ride_through"],
         "soc_saved_periodically_only": ["test_lv_supply::test_supply_loss_keeps_soc[cut]"],
-        "soc_saved_during_init": ["test_lv_supply::test_supply_loss_keeps_soc[bounce]"]}, summary
+        "soc_saved_during_init": ["test_lv_supply::test_supply_loss_keeps_soc[bounce]"],
+        "faults_forgotten_on_reset": ["test_lv_supply::test_latched_fault_survives_a_supply_cut"]}, summary
 
 
 def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():

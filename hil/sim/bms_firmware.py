@@ -15,7 +15,8 @@
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector (above
   `supply_ovlo_v` its regulator's over-voltage lockout) holds it in reset (dark: contactors open, nothing
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
-  power-fail interrupt, and every `nvm_save_period_s`).
+  power-fail interrupt, and every `nvm_save_period_s`). Latched faults are written to NVM as they latch, so a
+  reset does not clear them: it boots into FAULT until the host clears them.
 - Current limits: the discharge and charge limits derate with the hottest cell and taper with SOC, and
   each also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
@@ -119,6 +120,9 @@ BUGS = {
     "cold_discharge_not_derated": "the discharge limit derates with heat only, not with the coldest cell: a drone "
                                   "at -15 degC may draw its full current from cells whose resistance has tripled, "
                                   "sagging them toward UV",
+    "faults_forgotten_on_reset": "latched faults live in RAM only: a reset of the BMS's supply (a key cycle, a "
+                                 "chattering KL30 connector) clears an over-current trip, and the next close "
+                                 "request closes onto whatever caused it",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -194,7 +198,7 @@ class BmsFirmware:
         self.reset_v = BUGGY_RESET_V if "brownout_reset_at_9v" in self.bugs else cal["supply_reset_v"]
         self.ovlo_v = BUGGY_OVLO_V if "supply_ovlo_at_18v" in self.bugs else cal["supply_ovlo_v"]
         self.powered = True
-        self.nvm: dict[str, float] = {}
+        self.nvm: dict[str, float | int] = {}
         self._boot_s: float | None = None    # when a booting MCU runs its first task
         self._init_ram(0.0)
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
@@ -206,7 +210,9 @@ class BmsFirmware:
         self._unpowered_s = now_s  # last task time the front end read no cell at all
         self.mode = ModeRequest.STANDBY
         self._clear_request = False
-        self.faults = 0          # latched error bits
+        # Latched error bits: kept in NVM, written as each latches, so that a reset (a key cycle, a chattering
+        # connector) cannot clear a fault whose cause may still be there.
+        self.faults = 0 if "faults_forgotten_on_reset" in self.bugs else int(self.nvm.get("faults", 0))
         self.active = 0          # error conditions present now
         self.warnings = 0
         self.warnings_latched = 0  # slow diagnoses (self-discharge) that stay reported until cleared
@@ -481,6 +487,7 @@ class BmsFirmware:
             self.faults = self.active
         else:
             self.faults |= self.active
+        self._save_faults()
         self._update_soc()
         self._state_machine(now_s)
         self._log_new_faults(now_s)
@@ -538,6 +545,11 @@ class BmsFirmware:
         if ohm is None or ohm >= INSULATION_REPORT_MAX_KOHM * 1000.0:
             return INSULATION_REPORT_MAX_KOHM
         return round(ohm / 1000.0)
+
+    def _save_faults(self) -> None:
+        """The latched faults to NVM when they change (a data-flash write per change, not per task)."""
+        if self.faults != self.nvm.get("faults", 0):
+            self.nvm["faults"] = self.faults
 
     def _log_new_faults(self, now_s: float) -> None:
         """One log entry per fault bit that has latched since the last task (again after a clear)."""
@@ -608,7 +620,7 @@ class BmsFirmware:
                     self._soc_from_nvm = False
                 elif self.cell_v.min() > cal["sense_wire_v"]:
                     self.soc = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
-                self._enter(BmsState.STANDBY, now_s)
+                self._enter(BmsState.FAULT if self.faults else BmsState.STANDBY, now_s)
             return
         if self.faults and s not in (BmsState.FAULT,):
             self._open_all(on_fault=True)
@@ -617,6 +629,7 @@ class BmsFirmware:
         if s == BmsState.FAULT:
             if (self._clear_request or "fault_not_latched" in self.bugs) and not self.active:
                 self.faults = 0
+                self._save_faults()
                 self.warnings_latched = 0
                 self._enter(BmsState.STANDBY, now_s)
             self._clear_request = False

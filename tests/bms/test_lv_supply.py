@@ -1,5 +1,5 @@
 """The BMS's own low-voltage supply (KL30): it rides through a cold crank and a jump start, and comes back from
-a reset with its SOC.
+a reset with its SOC and with any fault it had latched.
 
 A BMS is an ECU on the vehicle's 12 V system. When the engine (or a generator set's starter) cranks, that
 supply sags for seconds; when the 12 V battery is disconnected, it is gone. The bench's programmable supply
@@ -141,3 +141,40 @@ def test_supply_loss_keeps_soc(bench, spec, measure, loss):
     measure(f"boot_after_{loss}", boot_s, high=lv["max_boot_s"], unit="s")
     measure(f"soc_kept_after_{loss}", (soc_after - soc_before) * 100, low=-lv["max_soc_loss_pct"],
             high=lv["max_soc_loss_pct"], unit="%")
+
+
+def test_latched_fault_survives_a_supply_cut(bench, spec, measure):
+    """The BMS cut an over-current and latched the fault; the load is gone, its cause may not be (a short behind a
+    fuse that did not blow). A reset of its supply (a key cycle, a chattering connector) must not clear the fault:
+    the BMS must come back in FAULT, refuse a close request, and close again only once the host has cleared it."""
+    lv = _lv_supply(spec)
+    if not lv.get("keeps_faults", False):
+        pytest.skip(f"{spec.path.name} [lv_supply] does not state keeps_faults = true: this BMS's latched faults "
+                    "need not survive a reset")
+    bms, oc = bench.bms, spec.protections["discharge_oc"]
+    bench.power_up("discharge")
+    bench.set_load(oc.high + 1.0, honour_limits=False)
+    bms.wait_state(BmsState.FAULT, 5 * oc.max_reaction_ms / 1000)
+    bench.set_load(0.0)
+    assert "discharge_oc" in bms.faults, f"tripped for the wrong reason: {bms.describe()}"
+    status = bms.contactor_readback.message
+    bench.supply.output(False)
+    bench.loop.run_until(lambda: bms.monitor.is_absent(status), 1.0,
+                         lambda: f"the BMS kept sending {status} after its supply was cut: {bms.describe()}")
+    bench.loop.run_for(DARK_S)
+    bench.supply.output(True)
+    on_s, returns_s, stats = bench.clock.now_s(), bench.loop.t_s, bms.monitor.stats[status]
+    back_s = bench.loop.run_until(
+        lambda: stats.last_s is not None and stats.last_s > on_s and bms.state != BmsState.INIT,
+        5 * lv["max_boot_s"], lambda: f"the BMS did not come out of INIT after its supply returned: {bms.describe()}")
+    assert bms.state == BmsState.FAULT and "discharge_oc" in bms.faults, (
+        f"the latched discharge_oc did not survive the reset: {bms.describe()}")
+    measure("boot_into_fault", back_s - returns_s, high=lv["max_boot_s"], unit="s")
+    bms.request("discharge")   # a VCU that asks again, as after any key cycle
+    bench.loop.run_for(1.0)
+    assert bms.state == BmsState.FAULT and not bms.contactors_closed, (
+        f"a close request after the reset was obeyed before the fault was cleared: {bms.describe()}")
+    bms.request("standby")
+    bms.clear_faults()
+    bms.wait_state(BmsState.STANDBY, 1.0)
+    bench.power_up("discharge")   # cleared by the host: the pack is usable again

@@ -541,6 +541,26 @@ def test_bug_soc_saved_during_init(make_boards):
     assert buggy.fw.nvm["soc"] == buggy.fw.soc == 0.5, "the bug saved RAM's default over the record"
 
 
+def test_bug_faults_forgotten_on_reset(make_boards):
+    """An over-current latched, its cause gone, then a supply cut: the clean firmware boots into FAULT (and a
+    clear then takes it to STANDBY), the bug's into STANDBY."""
+    clean, buggy = _both(make_boards, "faults_forgotten_on_reset")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = boards.cal["discharge_oc_a"] + 5
+        boards.run_until(lambda b=boards: b.fault("discharge_oc"), 1.0, "discharge_oc latched")
+        boards.ce.current_a = 0.0
+        _supply_to(boards, 0.0)
+        boards.step()
+        _supply_to(boards, 12.0)
+        boards.run_until(lambda b=boards: b.fw.powered and b.fw.state != BmsState.INIT, 1.0, "booted, out of INIT")
+    assert clean.fw.state == BmsState.FAULT and clean.fault("discharge_oc"), clean.describe()
+    assert buggy.fw.state == BmsState.STANDBY and not buggy.fw.faults, buggy.describe()
+    clean.clear_faults()
+    clean.run_until(lambda: clean.fw.state == BmsState.STANDBY, 0.5, "STANDBY once the host cleared the fault")
+    assert clean.fw.nvm["faults"] == 0, "the fault memory cleared with the fault"
+
+
 def test_bug_brownout_reset_at_9v(make_boards):
     clean, buggy = _both(make_boards, "brownout_reset_at_9v")
     for boards in (clean, buggy):
