@@ -10,7 +10,10 @@ two runs compare without re-running anything:
 - measurements: for each one both runs have, the margin to its limits as a share of the allowed span (or
   of the one limit's size, as the report shows it). A margin that shrank by more than `--max-margin-loss`
   of that scale is a regression, though the test still passes. Measurements without limits are listed when
-  they changed, never judged.
+  they changed, never judged;
+- loop timing, for tests both runs ran on a real clock: each one's jitter (p99, max) and overruns. A test whose
+  loop kept time (no overrun) and now overruns is a regression (the harness, or the PC, got slower: the stimulus
+  was late), unless `--ignore-timing`; the jitter is listed, never judged.
 
 Exit 0 when nothing regressed, 1 when something did, 2 when a file cannot be read as a JUnit report.
 """
@@ -51,7 +54,8 @@ def margin_loss(base: Measurement, new: Measurement) -> float | None:
     return before - after
 
 
-def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float = DEFAULT_MAX_MARGIN_LOSS) -> dict:
+def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float = DEFAULT_MAX_MARGIN_LOSS,
+            judge_timing: bool = True) -> dict:
     """The differences of two runs, as plain data (the JSON `hil compare --json` prints)."""
     regressed, still_failing, fixed, newly_skipped = [], [], [], []
     for test_id, case in new.items():
@@ -82,11 +86,31 @@ def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float 
                 margins.append(entry)
             elif old.value != measurement.value and not (math.isnan(old.value) and math.isnan(measurement.value)):
                 changed.append(entry)
+    timing = timing_changes(base, new)
+    late = [entry for entry in timing if entry["base_overruns"] == 0 < entry["new_overruns"]] if judge_timing else []
     return {"base_tests": len(base), "new_tests": len(new), "regressed": regressed, "still_failing": still_failing,
             "fixed": fixed,
             "added": sorted(set(new) - set(base)), "gone": sorted(set(base) - set(new)),
             "newly_skipped": newly_skipped, "measurements_compared": compared, "max_margin_loss": max_margin_loss,
-            "margin_regressions": margins, "changed": changed, "passed": not regressed and not margins}
+            "margin_regressions": margins, "changed": changed, "timing": timing, "timing_regressions": late,
+            "passed": not regressed and not margins and not late}
+
+
+def timing_changes(base: dict[str, Case], new: dict[str, Case]) -> list[dict]:
+    """Each test both runs ran on a real clock (a virtual one has no lateness): its loop's overruns and jitter
+    (p99, max, in µs) before and after."""
+    entries = []
+    for test_id, case in new.items():
+        before = base.get(test_id)
+        if before is None or "jitter_p99_us" not in before.timing or "jitter_p99_us" not in case.timing:
+            continue
+        entry = {"test": test_id}
+        for run, timing in (("base", before.timing), ("new", case.timing)):
+            entry.update({f"{run}_overruns": int(timing.get("overruns", 0)),
+                          f"{run}_jitter_p99_us": timing["jitter_p99_us"],
+                          f"{run}_jitter_max_us": timing.get("jitter_max_us", math.nan)})
+        entries.append(entry)
+    return entries
 
 
 def describe(result: dict, base_path: str, new_path: str) -> str:
@@ -98,16 +122,34 @@ def describe(result: dict, base_path: str, new_path: str) -> str:
     for item in result["margin_regressions"]:
         lines.append(f"MARGIN    {item['test']}: {_change(item)}, lost {100 * item['margin_loss']:.1f} % of "
                      f"its limits' scale (allowed {100 * result['max_margin_loss']:g} %)")
+    for item in result["timing_regressions"]:
+        lines.append(f"TIMING    {item['test']}: the loop overran {item['new_overruns']} times (none before); "
+                     f"jitter p99 {item['base_jitter_p99_us']:.0f} -> {item['new_jitter_p99_us']:.0f} µs")
     lines += [f"failing   {item['test']} (failed before too)" + (f": {item['message']}" if item["message"] else "")
               for item in result["still_failing"]]
     lines += [f"fixed     {test}" for test in result["fixed"]]
     lines += [f"skipped   {item['test']} (passed before): {item['reason']}" for item in result["newly_skipped"]]
     lines += [f"changed   {item['test']}: {_change(item)}" for item in result["changed"]]
     lines += [f"new       {test}" for test in result["added"]] + [f"gone      {test}" for test in result["gone"]]
+    if result["timing"]:
+        lines.append(_timing_summary(result["timing"]))
     verdict = "no regressions" if result["passed"] else (
-        f"{len(result['regressed'])} test(s) and {len(result['margin_regressions'])} measurement(s) regressed")
+        f"{len(result['regressed'])} test(s), {len(result['margin_regressions'])} measurement(s) and "
+        f"{len(result['timing_regressions'])} loop timing(s) regressed")
     lines.append(f"{result['measurements_compared']} measurements compared; {verdict}")
     return "\n".join(lines)
+
+
+def _timing_summary(timing: list[dict]) -> str:
+    """One line for the loop timing of every test both runs ran on a real clock: the worst and the total."""
+    def worst(key):
+        return max(item[key] for item in timing)
+
+    def total(key):
+        return sum(item[key] for item in timing)
+    return (f"timing    {len(timing)} real-clock test(s): jitter p99 at worst {worst('base_jitter_p99_us'):.0f} -> "
+            f"{worst('new_jitter_p99_us'):.0f} µs, max {worst('base_jitter_max_us'):.0f} -> "
+            f"{worst('new_jitter_max_us'):.0f} µs; overruns {total('base_overruns')} -> {total('new_overruns')}")
 
 
 def _change(item: dict) -> str:
@@ -127,7 +169,7 @@ def cmd_compare(args) -> int:
     if not 0 <= args.max_margin_loss <= 1:
         raise HilError(f"--max-margin-loss {args.max_margin_loss:g}: expected a share of the limits' scale, 0 to 1 "
                        "(0.1 is 10 %)")
-    result = compare(load_run(args.base), load_run(args.new), args.max_margin_loss)
+    result = compare(load_run(args.base), load_run(args.new), args.max_margin_loss, not args.ignore_timing)
     print(describe(result, args.base, args.new))
     if args.json:
         print(json.dumps(result))
@@ -136,14 +178,18 @@ def cmd_compare(args) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "compare", help="what changed between two runs: outcomes and measurement margins",
+        "compare", help="what changed between two runs: outcomes, measurement margins and loop timing",
         description="Compare two runs' JUnit XML (files, or report folders with junit.xml): tests that now fail, "
-                    "and measurements whose margin to their limits shrank by more than --max-margin-loss of the "
-                    "limits' scale. Exit 0: no regressions; 1: some; 2: a file that is not a JUnit report.")
+                    "measurements whose margin to their limits shrank by more than --max-margin-loss of the "
+                    "limits' scale, and real-clock tests whose loop kept time and now overruns. Exit 0: no "
+                    "regressions; 1: some; 2: a file that is not a JUnit report.")
     parser.add_argument("base", help="the run to compare against, e.g. a saved reports/baseline")
     parser.add_argument("new", help="the run to judge, e.g. reports/latest")
     parser.add_argument("--max-margin-loss", type=float, default=DEFAULT_MAX_MARGIN_LOSS, metavar="SHARE",
                         help=f"a margin may shrink by this share of its limits' scale (default "
                              f"{DEFAULT_MAX_MARGIN_LOSS:g}, i.e. {100 * DEFAULT_MAX_MARGIN_LOSS:g} %%)")
+    parser.add_argument("--ignore-timing", action="store_true",
+                        help="list real-clock tests whose loop now overruns, without counting them as regressions "
+                             "(for runs on different PCs, or a busy one)")
     parser.add_argument("--json", action="store_true", help="also print the comparison as JSON, as the last line")
     parser.set_defaults(func=cmd_compare)

@@ -1,6 +1,6 @@
 """A run's JUnit XML (pytest's `--junitxml`, as `hil run` writes it) read back: each test's outcome, the first
-line of its message and its measurements (`hil.report.measurements`). `hil compare` and `hil mutants` read
-runs through it."""
+line of its message, its measurements (`hil.report.measurements`) and its bench loop's timing. `hil compare`
+and `hil mutants` read runs through it."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -9,17 +9,20 @@ from pathlib import Path
 
 from hil.errors import HilError
 from hil.report.measurements import Measurement, from_properties
+from hil.report.results import TIMING_PREFIX
 
 FAILING = ("failed", "error")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One test of a run: its outcome (passed, failed, error or skipped), first line of its message, and
-    its measurements by name."""
+    """One test of a run: its outcome (passed, failed, error or skipped), first line of its message, its
+    measurements by name, and its loop's timing (`Loop.timing()`: ticks, overruns, jitter_p99_us, ...; the
+    jitter only on a real clock)."""
     outcome: str
     message: str
     measurements: dict[str, Measurement]
+    timing: dict[str, float]
 
     @property
     def failed(self) -> bool:
@@ -55,4 +58,12 @@ def _case(file: Path, test_id: str, element) -> Case:
         measurements = {m.name: m for m in from_properties(properties)}
     except ValueError as exc:
         raise HilError(f"{file}: test {test_id}: a measurement property is not a number ({exc})") from None
-    return Case(outcome, message, measurements)
+    timing = {}
+    for name, value in properties:
+        if name and name.startswith(TIMING_PREFIX):
+            try:
+                timing[name[len(TIMING_PREFIX):]] = float(value)
+            except (TypeError, ValueError):
+                raise HilError(f"{file}: test {test_id}: timing property {name!r} = {value!r} is not a "
+                               "number") from None
+    return Case(outcome, message, measurements, timing)

@@ -82,6 +82,8 @@ def test_changed_limits_are_listed_but_not_judged(tmp_path):
     ("<html><body/></html>", r"bad.xml: no <testcase> in it; expected a JUnit XML file"),
     (_junit(_case("test_ov", reaction_ms=230).replace('value="230"', 'value="fast"')),
      r"bad.xml: test tests.bms.test_protections::test_ov: a measurement property is not a number"),
+    (_junit(_case("test_ov", '<properties><property name="timing:overruns" value="many"/></properties>')),
+     r"bad.xml: test tests.bms.test_protections::test_ov: timing property 'timing:overruns' = 'many' is not a number"),
 ])
 def test_a_file_that_is_not_a_junit_report_is_named(tmp_path, content, error):
     path = tmp_path / ("missing.xml" if content is None else "bad.xml")
@@ -127,3 +129,46 @@ def test_a_slower_firmware_that_still_passes_is_caught_between_two_runs(tmp_path
     assert [item["name"] for item in summary["margin_regressions"]] == ["cell_ov_reaction"], summary
     assert "MARGIN    tests.bms.test_protections::test_cell_overvoltage_opens_contactors: cell_ov_reaction" in (
         result.stdout)
+
+
+def _timed(name: str, overruns: int, p99_us: float | None, max_us: float = 900.0) -> str:
+    """A test case with its loop's timing properties, as the plugin writes them (no jitter on a virtual clock)."""
+    props = f'<property name="timing:ticks" value="5000"/><property name="timing:overruns" value="{overruns}"/>'
+    if p99_us is not None:
+        props += (f'<property name="timing:jitter_p50_us" value="60.5"/>'
+                  f'<property name="timing:jitter_p99_us" value="{p99_us}"/>'
+                  f'<property name="timing:jitter_max_us" value="{max_us}"/>')
+    return (f'<testcase classname="tests.bms.test_soc" name="{name}" time="5.0"><properties>{props}</properties>'
+            '</testcase>')
+
+
+def test_a_real_clock_loop_that_starts_overrunning_is_a_timing_regression(tmp_path):
+    """Both tests pass in both runs. test_late's loop kept time before and overran 3 times after: a regression;
+    test_busy overran before too, so it is only listed; test_virtual has no jitter (virtual clock): not timed."""
+    base = load_run(_write(tmp_path, "base.xml", _timed("test_late", 0, 120.0), _timed("test_busy", 2, 300.0),
+                           _timed("test_virtual", 0, None)))
+    new = load_run(_write(tmp_path, "new.xml", _timed("test_late", 3, 410.0, 2500.0), _timed("test_busy", 5, 320.0),
+                          _timed("test_virtual", 0, None)))
+    assert new["tests.bms.test_soc::test_late"].timing["jitter_p99_us"] == 410.0
+    result = compare(base, new)
+    assert [entry["test"].split("::")[1] for entry in result["timing"]] == ["test_late", "test_busy"]
+    assert [entry["test"].split("::")[1] for entry in result["timing_regressions"]] == ["test_late"]
+    assert result["timing_regressions"][0]["base_jitter_p99_us"] == 120.0
+    assert result["passed"] is False and not result["regressed"] and not result["margin_regressions"]
+    ignored = compare(base, new, judge_timing=False)
+    assert ignored["passed"] is True and not ignored["timing_regressions"] and len(ignored["timing"]) == 2
+
+
+def test_compare_prints_the_loop_timing_and_exits_1_on_a_new_overrun(tmp_path):
+    base = _write(tmp_path, "base.xml", _timed("test_late", 0, 120.0))
+    new = _write(tmp_path, "new.xml", _timed("test_late", 3, 410.0, 2500.0))
+    run = [sys.executable, "-m", "hil", "compare", str(base), str(new)]
+    result = subprocess.run(run, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ("TIMING    tests.bms.test_soc::test_late: the loop overran 3 times (none before); jitter p99 120 -> "
+            "410 µs") in result.stdout
+    assert ("timing    1 real-clock test(s): jitter p99 at worst 120 -> 410 µs, max 900 -> 2500 µs; overruns "
+            "0 -> 3") in result.stdout
+    assert "0 test(s), 0 measurement(s) and 1 loop timing(s) regressed" in result.stdout
+    ignored = subprocess.run(run + ["--ignore-timing"], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert ignored.returncode == 0 and "TIMING" not in ignored.stdout and "no regressions" in ignored.stdout
