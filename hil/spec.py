@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.datafile import read_toml
@@ -76,6 +76,10 @@ PLAUSIBLE_BAND = {
 }
 # Protections whose bands must not overlap: (the lower limit, the upper limit).
 ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"), ("discharge_oc", "short_circuit"))
+# [warnings.<name>]: the warning tier a BMS reports before it trips (optional, each one), with the protection's
+# keys: its band must lie wholly on the safe side of the protection's. The under-limits warn above their band.
+WARNINGS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut")
+UNDER_LIMITS = ("cell_uv", "cell_ut")
 
 # [cycle_times]: the BMS's periodic messages tests/bms/test_communication.py times, one entry each, by their
 # names in the DUT's DBC (any of its messages; preflight checks they are in it).
@@ -169,7 +173,7 @@ TABLES = {
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
-                "thermal_runaway", "lv_supply", "charge_limit")
+                "thermal_runaway", "lv_supply", "charge_limit", "warnings")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
@@ -199,6 +203,7 @@ class Spec:
     path: Path
     data: dict
     protections: dict
+    warnings: dict = field(default_factory=dict)   # name -> Protection: the warning tier's bands, when stated
 
     def section(self, name: str) -> dict:
         if name not in self.data:
@@ -312,6 +317,20 @@ def _check_bands_apart(protections: dict[str, Protection], path: Path) -> None:
                                   f"{over.unit}; expected {lower} wholly below {upper}")
 
 
+def _check_warnings_inside(warnings: dict[str, Protection], protections: dict[str, Protection], path: Path) -> None:
+    """A warning is notice before the trip: its band on the safe side of its protection's, apart from it."""
+    for name, warning in warnings.items():
+        trip = protections.get(name)
+        if trip is None:
+            raise ConfigError(f"{path} [warnings.{name}]: no [protections.{name}] to warn of; expected the "
+                              "protection's table too")
+        under = name in UNDER_LIMITS
+        if not (warning.low > trip.high if under else warning.high < trip.low):
+            raise ConfigError(f"{path} [warnings.{name}]: band [{warning.low:g}, {warning.high:g}] {warning.unit} "
+                              f"reaches [protections.{name}]'s [{trip.low:g}, {trip.high:g}] {trip.unit}; expected it "
+                              f"wholly {'above' if under else 'below'} it, warning before the trip")
+
+
 def _check_derating(data: dict, path: Path) -> None:
     derating = data.get("derating")
     if derating is None:
@@ -379,4 +398,7 @@ def load_spec(path: str | Path) -> Spec:
     tables = _named_tables(data, path, "protections", PROTECTIONS, REQUIRED_PROTECTIONS, PROTECTION_KEYS)
     protections = {name: _protection(name, table, f"{path} [protections.{name}]") for name, table in tables.items()}
     _check_bands_apart(protections, path)
-    return Spec(path.resolve(), data, protections)
+    tables = _named_tables(data, path, "warnings", WARNINGS, (), PROTECTION_KEYS)
+    warnings = {name: _protection(name, table, f"{path} [warnings.{name}]") for name, table in tables.items()}
+    _check_warnings_inside(warnings, protections, path)
+    return Spec(path.resolve(), data, protections, warnings)

@@ -188,6 +188,18 @@ def test_missing_protection_or_value(tmp_path, old, expected):
      "[protections.cell_ot]",
      "[protections.discharge_oc]: trip band [24.5, 25.5] A reaches [protections.short_circuit]'s [24.2, 26.2] A; "
      "expected discharge_oc wholly below short_circuit"),
+    # A warning that reaches its protection's band gives no notice; one with no protection warns of nothing.
+    ("[protections.cell_ot]", '[warnings.cell_ov]\nthreshold = 4.245\ntolerance = 0.01\nmax_reaction_ms = 100\n'
+     "[protections.cell_ot]",
+     "[warnings.cell_ov]: band [4.235, 4.255] V reaches [protections.cell_ov]'s [4.24, 4.26] V; expected it wholly "
+     "below it, warning before the trip"),
+    ("[protections.cell_ot]", '[warnings.cell_uv]\nthreshold = 2.705\ntolerance = 0.01\nmax_reaction_ms = 100\n'
+     "[protections.cell_ot]",
+     "[warnings.cell_uv]: band [2.695, 2.715] V reaches [protections.cell_uv]'s [2.69, 2.71] V; expected it wholly "
+     "above it, warning before the trip"),
+    ("[protections.cell_ot]", '[warnings.cell_ut]\nthreshold = -15\ntolerance = 1\nmax_reaction_ms = 100\n'
+     "[protections.cell_ot]",
+     "[warnings.cell_ut]: no [protections.cell_ut] to warn of; expected the protection's table too"),
     # A charger cut off before the time it is given to follow a falling limit has passed.
     ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[charge_limit]\nmargin_a = 1.0\nresponse_s = 2.0\n"
      "max_reaction_ms = 1500",
@@ -198,7 +210,8 @@ def test_missing_protection_or_value(tmp_path, old, expected):
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
         "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
-        "charge_limit_reaction_before_response", "charge_limit_no_margin"])
+        "charge_limit_reaction_before_response", "charge_limit_no_margin", "warning_reaches_ov",
+        "warning_reaches_uv", "warning_without_protection"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

@@ -172,6 +172,15 @@ def test_discharging_a_cold_pack_at_full_current_is_caught():
         "test_derating::test_discharge_limit_derates_with_the_coldest_cell"]}, summary
 
 
+def test_warning_tier_defects_are_caught_by_the_warning_tests():
+    """A warning that comes with the trip, and warnings that latch, pass every protection test (the protections
+    are right); the warning tests catch the first at its over-voltage case, the second at its first case."""
+    summary = _all_killed(["ov_warning_at_fault_level", "warnings_latched"], "test_warning_comes")
+    assert summary["caught_by"] == {
+        "ov_warning_at_fault_level": ["test_warnings::test_warning_comes_before_the_trip_and_clears[cell_ov]"],
+        "warnings_latched": ["test_warnings::test_warning_comes_before_the_trip_and_clears[cell_ov]"]}, summary
+
+
 def test_a_runaway_check_on_each_cells_own_rise_is_caught():
     """A thermal-runaway check on each cell's own rise catches a runaway too; the even heating that opens the
     runaway test (a hard load's) trips it."""

@@ -15,7 +15,7 @@ from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.devices.dut_map import DutMap
 from hil.errors import ConfigError
-from hil.protocol import BmsState, ModeRequest, fault_names
+from hil.protocol import FAULT_BITS, BmsState, ModeRequest, fault_names
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ class Bms:
     @property
     def warnings(self) -> list[str]:
         return fault_names(int(self.monitor.values.get("BMS_WarningBits", 0)))
+
+    @property
+    def warning_names(self) -> tuple[str, ...]:
+        """The warnings this BMS's proxy can read (a DUT map names its own, or none)."""
+        return tuple(FAULT_BITS)
 
     @property
     def soc(self) -> float | None:
@@ -238,6 +243,10 @@ class MappedBms(Bms):
     @property
     def warnings(self) -> list[str]:
         return self._raised(self.map.warnings)
+
+    @property
+    def warning_names(self) -> tuple[str, ...]:
+        return tuple(self.map.warnings)
 
     @property
     def soc(self) -> float | None:

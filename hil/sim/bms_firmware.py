@@ -123,6 +123,12 @@ BUGS = {
     "faults_forgotten_on_reset": "latched faults live in RAM only: a reset of the BMS's supply (a key cycle, a "
                                  "chattering KL30 connector) clears an over-current trip, and the next close "
                                  "request closes onto whatever caused it",
+    "ov_warning_at_fault_level": "the over-voltage warning compares the cells with cell_ov_v itself (a copied line), "
+                                 "not with cell_ov_v less warning_margin_v: the warning comes with the trip, and a "
+                                 "charger gets no notice to taper",
+    "warnings_latched": "warnings latch, as the self-discharge diagnosis rightly does (until a fault is cleared, or "
+                        "a reset): a drone's punch-out that touched the over-current warning leaves its VCU derating "
+                        "for the rest of the flight",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -561,7 +567,8 @@ class BmsFirmware:
     def _update_warnings(self, v_min, v_max, t_min, t_max, insulation_ohm_per_v: float) -> None:
         """The warning tier, from the cells' and sensors' extremes this task measured."""
         cal, w = self.cal, 0
-        if v_max > cal["cell_ov_v"] - cal["warning_margin_v"]:
+        ov_margin_v = 0.0 if "ov_warning_at_fault_level" in self.bugs else cal["warning_margin_v"]
+        if v_max > cal["cell_ov_v"] - ov_margin_v:
             w |= 1 << FAULT_BITS["cell_ov"]
         if v_min < cal["cell_uv_v"] + cal["warning_margin_v"]:
             w |= 1 << FAULT_BITS["cell_uv"]
@@ -579,6 +586,8 @@ class BmsFirmware:
             w |= 1 << FAULT_BITS["insulation"]
         if self._runaway_suspected:   # the faster rise, before it has lasted the hold
             w |= 1 << FAULT_BITS["thermal_runaway"]
+        if "warnings_latched" in self.bugs:
+            self.warnings_latched |= w
         self.warnings = w | self.warnings_latched
 
     def _heartbeat(self, now_s: float) -> None:

@@ -561,6 +561,30 @@ def test_bug_faults_forgotten_on_reset(make_boards):
     assert clean.fw.nvm["faults"] == 0, "the fault memory cleared with the fault"
 
 
+def test_bug_ov_warning_at_fault_level(make_boards):
+    """A cell halfway between the warning level and the OV threshold: warned of by the clean firmware only."""
+    clean, buggy = _both(make_boards, "ov_warning_at_fault_level")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.setpoint_v[3] = boards.cal["cell_ov_v"] - boards.cal["warning_margin_v"] / 2
+        boards.run_for(0.1)
+    assert clean.warning("cell_ov") and not buggy.warning("cell_ov"), (clean.describe(), buggy.describe())
+    assert not clean.fw.faults and not buggy.fw.faults
+
+
+def test_bug_warnings_latched(make_boards):
+    """An over-current warning, then the current gone: cleared by the clean firmware, kept by the bug's."""
+    clean, buggy = _both(make_boards, "warnings_latched")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = boards.cal["discharge_oc_a"] - boards.cal["warning_margin_a"] / 2
+        boards.run_for(0.05)
+        assert boards.warning("discharge_oc") and not boards.fw.faults, boards.describe()
+        boards.ce.current_a = 0.0
+        boards.run_for(0.1)
+    assert not clean.warning("discharge_oc") and buggy.warning("discharge_oc")
+
+
 def test_bug_brownout_reset_at_9v(make_boards):
     clean, buggy = _both(make_boards, "brownout_reset_at_9v")
     for boards in (clean, buggy):

@@ -1,0 +1,62 @@
+"""The warning tier: what the BMS reports before it trips, so that a VCU or a charger can back off first.
+
+For each `[warnings.<name>]` the spec states: the stimulus held just on the safe side of the warning's band
+raises nothing; a step just past the band must raise the warning within max_reaction_ms, and nothing more (the
+stimulus stays short of the protection's band: a warning opens no contactor); back at normal, the warning must
+clear within max_reaction_ms, as a warning is not latched. A BMS whose warning comes with its trip gives the
+host no notice; one whose warnings latch leaves the host derating long after a passing peak.
+"""
+import pytest
+
+from hil.spec import UNDER_LIMITS, WARNINGS
+
+HOLD_FACTOR = 2.0   # how many reaction budgets the safe side is held without a warning
+# How far outside the warning's band each step goes: a few AFE noise amplitudes for a cell voltage (as the
+# protection tests step), half an ampere, and two steps of the thermistors' 0.5 degC grid.
+STEP = {"V": 0.003, "A": 0.5, "degC": 1.0}
+
+
+def _stimulus(bench, name: str):
+    """(apply(value), release()) for warning `name`: the last cell's voltage or thermistor (loop bounds are
+    where firmware slips), or the pack current (charging for charge_oc)."""
+    channel = bench.pack.n_series - 1
+    if name in ("cell_ov", "cell_uv"):
+        return (lambda v: bench.force_cell(channel, v)), (lambda: bench.force_cell(channel, None))
+    if name in ("cell_ot", "cell_ut"):
+        return (lambda c: bench.force_temperature(channel, c)), (lambda: bench.force_temperature(channel, None))
+    sign = -1.0 if name == "charge_oc" else 1.0
+    return (lambda a: bench.set_load(sign * a, honour_limits=False)), (lambda: bench.set_load(0.0))
+
+
+@pytest.mark.parametrize("name", WARNINGS)
+def test_warning_comes_before_the_trip_and_clears(bench, spec, measure, name):
+    warning = spec.warnings.get(name)
+    if warning is None:
+        pytest.skip(f"{spec.path.name} states no [warnings.{name}]")
+    if name not in bench.bms.warning_names:
+        pytest.skip(f"this BMS's proxy reads no {name} warning (a DUT map without it in [warnings])")
+    apply, release = _stimulus(bench, name)
+    step, budget_s = STEP[warning.unit], warning.max_reaction_ms / 1000
+    safe, past = (warning.high + step, warning.low - step) if name in UNDER_LIMITS else (
+        warning.low - step, warning.high + step)
+    bench.power_up("charge" if name == "charge_oc" else "discharge")
+    apply(safe)
+    bench.loop.run_for(HOLD_FACTOR * budget_s)
+    assert name not in bench.bms.warnings and not bench.bms.faults, (
+        f"warned at {safe:g} {warning.unit}, outside the band [{warning.low:g}, {warning.high:g}]: "
+        f"{bench.bms.describe()}")
+    stepped_s = bench.loop.t_s
+    apply(past)
+    raised_s = bench.loop.run_until(
+        lambda: name in bench.bms.warnings, 5 * budget_s,
+        lambda: f"no {name} warning at {past:g} {warning.unit}: {bench.bms.describe()}")
+    measure(f"{name}_warning_reaction", (raised_s - stepped_s) * 1000, high=warning.max_reaction_ms, unit="ms")
+    bench.loop.run_for(HOLD_FACTOR * budget_s)
+    assert bench.bms.contactors_closed and not bench.bms.faults, (
+        f"a {name} warning at {past:g} {warning.unit} tripped: {bench.bms.describe()}")
+    released_s = bench.loop.t_s
+    release()
+    cleared_s = bench.loop.run_until(
+        lambda: name not in bench.bms.warnings, 5 * budget_s,
+        lambda: f"the {name} warning stayed after the stimulus went back to normal: {bench.bms.describe()}")
+    measure(f"{name}_warning_clear", (cleared_s - released_s) * 1000, high=warning.max_reaction_ms, unit="ms")
