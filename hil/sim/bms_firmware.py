@@ -17,8 +17,10 @@
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
   power-fail interrupt, and every `nvm_save_period_s`). Latched faults are written to NVM as they latch, so a
   reset does not clear them: it boots into FAULT until the host clears them.
-- Current limits: the discharge and charge limits derate with the hottest cell and taper with SOC, and
-  each also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell.
+- Current limits: the discharge and charge limits derate with the hottest cell and with the coldest (to 0 at
+  `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC, and each also follows the voltage
+  headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays above the published charge
+  limit (by `charge_limit_margin_a`, for `charge_limit_debounce_ms`) is cut off as a charge over-current.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
   protection, state-machine, contactor-sequence, current-limit and CAN-integrity defects, and measurement
   defects (a cell reported in the wrong slot, an uncalibrated current gain) that only a comparison with
