@@ -120,8 +120,8 @@ BUGS = {
                                      "falls (a cell cools, the pack nears full) a charger still following it is cut "
                                      "off",
     "cold_discharge_not_derated": "the discharge limit derates with heat only, not with the coldest cell: a drone "
-                                  "at -15 degC may draw its full current from cells whose resistance has tripled, "
-                                  "sagging them toward UV",
+                                  "at -15 degC may draw its full current from cells whose resistance has risen "
+                                  "several-fold, sagging them toward UV",
     "faults_forgotten_on_reset": "latched faults live in RAM only: a reset of the BMS's supply (a key cycle, a "
                                  "chattering KL30 connector) clears an over-current trip, and the next close "
                                  "request closes onto whatever caused it",
