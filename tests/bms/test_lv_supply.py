@@ -22,6 +22,12 @@ def _lv_supply(spec) -> dict:
     return spec.section("lv_supply")
 
 
+def _sent_since(stats, since_s: float) -> bool:
+    """Whether a frame counted in `stats` (a Monitor's CycleStats) came after `since_s`, on the bench clock: the
+    values from before a reset stay in the Monitor until the BMS sends again."""
+    return stats.last_s is not None and stats.last_s > since_s
+
+
 def _watch(bench, duration_s: float) -> dict:
     """Run the bench for `duration_s`, noting every state the BMS reported, whether its contactors ever
     reported open, and the longest time without a status frame (a reset shows as a gap of its boot time)."""
@@ -135,7 +141,7 @@ def test_supply_loss_keeps_soc(bench, spec, measure, loss):
         pytest.skip("this BMS's DUT map has no soc: boot time measured, SOC not readable")
     # A SOC frame sent since the boot: the value from before the reset is still in the Monitor until then.
     standby_s, soc_stats = bench.clock.now_s(), bms.monitor.stats[bms.soc_message]
-    bench.loop.run_until(lambda: soc_stats.last_s is not None and soc_stats.last_s > standby_s, 2.0,
+    bench.loop.run_until(lambda: _sent_since(soc_stats, standby_s), 2.0,
                          lambda: f"no {bms.soc_message} after the BMS came back: {bms.describe()}")
     soc_after = bms.soc
     measure(f"boot_after_{loss}", boot_s, high=lv["max_boot_s"], unit="s")
@@ -165,7 +171,7 @@ def test_latched_fault_survives_a_supply_cut(bench, spec, measure):
     bench.supply.output(True)
     on_s, returns_s, stats = bench.clock.now_s(), bench.loop.t_s, bms.monitor.stats[status]
     back_s = bench.loop.run_until(
-        lambda: stats.last_s is not None and stats.last_s > on_s and bms.state != BmsState.INIT,
+        lambda: _sent_since(stats, on_s) and bms.state != BmsState.INIT,
         5 * lv["max_boot_s"], lambda: f"the BMS did not come out of INIT after its supply returned: {bms.describe()}")
     assert bms.state == BmsState.FAULT and "discharge_oc" in bms.faults, (
         f"the latched discharge_oc did not survive the reset: {bms.describe()}")
