@@ -40,7 +40,9 @@ FAULT_BITS = {
     "contactor": 13,
     "thermal_runaway": 14,
     "short_circuit": 15,
+    "hvil": 16,
 }
+WARNING_BIT_COUNT = 16   # BMS_WarningBits: the warning tier of bits 0-15 (hvil has none)
 
 
 def fault_names(bits: int) -> list[str]:

@@ -153,6 +153,10 @@ TABLES = {
     # taken the limit to 0): a charge current more than margin_a above the limit must be cut off (contactors open,
     # charge_oc) within max_reaction_ms, even below the charge over-current level; a charger that follows a falling
     # limit within response_s, or stays within margin_a of it, must not be.
+    # The high-voltage interlock loop (tests/bms/test_protections.py, on a rig with "hvil"): opened, the BMS must
+    # report `hvil` with every contactor open within max_reaction_ms, and must not close while it stays open;
+    # interruptions of ride_through_ms (a connector chattering under vibration) must not trip it.
+    "hvil": {"max_reaction_ms": Key(above=0, at_most=60_000), "ride_through_ms": Key(at_least=0, at_most=60_000)},
     "charge_limit": {"margin_a": Key(above=0, at_most=1000), "response_s": Key(at_least=0, at_most=600),
                      "max_reaction_ms": Key(above=0, at_most=600_000)},
     # The BMS's own low-voltage supply (tests/bms/test_lv_supply.py, on a rig with a programmable supply). A cold
@@ -173,12 +177,12 @@ TABLES = {
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
-                "thermal_runaway", "lv_supply", "charge_limit", "warnings")
+                "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply", "charge_limit")
+                   "lv_supply", "charge_limit", "hvil")
 
 
 @dataclass(frozen=True)
@@ -382,6 +386,15 @@ def _check_charge_limit(data: dict, path: Path) -> None:
                           "response_s to follow a falling limit before it may be cut off")
 
 
+def _check_hvil(data: dict, path: Path) -> None:
+    """An interruption the BMS must ride through cannot also be one it must react to."""
+    table = data.get("hvil")
+    if table is not None and not table["max_reaction_ms"] > table["ride_through_ms"]:
+        raise ConfigError(f"{path} [hvil]: key 'max_reaction_ms' = {table['max_reaction_ms']!r}, expected more than "
+                          f"key 'ride_through_ms' = {table['ride_through_ms']!r}: an open loop the BMS must ride "
+                          "through for ride_through_ms cannot be one it must have reacted to sooner")
+
+
 def load_spec(path: str | Path) -> Spec:
     """Load and validate a spec file. Errors name the file, the table and the key."""
     path = Path(path)
@@ -392,6 +405,7 @@ def load_spec(path: str | Path) -> Spec:
     _check_derating(data, path)
     _check_jump_start(data, path)
     _check_charge_limit(data, path)
+    _check_hvil(data, path)
     if not _named_tables(data, path, "cycle_times", None, (), CYCLE_KEYS):
         raise ConfigError(f"{path}: [cycle_times] names no message; expected at least one of the BMS's periodic "
                           "messages, e.g. BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }")

@@ -148,6 +148,19 @@ def test_low_voltage_supply_defects_are_caught_each_by_its_own_case():
         "faults_forgotten_on_reset": ["test_lv_supply::test_latched_fault_survives_a_supply_cut"]}, summary
 
 
+def test_interlock_defects_are_caught_by_the_interlock_tests():
+    """An interlock checked only in NORMAL passes every other test (no other test opens the loop), and so does
+    one read without a debounce; the open-loop test catches both: the first closes again after a clear with the
+    loop still open, the second trips on the connector's chatter. The key-on test catches the first on its own."""
+    summary = _all_killed(["hvil_checked_in_normal_only", "hvil_not_debounced"], "interlock")
+    assert summary["caught_by"] == {
+        "hvil_checked_in_normal_only": ["test_protections::test_open_interlock_opens_contactors_until_cleared"],
+        "hvil_not_debounced": ["test_protections::test_open_interlock_opens_contactors_until_cleared"]}, summary
+    alone = _all_killed(["hvil_checked_in_normal_only"], "nothing_closes_onto")   # the key-on case catches it too
+    assert alone["caught_by"] == {
+        "hvil_checked_in_normal_only": ["test_protections::test_nothing_closes_onto_an_open_interlock"]}, alone
+
+
 def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():
     """A short-circuit check that waits out the over-current debounce still cuts the short, and names it: only
     the reaction time shows it, and the short-circuit test measures it."""

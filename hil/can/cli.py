@@ -106,6 +106,7 @@ def _describe_ce_map(ce_map) -> str:
                                         ("contactor weld", ce_map.contactor_weld),
                                         ("precharge weld", ce_map.precharge_weld),
                                         ("contactor stuck open", ce_map.contactor_stuck_open),
-                                        ("DC-link short", ce_map.dc_link_short)) if mapped]
+                                        ("DC-link short", ce_map.dc_link_short),
+                                        ("HVIL break", ce_map.hvil)) if mapped]
     return (f"{ce_map.path}: cell-emulator map of {ce_map.name}: {', '.join(parts)}; outputs by {ce_map.outputs}, "
             f"read back from {ce_map.readback}")

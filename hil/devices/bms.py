@@ -15,7 +15,7 @@ from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.devices.dut_map import DutMap
 from hil.errors import ConfigError
-from hil.protocol import FAULT_BITS, BmsState, ModeRequest, fault_names
+from hil.protocol import FAULT_BITS, WARNING_BIT_COUNT, BmsState, ModeRequest, fault_names
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Bms:
     @property
     def warning_names(self) -> tuple[str, ...]:
         """The warnings this BMS's proxy can read (a DUT map names its own, or none)."""
-        return tuple(FAULT_BITS)
+        return tuple(name for name, bit in FAULT_BITS.items() if bit < WARNING_BIT_COUNT)
 
     @property
     def soc(self) -> float | None:

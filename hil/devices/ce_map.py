@@ -48,6 +48,9 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     [dc_link_short]             # optional: a relay across the DC link behind the contactors (the rig's "dc_link_short")
     signal = "CE_DcLinkShort.CE_LinkShort"   # 1 shorts it, 0 opens the short
 
+    [hvil]                      # optional: a relay in series with the BMS's interlock loop (the rig's "hvil")
+    signal = "CE_HvilBreak.CE_Hvil_Open"     # 1 opens the loop, 0 closes it again
+
 A multiplexed setpoint message is sent one frame per multiplexer value its channels use; a plain one, one
 frame. The frames are spread over the setpoint period, as the built-in driver's are. Everything is checked
 when the rig is checked (preflight), against its DBC files and its channel count and capabilities: a
@@ -69,7 +72,7 @@ from hil.devices.dut_map import MapChecker, Signal
 from hil.errors import ConfigError, did_you_mean
 
 _SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation",
-             "contactor_weld", "contactor_stuck_open", "dc_link_short"}
+             "contactor_weld", "contactor_stuck_open", "dc_link_short", "hvil"}
 _SERIES_KEYS = {"series"}
 _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
@@ -117,6 +120,7 @@ class CeMap:
     precharge_weld: Signal | None    # the precharge contactor's weld relay, in the same message
     contactor_stuck_open: tuple[Signal, Signal] | None   # (pos, neg) coil-break relays, one message
     dc_link_short: Signal | None     # 1 shorts the DC link, 0 opens the short
+    hvil: Signal | None              # 1 opens the BMS's interlock loop, 0 closes it
 
 
 def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
@@ -127,10 +131,6 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
     checker.sections(data, _SECTIONS, "a cell-emulator map")
     cells = _setpoints(checker, data, "cells", n_channels, required=True)
     temperatures = _setpoints(checker, data, "temperatures", n_channels, required=False)
-    current = checker.table(data, "current")
-    _keys(path, current, {"signal"}, "[current]")
-    link_short = checker.table(data, "dc_link_short")
-    _keys(path, link_short, {"signal"}, "[dc_link_short]")
     outputs = checker.table(data, "outputs", required=True)
     _keys(path, outputs, _OUTPUT_KEYS, "[outputs]")
     for key in ("signal", "readback"):
@@ -145,7 +145,7 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
     return CeMap(
         path=path, name=str(checker.table(data, "cell_emulator").get("name", path.stem)), cells=cells,
         temperatures=temperatures,
-        current=checker.signal(current["signal"], "[current] signal") if "signal" in current else None,
+        current=_single_signal(checker, data, "current"),
         outputs=command,
         outputs_on=checker.value_of(outputs.get("on", 1), command_dbc, "[outputs] on"),
         outputs_off=checker.value_of(outputs.get("off", 0), command_dbc, "[outputs] off"),
@@ -157,8 +157,14 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         contactor_weld=weld,
         precharge_weld=_precharge_weld(checker, data, weld),
         contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS),
-        dc_link_short=(checker.signal(link_short["signal"], "[dc_link_short] signal") if "signal" in link_short
-                       else None))
+        dc_link_short=_single_signal(checker, data, "dc_link_short"), hvil=_single_signal(checker, data, "hvil"))
+
+
+def _single_signal(checker: MapChecker, data: dict, section: str) -> Signal | None:
+    """The signal of an optional `[section]` whose one key is `signal`; None if the map leaves it out."""
+    table = checker.table(data, section)
+    _keys(checker.path, table, {"signal"}, f"[{section}]")
+    return checker.signal(table["signal"], f"[{section}] signal") if "signal" in table else None
 
 
 def _keys(path: Path, table: dict, known: set[str], where: str) -> None:
@@ -292,7 +298,8 @@ def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
                                          ce_map.precharge_weld is not None),
                                         ("contactor_stuck_open", "[contactor_stuck_open]",
                                          ce_map.contactor_stuck_open is not None),
-                                        ("dc_link_short", "[dc_link_short]", ce_map.dc_link_short is not None)):
+                                        ("dc_link_short", "[dc_link_short]", ce_map.dc_link_short is not None),
+                                        ("hvil", "[hvil]", ce_map.hvil is not None)):
         if capability in capabilities and not served:
             raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
                               f"{mapping}; map them, or drop the capability")

@@ -59,9 +59,10 @@ class CellEmulator:
         self._weld = db.get_message_by_name("CE_ContactorWeld")
         self._stuck_open = db.get_message_by_name("CE_ContactorStuckOpen")
         self._link_short = db.get_message_by_name("CE_DcLinkShort")
+        self._hvil = db.get_message_by_name("CE_HvilBreak")
         self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay,
                                                                 self._insulation, self._weld, self._stuck_open,
-                                                                self._link_short)}
+                                                                self._link_short, self._hvil)}
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
         self.sender = sender
@@ -151,6 +152,11 @@ class CellEmulator:
         short circuit of the pack, which no bench should make."""
         self._send(self._link_short, {"CE_LinkShort": int(shorted)})
 
+    def set_hvil_open(self, opened: bool) -> None:
+        """Open the BMS's high-voltage interlock loop (the bench's relay in series with it), as an unplugged
+        connector or a removed cover would; False closes it again."""
+        self._send(self._hvil, {"CE_Hvil_Open": int(opened)})
+
     def outputs_off(self, values: dict) -> bool:
         """Whether `outputs_readback`'s signal values show the outputs off."""
         return values["CE_OutputsOn"] == 0
@@ -182,7 +188,7 @@ class MappedCellEmulator(CellEmulator):
         sent |= {ce_map.relays["message"]} if ce_map.relays else set()
         sent |= {ce_map.insulation[0].message} if ce_map.insulation else set()
         sent |= {relays[0].message for relays in (ce_map.contactor_weld, ce_map.contactor_stuck_open) if relays}
-        sent |= {ce_map.dc_link_short.message} if ce_map.dc_link_short else set()
+        sent |= {signal.message for signal in (ce_map.dc_link_short, ce_map.hvil) if signal}
         self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
         # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
         # nearest, as the built-in driver clips to its DBC's.
@@ -267,6 +273,10 @@ class MappedCellEmulator(CellEmulator):
     def set_dc_link_short(self, shorted: bool) -> None:
         signal = self._mapped("dc_link_short", " cannot short the DC link")
         self._send(self._messages[signal.message], {signal.name: int(shorted)})
+
+    def set_hvil_open(self, opened: bool) -> None:
+        signal = self._mapped("hvil", " cannot break the interlock loop")
+        self._send(self._messages[signal.message], {signal.name: int(opened)})
 
     def _mapped(self, section: str, cannot: str):
         """What the map's `[section]` maps (its CeMap field of that name), or a ConfigError naming the map file

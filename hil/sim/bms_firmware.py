@@ -12,6 +12,9 @@
   BMS opened it is welded (a main or the precharge one), one that stays open after the BMS closed it has failed
   to close. Either way the BMS latches a contactor fault and opens everything; a weld's fault cannot be cleared
   while it lasts.
+- The high-voltage interlock loop (HVIL: a low-current loop through every HV connector and cover, whose pins
+  break before the power pins) is a digital input read each main task: open for `hvil_debounce_ms`, it is an
+  error in any state, so the BMS neither stays closed nor closes onto an unplugged connector.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector (above
   `supply_ovlo_v` its regulator's over-voltage lockout) holds it in reset (dark: contactors open, nothing
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
@@ -131,6 +134,12 @@ BUGS = {
     "warnings_latched": "warnings latch, as the self-discharge diagnosis rightly does (until a fault is cleared, or "
                         "a reset): a drone's punch-out that touched the over-current warning leaves its VCU derating "
                         "for the rest of the flight",
+    "hvil_checked_in_normal_only": "the interlock loop is checked in the NORMAL state's handler only: with a "
+                                   "connector unplugged, a close request precharges and closes the contactors onto its "
+                                   "exposed pins before the check opens them again",
+    "hvil_not_debounced": "the interlock loop's input is not debounced: one reading of an open loop is an error, so "
+                          "a connector's micro-interruption under vibration (a drone's motors, a rack's fans) opens "
+                          "the contactors mid-flight",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -263,6 +272,7 @@ class BmsFirmware:
             "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
             "thermal_runaway": deb("thermal_runaway_hold_ms"),
+            "hvil": Debounce(0.0) if "hvil_not_debounced" in self.bugs else deb("hvil_debounce_ms"),
             # A charger ignoring the published limit, below the charge over-current level; it gets the debounce
             # to follow a falling limit.
             "charge_limit": Debounce(0.0) if "charge_limit_enforced_at_once" in self.bugs
@@ -485,6 +495,8 @@ class BmsFirmware:
         self._check_temperatures(t_min, t_max)
         self._check("thermal_runaway", self._runaway_suspected)
         insulation_ohm_per_v = self._check_insulation(now_s)
+        self._check("hvil", self.board.hvil_open
+                    and ("hvil_checked_in_normal_only" not in self.bugs or self.state == BmsState.NORMAL))
         cmd, fb = self.contactor_cmd, self.contactor_fb
         # The dicts' own comparison first: they agree in nearly every task, so the per-contactor look is skipped.
         self._check("contactor", cmd != fb and any(cmd[name] != fb[name] and not (cmd[name] and self._unchecked_closed)
@@ -662,6 +674,8 @@ class BmsFirmware:
             return
         # DISCHARGE or CHARGE requested
         if s == BmsState.STANDBY:
+            if self.board.hvil_open and "hvil_checked_in_normal_only" not in self.bugs:
+                return   # nothing closes onto an open interlock, not even before its error has debounced
             self.contactor_cmd.update(neg=True, pre=True, pos="main_with_precharge" in self.bugs)
             self.link_v = 0.0
             self._enter(BmsState.PRECHARGE, now_s)

@@ -76,6 +76,8 @@ CALIBRATION = {
     "insulation_warning_ohm_per_v": (500.0, "ohm per volt below which the insulation is a warning"),
     "insulation_period_ms": (1000, "ms between the insulation monitor's readings (real monitors take seconds)"),
     "insulation_debounce_ms": (1000, "ms a reading must stay below the error level before the error"),
+    "hvil_debounce_ms": (30, "ms the high-voltage interlock loop must read open before the hvil error (rides through "
+                             "a connector's micro-interruptions under vibration)"),
     "status_cycle_ms": (20, "ms between BMS_Status frames"),
     "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
     "supply_reset_v": (4.5, "V on the low-voltage input (KL30) below which the MCU's brown-out detector holds it in "
@@ -107,8 +109,8 @@ RANGES = {
                      "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
-                     "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms"),
-                    _NON_NEGATIVE),
+                     "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
+                     "hvil_debounce_ms"), _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
 }
 # (lower key, upper key): thresholds that must not cross

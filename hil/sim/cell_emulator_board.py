@@ -4,7 +4,8 @@ It takes cell-voltage, thermistor and pack-current setpoints over CAN (`dbc/cell
 its serial control port (`hil.sim.ce_serial`), and presents them to the BMS's analog front end, through
 per-channel fault relays. On the high-voltage side it can connect an insulation fault (a resistor from the
 pack to chassis), weld either of the BMS's main contactors, or its precharge contactor, shut (a relay across
-its contacts), hold a main one open (a relay in series with its coil), or short the DC link behind them. Its
+its contacts), hold a main one open (a relay in series with its coil), short the DC link behind them, or
+break the BMS's high-voltage interlock loop (HVIL, a relay in series with it). Its
 watchdog turns every output off, and releases those relays, when the host's heartbeat (`CE_Control`, or the
 serial `heartbeat`) is silent for more than 500 ms, so a dead harness never leaves a bench energised or a
 fault injected. Both ports command the same board: the last command wins.
@@ -43,6 +44,7 @@ class CellEmulatorBoard:
         self.welded_contactors: frozenset[str] = frozenset()   # "pos", "neg", "pre": the weld relays closed
         self.stuck_open_contactors: frozenset[str] = frozenset()   # "pos", "neg": their coils' relays open
         self.dc_link_shorted = False   # the relay across the DC link closed: the precharge cannot charge it
+        self.hvil_open = False   # the relay in series with the BMS's interlock loop open: a connector unplugged
         self._last_heartbeat_s: float | None = None
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
@@ -53,7 +55,8 @@ class CellEmulatorBoard:
             "CE_FaultRelayCount": int(self.open_wire.sum() + self.short.sum()
                                       + self.thermistor_open.sum() + self.thermistor_short.sum()
                                       + math.isfinite(self.insulation_fault_ohm) + len(self.welded_contactors)
-                                      + len(self.stuck_open_contactors) + self.dc_link_shorted)})
+                                      + len(self.stuck_open_contactors) + self.dc_link_shorted
+                                      + self.hvil_open)})
 
     def on_frame(self, msg, now_s: float) -> None:
         message = self._ids.get(msg.arbitration_id)
@@ -91,6 +94,8 @@ class CellEmulatorBoard:
             self.stuck_open_contactors = _contactors(pos=sig["CE_StuckOpen_Pos"], neg=sig["CE_StuckOpen_Neg"])
         elif name == "CE_DcLinkShort":
             self.dc_link_shorted = bool(sig["CE_LinkShort"])
+        elif name == "CE_HvilBreak":
+            self.hvil_open = bool(sig["CE_Hvil_Open"])
 
     def host_alive(self, now_s: float) -> None:
         """A host heartbeat (CAN `CE_Control` or the serial `heartbeat`): it feeds the watchdog."""
@@ -118,12 +123,13 @@ class CellEmulatorBoard:
 
     def _release_high_voltage_relays(self) -> None:
         """Outputs off opens the insulation-fault resistor's relay, releases the contactors' weld and coil
-        relays and opens the DC-link short, as CE_InsulationFault, CE_ContactorWeld, CE_ContactorStuckOpen and
-        CE_DcLinkShort say."""
+        relays, opens the DC-link short and closes the interlock loop again, as CE_InsulationFault,
+        CE_ContactorWeld, CE_ContactorStuckOpen, CE_DcLinkShort and CE_HvilBreak say."""
         self.insulation_fault_ohm = math.inf
         self.welded_contactors = frozenset()
         self.stuck_open_contactors = frozenset()
         self.dc_link_shorted = False
+        self.hvil_open = False
 
     # What the BMS's analog front end sees ------------------------------------------------------------
     def cell_voltage_v(self) -> np.ndarray:

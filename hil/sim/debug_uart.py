@@ -23,7 +23,7 @@ FAULT_CODES = {
     "discharge_oc": "over_current_discharge", "cell_ot": "over_temperature", "cell_ut": "under_temperature",
     "sense_wire": "open_wire", "precharge": "contactor_fault", "contactor": "contactor_fault",
     "heartbeat": "communication_timeout", "thermistor": 11, "self_discharge": 12, "afe": 13, "insulation": 14,
-    "thermal_runaway": 15, "short_circuit": 16,
+    "thermal_runaway": 15, "short_circuit": 16, "hvil": 17,
 }
 
 

@@ -259,6 +259,85 @@ def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):
     measure(f"contactor_stuck_open_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+# A connector chattering under vibration: HVIL_CHATTER_COUNT interruptions of the spec's ride_through_ms, one every
+# HVIL_CHATTER_PERIOD_S. 47 ms is prime, so against a BMS task of any whole number of milliseconds below it the
+# interruptions fall at every phase of its sampling: a BMS that reads the loop once without debouncing it sees some.
+HVIL_CHATTER_PERIOD_S = 0.047
+HVIL_CHATTER_COUNT = 10
+
+
+def _hvil_spec(spec) -> dict:
+    if "hvil" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [hvil]: this BMS has no high-voltage interlock loop")
+    return spec.data["hvil"]
+
+
+@pytest.mark.rig_requires("hvil")
+def test_open_interlock_opens_contactors_until_cleared(bench, spec, measure):
+    """The high-voltage interlock loop runs through every HV connector and cover, and its pins break first: open,
+    somebody is pulling a live connector. A connector chattering under vibration (a drone's motors, a rack's fans)
+    breaks it for milliseconds, again and again: no trip. Held open, the BMS must report `hvil` with every
+    contactor open within max_reaction_ms, close nothing while it stays open (a clear request notwithstanding),
+    and stay in FAULT once it closes again, until the host clears it."""
+    hvil = _hvil_spec(spec)
+    budget_ms, glitch_s = hvil["max_reaction_ms"], hvil["ride_through_ms"] / 1000
+    bench.power_up()
+    try:
+        if glitch_s > 0:
+            for _ in range(HVIL_CHATTER_COUNT):
+                bench.cell_emulator.set_hvil_open(True)
+                bench.loop.run_for(glitch_s)
+                bench.cell_emulator.set_hvil_open(False)
+                bench.loop.run_for(HVIL_CHATTER_PERIOD_S - glitch_s)
+            bench.loop.run_for(budget_ms / 1000)
+            assert bench.bms.contactors_closed and "hvil" not in bench.bms.faults, (
+                f"tripped on {HVIL_CHATTER_COUNT} interruptions of {hvil['ride_through_ms']} ms: "
+                f"{bench.bms.describe()}")
+        opened_s = bench.loop.t_s
+        bench.trace.mark(opened_s, "interlock loop open")
+        bench.cell_emulator.set_hvil_open(True)
+        reaction_s = bench.loop.run_until(
+            lambda: "hvil" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
+            lambda: f"no hvil fault with every contactor open, the interlock loop open; {bench.bms.describe()}"
+        ) - opened_s
+        bench.bms.clear_faults()   # the host's discharge request still stands
+        closed_s = bench.loop.first_time(lambda: bench.bms.any_contactor_closed, 1.0)
+        assert closed_s is None, (f"a contactor closed with the interlock loop open, after a clear: "
+                                  f"{bench.bms.describe()}")
+        bench.cell_emulator.set_hvil_open(False)
+        bench.trace.mark(bench.loop.t_s, "interlock loop closed")
+        assert bench.bms.left_fault_within(0.5) is None, (
+            f"the BMS left FAULT by itself once the loop closed: {bench.bms.describe()}")
+    finally:
+        bench.cell_emulator.set_hvil_open(False)   # the relay is the bench's: never leave the loop open
+    measure("hvil_reaction", reaction_s * 1000, high=budget_ms, unit="ms")
+    bench.bms.clear_faults()
+    bench.loop.run_until(lambda: bench.bms.contactors_closed, 3.0,
+                         lambda: f"not closed again once the loop closed and the fault was cleared; "
+                                 f"{bench.bms.describe()}")
+
+
+@pytest.mark.rig_requires("hvil")
+def test_nothing_closes_onto_an_open_interlock(bench, spec):
+    """A pack must not connect to an unplugged connector's pins: the loop open as the host asks to close (a
+    service plug left out at key-on), the BMS must close nothing, the precharge contactor included (its resistor
+    would still put the pack's voltage on the pins), and must report `hvil`."""
+    hvil = _hvil_spec(spec)
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    try:
+        bench.cell_emulator.set_hvil_open(True)
+        bench.trace.mark(bench.loop.t_s, "interlock loop open")
+        bench.bms.request("discharge")
+        closed_s = bench.loop.first_time(lambda: bench.bms.any_contactor_closed,
+                                         max(1.0, 5 * hvil["max_reaction_ms"] / 1000))
+        assert closed_s is None, f"a contactor closed onto the open interlock loop: {bench.bms.describe()}"
+        assert "hvil" in bench.bms.faults, f"the open interlock loop is not reported: {bench.bms.describe()}"
+    finally:
+        bench.cell_emulator.set_hvil_open(False)   # the relay is the bench's: never leave the loop open
+        bench.trace.mark(bench.loop.t_s, "interlock loop closed")
+
+
 # The thermal-runaway test heats at this many times the spec's rate: a runaway's onset, faster still once it runs.
 RUNAWAY_RATE_FACTOR = 2.0
 # Its pack model updates temperatures every 0.1 s, not every second as by default: in 1 s steps, a BMS's rise over

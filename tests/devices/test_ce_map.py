@@ -191,6 +191,8 @@ BAD_MAPS = [
      r"\[contactor_stuck_open\] has no 'neg'; expected both of pos, neg"),
     (("[outputs]", "[dc_link_short]\nsignals = \"SIM_Command.Mode\"\n\n[outputs]"),
      r"\[dc_link_short\] unknown key 'signals' \(did you mean 'signal'\?\)"),
+    (("[outputs]", "[hvil]\nsignal = \"SIM_Command.Hvil\"\n\n[outputs]"),
+     r"\[hvil\] signal = 'Hvil', expected a signal of message 'SIM_Command'"),
 ]
 
 
@@ -208,7 +210,7 @@ def test_a_bad_map_is_refused_naming_the_file_and_key(tmp_path, change, error):
 @pytest.mark.parametrize("section,capability", [("relays", "fault_relays"), ("insulation", "hv_insulation"),
                                                 ("contactor_weld", "contactor_weld"),
                                                 ("contactor_stuck_open", "contactor_stuck_open"),
-                                                ("dc_link_short", "dc_link_short")])
+                                                ("dc_link_short", "dc_link_short"), ("hvil", "hvil")])
 def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_path, section, capability):
     text = REFERENCE_CE_MAP.read_text()
     start = text.index(f"[{section}]")
@@ -297,7 +299,8 @@ def test_a_contactor_fault_goes_out_on_its_relay_and_a_bad_name_is_refused(overr
 
 @pytest.mark.parametrize("section,setter,arg", [("contactor_weld", "set_contactor_weld", "pos"),
                                                 ("contactor_stuck_open", "set_contactor_stuck_open", "pos"),
-                                                ("dc_link_short", "set_dc_link_short", True)])
+                                                ("dc_link_short", "set_dc_link_short", True),
+                                                ("hvil", "set_hvil_open", True)])
 def test_a_map_without_a_high_voltage_relay_refuses_to_inject_naming_its_file(tmp_path, section, setter, arg):
     """On a rig that does not claim the capability (so its preflight passes), a test that injects it anyway
     gets the map's file and the table it lacks."""
@@ -313,11 +316,13 @@ def test_a_map_without_a_high_voltage_relay_refuses_to_inject_naming_its_file(tm
 
 
 @pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
-def test_a_dc_link_short_goes_out_on_its_relay(overrides):
+@pytest.mark.parametrize("setter,board_relay", [("set_dc_link_short", "dc_link_shorted"),
+                                                ("set_hvil_open", "hvil_open")])
+def test_a_one_signal_relay_goes_out_on_its_frame(overrides, setter, board_relay):
     with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
-        bench.cell_emulator.set_dc_link_short(True)
+        getattr(bench.cell_emulator, setter)(True)
         bench.loop.run_for(0.01)
-        assert bench.boards.cell_emulator.dc_link_shorted
-        bench.cell_emulator.set_dc_link_short(False)
+        assert getattr(bench.boards.cell_emulator, board_relay)
+        getattr(bench.cell_emulator, setter)(False)
         bench.loop.run_for(0.01)
-        assert not bench.boards.cell_emulator.dc_link_shorted
+        assert not getattr(bench.boards.cell_emulator, board_relay)

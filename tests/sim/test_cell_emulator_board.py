@@ -95,37 +95,40 @@ def test_board_without_a_host_keeps_outputs_off(boards):
 
 
 def test_the_watchdog_opens_the_high_voltage_fault_relays_too(boards, driver):
-    """A dead harness must not leave a contactor welded shut or held open, nor the pack tied to chassis: the
-    watchdog releases them with the outputs, and the status frame counts them while they are in."""
+    """A dead harness must not leave a contactor welded shut or held open, the pack tied to chassis, nor the
+    BMS's interlock loop open: the watchdog releases them with the outputs, and the status frame counts them
+    while they are in."""
     boards.step()
     driver.set_contactor_weld("pos")
     driver.set_contactor_stuck_open("neg")
     driver.set_dc_link_short(True)
     driver.set_insulation_fault(10_000.0)
+    driver.set_hvil_open(True)
     boards.run_for(0.2)
     assert boards.ce.welded_contactors == {"pos"} and boards.ce.insulation_ohm() == 10_000.0
-    assert boards.ce.stuck_open_contactors == {"neg"} and boards.ce.dc_link_shorted
-    assert boards.monitor.values["CE_FaultRelayCount"] == 4
+    assert boards.ce.stuck_open_contactors == {"neg"} and boards.ce.dc_link_shorted and boards.ce.hvil_open
+    assert boards.monitor.values["CE_FaultRelayCount"] == 5
     boards.sender.stop("CE_Control")
     boards.run_for(2 * WATCHDOG_S)
     assert boards.ce.watchdog_tripped and not boards.ce.welded_contactors and not boards.ce.stuck_open_contactors
-    assert not boards.ce.dc_link_shorted
+    assert not boards.ce.dc_link_shorted and not boards.ce.hvil_open
     assert boards.ce.insulation_ohm() == float("inf") and boards.monitor.values["CE_FaultRelayCount"] == 0
 
 
 def test_outputs_off_releases_the_high_voltage_fault_relays(boards, driver):
-    """The safe state's last step (outputs off) leaves no contactor welded or held open and no pack tied to
-    chassis, as the DBC's comments on those frames promise, without waiting for the watchdog."""
+    """The safe state's last step (outputs off) leaves no contactor welded or held open, no pack tied to chassis
+    and no interlock loop open, as the DBC's comments on those frames promise, without waiting for the watchdog."""
     boards.step()
     driver.set_contactor_weld("neg")
     driver.set_contactor_stuck_open("pos")
     driver.set_dc_link_short(True)
     driver.set_insulation_fault(10_000.0)
+    driver.set_hvil_open(True)
     driver.enable(True)
     boards.run_for(0.2)
-    assert boards.monitor.values["CE_FaultRelayCount"] == 4
+    assert boards.monitor.values["CE_FaultRelayCount"] == 5
     driver.enable(False)
     boards.run_for(0.2)
     assert not boards.ce.welded_contactors and not boards.ce.stuck_open_contactors and not boards.ce.watchdog_tripped
-    assert not boards.ce.dc_link_shorted
+    assert not boards.ce.dc_link_shorted and not boards.ce.hvil_open
     assert boards.ce.insulation_fault_ohm == float("inf") and boards.monitor.values["CE_FaultRelayCount"] == 0

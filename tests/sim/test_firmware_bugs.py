@@ -585,6 +585,35 @@ def test_bug_warnings_latched(make_boards):
     assert not clean.warning("discharge_oc") and buggy.warning("discharge_oc")
 
 
+def test_bug_hvil_checked_in_normal_only(make_boards):
+    clean, buggy = _both(make_boards, "hvil_checked_in_normal_only")
+    seen = {}
+    for boards in (clean, buggy):
+        boards.standby()
+        boards.ce.hvil_open = True
+        boards.request("discharge")
+        seen[boards] = set()
+        for _ in range(round(1.0 / 0.01)):
+            boards.step()
+            seen[boards] |= {name for name, closed in boards.fw.contactor_fb.items() if closed}
+    assert not seen[clean] and clean.fault("hvil"), clean.describe()
+    assert seen[buggy] == {"pos", "neg", "pre"}, f"the bug precharges and closes onto the open loop: {seen[buggy]}"
+    assert buggy.fault("hvil") and not any(buggy.fw.contactor_cmd.values()), "then NORMAL's check opens them"
+
+
+def test_bug_hvil_not_debounced(make_boards):
+    clean, buggy = _both(make_boards, "hvil_not_debounced")
+    for boards in (clean, buggy):
+        boards.power_up()
+        for _ in range(10):   # a connector chattering: open for one task's reading, closed for four
+            boards.ce.hvil_open = True
+            boards.step()
+            boards.ce.hvil_open = False
+            boards.step(4)
+    assert clean.closed and not clean.fw.faults, clean.describe()
+    assert buggy.fault("hvil") and not buggy.closed, buggy.describe()
+
+
 def test_bug_brownout_reset_at_9v(make_boards):
     clean, buggy = _both(make_boards, "brownout_reset_at_9v")
     for boards in (clean, buggy):

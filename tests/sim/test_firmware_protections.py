@@ -51,6 +51,10 @@ def _no_current(b):
     b.ce.current_a = 0.0
 
 
+def _hvil(opened):
+    return lambda b: setattr(b.ce, "hvil_open", opened)
+
+
 CASES = [
     Case("cell_ov", "ov_debounce_ms", _cell(3, 0.01, "cell_ov_v"), _restore_cell(3)),
     Case("cell_uv", "uv_debounce_ms", _cell(3, -0.01, "cell_uv_v"), _restore_cell(3)),
@@ -60,6 +64,7 @@ CASES = [
     Case("cell_ut", "ot_debounce_ms", _temp(0, -1.0, "cell_ut_c"), _restore_temp(0)),
     Case("sense_wire", 0.03, _relay("open_wire", True), _relay("open_wire", False)),
     Case("thermistor", 0.1, _relay("thermistor_open", True), _relay("thermistor_open", False)),
+    Case("hvil", "hvil_debounce_ms", _hvil(True), _hvil(False)),
 ]
 IDS = [case.fault for case in CASES]
 
@@ -175,3 +180,25 @@ def test_over_current_does_not_count_the_other_direction(boards):
     boards.run_for(0.5)
     assert not boards.fault("discharge_oc")
     assert boards.fault("charge_oc"), "charging at more than charge_oc_a trips charge over-current"
+
+
+def test_nothing_closes_onto_an_open_interlock_and_its_fault_outlasts_a_clear(boards):
+    """A close request with the interlock loop open starts no precharge, even in the tasks before the loop's
+    error has debounced; the error latches, a clear is refused while the loop stays open, and once it is closed
+    and cleared the standing request closes the contactors."""
+    boards.standby()
+    boards.ce.hvil_open = True
+    boards.request("discharge")
+    for _ in range(round(0.5 / MAIN_TASK_S)):
+        boards.step()
+        assert not any(boards.fw.contactor_cmd.values()), boards.describe()
+    assert boards.fault("hvil") and boards.fw.state == BmsState.FAULT, boards.describe()
+    boards.clear_faults()
+    boards.run_for(0.3)
+    assert boards.fw.state == BmsState.FAULT and boards.fault("hvil"), boards.describe()
+    boards.ce.hvil_open = False
+    boards.run_for(0.3)
+    assert boards.fw.state == BmsState.FAULT and boards.fault("hvil"), "latched until the host clears it"
+    boards.clear_faults()
+    boards.run_until(lambda: boards.fw.state == BmsState.NORMAL and boards.closed, 1.0, "NORMAL again")
+
