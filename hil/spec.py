@@ -78,8 +78,8 @@ PLAUSIBLE_BAND = {
 ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"), ("discharge_oc", "short_circuit"))
 # [warnings.<name>]: the warning tier a BMS reports before it trips (optional, each one), with the protection's
 # keys: its band must lie wholly on the safe side of the protection's. The under-limits warn above their band.
-WARNINGS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut")
-UNDER_LIMITS = ("cell_uv", "cell_ut")
+WARNINGS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut", "insulation")
+UNDER_LIMITS = ("cell_uv", "cell_ut", "insulation")
 
 # [cycle_times]: the BMS's periodic messages tests/bms/test_communication.py times, one entry each, by their
 # names in the DUT's DBC (any of its messages; preflight checks they are in it).

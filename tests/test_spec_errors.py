@@ -206,6 +206,11 @@ def test_missing_protection_or_value(tmp_path, old, expected):
      "[charge_limit]: key 'max_reaction_ms' = 1500, expected more than key 'response_s' = 2.0 s (2000 ms)"),
     ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[charge_limit]\nmargin_a = 0\nresponse_s = 2.0\n"
      "max_reaction_ms = 3200", "[charge_limit]: key 'margin_a' = 0, expected a finite number > 0 and <= 1000"),
+    ("[protections.cell_ot]", '[protections.insulation]\nunit = "ohm/V"\nthreshold = 100\ntolerance = 5\n'
+     'max_reaction_ms = 2500\n[warnings.insulation]\nunit = "ohm/V"\nthreshold = 104\ntolerance = 5\n'
+     "max_reaction_ms = 2500\n[protections.cell_ot]",
+     "[warnings.insulation]: band [99, 109] ohm/V reaches [protections.insulation]'s [95, 105] ohm/V; expected it "
+     "wholly above it"),
     # An interlock interruption to ride through that outlasts the reaction the BMS owes to an open loop.
     ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[hvil]\nmax_reaction_ms = 50\nride_through_ms = 50\n",
      "[hvil]: key 'max_reaction_ms' = 50, expected more than key 'ride_through_ms' = 50"),
@@ -214,7 +219,8 @@ def test_missing_protection_or_value(tmp_path, old, expected):
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
         "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
         "charge_limit_reaction_before_response", "charge_limit_no_margin", "warning_reaches_ov",
-        "warning_reaches_uv", "warning_without_protection", "hvil_ride_through_outlasts_reaction"])
+        "warning_reaches_uv", "warning_without_protection", "insulation_warning_reaches_fault",
+        "hvil_ride_through_outlasts_reaction"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

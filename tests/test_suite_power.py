@@ -192,6 +192,12 @@ def test_warning_tier_defects_are_caught_by_the_warning_tests():
     assert summary["caught_by"] == {
         "ov_warning_at_fault_level": ["test_warnings::test_warning_comes_before_the_trip_and_clears[cell_ov]"],
         "warnings_latched": ["test_warnings::test_warning_comes_before_the_trip_and_clears[cell_ov]"]}, summary
+    # The insulation case on its own catches a latch too, and an insulation monitor read only while the
+    # contactors are open (its warning never comes in operation).
+    insulation = _all_killed(["warnings_latched", "insulation_checked_at_startup_only"],
+                             "test_warning_comes and insulation")
+    case = ["test_warnings::test_warning_comes_before_the_trip_and_clears[insulation]"]
+    assert insulation["caught_by"] == {"warnings_latched": case, "insulation_checked_at_startup_only": case}, insulation
 
 
 def test_a_runaway_check_on_each_cells_own_rise_is_caught():

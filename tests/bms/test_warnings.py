@@ -12,14 +12,20 @@ from hil.spec import UNDER_LIMITS, WARNINGS
 
 HOLD_FACTOR = 2.0   # how many reaction budgets the safe side is held without a warning
 # How far outside the warning's band each step goes: a few AFE noise amplitudes for a cell voltage (as the
-# protection tests step), half an ampere, and two steps of the thermistors' 0.5 degC grid.
-STEP = {"V": 0.003, "A": 0.5, "degC": 1.0}
+# protection tests step), half an ampere, two steps of the thermistors' 0.5 degC grid, and 2 % of the usual
+# insulation warning level (500 ohm/V).
+STEP = {"V": 0.003, "A": 0.5, "degC": 1.0, "ohm/V": 10.0}
 
 
 def _stimulus(bench, name: str):
     """(apply(value), release()) for warning `name`: the last cell's voltage or thermistor (loop bounds are
-    where firmware slips), or the pack current (charging for charge_oc)."""
+    where firmware slips), the pack current (charging for charge_oc), or a resistor from pack to chassis (ohm per
+    volt of the pack's voltage at rest, which the BMS measures too)."""
     channel = bench.pack.n_series - 1
+    if name == "insulation":
+        def connect(ohm_per_v: float) -> None:
+            bench.cell_emulator.set_insulation_fault(ohm_per_v * float(bench.pack.measured_cell_voltage_v.sum()))
+        return connect, (lambda: bench.cell_emulator.set_insulation_fault(None))
     if name in ("cell_ov", "cell_uv"):
         return (lambda v: bench.force_cell(channel, v)), (lambda: bench.force_cell(channel, None))
     if name in ("cell_ot", "cell_ut"):
@@ -28,7 +34,8 @@ def _stimulus(bench, name: str):
     return (lambda a: bench.set_load(sign * a, honour_limits=False)), (lambda: bench.set_load(0.0))
 
 
-@pytest.mark.parametrize("name", WARNINGS)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.rig_requires("hv_insulation"))
+                                  if name == "insulation" else name for name in WARNINGS])
 def test_warning_comes_before_the_trip_and_clears(bench, spec, measure, name):
     warning = spec.warnings.get(name)
     if warning is None:
@@ -47,23 +54,26 @@ def test_warning_comes_before_the_trip_and_clears(bench, spec, measure, name):
     safe, past = (warning.high + step, warning.low - step) if name in UNDER_LIMITS else (
         warning.low - step, warning.high + step)
     bench.power_up("charge" if name == "charge_oc" else "discharge")
-    apply(safe)
-    bench.loop.run_for(HOLD_FACTOR * budget_s)
-    assert name not in bench.bms.warnings and not bench.bms.faults, (
-        f"warned at {safe:g} {warning.unit}, outside the band [{warning.low:g}, {warning.high:g}]: "
-        f"{bench.bms.describe()}")
-    stepped_s = bench.loop.t_s
-    apply(past)
-    raised_s = bench.loop.run_until(
-        lambda: name in bench.bms.warnings, 5 * budget_s,
-        lambda: f"no {name} warning at {past:g} {warning.unit}: {bench.bms.describe()}")
-    measure(f"{name}_warning_reaction", (raised_s - stepped_s) * 1000, high=warning.max_reaction_ms, unit="ms")
-    bench.loop.run_for(HOLD_FACTOR * budget_s)
-    assert bench.bms.contactors_closed and not bench.bms.faults, (
-        f"a {name} warning at {past:g} {warning.unit} tripped: {bench.bms.describe()}")
-    released_s = bench.loop.t_s
-    release()
-    cleared_s = bench.loop.run_until(
-        lambda: name not in bench.bms.warnings, 5 * budget_s,
-        lambda: f"the {name} warning stayed after the stimulus went back to normal: {bench.bms.describe()}")
-    measure(f"{name}_warning_clear", (cleared_s - released_s) * 1000, high=warning.max_reaction_ms, unit="ms")
+    try:
+        apply(safe)
+        bench.loop.run_for(HOLD_FACTOR * budget_s)
+        assert name not in bench.bms.warnings and not bench.bms.faults, (
+            f"warned at {safe:g} {warning.unit}, outside the band [{warning.low:g}, {warning.high:g}]: "
+            f"{bench.bms.describe()}")
+        stepped_s = bench.loop.t_s
+        apply(past)
+        raised_s = bench.loop.run_until(
+            lambda: name in bench.bms.warnings, 5 * budget_s,
+            lambda: f"no {name} warning at {past:g} {warning.unit}: {bench.bms.describe()}")
+        measure(f"{name}_warning_reaction", (raised_s - stepped_s) * 1000, high=warning.max_reaction_ms, unit="ms")
+        bench.loop.run_for(HOLD_FACTOR * budget_s)
+        assert bench.bms.contactors_closed and not bench.bms.faults, (
+            f"a {name} warning at {past:g} {warning.unit} tripped: {bench.bms.describe()}")
+        released_s = bench.loop.t_s
+        release()
+        cleared_s = bench.loop.run_until(
+            lambda: name not in bench.bms.warnings, 5 * budget_s,
+            lambda: f"the {name} warning stayed after the stimulus went back to normal: {bench.bms.describe()}")
+        measure(f"{name}_warning_clear", (cleared_s - released_s) * 1000, high=warning.max_reaction_ms, unit="ms")
+    finally:
+        release()   # the bench's own stimulus (a resistor to chassis, above all) never outlives the test
