@@ -90,6 +90,10 @@ TABLES = {
     "bms": {"name": Key(str, required=False), "n_series": Key(int, required=False, above=0)},
     "heartbeat": {"timeout_ms": Key(above=0), "max_reaction_ms": Key(above=0)},
     "soc": {"max_error_pct": Key(above=0, at_most=100), "max_error_after_rest_pct": Key(above=0, at_most=100)},
+    # Capacity fade (tests/bms/test_soc.py, on a pack of cells at 80 % of their capacity): after a discharge of
+    # delta_soc between two rests of rest_s, the BMS's SOH within max_error_pct (points) of the cells' capacity.
+    "soh": {"max_error_pct": Key(above=0, at_most=100), "delta_soc": Key(above=0, at_most=0.6),
+            "rest_s": Key(above=0, at_most=86_400)},
     "balancing": {"soc0": Key(required=False, at_least=0, at_most=1),
                   "initial_soc_spread": Key(above=0, at_most=1),   # a standard deviation of SOC, 0..1
                   "bleed_current_a": Key(above=0), "duration_s": Key(above=0),
@@ -177,12 +181,12 @@ TABLES = {
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
-                "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil")
+                "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply", "charge_limit", "hvil")
+                   "lv_supply", "charge_limit", "hvil", "soh")
 
 
 @dataclass(frozen=True)

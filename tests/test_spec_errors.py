@@ -211,6 +211,9 @@ def test_missing_protection_or_value(tmp_path, old, expected):
      "max_reaction_ms = 2500\n[protections.cell_ot]",
      "[warnings.insulation]: band [99, 109] ohm/V reaches [protections.insulation]'s [95, 105] ohm/V; expected it "
      "wholly above it"),
+    # More SOC than the test can discharge twice from its start.
+    ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[soh]\nmax_error_pct = 5\ndelta_soc = 0.8\nrest_s = 200\n",
+     "[soh]: key 'delta_soc' = 0.8, expected a finite number > 0 and <= 0.6"),
     # An interlock interruption to ride through that outlasts the reaction the BMS owes to an open loop.
     ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[hvil]\nmax_reaction_ms = 50\nride_through_ms = 50\n",
      "[hvil]: key 'max_reaction_ms' = 50, expected more than key 'ride_through_ms' = 50"),
@@ -220,7 +223,7 @@ def test_missing_protection_or_value(tmp_path, old, expected):
         "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
         "charge_limit_reaction_before_response", "charge_limit_no_margin", "warning_reaches_ov",
         "warning_reaches_uv", "warning_without_protection", "insulation_warning_reaches_fault",
-        "hvil_ride_through_outlasts_reaction"])
+        "soh_delta_beyond_the_test", "hvil_ride_through_outlasts_reaction"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

@@ -161,6 +161,14 @@ def test_interlock_defects_are_caught_by_the_interlock_tests():
         "hvil_checked_in_normal_only": ["test_protections::test_nothing_closes_onto_an_open_interlock"]}, alone
 
 
+@pytest.mark.slow
+def test_a_capacity_estimate_that_never_moves_is_caught():
+    """An SOH estimate that divides by the SOC its own counting moved stays at 100 % as the cells fade; no test but
+    the faded pack's sees it."""
+    summary = _all_killed(["soh_from_counted_soc"], "soh_follows")
+    assert summary["caught_by"] == {"soh_from_counted_soc": ["test_soc::test_soh_follows_a_faded_pack"]}, summary
+
+
 def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():
     """A short-circuit check that waits out the over-current debounce still cuts the short, and names it: only
     the reaction time shows it, and the short-circuit test measures it."""

@@ -94,6 +94,12 @@ class Bms:
         return None if value is None else value / 100.0
 
     @property
+    def soh(self) -> float | None:
+        """The BMS's state of health (0..1), its capacity against rated; None until reported."""
+        value = self.monitor.values.get("BMS_SOH")
+        return None if value is None else value / 100.0
+
+    @property
     def discharge_limit_a(self) -> float | None:
         return self.monitor.values.get("BMS_DischargeCurrentLimit")
 
@@ -251,6 +257,10 @@ class MappedBms(Bms):
     @property
     def soc(self) -> float | None:
         return self._read("soc")
+
+    @property
+    def soh(self) -> float | None:
+        return self._read("soh")
 
     @property
     def discharge_limit_a(self) -> float | None:

@@ -73,7 +73,8 @@ from hil.protocol import FAULT_BITS, BmsState, ModeRequest
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
-_READ_NUMBERS = ("pack_current_a", "soc", "discharge_limit_a", "charge_limit_a", "pack_voltage_v", "insulation_ohm")
+_READ_NUMBERS = ("pack_current_a", "soc", "soh", "discharge_limit_a", "charge_limit_a", "pack_voltage_v",
+                 "insulation_ohm")
 _READ_FLAGS = ("precharge_contactor",)   # closed when non-zero
 _READ_LISTS = ("contactors", "balancing")
 _READ_CELLS = ("cell_voltages_v", "cell_temperatures_c")

@@ -20,6 +20,9 @@
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
   power-fail interrupt, and every `nvm_save_period_s`). Latched faults are written to NVM as they latch, so a
   reset does not clear them: it boots into FAULT until the host clears them.
+- SOC by coulomb counting, read off the OCV after a rest; the charge counted between two such readings far enough
+  apart (`soh_min_delta_soc`) is the capacity, whose ratio to `capacity_ah` is the SOH (kept in NVM, and the
+  capacity the counting then divides by).
 - Current limits: the discharge and charge limits derate with the hottest cell and with the coldest (to 0 at
   `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC, and each also follows the voltage
   headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays above the published charge
@@ -140,6 +143,9 @@ BUGS = {
     "hvil_not_debounced": "the interlock loop's input is not debounced: one reading of an open loop is an error, so "
                           "a connector's micro-interruption under vibration (a drone's motors, a rack's fans) opens "
                           "the contactors mid-flight",
+    "soh_from_counted_soc": "the capacity estimate divides the charge counted between two rests by the SOC change "
+                            "the counting itself made (which the rated capacity set) instead of the change the two "
+                            "OCV readings show: SOH stays at 100 % as the cells fade, and the SOC runs ahead of them",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -243,7 +249,11 @@ class BmsFirmware:
         self.pack_v = 0.0
         self.link_v = 0.0
         self.soc = 0.5
-        self.soh = 1.0
+        # State of health: the capacity last measured between two OCV readings, over the rated capacity_ah. Kept
+        # in NVM (written once per estimate); coulomb counting divides by the capacity it stands for.
+        self.soh = float(self.nvm.get("soh", 1.0))
+        self._counted_ah = 0.0          # charge counted out of the pack since boot (discharge positive)
+        self._ocv_anchor: tuple[float, float] | None = None   # (SOC read off the OCV, _counted_ah then)
         self.balancing = np.zeros(n_cells, dtype=bool)
         self.discharge_limit_a = 0.0
         self.charge_limit_a = 0.0
@@ -619,15 +629,35 @@ class BmsFirmware:
         cal = self.cal
         sensed_a = cal["soc_current_gain"] * self.current_a + cal["soc_current_offset_a"]
         sign = -1.0 if "soc_wrong_sign" in self.bugs else 1.0
-        self.soc -= sign * sensed_a * MAIN_TASK_S / (3600.0 * cal["capacity_ah"])
+        counted_ah = sign * sensed_a * MAIN_TASK_S / 3600.0
+        self._counted_ah += counted_ah
+        self.soc -= counted_ah / (cal["capacity_ah"] * self.soh)
         if abs(self.current_a) < cal["soc_rest_current_a"]:
             self._rest_s += MAIN_TASK_S
         else:
             self._rest_s = 0.0
         # OCV correction: after enough rest the terminal voltage is the OCV, so SOC can be read off it.
         if self._rest_s >= cal["soc_rest_s"] and self.cell_v.min() > cal["sense_wire_v"]:
-            self.soc = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
+            self._read_soc_off_ocv()
             self._rest_s = 0.0
+
+    def _read_soc_off_ocv(self) -> None:
+        """SOC from the rested cells' OCV. The charge counted since the last such reading, over the SOC between
+        the two, is the capacity: far enough apart (soh_min_delta_soc), it updates the SOH."""
+        soc_ocv = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
+        if self._ocv_anchor is not None:
+            anchor_soc, anchor_ah = self._ocv_anchor
+            # The bug divides by the SOC the counting itself moved, which the rated capacity set: circular.
+            end_soc = self.soc if "soh_from_counted_soc" in self.bugs else soc_ocv
+            delta_soc = anchor_soc - end_soc
+            if abs(delta_soc) < self.cal["soh_min_delta_soc"]:
+                self.soc = soc_ocv
+                return   # too little SOC between the two for a capacity: keep the first reading as the anchor
+            capacity_ah = (self._counted_ah - anchor_ah) / delta_soc
+            self.soh = min(1.0, max(0.0, capacity_ah / self.cal["capacity_ah"]))
+            self.nvm["soh"] = self.soh
+        self.soc = soc_ocv
+        self._ocv_anchor = (soc_ocv, self._counted_ah)
 
     def _enter(self, state: BmsState, now_s: float) -> None:
         self.state = state
@@ -642,7 +672,7 @@ class BmsFirmware:
                     self.soc = self.nvm["soc"]
                     self._soc_from_nvm = False
                 elif self.cell_v.min() > cal["sense_wire_v"]:
-                    self.soc = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
+                    self._read_soc_off_ocv()   # a pack that rested before power-up
                 self._enter(BmsState.FAULT if self.faults else BmsState.STANDBY, now_s)
             return
         if self.faults and s not in (BmsState.FAULT,):

@@ -44,6 +44,8 @@ CALIBRATION = {
     "soc_current_offset_a": (0.0, "A offset error of the current sensor as the SOC estimator sees it"),
     "soc_rest_s": (180.0, "s at rest (|I| < rest current) before the OCV correction of SOC (~5 RC time constants)"),
     "soc_rest_current_a": (0.25, "A below which the pack counts as resting"),
+    "soh_min_delta_soc": (0.3, "SOC (0-1) two OCV readings must lie apart for a capacity (SOH) estimate from the "
+                               "charge counted between them (closer, the OCV curve's error dominates)"),
     "capacity_ah": (5.0, "Ah, the firmware's cell capacity for coulomb counting"),
     "afe_noise_v": (0.0015, "V, peak noise of the analog front end (LTC6813 class, +-1.5 mV)"),
     "balancing_enabled": (True, "passive balancing on or off"),
@@ -112,6 +114,7 @@ RANGES = {
                      "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
                      "hvil_debounce_ms"), _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
+    "soh_min_delta_soc": Between(0.0, 1.0, low_open=True),
 }
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),

@@ -1,4 +1,4 @@
-"""SOC estimation against the model's true SOC."""
+"""SOC estimation against the model's true SOC, and SOH against the cells' faded capacity."""
 import pytest
 
 from hil.profiles import PROFILES
@@ -36,3 +36,43 @@ def test_soc_recovers_after_rest(custom_bench, spec, measure):
     bench.loop.run_for(rest_s + 60.0)
     measure("soc_error_before_rest", drifted_pct, low=1.0, unit="%")
     measure("soc_error_after_rest", _soc_error_pct(bench), high=spec.value("soc.max_error_after_rest_pct"), unit="%")
+
+
+# The cells of the aged pack: 80 % of their rated capacity, the usual end-of-life criterion of a traction or
+# storage cell. What the BMS measures of it, it must report as its SOH, and count its SOC by.
+AGED_CAPACITY = 0.8
+SOC0 = 0.95
+NEXT_DELTA_SOC = 0.2   # the discharge after the estimate, on which the SOC is checked
+
+
+@pytest.mark.slow
+@pytest.mark.rig_requires("virtual_clock")  # a quarter of an hour of discharge and rest: run where time is virtual
+def test_soh_follows_a_faded_pack(custom_bench, spec, measure):
+    """A pack whose cells have faded to 80 % of their capacity: discharged by `[soh] delta_soc` between two rests,
+    the BMS must report an SOH within max_error_pct of 80 %, and then count its SOC by that capacity: over the
+    next 0.2 of SOC, within [soc] max_error_pct. One that keeps its rated capacity reports 100 % and its SOC runs
+    ahead of the cells (a drone's range, a rack's backup time promised from charge that is not there)."""
+    soh = spec.data.get("soh")
+    if soh is None:
+        pytest.skip(f"{spec.path.name} has no [soh]: this BMS does not estimate its capacity")
+    bench = custom_bench(f"pack.soh_capacity={AGED_CAPACITY}", f"pack.soc0={SOC0}")
+    bench.power_up()   # from rest: the BMS can read its first SOC off the OCV
+    if bench.bms.soh is None:
+        pytest.skip("this BMS's proxy reads no SOH (a DUT map without [read] soh: see hil/devices/dut_map.py)")
+    bench.loop.run_for(5.0)   # the limit ramps up after power-up
+    load_a = 0.8 * bench.bms.discharge_limit_a   # a hard discharge, with room for the limit to move
+
+    def discharge(delta_soc: float) -> None:
+        target = float(bench.pack.soc.mean()) - delta_soc
+        bench.set_load(load_a)
+        bench.loop.run_until(lambda: bench.pack.soc.mean() <= target, 4 * 3600 * delta_soc,
+                             lambda: f"discharging to SOC {target:.2f} at {load_a:.1f} A; {bench.bms.describe()}")
+        bench.set_load(0.0)
+
+    discharge(soh["delta_soc"])
+    bench.loop.run_for(soh["rest_s"])
+    reported = bench.bms.soh
+    assert reported is not None, f"no SOH reported: {bench.bms.describe()}"
+    measure("soh_error", abs(reported - AGED_CAPACITY) * 100, high=soh["max_error_pct"], unit="%")
+    discharge(NEXT_DELTA_SOC)
+    measure("soc_error_after_fade", _soc_error_pct(bench), high=spec.value("soc.max_error_pct"), unit="%")

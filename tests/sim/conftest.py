@@ -130,6 +130,19 @@ class Boards:
     def standby(self) -> None:
         self.run_until(lambda: self.fw.state == BmsState.STANDBY, 1.0, "STANDBY")
 
+    def discharge_between_rests(self, end_soc: float, capacity_fraction: float, rest_s: float) -> None:
+        """From STANDBY at rest (the first SOC read off the OCV: soc0), draw at 20 A the charge a pack of
+        `capacity_fraction` of the rated capacity gives down to `end_soc`, then rest `rest_s` at `end_soc`'s OCV
+        (the second reading): what a capacity (SOH) estimate is made of."""
+        self.standby()
+        current_a = 20.0
+        drawn_ah = (self.fw.soc - end_soc) * capacity_fraction * self.cal["capacity_ah"]
+        self.ce.current_a = current_a
+        self.run_for(drawn_ah / current_a * 3600)
+        self.ce.current_a = 0.0
+        self.ce.setpoint_v[:] = self.ocv_at(end_soc)
+        self.run_for(rest_s)
+
     def power_up(self, mode: str = "discharge") -> None:
         """STANDBY, then `mode` requested, until NORMAL with both main contactors closed."""
         self.standby()

@@ -614,6 +614,14 @@ def test_bug_hvil_not_debounced(make_boards):
     assert buggy.fault("hvil") and not buggy.closed, buggy.describe()
 
 
+def test_bug_soh_from_counted_soc(make_boards):
+    clean, buggy = _both(make_boards, "soh_from_counted_soc", "dut.calibration.soc_rest_s=2.0", soc0=0.9)
+    for boards in (clean, buggy):
+        boards.discharge_between_rests(0.4, 0.8, 2.5)
+    assert clean.fw.soh == pytest.approx(0.8, abs=2e-3), clean.describe()
+    assert buggy.fw.soh == pytest.approx(1.0), "the bug's estimate is the rated capacity it counted by"
+
+
 def test_bug_brownout_reset_at_9v(make_boards):
     clean, buggy = _both(make_boards, "brownout_reset_at_9v")
     for boards in (clean, buggy):

@@ -67,6 +67,43 @@ def test_current_below_the_rest_current_still_counts_as_rest(drifted):
     assert drifted.fw.soc == pytest.approx(0.5, abs=1e-4)
 
 
+# SOH: the capacity between two OCV readings -------------------------------------------------------------------
+
+def _faded(make_boards, end_soc: float = 0.4):
+    """A pack at 80 % of its rated capacity, from 0.9 down to `end_soc` between two rests."""
+    boards = make_boards(f"dut.calibration.soc_rest_s={REST_S}", soc0=0.9)
+    boards.discharge_between_rests(end_soc, 0.8, REST_S + 2 * MAIN_TASK_S)
+    return boards
+
+
+def test_soh_is_the_capacity_counted_between_two_ocv_readings(make_boards):
+    boards = _faded(make_boards)
+    assert boards.fw.soh == pytest.approx(0.8, abs=2e-3), boards.describe()
+    assert boards.fw.soc == pytest.approx(0.4, abs=1e-3), "the SOC read off the second rest's OCV"
+    boards.run_for(0.2)
+    assert boards.monitor.values["BMS_SOH"] == pytest.approx(80.0, abs=0.3), "reported on CAN"
+    drop = _coulomb_soc_drop(boards, 10.0, 36.0)
+    assert drop == pytest.approx(10.0 * 36.0 / 3600 / (0.8 * boards.cal["capacity_ah"]), rel=3e-3), (
+        "the SOC is counted by the capacity measured, not the rated one")
+
+
+def test_ocv_readings_too_close_in_soc_leave_the_soh(make_boards):
+    close = _faded(make_boards, end_soc=0.9 - 0.5 * 0.3)   # half of soh_min_delta_soc apart
+    assert close.fw.soh == 1.0, close.describe()
+
+
+def test_soh_survives_a_reset(make_boards):
+    """The estimate takes a deep discharge and two rests to make: a key cycle must not lose it."""
+    boards = _faded(make_boards)
+    supply = boards.host.supply
+    supply.answer(b"VOLT 0", boards.t_s)
+    boards.run_for(0.1)
+    assert not boards.fw.powered
+    supply.answer(b"VOLT 12", boards.t_s)
+    boards.run_until(lambda: boards.fw.powered, 1.0, "booted again")
+    assert boards.fw.soh == pytest.approx(0.8, abs=2e-3), boards.describe()
+
+
 # SOP limits -------------------------------------------------------------------------------------------------
 
 def _slow_limits(boards, slow_tasks: int) -> list[float]:
