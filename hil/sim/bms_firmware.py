@@ -54,6 +54,9 @@ AFE_LSB_V = 100e-6
 FIRMWARE_VERSION = "ref-bms 1.1.0"
 FAULT_LOG_ENTRIES = 64  # a ring in the MCU's RAM: the oldest entry goes when it is full
 PLAUSIBLE_C = (-50.0, 150.0)  # a thermistor reading outside this range (exclusive) is an open or shorted sensor
+# A capacity estimate outside this fraction of the rated capacity is a current sensor's fault (dead, reversed),
+# not the cells': the SOH keeps its last value (and the SOC counting never divides by a capacity near 0).
+PLAUSIBLE_SOH = (0.3, 1.3)
 # A cell's temperature rise is taken over this window, one reading per slow task: long enough that the sensors'
 # 0.5 degC steps and a single reading's glitch are small against the 1 degC/s it is compared with.
 RUNAWAY_WINDOW_S = 1.0
@@ -653,9 +656,10 @@ class BmsFirmware:
             if abs(delta_soc) < self.cal["soh_min_delta_soc"]:
                 self.soc = soc_ocv
                 return   # too little SOC between the two for a capacity: keep the first reading as the anchor
-            capacity_ah = (self._counted_ah - anchor_ah) / delta_soc
-            self.soh = min(1.0, max(0.0, capacity_ah / self.cal["capacity_ah"]))
-            self.nvm["soh"] = self.soh
+            fraction = (self._counted_ah - anchor_ah) / delta_soc / self.cal["capacity_ah"]
+            if PLAUSIBLE_SOH[0] <= fraction <= PLAUSIBLE_SOH[1]:   # else a sensor fault, not a capacity: no update
+                self.soh = min(1.0, fraction)
+                self.nvm["soh"] = self.soh
         self.soc = soc_ocv
         self._ocv_anchor = (soc_ocv, self._counted_ah)
 

@@ -69,10 +69,10 @@ def test_current_below_the_rest_current_still_counts_as_rest(drifted):
 
 # SOH: the capacity between two OCV readings -------------------------------------------------------------------
 
-def _faded(make_boards, end_soc: float = 0.4):
-    """A pack at 80 % of its rated capacity, from 0.9 down to `end_soc` between two rests."""
+def _faded(make_boards, end_soc: float = 0.4, capacity_fraction: float = 0.8):
+    """A pack at `capacity_fraction` of its rated capacity, from 0.9 down to `end_soc` between two rests."""
     boards = make_boards(f"dut.calibration.soc_rest_s={REST_S}", soc0=0.9)
-    boards.discharge_between_rests(end_soc, 0.8, REST_S + 2 * MAIN_TASK_S)
+    boards.discharge_between_rests(end_soc, capacity_fraction, REST_S + 2 * MAIN_TASK_S)
     return boards
 
 
@@ -90,6 +90,13 @@ def test_soh_is_the_capacity_counted_between_two_ocv_readings(make_boards):
 def test_ocv_readings_too_close_in_soc_leave_the_soh(make_boards):
     close = _faded(make_boards, end_soc=0.9 - 0.5 * 0.3)   # half of soh_min_delta_soc apart
     assert close.fw.soh == 1.0, close.describe()
+
+
+def test_an_implausible_capacity_is_a_sensor_fault_not_an_soh(make_boards):
+    """A dead current sensor counts nothing between two rests far apart: 0 % SOH would divide the counting by
+    zero. The estimate is dropped, the SOH kept."""
+    boards = _faded(make_boards, capacity_fraction=0.0)
+    assert boards.fw.soh == 1.0 and boards.fw.soc == pytest.approx(0.4, abs=1e-3), boards.describe()
 
 
 def test_soh_survives_a_reset(make_boards):
