@@ -371,11 +371,17 @@ def _both_or_neither(table: dict, keys: tuple[str, str], where: str, both_are: s
     return bool(given)
 
 
+def _reaction_exceeds(table: dict, other_ms: str, where: str, why: str = "") -> None:
+    """A ConfigError unless the table's max_reaction_ms exceeds its key `other_ms`, a time the reaction must allow
+    first (`why` says so)."""
+    if not table["max_reaction_ms"] > table[other_ms]:
+        raise ConfigError(f"{where}: key 'max_reaction_ms' = {table['max_reaction_ms']!r}, expected more than key "
+                          f"'{other_ms}' = {table[other_ms]!r}{why}")
+
+
 def _check_heartbeat(heartbeat: dict, path: Path) -> None:
     """The reaction is timed from the host's last frame, so its budget includes the timeout itself."""
-    if not heartbeat["max_reaction_ms"] > heartbeat["timeout_ms"]:
-        raise ConfigError(f"{path} [heartbeat]: key 'max_reaction_ms' = {heartbeat['max_reaction_ms']!r}, "
-                          f"expected more than key 'timeout_ms' = {heartbeat['timeout_ms']!r}")
+    _reaction_exceeds(heartbeat, "timeout_ms", f"{path} [heartbeat]")
 
 
 def _check_charge_limit(data: dict, path: Path) -> None:
@@ -392,11 +398,10 @@ def _check_charge_limit(data: dict, path: Path) -> None:
 
 def _check_hvil(data: dict, path: Path) -> None:
     """An interruption the BMS must ride through cannot also be one it must react to."""
-    table = data.get("hvil")
-    if table is not None and not table["max_reaction_ms"] > table["ride_through_ms"]:
-        raise ConfigError(f"{path} [hvil]: key 'max_reaction_ms' = {table['max_reaction_ms']!r}, expected more than "
-                          f"key 'ride_through_ms' = {table['ride_through_ms']!r}: an open loop the BMS must ride "
-                          "through for ride_through_ms cannot be one it must have reacted to sooner")
+    if "hvil" in data:
+        _reaction_exceeds(data["hvil"], "ride_through_ms", f"{path} [hvil]",
+                          ": an open loop the BMS must ride through for ride_through_ms cannot be one it must have "
+                          "reacted to sooner")
 
 
 def load_spec(path: str | Path) -> Spec:
