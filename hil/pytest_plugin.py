@@ -1,4 +1,5 @@
-"""pytest plugin: `--rig`, `--hil-report`, `--set`; fixtures for the bench and its parts; markers; measurements.
+"""pytest plugin: `--rig`, `--hil-report`, `--set`, `--hil-repeat`; fixtures for the bench and its parts; markers;
+measurements.
 
 Business logic lives in `hil.bench` and `hil.report`; this file only wires them into pytest. Each test gets
 its own bench (fresh boards, fresh channel), which is made safe and closed whatever ends the test. A rig with
@@ -25,7 +26,8 @@ from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_a
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
-from hil.rig import DEFAULT_RIG, load_rig, preflight
+from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
+from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
                         make_live_benches_safe, sigterm_interrupts)
 from hil.spec import load_spec
@@ -42,6 +44,10 @@ def pytest_addoption(parser):
                     help="write per-test traces, plots and CAN logs to DIR/tests, and DIR/index.html")
     group.addoption("--set", dest="hil_set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a rig key, e.g. --set dut.calibration.cell_ov_v=4.3")
+    group.addoption("--hil-repeat", type=int, default=1, metavar="N",
+                    help="run each bench test N times, the k-th (from 0) on the rig's seed + k: other noise and "
+                         "profile randomness, and another pack where [pack] gives a spread; the report adds each "
+                         "measurement's spread over the seeds (default: 1)")
     group.addoption("--hil-lock-timeout", type=float, default=900.0, metavar="S",
                     help="seconds to wait for a hardware rig another process is using (default: 900)")
 
@@ -55,6 +61,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "rig_requires(*capabilities): skip unless the rig has them all")
     config.addinivalue_line("markers", "profile(*names, **params): run the test once per named load profile "
                                        "(hil.profiles.PROFILES), built with params, e.g. duration_s=60")
+    if config.getoption("hil_repeat") < 1:
+        raise pytest.UsageError(f"--hil-repeat: expected a number of runs >= 1, got {config.getoption('hil_repeat')}")
     report = config.getoption("hil_report")
     if report and not hasattr(config, "workerinput"):  # under xdist only the controller writes the index
         try:
@@ -148,6 +156,11 @@ def pytest_sessionfinish(session):
 
 
 def pytest_generate_tests(metafunc):
+    _parametrize_profiles(metafunc)
+    _parametrize_seeds(metafunc)
+
+
+def _parametrize_profiles(metafunc):
     """Parametrize the `profile` fixture over every `profile` marker's names (stacked markers add up)."""
     markers = reversed(list(metafunc.definition.iter_markers("profile")))  # in source order, top to bottom
     cases = [(name, marker.kwargs) for marker in markers for name in marker.args]
@@ -163,6 +176,30 @@ def pytest_generate_tests(metafunc):
         except HilError as exc:
             raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: @pytest.mark.profile: {exc}") from None
     metafunc.parametrize("profile", cases, indirect=True, ids=[name for name, _ in cases])
+
+
+def _parametrize_seeds(metafunc):
+    """Under `--hil-repeat N`, parametrize `hil_seed` (every bench's, and the `profile` fixture's) over the
+    rig's seed + 0 .. N-1, with ids `seed=S` that say how to rerun one: `--set rig.seed=S`."""
+    repeat = metafunc.config.getoption("hil_repeat")
+    if repeat == 1 or "hil_seed" not in metafunc.fixturenames:
+        return
+    try:
+        base = load_rig(metafunc.config.getoption("rig"), metafunc.config.getoption("hil_set")).seed
+    except HilError:
+        base = 0  # no test runs: the `rig` fixture fails the first with the rig's error, and stops the run
+    seeds = [(base + k) % len(SEEDS) for k in range(repeat)]
+    metafunc.parametrize("hil_seed", seeds, ids=[f"seed={seed}" for seed in seeds])
+
+
+def _repeat_of(nodeid: str, seed: int) -> str:
+    """The node id without its `seed=S` part: the test that `nodeid` repeats."""
+    tag = re.escape(f"seed={seed}")
+    for pattern, replacement in ((rf"\[{tag}\]$", ""), (rf"-{tag}(?=[-\]])", ""), (rf"\[{tag}-", "[")):
+        base, n = re.subn(pattern, replacement, nodeid, count=1)
+        if n:
+            return base
+    return nodeid
 
 
 def _safe_name(text: str) -> str:
@@ -262,6 +299,25 @@ def _verdict(item) -> str:
     return "FAILED: " + (first if len(first) <= VERDICT_CHARS else first[:VERDICT_CHARS - 1] + "…")
 
 
+@pytest.fixture
+def hil_seed(rig) -> int:
+    """The seed of this test's bench: the rig's, or under `--hil-repeat` this repetition's."""
+    return rig.seed
+
+
+@pytest.fixture
+def bench_rig(request, rig, hil_seed):
+    """The rig a test's bench is built from: `rig` itself, or under `--hil-repeat` `rig` on the repetition's
+    seed. A repetition records its seed and the test it repeats (JUnit properties), for the report's spread."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "hil_seed" in callspec.params:
+        request.node.user_properties += [(SEED_PROPERTY, hil_seed),
+                                         (REPEAT_OF_PROPERTY, _repeat_of(request.node.nodeid, hil_seed))]
+    if hil_seed == rig.seed:
+        return rig
+    return load_rig(rig.path, [*rig.overrides, f"rig.seed={hil_seed}"])
+
+
 def _skip_unless_capable(request, rig) -> None:
     for marker in request.node.iter_markers("rig_requires"):
         missing = set(marker.args) - rig.capabilities
@@ -326,7 +382,7 @@ def _test_bench(request, rig):
 
 
 @pytest.fixture
-def bench(request, rig):
+def bench(request, rig, bench_rig):
     """A bench assembled from the rig; made safe (load off, contactors open, outputs off, each read back) and
     closed after, whatever ends the test. A bench not confirmed safe fails the test's teardown; the read-back
     goes into the JUnit properties (`safe:*`) and the trace's events.
@@ -334,12 +390,12 @@ def bench(request, rig):
     With `--hil-report`, the test's trace, CAN log, plot and MDF4 land in DIR/tests/<test name>.*.
     """
     _skip_unless_capable(request, rig)
-    with _test_bench(request, rig) as instance:
+    with _test_bench(request, bench_rig) as instance:
         yield instance
 
 
 @pytest.fixture
-def custom_bench(request, rig):
+def custom_bench(request, rig, bench_rig):
     """`custom_bench("pack.soc0=0.3", ...)` builds the test's bench from the rig plus `--set`-style overrides
     (a spread pack, another calibration), for a test that computes them (from `spec`, say). The bench is
     recorded, locked, made safe and closed like `bench`'s; a test has one bench, so it takes one of the two
@@ -353,7 +409,7 @@ def custom_bench(request, rig):
             if made:
                 raise pytest.UsageError(f"{request.node.nodeid}: custom_bench called twice; a test has one bench")
             try:
-                custom = load_rig(rig.path, [*rig.overrides, *overrides])
+                custom = load_rig(bench_rig.path, [*bench_rig.overrides, *overrides])
             except HilError as exc:
                 pytest.fail(f"custom_bench{overrides}: {exc}", pytrace=False)
             made.append(stack.enter_context(_test_bench(request, custom)))
@@ -398,17 +454,17 @@ def can_log(bench):
 
 
 @pytest.fixture
-def profile(request, rig):
+def profile(request, bench_rig):
     """The load profile of a `@pytest.mark.profile(name, **params)` case, sampled on the bench's dt.
 
-    The rig's seed applies unless params give one; params may set `duration_s` (some defaults are long).
+    The bench's seed (`hil_seed`) applies unless params give one; params may set `duration_s` (some defaults are long).
     """
     if not hasattr(request, "param"):
         pytest.fail("the `profile` fixture needs @pytest.mark.profile(\"name\", ...) on the test, e.g. "
                     "@pytest.mark.profile(\"hppc\", duration_s=60)", pytrace=False)
     from hil.profiles import PROFILES
     name, params = request.param
-    return PROFILES[name](**{"dt_s": rig.dt_s, "seed": rig.seed, **params})
+    return PROFILES[name](**{"dt_s": bench_rig.dt_s, "seed": bench_rig.seed, **params})
 
 
 @pytest.fixture
@@ -437,6 +493,7 @@ class _RunReport:
         self.results = Results()
         self.started_s = time.time()
         self.index_path: Path | None = None
+        self.spread_path: Path | None = None
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -467,8 +524,12 @@ class _RunReport:
         if xml_path:
             run["junit"] = os.path.relpath(Path(xml_path).resolve(), self.report_dir.resolve())
         self.report_dir.mkdir(parents=True, exist_ok=True)
+        if repeated(self.results):
+            self.spread_path = write_csv(self.report_dir, spreads(self.results))
         self.index_path = write_index(self.report_dir, self.results, run)
 
     def pytest_terminal_summary(self, terminalreporter):
+        if self.spread_path is not None:
+            terminalreporter.write_sep("-", f"hil spread over seeds: {self.spread_path}")
         if self.index_path is not None:
             terminalreporter.write_sep("-", f"hil report: {self.index_path}")

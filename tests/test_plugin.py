@@ -1,4 +1,5 @@
 """The pytest plugin, driven the way users drive it: pytest runs of small test files on the sim rig."""
+import csv
 import re
 import subprocess
 import sys
@@ -94,6 +95,72 @@ def test_profile_marker_parametrizes_with_params(pytester):
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*test_profile?hppc? PASSED*", "*test_profile?rest? PASSED*",
                                  "*test_profile?drone-fpv? PASSED*"])
+
+
+REPEATED_TESTS = """
+    import pytest
+
+    def test_pack(bench, hil_seed, measure):
+        assert bench.rig.seed == hil_seed
+        measure("lowest_capacity", float(bench.pack.capacity_ah.min()), low=4.0, unit="Ah")
+        assert hil_seed != 8, "fails on one pack"
+
+    @pytest.mark.profile("rest", duration_s=1)
+    def test_custom(profile, custom_bench, hil_seed):
+        assert custom_bench("pack.soc0=0.5").rig.seed == hil_seed
+
+    def test_no_bench():
+        pass
+"""
+
+
+def test_repeat_runs_each_bench_test_once_per_seed_and_reports_the_spread(pytester):
+    """`--hil-repeat 3` on seed 7 with a capacity spread: three packs (seeds 7, 8, 9), each test's outcome per
+    seed, and each measurement's min/median/max with its worst margin and the seed that gave it."""
+    pytester.makepyfile(test_repeat=REPEATED_TESTS)
+    report = pytester.path / "report"
+    result = pytester.runpytest("--set", "rig.seed=7", "--set", "pack.capacity_spread=0.02", "--hil-repeat", "3",
+                                "--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
+                                "-o", "junit_family=xunit1", "-v")
+    result.assert_outcomes(passed=6, failed=1)
+    result.stdout.fnmatch_lines_random(["*test_pack?seed=7? PASSED*", "*test_pack?seed=8? FAILED*",
+                                        "*test_pack?seed=9? PASSED*", "*test_custom?rest-seed=9? PASSED*",
+                                        "*test_no_bench PASSED*", "*hil spread over seeds: *spread.csv*"])
+    capacity_ah = {}
+    for seed in (7, 8, 9):
+        props = _props(report / "junit.xml", f"test_pack[seed={seed}]")
+        assert props["hil:seed"] == str(seed) and props["hil:repeat_of"] == "test_repeat.py::test_pack"
+        capacity_ah[seed] = float(props["measure:lowest_capacity"])
+    assert len(set(capacity_ah.values())) == 3, capacity_ah  # three packs, not one run three times
+    assert _props(report / "junit.xml", "test_custom[rest-seed=8]")["hil:repeat_of"] == \
+        "test_repeat.py::test_custom[rest]"
+    with (report / "spread.csv").open(newline="") as f:
+        rows = {(row["test"], row["measurement"]): row for row in csv.DictReader(f)}
+    row = rows[("test_repeat.py::test_pack", "lowest_capacity")]
+    worst_seed = min(capacity_ah, key=capacity_ah.get)
+    assert (int(row["runs"]), int(row["worst_seed"]), row["failed_seeds"]) == (3, worst_seed, "")
+    assert float(row["min"]) == pytest.approx(min(capacity_ah.values()), rel=1e-5)
+    assert float(row["max"]) == pytest.approx(max(capacity_ah.values()), rel=1e-5)
+    assert float(row["median"]) == pytest.approx(sorted(capacity_ah.values())[1], rel=1e-5)
+    assert float(row["worst_margin"]) == pytest.approx(capacity_ah[worst_seed] - 4.0, rel=1e-4)
+    page = (report / "index.html").read_text()
+    assert "Spread over seeds" in page and "failed at seed 8" in page and "--set rig.seed=8" in page
+
+
+def test_repeat_needs_at_least_one_run(pytester):
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("--hil-repeat", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--hil-repeat: expected a number of runs >= 1, got 0*"])
+
+
+@pytest.mark.parametrize("nodeid, repeats", [("t.py::test_a[seed=3]", "t.py::test_a"),
+                                             ("t.py::test_a[hppc-seed=3]", "t.py::test_a[hppc]"),
+                                             ("t.py::test_a[seed=3-hppc]", "t.py::test_a[hppc]"),
+                                             ("t.py::test_a[x-seed=3-y]", "t.py::test_a[x-y]"),
+                                             ("t.py::test_a[seed=33]", "t.py::test_a[seed=33]")])
+def test_a_repetition_names_the_test_it_repeats(nodeid, repeats):
+    assert pytest_plugin._repeat_of(nodeid, 3) == repeats
 
 
 def test_custom_bench_is_the_tests_recorded_bench(pytester):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hil.report.measurements import Measurement
 from hil.report.results import NOT_FINISHED, Results, TestResult
+from hil.report.spread import CSV_NAME, repeated, spreads
 
 # Per-test files, in the order their links are shown: suffix -> label.
 ARTIFACTS = {".csv": "csv", ".png": "png", ".blf": "blf", ".mf4": "mf4", ".events.csv": "events"}
@@ -37,7 +38,7 @@ def write_index(report_dir: str | Path, results: Results, run: dict) -> Path:
     `started`, `duration_s`, `command`, `junit` (a path relative to the report) and `notes` (lines to show)."""
     report_dir = Path(report_dir)
     tests = sorted(results.tests.values(), key=lambda r: r.nodeid)
-    body = [_header(results, run, tests), _summary(report_dir, tests), _measurements(tests)]
+    body = [_header(results, run, tests), _summary(report_dir, tests), _measurements(tests), _spread(results)]
     body += [_test_section(report_dir, i, result) for i, result in enumerate(tests)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(run.get('title', 'hil report'))}</title><style>{_CSS}</style></head>\n<body>\n"
@@ -150,6 +151,43 @@ def _measurements(tests: list[TestResult]) -> str:
     return (f"<h2>Measurements</h2>\n<p class=\"meta\">Margin: distance to the nearest limit; <span class=\"tight\">"
             f"tight</span> when under 5 % of the allowed span.</p>\n<table><tr><th>test</th>{_MEASUREMENT_HEAD}</tr>\n"
             + "\n".join(rows) + "</table>")
+
+
+def _spread(results: Results) -> str:
+    """Under --hil-repeat: each repeated test's outcome per seed, and each measurement's min, median and max
+    over the seeds with its worst margin and the seed that gave it."""
+    tests = repeated(results)
+    if not tests:
+        return ""
+    outcome_rows = []
+    for t in tests:
+        failed = t.failed_seeds
+        seeds = ", ".join(str(seed) for seed, _ in t.outcomes)
+        verdict = (f"<span class=\"bad\">failed at seed {', '.join(map(str, failed))}</span> "
+                   f"<small>(reproduce: <code>--set rig.seed={failed[0]}</code>)</small>" if failed
+                   else "<span class=\"ok\">passed at every seed</span>")
+        outcome_rows.append(f"<tr><td>{_e(t.test.split('::', 1)[-1])}</td><td class=\"num\">{len(t.outcomes)}</td>"
+                            f"<td>{_e(seeds)}</td><td>{verdict}</td></tr>")
+    rows = []
+    for row in spreads(results):
+        worst_seed, worst = row.worst
+        low_median_high = row.summary()
+        cells = "".join(f"<td class=\"num\">{v:.6g}</td>" for v in low_median_high) if low_median_high \
+            else "<td></td>" * 3
+        status = "FAIL" if row.failed_seeds else "tight" if worst.tight else "pass"
+        css = {"FAIL": "bad", "tight": "tight", "pass": "ok"}[status]
+        margin = f"{worst.margin:.4g} (seed {worst_seed})" if worst.margin is not None else ""
+        rows.append(f"<tr><td>{_e(row.test.split('::', 1)[-1])}</td><td>{_e(worst.name)}</td>"
+                    f"<td class=\"num\">{len(row.samples)}</td>{cells}<td>{_e(worst.unit)}</td>"
+                    f"<td>{_e(worst.limits_text())}</td><td class=\"num\">{margin}</td>"
+                    f"<td class=\"{css}\">{status}</td></tr>")
+    measurements = ("<table><tr><th>test</th><th>measurement</th><th>runs</th><th>min</th><th>median</th>"
+                    "<th>max</th><th>unit</th><th>limits</th><th>worst margin</th><th>status</th></tr>\n"
+                    + "\n".join(rows) + "</table>") if rows else ""
+    return (f"<h2>Spread over seeds</h2>\n<p class=\"meta\">Each test ran once per seed (<code>--hil-repeat</code>): "
+            f"another pack from the same spread, other noise. The same rows as CSV: "
+            f"<a href=\"{CSV_NAME}\">{CSV_NAME}</a>.</p>\n<table><tr><th>test</th><th>runs</th><th>seeds</th>"
+            "<th>outcome</th></tr>\n" + "\n".join(outcome_rows) + "</table>\n" + measurements)
 
 
 def _test_section(report_dir: Path, i: int, r: TestResult) -> str:
