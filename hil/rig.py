@@ -47,7 +47,16 @@ KNOWN_CAPABILITIES = {
     "virtual_clock": "time is virtual (added by the rig itself on a virtual clock)",
 }
 
-# section -> {key: (type or tuple of types, required, allowed values or None)}
+
+class _PerCell:
+    """The type of a [pack] value given for the whole pack (a number) or per series cell (a list of numbers);
+    the pack model checks a list's length against n_series."""
+    __name__ = "a number or a list of numbers (one per series cell)"
+
+
+PER_CELL = _PerCell()
+
+# section -> {key: (type, required, allowed values or None)}
 SCHEMA = {
     "rig": {
         "name": (str, True, None), "description": (str, False, None),
@@ -61,7 +70,7 @@ SCHEMA = {
     "pack": {
         # 10000 cells is the largest pack the model's benchmark steps in real time; the DBC may allow fewer.
         "cell": (str, True, None), "n_series": (int, True, range(1, 10001)), "n_parallel": (int, False, range(1, 101)),
-        "soc0": (float, False, Between(0.0, 1.0)),
+        "soc0": (PER_CELL, False, Between(0.0, 1.0)),
         "ambient_c": (float, False, Between(TEMPERATURE_MIN_C, TEMPERATURE_MAX_C)),  # as `hil model simulate`'s
         "soc_spread": (float, False, None), "capacity_spread": (float, False, None),
         "resistance_spread": (float, False, None), "soh_capacity": (float, False, None),
@@ -139,8 +148,11 @@ class Rig:
         from hil.model.pack import Pack
         pack = self.data["pack"]
         options = {key: pack[key] for key in PACK_OPTIONS if key in pack}
+        soc0 = pack.get("soc0", 0.5)
+        if isinstance(soc0, list):   # one per series cell, the same for the cells of a parallel block
+            soc0 = [[value] for value in soc0]
         try:
-            return Pack(load_cell(self.resolve(pack["cell"])), pack["n_series"], soc0=pack.get("soc0", 0.5),
+            return Pack(load_cell(self.resolve(pack["cell"])), pack["n_series"], soc0=soc0,
                         ambient_c=pack.get("ambient_c", 25.0), seed=self.seed, **options)
         except ConfigError as exc:
             text = str(exc)
@@ -221,6 +233,9 @@ class Rig:
 
 
 def _type_ok(value, expected) -> bool:
+    if expected is PER_CELL:
+        values = value if isinstance(value, list) else [value]
+        return bool(values) and all(_type_ok(v, float) for v in values)
     if expected is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if expected is int:
@@ -248,11 +263,16 @@ def _non_finite(table: dict, prefix: str = ""):
 
 
 def _check_consistent(data: dict, where: str) -> None:
-    """What single keys cannot say: one channel per series block, setpoints on whole steps, capabilities."""
+    """What single keys cannot say: one channel per series block, one SOC per series cell, setpoints on whole
+    steps, capabilities."""
     n_series, channels = data["pack"]["n_series"], data["cell_emulator"]["channels"]
     if channels != n_series:
         raise ConfigError(f"{where}: key 'cell_emulator.channels' = {channels}, expected pack.n_series = {n_series} "
                           "(one cell-emulator channel per series block)")
+    soc0 = data["pack"].get("soc0")
+    if isinstance(soc0, list) and len(soc0) != n_series:
+        raise ConfigError(f"{where}: key 'pack.soc0' has {len(soc0)} values, expected one number or pack.n_series = "
+                          f"{n_series} (one per series cell)")
     rig = data["rig"]
     dt_s, period_s = rig.get("dt_s", 0.001), rig.get("setpoint_period_s", 0.01)
     steps = period_s / dt_s
@@ -302,7 +322,8 @@ def validate(data: dict, path: Path) -> None:
             expected, _, allowed = keys[key]
             if not _type_ok(value, expected):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected {expected.__name__}")
-            if allowed is None or value in allowed:
+            if allowed is None or (all(v in allowed for v in value) if expected is PER_CELL and
+                                   isinstance(value, list) else value in allowed):
                 continue
             if isinstance(allowed, range):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected an integer from "

@@ -88,6 +88,11 @@ def test_wrong_type_and_bad_value(tmp_path):
     ("rig.seed=-1", "key 'rig.seed' = -1, expected an integer from 0 to"),
     ("pack.ambient_c=-300.0", "key 'pack.ambient_c' = -300.0, expected a number >= -60 and <= 100"),
     ("pack.soc0=1.5", "key 'pack.soc0' = 1.5, expected a number >= 0 and <= 1"),
+    ("pack.soc0=[0.6, 1.5]", "key 'pack.soc0' = [0.6, 1.5], expected a number >= 0 and <= 1"),
+    ('pack.soc0=[0.6, "full"]', "key 'pack.soc0' = [0.6, 'full'], expected a number or a list of numbers (one per "
+                                "series cell)"),
+    ("pack.soc0=[0.6, 0.7]", "key 'pack.soc0' has 2 values, expected one number or pack.n_series = 16 (one per "
+                             "series cell)"),
     ("pack.n_series=0", "key 'pack.n_series' = 0, expected an integer from 1 to 10000"),
     ("pack.n_series=100000000", "key 'pack.n_series' = 100000000, expected an integer from 1 to 10000"),
     ("pack.n_series=17", "key 'cell_emulator.channels' = 16, expected pack.n_series = 17"),
@@ -123,6 +128,14 @@ def test_lv_supply_needs_a_supply_and_kind_none_takes_it_away(tmp_path):
         load_rig(_rig_with(tmp_path, block, ""))
     rig = load_rig(SIM, ['power_supply.kind="none"'])
     assert "lv_supply" not in rig.capabilities and "lv_supply" in load_rig(SIM).capabilities
+
+
+def test_a_pack_may_start_with_one_soc_per_series_cell():
+    """A module swapped in at another SOC: `soc0` as a list, one value per series cell."""
+    soc0 = [0.6] * 16
+    soc0[3] = 0.75
+    pack = load_rig(SIM, [f"pack.soc0={soc0}", "pack.n_parallel=2"]).make_pack()
+    assert pack.soc.tolist() == pytest.approx(soc0) and pack.cell_soc[3].tolist() == pytest.approx([0.75, 0.75])
 
 
 def test_a_labs_own_capability_is_accepted():

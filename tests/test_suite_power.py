@@ -169,6 +169,14 @@ def test_a_capacity_estimate_that_never_moves_is_caught():
     assert summary["caught_by"] == {"soh_from_counted_soc": ["test_soc::test_soh_follows_a_faded_pack"]}, summary
 
 
+def test_a_self_discharge_check_blinded_by_balancing_is_caught():
+    """The leaking cell of a spread pack is the one every other cell bleeds towards: a check that waits for
+    balancing to stop never looks."""
+    summary = _all_killed(["self_discharge_paused_by_balancing"], "self_discharg")
+    assert summary["caught_by"] == {"self_discharge_paused_by_balancing": [
+        "test_pack_health::test_self_discharging_cell_is_flagged"]}, summary
+
+
 def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():
     """A short-circuit check that waits out the over-current debounce still cuts the short, and names it: only
     the reaction time shows it, and the short-circuit test measures it."""

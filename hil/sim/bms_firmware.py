@@ -52,6 +52,9 @@ MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
 AFE_LSB_V = 100e-6
 FIRMWARE_VERSION = "ref-bms 1.1.0"
+# The self-discharge check compares a cell with the median of the cells that have settled; of fewer than
+# this many, the median is no reference (two cells: one leaking would be half of it).
+MIN_CELLS_TO_COMPARE = 3
 FAULT_LOG_ENTRIES = 64  # a ring in the MCU's RAM: the oldest entry goes when it is full
 PLAUSIBLE_C = (-50.0, 150.0)  # a thermistor reading outside this range (exclusive) is an open or shorted sensor
 # A capacity estimate outside this fraction of the rated capacity is a current sensor's fault (dead, reversed),
@@ -75,6 +78,8 @@ BUGS = {
     "status_counter_stuck": "the BMS_Status alive counter never increments",
     "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
     "balancing_during_fault": "passive balancing keeps bleeding after the BMS has gone to FAULT",
+    "self_discharge_paused_by_balancing": "the self-discharge check skips every window with balancing on: blind "
+                                          "to a leaking cell that the others bleed towards",
     "mv_sum_overflow": "pack voltage summed in a signed 16-bit mV accumulator that wraps above 32.767 V",
     "cell_report_swapped": "BMS_CellVoltages reports cells 2 and 3 in each other's slots (a reporting table off by one)",
     "shunt_gain_uncalibrated": "the current sensor's gain calibration is not applied: every current reading 3 % high",
@@ -246,6 +251,9 @@ class BmsFirmware:
         self._leak_sum_v = np.zeros(n_cells)
         self._leak_samples = 0
         self._leak_previous_v = None
+        self._leak_mask = np.zeros(n_cells, dtype=bool)   # each cell's bleed state, as last seen at rest
+        self._leak_steady_since_s = np.zeros(n_cells)      # since when each cell has rested in that state
+        self._leak_window_start_s = self._leak_previous_start_s = 0.0
         self.cell_v = np.zeros(n_cells)
         self.temp_c = np.full(n_cells, 25.0)
         self.current_a = 0.0
@@ -827,28 +835,59 @@ class BmsFirmware:
 
         Each cell's mean voltage over a window (averaging out the front end's noise) is compared with the
         previous window's; a drop larger than the median cell's by `self_discharge_mv` flags the cell.
-        Pack-wide relaxation cancels in the median. Balancing bleed drains cells too, so a window with
-        balancing active, or with current flowing, is discarded.
+        Pack-wide relaxation cancels in the median. Current flowing ends the rest, and with it the windows.
+
+        Balancing must not blind the check: a leaking cell is the lowest, so on a spread pack the others bleed
+        towards it for as long as it leaks. The bleed is known, so it is taken out: a bled cell's drop less the
+        OCV drop its bled charge makes (`balance_current_a` over the window, through the OCV table's slope at
+        that cell's SOC). A bleed switched on or off moves its cell's voltage by its IR drop at once and by its
+        polarisation over minutes, so a cell is compared only once it has kept its bleed state, at rest, for
+        `soc_rest_s` (the relaxation time) before the earlier of the two windows began; the others wait.
         """
         cal = self.cal
-        resting = abs(self.current_a) < cal["soc_rest_current_a"] and not self.balancing.any()
+        resting = abs(self.current_a) < cal["soc_rest_current_a"]
+        if "self_discharge_paused_by_balancing" in self.bugs:
+            resting = resting and not self.balancing.any()
         if not resting or self.state == BmsState.INIT:
             self._leak_sum_v[:] = 0.0
             self._leak_samples = 0
             self._leak_previous_v = None
+            self._leak_window_start_s = self._leak_previous_start_s = now_s
+            self._leak_steady_since_s[:] = now_s
+            self._leak_mask[:] = self.balancing
             return
+        changed = self.balancing != self._leak_mask
+        if changed.any():
+            self._leak_steady_since_s[changed] = now_s
+            self._leak_mask[:] = self.balancing
         self._leak_sum_v += self.cell_v
         self._leak_samples += 1
-        if self._leak_samples * SLOW_TASK_S < cal["self_discharge_window_s"] - 1e-9:
+        window_s = cal["self_discharge_window_s"]
+        if self._leak_samples * SLOW_TASK_S < window_s - 1e-9:
             return
         mean_v = self._leak_sum_v / self._leak_samples
         if self._leak_previous_v is not None:
-            drop_mv = (self._leak_previous_v - mean_v) * 1000.0
-            if (drop_mv - np.median(drop_mv)).max() > cal["self_discharge_mv"]:
-                self.warnings_latched |= 1 << FAULT_BITS["self_discharge"]
+            steady = self._leak_steady_since_s + cal["soc_rest_s"] <= self._leak_previous_start_s + 1e-9
+            if np.count_nonzero(steady) >= MIN_CELLS_TO_COMPARE:
+                drop_mv = (self._leak_previous_v[steady] - mean_v[steady]) * 1000.0
+                bled = self._leak_mask[steady]
+                if bled.any():
+                    drop_mv -= bled * self._bleed_drop_mv(mean_v[steady], window_s)
+                if (drop_mv - np.median(drop_mv)).max() > cal["self_discharge_mv"]:
+                    self.warnings_latched |= 1 << FAULT_BITS["self_discharge"]
         self._leak_previous_v = mean_v
+        self._leak_previous_start_s, self._leak_window_start_s = self._leak_window_start_s, now_s
         self._leak_sum_v[:] = 0.0
         self._leak_samples = 0
+
+    def _bleed_drop_mv(self, cell_v: np.ndarray, window_s: float) -> np.ndarray:
+        """The OCV drop, in mV, that `window_s` of balancing bleed makes in each cell at `cell_v`."""
+        soc = np.interp(cell_v, self._ocv_v, self._ocv_soc)
+        step = 0.01
+        slope_v = (np.interp(soc + step, self._ocv_soc, self._ocv_v)
+                   - np.interp(soc - step, self._ocv_soc, self._ocv_v)) / (2 * step)
+        bled_soc = self.cal["balance_current_a"] * window_s / 3600.0 / (self.cal["capacity_ah"] * self.soh)
+        return 1000.0 * bled_soc * slope_v
 
     def go_safe(self) -> None:
         """Harness gone: open everything now, without the contactor delay."""

@@ -170,6 +170,22 @@ def test_bug_balancing_during_fault(make_boards):
     assert buggy.fw.balancing[0], "the bug keeps bleeding in FAULT"
 
 
+def test_bug_self_discharge_paused_by_balancing(make_boards):
+    """The others sit above the balancing threshold and bleed towards the leaking cell for as long as it leaks:
+    the clean firmware takes the bleed out and sees the leak; the bug skips every window with a bleed on."""
+    clean, buggy = _both(make_boards, "self_discharge_paused_by_balancing",
+                         "dut.calibration.self_discharge_window_s=1.0", "dut.calibration.soc_rest_s=0.5")
+    for boards in (clean, buggy):
+        boards.ce.setpoint_v[1:] += (boards.cal["balance_threshold_mv"] + 10) / 1000
+        boards.standby()
+        start_v = boards.ce.setpoint_v[0]
+        for task in range(400):  # four 1 s windows, the leaking cell 1 mV lower each
+            boards.ce.setpoint_v[0] = start_v - task / 100 / 1000
+            boards.step()
+        assert boards.fw.balancing[1:].all() and not boards.fw.balancing[0]
+    assert clean.warning("self_discharge") and not buggy.warning("self_discharge")
+
+
 def test_bug_mv_sum_overflow(make_boards):
     clean, buggy = _both(make_boards, "mv_sum_overflow", soc0=0.9)
     for boards in (clean, buggy):

@@ -1,5 +1,6 @@
 """What the reference firmware estimates and decides from its measurements: SOC, SOP limits, balancing,
 self-discharge."""
+import math
 
 import pytest
 
@@ -241,11 +242,13 @@ def test_balancing_stops_in_fault(boards):
 # Self-discharge -------------------------------------------------------------------------------------------
 
 WINDOW_S = 1.0
+SETTLE_S = 0.5   # the cells' relaxation time (soc_rest_s) the check waits out first: the board's setpoints do not relax
 
 
 @pytest.mark.parametrize("leak_mv_per_window,flagged", [(0.0, False), (0.3, False), (1.0, True)])
 def test_a_cell_that_sags_faster_than_the_others_at_rest_is_flagged(make_boards, leak_mv_per_window, flagged):
-    boards = make_boards(f"dut.calibration.self_discharge_window_s={WINDOW_S}")
+    boards = make_boards(f"dut.calibration.self_discharge_window_s={WINDOW_S}",
+                         f"dut.calibration.soc_rest_s={SETTLE_S}")
     boards.standby()
     start_v = boards.ce.setpoint_v[9]
     tasks_per_window = round(WINDOW_S / MAIN_TASK_S)
@@ -257,3 +260,21 @@ def test_a_cell_that_sags_faster_than_the_others_at_rest_is_flagged(make_boards,
     if flagged:
         boards.step(5)
         assert boards.monitor.values["BMS_WarningBits"] >> FAULT_BITS["self_discharge"] & 1
+
+
+def test_a_cell_is_judged_only_once_its_bleed_has_settled(make_boards):
+    """A bleed switched on sags its cell by its polarisation over the next minutes (here seconds): the check
+    waits the relaxation time (soc_rest_s) before it compares that cell again, instead of taking the sag for a
+    leak."""
+    settle_s = 5.0
+    boards = make_boards(f"dut.calibration.self_discharge_window_s={WINDOW_S}",
+                         f"dut.calibration.soc_rest_s={settle_s}")
+    boards.standby()
+    boards.run_for(settle_s + 3 * WINDOW_S)   # every cell settled and compared: nothing to flag
+    raised_v = boards.ce.setpoint_v[5] + (boards.cal["balance_threshold_mv"] + 10) / 1000
+    tau_s, sag_v = settle_s / 5, 0.004
+    for task in range(round((settle_s + 4 * WINDOW_S) / MAIN_TASK_S)):
+        boards.ce.setpoint_v[5] = raised_v - sag_v * (1 - math.exp(-task * MAIN_TASK_S / tau_s))
+        boards.step()
+    assert boards.fw.balancing[5], "the raised cell bleeds"
+    assert not boards.warning("self_discharge"), boards.describe()
