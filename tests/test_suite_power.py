@@ -172,7 +172,7 @@ def test_a_capacity_estimate_that_never_moves_is_caught():
 def test_a_self_discharge_check_blinded_by_balancing_is_caught():
     """The leaking cell of a spread pack is the one every other cell bleeds towards: a check that waits for
     balancing to stop never looks."""
-    summary = _all_killed(["self_discharge_paused_by_balancing"], "self_discharg")
+    summary = _all_killed(["self_discharge_paused_by_balancing"], "self_discharging")
     assert summary["caught_by"] == {"self_discharge_paused_by_balancing": [
         "test_pack_health::test_self_discharging_cell_is_flagged"]}, summary
 

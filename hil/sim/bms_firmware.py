@@ -799,7 +799,7 @@ class BmsFirmware:
         balancing_allowed = self.state in (BmsState.STANDBY, BmsState.NORMAL) or (
             "balancing_during_fault" in self.bugs and self.state == BmsState.FAULT)
         if cal["balancing_enabled"] and balancing_allowed and self.current_a <= 0.5:
-            self.balancing = self.cell_v - self.cell_v.min() > cal["balance_threshold_mv"] / 1000.0
+            self.balancing = self._cells_to_bleed()
         else:
             self.balancing[:] = False
         self._self_discharge_check(now_s)
@@ -829,6 +829,18 @@ class BmsFirmware:
         if "thermal_rate_absolute" not in self.bugs:
             rate_c_per_s -= np.median(rate_c_per_s)
         return bool(amax(rate_c_per_s) >= self.cal["thermal_runaway_rate_c_per_s"])
+
+    def _cells_to_bleed(self) -> np.ndarray:
+        """Cells more than `balance_threshold_mv` above the lowest start to bleed; a bleeding cell goes on until it
+        is within the threshold less twice the front end's peak noise. Its own bleed current lowers the voltage it
+        reads by its IR drop (`balance_current_a` through `cell_r_est_ohm`), which is added back first. Without
+        both, a cell near the threshold switches its bleed on and off every few tasks: a chatter that wears nothing
+        out but leaves no steady stretch to judge a leak over (see `_self_discharge_check`)."""
+        cal = self.cal
+        unloaded_v = self.cell_v + self.balancing * (cal["balance_current_a"] * cal["cell_r_est_ohm"])
+        above_v = unloaded_v - unloaded_v.min()
+        threshold_v = cal["balance_threshold_mv"] / 1000.0
+        return (above_v > threshold_v) | (self.balancing & (above_v > threshold_v - 2 * cal["afe_noise_v"]))
 
     def _self_discharge_check(self, now_s: float) -> None:
         """At rest, a cell whose voltage falls faster than the others' leaks: an internal soft short.
@@ -883,9 +895,9 @@ class BmsFirmware:
     def _bleed_drop_mv(self, cell_v: np.ndarray, window_s: float) -> np.ndarray:
         """The OCV drop, in mV, that `window_s` of balancing bleed makes in each cell at `cell_v`."""
         soc = np.interp(cell_v, self._ocv_v, self._ocv_soc)
-        step = 0.01
-        slope_v = (np.interp(soc + step, self._ocv_soc, self._ocv_v)
-                   - np.interp(soc - step, self._ocv_soc, self._ocv_v)) / (2 * step)
+        half_span_soc = 0.01   # the OCV table's slope over +-1 % SOC: smooth across its breakpoints
+        slope_v = (np.interp(soc + half_span_soc, self._ocv_soc, self._ocv_v)
+                   - np.interp(soc - half_span_soc, self._ocv_soc, self._ocv_v)) / (2 * half_span_soc)
         bled_soc = self.cal["balance_current_a"] * window_s / 3600.0 / (self.cal["capacity_ah"] * self.soh)
         return 1000.0 * bled_soc * slope_v
 

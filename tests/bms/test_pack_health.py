@@ -81,12 +81,14 @@ def _rest_in_standby(bench) -> float:
 
 @pytest.mark.rig_requires("virtual_clock")  # a leak shows over minutes of rest
 def test_self_discharging_cell_is_flagged(custom_bench, spec):
-    """A leaking cell is the lowest, so the others bleed towards it for as long as it leaks: balancing must
-    not blind the check."""
+    """A leaking cell becomes the lowest, so the others bleed towards it for as long as it leaks: balancing must
+    not blind the check. The leak is put in the pack's lowest cell, which bleeds from the start of the rest
+    neither before nor after: a cell that first bleeds itself is judged once it stops, `soc_rest_s` later."""
     if not spec.value("diagnostics.self_discharge"):
         pytest.skip(f"{spec.path.name}: diagnostics.self_discharge = false (not required of this BMS)")
     bench = custom_bench(*SPREAD_PACK)
-    bench.pack.faults.set("internal_short", block=9, r_ohm=10.0)  # ~0.37 A leak, ~7 %/h on a 5 Ah cell
+    lowest = int(np.argmin(bench.pack.cell_voltage_v))
+    bench.pack.faults.set("internal_short", block=lowest, r_ohm=10.0)  # ~0.37 A leak, ~7 %/h on a 5 Ah cell
     judged_within_s = _rest_in_standby(bench)
     bench.loop.run_until(lambda: "self_discharge" in bench.bms.warnings, judged_within_s, bench.bms.describe)
 

@@ -228,6 +228,24 @@ def test_no_balancing_when_disabled(make_boards):
     assert not boards.fw.balancing.any()
 
 
+def test_a_bleeding_cell_is_not_switched_off_by_its_own_ir_drop(make_boards):
+    """The front end reads a bled cell lower by its bleed current through its resistance: a cell just above the
+    threshold keeps bleeding, instead of switching its bleed on and off every slow task."""
+    boards = make_boards()
+    cal = boards.cal
+    ir_drop_v = cal["balance_current_a"] * cal["cell_r_est_ohm"]
+    unloaded_v = boards.ce.setpoint_v.copy()
+    unloaded_v[3] += cal["balance_threshold_mv"] / 1000 + ir_drop_v / 2   # above the threshold; bled, below it
+    boards.standby()
+    switches = 0
+    for _ in range(50):
+        bleeding = bool(boards.fw.balancing[3])
+        boards.ce.setpoint_v[:] = unloaded_v - boards.fw.balancing * ir_drop_v
+        boards.step_slow()
+        switches += bool(boards.fw.balancing[3]) != bleeding
+    assert boards.fw.balancing[3] and switches == 1, f"the bleed switched {switches} times in 5 s"
+
+
 def test_balancing_stops_in_fault(boards):
     _spread(boards, [0], boards.cal["balance_threshold_mv"] + 5)
     boards.power_up()
