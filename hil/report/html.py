@@ -156,7 +156,7 @@ def _measurements(tests: list[TestResult]) -> str:
 def _spread(results: Results) -> str:
     """Under --hil-repeat: each repeated test's outcome per seed, and each measurement's min, median and max
     over the seeds with its worst margin and the seed that gave it."""
-    tests = repeated(results)
+    tests = sorted(repeated(results), key=lambda t: not t.failed_seeds)   # the failures first, then by name
     if not tests:
         return ""
     outcome_rows = []
@@ -185,7 +185,7 @@ def _spread(results: Results) -> str:
                     "<th>max</th><th>unit</th><th>limits</th><th>worst margin</th><th>status</th></tr>\n"
                     + "\n".join(rows) + "</table>") if rows else ""
     return (f"<h2>Spread over seeds</h2>\n<p class=\"meta\">Each test ran once per seed (<code>--hil-repeat</code>): "
-            f"another pack from the same spread, other noise. The same rows as CSV: "
+            f"other noise, and another pack where the rig's [pack] gives a spread. The same rows as CSV: "
             f"<a href=\"{CSV_NAME}\">{CSV_NAME}</a>.</p>\n<table><tr><th>test</th><th>runs</th><th>seeds</th>"
             "<th>outcome</th></tr>\n" + "\n".join(outcome_rows) + "</table>\n" + measurements)
 

@@ -102,8 +102,8 @@ def test_healthy_pack_is_not_flagged_for_self_discharge(custom_bench, rig, spec)
     n_series = rig.data["pack"]["n_series"]
     soc0_by_cell = np.broadcast_to(bench_soc0(rig), n_series) + np.isin(np.arange(n_series), (3, 4)) * 0.15
     soc0_by_cell = [round(float(soc), 4) for soc in soc0_by_cell]
-    bench = custom_bench("pack.capacity_spread=0.02", "pack.resistance_spread=0.05",
-                         f"pack.soc0={soc0_by_cell}",
+    bench = custom_bench("pack.capacity_spread=0.02", "pack.resistance_spread=0.05", "pack.soc_spread=0",
+                         f"pack.soc0={soc0_by_cell}",   # no SOC spread of the rig's: those two alone bleed
                          f"dut.calibration.balance_current_a={spec.section('balancing')['bleed_current_a']}")
     bench.loop.run_for(_rest_in_standby(bench))
     assert list(np.flatnonzero(bench.bms.balancing_mask(n_series))) == [3, 4], "the two full cells bled throughout"
