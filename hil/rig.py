@@ -50,7 +50,7 @@ KNOWN_CAPABILITIES = {
 
 class _PerCell:
     """The type of a [pack] value given for the whole pack (a number) or per series cell (a list of numbers);
-    the pack model checks a list's length against n_series."""
+    `_check_consistent` checks a list's length against n_series."""
     __name__ = "a number or a list of numbers (one per series cell)"
 
 

@@ -82,8 +82,8 @@ def _rest_in_standby(bench) -> float:
 @pytest.mark.rig_requires("virtual_clock")  # a leak shows over minutes of rest
 def test_self_discharging_cell_is_flagged(custom_bench, spec):
     """A leaking cell becomes the lowest, so the others bleed towards it for as long as it leaks: balancing must
-    not blind the check. The leak is put in the pack's lowest cell, which bleeds from the start of the rest
-    neither before nor after: a cell that first bleeds itself is judged once it stops, `soc_rest_s` later."""
+    not blind the check. The leak goes into the pack's lowest cell, which never bleeds (a leaking cell that
+    bleeds at first is judged only once it has stopped, `soc_rest_s` later: minutes more)."""
     if not spec.value("diagnostics.self_discharge"):
         pytest.skip(f"{spec.path.name}: diagnostics.self_discharge = false (not required of this BMS)")
     bench = custom_bench(*SPREAD_PACK)
@@ -106,5 +106,5 @@ def test_healthy_pack_is_not_flagged_for_self_discharge(custom_bench, rig, spec)
                          f"pack.soc0={soc0_by_cell}",   # no SOC spread of the rig's: those two alone bleed
                          f"dut.calibration.balance_current_a={spec.section('balancing')['bleed_current_a']}")
     bench.loop.run_for(_rest_in_standby(bench))
-    assert list(np.flatnonzero(bench.bms.balancing_mask(n_series))) == [3, 4], "the two full cells bled throughout"
+    assert list(np.flatnonzero(bench.bms.balancing_mask(n_series))) == [3, 4], "the two fuller cells should still bleed"
     assert "self_discharge" not in bench.bms.warnings, bench.bms.describe()
