@@ -178,17 +178,23 @@ def _parametrize_profiles(metafunc):
     metafunc.parametrize("profile", cases, indirect=True, ids=[name for name, _ in cases])
 
 
+_REPEAT_SEEDS = pytest.StashKey[list]()
+
+
 def _parametrize_seeds(metafunc):
     """Under `--hil-repeat N`, parametrize `hil_seed` (every bench's, and the `profile` fixture's) over the
     rig's seed + 0 .. N-1, with ids `seed=S` that say how to rerun one: `--set rig.seed=S`."""
-    repeat = metafunc.config.getoption("hil_repeat")
+    config = metafunc.config
+    repeat = config.getoption("hil_repeat")
     if repeat == 1 or "hil_seed" not in metafunc.fixturenames:
         return
-    try:
-        base = load_rig(metafunc.config.getoption("rig"), metafunc.config.getoption("hil_set")).seed
-    except HilError:
-        base = 0  # no test runs: the `rig` fixture fails the first with the rig's error, and stops the run
-    seeds = [(base + k) % len(SEEDS) for k in range(repeat)]
+    if _REPEAT_SEEDS not in config.stash:   # the rig is read once per run, not once per test function
+        try:
+            base = load_rig(config.getoption("rig"), config.getoption("hil_set")).seed
+        except HilError:
+            base = 0  # no test runs: the `rig` fixture fails the first with the rig's error, and stops the run
+        config.stash[_REPEAT_SEEDS] = [(base + k) % len(SEEDS) for k in range(repeat)]
+    seeds = config.stash[_REPEAT_SEEDS]
     metafunc.parametrize("hil_seed", seeds, ids=[f"seed={seed}" for seed in seeds])
 
 

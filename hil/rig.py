@@ -322,8 +322,8 @@ def validate(data: dict, path: Path) -> None:
             expected, _, allowed = keys[key]
             if not _type_ok(value, expected):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected {expected.__name__}")
-            if allowed is None or (all(v in allowed for v in value) if expected is PER_CELL and
-                                   isinstance(value, list) else value in allowed):
+            values = value if expected is PER_CELL and isinstance(value, list) else [value]
+            if allowed is None or all(v in allowed for v in values):
                 continue
             if isinstance(allowed, range):
                 raise ConfigError(f"{where}: key '{section}.{key}' = {value!r}, expected an integer from "

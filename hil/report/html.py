@@ -126,11 +126,15 @@ def _summary(report_dir: Path, tests: list[TestResult]) -> str:
             "<th>loop timing</th><th>files</th></tr>\n" + "\n".join(rows) + "</table>")
 
 
+def _status(failed: bool, tight: bool) -> tuple[str, str]:
+    """A measurement's status word and its CSS class."""
+    return ("FAIL", "bad") if failed else ("tight", "tight") if tight else ("pass", "ok")
+
+
 def _measurement_rows(measurements: list[Measurement], test: str | None = None) -> list[str]:
     rows = []
     for m in measurements:
-        status = "FAIL" if not m.passed else "tight" if m.tight else "pass"
-        css = {"FAIL": "bad", "tight": "tight", "pass": "ok"}[status]
+        status, css = _status(not m.passed, m.tight)
         share = f"{100 * m.margin_fraction:.1f} %" if m.margin_fraction is not None else ""
         margin = f"{m.margin:.4g}" if m.margin is not None else ""
         first = f"<td>{_e(test)}</td>" if test is not None else ""
@@ -174,8 +178,7 @@ def _spread(results: Results) -> str:
         low_median_high = row.summary()
         cells = "".join(f"<td class=\"num\">{v:.6g}</td>" for v in low_median_high) if low_median_high \
             else "<td></td>" * 3
-        status = "FAIL" if row.failed_seeds else "tight" if worst.tight else "pass"
-        css = {"FAIL": "bad", "tight": "tight", "pass": "ok"}[status]
+        status, css = _status(bool(row.failed_seeds), worst.tight)
         margin = f"{worst.margin:.4g} (seed {worst_seed})" if worst.margin is not None else ""
         rows.append(f"<tr><td>{_e(row.test.split('::', 1)[-1])}</td><td>{_e(worst.name)}</td>"
                     f"<td class=\"num\">{len(row.samples)}</td>{cells}<td>{_e(worst.unit)}</td>"

@@ -31,9 +31,14 @@ class TestResult:
     def measurements(self) -> list[Measurement]:
         return from_properties(self.properties)
 
+    def value_of(self, key: str):
+        """The value of property `key`, or None if the test did not record it."""
+        return next((v for k, v in self.properties if k == key), None)
+
     @property
     def artifact(self) -> str | None:
-        return next((str(v) for k, v in self.properties if k == ARTIFACT_PROPERTY), None)
+        value = self.value_of(ARTIFACT_PROPERTY)
+        return None if value is None else str(value)
 
     @property
     def timing(self) -> dict:

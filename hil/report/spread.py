@@ -45,10 +45,6 @@ class Spread:
     samples: tuple[tuple[int, Measurement], ...]   # (seed, measurement), in seed order
 
     @property
-    def first(self) -> Measurement:
-        return self.samples[0][1]
-
-    @property
     def values(self) -> list[float]:
         """The finite values (a NaN, which fails its limits, is counted in `failed_seeds`, not here)."""
         return [m.value for _, m in self.samples if math.isfinite(m.value)]
@@ -69,17 +65,12 @@ class Spread:
         return [seed for seed, m in self.samples if not m.passed]
 
 
-def _seed(result: TestResult) -> int | None:
-    return next((int(v) for k, v in result.properties if k == SEED_PROPERTY), None)
-
-
 def _groups(results: Results) -> dict[str, list[tuple[int, TestResult]]]:
     groups: dict[str, list[tuple[int, TestResult]]] = {}
     for result in results.tests.values():
-        repeat_of = next((str(v) for k, v in result.properties if k == REPEAT_OF_PROPERTY), None)
-        seed = _seed(result)
+        repeat_of, seed = result.value_of(REPEAT_OF_PROPERTY), result.value_of(SEED_PROPERTY)
         if repeat_of is not None and seed is not None:
-            groups.setdefault(repeat_of, []).append((seed, result))
+            groups.setdefault(str(repeat_of), []).append((int(seed), result))
     return {test: sorted(runs, key=lambda run: run[0]) for test, runs in sorted(groups.items())}
 
 
@@ -110,9 +101,9 @@ def write_csv(report_dir: str | Path, rows: list[Spread]) -> Path:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
-            first, (worst_seed, worst) = row.first, row.worst
+            worst_seed, worst = row.worst
             low_median_high = row.summary() or (None, None, None)
-            writer.writerow([row.test, first.name, first.unit, _number(worst.low), _number(worst.high),
+            writer.writerow([row.test, worst.name, worst.unit, _number(worst.low), _number(worst.high),
                              len(row.samples), *map(_number, low_median_high), _number(worst.margin), worst_seed,
                              " ".join(map(str, row.failed_seeds))])
     return path
