@@ -100,6 +100,7 @@ class Bench:
         # while no channel is forced, so a tick sends the model's values without merging.
         self._forced_cell_v: np.ndarray | None = None
         self._forced_temperature_c: np.ndarray | None = None
+        self._forced_current_a: float | None = None
         # Each bus's python-can keywords (its channel is filled in below for emulated boards) and rig table.
         self._bus_kwargs = {name: rig.can_kwargs(name) for name in dict.fromkeys((bus_name, ce_bus_name))}
         self._bus_where = {name: f"{rig.path} [can.{name}]" for name in self._bus_kwargs}
@@ -233,7 +234,7 @@ class Bench:
             if groups:
                 self.cell_emulator.set_cells(output_v, groups)
         if phase == 0:
-            self.cell_emulator.set_current(current_a)
+            self.cell_emulator.set_current(current_a if self._forced_current_a is None else self._forced_current_a)
             v = self.pack.cell_voltage_v
             state = self.bms.state
             self.trace.record((t_s, demand, current_a, float(least(v)), amean(v), float(greatest(v)),
@@ -303,6 +304,13 @@ class Bench:
                                             temperature_c)
         self.trace.mark(self.loop.t_s, f"thermistor {channel} " + ("released" if temperature_c is None
                                                                   else f"forced to {temperature_c:.1f} degC"))
+
+    def force_current(self, current_a: float | None) -> None:
+        """Make the BMS's current sensor (the cell emulator's current output) read `current_a` whatever flows: 0
+        for a dead sensor, `bench.pack_current_a` for one frozen at its reading; None releases it."""
+        self._forced_current_a = None if current_a is None else float(current_a)
+        self.trace.mark(self.loop.t_s, "current sensor " + ("released" if current_a is None
+                                                            else f"forced to {current_a:.2f} A"))
 
     def set_load(self, demand: float, kind: str = "current", honour_limits: bool = True) -> None:
         """Demand in A (kind "current") or W (kind "power"), > 0 discharges. Stops any running profile."""

@@ -41,8 +41,9 @@ FAULT_BITS = {
     "thermal_runaway": 14,
     "short_circuit": 15,
     "hvil": 16,
+    "current_sensor": 17,
 }
-WARNING_BIT_COUNT = 16   # BMS_WarningBits: the warning tier of bits 0-15 (hvil has none)
+WARNING_BIT_COUNT = 16   # BMS_WarningBits: the warning tier of bits 0-15 (hvil and current_sensor have none)
 
 
 def fault_names(bits: int) -> list[str]:

@@ -43,6 +43,8 @@ KNOWN_CAPABILITIES = {
     "contactor_stuck_open": "the bench can hold either main contactor of the BMS open (it fails to close)",
     "dc_link_short": "the bench can short the DC link behind the BMS's contactors (a precharge that cannot finish)",
     "hvil": "the bench can open the BMS's high-voltage interlock loop (a relay in series: a connector unplugged)",
+    "current_sensor": "the cell emulator drives the BMS's current-sensor input (an emulated shunt), so the bench can "
+                      "make it read other than what flows",
     "lv_supply": "a programmable supply ([power_supply]) feeds the BMS's low-voltage input (KL30)",
     "virtual_clock": "time is virtual (added by the rig itself on a virtual clock)",
 }

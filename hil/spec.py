@@ -161,6 +161,10 @@ TABLES = {
     # report `hvil` with every contactor open within max_reaction_ms, and must not close while it stays open;
     # interruptions of ride_through_ms (a connector chattering under vibration) must not trip it.
     "hvil": {"max_reaction_ms": Key(above=0, at_most=60_000), "ride_through_ms": Key(at_least=0, at_most=60_000)},
+    # The current sensor (tests/bms/test_protections.py, on a rig with "current_sensor"): one that drops to 0 A with
+    # load_a flowing, or freezes at its reading before a load step of load_a, must be reported as `current_sensor`
+    # with every contactor open within max_reaction_ms.
+    "current_sensor": {"load_a": Key(above=0, at_most=100_000), "max_reaction_ms": Key(above=0, at_most=60_000)},
     "charge_limit": {"margin_a": Key(above=0, at_most=1000), "response_s": Key(at_least=0, at_most=600),
                      "max_reaction_ms": Key(above=0, at_most=600_000)},
     # The BMS's own low-voltage supply (tests/bms/test_lv_supply.py, on a rig with a programmable supply). A cold
@@ -181,12 +185,12 @@ TABLES = {
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
-                "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh")
+                "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply", "charge_limit", "hvil", "soh")
+                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor")
 
 
 @dataclass(frozen=True)

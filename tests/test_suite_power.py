@@ -161,6 +161,15 @@ def test_interlock_defects_are_caught_by_the_interlock_tests():
         "hvil_checked_in_normal_only": ["test_protections::test_nothing_closes_onto_an_open_interlock"]}, alone
 
 
+def test_a_current_check_blind_to_a_frozen_sensor_is_caught():
+    """A plausibility check that judges only the steps the sensor reports still catches a dead sensor; the frozen
+    sensor's load step catches it."""
+    summary = _all_killed(["current_frozen_unchecked"], "current_sensor")
+    assert summary["caught_by"] == {
+        "current_frozen_unchecked": ["test_protections::test_a_current_sensor_that_stops_measuring_is_detected[frozen]"]
+    }, summary
+
+
 @pytest.mark.slow
 def test_a_capacity_estimate_that_never_moves_is_caught():
     """An SOH estimate that divides by the SOC its own counting moved stays at 100 % as the cells fade; no test but

@@ -15,6 +15,12 @@
 - The high-voltage interlock loop (HVIL: a low-current loop through every HV connector and cover, whose pins
   break before the power pins) is a digital input read each main task: open for `hvil_debounce_ms`, it is an
   error in any state, so the BMS neither stays closed nor closes onto an unplugged connector.
+- The current sensor is checked against the cells: in NORMAL, each main task compares the current step it reports
+  over the last `current_plausibility_window_ms` with the step the median cell's voltage made (through
+  `cell_r_est_ohm`). Where either is above `current_plausibility_mv`, they must agree in sign and within a factor
+  of ten, else, for `current_plausibility_debounce_ms`, it is a `current_sensor` error: a sensor that reads 0 A
+  under load, repeats a frozen reading through a load step, or reads reversed leaves the over-current and
+  short-circuit protection blind.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector (above
   `supply_ovlo_v` its regulator's over-voltage lockout) holds it in reset (dark: contactors open, nothing
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
@@ -63,6 +69,11 @@ PLAUSIBLE_SOH = (0.3, 1.3)
 # A cell's temperature rise is taken over this window, one reading per slow task: long enough that the sensors'
 # 0.5 degC steps and a single reading's glitch are small against the 1 degC/s it is compared with.
 RUNAWAY_WINDOW_S = 1.0
+# How far the cells' voltage step and the current sensor's step (through cell_r_est_ohm) may disagree and still
+# agree: the cells' may be a tenth to ten times it. The resistance rises four-fold from 25 to -20 degC (the LG M50
+# file's Arrhenius term) and with age, and cell_r_est_ohm is a 10 s figure; a dead or frozen sensor shows no step
+# at all, a reversed one the wrong sign.
+CURRENT_AGREEMENT = 0.1
 
 # name -> what the defect is. Each is checked where the firmware would have it.
 BUGS = {
@@ -154,6 +165,9 @@ BUGS = {
     "soh_from_counted_soc": "the capacity estimate divides the charge counted between two rests by the SOC change "
                             "the counting itself made (which the rated capacity set) instead of the change the two "
                             "OCV readings show: SOH stays at 100 % as the cells fade, and the SOC runs ahead of them",
+    "current_frozen_unchecked": "the current plausibility check judges only the current steps the sensor reports: "
+                                "one that drops to 0 A under load is caught, but a sensor frozen at its last reading "
+                                "reports no step, and the load steps it misses (a short among them) go unjudged",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -294,11 +308,15 @@ class BmsFirmware:
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
             "thermal_runaway": deb("thermal_runaway_hold_ms"),
             "hvil": Debounce(0.0) if "hvil_not_debounced" in self.bugs else deb("hvil_debounce_ms"),
+            "current_sensor": deb("current_plausibility_debounce_ms"),
             # A charger ignoring the published limit, below the charge over-current level; it gets the debounce
             # to follow a falling limit.
             "charge_limit": Debounce(0.0) if "charge_limit_enforced_at_once" in self.bugs
             else deb("charge_limit_debounce_ms"),
         }
+        # (median cell voltage, current) of the last current_plausibility_window_ms of main tasks, oldest first.
+        window_tasks = max(1, round(cal["current_plausibility_window_ms"] / 1000 / MAIN_TASK_S))
+        self._iv_window: deque[tuple[float, float]] = deque(maxlen=window_tasks + 1)
         self._temp_history_c: np.ndarray | None = None   # the last RUNAWAY_WINDOW_S of readings, a ring by slow task
         self._runaway_suspected = False
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
@@ -522,6 +540,7 @@ class BmsFirmware:
         # The dicts' own comparison first: they agree in nearly every task, so the per-contactor look is skipped.
         self._check("contactor", cmd != fb and any(cmd[name] != fb[name] and not (cmd[name] and self._unchecked_closed)
                                                    for name in self._checked_contactors))
+        self._check("current_sensor", self._current_implausible())
         self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
@@ -548,6 +567,29 @@ class BmsFirmware:
         self._check("cell_ov", bool(amax(checked_v) > cal["cell_ov_v"]))
         self._check("cell_uv", aany(sensed & (v < uv_v)))
         self._check("sense_wire", bool(self.state != BmsState.INIT and not aall(sensed)))
+
+    def _current_implausible(self) -> bool:
+        """Whether the current sensor's step over the window disagrees with the cells'. Judged in NORMAL only:
+        elsewhere no current flows, and cells that step then (outputs switched on, a bench forcing them) are
+        not a load's."""
+        cal, window = self.cal, self._iv_window
+        if not cal["current_plausibility_enabled"] or self.state != BmsState.NORMAL:
+            window.clear()   # NORMAL's first window holds none of the cells' steps from before it
+            return False
+        n = self.n_cells
+        median_v = float(np.partition(self.cell_v, n // 2)[n // 2])   # one cell forced or open moves it little
+        window.append((median_v, self.current_a))
+        if len(window) < window.maxlen:
+            return False
+        then_v, then_a = window[0]
+        cells_v = median_v - then_v
+        sensor_v = -(self.current_a - then_a) * cal["cell_r_est_ohm"]   # discharge (> 0) lowers the cells
+        larger_v = max(abs(cells_v), abs(sensor_v))
+        judged_v = abs(sensor_v) if "current_frozen_unchecked" in self.bugs else larger_v
+        if judged_v * 1000 < cal["current_plausibility_mv"]:
+            return False
+        # Same sign, and the smaller at least CURRENT_AGREEMENT of the larger.
+        return cells_v * sensor_v < CURRENT_AGREEMENT * larger_v * larger_v
 
     def _check_temperatures(self, t_min, t_max) -> None:
         """Over- and under-temperature of the plausible sensors, and implausible ones (an open or shorted

@@ -24,6 +24,7 @@ FAULT_CODES = {
     "sense_wire": "open_wire", "precharge": "contactor_fault", "contactor": "contactor_fault",
     "heartbeat": "communication_timeout", "thermistor": 11, "self_discharge": 12, "afe": 13, "insulation": 14,
     "thermal_runaway": 15, "short_circuit": 16, "hvil": 17,
+    "current_sensor": 18,
 }
 
 

@@ -338,6 +338,50 @@ def test_nothing_closes_onto_an_open_interlock(bench, spec):
         bench.trace.mark(bench.loop.t_s, "interlock loop closed")
 
 
+def _current_sensor_spec(spec) -> dict:
+    if "current_sensor" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [current_sensor]: this BMS does not check its current sensor")
+    return spec.data["current_sensor"]
+
+
+@pytest.mark.rig_requires("current_sensor")
+@pytest.mark.parametrize("failure", ["dead", "frozen"])
+def test_a_current_sensor_that_stops_measuring_is_detected(bench, spec, measure, failure):
+    """Over-current and short-circuit protection, the SOC and the current limits all read one sensor. A dead one
+    (a shunt amplifier that lost its supply reads 0 A) or a frozen one (its ADC or its bus stopped updating: it
+    repeats its last reading) leaves the BMS blind to a short. The cells show what flows: each moves by its IR
+    drop when the current steps. `dead`: the sensor drops to 0 A with load_a flowing; `frozen`: it holds its
+    reading at rest, and the load then steps to load_a. The BMS must report `current_sensor` with every contactor
+    open within max_reaction_ms. The same steps read by a sound sensor, first, must trip nothing."""
+    sensor = _current_sensor_spec(spec)
+    load_a, budget_ms = sensor["load_a"], sensor["max_reaction_ms"]
+    hold_s = BELOW_HOLD_FACTOR * budget_ms / 1000
+    bench.power_up()
+    for step_a in (load_a, 0.0):
+        bench.set_load(step_a)
+        bench.loop.run_for(hold_s)
+        assert bench.bms.contactors_closed and not bench.bms.faults, (
+            f"a step to {step_a:g} A tripped with the current sensor sound: {bench.bms.describe()}")
+    try:
+        if failure == "dead":
+            bench.set_load(load_a)
+            bench.loop.run_for(hold_s)
+            failed_s = bench.loop.t_s
+            bench.force_current(0.0)
+        else:
+            bench.force_current(bench.pack_current_a)
+            bench.loop.run_for(hold_s)   # frozen at rest: a BMS may or may not tell it from a sound sensor yet
+            failed_s = bench.loop.t_s
+            bench.set_load(load_a)
+        reaction_s = bench.loop.run_until(
+            lambda: "current_sensor" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
+            lambda: f"no current_sensor fault with every contactor open, the sensor {failure} and {load_a:g} A "
+                    f"drawn; {bench.bms.describe()}") - failed_s
+    finally:
+        bench.force_current(None)
+    measure("current_sensor_reaction", reaction_s * 1000, high=budget_ms, unit="ms")
+
+
 # The thermal-runaway test heats at this many times the spec's rate: a runaway's onset, faster still once it runs.
 RUNAWAY_RATE_FACTOR = 2.0
 # Its pack model updates temperatures every 0.1 s, not every second as by default: in 1 s steps, a BMS's rise over

@@ -630,6 +630,30 @@ def test_bug_hvil_not_debounced(make_boards):
     assert buggy.fault("hvil") and not buggy.closed, buggy.describe()
 
 
+def test_bug_current_frozen_unchecked(make_boards):
+    """The bug still catches a sensor whose reading drops under load, but not a load step a frozen one misses."""
+    on = "dut.calibration.current_plausibility_enabled=true"
+    drop_v = 10.0 * make_boards().cal["cell_r_est_ohm"]   # a 10 A step's drop
+    missed, dropped = {}, {}
+    for bug in ((), ("current_frozen_unchecked",)):
+        boards = make_boards(on, bugs=bug)
+        boards.power_up()
+        boards.run_for(0.5)
+        boards.ce.setpoint_v[:] -= drop_v   # the cells carry 10 A; the frozen sensor reads 0
+        boards.run_for(0.5)
+        missed[bug] = boards.fault("current_sensor")
+        boards = make_boards(on, bugs=bug)
+        boards.power_up()
+        boards.ce.current_a = 10.0
+        boards.ce.setpoint_v[:] -= drop_v
+        boards.run_for(0.5)
+        boards.ce.current_a = 0.0   # dead under load
+        boards.run_for(0.5)
+        dropped[bug] = boards.fault("current_sensor")
+    assert missed == {(): True, ("current_frozen_unchecked",): False}, missed
+    assert dropped == {(): True, ("current_frozen_unchecked",): True}, dropped
+
+
 def test_bug_soh_from_counted_soc(make_boards):
     clean, buggy = _both(make_boards, "soh_from_counted_soc", "dut.calibration.soc_rest_s=2.0", soc0=0.9)
     for boards in (clean, buggy):

@@ -1,0 +1,127 @@
+"""The reference firmware's current-sensor plausibility check, at the board's inputs, one main task at a time.
+
+In NORMAL, each task compares the current step the sensor reports over the last `current_plausibility_window_ms`
+with the step the median cell's voltage made, through `cell_r_est_ohm`: a step either way above
+`current_plausibility_mv` must show in both, with the same sign, within a factor of ten.
+"""
+import pytest
+
+from hil.protocol import BmsState
+
+ON = "dut.calibration.current_plausibility_enabled=true"
+LOAD_A = 10.0
+
+
+@pytest.fixture
+def checked(make_boards):
+    """The boards with the check on, in NORMAL with the contactors closed, nothing flowing."""
+    boards = make_boards(ON)
+    boards.power_up()
+    boards.run_for(0.5)   # a full window of rest behind it
+    return boards
+
+
+def _tasks(boards, key: str) -> int:
+    return round(boards.cal[key] / 10)
+
+
+def _load(boards, current_a: float, drop_factor: float = 1.0) -> None:
+    """`current_a` through the sensor and every cell lower by `drop_factor` times its IR drop as the firmware
+    estimates it (cell_r_est_ohm): a sound sensor, whose step the cells show."""
+    boards.ce.current_a = current_a
+    boards.ce.setpoint_v[:] -= current_a * boards.cal["cell_r_est_ohm"] * drop_factor
+
+
+def _held(boards, tasks: int) -> bool:
+    """Whether a current_sensor error came within `tasks` main tasks."""
+    for _ in range(tasks):
+        boards.step()
+        if boards.fault("current_sensor"):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("drop_factor", [0.2, 1.0, 4.0, 9.0])
+def test_a_sound_sensor_whose_step_the_cells_show_does_not_trip(checked, drop_factor):
+    """A tenth to ten times the estimated IR drop is agreement: a cold pack's resistance is four times its warm
+    one, an aged pack's more, and the estimate is a 10 s figure. (A current whose drop stays above UV.)"""
+    current_a = min(LOAD_A, 0.5 / (checked.cal["cell_r_est_ohm"] * drop_factor))
+    _load(checked, current_a, drop_factor)
+    checked.run_for(1.0)
+    _load(checked, -current_a, drop_factor)   # back to rest
+    checked.run_for(1.0)
+    assert not checked.fw.faults and checked.closed, checked.describe()
+
+
+def test_a_sensor_that_drops_to_zero_under_load_trips_on_the_debounce_task(checked):
+    _load(checked, LOAD_A)
+    checked.run_for(1.0)
+    checked.ce.current_a = 0.0   # dead: the cells still carry the load
+    n = _tasks(checked, "current_plausibility_debounce_ms")
+    checked.step(n - 1)
+    assert not checked.fault("current_sensor") and checked.fw.state == BmsState.NORMAL, checked.describe()
+    checked.step()
+    assert checked.fault("current_sensor") and checked.fw.state == BmsState.FAULT, checked.describe()
+    assert not any(checked.fw.contactor_cmd.values()), "a fault must command every contactor open"
+
+
+def test_a_load_step_that_a_frozen_sensor_misses_trips(checked):
+    checked.ce.setpoint_v[:] -= LOAD_A * checked.cal["cell_r_est_ohm"]   # the cells carry it; the sensor reads 0
+    assert _held(checked, _tasks(checked, "current_plausibility_debounce_ms")), checked.describe()
+
+
+def test_a_reversed_sensor_trips(checked):
+    """Wired the wrong way round, it reads a discharge as a charge: the cells fall as it says they should rise."""
+    _load(checked, LOAD_A)
+    checked.ce.current_a = -LOAD_A
+    assert _held(checked, _tasks(checked, "current_plausibility_debounce_ms")), checked.describe()
+
+
+def test_steps_below_the_threshold_are_not_judged(checked):
+    """Neither the cells' step nor the sensor's is large enough to judge: a sensor off by a small step passes."""
+    small_v = 0.9 * checked.cal["current_plausibility_mv"] / 1000
+    checked.ce.current_a = small_v / checked.cal["cell_r_est_ohm"]   # a step whose drop the cells do not show
+    checked.run_for(1.0)
+    checked.ce.setpoint_v[:] -= small_v   # and a drop with no step
+    checked.run_for(1.0)
+    assert not checked.fw.faults, checked.describe()
+
+
+def test_the_skew_between_the_two_readings_is_ridden_through(checked):
+    """The cells and the sensor are read over different paths (here the cells two tasks before the current):
+    for those tasks they disagree, less than the debounce."""
+    checked.ce.setpoint_v[:] -= LOAD_A * checked.cal["cell_r_est_ohm"]
+    checked.step(2)
+    checked.ce.current_a = LOAD_A
+    checked.run_for(1.0)
+    assert not checked.fw.faults, checked.describe()
+
+
+def test_one_cell_stepping_alone_is_not_the_current(checked):
+    """A single cell forced by the bench or with an open sense wire moves the median cell by nothing."""
+    checked.ce.setpoint_v[3] -= 0.6   # the pack's mean cell would move by 37.5 mV
+    checked.run_for(1.0)
+    assert not checked.fault("current_sensor"), checked.describe()
+
+
+def test_judged_in_normal_only_and_afresh_after_the_close(make_boards):
+    """Outside NORMAL no load flows and the cells may step by themselves (outputs on, a bench forcing them); the
+    window starts again at the close, so a rest before it is not compared with the load after."""
+    boards = make_boards(ON)
+    boards.standby()
+    boards.ce.setpoint_v[:] -= 0.3   # every cell, no current: in STANDBY, not judged
+    boards.run_for(1.0)
+    assert not boards.fw.faults and boards.fw.state == BmsState.STANDBY, boards.describe()
+    boards.request("discharge")
+    boards.run_until(lambda: boards.fw.state == BmsState.NORMAL and boards.closed, 2.0, "NORMAL, contactors closed")
+    _load(boards, LOAD_A)
+    boards.run_for(1.0)
+    assert not boards.fw.faults, boards.describe()
+
+
+def test_off_by_calibration(make_boards):
+    boards = make_boards()   # the fixture's default: the check off
+    boards.power_up()
+    boards.ce.current_a = LOAD_A
+    boards.run_for(1.0)
+    assert not boards.fault("current_sensor"), boards.describe()
