@@ -1,0 +1,24 @@
+"""The packs that are data only (a rig, a spec, a cell file and a calibration; no code): on each, the suite's
+tests that its pack tries hardest pass. The whole suite passes on them too (`hil run --rig rigs/sim-drone.toml`,
+`--rig rigs/sim-lfp.toml`); CI runs these few, in a subprocess each, as `hil run` does."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("rig,selection", [
+    # 100 C+ punch-outs on a 1.5 Ah pack that drains in the flight, and a current-sensor check calibrated for a
+    # LiPo's fast relaxation (the LG M50's 200 ms window trips on its punch-outs).
+    ("sim-drone", "drone_punch or current_sensor or weak_cell"),
+    # LFP: its plateau and its lower resistance.
+    ("sim-lfp", "current_sensor or ai_training_swings or cell_voltages_are_reported"),
+])
+def test_a_pack_by_data_passes_its_hardest_tests(tmp_path, rig, selection):
+    result = subprocess.run([sys.executable, "-m", "hil", "run", "--rig", f"rigs/{rig}.toml", "-k", selection,
+                             "--report", str(tmp_path), "-q"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1], result.stdout[-1000:]
