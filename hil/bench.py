@@ -308,6 +308,8 @@ class Bench:
     def force_current(self, current_a: float | None) -> None:
         """Make the BMS's current sensor (the cell emulator's current output) read `current_a` whatever flows: 0
         for a dead sensor, `bench.pack_current_a` for one frozen at its reading; None releases it."""
+        if current_a is None and self._forced_current_a is None:
+            return   # nothing to release (the safe state's load step releases it every time)
         self._forced_current_a = None if current_a is None else float(current_a)
         self.trace.mark(self.loop.t_s, "current sensor " + ("released" if current_a is None
                                                             else f"forced to {current_a:.2f} A"))

@@ -32,6 +32,18 @@ def powered(rig: str = "sim", *overrides: str, report_dir=None) -> Bench:
     return bench
 
 
+def test_a_current_sensor_left_lying_is_released_and_the_load_confirmed():
+    """A test cut short with the BMS's current sensor made to read 5 A: the load is off, and the safe state
+    confirms it from what the BMS reports, once it releases the sensor."""
+    with powered() as bench:
+        bench.force_current(5.0)
+        bench.loop.run_for(0.1)
+        assert bench.bms.pack_current_a == pytest.approx(5.0, abs=0.1), bench.bms.describe()
+        state = make_safe(bench)
+        assert state.confirmed, state
+        assert bench.bms.pack_current_a == pytest.approx(0.0, abs=0.1), bench.bms.describe()
+
+
 def first(frames, name: str, condition) -> float:
     return next(t for t, message, values in frames if message == name and condition(values))
 
