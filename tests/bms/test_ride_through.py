@@ -21,19 +21,23 @@ def test_ai_training_swings_ride_through(bench, spec, measure):
     measure("ai_training_min_cell_voltage", min(r[3] for r in rows), low=spec.protections["cell_uv"].high, unit="V")
 
 
-def _ride(bench, profile, spec, measure, name, each_tick=None):
+# How often a ride's `probe` looks: each cell-emulator setpoint period, far shorter than any punch-out.
+PROBE_PERIOD_S = 0.01
+
+
+def _ride(bench, profile, spec, measure, name, probe=None):
     """Run `profile` from NORMAL; nothing may trip, no cell may reach UV, and the load must really flow: the
     peak current drawn reaches what the profile asked for, or the least the spec says the BMS must allow
-    (`ride_through.min_discharge_limit_a`) where the ask was more. `each_tick()`, if given, is called after
-    every loop tick."""
+    (`ride_through.min_discharge_limit_a`) where the ask was more. `probe()`, if given, is called every
+    PROBE_PERIOD_S."""
     bench.power_up()
     bench.run_profile(profile)
-    if each_tick is None:
+    if probe is None:
         bench.loop.run_for(profile.duration_s)
     else:
-        for _ in range(round(profile.duration_s / bench.loop.dt_s)):
-            bench.loop.step()
-            each_tick()
+        for _ in range(round(profile.duration_s / PROBE_PERIOD_S)):
+            bench.loop.run_for(PROBE_PERIOD_S)
+            probe()
     assert bench.bms.state == BmsState.NORMAL and bench.bms.contactors_closed, bench.bms.describe()
     assert not bench.bms.faults, bench.bms.describe()
     rows = bench.trace.rows
@@ -61,7 +65,7 @@ def test_bbu_ride_through_grid_loss(bench, spec, measure):
 
 def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     """Drone punch-outs that ask for 30 % more than the BMS allows: the host caps them, and nothing trips. The
-    limit falls as a small pack drains in the flight, so each tick's current is taken against the limit then."""
+    limit falls as a small pack drains in the flight, so the current is taken against the limit in force then."""
     n_series, capacity_ah = bench.pack.n_series, bench.cell.capacity_ah
     bench.power_up()
     bench.loop.run_for(5.0)  # the discharge limit ramps up after power-up
@@ -70,9 +74,9 @@ def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     profile = PROFILES["drone-industrial"](duration_s=60.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed,
                                            capacity_ah=capacity_ah, peak_c=peak_c, hover_c=peak_c / 2,
                                            nominal_v=n_series * float(bench.pack.cell_voltage_v.mean()))
-    above_limit_a = []   # each tick: the current drawn less the limit the BMS published then
+    above_limit_a = []   # the current drawn less the limit the BMS published then
     rows = _ride(bench, profile, spec, measure, "drone",
-                 each_tick=lambda: above_limit_a.append(bench.pack_current_a - bench.bms.discharge_limit_a))
+                 probe=lambda: above_limit_a.append(bench.pack_current_a - bench.bms.discharge_limit_a))
     # The punch-outs asked for more than the limit, and the current drawn reached it, capped.
     assert max(r[1] / (n_series * r[4]) for r in rows) > limit_a, "the profile never asked for more than the limit"
     measure("drone_peak_current_vs_limit", max(above_limit_a), low=-0.05, high=0.05, unit="A")
