@@ -1,13 +1,9 @@
 """The packs that are data only (a rig, a spec, a cell file and a calibration; no code): on each, the suite's
 tests that its pack tries hardest pass. The whole suite passes on them too (`hil run --rig rigs/sim-drone.toml`,
 `--rig rigs/sim-lfp.toml`); CI runs these few, in a subprocess each, as `hil run` does."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.test_suite_power import _hil
 
 
 @pytest.mark.parametrize("rig,selection", [
@@ -18,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
     ("sim-lfp", "current_sensor"),
 ])
 def test_a_pack_by_data_passes_its_hardest_tests(tmp_path, rig, selection):
-    result = subprocess.run([sys.executable, "-m", "hil", "run", "--rig", f"rigs/{rig}.toml", "-k", selection,
-                             "--report", str(tmp_path), "-q"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    result = _hil("run", "--rig", f"rigs/{rig}.toml", "-k", selection, "--report", str(tmp_path), "-q", timeout_s=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1], result.stdout[-1000:]

@@ -633,10 +633,10 @@ def test_bug_hvil_not_debounced(make_boards):
 def test_bug_current_frozen_unchecked(make_boards):
     """The bug still catches a sensor whose reading drops under load, but not a load step a frozen one misses."""
     on = "dut.calibration.current_plausibility_enabled=true"
-    drop_v = 10.0 * make_boards().cal["cell_r_est_ohm"]   # a 10 A step's drop
     missed, dropped = {}, {}
     for bug in ((), ("current_frozen_unchecked",)):
         boards = make_boards(on, bugs=bug)
+        drop_v = 10.0 * boards.cal["cell_r_est_ohm"]   # a 10 A step's drop
         boards.power_up()
         boards.run_for(0.5)
         boards.ce.setpoint_v[:] -= drop_v   # the cells carry 10 A; the frozen sensor reads 0

@@ -7,6 +7,7 @@ with the step the median cell's voltage made, through `cell_r_est_ohm`: a step e
 import pytest
 
 from hil.protocol import BmsState
+from hil.sim.bms_firmware import MAIN_TASK_S
 
 ON = "dut.calibration.current_plausibility_enabled=true"
 LOAD_A = 10.0
@@ -22,7 +23,7 @@ def checked(make_boards):
 
 
 def _tasks(boards, key: str) -> int:
-    return round(boards.cal[key] / 10)
+    return round(boards.cal[key] / 1000 / MAIN_TASK_S)
 
 
 def _load(boards, current_a: float, drop_factor: float = 1.0) -> None:
