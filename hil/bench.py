@@ -101,6 +101,7 @@ class Bench:
         self._forced_cell_v: np.ndarray | None = None
         self._forced_temperature_c: np.ndarray | None = None
         self._forced_current_a: float | None = None
+        self._current_offset_a = 0.0   # added to what the current sensor reads (forced or not)
         # Each bus's python-can keywords (its channel is filled in below for emulated boards) and rig table.
         self._bus_kwargs = {name: rig.can_kwargs(name) for name in dict.fromkeys((bus_name, ce_bus_name))}
         self._bus_where = {name: f"{rig.path} [can.{name}]" for name in self._bus_kwargs}
@@ -234,7 +235,8 @@ class Bench:
             if groups:
                 self.cell_emulator.set_cells(output_v, groups)
         if phase == 0:
-            self.cell_emulator.set_current(current_a if self._forced_current_a is None else self._forced_current_a)
+            sensed_a = current_a if self._forced_current_a is None else self._forced_current_a
+            self.cell_emulator.set_current(sensed_a + self._current_offset_a)
             v = self.pack.cell_voltage_v
             state = self.bms.state
             self.trace.record((t_s, demand, current_a, float(least(v)), amean(v), float(greatest(v)),
@@ -313,6 +315,16 @@ class Bench:
         self._forced_current_a = None if current_a is None else float(current_a)
         self.trace.mark(self.loop.t_s, "current sensor " + ("released" if current_a is None
                                                             else f"forced to {current_a:.2f} A"))
+
+    def offset_current(self, offset_a: float) -> None:
+        """Make the BMS's current sensor read `offset_a` more than flows (a Hall sensor's or a shunt amplifier's
+        zero drifted; > 0 reads as discharge); 0 releases it."""
+        offset_a = float(offset_a)
+        if offset_a == self._current_offset_a:
+            return   # nothing changes (the safe state's load step releases it every time)
+        self._current_offset_a = offset_a
+        self.trace.mark(self.loop.t_s, "current sensor " + (f"offset by {offset_a:+.3f} A" if offset_a
+                                                            else "offset released"))
 
     def set_load(self, demand: float, kind: str = "current", honour_limits: bool = True) -> None:
         """Demand in A (kind "current") or W (kind "power"), > 0 discharges. Stops any running profile."""

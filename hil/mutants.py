@@ -74,11 +74,14 @@ def cmd_mutants(args) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="hil-mutants-") as tmp:
         workdir = Path(tmp)
-        n_tests, clean_failed = run_suite(args.rig, args.overrides, workdir, "clean", args.workers, args.select)
-        if n_tests == 0:
-            raise ConfigError(f"no test of {SUITE.relative_to(PROJECT_ROOT)} matches -k {args.select!r}")
-        print(f"clean firmware: {n_tests - len(clean_failed)}/{n_tests} passed", flush=True)
-        for failed in clean_failed:
+        if args.skip_clean:
+            clean_failed = None
+            print("clean firmware: not run (--skip-clean: it passed this suite already)", flush=True)
+        else:
+            n_tests, clean_failed = run_suite(args.rig, args.overrides, workdir, "clean", args.workers, args.select)
+            _check_selected(n_tests, args.select)
+            print(f"clean firmware: {n_tests - len(clean_failed)}/{n_tests} passed", flush=True)
+        for failed in clean_failed or ():
             print(f"  FAILED on clean firmware: {failed}")
         if clean_failed:
             # A test that fails anyway would "catch" every bug: the kill rate would measure nothing.
@@ -88,22 +91,29 @@ def cmd_mutants(args) -> int:
                                   "clean_failed": clean_failed, "wall_s": round(time.perf_counter() - start, 1)}))
             return 1
         for bug in bugs:
-            _, failed = run_suite(args.rig, args.overrides + [f'dut.bugs=["{bug}"]'], workdir, bug, args.workers,
-                                  args.select, first_failure=not args.all_failures)
+            n_tests, failed = run_suite(args.rig, args.overrides + [f'dut.bugs=["{bug}"]'], workdir, bug,
+                                        args.workers, args.select, first_failure=not args.all_failures)
+            _check_selected(n_tests, args.select)   # without the clean run, the first bug's run finds out
             rows.append((bug, failed))
             verdict = "killed" if failed else "SURVIVED"
             print(f"{bug:28s} {verdict:9s} {', '.join(failed[:4])}{' ...' if len(failed) > 4 else ''}",
                   flush=True)
     killed = [bug for bug, failed in rows if failed]
     summary = {"bugs": len(rows), "killed": len(killed), "kill_rate": round(len(killed) / max(1, len(rows)), 4),
-               "clean_passed": not clean_failed, "survivors": [bug for bug, failed in rows if not failed],
+               "clean_passed": None if clean_failed is None else not clean_failed, "survivors": [bug for bug, failed in rows if not failed],
                "wall_s": round(time.perf_counter() - start, 1),
                "caught_by": {bug: failed for bug, failed in rows}}
-    print(f"kill rate {summary['kill_rate']:.2f} ({len(killed)}/{len(rows)}), clean firmware "
-          f"{'passes' if summary['clean_passed'] else 'FAILS'}, {summary['wall_s']} s")
+    clean = {True: "passes", False: "FAILS", None: "not run"}[summary["clean_passed"]]
+    print(f"kill rate {summary['kill_rate']:.2f} ({len(killed)}/{len(rows)}), clean firmware {clean}, "
+          f"{summary['wall_s']} s")
     if args.json:
         print(json.dumps(summary))
-    return 0 if summary["clean_passed"] and not summary["survivors"] else 1
+    return 0 if summary["clean_passed"] is not False and not summary["survivors"] else 1
+
+
+def _check_selected(n_tests: int, select: str | None) -> None:
+    if n_tests == 0:
+        raise ConfigError(f"no test of {SUITE.relative_to(PROJECT_ROOT)} matches -k {select!r}")
 
 
 def register(subparsers) -> None:
@@ -116,5 +126,9 @@ def register(subparsers) -> None:
     parser.add_argument("--all-failures", action="store_true",
                         help="run the whole suite per bug and list every test that catches it (slower; by "
                              "default a bug's run stops at its first failing test)")
+    parser.add_argument("--skip-clean", action="store_true",
+                        help="do not run the clean firmware first: it has passed this suite on this rig already "
+                             "(as in CI, after `hil run`). Without that pass, a test that fails anyway would count "
+                             "as catching every bug")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     parser.set_defaults(func=cmd_mutants)

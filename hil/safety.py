@@ -175,6 +175,7 @@ def _supply_on(bench):
 def _load_off(bench):
     bench.set_load(0.0)
     bench.force_current(None)   # a sensor a test cut short left lying would read back a load that is not there
+    bench.offset_current(0.0)
     # Within one setpoint period the cell emulator's current output, which the BMS measures, carries 0 A.
     setpoint_s = bench.loop.t_s + bench.rig.setpoint_period_s
     bms = bench.bms

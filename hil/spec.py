@@ -164,7 +164,13 @@ TABLES = {
     # The current sensor (tests/bms/test_protections.py, on a rig with "current_sensor"): one that drops to 0 A with
     # load_a flowing, or freezes at its reading before a load step of load_a, must be reported as `current_sensor`
     # with every contactor open within max_reaction_ms.
-    "current_sensor": {"load_a": Key(above=0, at_most=100_000), "max_reaction_ms": Key(above=0, at_most=60_000)},
+    "current_sensor": {"load_a": Key(above=0, at_most=100_000), "max_reaction_ms": Key(above=0, at_most=60_000),
+                       # Optional, all three or none: with every contactor open (nothing flows), a reading off by
+                       # more than max_offset_a + offset_tolerance_a either way must be reported as current_sensor
+                       # within max_offset_reaction_ms; one within max_offset_a - offset_tolerance_a must not be.
+                       "max_offset_a": Key(required=False, above=0, at_most=1000),
+                       "offset_tolerance_a": Key(required=False, at_least=0, at_most=1000),
+                       "max_offset_reaction_ms": Key(required=False, above=0, at_most=60_000)},
     "charge_limit": {"margin_a": Key(above=0, at_most=1000), "response_s": Key(at_least=0, at_most=600),
                      "max_reaction_ms": Key(above=0, at_most=600_000)},
     # The BMS's own low-voltage supply (tests/bms/test_lv_supply.py, on a rig with a programmable supply). A cold
@@ -352,7 +358,7 @@ def _check_derating(data: dict, path: Path) -> None:
                           f"{derating['end_c']!r}: the limits fall from full at start_c to 0 at end_c")
     for kind in ("charge", "discharge"):
         zero_key, full_key = f"cold_{kind}_zero_c", f"cold_{kind}_full_c"
-        cold = _both_or_neither(derating, (zero_key, full_key), f"{path} [derating]",
+        cold = _all_or_none(derating, (zero_key, full_key), f"{path} [derating]",
                                 f"where the {kind} limit is 0 and where it is full again")
         if cold and not derating[zero_key] < derating[full_key] <= derating["start_c"]:
             raise ConfigError(f"{path} [derating]: keys '{zero_key}' = {derating[zero_key]!r} and '{full_key}' = "
@@ -361,17 +367,28 @@ def _check_derating(data: dict, path: Path) -> None:
 
 
 def _check_jump_start(data: dict, path: Path) -> None:
-    _both_or_neither(data.get("lv_supply", {}), ("jump_start_v", "jump_start_s"), f"{path} [lv_supply]",
+    _all_or_none(data.get("lv_supply", {}), ("jump_start_v", "jump_start_s"), f"{path} [lv_supply]",
                      "the jump start's voltage and how long it lasts")
 
 
-def _both_or_neither(table: dict, keys: tuple[str, str], where: str, both_are: str) -> bool:
-    """Whether `table` states the optional pair `keys`; one of them alone is a ConfigError (`both_are`: what the
-    two say together)."""
+def _check_current_offset(data: dict, path: Path) -> None:
+    table, where = data.get("current_sensor", {}), f"{path} [current_sensor]"
+    keys = ("max_offset_a", "offset_tolerance_a", "max_offset_reaction_ms")
+    if _all_or_none(table, keys, where, "the offset the BMS must report, its tolerance and the reaction time") \
+            and not table["offset_tolerance_a"] < table["max_offset_a"]:
+        raise ConfigError(f"{where}: key 'offset_tolerance_a' = {table['offset_tolerance_a']!r}, expected below key "
+                          f"'max_offset_a' = {table['max_offset_a']!r}: an offset within max_offset_a - "
+                          "offset_tolerance_a must pass")
+
+
+def _all_or_none(table: dict, keys: tuple[str, ...], where: str, together: str) -> bool:
+    """Whether `table` states the optional group `keys`; some of them without the rest is a ConfigError
+    (`together`: what they say together)."""
     given = [key for key in keys if key in table]
-    if len(given) == 1:
-        other = keys[1] if given[0] == keys[0] else keys[0]
-        raise ConfigError(f"{where}: key '{given[0]}' without '{other}'; expected both ({both_are}) or neither")
+    if given and len(given) < len(keys):
+        missing = " and ".join(f"'{key}'" for key in keys if key not in table)
+        both, neither = ("both", "neither") if len(keys) == 2 else ("all", "none")
+        raise ConfigError(f"{where}: key '{given[0]}' without {missing}; expected {both} ({together}) or {neither}")
     return bool(given)
 
 
@@ -419,6 +436,7 @@ def load_spec(path: str | Path) -> Spec:
     _check_jump_start(data, path)
     _check_charge_limit(data, path)
     _check_hvil(data, path)
+    _check_current_offset(data, path)
     if not _named_tables(data, path, "cycle_times", None, (), CYCLE_KEYS):
         raise ConfigError(f"{path}: [cycle_times] names no message; expected at least one of the BMS's periodic "
                           "messages, e.g. BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }")

@@ -344,3 +344,25 @@ def test_a_jump_start_needs_its_voltage_and_its_duration(tmp_path):
     with pytest.raises(ConfigError, match=r"jump.toml \[lv_supply\]: key 'jump_start_v' without 'jump_start_s'; "
                                           r"expected both .* or neither"):
         load_spec(path)
+
+
+CURRENT_SENSOR = "\n[current_sensor]\nload_a = 10\nmax_reaction_ms = 300\n"
+OFFSET = "max_offset_a = 0.5\noffset_tolerance_a = 0.1\nmax_offset_reaction_ms = 300\n"
+
+
+@pytest.mark.parametrize("keys,expected", [
+    (OFFSET.replace("offset_tolerance_a = 0.1\n", ""),
+     r"\[current_sensor\]: key 'max_offset_a' without 'offset_tolerance_a'; expected all \(.*\) or none"),
+    ("max_offset_reaction_ms = 300\n",
+     r"\[current_sensor\]: key 'max_offset_reaction_ms' without 'max_offset_a' and 'offset_tolerance_a'; "
+     r"expected all"),
+    (OFFSET.replace("offset_tolerance_a = 0.1", "offset_tolerance_a = 0.5"),
+     r"\[current_sensor\]: key 'offset_tolerance_a' = 0.5, expected below key 'max_offset_a' = 0.5"),
+], ids=["no_tolerance", "reaction_alone", "tolerance_swallows_the_limit"])
+def test_the_current_sensor_offset_keys_come_together(tmp_path, keys, expected):
+    path = tmp_path / "offset.toml"
+    path.write_text(VALID + CURRENT_SENSOR + OFFSET)
+    assert load_spec(path).section("current_sensor")["max_offset_a"] == 0.5
+    path.write_text(VALID + CURRENT_SENSOR + keys)
+    with pytest.raises(ConfigError, match=r"offset.toml " + expected):
+        load_spec(path)

@@ -1,10 +1,13 @@
 """The suite's power, measured from outside: a seeded bug is caught, and so is a calibration off spec."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import SUITE_PASSED_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,11 +19,14 @@ def _hil(*args, timeout_s=600):
 
 def _all_killed(bugs: list[str], selection: str) -> dict:
     """`hil mutants` with `bugs` on the tests `selection` (-k) picks: it must pass the clean firmware and catch
-    every bug. Returns its JSON summary."""
-    result = _hil("mutants", *(arg for bug in bugs for arg in ("--bug", bug)), "-k", selection, "-n", "1", "--json")
+    every bug. Returns its JSON summary. Once the whole suite has passed on this rig (HIL_SUITE_PASSED: CI's `hil
+    run`), the clean firmware's run is not repeated for each selection (--skip-clean)."""
+    skip_clean = bool(os.environ.get(SUITE_PASSED_ENV))
+    result = _hil("mutants", *(arg for bug in bugs for arg in ("--bug", bug)), "-k", selection, "-n", "1", "--json",
+                  *(["--skip-clean"] if skip_clean else []))
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is True, summary
+    assert summary["kill_rate"] == 1.0 and summary["clean_passed"] is (None if skip_clean else True), summary
     return summary
 
 
@@ -63,8 +69,10 @@ def test_mutants_refuses_a_misspelt_bug_before_any_run():
     assert "kill rate" not in result.stdout
 
 
-def test_mutants_refuses_a_selection_with_no_tests():
-    result = _hil("mutants", "--bug", "ov_off_by_one", "-k", "no_such_test_anywhere", "-n", "1", timeout_s=120)
+@pytest.mark.parametrize("clean", ["run", "skipped"])
+def test_mutants_refuses_a_selection_with_no_tests(clean):
+    result = _hil("mutants", "--bug", "ov_off_by_one", "-k", "no_such_test_anywhere", "-n", "1",
+                  *(["--skip-clean"] if clean == "skipped" else []), timeout_s=120)
     assert result.returncode == 2 and "no test of tests/bms matches -k 'no_such_test_anywhere'" in result.stderr
     assert "SURVIVED" not in result.stdout
 
@@ -161,12 +169,15 @@ def test_interlock_defects_are_caught_by_the_interlock_tests():
         "hvil_checked_in_normal_only": ["test_protections::test_nothing_closes_onto_an_open_interlock"]}, alone
 
 
-def test_a_current_check_blind_to_a_frozen_sensor_is_caught():
+def test_current_sensor_checks_blind_to_a_frozen_sensor_or_a_charge_offset_are_caught():
     """A plausibility check that judges only the steps the sensor reports still catches a dead sensor; the frozen
-    sensor's load step catches it."""
-    summary = _all_killed(["current_frozen_unchecked"], "current_sensor")
+    sensor's load step catches it. A zero-current check of the signed reading still catches an offset that reads
+    discharge; the one that reads charge catches it."""
+    summary = _all_killed(["current_frozen_unchecked", "current_offset_positive_only"], "current_sensor")
     assert summary["caught_by"] == {
-        "current_frozen_unchecked": ["test_protections::test_a_current_sensor_that_stops_measuring_is_detected[frozen]"]
+        "current_frozen_unchecked": ["test_protections::test_a_current_sensor_that_stops_measuring_is_detected[frozen]"],
+        "current_offset_positive_only": [
+            "test_protections::test_a_current_sensor_offset_is_seen_while_nothing_flows[reads_charge]"],
     }, summary
 
 

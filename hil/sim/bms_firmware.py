@@ -20,7 +20,8 @@
   `cell_r_est_ohm`). Where either is above `current_plausibility_mv`, they must agree in sign and within a factor
   of ten, else, for `current_plausibility_debounce_ms`, it is a `current_sensor` error: a sensor that reads 0 A
   under load, repeats a frozen reading through a load step, or reads reversed leaves the over-current and
-  short-circuit protection blind.
+  short-circuit protection blind. With every contactor open (STANDBY, FAULT, SAFE), a reading beyond
+  `current_offset_max_a` either way for `current_offset_debounce_ms` is an offset: a `current_sensor` error too.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector (above
   `supply_ovlo_v` its regulator's over-voltage lockout) holds it in reset (dark: contactors open, nothing
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
@@ -58,6 +59,8 @@ MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
 AFE_LSB_V = 100e-6
 FIRMWARE_VERSION = "ref-bms 1.1.0"
+# Where the firmware itself keeps every contactor open, so that with their feedback open too, nothing flows.
+ZERO_CURRENT_STATES = (BmsState.STANDBY, BmsState.FAULT, BmsState.SAFE)
 # The self-discharge check compares a cell with the median of the cells that have settled; of fewer than
 # this many, the median is no reference (two cells: one leaking would be half of it).
 MIN_CELLS_TO_COMPARE = 3
@@ -168,6 +171,9 @@ BUGS = {
     "current_frozen_unchecked": "the current plausibility check judges only the current steps the sensor reports: "
                                 "one that drops to 0 A under load is caught, but a sensor frozen at its last reading "
                                 "reports no step, and the load steps it misses (a short among them) go unjudged",
+    "current_offset_positive_only": "the zero-current check compares the signed reading with the offset limit: a "
+                                    "sensor that reads discharge with nothing flowing is caught, one that reads "
+                                    "charge is not, and the coulomb count takes its offset for charge",
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
@@ -309,6 +315,7 @@ class BmsFirmware:
             "thermal_runaway": deb("thermal_runaway_hold_ms"),
             "hvil": Debounce(0.0) if "hvil_not_debounced" in self.bugs else deb("hvil_debounce_ms"),
             "current_sensor": deb("current_plausibility_debounce_ms"),
+            "current_offset": deb("current_offset_debounce_ms"),   # reported as current_sensor too
             # A charger ignoring the published limit, below the charge over-current level; it gets the debounce
             # to follow a falling limit.
             "charge_limit": Debounce(0.0) if "charge_limit_enforced_at_once" in self.bugs
@@ -540,7 +547,9 @@ class BmsFirmware:
         # The dicts' own comparison first: they agree in nearly every task, so the per-contactor look is skipped.
         self._check("contactor", cmd != fb and any(cmd[name] != fb[name] and not (cmd[name] and self._unchecked_closed)
                                                    for name in self._checked_contactors))
-        self._check("current_sensor", self._current_implausible())
+        implausible = self._deb["current_sensor"].update(self._current_implausible())
+        offset = self._deb["current_offset"].update(self._current_offset())
+        self._set_active("current_sensor", implausible or offset)
         self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
@@ -590,6 +599,17 @@ class BmsFirmware:
             return False
         # Same sign, and the smaller at least CURRENT_AGREEMENT of the larger.
         return cells_v * sensor_v < CURRENT_AGREEMENT * larger_v * larger_v
+
+    def _current_offset(self) -> bool:
+        """Whether the sensor reads beyond current_offset_max_a while nothing can flow: every contactor reported
+        open by its auxiliary contact, in STANDBY, FAULT or SAFE (a welded one keeps a path, so it is not judged).
+        Where a BMS learns its offset at zero current, this is the reading too far off to learn."""
+        cal = self.cal
+        if (not cal["current_offset_enabled"] or self.state not in ZERO_CURRENT_STATES
+                or any(self.contactor_fb.values())):
+            return False
+        reading_a = self.current_a if "current_offset_positive_only" in self.bugs else abs(self.current_a)
+        return reading_a > cal["current_offset_max_a"]
 
     def _check_temperatures(self, t_min, t_max) -> None:
         """Over- and under-temperature of the plausible sensors, and implausible ones (an open or shorted

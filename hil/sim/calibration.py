@@ -89,6 +89,12 @@ CALIBRATION = {
                                             "taken (short against the cells' RC relaxation)"),
     "current_plausibility_debounce_ms": (100, "ms the current and the cells must disagree before the current_sensor "
                                               "error (longer than the skew between the two readings)"),
+    "current_offset_enabled": (True, "with every contactor open (nothing can flow), a current sensor reading more "
+                                     "than current_offset_max_a either way is off by an offset: a current_sensor "
+                                     "error (the coulomb count would take it for charge or discharge)"),
+    "current_offset_max_a": (0.5, "A the current sensor may read, either way, with every contactor open"),
+    "current_offset_debounce_ms": (200, "ms the reading must stay beyond current_offset_max_a before the "
+                                        "current_sensor error (longer than a load takes to stop once they open)"),
     "status_cycle_ms": (20, "ms between BMS_Status frames"),
     "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
     "supply_reset_v": (4.5, "V on the low-voltage input (KL30) below which the MCU's brown-out detector holds it in "
@@ -115,14 +121,15 @@ RANGES = {
                      "charge_oc_a", "discharge_oc_a", "short_circuit_a", "insulation_period_ms",
                      "contactor_feedback_ms", "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s",
                      "thermal_runaway_rate_c_per_s", "thermal_runaway_hold_ms", "current_plausibility_mv",
-                     "current_plausibility_window_ms"), _POSITIVE),
+                     "current_plausibility_window_ms", "current_offset_max_a"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "sc_debounce_ms",
                      "contactor_delay_ms", "warning_margin_v", "warning_margin_a", "warning_margin_c",
                      "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
                      "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
-                     "hvil_debounce_ms", "current_plausibility_debounce_ms"), _NON_NEGATIVE),
+                     "hvil_debounce_ms", "current_plausibility_debounce_ms",
+                     "current_offset_debounce_ms"), _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
     "soh_min_delta_soc": Between(0.0, 1.0, low_open=True),
 }

@@ -382,6 +382,45 @@ def test_a_current_sensor_that_stops_measuring_is_detected(bench, spec, measure,
     measure("current_sensor_reaction", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.rig_requires("current_sensor")
+@pytest.mark.parametrize("sign", [1, -1], ids=["reads_discharge", "reads_charge"])
+def test_a_current_sensor_offset_is_seen_while_nothing_flows(bench, spec, measure, sign):
+    """With every contactor open nothing flows, so what the current sensor reads then is its offset (a Hall
+    sensor's zero drifts with temperature and age), which the coulomb count would integrate as charge or discharge
+    for as long as the pack is in use. An offset within max_offset_a - offset_tolerance_a, either way, must pass;
+    one of max_offset_a + offset_tolerance_a must be reported as `current_sensor` within max_offset_reaction_ms,
+    and the BMS must not close while it lasts. Once the sensor reads zero again, its fault clears and it closes."""
+    sensor = _current_sensor_spec(spec)
+    if "max_offset_a" not in sensor:
+        pytest.skip(f"{spec.path.name} [current_sensor] has no max_offset_a: this BMS does not check its sensor's zero")
+    max_a, tolerance_a = sensor["max_offset_a"], sensor["offset_tolerance_a"]
+    budget_ms = sensor["max_offset_reaction_ms"]
+    bench.power_up()
+    bench.bms.request("standby")
+    bench.bms.wait_contactors_open(1.0)
+    try:
+        bench.offset_current(sign * (max_a - tolerance_a))
+        bench.loop.run_for(BELOW_HOLD_FACTOR * budget_ms / 1000)
+        assert not bench.bms.faults, (f"an offset of {sign * (max_a - tolerance_a):+g} A, within the spec's "
+                                      f"{max_a:g} - {tolerance_a:g} A, was reported: {bench.bms.describe()}")
+        offset_a = sign * (max_a + tolerance_a)
+        bench.offset_current(offset_a)
+        offset_s = bench.loop.t_s
+        reaction_s = bench.loop.run_until(
+            lambda: "current_sensor" in bench.bms.faults, 5 * budget_ms / 1000,
+            lambda: f"no current_sensor fault with the sensor reading {offset_a:+g} A and every contactor open; "
+                    f"{bench.bms.describe()}") - offset_s
+        measure("current_offset_reaction", reaction_s * 1000, high=budget_ms, unit="ms")
+        bench.bms.request("discharge")
+        closed_s = bench.loop.first_time(lambda: bench.bms.any_contactor_closed, 1.0)
+        assert closed_s is None, f"a contactor closed with the sensor {offset_a:+g} A off: {bench.bms.describe()}"
+    finally:
+        bench.offset_current(0.0)
+    bench.bms.request("standby")
+    bench.bms.clear_faults()
+    bench.power_up()   # the offset gone, the fault clears and the BMS closes again
+
+
 # The thermal-runaway test heats at this many times the spec's rate: a runaway's onset, faster still once it runs.
 RUNAWAY_RATE_FACTOR = 2.0
 # Its pack model updates temperatures every 0.1 s, not every second as by default: in 1 s steps, a BMS's rise over

@@ -32,13 +32,18 @@ def powered(rig: str = "sim", *overrides: str, report_dir=None) -> Bench:
     return bench
 
 
-def test_a_current_sensor_left_lying_is_released_and_the_load_confirmed():
-    """A test cut short with the BMS's current sensor made to read 5 A: the load is off, and the safe state
-    confirms it from what the BMS reports, once it releases the sensor."""
+@pytest.mark.parametrize("lie", ["forced", "offset"])
+def test_a_current_sensor_left_lying_is_released_and_the_load_confirmed(lie):
+    """A test cut short with the BMS's current sensor made to read 5 A (forced), or 5 A more than flows (offset):
+    the load is off, and the safe state confirms it from what the BMS reports, once it releases the sensor."""
     with powered() as bench:
-        bench.force_current(5.0)
+        if lie == "forced":
+            bench.force_current(5.0)
+        else:
+            bench.offset_current(5.0)
         bench.loop.run_for(0.1)
-        assert bench.bms.pack_current_a == pytest.approx(5.0, abs=0.1), bench.bms.describe()
+        expected_a = 5.0 if lie == "forced" else LOAD_A + 5.0
+        assert bench.bms.pack_current_a == pytest.approx(expected_a, abs=0.1), bench.bms.describe()
         state = make_safe(bench)
         assert state.confirmed, state
         assert bench.bms.pack_current_a == pytest.approx(0.0, abs=0.1), bench.bms.describe()

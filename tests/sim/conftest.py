@@ -31,6 +31,7 @@ _channels = itertools.count()
 class Boards:
     def __init__(self, overrides=(), bugs=(), soc0=0.5):
         overrides = ["dut.calibration.afe_noise_v=0.0", "dut.calibration.current_plausibility_enabled=false",
+                     "dut.calibration.current_offset_enabled=false",
                      f"dut.bugs={json.dumps(list(bugs))}", *overrides]
         self.rig = load_rig(SIM_RIG, overrides)
         self.cal = self.rig.data["dut"]["calibration"]

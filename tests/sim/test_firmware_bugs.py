@@ -654,6 +654,20 @@ def test_bug_current_frozen_unchecked(make_boards):
     assert dropped == {(): True, ("current_frozen_unchecked",): True}, dropped
 
 
+def test_bug_current_offset_positive_only(make_boards):
+    """The bug still catches a sensor that reads discharge with every contactor open, not one that reads charge."""
+    caught = {}
+    for bug in ((), ("current_offset_positive_only",)):
+        for offset_a in (1.0, -1.0):
+            boards = make_boards("dut.calibration.current_offset_enabled=true", bugs=bug)
+            boards.standby()
+            boards.ce.current_a = offset_a
+            boards.run_for(0.5)
+            caught[bug, offset_a] = boards.fault("current_sensor")
+    assert caught == {((), 1.0): True, ((), -1.0): True, (("current_offset_positive_only",), 1.0): True,
+                      (("current_offset_positive_only",), -1.0): False}, caught
+
+
 def test_bug_soh_from_counted_soc(make_boards):
     clean, buggy = _both(make_boards, "soh_from_counted_soc", "dut.calibration.soc_rest_s=2.0", soc0=0.9)
     for boards in (clean, buggy):

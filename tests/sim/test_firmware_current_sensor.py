@@ -2,7 +2,9 @@
 
 In NORMAL, each task compares the current step the sensor reports over the last `current_plausibility_window_ms`
 with the step the median cell's voltage made, through `cell_r_est_ohm`: a step either way above
-`current_plausibility_mv` must show in both, with the same sign, within a factor of ten.
+`current_plausibility_mv` must show in both, with the same sign, within a factor of ten. With every contactor open
+(STANDBY, FAULT, SAFE) nothing flows: a reading beyond `current_offset_max_a` either way, for
+`current_offset_debounce_ms`, is an offset.
 """
 import pytest
 
@@ -10,6 +12,7 @@ from hil.protocol import BmsState
 from hil.sim.bms_firmware import MAIN_TASK_S
 
 ON = "dut.calibration.current_plausibility_enabled=true"
+OFFSET_ON = "dut.calibration.current_offset_enabled=true"
 LOAD_A = 10.0
 
 
@@ -126,3 +129,74 @@ def test_off_by_calibration(make_boards):
     boards.ce.current_a = LOAD_A
     boards.run_for(1.0)
     assert not boards.fault("current_sensor"), boards.describe()
+
+
+@pytest.fixture
+def at_rest(make_boards):
+    """The boards with the offset check on, in STANDBY: every contactor open, nothing flowing."""
+    boards = make_boards(OFFSET_ON)
+    boards.standby()
+    return boards
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["reads_discharge", "reads_charge"])
+def test_an_offset_beyond_the_limit_trips_on_the_debounce_task(at_rest, sign):
+    at_rest.ce.current_a = sign * (at_rest.cal["current_offset_max_a"] + 0.01)
+    n = _tasks(at_rest, "current_offset_debounce_ms")
+    at_rest.step(n - 1)
+    assert not at_rest.fault("current_sensor"), at_rest.describe()
+    at_rest.step()
+    assert at_rest.fault("current_sensor") and at_rest.fw.state == BmsState.FAULT, at_rest.describe()
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["reads_discharge", "reads_charge"])
+def test_an_offset_within_the_limit_passes(at_rest, sign):
+    at_rest.ce.current_a = sign * (at_rest.cal["current_offset_max_a"] - 0.01)
+    at_rest.run_for(2.0)
+    assert not at_rest.fw.faults and at_rest.fw.state == BmsState.STANDBY, at_rest.describe()
+
+
+def test_a_reading_that_returns_within_the_debounce_is_ridden_through(at_rest):
+    """A load that takes a few tasks to stop once the contactors open reads, those tasks, as an offset would."""
+    at_rest.ce.current_a = LOAD_A
+    at_rest.step(_tasks(at_rest, "current_offset_debounce_ms") - 1)
+    at_rest.ce.current_a = 0.0
+    at_rest.run_for(1.0)
+    assert not at_rest.fw.faults, at_rest.describe()
+
+
+def test_the_fault_holds_while_the_offset_lasts(at_rest):
+    """Judged in FAULT too: a clear request while the sensor still reads off is refused; once it reads zero for a
+    task, the next one clears, and the BMS closes again."""
+    at_rest.ce.current_a = -1.0
+    at_rest.run_for(0.5)
+    at_rest.clear_faults()
+    at_rest.run_for(0.1)
+    assert at_rest.fw.state == BmsState.FAULT and at_rest.fault("current_sensor"), at_rest.describe()
+    at_rest.ce.current_a = 0.0
+    at_rest.run_for(0.1)
+    at_rest.clear_faults()
+    at_rest.power_up()
+    assert not at_rest.fw.faults, at_rest.describe()
+
+
+def test_not_judged_while_a_contactor_may_carry_current(make_boards):
+    """In NORMAL the load is what flows; a contactor welded shut keeps a path open after the BMS opened the rest,
+    so its current is no offset either (the weld is its own fault)."""
+    boards = make_boards(OFFSET_ON)
+    boards.power_up()
+    boards.ce.current_a = LOAD_A
+    boards.run_for(1.0)
+    assert not boards.fw.faults, boards.describe()
+    boards.ce.welded_contactors = frozenset({"pos"})
+    boards.request("standby")
+    boards.run_for(1.0)
+    assert boards.fault("contactor") and not boards.fault("current_sensor"), boards.describe()
+
+
+def test_the_offset_check_is_off_by_calibration(make_boards):
+    boards = make_boards()   # the fixture's default: the check off
+    boards.standby()
+    boards.ce.current_a = 2.0
+    boards.run_for(1.0)
+    assert not boards.fw.faults, boards.describe()
