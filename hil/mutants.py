@@ -100,7 +100,8 @@ def cmd_mutants(args) -> int:
                   flush=True)
     killed = [bug for bug, failed in rows if failed]
     summary = {"bugs": len(rows), "killed": len(killed), "kill_rate": round(len(killed) / max(1, len(rows)), 4),
-               "clean_passed": None if clean_failed is None else not clean_failed, "survivors": [bug for bug, failed in rows if not failed],
+               "clean_passed": None if clean_failed is None else not clean_failed,   # None: --skip-clean
+               "survivors": [bug for bug, failed in rows if not failed],
                "wall_s": round(time.perf_counter() - start, 1),
                "caught_by": {bug: failed for bug, failed in rows}}
     clean = {True: "passes", False: "FAILS", None: "not run"}[summary["clean_passed"]]

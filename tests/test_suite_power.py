@@ -175,7 +175,8 @@ def test_current_sensor_checks_blind_to_a_frozen_sensor_or_a_charge_offset_are_c
     discharge; the one that reads charge catches it."""
     summary = _all_killed(["current_frozen_unchecked", "current_offset_positive_only"], "current_sensor")
     assert summary["caught_by"] == {
-        "current_frozen_unchecked": ["test_protections::test_a_current_sensor_that_stops_measuring_is_detected[frozen]"],
+        "current_frozen_unchecked": [
+            "test_protections::test_a_current_sensor_that_stops_measuring_is_detected[frozen]"],
         "current_offset_positive_only": [
             "test_protections::test_a_current_sensor_offset_is_seen_while_nothing_flows[reads_charge]"],
     }, summary
