@@ -21,7 +21,8 @@
   of ten, else, for `current_plausibility_debounce_ms`, it is a `current_sensor` error: a sensor that reads 0 A
   under load, repeats a frozen reading through a load step, or reads reversed leaves the over-current and
   short-circuit protection blind. With every contactor open (STANDBY, FAULT, SAFE), a reading beyond
-  `current_offset_max_a` either way for `current_offset_debounce_ms` is an offset: a `current_sensor` error too.
+  `current_offset_max_a` either way for `current_offset_debounce_ms` is an offset: a `current_sensor` error too;
+  nothing closes while one reading is beyond it.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector (above
   `supply_ovlo_v` its regulator's over-voltage lockout) holds it in reset (dark: contactors open, nothing
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
@@ -326,6 +327,7 @@ class BmsFirmware:
         self._iv_window: deque[tuple[float, float]] = deque(maxlen=window_tasks + 1)
         self._temp_history_c: np.ndarray | None = None   # the last RUNAWAY_WINDOW_S of readings, a ring by slow task
         self._runaway_suspected = False
+        self._offset_seen = False   # this task's zero-current reading beyond current_offset_max_a (not debounced)
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
         self.insulation_report_ohm: float | None = None   # what BMS_Insulation says of it; None: no reading yet
         self._insulation_next_s = now_s
@@ -548,8 +550,8 @@ class BmsFirmware:
         self._check("contactor", cmd != fb and any(cmd[name] != fb[name] and not (cmd[name] and self._unchecked_closed)
                                                    for name in self._checked_contactors))
         implausible = self._deb["current_sensor"].update(self._current_implausible())
-        offset = self._deb["current_offset"].update(self._current_offset())
-        self._set_active("current_sensor", implausible or offset)
+        self._offset_seen = self._current_offset()
+        self._set_active("current_sensor", implausible or self._deb["current_offset"].update(self._offset_seen))
         self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
@@ -780,6 +782,8 @@ class BmsFirmware:
         if s == BmsState.STANDBY:
             if self.board.hvil_open and "hvil_checked_in_normal_only" not in self.bugs:
                 return   # nothing closes onto an open interlock, not even before its error has debounced
+            if self._offset_seen:
+                return   # nor with a sensor that reads a current while nothing flows: the SOC would count it
             self.contactor_cmd.update(neg=True, pre=True, pos="main_with_precharge" in self.bugs)
             self.link_v = 0.0
             self._enter(BmsState.PRECHARGE, now_s)

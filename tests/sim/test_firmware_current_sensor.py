@@ -156,6 +156,18 @@ def test_an_offset_within_the_limit_passes(at_rest, sign):
     assert not at_rest.fw.faults and at_rest.fw.state == BmsState.STANDBY, at_rest.describe()
 
 
+def test_nothing_closes_while_the_sensor_reads_an_offset(at_rest):
+    """A close request before the offset's error has debounced (a host that asks at once after power-up) waits;
+    the error then comes, and nothing has closed."""
+    at_rest.ce.current_a = -1.0
+    at_rest.step()
+    at_rest.request("discharge")
+    for _ in range(_tasks(at_rest, "current_offset_debounce_ms") + 5):
+        at_rest.step()
+        assert not any(at_rest.fw.contactor_cmd.values()), at_rest.describe()
+    assert at_rest.fault("current_sensor"), at_rest.describe()
+
+
 def test_a_reading_that_returns_within_the_debounce_is_ridden_through(at_rest):
     """A load that takes a few tasks to stop once the contactors open reads, those tasks, as an offset would."""
     at_rest.ce.current_a = LOAD_A
