@@ -35,7 +35,7 @@ def test_shipped_rigs_load():
         rig = load_rig(path)
         preflight(rig)
         names.add(rig.name)
-    assert names >= {"sim", "sim-lfp", "sim-drone", "slcan", "vcan"}
+    assert names >= {"sim", "sim-lfp", "sim-drone", "sim-bbu", "slcan", "vcan"}
 
 
 def test_missing_rig_file(tmp_path):

@@ -32,8 +32,8 @@
   apart (`soh_min_delta_soc`) is the capacity, whose ratio to `capacity_ah` is the SOH (kept in NVM, and the
   capacity the counting then divides by).
 - Current limits: the discharge and charge limits derate with the hottest cell and with the coldest (to 0 at
-  `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC, and each also follows the voltage
-  headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays above the published charge
+  `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC (the charge limit to a tenth), and each
+  also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays above the published charge
   limit (by `charge_limit_margin_a`, for `charge_limit_debounce_ms`) is cut off as a charge over-current.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
   protection, state-machine, contactor-sequence, current-limit and CAN-integrity defects, and measurement
@@ -60,6 +60,8 @@ MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
 AFE_LSB_V = 100e-6
 FIRMWARE_VERSION = "ref-bms 1.1.0"
+# The least fraction of max_charge_current_a the SOC taper leaves near full (see _slow_task).
+CHARGE_TAPER_FLOOR = 0.1
 # Where the firmware itself keeps every contactor open, so that with their feedback open too, nothing flows.
 ZERO_CURRENT_STATES = (BmsState.STANDBY, BmsState.FAULT, BmsState.SAFE)
 # The self-discharge check compares a cell with the median of the cells that have settled; of fewer than
@@ -841,7 +843,10 @@ class BmsFirmware:
         if "cold_discharge_not_derated" in self.bugs:
             f_cold_dis = 1.0
         f_soc_dis = min(1.0, max(0.0, (self.soc - 0.02) / 0.08))   # taper over the last 10 % of SOC
-        f_soc_chg = min(1.0, max(0.0, (0.98 - self.soc) / 0.08))
+        # Near full the charge limit tapers to a tenth, not to 0: the fullest cell's voltage headroom below ends the
+        # charge (the CV phase). Tapered to 0 by the SOC alone, a pack whose blocks are closely matched would stop
+        # short of full, by however far its SOC estimate runs ahead.
+        f_soc_chg = min(1.0, max(CHARGE_TAPER_FLOOR, (0.98 - self.soc) / 0.08))
         # Voltage headroom (SOP): the current at which the weakest cell would sit `sop_margin_v` above the UV
         # threshold, from its loaded voltage and the firmware's resistance estimate. The limit falls at once
         # but rises at a bounded rate, so a host that follows it does not set up a limit cycle.

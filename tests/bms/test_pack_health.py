@@ -36,8 +36,10 @@ def test_balancing_converges_a_spread_pack(custom_bench, rig, spec, measure):
             high=balancing["max_final_fraction"] * start_soc_pct, unit="%")
 
 
-def test_no_balancing_while_faulted(custom_bench):
-    bench = custom_bench("pack.soc_spread=0.03")
+def test_no_balancing_while_faulted(custom_bench, rig, spec):
+    balancing = spec.section("balancing")   # a pack spread as the spec's balancing test spreads it
+    bench = custom_bench(f"pack.soc_spread={balancing['initial_soc_spread']}",
+                         f"pack.soc0={balancing.get('soc0', bench_soc0(rig))}")
     bench.power_up()
     bench.loop.run_for(1.5)
     assert bench.bms.balancing_mask(bench.pack.n_series).any(), "expected balancing with a spread pack"
@@ -50,7 +52,8 @@ def test_no_balancing_while_faulted(custom_bench):
 def test_weak_cell_limits_discharge_current(custom_bench, spec, measure):
     bench = custom_bench("pack.soc0=0.3")
     weak = bench.pack.n_series // 2   # mid-pack, on a pack of any size
-    bench.pack.faults.set("high_resistance", block=weak, factor=4.0)
+    for cell in range(bench.pack.n_parallel):   # the whole block: the BMS sees blocks, and one cell of six sags little
+        bench.pack.faults.set("high_resistance", block=weak, cell=cell, factor=4.0)
     bench.power_up()
     bench.loop.run_for(5.0)  # the limit ramps up after power-up
     nominal_a = bench.bms.discharge_limit_a

@@ -3,6 +3,8 @@ import pytest
 
 from hil.profiles import PROFILES
 
+from .loads import pack_capacity_ah, rack_kwargs
+
 
 def _soc_error_pct(bench) -> float:
     return abs(bench.bms.soc - float(bench.pack.soc.mean())) * 100
@@ -11,7 +13,8 @@ def _soc_error_pct(bench) -> float:
 @pytest.mark.rig_requires("virtual_clock")  # two minutes of load: run where time is virtual
 def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
     bench.power_up()
-    profile = PROFILES["ai-training"](duration_s=120.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed)
+    profile = PROFILES["ai-training"](duration_s=120.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed,
+                                      **rack_kwargs(spec))
     bench.run_profile(profile)
     worst_pct = 0.0
     for _ in range(12):
@@ -22,13 +25,17 @@ def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
     measure("soc_error_ai_training", worst_pct, high=spec.value("soc.max_error_pct"), unit="%")
 
 
+DRIFT_C_RATE = 3.0   # the load that drifts the SOC, in multiples of the pack's capacity per hour (15 A on 5 Ah)
+
+
 @pytest.mark.slow
 @pytest.mark.rig_requires("virtual_clock")  # minutes of rest: run where time is virtual
 def test_soc_recovers_after_rest(custom_bench, spec, measure):
-    """A current sensor reading 20 % high drifts the SOC; after a rest the OCV correction pulls it back."""
+    """A current sensor reading 20 % high drifts the SOC (two minutes at 3 C: 2 % of SOC); after a rest the OCV
+    correction pulls it back."""
     bench = custom_bench("dut.calibration.soc_current_gain=1.2")
     bench.power_up()
-    bench.set_load(15.0)
+    bench.set_load(DRIFT_C_RATE * pack_capacity_ah(bench))
     bench.loop.run_for(120.0)
     drifted_pct = _soc_error_pct(bench)
     bench.set_load(0.0)
