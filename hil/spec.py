@@ -362,7 +362,7 @@ def _check_derating(data: dict, path: Path) -> None:
     for kind in ("charge", "discharge"):
         zero_key, full_key = f"cold_{kind}_zero_c", f"cold_{kind}_full_c"
         cold = _all_or_none(derating, (zero_key, full_key), f"{path} [derating]",
-                                f"where the {kind} limit is 0 and where it is full again")
+                            f"where the {kind} limit is 0 and where it is full again")
         if cold and not derating[zero_key] < derating[full_key] <= derating["start_c"]:
             raise ConfigError(f"{path} [derating]: keys '{zero_key}' = {derating[zero_key]!r} and '{full_key}' = "
                               f"{derating[full_key]!r}; expected zero_c below full_c, and full_c at most 'start_c' = "
@@ -371,7 +371,7 @@ def _check_derating(data: dict, path: Path) -> None:
 
 def _check_jump_start(data: dict, path: Path) -> None:
     _all_or_none(data.get("lv_supply", {}), ("jump_start_v", "jump_start_s"), f"{path} [lv_supply]",
-                     "the jump start's voltage and how long it lasts")
+                 "the jump start's voltage and how long it lasts")
 
 
 def _check_current_offset(data: dict, path: Path) -> None:

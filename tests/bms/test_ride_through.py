@@ -93,7 +93,7 @@ CHARGE_HOLD_S = 120.0
 CHARGE_MAX_S = 900.0
 
 
-@pytest.mark.rig_requires("virtual_clock")  # five minutes of charging: run where time is virtual
+@pytest.mark.rig_requires("virtual_clock")  # minutes of charging: run where time is virtual
 def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custom_bench, spec, measure):
     """A charger that follows the BMS's charge current limit must never drive the fullest cell into OV (a
     nuisance trip at the end of every charge), and must still be let charge that cell up to the top."""
