@@ -33,8 +33,9 @@
   capacity the counting then divides by).
 - Current limits: the discharge and charge limits derate with the hottest cell and with the coldest (to 0 at
   `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC (the charge limit to a tenth), and each
-  also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays above the published charge
-  limit (by `charge_limit_margin_a`, for `charge_limit_debounce_ms`) is cut off as a charge over-current.
+  also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays
+  above the published charge limit (by `charge_limit_margin_a`, for `charge_limit_debounce_ms`) is cut off as a
+  charge over-current.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
   protection, state-machine, contactor-sequence, current-limit and CAN-integrity defects, and measurement
   defects (a cell reported in the wrong slot, an uncalibrated current gain) that only a comparison with

@@ -4,7 +4,7 @@ import pytest
 from hil.profiles import PROFILES, ai_training
 from hil.protocol import BmsState
 
-from .loads import rack_kwargs
+from .loads import pack_capacity_ah, rack_kwargs
 
 
 def test_ai_training_swings_ride_through(bench, spec, measure):
@@ -69,7 +69,7 @@ def test_bbu_ride_through_grid_loss(bench, spec, measure):
 def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     """Drone punch-outs that ask for 30 % more than the BMS allows: the host caps them, and nothing trips. The
     limit falls as a small pack drains in the flight, so the current is taken against the limit in force then."""
-    n_series, capacity_ah = bench.pack.n_series, bench.cell.capacity_ah
+    n_series, capacity_ah = bench.pack.n_series, pack_capacity_ah(bench)
     bench.power_up()
     bench.loop.run_for(5.0)  # the discharge limit ramps up after power-up
     limit_a = bench.bms.discharge_limit_a
