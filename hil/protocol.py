@@ -43,6 +43,10 @@ FAULT_BITS = {
     "hvil": 16,
     "current_sensor": 17,
 }
+# Warnings the reference BMS reports outside the bit fields, in BMS_Diagnosis: name -> its signal (non-zero: raised).
+DIAGNOSES = {"cell_resistance": "BMS_HighResistanceBlock"}
+# Every fault and warning name the suite's tests look for.
+HARNESS_FLAGS = (*FAULT_BITS, *DIAGNOSES)
 WARNING_BIT_COUNT = 16   # BMS_WarningBits: the warning tier of bits 0-15 (hvil and current_sensor have none)
 
 

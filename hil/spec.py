@@ -174,6 +174,15 @@ TABLES = {
                        "max_offset_a": Key(required=False, above=0, at_most=1000),
                        "offset_tolerance_a": Key(required=False, at_least=0, at_most=1000),
                        "max_offset_reaction_ms": Key(required=False, above=0, at_most=60_000)},
+    # A block whose resistance rises (tests/bms/test_pack_health.py): every cell of a mid-pack block `factor` times
+    # as resistive (a loosening busbar, a corroded weld) must be reported as `cell_resistance`, naming the block,
+    # within within_s of the AI-training load (at [ride_through] rack_power_w); on a pack with cells in parallel, so
+    # must one lost cell of a block (open: its neighbours carry its share) where that raises the block's resistance
+    # by factor or more. A healthy pack with a production spread must not be flagged over the same load. Optional:
+    # with derate_tolerance_pct, the discharge limit at rest must then fall by the block's resistance over the median
+    # block's (within that %), so that each of the block's cells carries no more than before.
+    "cell_resistance": {"factor": Key(above=1, at_most=10), "within_s": Key(above=0, at_most=3600),
+                        "derate_tolerance_pct": Key(required=False, at_least=0, at_most=100)},
     "charge_limit": {"margin_a": Key(above=0, at_most=1000), "response_s": Key(at_least=0, at_most=600),
                      "max_reaction_ms": Key(above=0, at_most=600_000)},
     # The BMS's own low-voltage supply (tests/bms/test_lv_supply.py, on a rig with a programmable supply). A cold
@@ -194,12 +203,13 @@ TABLES = {
 }
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
-                "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor")
+                "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor",
+                "cell_resistance")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor")
+                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance")
 
 
 @dataclass(frozen=True)

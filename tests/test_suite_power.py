@@ -253,3 +253,11 @@ def test_a_charger_ignoring_the_charge_limit_is_caught_both_ways():
     assert summary["caught_by"] == dict.fromkeys(
         ("charge_limit_not_enforced", "charge_limit_enforced_at_once"),
         ["test_derating::test_charger_ignoring_the_charge_limit_is_cut_off"]), summary
+
+
+def test_a_diagnosis_that_names_the_wrong_block_is_caught():
+    """The flag is raised and the limits fall as they should; only the block named on CAN is one off, which the test
+    that weakened a known block sees."""
+    summary = _all_killed(["resistance_block_off_by_one"], "resistance_rose")
+    assert summary["caught_by"] == {"resistance_block_off_by_one": [
+        "test_pack_health::test_a_block_whose_resistance_rose_is_flagged_and_derated[busbar]"]}, summary

@@ -15,7 +15,7 @@ from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.devices.dut_map import DutMap
 from hil.errors import ConfigError
-from hil.protocol import FAULT_BITS, WARNING_BIT_COUNT, BmsState, ModeRequest, fault_names
+from hil.protocol import DIAGNOSES, FAULT_BITS, WARNING_BIT_COUNT, BmsState, ModeRequest, fault_names
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,20 @@ class Bms:
 
     @property
     def warnings(self) -> list[str]:
-        return fault_names(int(self.monitor.values.get("BMS_WarningBits", 0)))
+        values = self.monitor.values
+        return fault_names(int(values.get("BMS_WarningBits", 0))) + [
+            name for name, signal in DIAGNOSES.items() if values.get(signal)]
 
     @property
     def warning_names(self) -> tuple[str, ...]:
         """The warnings this BMS's proxy can read (a DUT map names its own, or none)."""
-        return tuple(name for name, bit in FAULT_BITS.items() if bit < WARNING_BIT_COUNT)
+        return tuple(name for name, bit in FAULT_BITS.items() if bit < WARNING_BIT_COUNT) + tuple(DIAGNOSES)
+
+    @property
+    def high_resistance_block(self) -> int | None:
+        """The series block (from 0) the BMS flags as `cell_resistance`; None while it flags none."""
+        block = self.monitor.values.get("BMS_HighResistanceBlock")
+        return int(block) - 1 if block else None
 
     @property
     def soc(self) -> float | None:
@@ -294,6 +302,11 @@ class MappedBms(Bms):
             return None
         value = self._read("insulation_ohm")
         return math.nan if value is None else value
+
+    @property
+    def high_resistance_block(self) -> int | None:
+        value = self._read("high_resistance_block")
+        return None if value is None or value < 0 else round(value)
 
     def cell_voltages_v(self, n_cells: int) -> np.ndarray | None:
         return self._cells("cell_voltages_v", n_cells)

@@ -10,7 +10,8 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     contactors = ["f_StringState.IsStringConnected"]   # closed when all are non-zero, open when none is
     pack_current_a = "f_PackValuesP0.Current"          # > 0 discharges, as the harness counts
     # optional, each a "Message.Signal" or a table: soc (0..1), discharge_limit_a, charge_limit_a, pack_voltage_v,
-    # insulation_ohm (the insulation monitor's reading, pack to chassis; scale = 1000 for a signal in kOhm)
+    # insulation_ohm (the insulation monitor's reading, pack to chassis; scale = 1000 for a signal in kOhm),
+    # high_resistance_block (the series block flagged as `cell_resistance`, from 0; negative: none)
     soc = { signal = "f_PackStateEstimation.MinimumSoc", scale = 0.01 }   # value = signal * scale + offset
     precharge_contactor = "BMS_Status.BMS_ContactorPre"   # optional, closed when non-zero: the sequence test
     # optional: what the BMS measured of each cell, one signal per cell, all in one message; cell k (from
@@ -44,7 +45,7 @@ The request frame is the BMS's host heartbeat too, with any further host frames 
 without, listed in `[request] heartbeats = ["VCU_Heartbeat"]` (or `[{ message = "...", cycle_s = 0.1 }]`)
 and sent with their DBC's initial values (alive counters and CRCs as the rest-bus fills them in):
 `bms.heartbeat(False)` stops them all. Fault names are the
-harness's (hil.protocol.FAULT_BITS, which the suite's tests look for) or a lab's own; one that is close to
+harness's (hil.protocol.HARNESS_FLAGS, which the suite's tests look for) or a lab's own; one that is close to
 a harness name but not it is refused as a typing error.
 
 Everything is checked when the map is loaded, against the rig's DBC files, so a bad map fails before any
@@ -69,12 +70,12 @@ from pathlib import Path
 
 from hil.datafile import read_toml
 from hil.errors import ConfigError, did_you_mean
-from hil.protocol import FAULT_BITS, BmsState, ModeRequest
+from hil.protocol import HARNESS_FLAGS, BmsState, ModeRequest
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
 _READ_NUMBERS = ("pack_current_a", "soc", "soh", "discharge_limit_a", "charge_limit_a", "pack_voltage_v",
-                 "insulation_ohm")
+                 "insulation_ohm", "high_resistance_block")
 _READ_FLAGS = ("precharge_contactor",)   # closed when non-zero
 _READ_LISTS = ("contactors", "balancing")
 _READ_CELLS = ("cell_voltages_v", "cell_temperatures_c")
@@ -383,10 +384,10 @@ class MapChecker:
     def flags(self, data: dict, section: str) -> dict[str, tuple[Signal, ...]]:
         flags = {}
         for name, items in self.table(data, section).items():
-            close = difflib.get_close_matches(name, FAULT_BITS, n=1, cutoff=_TYPO_RATIO)
-            if name not in FAULT_BITS and close:
+            close = difflib.get_close_matches(name, HARNESS_FLAGS, n=1, cutoff=_TYPO_RATIO)
+            if name not in HARNESS_FLAGS and close:
                 raise ConfigError(f"{self.path}: [{section}] '{name}' is not a fault name of the harness "
-                                  f"(did you mean '{close[0]}'?); the suite looks for {', '.join(FAULT_BITS)}")
+                                  f"(did you mean '{close[0]}'?); the suite looks for {', '.join(HARNESS_FLAGS)}")
             flags[name] = self.signal_list(items, f"[{section}] {name}")
         return flags
 

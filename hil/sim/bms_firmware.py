@@ -23,6 +23,12 @@
   short-circuit protection blind. With every contactor open (STANDBY, FAULT, SAFE), a reading beyond
   `current_offset_max_a` either way for `current_offset_debounce_ms` is an offset: a `current_sensor` error too;
   nothing closes while one reading is beyond it.
+- Each block's resistance is estimated from the load steps in NORMAL (a step of at least `resistance_step_min_a`,
+  the current steady before and after it): over `resistance_steps` steps, the least-squares ratio of each block's
+  voltage step to the current step. A block above `resistance_ratio_max` times the median block in two estimates
+  in a row is flagged (BMS_Diagnosis, latched until the faults are cleared): a lost cell of a parallel block (its
+  neighbours then carry its share) or a loosening busbar. The current limits are then derated by its ratio, so
+  each of the block's remaining cells carries no more than it was rated for.
 - The MCU runs from the low-voltage supply (KL30): below `supply_reset_v` its brown-out detector (above
   `supply_ovlo_v` its regulator's over-voltage lockout) holds it in reset (dark: contactors open, nothing
   sent); it boots `boot_ms` after the supply returns, with fresh RAM and the SOC it wrote to NVM (on the
@@ -81,6 +87,14 @@ RUNAWAY_WINDOW_S = 1.0
 # file's Arrhenius term) and with age, and cell_r_est_ohm is a 10 s figure; a dead or frozen sensor shows no step
 # at all, a reversed one the wrong sign.
 CURRENT_AGREEMENT = 0.1
+# A load step counts for the resistance estimate when the current read before it and after it is steady: two
+# readings in a row within this fraction of resistance_step_min_a. Its "before" is the older of the last steady
+# pair before the step: the cells' voltages reach the front end up to a task after the current (their frames are
+# spread over the setpoint period), so the newer one may already hold part of the step. Its "after" must come
+# within RESISTANCE_STEP_S, before the cells' RC branches relax far.
+STEADY_FRACTION = 0.1
+RESISTANCE_STEP_S = 0.05
+RESISTANCE_CONFIRMATIONS = 2   # estimates in a row that must single out the same block
 
 # name -> what the defect is. Each is checked where the firmware would have it.
 BUGS = {
@@ -181,6 +195,9 @@ BUGS = {
     "supply_ovlo_at_18v": "the supply regulator's over-voltage lockout is set to 18 V (ISO 16750-2's long-term "
                           "overvoltage) instead of above its 24 V jump start: jump-starting the vehicle resets the "
                           "BMS and drops its contactors",
+    "resistance_block_off_by_one": "BMS_Diagnosis reports the high-resistance block counted from 0 in a field counted "
+                                   "from 1: service replaces the block below the bad one, and a bad first block reads "
+                                   "as none",
     "soc_saved_periodically_only": "the SOC is written to NVM every nvm_save_period_s only, not on the power-fail "
                                    "interrupt: a loss of the low-voltage supply loses the charge counted since",
 }
@@ -188,7 +205,7 @@ BUGS = {
 # the precharge one.
 CHECKED_CONTACTORS = ("pos", "neg", "pre")
 TX_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC", "BMS_CellStats", "BMS_CellVoltages",
-               "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation")
+               "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation", "BMS_Diagnosis")
 INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no reading yet, or at or above it
 BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
 BUGGY_OVLO_V = 18.0  # supply_ovlo_at_18v
@@ -331,6 +348,16 @@ class BmsFirmware:
         self._temp_history_c: np.ndarray | None = None   # the last RUNAWAY_WINDOW_S of readings, a ring by slow task
         self._runaway_suspected = False
         self._offset_seen = False   # this task's zero-current reading beyond current_offset_max_a (not debounced)
+        # The resistance estimate: (cell_v, current, time) of the last task and of the last steady "before" reading;
+        # per block the sums of voltage step x current step, and of current step squared, over this estimate's steps.
+        self._r_last: tuple[np.ndarray, float, float] | None = None
+        self._r_before: tuple[np.ndarray, float, float] | None = None
+        self._r_sum_vi = np.zeros(n_cells)
+        self._r_sum_ii = 0.0
+        self._r_steps = 0
+        self._r_suspect: tuple[int, int] | None = None   # (block, estimates in a row above the ratio)
+        self.high_resistance_block: int | None = None   # flagged (0-based), latched
+        self.block_resistance_ratio = 0.0
         self.insulation_ohm = math.inf   # the insulation monitor's latest reading, pack to chassis
         self.insulation_report_ohm: float | None = None   # what BMS_Insulation says of it; None: no reading yet
         self._insulation_next_s = now_s
@@ -365,6 +392,7 @@ class BmsFirmware:
         sender.add("BMS_BalancingMask", start_s=offset_s["BMS_BalancingMask"], provider=self._balancing_frames)
         sender.add("BMS_Insulation", start_s=offset_s["BMS_Insulation"], provider=lambda: {
             "BMS_InsulationResistance": self._insulation_report_kohm()})
+        sender.add("BMS_Diagnosis", start_s=offset_s["BMS_Diagnosis"], provider=self._diagnosis_signals)
         if "stale_crc" in self.bugs:
             sender.set_crc_source("BMS_Status", self._stale_crc)
         self._status_job_counter = lambda: sender.reset_counter("BMS_Status")
@@ -382,6 +410,13 @@ class BmsFirmware:
                 "BMS_ContactorNeg": int(self.contactor_fb["neg"]), "BMS_ContactorPre": int(self.contactor_fb["pre"]),
                 "BMS_Balancing": int(aany(self.balancing)), "BMS_FaultBits": self.faults | self.active,
                 "BMS_WarningBits": self.warnings}
+
+    def _diagnosis_signals(self) -> dict:
+        block = self.high_resistance_block
+        if block is None:
+            return {"BMS_HighResistanceBlock": 0, "BMS_BlockResistanceRatio": 0.0}
+        reported = block if "resistance_block_off_by_one" in self.bugs else block + 1
+        return {"BMS_HighResistanceBlock": reported, "BMS_BlockResistanceRatio": min(2.55, self.block_resistance_ratio)}
 
     def _cell_voltage_frames(self) -> list[dict]:
         v = self.cell_v
@@ -555,6 +590,7 @@ class BmsFirmware:
         implausible = self._deb["current_sensor"].update(self._current_implausible())
         self._offset_seen = self._current_offset()
         self._set_active("current_sensor", implausible or self._deb["current_offset"].update(self._offset_seen))
+        self._estimate_resistance(now_s)
         self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
         self._heartbeat(now_s)
         if "fault_not_latched" in self.bugs:
@@ -615,6 +651,50 @@ class BmsFirmware:
             return False
         reading_a = self.current_a if "current_offset_positive_only" in self.bugs else abs(self.current_a)
         return reading_a > cal["current_offset_max_a"]
+
+    def _estimate_resistance(self, now_s: float) -> None:
+        """Add this task's load step, if it is one, to each block's resistance estimate (see the module's notes)."""
+        cal = self.cal
+        if not cal["resistance_check_enabled"] or self.state != BmsState.NORMAL:
+            self._r_last = self._r_before = None
+            return
+        sample = (self.cell_v, self.current_a, now_s)   # cell_v is a fresh array each task: no copy needed
+        last, self._r_last = self._r_last, sample
+        step_min_a = cal["resistance_step_min_a"]
+        if last is None or abs(self.current_a - last[1]) > STEADY_FRACTION * step_min_a:
+            return   # the current is moving: wait for it to settle
+        before, self._r_before = self._r_before, last
+        if before is None or now_s - before[2] > RESISTANCE_STEP_S + 1e-9:
+            return
+        step_a = self.current_a - before[1]
+        if abs(step_a) < step_min_a:
+            return
+        self._r_sum_vi += (before[0] - self.cell_v) * step_a   # a discharge step (> 0) lowers the cells
+        self._r_sum_ii += step_a * step_a
+        self._r_steps += 1
+        if self._r_steps >= cal["resistance_steps"]:
+            self._judge_resistance(self._r_sum_vi / self._r_sum_ii)
+            self._r_sum_vi[:] = 0.0
+            self._r_sum_ii = 0.0
+            self._r_steps = 0
+
+    def _judge_resistance(self, resistance_ohm: np.ndarray) -> None:
+        """Flag the block furthest above the median block, once RESISTANCE_CONFIRMATIONS estimates in a row put it
+        above resistance_ratio_max."""
+        n = resistance_ohm.size
+        median_ohm = float(np.partition(resistance_ohm, n // 2)[n // 2])
+        if n < MIN_CELLS_TO_COMPARE or median_ohm <= 0.0:
+            return
+        ratio = resistance_ohm / median_ohm
+        block = int(np.argmax(ratio))
+        if ratio[block] <= self.cal["resistance_ratio_max"]:
+            self._r_suspect = None
+            return
+        seen = self._r_suspect[1] + 1 if self._r_suspect is not None and self._r_suspect[0] == block else 1
+        self._r_suspect = (block, seen)
+        if seen >= RESISTANCE_CONFIRMATIONS and self.high_resistance_block in (None, block):
+            self.high_resistance_block = block
+            self.block_resistance_ratio = max(self.block_resistance_ratio, float(ratio[block]))
 
     def _check_temperatures(self, t_min, t_max) -> None:
         """Over- and under-temperature of the plausible sensors, and implausible ones (an open or shorted
@@ -763,6 +843,7 @@ class BmsFirmware:
                 self.faults = 0
                 self._save_faults()
                 self.warnings_latched = 0
+                self.high_resistance_block, self.block_resistance_ratio = None, 0.0
                 self._enter(BmsState.STANDBY, now_s)
             self._clear_request = False
             return
@@ -853,7 +934,10 @@ class BmsFirmware:
         # but rises at a bounded rate, so a host that follows it does not set up a limit cycle.
         headroom_v = float(self.cell_v.min()) - cal["cell_uv_v"] - cal["sop_margin_v"]
         sop_a = max(0.0, max(self.current_a, 0.0) + headroom_v / cal["cell_r_est_ohm"])
-        target_a = min(cal["max_discharge_current_a"] * f_temp * f_cold_dis * f_soc_dis, sop_a)
+        # A block flagged for its resistance falls by its ratio: its cells carry that much more of the pack's current
+        # (one of them open: the others share its part), and it sags that much further for its voltage headroom.
+        f_block = 1.0 / self.block_resistance_ratio if self.high_resistance_block is not None else 1.0
+        target_a = min(cal["max_discharge_current_a"] * f_temp * f_cold_dis * f_soc_dis, sop_a) * f_block
         rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
         # With contactors open the limit is announced at once; only recoveries under load ramp.
         ramped_a = self.discharge_limit_a + rise_a if self.state == BmsState.NORMAL else target_a
@@ -866,6 +950,7 @@ class BmsFirmware:
             charge_headroom_v = cal["cell_ov_v"] - cal["charge_sop_margin_v"] - float(self.cell_v.max())
             charge_sop_a = max(0.0, max(-self.current_a, 0.0) + charge_headroom_v / cal["cell_r_est_ohm"])
             charge_target_a = min(charge_target_a, charge_sop_a)
+        charge_target_a *= f_block
         charge_ramped_a = self.charge_limit_a + rise_a if self.state == BmsState.NORMAL else charge_target_a
         self.charge_limit_a = min(charge_target_a, charge_ramped_a)
         balancing_allowed = self.state in (BmsState.STANDBY, BmsState.NORMAL) or (

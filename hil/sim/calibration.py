@@ -95,6 +95,16 @@ CALIBRATION = {
     "current_offset_max_a": (0.5, "A the current sensor may read, either way, with every contactor open"),
     "current_offset_debounce_ms": (200, "ms the reading must stay beyond current_offset_max_a before the "
                                         "current_sensor error (longer than a load takes to stop once they open)"),
+    "resistance_check_enabled": (True, "estimate each block's resistance from the load steps and flag one that stands "
+                                       "out from the median block's (a lost cell of a parallel block, a loosening "
+                                       "busbar), derating the current limits by its ratio"),
+    "resistance_step_min_a": (5.0, "A a load step must change the current by (steady before and after) to count for "
+                                   "the resistance estimate: its voltage step must stand well above the front end's "
+                                   "noise"),
+    "resistance_steps": (20, "load steps per resistance estimate: the front end's noise averages out over them"),
+    "resistance_ratio_max": (1.2, "a block's resistance over the median block's above which it is flagged (in two "
+                                  "estimates in a row): 4 sigma of a 5 % spread of single cells; a block of six "
+                                  "averages their spread, and one lost cell of six raises its resistance by 6/5"),
     "status_cycle_ms": (20, "ms between BMS_Status frames"),
     "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
     "supply_reset_v": (4.5, "V on the low-voltage input (KL30) below which the MCU's brown-out detector holds it in "
@@ -121,7 +131,8 @@ RANGES = {
                      "charge_oc_a", "discharge_oc_a", "short_circuit_a", "insulation_period_ms",
                      "contactor_feedback_ms", "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s",
                      "thermal_runaway_rate_c_per_s", "thermal_runaway_hold_ms", "current_plausibility_mv",
-                     "current_plausibility_window_ms", "current_offset_max_a"), _POSITIVE),
+                     "current_plausibility_window_ms", "current_offset_max_a", "resistance_step_min_a",
+                     "resistance_steps"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "sc_debounce_ms",
                      "contactor_delay_ms", "warning_margin_v", "warning_margin_a", "warning_margin_c",
                      "soc_rest_current_a", "afe_noise_v",
@@ -132,6 +143,7 @@ RANGES = {
                      "current_offset_debounce_ms"), _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
     "soh_min_delta_soc": Between(0.0, 1.0, low_open=True),
+    "resistance_ratio_max": Between(1.0, low_open=True),   # at or below 1, half the blocks stand out
 }
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),

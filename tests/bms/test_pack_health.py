@@ -1,8 +1,12 @@
-"""Balancing, weak cells and leaking cells: what the BMS must notice about the cells themselves."""
+"""Balancing, weak cells, leaking cells and blocks whose resistance rose: what the BMS must notice about the cells
+themselves."""
 import numpy as np
 import pytest
 
+from hil.profiles import ai_training
 from hil.protocol import BmsState
+
+from .loads import rack_kwargs
 
 
 def bench_soc0(rig) -> float:
@@ -112,3 +116,80 @@ def test_healthy_pack_is_not_flagged_for_self_discharge(custom_bench, rig, spec)
     bench.loop.run_for(_rest_in_standby(bench))
     assert list(np.flatnonzero(bench.bms.balancing_mask(n_series))) == [3, 4], "the two fuller cells should still bleed"
     assert "self_discharge" not in bench.bms.warnings, bench.bms.describe()
+
+
+# An open cell of a parallel block (a blown cell fuse, a lifted wire bond) carries nothing: its resistance, so
+# many times its own that its share of any current is below the model's rounding.
+OPEN_CELL_FACTOR = 1e6
+
+
+def _resistance_spec(bench, spec) -> dict:
+    required = spec.data.get("cell_resistance")
+    if required is None:
+        pytest.skip(f"{spec.path.name}: no [cell_resistance] (not required of this BMS)")
+    if "cell_resistance" not in bench.bms.warning_names:
+        pytest.skip("this BMS's proxy cannot read a cell_resistance warning (its DUT map names none)")
+    return required
+
+
+def _training_load(bench, spec, duration_s: float) -> None:
+    """The AI-training load at the spec's rack power: a load step about once a second, each way."""
+    bench.run_profile(ai_training(duration_s=duration_s, dt_s=bench.loop.dt_s, seed=bench.rig.seed,
+                                  **rack_kwargs(spec)))
+
+
+@pytest.mark.rig_requires("virtual_clock")   # minutes of load steps
+@pytest.mark.parametrize("fault", ["busbar", "lost_cell"])
+def test_a_block_whose_resistance_rose_is_flagged_and_derated(custom_bench, spec, measure, fault):
+    """A mid-pack block of a pack with a production spread: every cell `factor` times as resistive (a loosening
+    busbar joint), or, on a pack with cells in parallel, one of them open (its neighbours carry its share, each
+    above its rating at the pack's full current). Under the AI-training load the BMS must flag it as
+    cell_resistance, name the block, and (with `derate_tolerance_pct`) lower its discharge limit at rest by the block's
+    resistance over the median block's (the bench's own, at that moment: the factor times the block's spread)."""
+    bench = custom_bench(*SPREAD_PACK)
+    required = _resistance_spec(bench, spec)
+    block, n_parallel = bench.pack.n_series // 2, bench.pack.n_parallel
+    if fault == "busbar":
+        factor = required["factor"]
+        for cell in range(n_parallel):
+            bench.pack.faults.set("high_resistance", block=block, cell=cell, factor=factor)
+    else:
+        if n_parallel == 1:
+            pytest.skip("one cell per block: an open cell is an open string, not a resistance")
+        factor = n_parallel / (n_parallel - 1)
+        if factor < required["factor"] - 1e-9:
+            pytest.skip(f"one open cell of {n_parallel} in parallel raises its block's resistance by {factor:.3g}: "
+                        f"below the spec's factor {required['factor']:g}")
+        bench.pack.faults.set("high_resistance", block=block, cell=0, factor=OPEN_CELL_FACTOR)
+    bench.power_up()
+    bench.loop.run_for(5.0)   # the limits ramp up after power-up; at rest, as they are measured after the flag
+    limit_before_a = bench.bms.discharge_limit_a
+    within_s = required["within_s"]
+    _training_load(bench, spec, within_s)
+    start_s = bench.loop.t_s
+    flagged_s = bench.loop.run_until(lambda: "cell_resistance" in bench.bms.warnings, within_s,
+                                     lambda: f"block {block} {factor:.3g} times as resistive; {bench.bms.describe()}")
+    measure("cell_resistance_flagged_after", flagged_s - start_s, high=within_s, unit="s")
+    reported = bench.bms.high_resistance_block
+    assert reported is None or reported == block, f"the BMS names block {reported}, the bench weakened block {block}"
+    assert bench.bms.contactors_closed and not bench.bms.faults, "a warning, not a trip: " + bench.bms.describe()
+    tolerance_pct = required.get("derate_tolerance_pct")
+    if tolerance_pct is not None:
+        bench.set_load(0.0)
+        bench.loop.run_for(2.0)   # a BMS_Limits cycle, and a slow task of the BMS, after the flag
+        block_r_ohm = 1.0 / np.add.reduce(1.0 / bench.pack.cell_r0_ohm, axis=1)
+        ratio = float(block_r_ohm[block] / np.median(block_r_ohm))
+        measure("cell_resistance_discharge_limit", bench.bms.discharge_limit_a,
+                high=limit_before_a / ratio * (1 + tolerance_pct / 100), unit="A")
+
+
+@pytest.mark.rig_requires("virtual_clock")
+def test_a_healthy_pack_is_not_flagged_for_resistance(custom_bench, spec):
+    """The same load on a pack with the production spread and no fault: no block may be flagged."""
+    bench = custom_bench(*SPREAD_PACK)
+    within_s = _resistance_spec(bench, spec)["within_s"]
+    bench.power_up()
+    _training_load(bench, spec, within_s)
+    bench.loop.run_for(within_s)
+    assert bench.bms.contactors_closed, bench.bms.describe()
+    assert "cell_resistance" not in bench.bms.warnings, bench.bms.describe()

@@ -668,6 +668,22 @@ def test_bug_current_offset_positive_only(make_boards):
                       (("current_offset_positive_only",), -1.0): False}, caught
 
 
+def test_bug_resistance_block_off_by_one(make_boards):
+    """The bug names the block below the flagged one on CAN, and a flagged first block not at all."""
+    from .test_firmware_resistance import _estimate_steps, _load_steps
+    reported = {}
+    for bug in ((), ("resistance_block_off_by_one",)):
+        for block in (0, 5):
+            boards = make_boards(bugs=bug)
+            boards.power_up()
+            _load_steps(boards, 2 * _estimate_steps(boards), {block: 1.5})
+            boards.run_for(1.1)   # a BMS_Diagnosis cycle
+            assert boards.fw.high_resistance_block == block, "the diagnosis itself is sound"
+            reported[bug, block] = boards.monitor.values["BMS_HighResistanceBlock"]
+    assert reported == {((), 0): 1, ((), 5): 6, (("resistance_block_off_by_one",), 0): 0,
+                        (("resistance_block_off_by_one",), 5): 5}, reported
+
+
 def test_bug_soh_from_counted_soc(make_boards):
     clean, buggy = _both(make_boards, "soh_from_counted_soc", "dut.calibration.soc_rest_s=2.0", soc0=0.9)
     for boards in (clean, buggy):
