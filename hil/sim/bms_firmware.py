@@ -682,9 +682,11 @@ class BmsFirmware:
         """Flag the block furthest above the median block, once RESISTANCE_CONFIRMATIONS estimates in a row put it
         above resistance_ratio_max."""
         n = resistance_ohm.size
-        median_ohm = float(np.partition(resistance_ohm, n // 2)[n // 2])
-        if n < MIN_CELLS_TO_COMPARE or median_ohm <= 0.0:
+        if n < MIN_CELLS_TO_COMPARE:
             return
+        median_ohm = float(np.partition(resistance_ohm, n // 2)[n // 2])
+        if median_ohm <= 0.0:
+            return   # no block moved with the current (cells the bench holds): nothing to compare with
         ratio = resistance_ohm / median_ohm
         block = int(np.argmax(ratio))
         if ratio[block] <= self.cal["resistance_ratio_max"]:
