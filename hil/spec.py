@@ -173,7 +173,10 @@ TABLES = {
                        # within max_offset_reaction_ms; one within max_offset_a - offset_tolerance_a must not be.
                        "max_offset_a": Key(required=False, above=0, at_most=1000),
                        "offset_tolerance_a": Key(required=False, at_least=0, at_most=1000),
-                       "max_offset_reaction_ms": Key(required=False, above=0, at_most=60_000)},
+                       "max_offset_reaction_ms": Key(required=False, above=0, at_most=60_000),
+                       # Optional, with the offset keys: the pack idles closed for idle_s with the sensor off by
+                       # max_offset_a - offset_tolerance_a; the BMS's SOC must stay within [soc] max_error_pct.
+                       "idle_s": Key(required=False, above=0, at_most=86_400)},
     # A block whose resistance rises (tests/bms/test_pack_health.py): every cell of a mid-pack block `factor` times
     # as resistive (a loosening busbar, a corroded weld) must be reported as `cell_resistance`, naming the block,
     # within within_s of the AI-training load (at [ride_through] rack_power_w); on a pack with cells in parallel, so
@@ -392,6 +395,10 @@ def _check_current_offset(data: dict, path: Path) -> None:
         raise ConfigError(f"{where}: key 'offset_tolerance_a' = {table['offset_tolerance_a']!r}, expected below key "
                           f"'max_offset_a' = {table['max_offset_a']!r}: an offset within max_offset_a - "
                           "offset_tolerance_a must pass")
+    if "idle_s" in table and "max_offset_a" not in table:
+        raise ConfigError(f"{where}: key 'idle_s' without 'max_offset_a', 'offset_tolerance_a' and "
+                          "'max_offset_reaction_ms': the idle test offsets the sensor by max_offset_a - "
+                          "offset_tolerance_a")
 
 
 def _all_or_none(table: dict, keys: tuple[str, ...], where: str, together: str) -> bool:

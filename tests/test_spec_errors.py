@@ -358,7 +358,10 @@ OFFSET = "max_offset_a = 0.5\noffset_tolerance_a = 0.1\nmax_offset_reaction_ms =
      r"expected all"),
     (OFFSET.replace("offset_tolerance_a = 0.1", "offset_tolerance_a = 0.5"),
      r"\[current_sensor\]: key 'offset_tolerance_a' = 0.5, expected below key 'max_offset_a' = 0.5"),
-], ids=["no_tolerance", "reaction_alone", "tolerance_swallows_the_limit"])
+    ("idle_s = 1800\n",
+     r"\[current_sensor\]: key 'idle_s' without 'max_offset_a', 'offset_tolerance_a' and 'max_offset_reaction_ms': "
+     r"the idle test offsets the sensor by max_offset_a - offset_tolerance_a"),
+], ids=["no_tolerance", "reaction_alone", "tolerance_swallows_the_limit", "idle_without_offset"])
 def test_the_current_sensor_offset_keys_come_together(tmp_path, keys, expected):
     path = tmp_path / "offset.toml"
     path.write_text(VALID + CURRENT_SENSOR + OFFSET)

@@ -22,7 +22,9 @@
   under load, repeats a frozen reading through a load step, or reads reversed leaves the over-current and
   short-circuit protection blind. With every contactor open (STANDBY, FAULT, SAFE), a reading beyond
   `current_offset_max_a` either way for `current_offset_debounce_ms` is an offset: a `current_sensor` error too;
-  nothing closes while one reading is beyond it.
+  nothing closes while one reading is beyond it. A reading within it, held for `current_zero_window_ms`, is the
+  sensor's zero (auto-zero): its mean is kept in NVM and taken off every reading after, so a pack that idles closed
+  (a backup unit at float, for months) does not count the offset as charge or discharge.
 - Each block's resistance is estimated from the load steps in NORMAL (a step of at least `resistance_step_min_a`,
   the current steady before and after it): over `resistance_steps` steps, the least-squares ratio of each block's
   voltage step to the current step. A block above `resistance_ratio_max` times the median block in two estimates
@@ -198,6 +200,8 @@ BUGS = {
     "resistance_block_off_by_one": "BMS_Diagnosis reports the high-resistance block counted from 0 in a field counted "
                                    "from 1: service replaces the block below the bad one, and a bad first block reads "
                                    "as none",
+    "current_zero_added": "the sensor's zero, learned with every contactor open, is added to each reading instead of "
+                          "taken off (a sign slip): the offset doubles, and an idle pack's SOC runs away twice as fast",
     "soc_saved_periodically_only": "the SOC is written to NVM every nvm_save_period_s only, not on the power-fail "
                                    "interrupt: a loss of the low-voltage supply loses the charge counted since",
 }
@@ -298,6 +302,11 @@ class BmsFirmware:
         self.cell_v = np.zeros(n_cells)
         self.temp_c = np.full(n_cells, 25.0)
         self.current_a = 0.0
+        self.raw_current_a = 0.0   # the sensor's reading before its zero is taken off
+        # Auto-zero: the sensor's reading when nothing can flow, kept in NVM (written once per learning window).
+        self.current_zero_a = float(self.nvm.get("current_zero_a", 0.0))
+        self._zero_sum_a = 0.0
+        self._zero_tasks = 0
         self.pack_v = 0.0
         self.link_v = 0.0
         self.soc = 0.5
@@ -527,9 +536,11 @@ class BmsFirmware:
         aclip(raw, 0.0, 65535 * AFE_LSB_V, out=raw)
         self.cell_v = np.rint(raw / AFE_LSB_V) * AFE_LSB_V  # what np.round does for 0 decimals
         self.temp_c = self.board.thermistor_c()[:self.n_cells]
-        self.current_a = self.board.shunt_current_a()
+        self.raw_current_a = self.board.shunt_current_a()
         if "shunt_gain_uncalibrated" in self.bugs:
-            self.current_a *= SHUNT_GAIN_ERROR
+            self.raw_current_a *= SHUNT_GAIN_ERROR
+        zero_sign = -1.0 if "current_zero_added" in self.bugs else 1.0
+        self.current_a = self.raw_current_a - zero_sign * self.current_zero_a
         if "mv_sum_overflow" in self.bugs:
             total_mv = int(np.sum(np.round(self.cell_v * 1000))) & 0xFFFF
             self.pack_v = max(0.0, (total_mv - 0x10000 if total_mv >= 0x8000 else total_mv) / 1000.0)
@@ -589,6 +600,7 @@ class BmsFirmware:
                                                    for name in self._checked_contactors))
         implausible = self._deb["current_sensor"].update(self._current_implausible())
         self._offset_seen = self._current_offset()
+        self._learn_zero()
         self._set_active("current_sensor", implausible or self._deb["current_offset"].update(self._offset_seen))
         self._estimate_resistance(now_s)
         self._update_warnings(v_min, v_max, t_min, t_max, insulation_ohm_per_v)
@@ -649,8 +661,25 @@ class BmsFirmware:
         if (not cal["current_offset_enabled"] or self.state not in ZERO_CURRENT_STATES
                 or any(self.contactor_fb.values())):
             return False
-        reading_a = self.current_a if "current_offset_positive_only" in self.bugs else abs(self.current_a)
+        raw_a = self.raw_current_a   # the sensor's own error, whatever zero was learned before
+        reading_a = raw_a if "current_offset_positive_only" in self.bugs else abs(raw_a)
         return reading_a > cal["current_offset_max_a"]
+
+    def _learn_zero(self) -> None:
+        """Auto-zero: while nothing can flow (as `_current_offset` judges it) and the reading stays within
+        current_offset_max_a, its mean over current_zero_window_ms becomes the sensor's zero. Anything else starts
+        the window again: a load still running down, a contactor closing."""
+        cal = self.cal
+        if (not cal["current_zero_enabled"] or self.state not in ZERO_CURRENT_STATES or any(self.contactor_fb.values())
+                or abs(self.raw_current_a) > cal["current_offset_max_a"]):
+            self._zero_sum_a, self._zero_tasks = 0.0, 0
+            return
+        self._zero_sum_a += self.raw_current_a
+        self._zero_tasks += 1
+        if self._zero_tasks * MAIN_TASK_S >= cal["current_zero_window_ms"] / 1000.0 - 1e-9:
+            self.current_zero_a = self._zero_sum_a / self._zero_tasks
+            self.nvm["current_zero_a"] = self.current_zero_a
+            self._zero_sum_a, self._zero_tasks = 0.0, 0
 
     def _estimate_resistance(self, now_s: float) -> None:
         """Add this task's load step, if it is one, to each block's resistance estimate (see the module's notes)."""

@@ -105,6 +105,10 @@ CALIBRATION = {
     "resistance_ratio_max": (1.2, "a block's resistance over the median block's above which it is flagged (in two "
                                   "estimates in a row): 4 sigma of a 5 % spread of single cells; a block of six "
                                   "averages their spread, and one lost cell of six raises its resistance by 6/5"),
+    "current_zero_enabled": (True, "auto-zero: the current sensor's mean reading while nothing can flow (every "
+                                   "contactor open, within current_offset_max_a) is its zero, taken off every "
+                                   "reading after (kept in NVM)"),
+    "current_zero_window_ms": (1000, "ms of readings the zero is the mean of: long against the front end's noise"),
     "status_cycle_ms": (20, "ms between BMS_Status frames"),
     "sense_wire_v": (0.5, "V below which a cell reading means an open sense wire"),
     "supply_reset_v": (4.5, "V on the low-voltage input (KL30) below which the MCU's brown-out detector holds it in "
@@ -132,7 +136,7 @@ RANGES = {
                      "contactor_feedback_ms", "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s",
                      "thermal_runaway_rate_c_per_s", "thermal_runaway_hold_ms", "current_plausibility_mv",
                      "current_plausibility_window_ms", "current_offset_max_a", "resistance_step_min_a",
-                     "resistance_steps"), _POSITIVE),
+                     "resistance_steps", "current_zero_window_ms"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "sc_debounce_ms",
                      "contactor_delay_ms", "warning_margin_v", "warning_margin_a", "warning_margin_c",
                      "soc_rest_current_a", "afe_noise_v",

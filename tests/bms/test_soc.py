@@ -2,6 +2,8 @@
 import pytest
 
 from hil.profiles import PROFILES
+from hil.protocol import BmsState
+from hil.safety import LOAD_ZERO_A
 
 from .loads import pack_capacity_ah, rack_kwargs
 
@@ -43,6 +45,44 @@ def test_soc_recovers_after_rest(custom_bench, spec, measure):
     bench.loop.run_for(rest_s + 60.0)
     measure("soc_error_before_rest", drifted_pct, low=1.0, unit="%")
     measure("soc_error_after_rest", _soc_error_pct(bench), high=spec.value("soc.max_error_after_rest_pct"), unit="%")
+
+
+IDLE_ZERO_S = 2.0   # at rest with every contactor open before the close, as after any stop: the BMS's time to zero
+
+
+@pytest.mark.slow
+@pytest.mark.rig_requires("current_sensor", "virtual_clock")   # an idle hour, and a sensor the bench offsets
+def test_an_idle_pack_does_not_count_its_sensors_offset(bench, spec, measure):
+    """A pack that idles closed for `[current_sensor] idle_s` (a backup unit at float waits for the grid to fail for
+    months), its current sensor off by what it may be (max_offset_a - offset_tolerance_a, which the offset test
+    passes). Counted as current, that offset would move the SOC by more than [soc] max_error_pct over the idle,
+    and keep the BMS from ever seeing a rest. Its SOC must stay within max_error_pct."""
+    sensor = spec.data.get("current_sensor", {})
+    if "idle_s" not in sensor:
+        pytest.skip(f"{spec.path.name}: [current_sensor] has no idle_s (not required of this BMS)")
+    offset_a, idle_s = sensor["max_offset_a"] - sensor["offset_tolerance_a"], sensor["idle_s"]
+    counted_pct = offset_a * idle_s / 3600 / pack_capacity_ah(bench) * 100
+    assert counted_pct > spec.value("soc.max_error_pct"), (
+        f"an offset of {offset_a:g} A counted for {idle_s:g} s moves the SOC by {counted_pct:.1f} %, not more than "
+        "[soc] max_error_pct: the test could not tell; give a longer idle_s")
+    bench.offset_current(offset_a)
+    bench.cell_emulator.enable(True)
+    bench.bms.wait_state(BmsState.STANDBY, 3.0)
+    bench.loop.run_for(IDLE_ZERO_S)
+    bench.power_up()
+    bench.loop.run_for(idle_s)
+    assert bench.bms.contactors_closed, bench.bms.describe()
+    measure("idle_soc_error", _soc_error_pct(bench), high=spec.value("soc.max_error_pct"), unit="%")
+    # The sensor's zero back where it was (the bench's offset gone): the next rest with every contactor open must
+    # find it again, or the BMS reads a current that is not there.
+    bench.bms.request("standby")
+    bench.bms.wait_contactors_open(1.0)
+    bench.offset_current(0.0)
+    bench.loop.run_for(IDLE_ZERO_S)
+    reported_a = bench.bms.pack_current_a
+    assert reported_a is not None and abs(reported_a) <= LOAD_ZERO_A, (
+        f"with nothing flowing, after {IDLE_ZERO_S:g} s at rest with the sensor's offset gone, the BMS reads "
+        f"{reported_a} A: it kept a zero that no longer holds")
 
 
 # The cells of the aged pack: 80 % of their rated capacity, the usual end-of-life criterion of a traction or

@@ -5,7 +5,8 @@ rest-bus sender (VCU heartbeat and request, cell-emulator heartbeat with outputs
 decodes what the boards send. The analog inputs are set on the cell-emulator board itself, so a value
 reaches the firmware's front end exactly; the AFE noise is off unless a test turns it on. So is the current
 sensor's plausibility check: these tests set a current without the cells' IR drop, which the check would rightly
-call a dead sensor (tests/sim/test_firmware_current_sensor.py turns it on).
+call a dead sensor (tests/sim/test_firmware_current_sensor.py turns it on), and its auto-zero, which would take a
+current a test sets at rest for the sensor's zero.
 """
 import itertools
 import json
@@ -31,7 +32,7 @@ _channels = itertools.count()
 class Boards:
     def __init__(self, overrides=(), bugs=(), soc0=0.5):
         overrides = ["dut.calibration.afe_noise_v=0.0", "dut.calibration.current_plausibility_enabled=false",
-                     "dut.calibration.current_offset_enabled=false",
+                     "dut.calibration.current_offset_enabled=false", "dut.calibration.current_zero_enabled=false",
                      f"dut.bugs={json.dumps(list(bugs))}", *overrides]
         self.rig = load_rig(SIM_RIG, overrides)
         self.cal = self.rig.data["dut"]["calibration"]

@@ -684,6 +684,21 @@ def test_bug_resistance_block_off_by_one(make_boards):
                         (("resistance_block_off_by_one",), 5): 5}, reported
 
 
+def test_bug_current_zero_added(make_boards):
+    """Both learn the same zero at rest; the bug adds it to each reading, so an idle pack reads twice the offset."""
+    reading = {}
+    for bug in ((), ("current_zero_added",)):
+        boards = make_boards("dut.calibration.current_zero_enabled=true", bugs=bug)
+        boards.standby()
+        boards.ce.current_a = 0.3
+        boards.run_for(1.5)
+        boards.power_up()
+        boards.step(2)
+        assert boards.fw.current_zero_a == pytest.approx(0.3), boards.describe()
+        reading[bug] = round(boards.fw.current_a, 6)
+    assert reading == {(): 0.0, ("current_zero_added",): 0.6}, reading
+
+
 def test_bug_soh_from_counted_soc(make_boards):
     clean, buggy = _both(make_boards, "soh_from_counted_soc", "dut.calibration.soc_rest_s=2.0", soc0=0.9)
     for boards in (clean, buggy):

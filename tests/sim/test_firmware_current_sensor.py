@@ -212,3 +212,71 @@ def test_the_offset_check_is_off_by_calibration(make_boards):
     boards.ce.current_a = 2.0
     boards.run_for(1.0)
     assert not boards.fw.faults, boards.describe()
+
+
+ZERO_ON = "dut.calibration.current_zero_enabled=true"
+
+
+@pytest.fixture
+def zeroing(make_boards):
+    """The boards with the auto-zero on, in STANDBY: every contactor open, nothing flowing."""
+    boards = make_boards(ZERO_ON, OFFSET_ON)
+    boards.standby()
+    return boards
+
+
+def _window_tasks(boards) -> int:
+    return _tasks(boards, "current_zero_window_ms")
+
+
+def test_a_zero_learned_at_rest_is_taken_off_every_reading_after(zeroing):
+    zeroing.ce.current_a = 0.3   # within current_offset_max_a: an offset the sensor may have
+    zeroing.step(_window_tasks(zeroing) + 1)
+    assert zeroing.fw.current_zero_a == pytest.approx(0.3) and zeroing.fw.nvm["current_zero_a"] == pytest.approx(0.3)
+    assert zeroing.fw.current_a == pytest.approx(0.0)
+    zeroing.power_up()
+    zeroing.ce.current_a = LOAD_A + 0.3   # the load, read through the same offset
+    zeroing.step(2)
+    assert zeroing.fw.current_a == pytest.approx(LOAD_A) and zeroing.fw.current_zero_a == pytest.approx(0.3)
+
+
+def test_no_zero_from_a_reading_beyond_the_limit_nor_with_a_contactor_closed(zeroing):
+    zeroing.ce.current_a = zeroing.cal["current_offset_max_a"] + 0.1   # an offset the BMS reports, not learns
+    zeroing.step(_window_tasks(zeroing) + 1)
+    assert zeroing.fw.current_zero_a == 0.0 and zeroing.fault("current_sensor")
+    zeroing.ce.current_a = 0.0
+    zeroing.step()
+    zeroing.clear_faults()
+    zeroing.power_up()
+    zeroing.ce.current_a = 0.3   # a load's current with the contactors closed is no zero
+    zeroing.run_for(2.0)
+    assert zeroing.fw.current_zero_a == 0.0 and zeroing.fw.current_a == pytest.approx(0.3)
+
+
+def test_a_window_broken_by_a_larger_reading_starts_again(zeroing):
+    zeroing.ce.current_a = 0.3
+    zeroing.step(_window_tasks(zeroing) - 1)
+    zeroing.ce.current_a = 2.0   # a load still running down, one task
+    zeroing.step()
+    zeroing.ce.current_a = 0.2
+    zeroing.step(_window_tasks(zeroing) - 1)
+    assert zeroing.fw.current_zero_a == 0.0, "no window has been whole yet"
+    zeroing.step()
+    assert zeroing.fw.current_zero_a == pytest.approx(0.2), "the whole window after the break, and only it"
+
+
+def test_the_zero_is_kept_across_a_reset(zeroing):
+    zeroing.ce.current_a = -0.25
+    zeroing.step(_window_tasks(zeroing) + 1)
+    zeroing.fw.supply(0.0, zeroing.t_s)   # the low-voltage supply lost: the MCU resets
+    zeroing.fw.supply(12.0, zeroing.t_s)
+    zeroing.run_until(lambda: zeroing.fw.powered, 1.0, "booted again")
+    assert zeroing.fw.current_zero_a == pytest.approx(-0.25)
+
+
+def test_auto_zero_off_by_calibration(make_boards):
+    boards = make_boards(OFFSET_ON)   # the fixture's default: the auto-zero off
+    boards.standby()
+    boards.ce.current_a = 0.3
+    boards.run_for(2.0)
+    assert boards.fw.current_zero_a == 0.0 and boards.fw.current_a == pytest.approx(0.3)
