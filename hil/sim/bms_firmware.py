@@ -97,6 +97,9 @@ CURRENT_AGREEMENT = 0.1
 STEADY_FRACTION = 0.1
 RESISTANCE_STEP_S = 0.05
 RESISTANCE_CONFIRMATIONS = 2   # estimates in a row that must single out the same block
+# The learned zero of the current sensor goes to NVM only when it has moved by more than this: a STANDBY learns it
+# every second, and a data-flash write per second would wear the flash out in weeks.
+ZERO_NVM_STEP_A = 0.01
 
 # name -> what the defect is. Each is checked where the firmware would have it.
 BUGS = {
@@ -303,7 +306,7 @@ class BmsFirmware:
         self.temp_c = np.full(n_cells, 25.0)
         self.current_a = 0.0
         self.raw_current_a = 0.0   # the sensor's reading before its zero is taken off
-        # Auto-zero: the sensor's reading when nothing can flow, kept in NVM (written once per learning window).
+        # Auto-zero: the sensor's reading when nothing can flow, kept in NVM (written when it moves by ZERO_NVM_STEP_A).
         self.current_zero_a = float(self.nvm.get("current_zero_a", 0.0))
         self._zero_sum_a = 0.0
         self._zero_tasks = 0
@@ -678,7 +681,8 @@ class BmsFirmware:
         self._zero_tasks += 1
         if self._zero_tasks * MAIN_TASK_S >= cal["current_zero_window_ms"] / 1000.0 - 1e-9:
             self.current_zero_a = self._zero_sum_a / self._zero_tasks
-            self.nvm["current_zero_a"] = self.current_zero_a
+            if abs(self.current_zero_a - self.nvm.get("current_zero_a", 0.0)) > ZERO_NVM_STEP_A:
+                self.nvm["current_zero_a"] = self.current_zero_a
             self._zero_sum_a, self._zero_tasks = 0.0, 0
 
     def _estimate_resistance(self, now_s: float) -> None:

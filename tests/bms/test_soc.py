@@ -51,7 +51,7 @@ IDLE_ZERO_S = 2.0   # at rest with every contactor open before the close, as aft
 
 
 @pytest.mark.slow
-@pytest.mark.rig_requires("current_sensor", "virtual_clock")   # an idle hour, and a sensor the bench offsets
+@pytest.mark.rig_requires("current_sensor", "virtual_clock")   # a long idle, and a sensor the bench offsets
 def test_an_idle_pack_does_not_count_its_sensors_offset(bench, spec, measure):
     """A pack that idles closed for `[current_sensor] idle_s` (a backup unit at float waits for the grid to fail for
     months), its current sensor off by what it may be (max_offset_a - offset_tolerance_a, which the offset test
