@@ -1,4 +1,5 @@
 """What the suite's load profiles draw, from the spec: one place, so that each test sizes them alike."""
+from hil.profiles import PROFILES
 
 
 def rack_kwargs(spec) -> dict:
@@ -7,6 +8,13 @@ def rack_kwargs(spec) -> dict:
     after a grid loss: a share of a rack that a 16S1P 5 Ah bench pack carries)."""
     power_w = spec.data["ride_through"].get("rack_power_w")
     return {} if power_w is None else {"rack_power_w": power_w}
+
+
+def rack_profile(name: str, bench, spec, duration_s: float, **options):
+    """The AI-rack or grid-loss profile `name` (e.g. "ai-training") on this bench's step and seed, at the spec's
+    rack power (`rack_kwargs`), with the profile's own `options`."""
+    return PROFILES[name](duration_s=duration_s, dt_s=bench.loop.dt_s, seed=bench.rig.seed, **rack_kwargs(spec),
+                          **options)
 
 
 def pack_capacity_ah(bench) -> float:

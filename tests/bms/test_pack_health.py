@@ -3,10 +3,9 @@ themselves."""
 import numpy as np
 import pytest
 
-from hil.profiles import ai_training
 from hil.protocol import BmsState
 
-from .loads import rack_kwargs
+from .loads import rack_profile
 
 
 def bench_soc0(rig) -> float:
@@ -132,12 +131,6 @@ def _resistance_spec(bench, spec) -> dict:
     return required
 
 
-def _training_load(bench, spec, duration_s: float) -> None:
-    """The AI-training load at the spec's rack power: a load step about once a second, each way."""
-    bench.run_profile(ai_training(duration_s=duration_s, dt_s=bench.loop.dt_s, seed=bench.rig.seed,
-                                  **rack_kwargs(spec)))
-
-
 @pytest.mark.rig_requires("virtual_clock")   # minutes of load steps
 @pytest.mark.parametrize("fault", ["busbar", "lost_cell"])
 def test_a_block_whose_resistance_rose_is_flagged_and_derated(custom_bench, spec, measure, fault):
@@ -165,7 +158,7 @@ def test_a_block_whose_resistance_rose_is_flagged_and_derated(custom_bench, spec
     bench.loop.run_for(5.0)   # the limits ramp up after power-up; at rest, as they are measured after the flag
     limit_before_a = bench.bms.discharge_limit_a
     within_s = required["within_s"]
-    _training_load(bench, spec, within_s)
+    bench.run_profile(rack_profile("ai-training", bench, spec, within_s))   # a load step about once a second
     start_s = bench.loop.t_s
     flagged_s = bench.loop.run_until(lambda: "cell_resistance" in bench.bms.warnings, within_s,
                                      lambda: f"block {block} {factor:.3g} times as resistive; {bench.bms.describe()}")
@@ -189,7 +182,7 @@ def test_a_healthy_pack_is_not_flagged_for_resistance(custom_bench, spec):
     bench = custom_bench(*SPREAD_PACK)
     within_s = _resistance_spec(bench, spec)["within_s"]
     bench.power_up()
-    _training_load(bench, spec, within_s)
+    bench.run_profile(rack_profile("ai-training", bench, spec, within_s))
     bench.loop.run_for(within_s)
     assert bench.bms.contactors_closed, bench.bms.describe()
     assert "cell_resistance" not in bench.bms.warnings, bench.bms.describe()

@@ -1,15 +1,15 @@
 """Transients that stay within limits must not trip the BMS."""
 import pytest
 
-from hil.profiles import PROFILES, ai_training
+from hil.profiles import PROFILES
 from hil.protocol import BmsState
 
-from .loads import pack_capacity_ah, rack_kwargs
+from .loads import pack_capacity_ah, rack_profile
 
 
 def test_ai_training_swings_ride_through(bench, spec, measure):
     bench.power_up()
-    profile = ai_training(duration_s=20.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed, **rack_kwargs(spec))
+    profile = rack_profile("ai-training", bench, spec, 20.0)
     bench.run_profile(profile)
     bench.loop.run_for(profile.duration_s)
     assert bench.bms.state == BmsState.NORMAL, bench.bms.describe()
@@ -54,15 +54,13 @@ def _ride(bench, profile, spec, measure, name, probe=None):
 
 def test_ai_job_start_ride_through(bench, spec, measure):
     """A synchronised job start: idle to full rack power in under 10 ms."""
-    profile = PROFILES["ai-job-start"](duration_s=10.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed,
-                                       **rack_kwargs(spec))
+    profile = rack_profile("ai-job-start", bench, spec, 10.0)
     _ride(bench, profile, spec, measure, "ai_job_start")
 
 
 def test_bbu_ride_through_grid_loss(bench, spec, measure):
     """Open Rack V3 grid loss: 2 ms bus hold, BBU start within 2 ms more, carry the pulsing rack load."""
-    profile = PROFILES["bbu-ride-through"](duration_s=20.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed,
-                                           ride_through_s=15.0, **rack_kwargs(spec))
+    profile = rack_profile("bbu-ride-through", bench, spec, 20.0, ride_through_s=15.0)
     _ride(bench, profile, spec, measure, "bbu")
 
 

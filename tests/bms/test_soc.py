@@ -1,11 +1,10 @@
 """SOC estimation against the model's true SOC, and SOH against the cells' faded capacity."""
 import pytest
 
-from hil.profiles import PROFILES
 from hil.protocol import BmsState
 from hil.safety import LOAD_ZERO_A
 
-from .loads import pack_capacity_ah, rack_kwargs
+from .loads import pack_capacity_ah, rack_profile
 
 
 def _soc_error_pct(bench) -> float:
@@ -15,8 +14,7 @@ def _soc_error_pct(bench) -> float:
 @pytest.mark.rig_requires("virtual_clock")  # two minutes of load: run where time is virtual
 def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
     bench.power_up()
-    profile = PROFILES["ai-training"](duration_s=120.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed,
-                                      **rack_kwargs(spec))
+    profile = rack_profile("ai-training", bench, spec, 120.0)
     bench.run_profile(profile)
     worst_pct = 0.0
     for _ in range(12):
