@@ -226,6 +226,13 @@ COIL_HOLD_A = 0.25
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
 
+def _middle(values: np.ndarray) -> float:
+    """The median of an odd count, the upper of the two middle values of an even one: one partial sort, not
+    np.median's sort and mean. One value far off (a cell forced or open, a weak block) moves it little."""
+    n = values.size
+    return float(np.partition(values, n // 2)[n // 2])
+
+
 def _fraction_along(temperature_c: float, zero_c: float, full_c: float) -> float:
     """A current limit's fraction of full on a line from 0 at zero_c to full at full_c, clamped to [0, 1]."""
     return min(1.0, max(0.0, (temperature_c - zero_c) / (full_c - zero_c)))
@@ -641,8 +648,7 @@ class BmsFirmware:
         if not cal["current_plausibility_enabled"] or self.state != BmsState.NORMAL:
             window.clear()   # NORMAL's first window holds none of the cells' steps from before it
             return False
-        n = self.n_cells
-        median_v = float(np.partition(self.cell_v, n // 2)[n // 2])   # one cell forced or open moves it little
+        median_v = _middle(self.cell_v)
         window.append((median_v, self.current_a))
         if len(window) < window.maxlen:
             return False
@@ -714,10 +720,9 @@ class BmsFirmware:
     def _judge_resistance(self, resistance_ohm: np.ndarray) -> None:
         """Flag the block furthest above the median block, once RESISTANCE_CONFIRMATIONS estimates in a row put it
         above resistance_ratio_max."""
-        n = resistance_ohm.size
-        if n < MIN_CELLS_TO_COMPARE:
+        if resistance_ohm.size < MIN_CELLS_TO_COMPARE:
             return
-        median_ohm = float(np.partition(resistance_ohm, n // 2)[n // 2])
+        median_ohm = _middle(resistance_ohm)
         if median_ohm <= 0.0:
             return   # no block moved with the current (cells the bench holds): nothing to compare with
         ratio = resistance_ohm / median_ohm
