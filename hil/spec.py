@@ -101,9 +101,12 @@ TABLES = {
     "diagnostics": {"self_discharge": Key(bool)},
     # min_charge_cell_v: charging near full at the BMS's limit must take the fullest cell at least this high
     # (the CV phase), so a BMS that simply stops charging early does not pass the no-trip test by default.
+    # discharge_end_cell_v: discharging to empty at 1 C under the BMS's limit must take the emptiest cell (loaded) at
+    # least this low, so a BMS that stops early, with charge left in every block, does not pass by default.
     # rack_power_w (optional): the rack power, or its share, this pack carries, at which the AI-rack profiles and the
     # grid-loss ride-through run (tests/bms/loads.py); without it, each profile's default, sized for a 16S1P 5 Ah pack.
     "ride_through": {"min_discharge_limit_a": Key(above=0), "min_charge_cell_v": Key(above=0, below=6),
+                     "discharge_end_cell_v": Key(above=0, below=6),
                      "rack_power_w": Key(required=False, above=0, at_most=1_000_000)},
     # How close what the BMS reports must be to what the bench applies (tests/bms/test_measurement.py). The
     # bounds keep a number in the wrong unit out: a cell voltage error of 0.005 "mV" was meant in volts.

@@ -69,6 +69,7 @@ self_discharge = true
 [ride_through]
 min_discharge_limit_a = 15.0
 min_charge_cell_v = 4.15
+discharge_end_cell_v = 3.0
 
 [accuracy]
 cell_voltage_mv = 5.0

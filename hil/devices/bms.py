@@ -108,6 +108,18 @@ class Bms:
         return None if value is None else value / 100.0
 
     @property
+    def soc_min(self) -> float | None:
+        """The SOC of the BMS's emptiest block (0..1), which ends a discharge; None until reported."""
+        value = self.monitor.values.get("BMS_SOC_Min")
+        return None if value is None else value / 100.0
+
+    @property
+    def soc_max(self) -> float | None:
+        """The SOC of the BMS's fullest block (0..1), which ends a charge; None until reported."""
+        value = self.monitor.values.get("BMS_SOC_Max")
+        return None if value is None else value / 100.0
+
+    @property
     def discharge_limit_a(self) -> float | None:
         return self.monitor.values.get("BMS_DischargeCurrentLimit")
 
@@ -269,6 +281,14 @@ class MappedBms(Bms):
     @property
     def soh(self) -> float | None:
         return self._read("soh")
+
+    @property
+    def soc_min(self) -> float | None:
+        return self._read("soc_min")
+
+    @property
+    def soc_max(self) -> float | None:
+        return self._read("soc_max")
 
     @property
     def discharge_limit_a(self) -> float | None:

@@ -9,8 +9,9 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     state = "f_BmsState.BmsState"
     contactors = ["f_StringState.IsStringConnected"]   # closed when all are non-zero, open when none is
     pack_current_a = "f_PackValuesP0.Current"          # > 0 discharges, as the harness counts
-    # optional, each a "Message.Signal" or a table: soc (0..1), discharge_limit_a, charge_limit_a, pack_voltage_v,
-    # insulation_ohm (the insulation monitor's reading, pack to chassis; scale = 1000 for a signal in kOhm),
+    # optional, each a "Message.Signal" or a table: soc (0..1), soc_min and soc_max (the emptiest and fullest
+    # blocks', 0..1), soh, discharge_limit_a, charge_limit_a, pack_voltage_v, insulation_ohm (the insulation
+    # monitor's reading, pack to chassis; scale = 1000 for a signal in kOhm),
     # high_resistance_block (the series block flagged as `cell_resistance`, from 0; negative: none)
     soc = { signal = "f_PackStateEstimation.MinimumSoc", scale = 0.01 }   # value = signal * scale + offset
     precharge_contactor = "BMS_Status.BMS_ContactorPre"   # optional, closed when non-zero: the sequence test
@@ -74,8 +75,8 @@ from hil.protocol import HARNESS_FLAGS, BmsState, ModeRequest
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
-_READ_NUMBERS = ("pack_current_a", "soc", "soh", "discharge_limit_a", "charge_limit_a", "pack_voltage_v",
-                 "insulation_ohm", "high_resistance_block")
+_READ_NUMBERS = ("pack_current_a", "soc", "soc_min", "soc_max", "soh", "discharge_limit_a", "charge_limit_a",
+                 "pack_voltage_v", "insulation_ohm", "high_resistance_block")
 _READ_FLAGS = ("precharge_contactor",)   # closed when non-zero
 _READ_LISTS = ("contactors", "balancing")
 _READ_CELLS = ("cell_voltages_v", "cell_temperatures_c")

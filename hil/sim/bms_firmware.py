@@ -38,9 +38,13 @@
   reset does not clear them: it boots into FAULT until the host clears them.
 - SOC by coulomb counting, read off the OCV after a rest; the charge counted between two such readings far enough
   apart (`soh_min_delta_soc`) is the capacity, whose ratio to `capacity_ah` is the SOH (kept in NVM, and the
-  capacity the counting then divides by).
+  capacity the counting then divides by). Each block's SOC is the pack's plus its own spread, read off its OCV at
+  the same rests (less what it has bled since) and kept in NVM: the emptiest and fullest blocks' SOCs are reported
+  (`BMS_SOC_Min`, `BMS_SOC_Max`), and the discharge limit tapers by the emptiest, so a spread pack's emptiest
+  block is not run past empty while the mean says some is left.
 - Current limits: the discharge and charge limits derate with the hottest cell and with the coldest (to 0 at
-  `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC (the charge limit to a tenth), and each
+  `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC (the discharge limit with the emptiest
+  block's; the charge limit with the pack's, to a tenth), and each
   also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays
   above the published charge limit (by `charge_limit_margin_a`, for `charge_limit_debounce_ms`) is cut off as a
   charge over-current.
@@ -107,6 +111,9 @@ BUGS = {
     "ov_debounce_no_reset": "OV debounce counter never resets when the condition clears",
     "oc_discharge_ignored": "discharge over-current compares against the charge threshold sign",
     "soc_wrong_sign": "coulomb counting adds discharge current instead of subtracting it",
+    "soc_spread_ignored": "the SOC is one number, the blocks' mean: the emptiest and fullest blocks' SOCs report it, "
+                          "and the discharge limit tapers by it, so a spread pack's emptiest block runs past empty while the "
+                          "host is told some is left",
     "fault_not_latched": "a fault clears itself once the condition goes away",
     "heartbeat_ignored_charge": "the heartbeat timeout is not checked in charge mode",
     "uv_threshold_mv_typo": "UV threshold compared in the wrong unit (2.7 mV instead of 2.7 V)",
@@ -233,9 +240,14 @@ def _middle(values: np.ndarray) -> float:
     return float(np.partition(values, n // 2)[n // 2])
 
 
+def _unit(fraction: float) -> float:
+    """A fraction held to 0..1, as a SOC is reported."""
+    return min(1.0, max(0.0, fraction))
+
+
 def _fraction_along(temperature_c: float, zero_c: float, full_c: float) -> float:
     """A current limit's fraction of full on a line from 0 at zero_c to full at full_c, clamped to [0, 1]."""
-    return min(1.0, max(0.0, (temperature_c - zero_c) / (full_c - zero_c)))
+    return _unit((temperature_c - zero_c) / (full_c - zero_c))
 
 
 class Debounce:
@@ -320,6 +332,9 @@ class BmsFirmware:
         self.pack_v = 0.0
         self.link_v = 0.0
         self.soc = 0.5
+        # Each block's SOC less the pack's, read off the OCV at rest (less its bleed since), kept in NVM with it.
+        saved_spread = self.nvm.get("soc_spread")
+        self._soc_spread = np.array(saved_spread if saved_spread and len(saved_spread) == n_cells else [0.0] * n_cells)
         # State of health: the capacity last measured between two OCV readings, over the rated capacity_ah. Kept
         # in NVM (written once per estimate); coulomb counting divides by the capacity it stands for.
         self.soh = float(self.nvm.get("soh", 1.0))
@@ -400,8 +415,8 @@ class BmsFirmware:
             "BMS_DischargeVoltageLimit": self.cal["cell_uv_v"] * self.n_cells,
             "BMS_ChargeVoltageLimit": (self.cal["cell_ov_v"] - self.cal["warning_margin_v"]) * self.n_cells})
         sender.add("BMS_SOC", start_s=offset_s["BMS_SOC"], provider=lambda: {
-            "BMS_SOC": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOH": 100.0 * self.soh,
-            "BMS_SOC_Min": 100.0 * min(1.0, max(0.0, self.soc)), "BMS_SOC_Max": 100.0 * min(1.0, max(0.0, self.soc))})
+            "BMS_SOC": 100.0 * _unit(self.soc), "BMS_SOH": 100.0 * self.soh,
+            "BMS_SOC_Min": 100.0 * _unit(self.soc_min), "BMS_SOC_Max": 100.0 * _unit(self.soc_max)})
         sender.add("BMS_CellStats", start_s=offset_s["BMS_CellStats"], provider=self._cell_stats)
         sender.add("BMS_CellVoltages", start_s=offset_s["BMS_CellVoltages"], provider=self._cell_voltage_frames)
         sender.add("BMS_CellTemps", start_s=offset_s["BMS_CellTemps"], provider=lambda: [
@@ -839,10 +854,26 @@ class BmsFirmware:
             self._read_soc_off_ocv()
             self._rest_s = 0.0
 
+    @property
+    def soc_min(self) -> float:
+        """The emptiest block's SOC: the one that ends a discharge."""
+        return self.soc if "soc_spread_ignored" in self.bugs else self.soc + float(self._soc_spread.min())
+
+    @property
+    def soc_max(self) -> float:
+        """The fullest block's SOC: the one that ends a charge."""
+        return self.soc if "soc_spread_ignored" in self.bugs else self.soc + float(self._soc_spread.max())
+
     def _read_soc_off_ocv(self) -> None:
-        """SOC from the rested cells' OCV. The charge counted since the last such reading, over the SOC between
-        the two, is the capacity: far enough apart (soh_min_delta_soc), it updates the SOH."""
-        soc_ocv = float(np.interp(float(np.mean(self.cell_v)), self._ocv_v, self._ocv_soc))
+        """SOC from the rested cells' OCV, and each block's spread about it. The charge counted since the last
+        such reading, over the SOC between the two, is the capacity: far enough apart (soh_min_delta_soc), it
+        updates the SOH."""
+        # The pack's SOC is its blocks' mean, not the SOC at their mean voltage: the OCV curve bends, most at the
+        # ends, so one block near empty would pull the latter down by more than its share.
+        block_soc = np.interp(self.cell_v, self._ocv_v, self._ocv_soc)
+        soc_ocv = float(block_soc.mean())
+        self._soc_spread = block_soc - soc_ocv
+        self.nvm["soc_spread"] = self._soc_spread.tolist()
         if self._ocv_anchor is not None:
             anchor_soc, anchor_ah = self._ocv_anchor
             # The bug divides by the SOC the counting itself moved, which the rated capacity set: circular.
@@ -964,10 +995,15 @@ class BmsFirmware:
         f_cold_dis = _fraction_along(t_min, cal["discharge_cold_zero_c"], cal["discharge_cold_full_c"])
         if "cold_discharge_not_derated" in self.bugs:
             f_cold_dis = 1.0
-        f_soc_dis = min(1.0, max(0.0, (self.soc - 0.02) / 0.08))   # taper over the last 10 % of SOC
+        # The discharge tapers over the last 10 % of the emptiest block's SOC: a spread pack's mean has charge left
+        # when that block has none.
+        f_soc_dis = _unit((self.soc_min - 0.02) / 0.08)
         # Near full the charge limit tapers to a tenth, not to 0: the fullest cell's voltage headroom below ends the
         # charge (the CV phase). Tapered to 0 by the SOC alone, a pack whose blocks are closely matched would stop
         # short of full, by however far its SOC estimate runs ahead.
+        # The pack's mean SOC sets it, not the fullest block's: on LFP's flat plateau a block's SOC read off its own
+        # OCV is a few % out, and a pack tapered by its highest block would crawl the last tenth (the CV phase ends
+        # the charge by the fullest cell's voltage in any case).
         f_soc_chg = min(1.0, max(CHARGE_TAPER_FLOOR, (0.98 - self.soc) / 0.08))
         # Voltage headroom (SOP): the current at which the weakest cell would sit `sop_margin_v` above the UV
         # threshold, from its loaded voltage and the firmware's resistance estimate. The limit falls at once
@@ -999,10 +1035,14 @@ class BmsFirmware:
             self.balancing = self._cells_to_bleed()
         else:
             self.balancing[:] = False
+        # A bleeding block loses its bleed current's charge, which the pack's current (all the SOC counts) misses.
+        self._soc_spread -= self.balancing * (cal["balance_current_a"] * SLOW_TASK_S / 3600.0
+                                              / (cal["capacity_ah"] * self.soh))
         self._self_discharge_check(now_s)
         self._runaway_suspected = self._heating_faster_than_the_pack()
         if self.state != BmsState.INIT and now_s + 1e-9 >= self._nvm_next_s:
             self.nvm["soc"] = self.soc
+            self.nvm["soc_spread"] = self._soc_spread.tolist()
             self._nvm_next_s = now_s + cal["nvm_save_period_s"]
 
     def _heating_faster_than_the_pack(self) -> bool:

@@ -1,4 +1,6 @@
 """Transients that stay within limits must not trip the BMS."""
+import math
+
 import pytest
 
 from hil.profiles import PROFILES
@@ -83,8 +85,10 @@ def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     measure("drone_peak_current_vs_limit", max(above_limit_a), low=-0.05, high=0.05, unit="A")
 
 
-# A pack near full, its cells spread: the fullest reaches the top well before the pack's mean SOC does.
-CHARGE_SOC0, CHARGE_SOC_SPREAD = 0.88, 0.03
+# A pack whose cells are spread (SOC's standard deviation): its fullest block reaches the top, and its emptiest
+# the bottom, well before the pack's mean SOC does.
+END_SOC_SPREAD = 0.03
+CHARGE_SOC0 = 0.88
 # Charged until the fullest cell has reached the spec's min_charge_cell_v, then this long more, through the CV
 # phase, where an overshoot into OV would come; at most CHARGE_MAX_S in all (a large pack charges at a lower C-rate).
 CHARGE_HOLD_S = 120.0
@@ -95,7 +99,7 @@ CHARGE_MAX_S = 900.0
 def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custom_bench, spec, measure):
     """A charger that follows the BMS's charge current limit must never drive the fullest cell into OV (a
     nuisance trip at the end of every charge), and must still be let charge that cell up to the top."""
-    bench = custom_bench(f"pack.soc0={CHARGE_SOC0}", f"pack.soc_spread={CHARGE_SOC_SPREAD}")
+    bench = custom_bench(f"pack.soc0={CHARGE_SOC0}", f"pack.soc_spread={END_SOC_SPREAD}")
     ov = spec.protections["cell_ov"]
     bench.power_up("charge")
     # The charger asks for just under the charge over-current trip; the BMS's limit caps it.
@@ -112,3 +116,44 @@ def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custo
         if top_s is not None and second - top_s >= CHARGE_HOLD_S:
             break
     measure("charge_fullest_cell_peak", peak_v, low=top_v, high=ov.low, unit="V")
+
+
+DISCHARGE_SOC0 = 0.2
+# The load: the pack's rated 1 C, which a backup unit's long outage or a drone's hover holds to the end.
+DISCHARGE_C_RATE = 1.0
+# The BMS has ended the discharge once its limit is below this fraction of that load (0.02 C).
+DISCHARGE_END_FRACTION = 0.02
+DISCHARGE_MAX_S = 1200.0
+
+
+@pytest.mark.rig_requires("virtual_clock")  # minutes of discharging: run where time is virtual
+def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(custom_bench, spec, measure):
+    """A host that follows the BMS's discharge current limit to the end (a backup unit through a long outage, a
+    drone to its landing) must never drive the emptiest block into UV, must still be let use that block down to
+    the spec's `discharge_end_cell_v`, and must be told the truth about it: once the limit has ended the
+    discharge, the SOC the BMS reports for its emptiest block (its pack SOC, if it reports no lowest) must be
+    within `[soc] max_error_pct` of that block's true SOC. A BMS that counts one SOC, the mean, tells the host
+    that charge is left when none is, and tapers too late for its emptiest block."""
+    bench = custom_bench(f"pack.soc0={DISCHARGE_SOC0}", f"pack.soc_spread={END_SOC_SPREAD}")
+    uv = spec.protections["cell_uv"]
+    bench.power_up()
+    load_a = DISCHARGE_C_RATE * pack_capacity_ah(bench)
+    bench.set_load(load_a)   # the BMS's limit caps it near the end
+    lowest_v, ended_s = math.inf, None
+    for second in range(round(DISCHARGE_MAX_S)):
+        bench.loop.run_for(1.0)
+        lowest_v = min(lowest_v, float(bench.pack.cell_voltage_v.min()))
+        assert not bench.bms.faults and bench.bms.contactors_closed, (
+            f"tripped discharging at the BMS's limit, emptiest cell at {lowest_v:.4f} V: {bench.bms.describe()}")
+        if bench.bms.discharge_limit_a < DISCHARGE_END_FRACTION * load_a:
+            ended_s = second
+            break
+    assert ended_s is not None, (
+        f"the BMS's discharge limit was still {bench.bms.discharge_limit_a:.2f} A after {DISCHARGE_MAX_S:.0f} s at "
+        f"{load_a:.1f} A, emptiest cell at {lowest_v:.4f} V: it never ended the discharge")
+    measure("discharge_emptiest_cell_low", lowest_v, low=uv.high, high=spec.value("ride_through.discharge_end_cell_v"),
+            unit="V")
+    reported = bench.bms.soc_min if bench.bms.soc_min is not None else bench.bms.soc
+    tolerance_pct = spec.value("soc.max_error_pct")
+    measure("discharge_end_emptiest_soc_error", 100.0 * (reported - float(bench.pack.soc.min())),
+            low=-tolerance_pct, high=tolerance_pct, unit="%")

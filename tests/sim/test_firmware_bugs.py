@@ -77,6 +77,21 @@ def test_bug_soc_wrong_sign(make_boards):
     assert clean.fw.soc < 0.5 < buggy.fw.soc, (clean.fw.soc, buggy.fw.soc)
 
 
+def test_bug_soc_spread_ignored(make_boards):
+    """One block near empty, the rest mid SOC: the clean firmware reports that block's SOC as the lowest and
+    tapers its discharge limit by it; the bug reports the mean and allows full current."""
+    clean, buggy = _both(make_boards, "soc_spread_ignored", "dut.calibration.cell_r_est_ohm=0.0001")  # no SOP
+    for boards in (clean, buggy):
+        boards.ce.setpoint_v[5] = boards.ocv_at(0.06)
+        boards.standby()
+        boards.run_for(0.2)
+    full_a = clean.cal["max_discharge_current_a"]
+    assert clean.monitor.values["BMS_SOC_Min"] == pytest.approx(6.0, abs=0.5), clean.describe()
+    assert clean.fw.discharge_limit_a == pytest.approx(0.5 * full_a, rel=0.03)
+    assert buggy.monitor.values["BMS_SOC_Min"] == pytest.approx(buggy.monitor.values["BMS_SOC"], abs=0.5)
+    assert buggy.fw.discharge_limit_a == pytest.approx(full_a), "the bug tapers by the mean, far from empty"
+
+
 def test_bug_fault_not_latched(make_boards):
     clean, buggy = _both(make_boards, "fault_not_latched")
     for boards in (clean, buggy):

@@ -68,6 +68,73 @@ def test_current_below_the_rest_current_still_counts_as_rest(drifted):
     assert drifted.fw.soc == pytest.approx(0.5, abs=1e-4)
 
 
+# Each block's SOC: the pack's, plus its spread read off its own OCV -----------------------------------------
+
+def _spread_pack(make_boards, block_socs: dict[int, float], *overrides):
+    """Boards whose blocks rest at 0.5, but for `block_socs` ({block: SOC}), in STANDBY: the SOC read off the OCV."""
+    boards = make_boards(*overrides)
+    for block, soc in block_socs.items():
+        boards.ce.setpoint_v[block] = boards.ocv_at(soc)
+    boards.standby()
+    return boards
+
+
+def test_each_blocks_soc_is_read_off_its_ocv_and_the_ends_are_reported(make_boards):
+    boards = _spread_pack(make_boards, {2: 0.3, 9: 0.7})
+    assert boards.fw.soc_min == pytest.approx(0.3, abs=0.01) and boards.fw.soc_max == pytest.approx(0.7, abs=0.01)
+    assert boards.fw.soc == pytest.approx(0.5, abs=0.01), "the pack's SOC is still its blocks' mean"
+    boards.run_for(0.2)   # one BMS_SOC cycle
+    values = boards.monitor.values
+    assert values["BMS_SOC_Min"] == pytest.approx(30.0, abs=1.0) and values["BMS_SOC_Max"] == pytest.approx(70.0, abs=1.0)
+
+
+def test_the_ends_are_counted_with_the_pack(make_boards):
+    boards = _spread_pack(make_boards, {2: 0.3, 9: 0.7})
+    spread_before = (boards.fw.soc - boards.fw.soc_min, boards.fw.soc_max - boards.fw.soc)
+    drop = _coulomb_soc_drop(boards, 10.0, 36.0)
+    assert drop == pytest.approx(10.0 * 36.0 / 3600 / boards.cal["capacity_ah"], rel=1e-6)
+    assert (boards.fw.soc - boards.fw.soc_min, boards.fw.soc_max - boards.fw.soc) == pytest.approx(spread_before)
+
+
+@pytest.mark.parametrize("block_soc,discharge_factor,charge_factor", [(0.06, 0.5, 1.0), (0.94, 1.0, 1.0)])
+def test_limits_taper_with_the_block_at_the_end(make_boards, block_soc, discharge_factor, charge_factor):
+    """One block near an end, the rest mid SOC: the emptiest block tapers the discharge, not the pack's mean. The
+    charge tapers by the mean: the fullest cell's voltage ends it (the CV phase)."""
+    boards = _spread_pack(make_boards, {5: block_soc}, NO_VOLTAGE_LIMIT)
+    boards.step_slow()
+    assert boards.fw.soc == pytest.approx(0.5 + (block_soc - 0.5) / boards.n_cells, abs=1e-3), "the blocks' mean"
+    cal = boards.cal
+    assert boards.fw.discharge_limit_a == pytest.approx(discharge_factor * cal["max_discharge_current_a"], rel=0.03)
+    assert boards.fw.charge_limit_a == pytest.approx(charge_factor * cal["max_charge_current_a"], rel=0.03)
+
+
+def test_a_bleeding_blocks_soc_falls_by_its_bleed(make_boards):
+    """The pack's current, all that coulomb counting sees, does not flow through a bleed resistor."""
+    boards = make_boards()
+    boards.ce.setpoint_v[4] = boards.ocv_at(0.5) + (boards.cal["balance_threshold_mv"] + 5) / 1000
+    boards.standby()
+    max_before, soc_before = boards.fw.soc_max, boards.fw.soc
+    boards.run_for(100.0)
+    assert boards.fw.balancing[4] and boards.fw.soc == soc_before, boards.describe()
+    bled_soc = boards.cal["balance_current_a"] * 100.0 / 3600 / boards.cal["capacity_ah"]
+    assert max_before - boards.fw.soc_max == pytest.approx(bled_soc, rel=0.01)
+
+
+def test_the_blocks_spread_survives_a_reset(make_boards):
+    """After a supply cut the SOC comes back from NVM, not off the OCV (the pack is loaded, say): its spread too."""
+    boards = _spread_pack(make_boards, {2: 0.3})
+    soc_min = boards.fw.soc_min
+    boards.run_for(1.0)
+    boards.ce.setpoint_v[:] = boards.ocv_at(0.5)   # what an OCV read would now take for an even pack
+    supply = boards.host.supply
+    supply.answer(b"VOLT 0", boards.t_s)
+    boards.run_for(0.1)
+    assert not boards.fw.powered
+    supply.answer(b"VOLT 12", boards.t_s)
+    boards.standby()
+    assert boards.fw.soc_min == pytest.approx(soc_min, abs=1e-6), boards.describe()
+
+
 # SOH: the capacity between two OCV readings -------------------------------------------------------------------
 
 def _faded(make_boards, end_soc: float = 0.4, capacity_fraction: float = 0.8):
