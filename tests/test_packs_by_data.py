@@ -7,9 +7,9 @@ from tests.test_suite_power import _hil
 
 
 @pytest.mark.parametrize("rig,selection", [
-    # 100 C+ punch-outs on a 1.5 Ah pack that drains in the flight, and a current-sensor check calibrated for a
-    # LiPo's fast relaxation (the LG M50's 200 ms window trips on its punch-outs).
-    ("sim-drone", "drone_punch or current_sensor or weak_cell"),
+    # 100 C+ punch-outs on a 1.5 Ah pack that drains in the flight, a current-sensor check calibrated for a LiPo's
+    # fast relaxation (the LG M50's 200 ms window trips on its punch-outs), and a flight to empty: the LiPo's knee.
+    ("sim-drone", "drone_punch or current_sensor or weak_cell or discharging_a_spread"),
     # LFP: a third of the resistance, so a third of the voltage step the current check sees.
     ("sim-lfp", "current_sensor"),
     # Six cells in parallel per block: a weak block, one open cell of a block (flagged by its resistance), and a grid
