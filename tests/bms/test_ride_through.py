@@ -95,6 +95,19 @@ CHARGE_HOLD_S = 120.0
 CHARGE_MAX_S = 900.0
 
 
+def _seconds_at_the_limit(bench, max_s: float, extreme, what: str):
+    """Each second of up to `max_s` with the host following the BMS's limit: (the second, the most `extreme` (max
+    or min) cell voltage so far). Any trip fails the test, naming `what` that voltage is and its value."""
+    seen_v = None
+    for second in range(round(max_s)):
+        bench.loop.run_for(1.0)
+        now_v = float(extreme(bench.pack.cell_voltage_v))
+        seen_v = now_v if seen_v is None else extreme(seen_v, now_v)
+        assert not bench.bms.faults and bench.bms.contactors_closed, (
+            f"tripped at the BMS's limit, {what} at {seen_v:.4f} V: {bench.bms.describe()}")
+        yield second, seen_v
+
+
 @pytest.mark.rig_requires("virtual_clock")  # minutes of charging: run where time is virtual
 def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custom_bench, spec, measure):
     """A charger that follows the BMS's charge current limit must never drive the fullest cell into OV (a
@@ -106,11 +119,7 @@ def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custo
     bench.set_load(-(spec.protections["charge_oc"].low - 0.5))
     top_v = spec.value("ride_through.min_charge_cell_v")
     peak_v, top_s = 0.0, None
-    for second in range(round(CHARGE_MAX_S)):
-        bench.loop.run_for(1.0)
-        peak_v = max(peak_v, float(bench.pack.cell_voltage_v.max()))
-        assert not bench.bms.faults and bench.bms.contactors_closed, (
-            f"tripped charging at the BMS's limit, fullest cell at {peak_v:.4f} V: {bench.bms.describe()}")
+    for second, peak_v in _seconds_at_the_limit(bench, CHARGE_MAX_S, max, "charging, the fullest cell"):
         if top_s is None and peak_v >= top_v:
             top_s = second
         if top_s is not None and second - top_s >= CHARGE_HOLD_S:
@@ -140,11 +149,7 @@ def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(cus
     load_a = DISCHARGE_C_RATE * pack_capacity_ah(bench)
     bench.set_load(load_a)   # the BMS's limit caps it near the end
     lowest_v, ended_s = math.inf, None
-    for second in range(round(DISCHARGE_MAX_S)):
-        bench.loop.run_for(1.0)
-        lowest_v = min(lowest_v, float(bench.pack.cell_voltage_v.min()))
-        assert not bench.bms.faults and bench.bms.contactors_closed, (
-            f"tripped discharging at the BMS's limit, emptiest cell at {lowest_v:.4f} V: {bench.bms.describe()}")
+    for second, lowest_v in _seconds_at_the_limit(bench, DISCHARGE_MAX_S, min, "discharging, the emptiest cell"):
         if bench.bms.discharge_limit_a < DISCHARGE_END_FRACTION * load_a:
             ended_s = second
             break
