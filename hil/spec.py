@@ -354,6 +354,16 @@ def _check_bands_apart(protections: dict[str, Protection], path: Path) -> None:
                                   f"{over.unit}; expected {lower} wholly below {upper}")
 
 
+def _check_ends_reachable(ride_through: dict, protections: dict[str, Protection], path: Path) -> None:
+    """The cell voltages a charge and a discharge must reach lie short of the trips that would end them first."""
+    for key, name, under in (("min_charge_cell_v", "cell_ov", False), ("discharge_end_cell_v", "cell_uv", True)):
+        trip = protections.get(name)
+        if trip is not None and not (ride_through[key] > trip.high if under else ride_through[key] < trip.low):
+            raise ConfigError(f"{path} [ride_through]: key '{key}' = {ride_through[key]:g} V reaches "
+                              f"[protections.{name}]'s band [{trip.low:g}, {trip.high:g}] {trip.unit}; expected it "
+                              f"wholly {'above' if under else 'below'} it: the cell must get there without a trip")
+
+
 def _check_warnings_inside(warnings: dict[str, Protection], protections: dict[str, Protection], path: Path) -> None:
     """A warning is notice before the trip: its band on the safe side of its protection's, apart from it."""
     for name, warning in warnings.items():
@@ -466,6 +476,7 @@ def load_spec(path: str | Path) -> Spec:
     tables = _named_tables(data, path, "protections", PROTECTIONS, REQUIRED_PROTECTIONS, PROTECTION_KEYS)
     protections = {name: _protection(name, table, f"{path} [protections.{name}]") for name, table in tables.items()}
     _check_bands_apart(protections, path)
+    _check_ends_reachable(data["ride_through"], protections, path)
     tables = _named_tables(data, path, "warnings", WARNINGS, (), PROTECTION_KEYS)
     warnings = {name: _protection(name, table, f"{path} [warnings.{name}]") for name, table in tables.items()}
     _check_warnings_inside(warnings, protections, path)

@@ -219,13 +219,20 @@ def test_missing_protection_or_value(tmp_path, old, expected):
     # An interlock interruption to ride through that outlasts the reaction the BMS owes to an open loop.
     ("max_final_fraction = 0.6", "max_final_fraction = 0.6\n[hvil]\nmax_reaction_ms = 50\nride_through_ms = 50\n",
      "[hvil]: key 'max_reaction_ms' = 50, expected more than key 'ride_through_ms' = 50"),
+    # Ends of a charge or a discharge that the cell cannot reach without tripping first.
+    ("discharge_end_cell_v = 3.0", "discharge_end_cell_v = 2.7",
+     "[ride_through]: key 'discharge_end_cell_v' = 2.7 V reaches [protections.cell_uv]'s band [2.69, 2.71] V; "
+     "expected it wholly above it: the cell must get there without a trip"),
+    ("min_charge_cell_v = 4.15", "min_charge_cell_v = 4.3", "[ride_through]: key 'min_charge_cell_v' = 4.3 V reaches "
+     "[protections.cell_ov]'s band"),
 ], ids=["reaction_inf", "timeout_nan", "reaction_negative", "reaction_zero", "tolerance_negative",
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
         "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
         "charge_limit_reaction_before_response", "charge_limit_no_margin", "warning_reaches_ov",
         "warning_reaches_uv", "warning_without_protection", "insulation_warning_reaches_fault",
-        "soh_delta_beyond_the_test", "hvil_ride_through_outlasts_reaction"])
+        "soh_delta_beyond_the_test", "hvil_ride_through_outlasts_reaction",
+        "discharge_end_in_uv_band", "charge_top_above_ov"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

@@ -112,8 +112,8 @@ BUGS = {
     "oc_discharge_ignored": "discharge over-current compares against the charge threshold sign",
     "soc_wrong_sign": "coulomb counting adds discharge current instead of subtracting it",
     "soc_spread_ignored": "the SOC is one number, the blocks' mean: the emptiest and fullest blocks' SOCs report it, "
-                          "and the discharge limit tapers by it, so a spread pack's emptiest block runs past empty while the "
-                          "host is told some is left",
+                          "and the discharge limit tapers by it, so a spread pack's emptiest block runs past empty "
+                          "while the host is told some is left",
     "fault_not_latched": "a fault clears itself once the condition goes away",
     "heartbeat_ignored_charge": "the heartbeat timeout is not checked in charge mode",
     "uv_threshold_mv_typo": "UV threshold compared in the wrong unit (2.7 mV instead of 2.7 V)",
