@@ -18,6 +18,7 @@ import contextlib
 import functools
 import itertools
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -166,7 +167,12 @@ class Bench:
             self.clock.restart()
             if self.clock.is_real:
                 for bus, monitor, log in self._inboxes:
-                    self._notifiers.append(can.Notifier(bus, [monitor] + ([log] if log else []), timeout=0.005))
+                    notifier = can.Notifier(bus, [monitor] + ([log] if log else []), timeout=0.005)
+                    self._notifiers.append(notifier)
+                    # Its reader threads (python-can 4.x keeps them in `_readers`) stamp what they receive.
+                    for reader in getattr(notifier, "_readers", ()):
+                        if isinstance(reader, threading.Thread):
+                            self.clock.raise_reader(reader)
         except BaseException:
             self.close()
             raise

@@ -11,8 +11,11 @@ A rig's `[rig] realtime_priority` (1-99; 0, the default, is the OS's normal sche
 waits, the loop's, under Linux's SCHED_FIFO at that priority from its first wait until `release()` (a
 bench's close): no ordinary process can then take its CPU while it has work, and it is woken the moment its
 sleep ends. It needs root, CAP_SYS_NICE or an rtprio limit; without the right, the clock refuses at setup,
-saying how to get it. Only the loop's thread is raised: python-can's Notifier thread and everything else
-keep normal scheduling.
+saying how to get it. The threads that stamp received frames (python-can's Notifier readers, `raise_reader`)
+go one priority below it: python-can's serial interfaces (slcan) stamp a frame when it is parsed, so at normal
+scheduling a worker of `pytest -n 2` beside them delayed one BMS_PackData stamp by 20.8 ms, a 40.8 ms gap in a
+20 ms cycle the suite allows 40: the bench's own latency counted against the BMS. Everything else keeps normal
+scheduling.
 `VirtualClock` jumps straight to each deadline, so a fully emulated bench runs as fast as the CPU allows and
 deterministically.
 
@@ -161,6 +164,12 @@ class RealClock:
                 time.sleep((remaining_s - self.spin_s) / self.scale)
         while self.now_s() < deadline_s:
             pass
+
+    def raise_reader(self, thread: threading.Thread) -> None:
+        """Run `thread`, a started thread that receives and stamps frames, under SCHED_FIFO one below the loop's
+        priority (none at priority 0). It ends with its bus, so nothing is given back."""
+        if self.priority and thread.native_id is not None:
+            _set_fifo(thread.native_id, max(1, self.priority - 1))
 
     def release(self) -> None:
         """Give the thread that waited its scheduling from before (a bench's close calls this), so no

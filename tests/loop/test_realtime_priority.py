@@ -88,6 +88,21 @@ def test_a_real_clock_bench_gives_its_thread_back_when_it_closes():
 
 
 @needs_fifo
+def test_the_threads_that_stamp_received_frames_run_one_priority_below_the_loop():
+    """python-can's Notifier readers stamp each frame as they parse it: at normal scheduling, another process's
+    load delays the stamp and counts against the BMS's cycle time."""
+    rig = load_rig(ROOT / "rigs" / "sim.toml", ['rig.clock="real"', "rig.realtime_priority=10"])
+    with Bench(rig) as bench:
+        readers = [reader for notifier in bench._notifiers for reader in notifier._readers]
+        assert readers and all(isinstance(reader, threading.Thread) for reader in readers)
+        assert [_policy(reader.native_id) for reader in readers] == [(os.SCHED_FIFO, 9)] * len(readers)
+    normal = load_rig(ROOT / "rigs" / "sim.toml", ['rig.clock="real"'])
+    with Bench(normal) as bench:
+        readers = [reader for notifier in bench._notifiers for reader in notifier._readers]
+        assert all(_policy(reader.native_id)[0] != os.SCHED_FIFO for reader in readers), "priority 0: left alone"
+
+
+@needs_fifo
 @pytest.mark.wire
 def test_hil_emulate_runs_its_loop_at_the_rigs_priority():
     proc = subprocess.Popen([sys.executable, "-m", "hil", "emulate", "--rig", str(ROOT / "rigs" / "slcan.toml"),
