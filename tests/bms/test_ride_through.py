@@ -95,6 +95,15 @@ CHARGE_HOLD_S = 120.0
 CHARGE_MAX_S = 900.0
 
 
+def _measure_end_block_soc(bench, spec, measure, name: str, reported, extreme) -> None:
+    """What the BMS reports for the block that ended a charge or discharge (its pack SOC, if it reports none such)
+    less that block's true SOC, the `extreme` (max or min) of the pack's, within `[soc] max_error_pct`."""
+    reported = reported if reported is not None else bench.bms.soc
+    tolerance_pct = spec.value("soc.max_error_pct")
+    measure(name, 100.0 * (reported - float(extreme(bench.pack.soc))), low=-tolerance_pct, high=tolerance_pct,
+            unit="%")
+
+
 def _seconds_at_the_limit(bench, max_s: float, extreme, what: str):
     """Each second of up to `max_s` with the host following the BMS's limit: (the second, the most `extreme` (max
     or min) cell voltage so far). Any trip fails the test, naming `what` that voltage is and its value."""
@@ -125,6 +134,7 @@ def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custo
         if top_s is not None and second - top_s >= CHARGE_HOLD_S:
             break
     measure("charge_fullest_cell_peak", peak_v, low=top_v, high=ov.low, unit="V")
+    _measure_end_block_soc(bench, spec, measure, "charge_end_fullest_soc_error", bench.bms.soc_max, max)
 
 
 DISCHARGE_SOC0 = 0.2
@@ -158,7 +168,4 @@ def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(cus
         f"{load_a:.1f} A, emptiest cell at {lowest_v:.4f} V: it never ended the discharge")
     measure("discharge_emptiest_cell_low", lowest_v, low=uv.high, high=spec.value("ride_through.discharge_end_cell_v"),
             unit="V")
-    reported = bench.bms.soc_min if bench.bms.soc_min is not None else bench.bms.soc
-    tolerance_pct = spec.value("soc.max_error_pct")
-    measure("discharge_end_emptiest_soc_error", 100.0 * (reported - float(bench.pack.soc.min())),
-            low=-tolerance_pct, high=tolerance_pct, unit="%")
+    _measure_end_block_soc(bench, spec, measure, "discharge_end_emptiest_soc_error", bench.bms.soc_min, min)
