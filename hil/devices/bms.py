@@ -96,28 +96,29 @@ class Bms:
         block = self.monitor.values.get("BMS_HighResistanceBlock")
         return int(block) - 1 if block else None
 
+    def _fraction(self, signal: str) -> float | None:
+        """A signal in % as a fraction (0..1); None until reported."""
+        value = self.monitor.values.get(signal)
+        return None if value is None else value / 100.0
+
     @property
     def soc(self) -> float | None:
-        value = self.monitor.values.get("BMS_SOC")
-        return None if value is None else value / 100.0
+        return self._fraction("BMS_SOC")
 
     @property
     def soh(self) -> float | None:
         """The BMS's state of health (0..1), its capacity against rated; None until reported."""
-        value = self.monitor.values.get("BMS_SOH")
-        return None if value is None else value / 100.0
+        return self._fraction("BMS_SOH")
 
     @property
     def soc_min(self) -> float | None:
         """The SOC of the BMS's emptiest block (0..1), which ends a discharge; None until reported."""
-        value = self.monitor.values.get("BMS_SOC_Min")
-        return None if value is None else value / 100.0
+        return self._fraction("BMS_SOC_Min")
 
     @property
     def soc_max(self) -> float | None:
         """The SOC of the BMS's fullest block (0..1), which ends a charge; None until reported."""
-        value = self.monitor.values.get("BMS_SOC_Max")
-        return None if value is None else value / 100.0
+        return self._fraction("BMS_SOC_Max")
 
     @property
     def discharge_limit_a(self) -> float | None:
