@@ -156,6 +156,8 @@ def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(cus
     bench = custom_bench(f"pack.soc0={DISCHARGE_SOC0}", f"pack.soc_spread={END_SOC_SPREAD}")
     uv = spec.protections["cell_uv"]
     bench.power_up()
+    if bench.bms.discharge_limit_a is None:
+        pytest.skip("this BMS's proxy reads no discharge limit (a DUT map without discharge_limit_a): no end to follow")
     load_a = DISCHARGE_C_RATE * pack_capacity_ah(bench)
     bench.set_load(load_a)   # the BMS's limit caps it near the end
     lowest_v, ended_s = math.inf, None
