@@ -53,6 +53,8 @@ BMS_SILENT_S = 0.25
 # The CAN log's channel of each bus, as python-can counts them (0-based; BLF viewers show CAN 1 and CAN 2).
 DUT_LOG_CHANNEL = 0
 CE_LOG_CHANNEL = 1
+# How long a bench waits for the BMS to say which build it runs: two and a half cycles of a once-a-second message.
+FIRMWARE_WAIT_S = 2.5
 
 
 class Bench:
@@ -295,6 +297,31 @@ class Bench:
         self.bms.request(mode)
         self.bms.wait_state(BmsState.NORMAL, timeout_s)
         return self.loop.run_until(lambda: self.bms.contactors_closed, timeout_s, self.bms.describe)
+
+    def firmware_version(self, timeout_s: float = FIRMWARE_WAIT_S) -> str | None:
+        """The build the BMS says it runs, asked for first where it must be asked, and waited for up to
+        `timeout_s`; None when this BMS's proxy cannot read it (a DUT map without [firmware]). Raises
+        `HilTimeout` when the BMS does not say it in time."""
+        message = self.bms.firmware_message
+        if message is None or self.bms.firmware_version is not None:
+            return self.bms.firmware_version
+        self.bms.ask_firmware_version()
+        self.loop.run_until(lambda: self.bms.firmware_version is not None, timeout_s,
+                            lambda: f"no firmware version from the BMS ({self.monitor.absence(message) or message})"
+                                    f"; {self.bms.describe()}")
+        return self.bms.firmware_version
+
+    def check_firmware(self) -> None:
+        """Refuse a BMS that runs another build than the rig's `[dut] firmware` names (nothing to check without
+        it, or for a BMS whose version this proxy cannot read: the report then records the rig's word)."""
+        expected = self.rig.expected_firmware
+        if expected is None:
+            return
+        seen = self.firmware_version()
+        if seen is not None and seen != expected:
+            raise HilError(f"{self.rig.path}: [dut] firmware = {expected!r}, but the BMS says it runs {seen!r} "
+                           f"({self.bms.firmware_message}): flash build {expected}, or correct the rig's "
+                           "[dut] firmware")
 
     def wait_for(self, message: str, expected, timeout_s: float):
         """Run the bench until `message` matches `expected` ({signal: value} or a predicate); see

@@ -25,8 +25,9 @@ from hil.errors import ConfigError, HilError
 from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
-from hil.report.results import ARTIFACT_PROPERTY, TIMING_PREFIX, Results
+from hil.report.results import ARTIFACT_PROPERTY, FIRMWARE_PROPERTY, TIMING_PREFIX, Results
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
+from hil.provenance import describe_run
 from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
                         make_live_benches_safe, sigterm_interrupts)
@@ -70,6 +71,34 @@ def pytest_configure(config):
         except ConfigError as exc:
             raise pytest.UsageError(f"--hil-report: {exc}") from None
         config.pluginmanager.register(_RunReport(config, report_dir), "hil-run-report")
+
+
+def pytest_sessionstart(session):
+    """What the run tests (`hil.provenance`) goes into the JUnit file as run-wide properties (pytest-xdist's
+    controller writes that file; its workers have none)."""
+    config = session.config
+    try:
+        from _pytest.junitxml import xml_key   # pytest's own: its record_testsuite_property fixture does not
+    except ImportError:                         # reach the file from xdist workers
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is not None and not hasattr(config, "workerinput"):
+        for name, value in _run_facts(config).items():
+            xml.add_global_property(name, value)
+
+
+_RUN_FACTS = pytest.StashKey[dict]()
+
+
+def _run_facts(config) -> dict[str, str]:
+    """`describe_run` of the run's rig, worked out once a run; {} for a rig that does not load (every test
+    then says why)."""
+    if _RUN_FACTS not in config.stash:
+        try:
+            config.stash[_RUN_FACTS] = describe_run(load_rig(config.getoption("rig"), config.getoption("hil_set")))
+        except HilError:
+            config.stash[_RUN_FACTS] = {}
+    return config.stash[_RUN_FACTS]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -361,6 +390,7 @@ def _test_bench(request, rig):
                                   PROGRESS_EVERY_S)
         try:
             with live(instance):
+                _check_firmware(request, instance)
                 yield instance
         finally:
             interrupted = None
@@ -376,6 +406,8 @@ def _test_bench(request, rig):
                     request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in
                                                      instance.loop.timing().items() if v is not None]
                     request.node.user_properties += safe.properties()
+                    if (firmware := instance.bms.firmware_version) is not None:
+                        request.node.user_properties.append((FIRMWARE_PROPERTY, firmware))
                     if tests_dir is not None:
                         write_test_artifacts(tests_dir, name, request.node.nodeid, _verdict(request.node))
             except KeyboardInterrupt as exc:  # held until here, so it cannot hide a bench left unsafe
@@ -385,6 +417,18 @@ def _test_bench(request, rig):
             if interrupted is not None:
                 pytest.fail(f"interrupted ({interrupted}) while the bench went safe, which was confirmed; the run "
                             "stops here", pytrace=False)
+
+
+def _check_firmware(request, bench: Bench) -> None:
+    """Fail the test on a BMS that runs another build than the rig names, and stop the run: every test after
+    would test the wrong build."""
+    try:
+        bench.check_firmware()
+        return
+    except HilError as exc:
+        failure = f"bench could not start: {exc}"
+    request.session.shouldstop = "the BMS runs another build than the rig expects, or does not say which"
+    pytest.fail(failure, pytrace=False)   # outside the except: the cause once, not chained
 
 
 @pytest.fixture
@@ -523,7 +567,7 @@ class _RunReport:
         try:
             loaded = load_rig(self.config.getoption("rig"), self.config.getoption("hil_set"))
             run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock_description,
-                       realtime_priority=loaded.realtime_priority)
+                       realtime_priority=loaded.realtime_priority, facts=_run_facts(self.config))
         except HilError as exc:
             run["notes"].append(f"rig not loaded: {exc}")
         xml_path = getattr(self.config.option, "xmlpath", None)

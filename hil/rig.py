@@ -86,6 +86,7 @@ SCHEMA = {
         "kind": (str, True, ("emulated", "external")), "bus": (str, True, None),
         "bugs": (list, False, None), "calibration": (dict, False, None), "seed": (int, False, SEEDS),
         "map": (str, False, None),  # a DUT map (hil/devices/dut_map.py): a BMS with a DBC of its own
+        "firmware": (str, False, None),  # the build the bench must hold ("1.2.0"): checked, and recorded
     },
     "cell_emulator": {
         "kind": (str, True, ("emulated", "can")), "bus": (str, True, None),
@@ -168,6 +169,11 @@ class Rig:
         priority = self.realtime_priority
         scheduling = f"SCHED_FIFO priority {priority}" if priority else "normal scheduling"
         return f"real (wait {self.wait}, {scheduling})"
+
+    @property
+    def expected_firmware(self) -> str | None:
+        """The build the rig says its BMS runs (`[dut] firmware`), which each bench checks; None: any."""
+        return self.data["dut"].get("firmware")
 
     @property
     def seed(self) -> int:

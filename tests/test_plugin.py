@@ -1,5 +1,6 @@
 """The pytest plugin, driven the way users drive it: pytest runs of small test files on the sim rig."""
 import csv
+import hashlib
 import re
 import subprocess
 import sys
@@ -10,6 +11,9 @@ import pytest
 
 from hil import pytest_plugin
 from hil.errors import HilError
+from hil.report.junit import read_run_facts
+from hil.rig import PROJECT_ROOT
+from hil.sim.bms_firmware import VERSION
 
 pytest_plugins = ["pytester"]
 
@@ -306,6 +310,51 @@ def test_a_bench_configuration_error_fails_one_test_and_stops_the_run(pytester, 
     assert "test_two" not in result.stdout.str()
 
 
+def test_the_run_records_what_it_tested(pytester):
+    """The JUnit file's run-wide properties name the testbench, the rig, its seed and overrides, and each file
+    it read with its SHA-256; each bench test records the build the BMS said it ran; the report shows them."""
+    pytester.makepyfile(test_bench="""
+        def test_idle(bench):
+            bench.loop.run_for(0.1)
+
+        def test_no_bench():
+            pass
+    """)
+    report = pytester.path / "report"
+    result = pytester.runpytest("--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
+                                "--set", "rig.seed=7")
+    result.assert_outcomes(passed=2)
+    facts = read_run_facts(report / "junit.xml")
+    spec = PROJECT_ROOT / "fixtures" / "specs" / "reference-bms.toml"
+    assert facts["hil:run:file:spec"] == (f"fixtures/specs/reference-bms.toml "
+                                          f"sha256:{hashlib.sha256(spec.read_bytes()).hexdigest()[:12]}")
+    assert facts["hil:run:seed"] == "7" and facts["hil:run:set"] == "rig.seed=7"
+    assert facts["hil:run:rig"] == "sim (rigs/sim.toml)" and facts["hil:run:testbench"].startswith("hil-bms 0.1.0")
+    assert facts["hil:run:file:dbc"].startswith("dbc/bms.dbc sha256:") and "hil:run:firmware_expected" not in facts
+    built = ".".join(map(str, VERSION))
+    assert _props(report / "junit.xml", "test_idle")["hil:firmware"] == built
+    assert "hil:firmware" not in _props(report / "junit.xml", "test_no_bench")
+    page = (report / "index.html").read_text()
+    assert "What was tested" in page and f"{built} (1 test)" in page
+    assert "fixtures/cells/lg_m50.toml sha256:" in page and "not all of one build" not in page
+
+
+def test_a_bms_that_runs_another_build_fails_the_first_test_and_stops_the_run(pytester):
+    pytester.makepyfile(test_build="""
+        def test_one(bench):
+            pass
+
+        def test_two(bench):
+            pass
+    """)
+    result = pytester.runpytest("--set", 'dut.firmware="0.9.0"')
+    result.assert_outcomes(errors=1)
+    built = ".".join(map(str, VERSION))
+    result.stdout.fnmatch_lines([f"*sim.toml: ?dut? firmware = '0.9.0', but the BMS says it runs '{built}' "
+                                 "(BMS_Version): flash build 0.9.0*",
+                                 "*Interrupted: the BMS runs another build than the rig expects*"])
+
+
 def test_a_bad_rig_fails_one_test_and_stops_the_run(pytester):
     pytester.makepyfile(test_rig="""
         def test_one(bench):
@@ -335,8 +384,12 @@ def test_xdist_workers_report_to_one_index(pytester):
             measure("ov_reaction", (bench.bms.wait_contactors_open(2.0) - t0) * 1000, high=320, unit="ms")
     """))
     report = pytester.path / "report"
-    result = pytester.runpytest_subprocess("-n", "2", "--hil-report", str(report))
+    result = pytester.runpytest_subprocess("-n", "2", "--hil-report", str(report), f"--junitxml={report / 'junit.xml'}")
     result.assert_outcomes(passed=3, failed=1)
+    # the controller writes what the run tested; the workers' tests, each the build their BMS said it ran
+    assert read_run_facts(report / "junit.xml")["hil:run:rig"] == "sim (rigs/sim.toml)"
+    assert {_props(report / "junit.xml", name).get("hil:firmware") for name in ("test_trip", "test_too_slow")} == {
+        ".".join(map(str, VERSION))}
     page = (report / "index.html").read_text()
     assert len(re.findall(r">ov_reaction<", page)) == 2 * 3  # the measurements table and each test's own
     assert page.count("data:image/png;base64,") == 4

@@ -74,6 +74,24 @@ def test_the_boards_process_runs_the_rigs_overrides():
     assert cycle_s == pytest.approx(0.050, abs=0.005), cycle_s
 
 
+@pytest.mark.wire
+def test_the_build_the_rig_names_is_checked_against_what_the_bms_says_over_the_wire():
+    """`[dut] firmware` names the build the bench must hold; the BMS in its own process says its own over the
+    pty (BMS_Version), and a bench refuses another build, naming both."""
+    from hil.bench import Bench
+    from hil.errors import HilError
+    from hil.rig import load_rig
+    from hil.sim.bms_firmware import VERSION
+    built = ".".join(map(str, VERSION))
+    with Bench(load_rig(ROOT / "rigs" / "slcan.toml", [f'dut.firmware="{built}"'])) as bench:
+        bench.check_firmware()
+        assert bench.firmware_version() == built
+    with Bench(load_rig(ROOT / "rigs" / "slcan.toml", ['dut.firmware="9.0.1"'])) as bench:
+        with pytest.raises(HilError, match=rf"slcan.toml: \[dut\] firmware = '9.0.1', but the BMS says it runs "
+                                           rf"'{built}' \(BMS_Version\): flash build 9.0.1"):
+            bench.check_firmware()
+
+
 def test_a_rig_changed_in_memory_is_refused_before_its_boards_start():
     """`hil emulate` loads the rig file itself: a change made only in memory would silently not reach it."""
     from hil.devices.emulator_process import EmulatorProcess

@@ -263,9 +263,18 @@ class PeriodicSender:
             data[7] = job.crc_source(bytes(data))
         elif job.crc_signal:
             e2e.seal(data)
-        msg = can.Message(arbitration_id=job.message.frame_id, data=data,
-                          is_extended_id=job.message.is_extended_frame, is_fd=job.message.is_fd)
+        self._put(job.message, data)
+        job.sent += 1
+
+    def send_once(self, name: str, signals: dict) -> None:
+        """One frame of `name` now, outside any schedule (a request the DUT answers), with `signals` and the
+        DBC's initial values for the rest."""
+        message = self.db.get_message_by_name(name)
+        self._put(message, encode(message, signals, signal_defaults(message)))
+
+    def _put(self, message, data) -> None:
+        msg = can.Message(arbitration_id=message.frame_id, data=data, is_extended_id=message.is_extended_frame,
+                          is_fd=message.is_fd)
         self.bus.send(msg)
         if self.on_send is not None:
             self.on_send(msg)
-        job.sent += 1

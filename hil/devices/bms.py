@@ -38,6 +38,7 @@ class Bms:
     current_readback = Readback("BMS_PackData", ("BMS_PackCurrent",))
     soc_message = "BMS_SOC"   # the status message that carries the SOC (None: this BMS's proxy cannot read it)
     contactor_readback = Readback("BMS_Status", ("BMS_ContactorPos", "BMS_ContactorNeg", "BMS_ContactorPre"))
+    firmware_message = "BMS_Version"   # the message that says which build runs (None: this proxy cannot read it)
 
     def __init__(self, monitor: Monitor, sender: PeriodicSender, loop):
         self.monitor = monitor
@@ -95,6 +96,21 @@ class Bms:
         """The series block (from 0) the BMS flags as `cell_resistance`; None while it flags none."""
         block = self.monitor.values.get("BMS_HighResistanceBlock")
         return int(block) - 1 if block else None
+
+    @property
+    def firmware_version(self) -> str | None:
+        """The build the BMS says it runs ("1.2.0"; "1.2.0+57" with a build number); None until it has said so,
+        or when this BMS's proxy cannot read it (`firmware_message` is None)."""
+        values = self.monitor.values
+        parts = [values.get(name) for name in ("BMS_SwMajor", "BMS_SwMinor", "BMS_SwPatch")]
+        if None in parts:
+            return None
+        build = values.get("BMS_SwBuild")
+        return _version(parts) + (f"+{int(build)}" if build else "")
+
+    def ask_firmware_version(self) -> None:
+        """Ask the BMS which build it runs, where it says so only when asked (the reference BMS sends it once
+        a second: nothing to ask)."""
 
     def _fraction(self, signal: str) -> float | None:
         """A signal in % as a fraction (0..1); None until reported."""
@@ -225,6 +241,7 @@ class MappedBms(Bms):
         self.current_readback = Readback(current.message, (current.name,))
         self.soc_message = dut_map.read["soc"].message if "soc" in dut_map.read else None
         self.contactor_readback = Readback(dut_map.contactors[0].message, tuple(s.name for s in dut_map.contactors))
+        self.firmware_message = dut_map.firmware_version[0].message if dut_map.firmware_version else None
         super().__init__(monitor, sender, loop)
 
     def _schedule_requests(self) -> None:
@@ -290,6 +307,15 @@ class MappedBms(Bms):
     @property
     def soc_max(self) -> float | None:
         return self._read("soc_max")
+
+    @property
+    def firmware_version(self) -> str | None:
+        parts = [signal.value(self._latest[signal.message]) for signal in self.map.firmware_version]
+        return None if not parts or None in parts else _version(parts)
+
+    def ask_firmware_version(self) -> None:
+        if self.map.firmware_request is not None:
+            self.sender.send_once(*self.map.firmware_request)
 
     @property
     def discharge_limit_a(self) -> float | None:
@@ -367,3 +393,8 @@ class MappedBms(Bms):
 def _reported(values: dict, names: list[str]) -> np.ndarray:
     """The values of `names` as floats, NaN where none has been received."""
     return np.array([values.get(name, np.nan) for name in names], dtype=float)
+
+
+def _version(parts) -> str:
+    """Version numbers as a build is named: whole numbers joined by dots ("1.2.0")."""
+    return ".".join(str(int(part)) if float(part).is_integer() else f"{part:g}" for part in parts)

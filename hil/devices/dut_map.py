@@ -42,6 +42,11 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     STANDBY = "Standby"
     DISCHARGE = "Discharge"
 
+    [firmware]                  # optional: where the BMS says which build it runs (the report records it)
+    version = ["BMS_Version.BMS_SwMajor", "BMS_Version.BMS_SwMinor", "BMS_Version.BMS_SwPatch"]   # joined by "."
+    # optional: a frame that asks for it, sent once with these values (the rest at the DBC's initial values)
+    request = { message = "f_Debug", signals = { f_Debug_Mux = "VersionInfo", GetBmsSoftwareVersion = 1 } }
+
 The request frame is the BMS's host heartbeat too, with any further host frames the BMS times out
 without, listed in `[request] heartbeats = ["VCU_Heartbeat"]` (or `[{ message = "...", cycle_s = 0.1 }]`)
 and sent with their DBC's initial values (alive counters and CRCs as the rest-bus fills them in):
@@ -73,7 +78,7 @@ from hil.datafile import read_toml
 from hil.errors import ConfigError, did_you_mean
 from hil.protocol import HARNESS_FLAGS, BmsState, ModeRequest
 
-_SECTIONS = {"dut", "read", "states", "faults", "warnings", "request"}
+_SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware"}
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
 _READ_NUMBERS = ("pack_current_a", "soc", "soc_min", "soc_max", "soh", "discharge_limit_a", "charge_limit_a",
                  "pack_voltage_v", "insulation_ohm", "high_resistance_block")
@@ -153,11 +158,14 @@ class DutMap:
     mode_signal: str
     modes: dict[ModeRequest, float]
     clear_faults_signal: str | None
+    firmware_version: tuple[Signal, ...] = ()      # [firmware] version: its parts, joined by "."; () unread
+    firmware_request: tuple[str, dict] | None = None   # [firmware] request: (message, signal values)
 
     def messages(self) -> set[str]:
         """Every message the map reads."""
         flags = [s for group in (self.faults, self.warnings) for signals in group.values() for s in signals]
-        signals = [*self.read.values(), *self.contactors, *(s for s, _ in self.balancing), *flags]
+        signals = [*self.read.values(), *self.contactors, *(s for s, _ in self.balancing), *flags,
+                   *self.firmware_version]
         return {signal.message for signal in signals} | {series.message for series in self.cells.values()}
 
     def check_cells(self, n_cells: int, db) -> None:
@@ -213,6 +221,7 @@ def load_dut_map(path: str | Path, db) -> DutMap:
     clear = request.get("clear_faults")
     clear = checker.own_signal(message, clear, "[request] clear_faults") if clear is not None else None
     state = signals["state"]
+    version, version_request = checker.firmware(checker.table(data, "firmware"))
     return DutMap(
         path=path, name=str(checker.table(data, "dut").get("name", path.stem)), read=signals, cells=cells,
         contactors=contactors, balancing=balancing,
@@ -223,7 +232,8 @@ def load_dut_map(path: str | Path, db) -> DutMap:
         request_message=message.name, request_cycle_s=cycle_s, heartbeats=heartbeats,
         mode_signal=mode.name,
         modes=modes,
-        clear_faults_signal=clear.name if clear is not None else None)
+        clear_faults_signal=clear.name if clear is not None else None,
+        firmware_version=version, firmware_request=version_request)
 
 
 class MapChecker:
@@ -381,6 +391,35 @@ class MapChecker:
         if not isinstance(items, list) or not items:
             raise ConfigError(f"{self.path}: {key} = {items!r}, expected a list of \"Message.Signal\"")
         return tuple(self.signal(item, key) for item in items)
+
+    def firmware(self, table: dict) -> tuple[tuple[Signal, ...], tuple[str, dict] | None]:
+        """[firmware]: `version`, the signals of one message whose values, joined by ".", name the build, and
+        an optional `request` = {message = "...", signals = {...}}: one frame that asks the BMS for them."""
+        for key in table:
+            if key not in ("version", "request"):
+                raise ConfigError(f"{self.path}: [firmware] unknown key '{key}'"
+                                  f"{did_you_mean(key, ('version', 'request'))}; expected version, request")
+        if not table:
+            return (), None
+        if "version" not in table:
+            raise ConfigError(f"{self.path}: [firmware] has no 'version': expected the signals that say which build "
+                              'the BMS runs, e.g. version = ["Msg.Major", "Msg.Minor", "Msg.Patch"]')
+        version = self.signal_list(table["version"], "[firmware] version")
+        if len({signal.message for signal in version}) > 1:
+            raise ConfigError(f"{self.path}: [firmware] version: {', '.join(map(str, version))} are in different "
+                              "messages; expected the parts of one message, so that one frame gives the version")
+        request = table.get("request")
+        if request is None:
+            return version, None
+        if not isinstance(request, dict) or set(request) - {"message", "signals"} \
+                or not isinstance(request.get("signals", {}), dict):
+            raise ConfigError(f"{self.path}: [firmware] request = {request!r}, expected a table "
+                              '{ message = "...", signals = { Signal = value, ... } }')
+        message = self.message(request.get("message"), "[firmware] request message")
+        values = {self.own_signal(message, name, "[firmware] request signals").name:
+                  self.value_of(value, message.get_signal_by_name(name), f"[firmware] request signals.{name}")
+                  for name, value in request.get("signals", {}).items()}
+        return version, (message.name, values)
 
     def flags(self, data: dict, section: str) -> dict[str, tuple[Signal, ...]]:
         flags = {}

@@ -11,6 +11,9 @@ two runs compare without re-running anything:
   of the one limit's size, as the report shows it). A margin that shrank by more than `--max-margin-loss`
   of that scale is a regression, though the test still passes. Measurements without limits are listed when
   they changed, never judged;
+- what was tested (`hil.provenance`): the build the BMS said it ran, the testbench, the rig, seed and
+  overrides, and every file read (by SHA-256). Differences are listed first, never judged: they say whether a
+  regression is the firmware's (another build, same files) or may be a changed spec's or bench's;
 - loop timing, for tests both runs ran on a real clock: each one's jitter (p99, max) and overruns. A test whose
   loop kept time (no overrun) and now overruns is a regression (the harness, or the PC, got slower: the stimulus
   was late), unless `--ignore-timing`; the jitter is listed, never judged.
@@ -24,23 +27,60 @@ import math
 from pathlib import Path
 
 from hil.errors import HilError
-from hil.report.junit import Case, read_junit
+from hil.provenance import FILE_LABELS, FILE_PREFIX, LABELS, PREFIX
+from hil.report.junit import Case, read_junit, read_run_facts
 from hil.report.measurements import Measurement
+from hil.report.results import describe_firmware, firmware_counts
 
 DEFAULT_MAX_MARGIN_LOSS = 0.10
 
 
 def load_run(path: str | Path) -> dict[str, Case]:
     """The tests of a JUnit XML file, or of the `junit.xml` in a report folder, by `classname::name`."""
+    file = _junit_file(path)
+    cases = read_junit(file)
+    if not cases:
+        raise HilError(f"{file}: no <testcase> in it; expected a JUnit XML file (pytest --junitxml, or hil run's)")
+    return cases
+
+
+def load_facts(path: str | Path) -> dict[str, str]:
+    """What a run tested (`hil.provenance`), from the same file as `load_run`'s; {} for a run without it."""
+    return read_run_facts(_junit_file(path))
+
+
+def _junit_file(path: str | Path) -> Path:
     path = Path(path)
     file = path / "junit.xml" if path.is_dir() else path
     if not file.is_file():
         raise HilError(f"{path}: no such file{' (no junit.xml in it)' if path.is_dir() else ''}; expected a JUnit "
                        "XML file or a report folder with one (hil run writes reports/latest/junit.xml)")
-    cases = read_junit(file)
-    if not cases:
-        raise HilError(f"{file}: no <testcase> in it; expected a JUnit XML file (pytest --junitxml, or hil run's)")
-    return cases
+    return file
+
+
+def input_changes(base_facts: dict[str, str], new_facts: dict[str, str], base: dict[str, Case],
+                  new: dict[str, Case]) -> list[dict]:
+    """What the two runs tested differently: {"what", "base", "new"} for the builds the BMS reported, and, when
+    both runs recorded what they tested, each fact or input file that differs (None: that run had none, e.g.
+    no --set)."""
+    builds = [firmware_counts(case.firmware for case in run.values()) for run in (base, new)]
+    changes = []
+    if set(builds[0]) != set(builds[1]):
+        changes.append({"what": "firmware the BMS reported", "base": describe_firmware(builds[0]),
+                        "new": describe_firmware(builds[1])})
+    if not (base_facts and new_facts):
+        return changes   # a run from before these were recorded, or not by hil's plugin: nothing to compare
+    for name in dict.fromkeys([*base_facts, *new_facts]):
+        if base_facts.get(name) != new_facts.get(name):
+            changes.append({"what": _fact_label(name), "base": base_facts.get(name), "new": new_facts.get(name)})
+    return changes
+
+
+def _fact_label(name: str) -> str:
+    if name.startswith(FILE_PREFIX):
+        role = name[len(FILE_PREFIX):]
+        return FILE_LABELS.get(role, role)
+    return LABELS.get(name[len(PREFIX):], name) if name.startswith(PREFIX) else name
 
 
 def margin_loss(base: Measurement, new: Measurement) -> float | None:
@@ -55,8 +95,10 @@ def margin_loss(base: Measurement, new: Measurement) -> float | None:
 
 
 def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float = DEFAULT_MAX_MARGIN_LOSS,
-            judge_timing: bool = True) -> dict:
-    """The differences of two runs, as plain data (the JSON `hil compare --json` prints)."""
+            judge_timing: bool = True, base_facts: dict[str, str] | None = None,
+            new_facts: dict[str, str] | None = None) -> dict:
+    """The differences of two runs, as plain data (the JSON `hil compare --json` prints). `base_facts` and
+    `new_facts` are what each run tested (`load_facts`); `inputs_known` says both runs recorded it."""
     regressed, still_failing, fixed, newly_skipped = [], [], [], []
     for test_id, case in new.items():
         before = base.get(test_id)
@@ -93,6 +135,8 @@ def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float 
             "added": sorted(set(new) - set(base)), "gone": sorted(set(base) - set(new)),
             "newly_skipped": newly_skipped, "measurements_compared": compared, "max_margin_loss": max_margin_loss,
             "margin_regressions": margins, "changed": changed, "timing": timing, "timing_regressions": late,
+            "inputs_changed": input_changes(base_facts or {}, new_facts or {}, base, new),
+            "inputs_known": bool(base_facts) and bool(new_facts),
             "passed": not regressed and not margins and not late}
 
 
@@ -116,6 +160,11 @@ def timing_changes(base: dict[str, Case], new: dict[str, Case]) -> list[dict]:
 def describe(result: dict, base_path: str, new_path: str) -> str:
     """The comparison for a person: regressions first, then the rest in one line each."""
     lines = [f"{base_path} ({result['base_tests']} tests) -> {new_path} ({result['new_tests']} tests)"]
+    lines += [f"differs   {item['what']}: {item['base'] or '(none)'} -> {item['new'] or '(none)'}"
+              for item in result["inputs_changed"]]
+    if not result["inputs_known"]:
+        lines.append("differs   unknown: a run's JUnit file does not record what it tested (its files, "
+                     "testbench, seed): written before hil recorded them, or without hil's pytest plugin")
     for item in result["regressed"]:
         lines.append(f"REGRESSED {item['test']}: {item['was'] or 'absent'} -> {item['now']}"
                      + (f": {item['message']}" if item["message"] else ""))
@@ -137,6 +186,9 @@ def describe(result: dict, base_path: str, new_path: str) -> str:
         f"{len(result['regressed'])} test(s), {len(result['margin_regressions'])} measurement(s) and "
         f"{len(result['timing_regressions'])} loop timing(s) regressed")
     lines.append(f"{result['measurements_compared']} measurements compared; {verdict}")
+    if not result["passed"] and result["inputs_known"] and not result["inputs_changed"]:
+        lines.append("both runs tested the same build with the same files, testbench and seed: what regressed "
+                     "comes from the bench (its timing, a device, the PC), not from the firmware")
     return "\n".join(lines)
 
 
@@ -169,7 +221,8 @@ def cmd_compare(args) -> int:
     if not 0 <= args.max_margin_loss <= 1:
         raise HilError(f"--max-margin-loss {args.max_margin_loss:g}: expected a share of the limits' scale, 0 to 1 "
                        "(0.1 is 10 %)")
-    result = compare(load_run(args.base), load_run(args.new), args.max_margin_loss, not args.ignore_timing)
+    result = compare(load_run(args.base), load_run(args.new), args.max_margin_loss, not args.ignore_timing,
+                     load_facts(args.base), load_facts(args.new))
     print(describe(result, args.base, args.new))
     if args.json:
         print(json.dumps(result))

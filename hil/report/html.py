@@ -10,8 +10,10 @@ import base64
 import html
 from pathlib import Path
 
+from hil.provenance import FILE_LABELS, FILE_PREFIX, LABELS, PREFIX
 from hil.report.measurements import Measurement
-from hil.report.results import NOT_FINISHED, Results, TestResult
+from hil.report.results import (FIRMWARE_PROPERTY, NOT_FINISHED, Results, TestResult, describe_firmware,
+                                firmware_counts)
 from hil.report.spread import CSV_NAME, repeated, spreads
 
 # Per-test files, in the order their links are shown: suffix -> label.
@@ -35,10 +37,12 @@ img{max-width:100%;border:1px solid #e4e4e4} .meta{color:#555} section{margin-bo
 
 def write_index(report_dir: str | Path, results: Results, run: dict) -> Path:
     """Write `<report_dir>/index.html`. `run` holds `title`, and optionally `rig`, `clock`, `realtime_priority`,
-    `started`, `duration_s`, `command`, `junit` (a path relative to the report) and `notes` (lines to show)."""
+    `started`, `duration_s`, `command`, `junit` (a path relative to the report), `notes` (lines to show) and
+    `facts` (what was tested: `hil.provenance.describe_run`)."""
     report_dir = Path(report_dir)
     tests = sorted(results.tests.values(), key=lambda r: r.nodeid)
-    body = [_header(results, run, tests), _summary(report_dir, tests), _measurements(tests), _spread(results)]
+    body = [_header(results, run, tests), _tested(run.get("facts", {}), tests), _summary(report_dir, tests),
+            _measurements(tests), _spread(results)]
     body += [_test_section(report_dir, i, result) for i, result in enumerate(tests)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(run.get('title', 'hil report'))}</title><style>{_CSS}</style></head>\n<body>\n"
@@ -75,6 +79,24 @@ def _header(results: Results, run: dict, tests: list[TestResult]) -> str:
     notes_html = "".join(f"<p class=\"tight\">{_e(note)}</p>" for note in notes)
     return (f"<h1>{_e(run.get('title', 'hil report'))} {verdict}</h1>\n<p>{_e(', '.join(facts))}</p>\n"
             f"<p class=\"meta\">{' · '.join(meta)}</p>\n{notes_html}")
+
+
+def _tested(facts: dict[str, str], tests: list[TestResult]) -> str:
+    """What the run tested: the testbench, the rig, its seed and overrides, the build the BMS said it ran (a
+    warning when it said more than one, or not the rig's), and each file read, with its SHA-256."""
+    counts = firmware_counts(r.value_of(FIRMWARE_PROPERTY) for r in tests)
+    rows = [(label, facts[PREFIX + key]) for key, label in LABELS.items() if PREFIX + key in facts]
+    rows.append(("firmware the BMS reported", describe_firmware(counts)))
+    expected = facts.get(PREFIX + "firmware_expected")
+    warning = ""
+    if len(counts) > 1 or (expected is not None and counts and set(counts) != {expected}):
+        warning = ("<p class=\"bad\">The BMS did not report one build, the rig's, throughout: these results are "
+                   "not all of one build.</p>\n")
+    files = [(FILE_LABELS.get(role := name[len(FILE_PREFIX):], role), value) for name, value in facts.items()
+             if name.startswith(FILE_PREFIX)]
+    cells = "".join(f"<tr><th>{_e(label)}</th><td>{_e(value)}</td></tr>" for label, value in rows)
+    cells += "".join(f"<tr><th>{_e(role)}</th><td><code>{_e(value)}</code></td></tr>" for role, value in files)
+    return f"<h2>What was tested</h2>\n{warning}<table>{cells}</table>"
 
 
 def _links(report_dir: Path, artifact: str | None) -> str:

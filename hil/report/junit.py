@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hil.errors import HilError
 from hil.report.measurements import Measurement, from_properties
-from hil.report.results import TIMING_PREFIX
+from hil.report.results import FIRMWARE_PROPERTY, TIMING_PREFIX
 
 FAILING = ("failed", "error")
 
@@ -23,6 +23,7 @@ class Case:
     message: str
     measurements: dict[str, Measurement]
     timing: dict[str, float]
+    firmware: str | None = None   # the build the BMS said it ran (None: not said, or no bench)
 
     @property
     def failed(self) -> bool:
@@ -32,16 +33,27 @@ class Case:
 def read_junit(file: Path) -> dict[str, Case]:
     """The tests of JUnit XML `file` by `classname::name`, in the file's order. A test written twice (a failure,
     then an error in its teardown) is one case, failing if either entry does."""
-    try:
-        root = ET.parse(file).getroot()
-    except ET.ParseError as exc:
-        raise HilError(f"{file}: not XML ({exc}); expected a JUnit XML file") from None
+    root = _root(file)
     cases: dict[str, Case] = {}
     for element in root.iter("testcase"):
         test_id = f"{element.get('classname', '')}::{element.get('name', '')}"
         case, earlier = _case(file, test_id, element), cases.get(test_id)
         cases[test_id] = earlier if earlier is not None and earlier.failed and not case.failed else case
     return cases
+
+
+def read_run_facts(file: Path) -> dict[str, str]:
+    """The run-wide properties of JUnit XML `file` (its <testsuite>'s own, not its tests'): what the run
+    tested (`hil.provenance`), by name; {} for a file written without them."""
+    return {p.get("name"): p.get("value", "") for suite in _root(file).iter("testsuite")
+            for p in suite.findall("properties/property")}
+
+
+def _root(file: Path):
+    try:
+        return ET.parse(file).getroot()
+    except ET.ParseError as exc:
+        raise HilError(f"{file}: not XML ({exc}); expected a JUnit XML file") from None
 
 
 def _case(file: Path, test_id: str, element) -> Case:
@@ -66,4 +78,5 @@ def _case(file: Path, test_id: str, element) -> Case:
             except (TypeError, ValueError):
                 raise HilError(f"{file}: test {test_id}: timing property {name!r} = {value!r} is not a "
                                "number") from None
-    return Case(outcome, message, measurements, timing)
+    firmware = next((value for name, value in properties if name == FIRMWARE_PROPERTY), None)
+    return Case(outcome, message, measurements, timing, firmware)

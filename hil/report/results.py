@@ -11,6 +11,7 @@ from hil.report.measurements import Measurement, from_properties
 
 ARTIFACT_PROPERTY = "hil:artifact"    # the file stem of a test's trace, CAN log and plot in tests/
 TIMING_PREFIX = "timing:"             # loop timing of a test's bench: ticks, overruns, jitter
+FIRMWARE_PROPERTY = "hil:firmware"    # the build the BMS said it ran during the test
 
 
 # A test whose body never reported: the run was stopped under it (under pytest-xdist, a Ctrl-C ends the
@@ -72,3 +73,19 @@ class Results:
         for result in self.tests.values():
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         return counts
+
+
+def firmware_counts(builds) -> dict[str, int]:
+    """How many tests each build ran in, from each test's FIRMWARE_PROPERTY (None: the BMS said none)."""
+    counts: dict[str, int] = {}
+    for build in builds:
+        if build is not None:
+            counts[str(build)] = counts.get(str(build), 0) + 1
+    return counts
+
+
+def describe_firmware(counts: dict[str, int]) -> str:
+    """The builds the BMS said it ran, as a report line: "1.2.0 (12 tests)", or each with its count."""
+    if not counts:
+        return "none reported"
+    return ", ".join(f"{build} ({n} test{'s' if n != 1 else ''})" for build, n in counts.items())

@@ -72,7 +72,8 @@ from hil.sim.cell_emulator_board import CellEmulatorBoard
 MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
 AFE_LSB_V = 100e-6
-FIRMWARE_VERSION = "ref-bms 1.1.0"
+VERSION = (1, 2, 0)   # major, minor, patch, as BMS_Version reports them (1.2: BMS_Version itself)
+FIRMWARE_VERSION = "ref-bms " + ".".join(map(str, VERSION))   # as the debug UART reports it
 # The least fraction of max_charge_current_a the SOC taper leaves near full (see _slow_task).
 CHARGE_TAPER_FLOOR = 0.1
 # Where the firmware itself keeps every contactor open, so that with their feedback open too, nothing flows.
@@ -219,7 +220,7 @@ BUGS = {
 # the precharge one.
 CHECKED_CONTACTORS = ("pos", "neg", "pre")
 TX_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC", "BMS_CellStats", "BMS_CellVoltages",
-               "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation", "BMS_Diagnosis")
+               "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation", "BMS_Diagnosis", "BMS_Version")
 INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no reading yet, or at or above it
 BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
 BUGGY_OVLO_V = 18.0  # supply_ovlo_at_18v
@@ -427,6 +428,8 @@ class BmsFirmware:
         sender.add("BMS_Insulation", start_s=offset_s["BMS_Insulation"], provider=lambda: {
             "BMS_InsulationResistance": self._insulation_report_kohm()})
         sender.add("BMS_Diagnosis", start_s=offset_s["BMS_Diagnosis"], provider=self._diagnosis_signals)
+        sender.add("BMS_Version", dict(zip(("BMS_SwMajor", "BMS_SwMinor", "BMS_SwPatch"), VERSION)),
+                   start_s=offset_s["BMS_Version"])
         if "stale_crc" in self.bugs:
             sender.set_crc_source("BMS_Status", self._stale_crc)
         self._status_job_counter = lambda: sender.reset_counter("BMS_Status")

@@ -14,7 +14,7 @@ SUBPROCESS_TIMEOUT_S = 120.0
 def test_check_summarises_good_files(capsys):
     assert main(["dbc", "check", *map(str, DBC_FILES)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{DBC_FILES[0]}: 10 messages, 3 multiplexed, 0 with 29-bit IDs, 229 signals"
+    assert out[0] == f"{DBC_FILES[0]}: 11 messages, 3 multiplexed, 0 with 29-bit IDs, 233 signals"
     assert out[1] == f"{DBC_FILES[1]}: 2 messages, 0 multiplexed, 0 with 29-bit IDs, 6 signals"
 
 
@@ -44,7 +44,7 @@ def test_check_runs_as_a_command_on_a_real_file():
                             cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
     assert result.returncode == 1  # one of the three files is missing
     assert result.stdout.splitlines() == [
-        "dbc/bms.dbc: 10 messages, 3 multiplexed, 0 with 29-bit IDs, 229 signals",
+        "dbc/bms.dbc: 11 messages, 3 multiplexed, 0 with 29-bit IDs, 233 signals",
         f"{tesla}: 44 messages, 2 multiplexed, 0 with 29-bit IDs, 572 signals"]
     assert result.stderr == "no/such.dbc: DBC file not found\n"
 

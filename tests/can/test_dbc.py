@@ -27,6 +27,7 @@ BMS_PROTOCOL = {
     "BMS_BalancingMask": ({"BMS_BalancingMask_Mux", "BMS_Balancing_Cells01to48", "BMS_Balancing_Cells49to96"}, 1000),
     "BMS_Insulation": ({"BMS_InsulationResistance"}, 1000),
     "BMS_Diagnosis": ({"BMS_HighResistanceBlock", "BMS_BlockResistanceRatio"}, 1000),
+    "BMS_Version": ({"BMS_SwMajor", "BMS_SwMinor", "BMS_SwPatch", "BMS_SwBuild"}, 1000),
 }
 
 @pytest.mark.parametrize("name", BMS_PROTOCOL)

@@ -36,13 +36,15 @@ def _reference_proxy_reads(bms: MappedBms) -> tuple:
     return (Bms.state.fget(bms), Bms.contactors_closed.fget(bms), Bms.faults.fget(bms), Bms.warnings.fget(bms),
             Bms.soc.fget(bms), Bms.discharge_limit_a.fget(bms), Bms.charge_limit_a.fget(bms),
             Bms._balancing_bits(bms), Bms.pack_current_a.fget(bms), Bms.pack_voltage_v.fget(bms),
-            _comparable(Bms.cell_voltages_v(bms, N_CELLS)), _comparable(Bms.cell_temperatures_c(bms, N_CELLS)))
+            _comparable(Bms.cell_voltages_v(bms, N_CELLS)), _comparable(Bms.cell_temperatures_c(bms, N_CELLS)),
+            Bms.firmware_version.fget(bms))
 
 
 def _mapped_reads(bms: MappedBms) -> tuple:
     return (bms.state, bms.contactors_closed, bms.faults, bms.warnings, bms.soc, bms.discharge_limit_a,
             bms.charge_limit_a, bms._balancing_bits(), bms.pack_current_a, bms.pack_voltage_v,
-            _comparable(bms.cell_voltages_v(N_CELLS)), _comparable(bms.cell_temperatures_c(N_CELLS)))
+            _comparable(bms.cell_voltages_v(N_CELLS)), _comparable(bms.cell_temperatures_c(N_CELLS)),
+            bms.firmware_version)
 
 
 def _comparable(cells: np.ndarray) -> tuple:
@@ -266,6 +268,34 @@ def test_foxbms_requests_go_out_as_its_state_request_frame(foxbms):
         bms.request("safe")
 
 
+def test_foxbms_says_its_version_when_asked_once(foxbms):
+    """foxBMS 2 answers f_Debug's VersionInfo request in f_DebugResponse; until then its build is unknown."""
+    bms, send, requests, loop = foxbms
+    assert bms.firmware_message == "f_DebugResponse" and bms.firmware_version is None
+    loop.run_for(0.05)
+    requests()   # the periodic state request
+    bms.ask_firmware_version()
+    asked = [frame for frame in requests() if "GetBmsSoftwareVersion" in frame]
+    assert [(frame["f_Debug_Mux"], frame["GetBmsSoftwareVersion"]) for frame in asked] == [(0, 1)]
+    send("f_DebugResponse", f_DebugResponse_Mux=1, UniqueId=77)   # another answer: no version in it
+    assert bms.firmware_version is None
+    send("f_DebugResponse", f_DebugResponse_Mux=0, MajorVersionNumber=1, MinorVersionNumber=11,
+         PatchVersionNumber=0)
+    assert bms.firmware_version == "1.11.0"
+
+
+def test_a_map_without_firmware_reads_no_version_and_asks_nothing(tmp_path):
+    text = REFERENCE_MAP.read_text()
+    path = tmp_path / "map.toml"
+    path.write_text(text[:text.index("[firmware]")])
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'dut.map="{path}"'])
+    with Bench(rig) as bench:
+        bench.loop.run_for(1.2)   # a BMS_Version has gone out
+        assert bench.bms.firmware_message is None and bench.firmware_version() is None
+    with Bench(load_rig(rig.path, [f'dut.map="{path}"', 'dut.firmware="9.9.9"'])) as bench:
+        bench.check_firmware()   # nothing to check it against: the report records the rig's word
+
+
 # Bad maps ------------------------------------------------------------------------------------------------
 BAD_MAPS = [
     # (what to change in the reference map, what the error must say)
@@ -341,6 +371,18 @@ BAD_MAPS = [
      r"\[read\] cell_voltages_v.scale = nan, expected a finite number"),
     (("first = 1 }", "first = 1, offset = \"0\" }"),
      r"\[read\] cell_voltages_v.offset = '0', expected a finite number"),
+    (('"BMS_Version.BMS_SwPatch"]', '"BMS_Status.BMS_State"]'),
+     r"\[firmware\] version: .* are in different messages; expected the parts of one message"),
+    (("version = [", "versions = ["), r"\[firmware\] unknown key 'versions' \(did you mean 'version'\?\)"),
+    (("version = [", 'request = { message = "VCU_Request" }\nrequested = ['), r"\[firmware\] unknown key 'requested'"),
+    (("version = [", 'request = { message = "VCU_Request" }\n# version = ['),
+     r"\[firmware\] has no 'version': expected the signals that say which build"),
+    (("version = [", 'request = { message = "VCU_Request", signals = { VCU_Mode = 1 } }\nversion = ['),
+     r"\[firmware\] request signals = 'VCU_Mode', expected a signal of message 'VCU_Request' \(did you mean"),
+    (("version = [", 'request = { message = "VCU_Request", signals = { VCU_ModeRequest = "GO" } }\nversion = ['),
+     r"\[firmware\] request signals.VCU_ModeRequest: 'GO' is not a value of signal 'VCU_ModeRequest'"),
+    (("version = [", 'request = "VCU_Request"\nversion = ['),
+     r"\[firmware\] request = 'VCU_Request', expected a table \{ message = "),
 ]
 
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from hil.errors import HilError
-from hil.report.compare import compare, load_run
+from hil.report.compare import compare, describe, load_facts, load_run
 from hil.report.junit import read_junit
 from hil.rig import PROJECT_ROOT
 
@@ -129,6 +129,10 @@ def test_a_slower_firmware_that_still_passes_is_caught_between_two_runs(tmp_path
     assert [item["name"] for item in summary["margin_regressions"]] == ["cell_ov_reaction"], summary
     assert "MARGIN    tests.bms.test_protections::test_cell_overvoltage_opens_contactors: cell_ov_reaction" in (
         result.stdout)
+    # Both runs say what they tested: the same build and files, one setting changed.
+    assert summary["inputs_known"] and summary["inputs_changed"] == [
+        {"what": "--set", "base": "dut.calibration.ov_debounce_ms=200", "new": "dut.calibration.ov_debounce_ms=290"}]
+    assert "differs   --set: dut.calibration.ov_debounce_ms=200 -> dut.calibration.ov_debounce_ms=290" in result.stdout
 
 
 def _timed(name: str, overruns: int, p99_us: float | None, max_us: float = 900.0) -> str:
@@ -172,3 +176,55 @@ def test_compare_prints_the_loop_timing_and_exits_1_on_a_new_overrun(tmp_path):
     assert "0 test(s), 0 measurement(s) and 1 loop timing(s) regressed" in result.stdout
     ignored = subprocess.run(run + ["--ignore-timing"], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
     assert ignored.returncode == 0 and "TIMING" not in ignored.stdout and "no regressions" in ignored.stdout
+
+
+def _run_with_facts(tmp_path, name: str, facts: dict[str, str], firmware: str | None, *cases: str):
+    """A JUnit file as the plugin writes one: run-wide facts, and each case the build its BMS said it ran."""
+    props = "".join(f'<property name="{key}" value="{value}"/>' for key, value in facts.items())
+    said = f'<properties><property name="hil:firmware" value="{firmware}"/></properties>' if firmware else ""
+    body = "".join(case.replace('time="1.0">', f'time="1.0">{said}', 1) for case in cases)
+    path = tmp_path / name
+    path.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest">'
+                    f"<properties>{props}</properties>{body}</testsuite></testsuites>")
+    return path
+
+
+FACTS = {"hil:run:testbench": "hil-bms 0.1.0, git 0123456789ab", "hil:run:rig": "bench-3 (rigs/bench-3.toml)",
+         "hil:run:seed": "1", "hil:run:file:spec": "fixtures/specs/pack.toml sha256:aaaaaaaaaaaa"}
+
+
+def test_another_build_and_a_changed_spec_are_named_before_the_verdict(tmp_path):
+    base = _run_with_facts(tmp_path, "base.xml", FACTS, "1.2.0", _case("test_a"), _case("test_b"))
+    new_facts = FACTS | {"hil:run:file:spec": "fixtures/specs/pack.toml sha256:bbbbbbbbbbbb"}
+    new = _run_with_facts(tmp_path, "new.xml", new_facts, "1.3.0", _case("test_a", FAILED), _case("test_b"))
+    result = subprocess.run([sys.executable, "-m", "hil", "compare", str(base), str(new), "--json"],
+                            capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1:3] == ["differs   firmware the BMS reported: 1.2.0 (2 tests) -> 1.3.0 (2 tests)",
+                          "differs   spec: fixtures/specs/pack.toml sha256:aaaaaaaaaaaa -> "
+                          "fixtures/specs/pack.toml sha256:bbbbbbbbbbbb"]
+    assert lines[3].startswith("REGRESSED tests.bms.test_protections::test_a")
+    summary = json.loads(lines[-1])
+    assert [item["what"] for item in summary["inputs_changed"]] == ["firmware the BMS reported", "spec"]
+    assert "same build" not in result.stdout
+
+
+def test_a_regression_with_the_same_build_and_files_is_said_to_be_the_benchs(tmp_path):
+    base = load_run(_run_with_facts(tmp_path, "base.xml", FACTS, "1.2.0", _case("test_a")))
+    new_path = _run_with_facts(tmp_path, "new.xml", FACTS, "1.2.0", _case("test_a", FAILED))
+    result = compare(base, load_run(new_path), base_facts=FACTS, new_facts=FACTS)
+    assert result["inputs_known"] and result["inputs_changed"] == [] and not result["passed"]
+    assert "both runs tested the same build with the same files" in describe(result, "base", "new")
+
+
+def test_runs_that_did_not_record_what_they_tested_say_so(tmp_path):
+    base = load_run(_write(tmp_path, "base.xml", _case("test_a")))
+    new_path = _run_with_facts(tmp_path, "new.xml", FACTS, "1.2.0", _case("test_a"))
+    assert load_facts(new_path) == FACTS and load_facts(tmp_path / "base.xml") == {}
+    result = compare(base, load_run(new_path), base_facts={}, new_facts=FACTS)
+    assert not result["inputs_known"]
+    # the build is per test, so it compares still: none said before, 1.2.0 now
+    assert result["inputs_changed"] == [{"what": "firmware the BMS reported", "base": "none reported",
+                                         "new": "1.2.0 (1 test)"}]
+    assert "differs   unknown: a run's JUnit file does not record what it tested" in describe(result, "b", "n")
