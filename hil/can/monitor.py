@@ -395,11 +395,12 @@ class Monitor(can.Listener):
                 if stats.count and (reason := self.absence(name, k_cycles)) is not None]
 
     # Reports -----------------------------------------------------------------------------------------
-    def problems(self, k_cycles: float = ABSENT_AFTER_CYCLES) -> list[str]:
-        """Everything that went wrong on the bus so far, one line each; [] for a clean run."""
+    def problems(self, k_cycles: float = ABSENT_AFTER_CYCLES, *, unknown_ids: bool = True) -> list[str]:
+        """Everything that went wrong on the bus so far, one line each; [] for a clean run. `unknown_ids=False`
+        leaves out frames the DBC does not know (other nodes' traffic on a shared bus)."""
         c = self.counters
         lines = []
-        if c["unknown_id"]:
+        if c["unknown_id"] and unknown_ids:
             ids = ", ".join(f"{_fmt_id(key)} x{n}" for key, n in sorted(self.unknown_ids.items()))
             lines.append(f"{c['unknown_id']} frame(s) with an ID not in the DBC: {ids}")
         if c["error_frames"]:

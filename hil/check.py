@@ -1,0 +1,158 @@
+"""`hil check`: bring up a bench before a run. Does it answer as the rig says, in a few seconds, without a test?
+
+    hil check --rig rigs/mybench.toml [--listen-s 3] [--json]
+
+It loads every file the rig names (the preflight `hil run` does), takes the rig's lock, opens the bench and
+switches the cell emulator's outputs on, with the BMS asked for STANDBY (contactors open, no load), lets
+what was queued meanwhile arrive (half a second), then listens for `--listen-s` seconds. It reports:
+
+- the BMS's state and the build it says it runs, against the rig's `[dut] firmware`;
+- each message on the DUT's bus: frames and mean cycle. A message the spec times (`[cycle_times]`) or the
+  proxy reads (status, current, SOC) that never came, or came off its spec's cycle by more than its
+  tolerance, is a problem; so are CRC, alive-counter and length errors, and a message that stopped;
+- frames with IDs no DBC of the rig knows, as a note (on a shared bus, other nodes' traffic);
+- the safe state after it (load zero, contactors open, outputs off, supply), each step read back.
+
+Exit 0 when nothing is wrong, 1 when something is (one line each), 2 for a rig that does not load or a
+bench that cannot start (an adapter's driver missing, say).
+`--json` adds everything as one JSON object, the last line.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+
+from hil.errors import HilError, HilTimeout
+from hil.safety import NotSafe, live
+
+DEFAULT_LISTEN_S = 3.0   # three cycles of a once-a-second message: enough for its mean cycle
+LOCK_WAIT_S = 1.0        # a rig in use is reported, not waited for
+SETTLE_S = 0.5           # heard before the listening starts, not timed
+
+
+def register(sub) -> None:
+    from hil.cli import add_rig_options
+    parser = sub.add_parser("check", help="bring up a bench: does the BMS answer, on time, with the right build?",
+                            description="Open the rig's bench with the BMS in STANDBY, listen, and say what was "
+                                        "heard: the BMS's state and build, each message's cycle against the spec, "
+                                        "bus errors, and the safe state. Exit 1 when something is wrong.")
+    add_rig_options(parser)
+    parser.add_argument("--listen-s", type=float, default=DEFAULT_LISTEN_S, metavar="S",
+                        help=f"seconds to listen (default {DEFAULT_LISTEN_S:g})")
+    parser.add_argument("--json", action="store_true", help="also print the findings as JSON, last line")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hil.rig import load_rig, preflight
+    if not 1.0 <= args.listen_s <= 600:
+        raise HilError(f"--listen-s {args.listen_s:g}: expected seconds in 1..600 (two cycles of the slowest "
+                       "message, at least)")
+    rig = load_rig(args.rig, args.overrides)
+    preflight(rig)
+    findings = check(rig, args.listen_s)
+    print("\n".join(describe(findings)))
+    if args.json:
+        print(json.dumps(findings))
+    return 0 if findings["passed"] else 1
+
+
+def check(rig, listen_s: float) -> dict:
+    """Listen to the rig's bench for `listen_s` with the BMS in STANDBY; the findings as plain data."""
+    from hil.bench import Bench
+    from hil.pytest_plugin import rig_lock
+    # A hardware rig is one run's at a time, as under pytest; the emulated boards are this process's own.
+    lock = rig_lock(rig.name, "hil check", LOCK_WAIT_S) if rig.data["dut"]["kind"] == "external" \
+        else contextlib.nullcontext()
+    with lock, Bench(rig) as bench, live(bench):
+        try:
+            bench.cell_emulator.enable(True)
+            bench.loop.run_for(SETTLE_S)
+            # Frames queued while the bench was set up (a serial adapter's, a process's boards) arrive bunched;
+            # the cycles are timed from here.
+            bench.monitor.reset_stats()
+            bench.ce_monitor.reset_stats()
+            started_s = bench.loop.t_s
+            bench.loop.run_for(listen_s)
+            findings = _listen(bench, rig, started_s)
+        finally:
+            try:
+                safe = bench.make_safe()
+            except NotSafe as exc:
+                safe = exc.state
+    findings["safe"] = [step.describe() for step in safe.steps]
+    if not safe.confirmed:
+        findings["problems"].append(f"bench not confirmed safe: {safe.describe()}")
+    findings["passed"] = not findings["problems"]
+    return findings
+
+
+def _listen(bench, rig, started_s: float) -> dict:
+    """What was heard since `started_s` (bench time), and what is wrong with it."""
+    bms, monitor = bench.bms, bench.monitor
+    problems = []
+    expected = rig.expected_firmware
+    try:
+        firmware = bench.firmware_version()
+    except HilTimeout as exc:
+        firmware = None
+        problems.append(f"the BMS said no firmware version: {exc}")
+    if expected is not None and firmware is not None and firmware != expected:
+        problems.append(f"the BMS runs build {firmware}, but the rig's [dut] firmware is {expected}")
+    timed = bench.spec.data["cycle_times"]
+    read = [bms.contactor_readback.message, bms.current_readback.message, bms.soc_message]
+    messages = monitor.summary()["messages"]
+    for name, stats in messages.items():   # a multiplexed message sends several frames a cycle, apart
+        stats["multiplexed"] = bench.db.get_message_by_name(name).is_multiplexed()
+    for name in dict.fromkeys([*timed, *(name for name in read if name is not None)]):
+        if name not in messages:
+            problems.append(f"{name} never received in {bench.loop.t_s - started_s:.1f} s")
+            continue
+        mean_ms, spec = messages[name]["mean_cycle_ms"], timed.get(name)
+        if spec is not None and mean_ms is not None and not messages[name]["multiplexed"] \
+                and abs(mean_ms - spec["cycle_ms"]) > spec["cycle_ms"] * spec["tolerance_pct"] / 100.0:
+            problems.append(f"{name}: mean cycle {mean_ms:.1f} ms, the spec's {spec['cycle_ms']:g} ms "
+                            f"± {spec['tolerance_pct']:g} %")
+    problems += monitor.problems(unknown_ids=False)
+    notes = [line for line in monitor.problems() if line not in problems]   # other nodes' frames
+    findings = {"rig": f"{rig.name} ({rig.path})", "listened_s": round(bench.loop.t_s - started_s, 3),
+                "state": bms.describe(),
+                "firmware": firmware, "firmware_expected": expected, "messages": messages,
+                "spec_cycles": {name: table["cycle_ms"] for name, table in timed.items()},
+                "problems": problems, "notes": notes}
+    if bench.ce_monitor is not monitor:   # the cell emulator on a bus of its own
+        findings["ce_messages"] = bench.ce_monitor.summary()["messages"]
+        findings["problems"] += [f"cell-emulator bus: {line}" for line in bench.ce_monitor.problems(unknown_ids=False)]
+    return findings
+
+
+def describe(findings: dict) -> list[str]:
+    """The findings for a person: the BMS, each message heard, the safe state, then the verdict."""
+    expected = findings["firmware_expected"]
+    build = findings["firmware"] or "not said"
+    lines = [f"rig {findings['rig']}: listened {findings['listened_s']:g} s with the BMS asked for STANDBY",
+             f"BMS: {findings['state']}",
+             f"firmware: {build}" + (f" (the rig expects {expected})" if expected else " (the rig names none)")]
+    for bus, key in (("", "messages"), ("cell-emulator bus: ", "ce_messages")):
+        for name, stats in findings.get(key, {}).items():
+            lines.append(f"  {bus}{name}: {stats['frames']} frames, " + _cycle(stats, findings["listened_s"],
+                         findings["spec_cycles"].get(name) if key == "messages" else None))
+    lines += [f"note: {note}" for note in findings["notes"]]
+    lines += [f"safe: {step}" for step in findings["safe"]]
+    lines += [f"PROBLEM: {problem}" for problem in findings["problems"]]
+    lines.append("OK: the bench answers as the rig says" if findings["passed"]
+                 else f"{len(findings['problems'])} problem(s)")
+    return lines
+
+
+def _cycle(stats: dict, listened_s: float, spec_ms: float | None) -> str:
+    """A message's timing as heard: its mean cycle against the spec's (or the DBC's); for a multiplexed one,
+    its frames per cycle, as its frames come several a cycle."""
+    cycle_ms = spec_ms if spec_ms is not None else stats["cycle_ms"]
+    if stats.get("multiplexed") and cycle_ms:
+        return f"{stats['frames'] * cycle_ms / 1000.0 / listened_s:.1f} per {cycle_ms:g} ms cycle (multiplexed)"
+    if stats["mean_cycle_ms"] is None:
+        return "once"
+    against = f" (spec {spec_ms:g} ms)" if spec_ms is not None else f" (DBC {cycle_ms:g} ms)" if cycle_ms else ""
+    return f"mean cycle {stats['mean_cycle_ms']:.1f} ms{against}"
