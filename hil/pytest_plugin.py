@@ -27,7 +27,7 @@ from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, FIRMWARE_PROPERTY, TIMING_PREFIX, Results
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
-from hil.provenance import describe_run
+from hil.provenance import FILE_PREFIX, PREFIX, describe_run
 from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
                         make_live_benches_safe, sigterm_interrupts)
@@ -85,6 +85,18 @@ def pytest_sessionstart(session):
     if xml is not None and not hasattr(config, "workerinput"):
         for name, value in _run_facts(config).items():
             xml.add_global_property(name, value)
+
+
+def pytest_report_header(config) -> list[str]:
+    """What the run tests, at the top of the console: the testbench, the rig and the spec with its digest."""
+    facts = _run_facts(config)
+    if not facts:
+        return []
+    lines = [f"hil: {facts[PREFIX + 'testbench']}; rig {facts[PREFIX + 'rig']}, seed {facts[PREFIX + 'seed']}",
+             f"hil: spec {facts[FILE_PREFIX + 'spec']}"]
+    if PREFIX + "firmware_expected" in facts:
+        lines[-1] += f"; the BMS must run {facts[PREFIX + 'firmware_expected']}"
+    return lines
 
 
 _RUN_FACTS = pytest.StashKey[dict]()

@@ -324,6 +324,8 @@ def test_the_run_records_what_it_tested(pytester):
     result = pytester.runpytest("--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
                                 "--set", "rig.seed=7")
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["hil: hil-bms 0.1.0*; rig sim (rigs/sim.toml), seed 7",
+                                 "hil: spec fixtures/specs/reference-bms.toml sha256:*"])
     facts = read_run_facts(report / "junit.xml")
     spec = PROJECT_ROOT / "fixtures" / "specs" / "reference-bms.toml"
     assert facts["hil:run:file:spec"] == (f"fixtures/specs/reference-bms.toml "
