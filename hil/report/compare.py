@@ -14,6 +14,10 @@ two runs compare without re-running anything:
 - what was tested (`hil.provenance`): the build the BMS said it ran, the testbench, the rig, seed and
   overrides, and every file read (by SHA-256). Differences are listed first, never judged: they say whether a
   regression is the firmware's (another build, same files) or may be a changed spec's or bench's;
+- spread, for tests both runs repeated over seeds (`--hil-repeat`, any number of seeds each): each
+  measurement's median value and its median and worst margin, over the seeds of each run. Where the two runs
+  ran other seeds (5 before, 10 now, say), a median margin that shrank by more than `--max-margin-loss` is a
+  regression; where they ran the same seeds, each seed is compared as one test, above;
 - loop timing, for tests both runs ran on a real clock: each one's jitter (p99, max) and overruns. A test whose
   loop kept time (no overrun) and now overruns is a regression (the harness, or the PC, got slower: the stimulus
   was late), unless `--ignore-timing`; the jitter is listed, never judged.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from hil.errors import HilError
@@ -128,16 +133,63 @@ def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float 
                 margins.append(entry)
             elif old.value != measurement.value and not (math.isnan(old.value) and math.isnan(measurement.value)):
                 changed.append(entry)
+    spread, spread_regressions = spread_changes(base, new, max_margin_loss)
+    repeated_in_both = {item["test"] for item in spread}
     timing = timing_changes(base, new)
     late = [entry for entry in timing if entry["base_overruns"] == 0 < entry["new_overruns"]] if judge_timing else []
     return {"base_tests": len(base), "new_tests": len(new), "regressed": regressed, "still_failing": still_failing,
             "fixed": fixed,
-            "added": sorted(set(new) - set(base)), "gone": sorted(set(base) - set(new)),
+            # a seed one run had and the other not, of a test both repeated, is in its spread line instead
+            "added": sorted(t for t in set(new) - set(base) if new[t].repeat_of not in repeated_in_both),
+            "gone": sorted(t for t in set(base) - set(new) if base[t].repeat_of not in repeated_in_both),
+            "spread": spread, "spread_regressions": spread_regressions,
             "newly_skipped": newly_skipped, "measurements_compared": compared, "max_margin_loss": max_margin_loss,
             "margin_regressions": margins, "changed": changed, "timing": timing, "timing_regressions": late,
             "inputs_changed": input_changes(base_facts or {}, new_facts or {}, base, new),
             "inputs_known": bool(base_facts) and bool(new_facts),
-            "passed": not regressed and not margins and not late}
+            "passed": not regressed and not margins and not late and not spread_regressions}
+
+
+def spread_changes(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float) -> tuple[list, list]:
+    """For each test both runs repeated over seeds: per measurement, the median value and the median and worst
+    margin (as a share of the limits' scale) over each run's seeds. Returns (every such entry, the regressions:
+    a median margin that lost more than `max_margin_loss`, judged only where the runs' seeds differ)."""
+    groups = [_by_repeated_test(run) for run in (base, new)]
+    entries, regressions = [], []
+    for test, new_cases in groups[1].items():
+        base_cases = groups[0].get(test)
+        if base_cases is None:
+            continue
+        same_seeds = {c.seed for c in base_cases} == {c.seed for c in new_cases}
+        names = dict.fromkeys(name for case in new_cases for name in case.measurements)
+        for name in names:
+            samples = [[c.measurements[name] for c in cases if name in c.measurements]
+                       for cases in (base_cases, new_cases)]
+            if not all(samples):
+                continue
+            entry = {"test": test, "name": name, "unit": samples[1][0].unit,
+                     "base_seeds": len(base_cases), "new_seeds": len(new_cases), "same_seeds": same_seeds}
+            for run, measurements in zip(("base", "new"), samples):
+                fractions = [f for m in measurements if (f := m.margin_fraction) is not None and not math.isnan(f)]
+                entry[f"{run}_median"] = statistics.median(m.value for m in measurements)
+                entry[f"{run}_median_margin_share"] = statistics.median(fractions) if fractions else None
+                entry[f"{run}_worst_margin_share"] = min(fractions) if fractions else None
+            shares = entry["base_median_margin_share"], entry["new_median_margin_share"]
+            entry["median_margin_loss"] = None if None in shares else round(shares[0] - shares[1], 4)
+            entries.append(entry)
+            if not same_seeds and entry["median_margin_loss"] is not None \
+                    and entry["median_margin_loss"] > max_margin_loss:
+                regressions.append(entry)
+    return entries, regressions
+
+
+def _by_repeated_test(run: dict[str, Case]) -> dict[str, list[Case]]:
+    """The cases of each repeated test (the test id it repeats -> its seeds' cases)."""
+    groups: dict[str, list[Case]] = {}
+    for case in run.values():
+        if case.repeat_of is not None:
+            groups.setdefault(case.repeat_of, []).append(case)
+    return groups
 
 
 def timing_changes(base: dict[str, Case], new: dict[str, Case]) -> list[dict]:
@@ -171,6 +223,9 @@ def describe(result: dict, base_path: str, new_path: str) -> str:
     for item in result["margin_regressions"]:
         lines.append(f"MARGIN    {item['test']}: {_change(item)}, lost {100 * item['margin_loss']:.1f} % of "
                      f"its limits' scale (allowed {100 * result['max_margin_loss']:g} %)")
+    for item in result["spread_regressions"]:
+        lines.append(f"SPREAD    {item['test']}: {_spread(item)}: the median lost "
+                     f"{100 * item['median_margin_loss']:.1f} % (allowed {100 * result['max_margin_loss']:g} %)")
     for item in result["timing_regressions"]:
         lines.append(f"TIMING    {item['test']}: the loop overran {item['new_overruns']} times (none before); "
                      f"jitter p99 {item['base_jitter_p99_us']:.0f} -> {item['new_jitter_p99_us']:.0f} µs")
@@ -179,12 +234,15 @@ def describe(result: dict, base_path: str, new_path: str) -> str:
     lines += [f"fixed     {test}" for test in result["fixed"]]
     lines += [f"skipped   {item['test']} (passed before): {item['reason']}" for item in result["newly_skipped"]]
     lines += [f"changed   {item['test']}: {_change(item)}" for item in result["changed"]]
+    lines += [f"spread    {item['test']}: {_spread(item)}" for item in result["spread"]
+              if item not in result["spread_regressions"]]
     lines += [f"new       {test}" for test in result["added"]] + [f"gone      {test}" for test in result["gone"]]
     if result["timing"]:
         lines.append(_timing_summary(result["timing"]))
     verdict = "no regressions" if result["passed"] else (
-        f"{len(result['regressed'])} test(s), {len(result['margin_regressions'])} measurement(s) and "
-        f"{len(result['timing_regressions'])} loop timing(s) regressed")
+        f"{len(result['regressed'])} test(s), {len(result['margin_regressions'])} measurement(s), "
+        f"{len(result['spread_regressions'])} spread(s) and {len(result['timing_regressions'])} loop timing(s) "
+        "regressed")
     lines.append(f"{result['measurements_compared']} measurements compared; {verdict}")
     if not result["passed"] and result["inputs_known"] and not result["inputs_changed"]:
         lines.append("both runs tested the same build with the same files, testbench and seed: what regressed "
@@ -202,6 +260,21 @@ def _timing_summary(timing: list[dict]) -> str:
     return (f"timing    {len(timing)} real-clock test(s): jitter p99 at worst {worst('base_jitter_p99_us'):.0f} -> "
             f"{worst('new_jitter_p99_us'):.0f} µs, max {worst('base_jitter_max_us'):.0f} -> "
             f"{worst('new_jitter_max_us'):.0f} µs; overruns {total('base_overruns')} -> {total('new_overruns')}")
+
+
+def _spread(item: dict) -> str:
+    unit = f" {item['unit']}" if item["unit"] else ""
+    text = (f"{item['name']} median {_g(item['base_median'])} -> {_g(item['new_median'])}{unit} over "
+            f"{item['base_seeds']} -> {item['new_seeds']} seeds")
+    if item["median_margin_loss"] is not None:
+        text += (f"; margin, median {_share(item['base_median_margin_share'])} -> "
+                 f"{_share(item['new_median_margin_share'])}, worst {_share(item['base_worst_margin_share'])} -> "
+                 f"{_share(item['new_worst_margin_share'])} of its limits' scale")
+    return text
+
+
+def _share(value: float) -> str:
+    return f"{100 * value:.1f} %"
 
 
 def _change(item: dict) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from hil.errors import HilError
 from hil.report.measurements import Measurement, from_properties
 from hil.report.results import FIRMWARE_PROPERTY, TIMING_PREFIX
+from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY
 
 FAILING = ("failed", "error")
 
@@ -24,6 +25,8 @@ class Case:
     measurements: dict[str, Measurement]
     timing: dict[str, float]
     firmware: str | None = None   # the build the BMS said it ran (None: not said, or no bench)
+    repeat_of: str | None = None  # under --hil-repeat: the test this case is one seed of, and that seed
+    seed: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -78,5 +81,11 @@ def _case(file: Path, test_id: str, element) -> Case:
             except (TypeError, ValueError):
                 raise HilError(f"{file}: test {test_id}: timing property {name!r} = {value!r} is not a "
                                "number") from None
-    firmware = next((value for name, value in properties if name == FIRMWARE_PROPERTY), None)
-    return Case(outcome, message, measurements, timing, firmware)
+    named = dict(properties)
+    seed = named.get(SEED_PROPERTY)
+    try:
+        seed = None if seed is None else int(seed)
+    except ValueError:
+        raise HilError(f"{file}: test {test_id}: property {SEED_PROPERTY!r} = {seed!r} is not a whole number") from None
+    return Case(outcome, message, measurements, timing, named.get(FIRMWARE_PROPERTY), named.get(REPEAT_OF_PROPERTY),
+                seed)

@@ -173,7 +173,7 @@ def test_compare_prints_the_loop_timing_and_exits_1_on_a_new_overrun(tmp_path):
             "410 µs") in result.stdout
     assert ("timing    1 real-clock test(s): jitter p99 at worst 120 -> 410 µs, max 900 -> 2500 µs; overruns "
             "0 -> 3") in result.stdout
-    assert "0 test(s), 0 measurement(s) and 1 loop timing(s) regressed" in result.stdout
+    assert "0 test(s), 0 measurement(s), 0 spread(s) and 1 loop timing(s) regressed" in result.stdout
     ignored = subprocess.run(run + ["--ignore-timing"], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
     assert ignored.returncode == 0 and "TIMING" not in ignored.stdout and "no regressions" in ignored.stdout
 
@@ -228,3 +228,45 @@ def test_runs_that_did_not_record_what_they_tested_say_so(tmp_path):
     assert result["inputs_changed"] == [{"what": "firmware the BMS reported", "base": "none reported",
                                          "new": "1.2.0 (1 test)"}]
     assert "differs   unknown: a run's JUnit file does not record what it tested" in describe(result, "b", "n")
+
+
+def _seeded(name: str, seed: int, reaction_ms: float) -> str:
+    """One seed of a repeated test, as the plugin writes it under --hil-repeat."""
+    return (_case(f"{name}[seed={seed}]", reaction_ms=reaction_ms)
+            .replace("<properties>", f'<properties><property name="hil:seed" value="{seed}"/>'
+                                     f'<property name="hil:repeat_of" value="tests/bms/test_protections.py::{name}"/>'))
+
+
+def test_runs_over_other_seeds_are_compared_by_their_median_margin(tmp_path):
+    """3 seeds before, 5 others now: no seed in common to compare one by one, so the median margin is judged.
+    The reaction rose from about 240 to about 300 ms (limit 320): the median margin lost 18.75 % of the scale."""
+    base = load_run(_write(tmp_path, "base.xml",
+                           *(_seeded("test_ov", s, r) for s, r in ((1, 230), (2, 240), (3, 250)))))
+    new = load_run(_write(tmp_path, "new.xml", *(_seeded("test_ov", s, r) for s, r in
+                                                  ((4, 290), (5, 300), (6, 300), (7, 310), (8, 295)))))
+    result = compare(base, new)
+    assert result["measurements_compared"] == 0 and not result["margin_regressions"]   # no common seed
+    assert result["added"] == [] and result["gone"] == []   # the seeds are counted in the spread line instead
+    [entry] = result["spread_regressions"]
+    assert (entry["base_seeds"], entry["new_seeds"], entry["base_median"], entry["new_median"]) == (3, 5, 240, 300)
+    assert entry["median_margin_loss"] == pytest.approx((80 - 20) / 320, abs=1e-4)
+    assert entry["new_worst_margin_share"] == pytest.approx(10 / 320)
+    assert not result["passed"]
+    text = describe(result, "base", "new")
+    assert ("SPREAD    tests/bms/test_protections.py::test_ov: cell_ov_reaction median 240 -> 300 ms over 3 -> 5 "
+            "seeds; margin, median 25.0 % -> 6.2 %, worst 21.9 % -> 3.1 % of its limits' scale: the median lost "
+            "18.8 % (allowed 10 %)") in text, text
+    # A median within the allowed loss is listed, not judged.
+    steady = load_run(_write(tmp_path, "steady.xml", *(_seeded("test_ov", s, r) for s, r in ((4, 245), (5, 250)))))
+    calm = compare(base, steady)
+    assert calm["passed"] and not calm["spread_regressions"] and len(calm["spread"]) == 1
+    assert "spread    tests/bms/test_protections.py::test_ov: cell_ov_reaction median 240 -> 247.5 ms" in describe(
+        calm, "base", "steady")
+
+
+def test_the_same_seeds_are_judged_one_by_one_not_twice(tmp_path):
+    base = load_run(_write(tmp_path, "base.xml", *(_seeded("test_ov", s, 240) for s in (1, 2))))
+    new = load_run(_write(tmp_path, "new.xml", *(_seeded("test_ov", s, 300) for s in (1, 2))))
+    result = compare(base, new)
+    assert len(result["margin_regressions"]) == 2 and result["spread_regressions"] == []
+    assert result["spread"][0]["same_seeds"] is True
