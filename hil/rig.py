@@ -75,8 +75,9 @@ SCHEMA = {
         "soc0": (PER_CELL, False, Between(0.0, 1.0)),
         "ambient_c": (float, False, Between(TEMPERATURE_MIN_C, TEMPERATURE_MAX_C)),  # as `hil model simulate`'s
         "soc_spread": (float, False, None), "capacity_spread": (float, False, None),
-        "resistance_spread": (float, False, None), "soh_capacity": (float, False, None),
-        "soh_resistance": (float, False, None),
+        # a state of health for the whole pack, or one per series cell (an aged module among new ones)
+        "resistance_spread": (float, False, None), "soh_capacity": (PER_CELL, False, None),
+        "soh_resistance": (PER_CELL, False, None),
         # s between the thermal network's updates (1 s by default): temperatures move in steps this long, too
         # coarse for a test that judges how fast a cell heats (the model checks the value).
         "thermal_dt_s": (float, False, None),
@@ -150,9 +151,11 @@ class Rig:
         from hil.model.cell import load_cell
         from hil.model.pack import Pack
         pack = self.data["pack"]
-        options = {key: pack[key] for key in PACK_OPTIONS if key in pack}
+        # A list has one value per series cell, the same for each cell of a parallel block: a column.
+        options = {key: [[v] for v in pack[key]] if isinstance(pack[key], list) else pack[key]
+                   for key in PACK_OPTIONS if key in pack}
         soc0 = pack.get("soc0", 0.5)
-        if isinstance(soc0, list):   # one per series cell, the same for the cells of a parallel block
+        if isinstance(soc0, list):
             soc0 = [[value] for value in soc0]
         try:
             return Pack(load_cell(self.resolve(pack["cell"])), pack["n_series"], soc0=soc0,
@@ -277,10 +280,11 @@ def _check_consistent(data: dict, where: str) -> None:
     if channels != n_series:
         raise ConfigError(f"{where}: key 'cell_emulator.channels' = {channels}, expected pack.n_series = {n_series} "
                           "(one cell-emulator channel per series block)")
-    soc0 = data["pack"].get("soc0")
-    if isinstance(soc0, list) and len(soc0) != n_series:
-        raise ConfigError(f"{where}: key 'pack.soc0' has {len(soc0)} values, expected one number or pack.n_series = "
-                          f"{n_series} (one per series cell)")
+    for key in ("soc0", "soh_capacity", "soh_resistance"):
+        values = data["pack"].get(key)
+        if isinstance(values, list) and len(values) != n_series:
+            raise ConfigError(f"{where}: key 'pack.{key}' has {len(values)} values, expected one number or "
+                              f"pack.n_series = {n_series} (one per series cell)")
     rig = data["rig"]
     dt_s, period_s = rig.get("dt_s", 0.001), rig.get("setpoint_period_s", 0.01)
     steps = period_s / dt_s

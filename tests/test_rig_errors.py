@@ -93,6 +93,8 @@ def test_wrong_type_and_bad_value(tmp_path):
                                 "series cell)"),
     ("pack.soc0=[0.6, 0.7]", "key 'pack.soc0' has 2 values, expected one number or pack.n_series = 16 (one per "
                              "series cell)"),
+    ("pack.soh_capacity=[1.0, 0.8]", "key 'pack.soh_capacity' has 2 values, expected one number or pack.n_series = "
+                                     "16 (one per series cell)"),
     ("pack.n_series=0", "key 'pack.n_series' = 0, expected an integer from 1 to 10000"),
     ("pack.n_series=100000000", "key 'pack.n_series' = 100000000, expected an integer from 1 to 10000"),
     ("pack.n_series=17", "key 'cell_emulator.channels' = 16, expected pack.n_series = 17"),
@@ -128,6 +130,23 @@ def test_lv_supply_needs_a_supply_and_kind_none_takes_it_away(tmp_path):
         load_rig(_rig_with(tmp_path, block, ""))
     rig = load_rig(SIM, ['power_supply.kind="none"'])
     assert "lv_supply" not in rig.capabilities and "lv_supply" in load_rig(SIM).capabilities
+
+
+def test_an_aged_module_among_new_ones_is_data():
+    """`soh_capacity` and `soh_resistance` per series cell: block 3 at 85 % of its capacity and 1.4 times its
+    resistance, the others new; a value the model refuses names the rig and the key."""
+    soh = [1.0] * 16
+    soh[3] = 0.85
+    rise = [1.0] * 16
+    rise[3] = 1.4
+    fresh = load_rig(SIM, ["pack.n_parallel=2"]).make_pack()
+    pack = load_rig(SIM, [f"pack.soh_capacity={soh}", f"pack.soh_resistance={rise}", "pack.n_parallel=2"]).make_pack()
+    assert (pack.capacity_ah / fresh.capacity_ah)[:, 0].tolist() == pytest.approx(soh)
+    assert pack.capacity_ah[3].tolist() == pytest.approx([0.85 * fresh.capacity_ah[3, 0]] * 2)
+    assert (pack.cell_r0_ohm / fresh.cell_r0_ohm)[:, 1].tolist() == pytest.approx(rise)
+    soh[5] = 1.2
+    with pytest.raises(ConfigError, match=r"sim.toml \[pack\]: soh_capacity = .*expected values in 0.05..1.0"):
+        load_rig(SIM, [f"pack.soh_capacity={soh}"]).make_pack()
 
 
 def test_a_pack_may_start_with_one_soc_per_series_cell():
