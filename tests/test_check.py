@@ -8,9 +8,7 @@ import pytest
 
 from hil.cli import main
 from hil.rig import PROJECT_ROOT
-from hil.sim.bms_firmware import VERSION
-
-BUILT = ".".join(map(str, VERSION))
+from hil.sim.bms_firmware import VERSION_TEXT as BUILT
 
 
 def _check(capsys, *args: str) -> tuple[int, list[str], dict]:

@@ -13,7 +13,7 @@ from hil import pytest_plugin
 from hil.errors import HilError
 from hil.report.junit import read_run_facts
 from hil.rig import PROJECT_ROOT
-from hil.sim.bms_firmware import VERSION
+from hil.sim.bms_firmware import VERSION_TEXT
 
 pytest_plugins = ["pytester"]
 
@@ -26,6 +26,16 @@ BENCH_TESTS = """
 
     def test_too_slow(bench, measure):
         measure("reaction", 400.0, high=320.0, unit="ms")
+"""
+
+
+# Two bench tests: a bench that cannot start must fail the first and stop the run before the second.
+TWO_BENCH_TESTS = """
+    def test_one(bench):
+        pass
+
+    def test_two(bench):
+        pass
 """
 
 
@@ -295,13 +305,7 @@ def test_a_bench_configuration_error_fails_one_test_and_stops_the_run(pytester, 
     """A setting python-can refuses (here a keyword typo; on a bench, often a driver not installed) would fail
     every test alike: the first test says why, and the run stops there."""
     monkeypatch.setenv(pytest_plugin.LOCK_DIR_ENV, str(tmp_path))
-    pytester.makepyfile(test_hw="""
-        def test_one(bench):
-            pass
-
-        def test_two(bench):
-            pass
-    """)
+    pytester.makepyfile(test_hw=TWO_BENCH_TESTS)
     result = pytester.runpytest("--set", "dut.kind=external", "--set", "power_supply.kind=none",
                                 "--set", "can.main.bitrat=500000")
     result.assert_outcomes(errors=1)
@@ -333,38 +337,24 @@ def test_the_run_records_what_it_tested(pytester):
     assert facts["hil:run:seed"] == "7" and facts["hil:run:set"] == "rig.seed=7"
     assert facts["hil:run:rig"] == "sim (rigs/sim.toml)" and facts["hil:run:testbench"].startswith("hil-bms 0.1.0")
     assert facts["hil:run:file:dbc"].startswith("dbc/bms.dbc sha256:") and "hil:run:firmware_expected" not in facts
-    built = ".".join(map(str, VERSION))
-    assert _props(report / "junit.xml", "test_idle")["hil:firmware"] == built
+    assert _props(report / "junit.xml", "test_idle")["hil:firmware"] == VERSION_TEXT
     assert "hil:firmware" not in _props(report / "junit.xml", "test_no_bench")
     page = (report / "index.html").read_text()
-    assert "What was tested" in page and f"{built} (1 test)" in page
+    assert "What was tested" in page and f"{VERSION_TEXT} (1 test)" in page
     assert "fixtures/cells/lg_m50.toml sha256:" in page and "not all of one build" not in page
 
 
 def test_a_bms_that_runs_another_build_fails_the_first_test_and_stops_the_run(pytester):
-    pytester.makepyfile(test_build="""
-        def test_one(bench):
-            pass
-
-        def test_two(bench):
-            pass
-    """)
+    pytester.makepyfile(test_build=TWO_BENCH_TESTS)
     result = pytester.runpytest("--set", 'dut.firmware="0.9.0"')
     result.assert_outcomes(errors=1)
-    built = ".".join(map(str, VERSION))
-    result.stdout.fnmatch_lines([f"*sim.toml: ?dut? firmware = '0.9.0', but the BMS says it runs '{built}' "
-                                 "(BMS_Version): flash build 0.9.0*",
+    result.stdout.fnmatch_lines([f"*sim.toml: ?dut? firmware = '0.9.0', but the BMS says it runs "
+                                 f"'{VERSION_TEXT}' (BMS_Version): flash build 0.9.0*",
                                  "*Interrupted: the BMS runs another build than the rig expects*"])
 
 
 def test_a_bad_rig_fails_one_test_and_stops_the_run(pytester):
-    pytester.makepyfile(test_rig="""
-        def test_one(bench):
-            pass
-
-        def test_two(bench):
-            pass
-    """)
+    pytester.makepyfile(test_rig=TWO_BENCH_TESTS)
     result = pytester.runpytest("--set", "pack.n_series=17")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*rig: *sim.toml: key 'cell_emulator.channels' = 16, expected pack.n_series = 17*",
@@ -391,7 +381,7 @@ def test_xdist_workers_report_to_one_index(pytester):
     # the controller writes what the run tested; the workers' tests, each the build their BMS said it ran
     assert read_run_facts(report / "junit.xml")["hil:run:rig"] == "sim (rigs/sim.toml)"
     assert {_props(report / "junit.xml", name).get("hil:firmware") for name in ("test_trip", "test_too_slow")} == {
-        ".".join(map(str, VERSION))}
+        VERSION_TEXT}   # test_too_slow runs no loop itself: its safe state's did
     page = (report / "index.html").read_text()
     assert len(re.findall(r">ov_reaction<", page)) == 2 * 3  # the measurements table and each test's own
     assert page.count("data:image/png;base64,") == 4

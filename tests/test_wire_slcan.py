@@ -81,8 +81,7 @@ def test_the_build_the_rig_names_is_checked_against_what_the_bms_says_over_the_w
     from hil.bench import Bench
     from hil.errors import HilError
     from hil.rig import load_rig
-    from hil.sim.bms_firmware import VERSION
-    built = ".".join(map(str, VERSION))
+    from hil.sim.bms_firmware import VERSION_TEXT as built
     with Bench(load_rig(ROOT / "rigs" / "slcan.toml", [f'dut.firmware="{built}"'])) as bench:
         bench.check_firmware()
         assert bench.firmware_version() == built

@@ -73,7 +73,8 @@ MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
 AFE_LSB_V = 100e-6
 VERSION = (1, 2, 0)   # major, minor, patch, as BMS_Version reports them (1.2: BMS_Version itself)
-FIRMWARE_VERSION = "ref-bms " + ".".join(map(str, VERSION))   # as the debug UART reports it
+VERSION_TEXT = ".".join(map(str, VERSION))   # "1.2.0": the build as the harness reads it off BMS_Version
+FIRMWARE_VERSION = "ref-bms " + VERSION_TEXT   # as the debug UART reports it
 # The least fraction of max_charge_current_a the SOC taper leaves near full (see _slow_task).
 CHARGE_TAPER_FLOOR = 0.1
 # Where the firmware itself keeps every contactor open, so that with their feedback open too, nothing flows.
