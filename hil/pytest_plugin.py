@@ -22,12 +22,12 @@ import pytest
 
 from hil.bench import Bench
 from hil.errors import ConfigError, HilError
+from hil.provenance import FILE_PREFIX, PREFIX, describe_run
 from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import ARTIFACT_PROPERTY, FIRMWARE_PROPERTY, TIMING_PREFIX, Results
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
-from hil.provenance import FILE_PREFIX, PREFIX, describe_run
 from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
                         make_live_benches_safe, sigterm_interrupts)

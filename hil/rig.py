@@ -151,14 +151,9 @@ class Rig:
         from hil.model.cell import load_cell
         from hil.model.pack import Pack
         pack = self.data["pack"]
-        # A list has one value per series cell, the same for each cell of a parallel block: a column.
-        options = {key: [[v] for v in pack[key]] if isinstance(pack[key], list) else pack[key]
-                   for key in PACK_OPTIONS if key in pack}
-        soc0 = pack.get("soc0", 0.5)
-        if isinstance(soc0, list):
-            soc0 = [[value] for value in soc0]
+        options = {key: _column(pack[key]) for key in PACK_OPTIONS if key in pack}
         try:
-            return Pack(load_cell(self.resolve(pack["cell"])), pack["n_series"], soc0=soc0,
+            return Pack(load_cell(self.resolve(pack["cell"])), pack["n_series"], soc0=_column(pack.get("soc0", 0.5)),
                         ambient_c=pack.get("ambient_c", 25.0), seed=self.seed, **options)
         except ConfigError as exc:
             text = str(exc)
@@ -241,6 +236,12 @@ class Rig:
     def can_kwargs(self, bus: str) -> dict:
         """python-can keyword arguments for `can.Bus(**kwargs)`: the bus table less our own keys."""
         return {k: v for k, v in self.buses[bus].items() if k != "dbc"}
+
+
+def _column(value):
+    """A [pack] value as the model takes it: a list has one value per series cell, the same for each cell of a
+    parallel block (a column); a number is the whole pack's."""
+    return [[v] for v in value] if isinstance(value, list) else value
 
 
 def _type_ok(value, expected) -> bool:
