@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -40,6 +41,17 @@ def describe_run(rig: Rig) -> dict[str, str]:
     for role, paths in input_files(rig).items():
         properties[FILE_PREFIX + role] = ", ".join(f"{shown(path)} sha256:{digest(path)}" for path in paths)
     return properties
+
+
+def rerun_command(rig: Rig, test: str, seed: int | None = None) -> str:
+    """The shell command that runs one test of the suite again, on this rig with these overrides: `test` is
+    its function's name (every parameter of it runs), `seed` a repetition's (`--hil-repeat`)."""
+    words = ["hil", "run", "--rig", shown(rig.path)]
+    for assignment in rig.overrides:
+        words += ["--set", assignment]
+    if seed is not None:
+        words += ["--set", f"rig.seed={seed}"]
+    return shlex.join([*words, "-k", test])
 
 
 def input_files(rig: Rig) -> dict[str, list[Path]]:

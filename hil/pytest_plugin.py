@@ -22,11 +22,11 @@ import pytest
 
 from hil.bench import Bench
 from hil.errors import ConfigError, HilError
-from hil.provenance import FILE_PREFIX, PREFIX, describe_run
+from hil.provenance import FILE_PREFIX, PREFIX, describe_run, rerun_command
 from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
-from hil.report.results import ARTIFACT_PROPERTY, FIRMWARE_PROPERTY, TIMING_PREFIX, Results
+from hil.report.results import ARTIFACT_PROPERTY, FAILED_OUTCOMES, FIRMWARE_PROPERTY, TIMING_PREFIX, Results
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
 from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
@@ -36,6 +36,7 @@ from hil.spec import load_spec
 LOCK_DIR_ENV = "HIL_LOCK_DIR"   # where rig lock files live (default: the system temp directory)
 LOCK_POLL_S = 0.2
 PROGRESS_EVERY_S = 5.0          # wall seconds between progress lines of a long test
+RERUNS_SHOWN = 5                # failures whose rerun command the console shows (the report has them all)
 
 
 def pytest_addoption(parser):
@@ -556,6 +557,7 @@ class _RunReport:
         self.started_s = time.time()
         self.index_path: Path | None = None
         self.spread_path: Path | None = None
+        self.reruns: dict[str, str] = {}
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -579,7 +581,8 @@ class _RunReport:
         try:
             loaded = load_rig(self.config.getoption("rig"), self.config.getoption("hil_set"))
             run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock_description,
-                       realtime_priority=loaded.realtime_priority, facts=_run_facts(self.config))
+                       realtime_priority=loaded.realtime_priority, facts=_run_facts(self.config),
+                       rerun=self._reruns(loaded))
         except HilError as exc:
             run["notes"].append(f"rig not loaded: {exc}")
         xml_path = getattr(self.config.option, "xmlpath", None)
@@ -590,7 +593,21 @@ class _RunReport:
             self.spread_path = write_csv(self.report_dir, spreads(self.results))
         self.index_path = write_index(self.report_dir, self.results, run)
 
+    def _reruns(self, rig) -> dict[str, str]:
+        """For each test that failed, the command that runs it again (`hil.provenance.rerun_command`)."""
+        reruns = {}
+        for result in self.results.tests.values():
+            if result.outcome in FAILED_OUTCOMES:
+                name = result.nodeid.rpartition("::")[2].partition("[")[0]
+                reruns[result.nodeid] = rerun_command(rig, name, result.value_of(SEED_PROPERTY))
+        self.reruns = reruns
+        return reruns
+
     def pytest_terminal_summary(self, terminalreporter):
+        for nodeid, command in list(self.reruns.items())[:RERUNS_SHOWN]:
+            terminalreporter.write_line(f"hil rerun {nodeid}: {command}")
+        if len(self.reruns) > RERUNS_SHOWN:
+            terminalreporter.write_line(f"hil rerun: {len(self.reruns) - RERUNS_SHOWN} more in the report")
         if self.spread_path is not None:
             terminalreporter.write_sep("-", f"hil spread over seeds: {self.spread_path}")
         if self.index_path is not None:

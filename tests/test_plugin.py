@@ -62,6 +62,8 @@ def test_report_holds_files_measurements_and_margins(pytester):
     assert ">FAIL<" in page and "ov_reaction" in page and "-80" in page
     assert 'href="junit.xml"' in page and "data:image/png;base64," in page
     assert "clock: virtual" in page
+    assert "rerun: <code>hil run --rig rigs/sim.toml -k test_too_slow</code>" in page
+    assert "rerun: <code>hil run --rig rigs/sim.toml -k test_trip</code>" not in page   # it passed
 
 
 def test_each_plot_carries_its_tests_verdict(pytester):
@@ -140,6 +142,10 @@ def test_repeat_runs_each_bench_test_once_per_seed_and_reports_the_spread(pytest
     result.stdout.fnmatch_lines_random(["*test_pack?seed=7? PASSED*", "*test_pack?seed=8? FAILED*",
                                         "*test_pack?seed=9? PASSED*", "*test_custom?rest-seed=9? PASSED*",
                                         "*test_no_bench PASSED*", "*hil spread over seeds: *spread.csv*"])
+    # the failed seed, rerun alone: the run's overrides, that seed, the test's name
+    rerun = ("hil run --rig rigs/sim.toml --set rig.seed=7 --set pack.capacity_spread=0.02 --set rig.seed=8 "
+             "-k test_pack")
+    result.stdout.fnmatch_lines([f"hil rerun test_repeat.py::test_pack[[]seed=8[]]: {rerun}"])
     capacity_ah = {}
     for seed in (7, 8, 9):
         props = _props(report / "junit.xml", f"test_pack[seed={seed}]")

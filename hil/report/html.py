@@ -38,12 +38,14 @@ img{max-width:100%;border:1px solid #e4e4e4} .meta{color:#555} section{margin-bo
 def write_index(report_dir: str | Path, results: Results, run: dict) -> Path:
     """Write `<report_dir>/index.html`. `run` holds `title`, and optionally `rig`, `clock`, `realtime_priority`,
     `started`, `duration_s`, `command`, `junit` (a path relative to the report), `notes` (lines to show) and
-    `facts` (what was tested: `hil.provenance.describe_run`)."""
+    `facts` (what was tested: `hil.provenance.describe_run`) and `rerun` (a failed test's node id -> the
+    command that runs it again)."""
     report_dir = Path(report_dir)
     tests = sorted(results.tests.values(), key=lambda r: r.nodeid)
     body = [_header(results, run, tests), _tested(run.get("facts", {}), tests), _summary(report_dir, tests),
             _measurements(tests), _spread(results)]
-    body += [_test_section(report_dir, i, result) for i, result in enumerate(tests)]
+    reruns = run.get("rerun", {})
+    body += [_test_section(report_dir, i, result, reruns.get(result.nodeid)) for i, result in enumerate(tests)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(run.get('title', 'hil report'))}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
@@ -215,7 +217,7 @@ def _spread(results: Results) -> str:
             "<th>outcome</th></tr>\n" + "\n".join(outcome_rows) + "</table>\n" + measurements)
 
 
-def _test_section(report_dir: Path, i: int, r: TestResult) -> str:
+def _test_section(report_dir: Path, i: int, r: TestResult, rerun: str | None = None) -> str:
     heading = (f"<section id=\"{_anchor(i)}\"><h2>{_e(r.nodeid)} "
                f"<span class=\"{_OUTCOME_CLASS.get(r.outcome, '')}\">{_e(r.outcome)}</span></h2>")
     parts = [heading]
@@ -223,6 +225,8 @@ def _test_section(report_dir: Path, i: int, r: TestResult) -> str:
     timing = _timing_cell(r.timing)
     parts.append(f"<p class=\"meta\">{r.duration_s:.2f} s{' · ' + timing if timing else ''}"
                  f"{' · ' + links if links else ''}</p>")
+    if rerun is not None:
+        parts.append(f"<p class=\"meta\">rerun: <code>{_e(rerun)}</code></p>")
     if r.details:
         parts.append(f"<pre>{_e(r.details)}</pre>")
     if r.measurements:

@@ -17,6 +17,7 @@ FIRMWARE_PROPERTY = "hil:firmware"    # the build the BMS said it ran during the
 # A test whose body never reported: the run was stopped under it (under pytest-xdist, a Ctrl-C ends the
 # controller before the workers' reports of their interrupted tests arrive).
 NOT_FINISHED = "interrupted"
+FAILED_OUTCOMES = ("failed", "error", "xpassed", NOT_FINISHED)   # a test to look at again
 _NOT_FINISHED_DETAILS = "its body never reported an outcome: the run was stopped (Ctrl-C, SIGTERM) while it ran"
 
 
