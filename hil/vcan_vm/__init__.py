@@ -1,8 +1,8 @@
-"""`hil vcan-vm -- CMD...`: run CMD inside a throwaway QEMU VM that has a real SocketCAN vcan0.
+"""`hil vcan-vm -- CMD...`: run CMD inside a throwaway QEMU VM that has real SocketCAN vcan0 and vcan1.
 
 For hosts whose kernel has no CAN (CONFIG_CAN not set, or hosted CI runners without the vcan module).
 The VM boots the host's Debian kernel under software emulation (TCG) with an initramfs built on the
-fly, loads can, can-raw and vcan, brings up vcan0, mounts the host root read-only over 9p and runs CMD
+fly, loads can, can-raw and vcan, brings up vcan0 and vcan1, mounts the host root read-only over 9p and runs CMD
 there in a chroot, in the caller's directory with the caller's environment. CMD's stdout and stderr
 stream to ours as it runs, and hil exits with CMD's exit code.
 
@@ -19,7 +19,7 @@ Limits, stated plainly:
   test reports; pytest needs `-p no:cacheprovider` unless its cache directory is writable.
 - CMD's stdout and stderr are terminals in the VM when they are on the host, and pipes otherwise (a
   background process of CMD that keeps one open delays the end until it exits or --timeout).
-  stdin is empty. There is no network; the interfaces are lo and vcan0.
+  stdin is empty. There is no network; the interfaces are lo, vcan0 and vcan1 (a second bus).
 - The caller's whole environment is copied into a 0600 script in the temporary directory (deleted at
   exit), except TMPDIR, TMP, TEMP, PWD, OLDPWD, SHLVL and names that are not shell identifiers.
 - Nothing is cached: each run builds a fresh initramfs (about 3 MB, well under a second) in a temporary

@@ -38,7 +38,7 @@ SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], terminal: tuple[bool, bool],
                 verbose: bool, keep_visible: tuple[str, ...] = ()) -> str:
-    """PID 1: load modules, create vcan0, mount and chroot into the host root, record CMD's exit code.
+    """PID 1: load modules, create vcan0 and vcan1, mount and chroot into the host root, record CMD's exit code.
 
     Guest stdout and stderr are the serial ports ttyS0 and ttyS1; the host streams each to its own.
     `terminal` says whether the host's stdout and stderr are terminals. Where one is not, CMD writes
@@ -54,6 +54,9 @@ def init_script(modules: list[str], share_dir: Path, rw_dirs: list[Path], termin
     steps += [
         "step ip link add dev vcan0 type vcan",
         "step ip link set up vcan0",
+        # A second bus, for a rig whose cell emulator has its own (tests/vcan: the two-bus test).
+        "step ip link add dev vcan1 type vcan",
+        "step ip link set up vcan1",
         # Loopback too, for tests that also use TCP on 127.0.0.1.
         "step ip link set up lo",
         "step mkdir -p /hostroot",

@@ -68,3 +68,27 @@ def test_board_frames_seen_by_a_raw_socketcan_listener(vcan_bench, vcan_channel)
             frames.append(msg)
     assert len(frames) >= 10, f"only {len(frames)} BMS_Status frames in 0.5 s"
     assert all(msg.arbitration_id == 0x100 and e2e.crc_ok(bytes(msg.data)) for msg in frames)
+
+
+# rigs/vcan.toml with the cell emulator on a bus of its own, vcan1, as rigs/slcan-ce-bus.toml has it over slcan.
+TWO_BUSES = ['can.main.dbc=["../dbc/bms.dbc", "../dbc/vcu.dbc"]', 'can.ce.interface="socketcan"',
+             'can.ce.channel="vcan1"', 'can.ce.dbc=["../dbc/cell_emulator.dbc"]', 'cell_emulator.bus="ce"']
+
+
+def test_the_cell_emulator_on_a_socketcan_bus_of_its_own():
+    """The setpoints go on vcan1 and reach the emulator in the boards' process; the BMS, which reads that
+    emulator's outputs, trips on a cell forced over OV; no cell-emulator frame shows on the BMS's vcan0."""
+    if not Path("/sys/class/net/vcan1").exists():
+        pytest.skip("no vcan1 interface: `sudo ip link add dev vcan1 type vcan && sudo ip link set up vcan1` "
+                    "(hil vcan-vm brings it up)")
+    with Bench(load_rig(VCAN_RIG, TWO_BUSES)) as bench:
+        try:
+            assert bench.ce_bus is not bench.bus
+            bench.power_up(timeout_s=10.0)
+            bench.force_cell(4, bench.spec.protections["cell_ov"].high + 0.02)
+            bench.bms.wait_state(BmsState.FAULT, 3.0)
+            assert "cell_ov" in bench.bms.faults
+            assert bench.ce_monitor.stats["CE_Status"].count > 0
+            assert bench.monitor.counters["unknown_id"] == 0   # no CE frame on the BMS's bus
+        finally:
+            bench.make_safe()
