@@ -74,6 +74,8 @@ SCHEMA = {
         "cell": (str, True, None), "n_series": (int, True, range(1, 10001)), "n_parallel": (int, False, range(1, 101)),
         "soc0": (PER_CELL, False, Between(0.0, 1.0)),
         "ambient_c": (float, False, Between(TEMPERATURE_MIN_C, TEMPERATURE_MAX_C)),  # as `hil model simulate`'s
+        # the seed of the production spread: one pack whatever [rig] seed (and --hil-repeat) gives the noise
+        "seed": (int, False, SEEDS),
         "soc_spread": (float, False, None), "capacity_spread": (float, False, None),
         # a state of health for the whole pack, or one per series cell (an aged module among new ones)
         "resistance_spread": (float, False, None), "soh_capacity": (PER_CELL, False, None),
@@ -154,7 +156,8 @@ class Rig:
         options = {key: _column(pack[key]) for key in PACK_OPTIONS if key in pack}
         try:
             return Pack(load_cell(self.resolve(pack["cell"])), pack["n_series"], soc0=_column(pack.get("soc0", 0.5)),
-                        ambient_c=pack.get("ambient_c", 25.0), seed=self.seed, **options)
+                        ambient_c=pack.get("ambient_c", 25.0), seed=self.seed, pack_seed=pack.get("seed"),
+                        **options)
         except ConfigError as exc:
             text = str(exc)
             raise ConfigError(f"{self.path} [pack]: {text.removeprefix('pack: ')}") from None

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hil.errors import ConfigError
@@ -147,6 +148,18 @@ def test_an_aged_module_among_new_ones_is_data():
     soh[5] = 1.2
     with pytest.raises(ConfigError, match=r"sim.toml \[pack\]: soh_capacity = .*expected values in 0.05..1.0"):
         load_rig(SIM, [f"pack.soh_capacity={soh}"]).make_pack()
+
+
+def test_a_pack_seed_keeps_one_pack_whatever_the_rigs_seed():
+    """`[pack] seed` draws the production spread: the pack `rig.seed` = that seed would build, under any rig seed
+    (which --hil-repeat moves, with the noise); without it, each rig seed draws its own pack."""
+    spread = ["pack.capacity_spread=0.02", "pack.resistance_spread=0.05", "pack.soc_spread=0.01"]
+    drawn = load_rig(SIM, [*spread, "rig.seed=5"]).make_pack()
+    for rig_seed in (1, 2):
+        pack = load_rig(SIM, [*spread, "pack.seed=5", f"rig.seed={rig_seed}"]).make_pack()
+        assert np.array_equal(pack.capacity_ah, drawn.capacity_ah) and np.array_equal(pack.soc, drawn.soc)
+        assert np.array_equal(pack.cell_r0_ohm, drawn.cell_r0_ohm)
+    assert not np.array_equal(load_rig(SIM, [*spread, "rig.seed=2"]).make_pack().capacity_ah, drawn.capacity_ah)
 
 
 def test_a_pack_may_start_with_one_soc_per_series_cell():

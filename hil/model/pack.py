@@ -27,6 +27,7 @@ temperature readings therefore move once per interval. Hysteresis enters the par
 
 Cell-to-cell variation (normal, clipped at 3 sigma) in capacity, resistance and initial SOC is drawn from
 `seed`, so a seed always builds the same pack; voltage noise uses an independent stream of the same seed.
+`pack_seed`, when given, draws the variation instead, so one pack can be run under other noise.
 Ageing is given as state of health: `soh_capacity` (remaining capacity fraction) and `soh_resistance`
 (resistance growth factor), scalars or arrays that broadcast to (n_series, n_parallel).
 """
@@ -59,7 +60,7 @@ def _per_cell(value, shape: tuple[int, int], name: str, *, low: float, high: flo
 
 class Pack:
     def __init__(self, cell: CellParams, n_series: int, soc0=0.5, ambient_c: float = 25.0, *,
-                 n_parallel: int = 1, seed: int = 0, capacity_spread: float = 0.0,
+                 n_parallel: int = 1, seed: int = 0, pack_seed: int | None = None, capacity_spread: float = 0.0,
                  resistance_spread: float = 0.0, soc_spread: float = 0.0, soh_capacity=1.0,
                  soh_resistance=1.0, h_ambient_w_per_k: float | None = None, thermal_dt_s: float = 1.0):
         for name, value in (("n_series", n_series), ("n_parallel", n_parallel)):
@@ -80,6 +81,8 @@ class Pack:
         self.thermal_dt_s = float(thermal_dt_s)
         shape = (self.n_series, self.n_parallel)
         variation_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        if pack_seed is not None:   # the first stream of `pack_seed`: the pack `seed = pack_seed` would build
+            variation_rng = np.random.default_rng(np.random.SeedSequence(pack_seed).spawn(2)[0])
         z_capacity, z_resistance, z_soc = np.clip(variation_rng.standard_normal((3,) + shape), -3.0, 3.0)
 
         self.capacity_ah = cell.capacity_ah * (1.0 + capacity_spread * z_capacity) \
