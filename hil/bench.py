@@ -90,6 +90,8 @@ class Bench:
         self.boards = None
         self.emulator = None
         self.supply = None
+        self._debug_url = rig.debug_port   # "auto": the emulated boards' pty, known once their process is up
+        self._uart_firmware: str | None = None
         self._board_bus = self._board_ce_bus = None
         self._notifiers: list[can.Notifier] = []
         self.can_log = None
@@ -124,6 +126,8 @@ class Bench:
                 self.emulator = EmulatorProcess(rig)
                 for bus, kwargs in self._bus_kwargs.items():
                     kwargs["interface"], kwargs["channel"] = self.emulator.endpoints[bus]
+                if self._debug_url == "auto":
+                    self._debug_url = self.emulator.endpoints["debug"][1]
             self.bus = self._open_bus(bus_name)
             board_supply = self.boards.supply if self.boards is not None else None
             self.supply = open_power_supply(
@@ -298,12 +302,34 @@ class Bench:
         self.bms.wait_state(BmsState.NORMAL, timeout_s)
         return self.loop.run_until(lambda: self.bms.contactors_closed, timeout_s, self.bms.describe)
 
+    @property
+    def firmware_source(self) -> str | None:
+        """Where the BMS says its build: its CAN message, its debug UART (`[dut] debug_port`) when CAN does not
+        carry it, or None."""
+        if self.bms.firmware_message is not None:
+            return self.bms.firmware_message
+        return None if self._debug_url is None else f"debug UART {self._debug_url}"
+
+    @property
+    def reported_firmware(self) -> str | None:
+        """The build the BMS has said it runs so far (no waiting, no request); None until it has."""
+        return self.bms.firmware_version if self.bms.firmware_message is not None else self._uart_firmware
+
     def firmware_version(self, timeout_s: float = FIRMWARE_WAIT_S) -> str | None:
         """The build the BMS says it runs, asked for first where it must be asked, and waited for up to
-        `timeout_s`; None when this BMS's proxy cannot read it (a DUT map without [firmware]). Raises
-        `HilTimeout` when the BMS does not say it in time."""
+        `timeout_s` (on CAN; read over the debug UART where CAN does not carry it); None when neither can tell.
+        Raises `HilTimeout` when the BMS does not say it in time, and the serial link's errors (naming the port)
+        for a debug UART that does not answer."""
         message = self.bms.firmware_message
-        if message is None or self.bms.firmware_version is not None:
+        if message is None:
+            if self._debug_url is not None and self._uart_firmware is None:
+                from hil.serial.link import SerialLink
+                from hil.serial.protocols import bms_debug
+                with SerialLink(self._debug_url, bms_debug.PROTOCOL,
+                                baudrate=self.rig.data["dut"].get("debug_baudrate", 115200)) as link:
+                    self._uart_firmware = bms_debug.BmsDebugClient(link).read_firmware_version()
+            return self._uart_firmware
+        if self.bms.firmware_version is not None:
             return self.bms.firmware_version
         self.bms.ask_firmware_version()
         self.loop.run_until(lambda: self.bms.firmware_version is not None, timeout_s,
@@ -313,14 +339,15 @@ class Bench:
 
     def check_firmware(self) -> None:
         """Refuse a BMS that runs another build than the rig's `[dut] firmware` names (nothing to check without
-        it, or for a BMS whose version this proxy cannot read: the report then records the rig's word)."""
+        it, or for a BMS whose build nothing can read: the report then records the rig's word). A build said
+        only over the debug UART is read here in any case, for the report."""
         expected = self.rig.expected_firmware
-        if expected is None:
-            return
+        if expected is None and (self.bms.firmware_message is not None or self._debug_url is None):
+            return   # CAN says it as the test runs: the report has it without waiting for it here
         seen = self.firmware_version()
-        if seen is not None and seen != expected:
+        if expected is not None and seen is not None and seen != expected:
             raise HilError(f"{self.rig.path}: [dut] firmware = {expected!r}, but the BMS says it runs {seen!r} "
-                           f"({self.bms.firmware_message}): flash build {expected}, or correct the rig's "
+                           f"({self.firmware_source}): flash build {expected}, or correct the rig's "
                            "[dut] firmware")
 
     def wait_for(self, message: str, expected, timeout_s: float):

@@ -419,7 +419,7 @@ def _test_bench(request, rig):
                     request.node.user_properties += [(TIMING_PREFIX + k, v) for k, v in
                                                      instance.loop.timing().items() if v is not None]
                     request.node.user_properties += safe.properties()
-                    if (firmware := instance.bms.firmware_version) is not None:
+                    if (firmware := instance.reported_firmware) is not None:
                         request.node.user_properties.append((FIRMWARE_PROPERTY, firmware))
                     if tests_dir is not None:
                         write_test_artifacts(tests_dir, name, request.node.nodeid, _verdict(request.node))

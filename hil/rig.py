@@ -90,6 +90,9 @@ SCHEMA = {
         "bugs": (list, False, None), "calibration": (dict, False, None), "seed": (int, False, SEEDS),
         "map": (str, False, None),  # a DUT map (hil/devices/dut_map.py): a BMS with a DBC of its own
         "firmware": (str, False, None),  # the build the bench must hold ("1.2.0"): checked, and recorded
+        # The BMS's debug UART (hil/serial/protocols/bms_debug.py), where the build is read when CAN does not say
+        # it: a serial port or URL, or "auto" for the pty `hil emulate` serves.
+        "debug_port": (str, False, None), "debug_baudrate": (int, False, range(50, 4_000_001)),
     },
     "cell_emulator": {
         "kind": (str, True, ("emulated", "can")), "bus": (str, True, None),
@@ -175,6 +178,11 @@ class Rig:
     def expected_firmware(self) -> str | None:
         """The build the rig says its BMS runs (`[dut] firmware`), which each bench checks; None: any."""
         return self.data["dut"].get("firmware")
+
+    @property
+    def debug_port(self) -> str | None:
+        """The BMS's debug UART (`[dut] debug_port`): a port, "auto" (the emulated boards' pty), or None."""
+        return self.data["dut"].get("debug_port")
 
     @property
     def seed(self) -> int:
@@ -289,6 +297,11 @@ def _check_consistent(data: dict, where: str) -> None:
         if isinstance(values, list) and len(values) != n_series:
             raise ConfigError(f"{where}: key 'pack.{key}' has {len(values)} values, expected one number or "
                               f"pack.n_series = {n_series} (one per series cell)")
+    dut = data["dut"]
+    if dut.get("debug_port") == "auto" and not (dut["kind"] == "emulated" and data.get("emulate", {}).get("process")):
+        raise ConfigError(f"{where}: key 'dut.debug_port' = \"auto\" is the debug UART's pty that `hil emulate` "
+                          "serves, but this rig's boards do not run in their own process ([emulate] process = true); "
+                          "give the BMS's serial port (e.g. \"/dev/ttyUSB1\"), or drop the key")
     rig = data["rig"]
     dt_s, period_s = rig.get("dt_s", 0.001), rig.get("setpoint_period_s", 0.01)
     steps = period_s / dt_s

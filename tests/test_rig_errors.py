@@ -96,6 +96,8 @@ def test_wrong_type_and_bad_value(tmp_path):
                              "series cell)"),
     ("pack.soh_capacity=[1.0, 0.8]", "key 'pack.soh_capacity' has 2 values, expected one number or pack.n_series = "
                                      "16 (one per series cell)"),
+    ('dut.debug_port="auto"', "key 'dut.debug_port' = \"auto\" is the debug UART's pty that `hil emulate` serves, "
+                              "but this rig's boards do not run in their own process"),
     ("pack.n_series=0", "key 'pack.n_series' = 0, expected an integer from 1 to 10000"),
     ("pack.n_series=100000000", "key 'pack.n_series' = 100000000, expected an integer from 1 to 10000"),
     ("pack.n_series=17", "key 'cell_emulator.channels' = 16, expected pack.n_series = 17"),

@@ -91,6 +91,28 @@ def test_the_build_the_rig_names_is_checked_against_what_the_bms_says_over_the_w
             bench.check_firmware()
 
 
+@pytest.mark.wire
+def test_a_build_said_only_on_the_debug_uart_is_read_there(tmp_path):
+    """A DUT map without [firmware]: the bench reads the build over the BMS's debug UART (`[dut] debug_port`,
+    here the pty `hil emulate` serves), records it, and checks it against [dut] firmware, naming the port."""
+    from hil.bench import Bench
+    from hil.errors import HilError
+    from hil.rig import load_rig
+    from hil.sim.bms_firmware import FIRMWARE_VERSION
+    text = (ROOT / "fixtures" / "duts" / "reference-bms.toml").read_text()
+    dut_map = tmp_path / "no-firmware.toml"
+    dut_map.write_text(text[:text.index("[firmware]")])
+    uart = [f'dut.map="{dut_map}"', 'dut.debug_port="auto"']
+    with Bench(load_rig(ROOT / "rigs" / "slcan.toml", uart)) as bench:
+        assert bench.reported_firmware is None and bench.firmware_source.startswith("debug UART /dev/pts/")
+        bench.check_firmware()   # no build expected: read all the same, for the report
+        assert bench.reported_firmware == FIRMWARE_VERSION
+    with Bench(load_rig(ROOT / "rigs" / "slcan.toml", [*uart, 'dut.firmware="ref-bms 0.9.0"'])) as bench:
+        with pytest.raises(HilError, match=rf"but the BMS says it runs '{FIRMWARE_VERSION}' \(debug UART "
+                                           r"/dev/pts/\d+\): flash build ref-bms 0.9.0"):
+            bench.check_firmware()
+
+
 def test_a_rig_changed_in_memory_is_refused_before_its_boards_start():
     """`hil emulate` loads the rig file itself: a change made only in memory would silently not reach it."""
     from hil.devices.emulator_process import EmulatorProcess
