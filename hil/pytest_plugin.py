@@ -22,11 +22,12 @@ import pytest
 
 from hil.bench import Bench
 from hil.errors import ConfigError, HilError
-from hil.provenance import FILE_PREFIX, PREFIX, describe_run, rerun_command
+from hil.provenance import FILE_PREFIX, PREFIX, describe_run, digest, rerun_command, shown
 from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
-from hil.report.results import ARTIFACT_PROPERTY, FAILED_OUTCOMES, FIRMWARE_PROPERTY, TIMING_PREFIX, Results
+from hil.report.results import (ARTIFACT_PROPERTY, FAILED_OUTCOMES, FIRMWARE_PROPERTY, PROFILE_FILE_PROPERTY,
+                                TIMING_PREFIX, Results)
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
 from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
@@ -527,6 +528,9 @@ def profile(request, bench_rig):
                     "@pytest.mark.profile(\"hppc\", duration_s=60)", pytrace=False)
     from hil.profiles import PROFILES
     name, params = request.param
+    if "path" in params:   # a recorded trace replayed (csv-trace): which file, and which version of it
+        trace = Path(params["path"])
+        request.node.user_properties.append((PROFILE_FILE_PROPERTY, f"{shown(trace)} sha256:{digest(trace)}"))
     return PROFILES[name](**{"dt_s": bench_rig.dt_s, "seed": bench_rig.seed, **params})
 
 

@@ -113,6 +113,24 @@ def test_profile_marker_parametrizes_with_params(pytester):
                                  "*test_profile?drone-fpv? PASSED*"])
 
 
+def test_a_replayed_trace_is_recorded_with_its_digest(pytester):
+    """A recorded load (csv-trace) is data a test depends on: the report names its file and version."""
+    trace = PROJECT_ROOT / "fixtures" / "profiles" / "sample_trace.csv"
+    pytester.makepyfile(test_trace=f"""
+        import pytest
+
+        @pytest.mark.profile("csv-trace", path={str(trace)!r})
+        def test_replay(profile, bench):
+            bench.run_profile(profile)
+            bench.loop.run_for(0.2)
+    """)
+    report = pytester.path / "report"
+    pytester.runpytest("--hil-report", str(report), f"--junitxml={report / 'junit.xml'}").assert_outcomes(passed=1)
+    recorded = f"fixtures/profiles/sample_trace.csv sha256:{hashlib.sha256(trace.read_bytes()).hexdigest()[:12]}"
+    assert _props(report / "junit.xml", "test_replay[csv-trace]")["hil:profile_file"] == recorded
+    assert f"replayed trace <code>{recorded}</code>" in (report / "index.html").read_text()
+
+
 REPEATED_TESTS = """
     import pytest
 

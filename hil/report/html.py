@@ -12,8 +12,8 @@ from pathlib import Path
 
 from hil.provenance import FILE_LABELS, FILE_PREFIX, LABELS, PREFIX
 from hil.report.measurements import Measurement
-from hil.report.results import (FIRMWARE_PROPERTY, NOT_FINISHED, Results, TestResult, describe_firmware,
-                                firmware_counts)
+from hil.report.results import (FIRMWARE_PROPERTY, NOT_FINISHED, PROFILE_FILE_PROPERTY, Results, TestResult,
+                                describe_firmware, firmware_counts)
 from hil.report.spread import CSV_NAME, repeated, spreads
 
 # Per-test files, in the order their links are shown: suffix -> label.
@@ -223,8 +223,10 @@ def _test_section(report_dir: Path, i: int, r: TestResult, rerun: str | None = N
     parts = [heading]
     links = _links(report_dir, r.artifact)
     timing = _timing_cell(r.timing)
+    trace = r.value_of(PROFILE_FILE_PROPERTY)
     parts.append(f"<p class=\"meta\">{r.duration_s:.2f} s{' · ' + timing if timing else ''}"
-                 f"{' · ' + links if links else ''}</p>")
+                 f"{' · ' + links if links else ''}"
+                 f"{f' · replayed trace <code>{_e(trace)}</code>' if trace else ''}</p>")
     if rerun is not None:
         parts.append(f"<p class=\"meta\">rerun: <code>{_e(rerun)}</code></p>")
     if r.details:
