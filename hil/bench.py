@@ -343,7 +343,7 @@ class Bench:
         only over the debug UART is read here in any case, for the report."""
         expected = self.rig.expected_firmware
         if expected is None and (self.bms.firmware_message is not None or self._debug_url is None):
-            return   # CAN says it as the test runs: the report has it without waiting for it here
+            return   # CAN says it as the test runs (or nothing can): the report has it without a wait here
         seen = self.firmware_version()
         if expected is not None and seen is not None and seen != expected:
             raise HilError(f"{self.rig.path}: [dut] firmware = {expected!r}, but the BMS says it runs {seen!r} "
