@@ -115,7 +115,7 @@ def _listen(bench, rig, started_s: float) -> dict:
             problems.append(f"{name}: mean cycle {mean_ms:.1f} ms, the spec's {spec['cycle_ms']:g} ms "
                             f"± {spec['tolerance_pct']:g} %")
     problems += monitor.problems(unknown_ids=False)
-    notes = [line for line in monitor.problems() if line not in problems]   # other nodes' frames
+    notes = [line] if (line := monitor.unknown_frames()) else []   # other nodes' frames on a shared bus
     findings = {"rig": f"{rig.name} ({rig.path})", "listened_s": round(bench.loop.t_s - started_s, 3),
                 "state": bms.describe(),
                 "firmware": firmware, "firmware_expected": expected, "messages": messages,

@@ -584,9 +584,10 @@ class _RunReport:
                "command": " ".join(["pytest", *self.config.invocation_params.args]), "notes": missing_notes()}
         try:
             loaded = load_rig(self.config.getoption("rig"), self.config.getoption("hil_set"))
+            self.reruns = self._reruns(loaded)
             run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock_description,
                        realtime_priority=loaded.realtime_priority, facts=_run_facts(self.config),
-                       rerun=self._reruns(loaded))
+                       rerun=self.reruns)
         except HilError as exc:
             run["notes"].append(f"rig not loaded: {exc}")
         xml_path = getattr(self.config.option, "xmlpath", None)
@@ -604,7 +605,6 @@ class _RunReport:
             if result.outcome in FAILED_OUTCOMES:
                 name = result.nodeid.rpartition("::")[2].partition("[")[0]
                 reruns[result.nodeid] = rerun_command(rig, name, result.value_of(SEED_PROPERTY))
-        self.reruns = reruns
         return reruns
 
     def pytest_terminal_summary(self, terminalreporter):

@@ -399,10 +399,8 @@ class Monitor(can.Listener):
         """Everything that went wrong on the bus so far, one line each; [] for a clean run. `unknown_ids=False`
         leaves out frames the DBC does not know (other nodes' traffic on a shared bus)."""
         c = self.counters
-        lines = []
-        if c["unknown_id"] and unknown_ids:
-            ids = ", ".join(f"{_fmt_id(key)} x{n}" for key, n in sorted(self.unknown_ids.items()))
-            lines.append(f"{c['unknown_id']} frame(s) with an ID not in the DBC: {ids}")
+        unknown = self.unknown_frames() if unknown_ids else None
+        lines = [unknown] if unknown else []
         if c["error_frames"]:
             lines.append(f"{c['error_frames']} error frame(s), {c['bus_off']} of them bus-off")
         if c["bus_errors"]:
@@ -416,6 +414,14 @@ class Monitor(can.Listener):
                 if count:
                     lines.append(f"{name}: {count} {what}")
         return lines + self.stopped(k_cycles)
+
+    def unknown_frames(self) -> str | None:
+        """The frames whose ID no DBC of this bus knows, as one line ("3 frame(s) with an ID not in the DBC:
+        0x7FF x3"); None while there are none."""
+        if not self.counters["unknown_id"]:
+            return None
+        ids = ", ".join(f"{_fmt_id(key)} x{n}" for key, n in sorted(self.unknown_ids.items()))
+        return f"{self.counters['unknown_id']} frame(s) with an ID not in the DBC: {ids}"
 
     def summary(self) -> dict:
         """Counters and per-message statistics (ms) of every message received, for a JSON report."""
