@@ -367,6 +367,13 @@ class Bench:
         self.trace.mark(self.loop.t_s, f"thermistor {channel} " + ("released" if temperature_c is None
                                                                   else f"forced to {temperature_c:.1f} degC"))
 
+    def release_channels(self) -> None:
+        """Every forced cell and thermistor channel back to the model."""
+        if self._forced_cell_v is None and self._forced_temperature_c is None:
+            return
+        self._forced_cell_v = self._forced_temperature_c = None
+        self.trace.mark(self.loop.t_s, "cells and thermistors released")
+
     def force_current(self, current_a: float | None) -> None:
         """Make the BMS's current sensor (the cell emulator's current output) read `current_a` whatever flows: 0
         for a dead sensor, `bench.pack_current_a` for one frozen at its reading; None releases it."""

@@ -1,6 +1,6 @@
 """`hil check`: bring up a bench before a run. Does it answer as the rig says, in a few seconds, without a test?
 
-    hil check --rig rigs/mybench.toml [--listen-s 3] [--json]
+    hil check --rig rigs/mybench.toml [--listen-s 3] [--listen-only] [--json]
 
 It loads every file the rig names (the preflight `hil run` does), takes the rig's lock, opens the bench and
 switches the cell emulator's outputs on, with the BMS asked for STANDBY (contactors open, no load), lets
@@ -11,6 +11,11 @@ what was queued meanwhile arrive (half a second), then listens for `--listen-s` 
   proxy reads (status, current, SOC) that never came, or came off its spec's cycle by more than its
   tolerance, is a problem; so are CRC, alive-counter and length errors, and a message that stopped;
 - frames with IDs no DBC of the rig knows, as a note (on a shared bus, other nodes' traffic);
+- the wiring: every cell channel, then every thermistor channel (on a rig with "thermistors"), is stepped
+  through a staircase up the spec's window and down it (`hil.channels`), and what the BMS reports is read
+  back against the spec's `[accuracy]`. A channel off by more, not reported, or reported at another channel's
+  level (a swapped sense wire) is a problem, as is a BMS the staircase takes out of STANDBY. `--listen-only`
+  leaves the channels alone;
 - the safe state after it (load zero, contactors open, outputs off, supply), each step read back.
 
 Exit 0 when nothing is wrong, 1 when something is (one line each), 2 for a rig that does not load or a
@@ -40,6 +45,8 @@ def register(sub) -> None:
     add_rig_options(parser)
     parser.add_argument("--listen-s", type=float, default=DEFAULT_LISTEN_S, metavar="S",
                         help=f"seconds to listen (default {DEFAULT_LISTEN_S:g})")
+    parser.add_argument("--listen-only", action="store_true",
+                        help="do not step the cell and thermistor channels (the wiring check)")
     parser.add_argument("--json", action="store_true", help="also print the findings as JSON, last line")
     parser.set_defaults(func=run)
 
@@ -51,15 +58,16 @@ def run(args: argparse.Namespace) -> int:
                        "message, at least)")
     rig = load_rig(args.rig, args.overrides)
     preflight(rig)
-    findings = check(rig, args.listen_s)
+    findings = check(rig, args.listen_s, step_channels=not args.listen_only)
     print("\n".join(describe(findings)))
     if args.json:
         print(json.dumps(findings))
     return 0 if findings["passed"] else 1
 
 
-def check(rig, listen_s: float) -> dict:
-    """Listen to the rig's bench for `listen_s` with the BMS in STANDBY; the findings as plain data."""
+def check(rig, listen_s: float, step_channels: bool = True) -> dict:
+    """Listen to the rig's bench for `listen_s` with the BMS in STANDBY, then (`step_channels`) step its
+    channels; the findings as plain data."""
     from hil.bench import Bench
     from hil.pytest_plugin import rig_lock
     # A hardware rig is one run's at a time, as under pytest; the emulated boards are this process's own.
@@ -76,6 +84,8 @@ def check(rig, listen_s: float) -> dict:
             started_s = bench.loop.t_s
             bench.loop.run_for(listen_s)
             findings = _listen(bench, rig, started_s)
+            if step_channels:
+                _step_channels(bench, rig, findings)
         finally:
             try:
                 safe = bench.make_safe()
@@ -127,6 +137,42 @@ def _listen(bench, rig, started_s: float) -> dict:
     return findings
 
 
+def _step_channels(bench, rig, findings: dict) -> None:
+    """The wiring: each kind of channel the BMS reports, stepped through the staircases and read back."""
+    from hil.channels import step_cells, step_temperatures
+    accuracy, n = bench.spec.section("accuracy"), bench.cell_emulator.n_channels
+    steps = [("cell", bench.bms.cell_voltages_v(n), "mV", accuracy["cell_voltage_mv"],
+              lambda: step_cells(bench, accuracy["cell_voltage_mv"] / 1000, accuracy["settle_ms"] / 1000))]
+    if "thermistors" in rig.capabilities:
+        steps.append(("thermistor", bench.bms.cell_temperatures_c(n), "degC", accuracy["temperature_c"],
+                      lambda: step_temperatures(bench, accuracy["temperature_c"],
+                                                accuracy["temperature_settle_ms"] / 1000)))
+    findings["channels"] = {}
+    try:
+        for kind, reported, unit, tolerance, step in steps:
+            if reported is None:
+                findings["notes"].append(f"{kind} channels not stepped: the BMS's proxy reads none "
+                                         "(a DUT map without them)")
+                continue
+            stepped = step()
+            scale = 1000.0 if unit == "mV" else 1.0   # the stimulus is in V, the spec's tolerance in mV
+            error, detail = stepped.worst
+            findings["channels"][kind] = {"channels": n, "error_max": round(error * scale, 3)
+                                          if error != float("inf") else None,
+                                          "tolerance": tolerance, "unit": unit, "worst": detail}
+            if error * scale > tolerance:
+                findings["problems"].append(f"{kind} channels beyond the spec's ±{tolerance:g} {unit}: {detail}")
+            if stepped.worst_pack is not None and stepped.worst_pack[0] > accuracy["pack_voltage_v"]:
+                findings["problems"].append(f"pack voltage beyond the spec's ±{accuracy['pack_voltage_v']:g} V: "
+                                            f"{stepped.worst_pack[1]}")
+            if stepped.left_standby is not None:
+                findings["problems"].append(f"the {kind} staircase took the BMS out of STANDBY: "
+                                            f"{stepped.left_standby}")
+                break
+    finally:
+        bench.release_channels()
+
+
 def describe(findings: dict) -> list[str]:
     """The findings for a person: the BMS, each message heard, the safe state, then the verdict."""
     expected = findings["firmware_expected"]
@@ -138,6 +184,10 @@ def describe(findings: dict) -> list[str]:
         for name, stats in findings.get(key, {}).items():
             lines.append(f"  {bus}{name}: {stats['frames']} frames, " + _cycle(stats, findings["listened_s"],
                          findings["spec_cycles"].get(name) if key == "messages" else None))
+    for kind, stepped in findings.get("channels", {}).items():
+        worst = "not all reported" if stepped["error_max"] is None else f"worst {stepped['error_max']:g} " \
+            f"{stepped['unit']} (the spec allows ±{stepped['tolerance']:g})"
+        lines.append(f"{kind} channels: {stepped['channels']} stepped up and down, {worst}: {stepped['worst']}")
     lines += [f"note: {note}" for note in findings["notes"]]
     lines += [f"safe: {step}" for step in findings["safe"]]
     lines += [f"PROBLEM: {problem}" for problem in findings["problems"]]

@@ -1,5 +1,6 @@
 """`hil check`: a bench brought up without a test says whether its BMS answers, on time, with the rig's build,
-and is left safe; a BMS that is silent, late or another build is a problem, named, with exit 1."""
+whether each channel is read where it is wired, and is left safe; a BMS that is silent, late or another build,
+or a channel read in another's slot, is a problem, named, with exit 1."""
 import json
 import subprocess
 import sys
@@ -69,3 +70,42 @@ def test_the_bench_over_slcan_answers_as_its_rig_says():
     findings = json.loads(result.stdout.splitlines()[-1])
     assert findings["firmware"] == BUILT and findings["messages"]["BMS_Version"]["frames"] >= 2
     assert findings["messages"]["BMS_Status"]["mean_cycle_ms"] == pytest.approx(20.0, rel=0.1)
+    assert findings["channels"]["cell"]["error_max"] <= 5 and findings["channels"]["thermistor"]["error_max"] <= 1
+
+
+def test_each_channel_is_stepped_and_read_back(capsys):
+    code, lines, findings = _check(capsys)
+    assert code == 0, findings["problems"]
+    cells, thermistors = findings["channels"]["cell"], findings["channels"]["thermistor"]
+    assert cells["channels"] == thermistors["channels"] == 16
+    assert 0 <= cells["error_max"] <= cells["tolerance"] == 5 and cells["unit"] == "mV"
+    assert 0 <= thermistors["error_max"] <= thermistors["tolerance"] == 1 and thermistors["unit"] == "degC"
+    assert any(line.startswith("cell channels: 16 stepped up and down, worst ") for line in lines), lines
+
+
+def test_a_channel_read_in_another_slot_is_named(capsys):
+    """The reference firmware's reporting table off by one: cells 2 and 3 in each other's slots, as a sense
+    harness wired one pin off reads."""
+    code, lines, findings = _check(capsys, "--set", 'dut.bugs=["cell_report_swapped"]')
+    assert code == 1
+    [problem] = findings["problems"]
+    assert problem.startswith("cell channels beyond the spec's ±5 mV: channel 2 reported "), problem
+    assert problem.endswith("; that is channel 3's level: channels swapped or mis-mapped?"), problem
+    assert f"PROBLEM: {problem}" in lines
+
+
+def test_listen_only_leaves_the_channels_alone(capsys):
+    code, lines, findings = _check(capsys, "--listen-only")
+    assert code == 0 and "channels" not in findings
+    assert not any(" channels: " in line for line in lines), lines
+
+
+def test_channels_the_proxy_cannot_read_are_a_note(capsys, tmp_path):
+    """A DUT map that reads no cell voltages or temperatures: nothing to step, and it says so."""
+    lines = (PROJECT_ROOT / "fixtures" / "duts" / "reference-bms.toml").read_text().splitlines(keepends=True)
+    bare = tmp_path / "no-cells.toml"
+    bare.write_text("".join(line for line in lines if not line.startswith(("cell_voltages_v", "cell_temperatures_c"))))
+    code, _lines, findings = _check(capsys, "--set", f'dut.map="{bare}"')
+    assert code == 0 and findings["channels"] == {}
+    assert findings["notes"][-2:] == [f"{kind} channels not stepped: the BMS's proxy reads none "
+                                      "(a DUT map without them)" for kind in ("cell", "thermistor")]

@@ -2,50 +2,21 @@
 
 Every decision a BMS takes starts from its front end: a cell it reads 10 mV low trips 10 mV late, a current
 read 3 % high eats the SOC. Each cell-emulator channel gets a voltage of its own (a staircase up the usable
-window, then down it), so an error of gain, of offset or of channel order shows, and every channel is checked
-near both ends of the window. Thermistors get the same; the pack current is checked at rest, in discharge
-and in charge.
+window, then down it: `hil/channels.py`), so an error of gain, of offset or of channel order shows, and every
+channel is checked near both ends of the window. Thermistors get the same; the pack current is checked at rest,
+in discharge and in charge.
 """
 import math
 
-import numpy as np
 import pytest
 
+from hil.channels import step_cells, step_temperatures
 from hil.protocol import BmsState
-
-# Distance kept from each trip band, so that no protection acts while the stimulus sits near its ends.
-MARGIN_V = 0.05
-MARGIN_C = 5.0
-# The coldest thermistor stimulus when the spec states no under-temperature protection.
-COLDEST_C = 0.0
-
-
-def _staircases(low: float, high: float, n: int) -> list[tuple[str, np.ndarray]]:
-    """Channel k at its own level, rising across the channels and then falling: every channel near both ends."""
-    rising = np.linspace(low, high, n) if n > 1 else np.array([low])
-    return [("rising", rising), ("falling", rising[::-1].copy())]
 
 
 def _skip_unless_reported(values, what: str) -> None:
     if values is None:
         pytest.skip(f"this BMS's proxy reads no {what} (a DUT map without them: see hil/devices/dut_map.py)")
-
-
-def _worst(applied: np.ndarray, reported: np.ndarray, pattern: str, unit: str, tolerance: float) -> tuple[float, str]:
-    """The largest |reported - applied| and what it was: the channel, and another channel whose level it
-    matches within `tolerance` instead, if any (channels swapped or mis-mapped)."""
-    if np.isnan(reported).any():
-        channel = int(np.flatnonzero(np.isnan(reported))[0])
-        return float("inf"), f"channel {channel + 1} not reported ({pattern} staircase)"
-    errors = np.abs(reported - applied)
-    channel = int(np.argmax(errors))
-    detail = (f"channel {channel + 1} reported {reported[channel]:.4g} {unit} for {applied[channel]:.4g} {unit} "
-              f"applied ({pattern} staircase)")
-    others = np.abs(applied - reported[channel])
-    others[channel] = np.inf
-    if errors[channel] > tolerance >= others.min():
-        detail += f"; that is channel {int(np.argmin(others)) + 1}'s level: channels swapped or mis-mapped?"
-    return float(errors[channel]), detail
 
 
 def _measure_worst(measure, name: str, worst: tuple[float, str], high: float, unit: str, scale: float = 1.0):
@@ -67,48 +38,23 @@ def _standby(bench) -> None:
 
 def test_cell_voltages_are_reported_within_accuracy(bench, spec, measure):
     accuracy = spec.section("accuracy")
-    n = bench.cell_emulator.n_channels
-    _skip_unless_reported(bench.bms.cell_voltages_v(n), "cell voltages")
-    low_v = spec.protections["cell_uv"].high + MARGIN_V
-    high_v = spec.protections["cell_ov"].low - MARGIN_V
-    settle_s = accuracy["settle_ms"] / 1000
+    _skip_unless_reported(bench.bms.cell_voltages_v(bench.cell_emulator.n_channels), "cell voltages")
     _standby(bench)
-    worst_cell, worst_pack = (0.0, "none"), (0.0, "none")
-    for pattern, applied_v in _staircases(low_v, high_v, n):
-        for channel, voltage_v in enumerate(applied_v):
-            bench.force_cell(channel, float(voltage_v))
-        bench.loop.run_for(settle_s)
-        worst_cell = max(worst_cell, _worst(applied_v, bench.bms.cell_voltages_v(n), pattern, "V",
-                                                 accuracy["cell_voltage_mv"] / 1000),
-                         key=lambda w: w[0])
-        pack_v, applied_pack_v = bench.bms.pack_voltage_v, float(applied_v.sum())
-        if pack_v is not None:
-            detail = f"reported {pack_v:.3f} V for {applied_pack_v:.3f} V applied ({pattern} staircase)"
-            worst_pack = max(worst_pack, (abs(pack_v - applied_pack_v), detail), key=lambda w: w[0])
-    _measure_worst(measure, "cell_voltage_error_max", worst_cell, accuracy["cell_voltage_mv"], "mV", scale=1000)
-    if bench.bms.pack_voltage_v is not None:
-        _measure_worst(measure, "pack_voltage_error_max", worst_pack, accuracy["pack_voltage_v"], "V")
-    assert bench.bms.state == BmsState.STANDBY, f"the staircase stayed inside the limits: {bench.bms.describe()}"
+    stepped = step_cells(bench, accuracy["cell_voltage_mv"] / 1000, accuracy["settle_ms"] / 1000)
+    _measure_worst(measure, "cell_voltage_error_max", stepped.worst, accuracy["cell_voltage_mv"], "mV", scale=1000)
+    if stepped.worst_pack is not None:
+        _measure_worst(measure, "pack_voltage_error_max", stepped.worst_pack, accuracy["pack_voltage_v"], "V")
+    assert stepped.left_standby is None, f"the staircase stayed inside the limits: {stepped.left_standby}"
 
 
 @pytest.mark.rig_requires("thermistors")
 def test_cell_temperatures_are_reported_within_accuracy(bench, spec, measure):
     accuracy = spec.section("accuracy")
-    n = bench.cell_emulator.n_channels
-    _skip_unless_reported(bench.bms.cell_temperatures_c(n), "cell temperatures")
-    under = spec.protections.get("cell_ut")
-    low_c = under.high + MARGIN_C if under is not None else COLDEST_C
-    high_c = spec.protections["cell_ot"].low - MARGIN_C
+    _skip_unless_reported(bench.bms.cell_temperatures_c(bench.cell_emulator.n_channels), "cell temperatures")
     _standby(bench)
-    worst = (0.0, "none")
-    for pattern, applied_c in _staircases(low_c, high_c, n):
-        for channel, temperature_c in enumerate(applied_c):
-            bench.force_temperature(channel, float(temperature_c))
-        bench.loop.run_for(accuracy["temperature_settle_ms"] / 1000)
-        worst = max(worst, _worst(applied_c, bench.bms.cell_temperatures_c(n), pattern, "degC",
-                                         accuracy["temperature_c"]), key=lambda w: w[0])
-    _measure_worst(measure, "cell_temperature_error_max", worst, accuracy["temperature_c"], "degC")
-    assert bench.bms.state == BmsState.STANDBY, f"the staircase stayed inside the limits: {bench.bms.describe()}"
+    stepped = step_temperatures(bench, accuracy["temperature_c"], accuracy["temperature_settle_ms"] / 1000)
+    _measure_worst(measure, "cell_temperature_error_max", stepped.worst, accuracy["temperature_c"], "degC")
+    assert stepped.left_standby is None, f"the staircase stayed inside the limits: {stepped.left_standby}"
 
 
 def test_pack_current_is_reported_within_accuracy(bench, spec, measure):
