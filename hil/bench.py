@@ -133,14 +133,17 @@ class Bench:
             self.supply = open_power_supply(
                 rig, emulated_answer=board_supply.answer if board_supply is not None else None, now_s=self.clock.now_s,
                 emulated_port=self.emulator.endpoints.get("psu", (None, None))[1] if self.emulator else None)
-            self.monitor = Monitor(self.db, self.clock.now_s)
+            dut_map = rig.load_dut_map(self.db)
+            # The AUTOSAR E2E profiles a DUT map names protect the DUT bus's frames both ways.
+            protections = dut_map.protections if dut_map is not None else {}
+            self.monitor = Monitor(self.db, self.clock.now_s, protections)
             if report_dir is not None:
                 report_dir = Path(report_dir)
                 report_dir.mkdir(parents=True, exist_ok=True)
                 self.can_log = CanLog(report_dir / f"{name}.blf")
             self.trace = Trace(Path(report_dir) / f"{name}.csv" if report_dir is not None else None,
                                memory_rows=trace_memory_rows)
-            self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent)
+            self.sender = PeriodicSender(self.bus, self.db, on_send=self._log_sent, protections=protections)
             # What a tick reads and sends on each bus: (bus, its Monitor, its CAN-log listener or None), senders.
             self._inboxes = [(self.bus, self.monitor, self._log_as(DUT_LOG_CHANNEL))]
             self._senders = [self.sender]
@@ -155,7 +158,7 @@ class Bench:
                 self._senders.append(self.ce_sender)
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.overrun_policy)
-            self.bms = make_bms(rig.load_dut_map(self.db), self.monitor, self.sender, self.loop)
+            self.bms = make_bms(dut_map, self.monitor, self.sender, self.loop)
             self._status_message = self.bms.contactor_readback.message
             if self.supply is not None:
                 self.supply.note = lambda text: self.trace.mark(self.loop.t_s, text)

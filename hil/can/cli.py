@@ -91,10 +91,11 @@ def cmd_map(args) -> int:
 def _describe_dut_map(dut_map, n_cells: int) -> str:
     cells = ", ".join(f"{key} ({n_cells} cells from {series.message})" for key, series in dut_map.cells.items())
     heartbeats = "".join(f", {name}" for name, _ in dut_map.heartbeats)
+    protected = ", ".join(f"{name} {protection.profile}" for name, protection in dut_map.protections.items())
     return (f"{dut_map.path}: DUT map of {dut_map.name}: reads {', '.join(dut_map.read)}"
             f"{', ' + cells if cells else ''}; {len(dut_map.states)} state values, {len(dut_map.faults)} faults, "
             f"{len(dut_map.warnings)} warnings; asks through {dut_map.request_message}{heartbeats} "
-            f"({', '.join(mode.name for mode in dut_map.modes)})")
+            f"({', '.join(mode.name for mode in dut_map.modes)})" + (f"; E2E: {protected}" if protected else ""))
 
 
 def _describe_ce_map(ce_map) -> str:

@@ -13,7 +13,8 @@ Limits, stated plainly:
   which is how socketcan reports it. python-can has no bus-off message for other adapters: what their
   drivers raise reaches `on_error` and is counted as `bus_errors`, not `bus_off`.
 - The alive counter and CRC are checked for signals named `<Message>_Counter` and `<Message>_CRC`, this
-  project's convention (see `hil.can.e2e`); other DBCs' protection schemes are not checked.
+  project's convention, and for the messages `protections` gives an AUTOSAR E2E profile (a DUT map's `[e2e]`;
+  see `hil.can.e2e`). Other schemes (a maker's own checksum) are not checked.
 - The database must be complete when the Monitor is made: frame lookup is a dict built once.
 - AUTOSAR container frames are not unpacked (they count as `decode_errors`).
 """
@@ -75,18 +76,17 @@ class Sample:
 
 class _Rx:
     """Everything about one DBC message the receive path needs, looked up once."""
-    __slots__ = ("message", "name", "length", "stats", "signals", "counter", "counter_mask", "crc", "latest")
+    __slots__ = ("message", "name", "length", "stats", "signals", "counter", "counter_modulo", "crc_ok", "latest")
 
-    def __init__(self, message, stats: CycleStats):
+    def __init__(self, message, stats: CycleStats, protection: e2e.Protection | None):
         self.message = message
         self.name = message.name
         self.length = message.length
         self.stats = stats
         self.signals = {s.name: s for s in message.signals}
-        counter = self.signals.get(f"{self.name}_Counter")
-        self.counter = counter.name if counter else None
-        self.counter_mask = (1 << counter.length) - 1 if counter else 0
-        self.crc = f"{self.name}_CRC" if f"{self.name}_CRC" in self.signals else None
+        self.counter = protection.counter_signal if protection else None
+        self.counter_modulo = protection.counter_modulo if protection else 1
+        self.crc_ok = protection.ok if protection else None
         self.latest: dict | None = None  # this message's own latest values, once someone asks (`latest`)
 
 
@@ -108,7 +108,8 @@ class Monitor(can.Listener):
     came how often (the first 64 distinct ones).
     """
 
-    def __init__(self, db: Database, clock: Callable[[], float]):
+    def __init__(self, db: Database, clock: Callable[[], float],
+                 protections: Mapping[str, e2e.Protection] | None = None):
         self.db = db
         self.clock = clock
         self.values: dict[str, float | int | str] = {}
@@ -127,8 +128,10 @@ class Monitor(can.Listener):
         self._shared_names = {name for name, count in uses.items() if count > 1}
         self._rx: dict[int, _Rx] = {}
         self._by_name: dict[str, _Rx] = {}
+        protections = protections or {}   # a DUT map's AUTOSAR profiles; the reference scheme elsewhere
         for message in db.messages:
-            rx = _Rx(message, self.stats.setdefault(message.name, CycleStats()))
+            rx = _Rx(message, self.stats.setdefault(message.name, CycleStats()),
+                     protections.get(message.name) or e2e.reference(message))
             self._rx[message.frame_id | _EXTENDED if message.is_extended_frame else message.frame_id] = rx
             self._by_name[message.name] = rx
         self._waiters: dict[str, list[_Waiter]] = {}
@@ -176,10 +179,10 @@ class Monitor(can.Listener):
                 counter = decoded.get(rx.counter)  # absent when it sits in another multiplexer group
                 if counter is not None:
                     counter = int(counter)
-                    if stats.last_counter is not None and counter != (stats.last_counter + 1) & rx.counter_mask:
+                    if stats.last_counter is not None and counter != (stats.last_counter + 1) % rx.counter_modulo:
                         stats.bad_counter += 1
                     stats.last_counter = counter
-            if rx.crc is not None and not e2e.crc_ok(bytes(data)):
+            if rx.crc_ok is not None and not rx.crc_ok(bytes(data)):
                 stats.bad_crc += 1
             self.values.update(decoded)
             if rx.latest is not None:

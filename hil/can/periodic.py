@@ -5,7 +5,8 @@ request) and the emulated boards' own cyclic messages. It is ticked by the loop 
 thread, so that under a virtual clock every frame goes out at a deterministic simulated time.
 
 Each cycle, a per-frame modifier writes the alive counter (`<Message>_Counter`, wrapping at its signal
-width) and seals the CRC (`<Message>_CRC`, see `hil.can.e2e`). Signals can change while the bus runs
+width) and seals the CRC (`<Message>_CRC`, see `hil.can.e2e`), or the AUTOSAR E2E profile `protections` names
+for the message. Signals can change while the bus runs
 (`set`, or a `provider` called every cycle), and a message can be stopped and restarted.
 
 Due times are absolute (`start_s + k * cycle_s`, computed, never accumulated), so no drift builds up. When a
@@ -27,7 +28,7 @@ of a multiplexed message (at 1 ms spacing on a 10 ms loop, ten go out per tick).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import can
@@ -52,7 +53,7 @@ class _Periodic:
     origin_s: float = 0.0  # due times are origin_s + index * cycle_s
     index: int = 0
     counter: int = 0
-    counter_mask: int = 0
+    counter_modulo: int = 1
     running: bool = True
     resync: bool = False  # restarted without a time: the next tick sends and re-anchors the grid there
     sent: int = 0
@@ -60,6 +61,7 @@ class _Periodic:
     last_sent_s: float | None = None
     counter_signal: str | None = None
     crc_signal: str | None = None
+    seal: Callable[[bytearray], object] | None = None   # writes the CRC in place (hil.can.e2e.Protection)
     defaults: dict = field(default_factory=dict)
     crc_source: Callable[[bytes], int] | None = None
     # The current cycle's frames not sent yet (a multiplexed message): frame i of the cycle is due at
@@ -97,9 +99,11 @@ class PeriodicSender:
     """Send DBC messages on `bus` at their cycle times. Call `tick(now_s)` from the loop."""
 
     def __init__(self, bus: can.BusABC, db: Database, on_send: Callable[[can.Message], None] | None = None,
-                 *, frame_spacing_s: float = FRAME_SPACING_S):
+                 *, frame_spacing_s: float = FRAME_SPACING_S, protections: Mapping[str, e2e.Protection] | None = None):
         self.bus = bus
         self.db = db
+        # By message name, the E2E protection a DUT map names; any other message gets the reference scheme.
+        self.protections = dict(protections or {})
         self.on_send = on_send
         self.frame_spacing_s = frame_spacing_s
         self._jobs: dict[str, _Periodic] = {}
@@ -126,12 +130,12 @@ class PeriodicSender:
             cycle_s = message.cycle_time / 1000.0
         if not cycle_s > 0:
             raise ConfigError(f"message '{name}': cycle_s = {cycle_s!r}, expected a positive number of seconds")
-        by_name = {s.name: s for s in message.signals}
-        counter = by_name.get(f"{name}_Counter")
+        protection = self.protections.get(name) or e2e.reference(message)
         self._jobs[name] = _Periodic(message, cycle_s, {}, provider, origin_s=start_s,
-                                     counter_signal=counter.name if counter else None,
-                                     counter_mask=(1 << counter.length) - 1 if counter else 0,
-                                     crc_signal=f"{name}_CRC" if f"{name}_CRC" in by_name else None,
+                                     counter_signal=protection.counter_signal if protection else None,
+                                     counter_modulo=protection.counter_modulo if protection else 1,
+                                     crc_signal=protection.crc_signal if protection else None,
+                                     seal=protection.seal if protection else None,
                                      defaults=signal_defaults(message))
         self._next_due_s = -math.inf
         if signals:
@@ -241,7 +245,7 @@ class PeriodicSender:
                 signals[job.counter_signal] = job.counter
             if job.crc_signal:
                 signals[job.crc_signal] = 0
-        job.counter = (job.counter + 1) & job.counter_mask
+        job.counter = (job.counter + 1) % job.counter_modulo
         if not frames:
             return
         job.queue = frames[1:]
@@ -261,16 +265,20 @@ class PeriodicSender:
         data = bytearray(encode(job.message, signals, job.defaults))
         if job.crc_source is not None:
             data[7] = job.crc_source(bytes(data))
-        elif job.crc_signal:
-            e2e.seal(data)
+        elif job.seal is not None:
+            job.seal(data)
         self._put(job.message, data)
         job.sent += 1
 
     def send_once(self, name: str, signals: dict) -> None:
         """One frame of `name` now, outside any schedule (a request the DUT answers), with `signals` and the
-        DBC's initial values for the rest."""
+        DBC's initial values for the rest, its CRC sealed (its counter as `signals` give it)."""
         message = self.db.get_message_by_name(name)
-        self._put(message, encode(message, signals, signal_defaults(message)))
+        data = bytearray(encode(message, signals, signal_defaults(message)))
+        protection = self.protections.get(name) or e2e.reference(message)
+        if protection is not None and protection.seal is not None:
+            protection.seal(data)
+        self._put(message, data)
 
     def _put(self, message, data) -> None:
         msg = can.Message(arbitration_id=message.frame_id, data=data, is_extended_id=message.is_extended_frame,

@@ -47,6 +47,12 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     # optional: a frame that asks for it, sent once with these values (the rest at the DBC's initial values)
     request = { message = "f_Debug", signals = { f_Debug_Mux = "VersionInfo", GetBmsSoftwareVersion = 1 } }
 
+    [e2e]                       # optional: messages protected by an AUTOSAR E2E profile (hil.can.e2e), either way
+    BMS_State = { profile = "P01", data_id = 0x0220 }   # CRC, counter: <Message>_CRC, <Message>_Counter
+    BMS_Limits = { profile = "P05", data_id = 0x0232, crc = "Limits_Crc", counter = "Limits_Alive" }
+    HOST_Request = { profile = "P02", data_id_list = [0x10, 0x11, ...] }   # 16 data IDs, one per counter value
+    # P01 and P11 take data_id_mode = "both" (the default), "alt", "low" or "nibble" (P11: "both", "nibble")
+
 The request frame is the BMS's host heartbeat too, with any further host frames the BMS times out
 without, listed in `[request] heartbeats = ["VCU_Heartbeat"]` (or `[{ message = "...", cycle_s = 0.1 }]`)
 and sent with their DBC's initial values (alive counters and CRCs as the rest-bus fills them in):
@@ -54,9 +60,14 @@ and sent with their DBC's initial values (alive counters and CRCs as the rest-bu
 harness's (hil.protocol.HARNESS_FLAGS, which the suite's tests look for) or a lab's own; one that is close to
 a harness name but not it is refused as a typing error.
 
+The harness seals each host frame `[e2e]` names with its profile and data ID, and checks each of the BMS's
+(the communication tests fail on a bad CRC or a counter that jumps); a message with signals named
+`<Message>_CRC` and `<Message>_Counter` that `[e2e]` does not name is checked by this project's own scheme.
+
 Everything is checked when the map is loaded, against the rig's DBC files, so a bad map fails before any
 test, naming the file, the key and what was expected: a signal that is not in its message, a state value
-the signal's value table does not have, a mode value that does not fit the signal.
+the signal's value table does not have, a mode value that does not fit the signal, an E2E profile whose
+CRC and counter the message does not have where the profile puts them.
 
 Limits: one message carries all of the contactor signals (the safe state waits for one frame that shows
 them all open). Without `balancing`, the BMS reports no cell bleeding, and the bench's bleed model stays
@@ -71,14 +82,18 @@ from __future__ import annotations
 import difflib
 import math
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from hil.can import e2e
 from hil.datafile import read_toml
 from hil.errors import ConfigError, did_you_mean
 from hil.protocol import HARNESS_FLAGS, BmsState, ModeRequest
 
-_SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware"}
+_SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware", "e2e"}
+_E2E_KEYS = ("profile", "data_id", "data_id_mode", "data_id_list", "crc", "counter")
+_E2E_FORMAT = '{ profile = "P01", data_id = 0x123 }'
+_DATA_ID_LIST_LENGTH = 16   # P02: one data ID per counter value
 _READ_REQUIRED = ("state", "contactors", "pack_current_a")
 _READ_NUMBERS = ("pack_current_a", "soc", "soc_min", "soc_max", "soh", "discharge_limit_a", "charge_limit_a",
                  "pack_voltage_v", "insulation_ohm", "high_resistance_block")
@@ -160,6 +175,7 @@ class DutMap:
     clear_faults_signal: str | None
     firmware_version: tuple[Signal, ...] = ()      # [firmware] version: its parts, joined by "."; () unread
     firmware_request: tuple[str, dict] | None = None   # [firmware] request: (message, signal values)
+    protections: dict[str, e2e.Protection] = field(default_factory=dict)   # [e2e]: message -> its AUTOSAR profile
 
     def messages(self) -> set[str]:
         """Every message the map reads."""
@@ -233,7 +249,8 @@ def load_dut_map(path: str | Path, db) -> DutMap:
         mode_signal=mode.name,
         modes=modes,
         clear_faults_signal=clear.name if clear is not None else None,
-        firmware_version=version, firmware_request=version_request)
+        firmware_version=version, firmware_request=version_request,
+        protections={name: checker.protection(name, item) for name, item in checker.table(data, "e2e").items()})
 
 
 class MapChecker:
@@ -420,6 +437,53 @@ class MapChecker:
                   self.value_of(value, message.get_signal_by_name(name), f"[firmware] request signals.{name}")
                   for name, value in request.get("signals", {}).items()}
         return version, (message.name, values)
+
+    def protection(self, name: str, item) -> e2e.Protection:
+        """[e2e] Message = { profile = "P01", data_id = 0x123 }: the AUTOSAR E2E profile that protects `name`,
+        with its data ID (P01, P05, P11; `data_id_mode` for P01 and P11) or its 16 data IDs (`data_id_list`,
+        P02), its CRC in signal `crc` and its counter in `counter` (`<Message>_CRC`, `<Message>_Counter` unless
+        named), laid out as the profile has them."""
+        key = f"[e2e] {name}"
+        message = self.message(name, "[e2e]")
+        if not isinstance(item, dict):
+            raise ConfigError(f"{self.path}: {key} = {item!r}, expected a table {_E2E_FORMAT}")
+        for option in item:
+            if option not in _E2E_KEYS:
+                raise ConfigError(f"{self.path}: {key}: unknown key '{option}'{did_you_mean(option, _E2E_KEYS)}; "
+                                  f"expected {', '.join(_E2E_KEYS)}")
+        profile = item.get("profile")
+        if profile not in e2e.PROFILES:
+            raise ConfigError(f"{self.path}: {key}: profile = {profile!r}, expected one of {', '.join(e2e.PROFILES)} "
+                              f"(AUTOSAR E2E profiles){did_you_mean(str(profile), e2e.PROFILES)}")
+        crc, counter = (self.own_signal(message, item.get(option, f"{name}_{suffix}"), f"{key} {option}")
+                        for option, suffix in (("crc", "CRC"), ("counter", "Counter")))
+        options = {}
+        if profile == "P02":
+            ids = item.get("data_id_list")
+            if not (isinstance(ids, list) and len(ids) == _DATA_ID_LIST_LENGTH
+                    and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 0xFF for i in ids)):
+                raise ConfigError(f"{self.path}: {key}: data_id_list = {ids!r}, expected P02's {_DATA_ID_LIST_LENGTH} "
+                                  "data IDs, one per counter value, each a byte (0..255)")
+            options["data_id_list"] = bytes(ids)
+        else:
+            data_id = item.get("data_id")
+            if isinstance(data_id, bool) or not isinstance(data_id, int) or not 0 <= data_id <= 0xFFFF:
+                raise ConfigError(f"{self.path}: {key}: data_id = {data_id!r}, expected {profile}'s 16-bit data ID "
+                                  "(0..0xFFFF), as the BMS's E2E configuration gives it")
+            options["data_id"] = data_id
+            modes = e2e.DATA_ID_MODES.get(profile, ("both",))
+            mode = item.get("data_id_mode", "both")
+            if mode not in modes:
+                raise ConfigError(f"{self.path}: {key}: data_id_mode = {mode!r}, expected one of {', '.join(modes)} "
+                                  f"for {profile}")
+            options["data_id_mode"] = mode
+        for option in ("data_id", "data_id_mode") if profile == "P02" else ("data_id_list",):
+            if option in item:
+                raise ConfigError(f"{self.path}: {key}: {option} is not a key of {profile}")
+        try:
+            return e2e.autosar(message, profile, crc, counter, **options)
+        except e2e.LayoutError as error:
+            raise ConfigError(f"{self.path}: {key}: {profile} does not fit message '{name}': {error}") from None
 
     def flags(self, data: dict, section: str) -> dict[str, tuple[Signal, ...]]:
         flags = {}
