@@ -133,9 +133,12 @@ class Bench:
             self.supply = open_power_supply(
                 rig, emulated_answer=board_supply.answer if board_supply is not None else None, now_s=self.clock.now_s,
                 emulated_port=self.emulator.endpoints.get("psu", (None, None))[1] if self.emulator else None)
-            dut_map = rig.load_dut_map(self.db)
-            # The AUTOSAR E2E profiles a DUT map names protect the DUT bus's frames both ways.
+            dut_map, ce_map = rig.load_dut_map(self.db), rig.load_ce_map(self.ce_db)
+            # The AUTOSAR E2E profiles the maps name protect each bus's frames both ways.
             protections = dut_map.protections if dut_map is not None else {}
+            ce_protections = ce_map.protections if ce_map is not None else {}
+            if not own_ce_bus:
+                protections = {**protections, **ce_protections}
             self.monitor = Monitor(self.db, self.clock.now_s, protections)
             if report_dir is not None:
                 report_dir = Path(report_dir)
@@ -151,9 +154,10 @@ class Bench:
             log_ce_sent = self._log_sent
             if own_ce_bus:
                 self.ce_bus = self._open_bus(ce_bus_name)
-                self.ce_monitor = Monitor(self.ce_db, self.clock.now_s)
+                self.ce_monitor = Monitor(self.ce_db, self.clock.now_s, ce_protections)
                 log_ce_sent = functools.partial(self._log_sent, channel=CE_LOG_CHANNEL)
-                self.ce_sender = PeriodicSender(self.ce_bus, self.ce_db, on_send=log_ce_sent)
+                self.ce_sender = PeriodicSender(self.ce_bus, self.ce_db, on_send=log_ce_sent,
+                                                protections=ce_protections)
                 self._inboxes.append((self.ce_bus, self.ce_monitor, self._log_as(CE_LOG_CHANNEL)))
                 self._senders.append(self.ce_sender)
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
@@ -162,7 +166,7 @@ class Bench:
             self._status_message = self.bms.contactor_readback.message
             if self.supply is not None:
                 self.supply.note = lambda text: self.trace.mark(self.loop.t_s, text)
-            self.cell_emulator = make_cell_emulator(rig.load_ce_map(self.ce_db), self.ce_bus, self.ce_db,
+            self.cell_emulator = make_cell_emulator(ce_map, self.ce_bus, self.ce_db,
                                                     self.ce_sender, self.ce_monitor,
                                                     rig.data["cell_emulator"]["channels"], on_send=log_ce_sent)
             self._setpoint_every = max(1, int(round(rig.setpoint_period_s / rig.dt_s)))

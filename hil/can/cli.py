@@ -91,11 +91,15 @@ def cmd_map(args) -> int:
 def _describe_dut_map(dut_map, n_cells: int) -> str:
     cells = ", ".join(f"{key} ({n_cells} cells from {series.message})" for key, series in dut_map.cells.items())
     heartbeats = "".join(f", {name}" for name, _ in dut_map.heartbeats)
-    protected = ", ".join(f"{name} {protection.profile}" for name, protection in dut_map.protections.items())
     return (f"{dut_map.path}: DUT map of {dut_map.name}: reads {', '.join(dut_map.read)}"
             f"{', ' + cells if cells else ''}; {len(dut_map.states)} state values, {len(dut_map.faults)} faults, "
             f"{len(dut_map.warnings)} warnings; asks through {dut_map.request_message}{heartbeats} "
-            f"({', '.join(mode.name for mode in dut_map.modes)})" + (f"; E2E: {protected}" if protected else ""))
+            f"({', '.join(mode.name for mode in dut_map.modes)})" + _protected(dut_map.protections))
+
+
+def _protected(protections: dict) -> str:
+    """"; E2E: Message P01, ..." for a map's [e2e], or nothing."""
+    return "; E2E: " + ", ".join(f"{name} {p.profile}" for name, p in protections.items()) if protections else ""
 
 
 def _describe_ce_map(ce_map) -> str:
@@ -110,4 +114,4 @@ def _describe_ce_map(ce_map) -> str:
                                         ("DC-link short", ce_map.dc_link_short),
                                         ("HVIL break", ce_map.hvil)) if mapped]
     return (f"{ce_map.path}: cell-emulator map of {ce_map.name}: {', '.join(parts)}; outputs by {ce_map.outputs}, "
-            f"read back from {ce_map.readback}")
+            f"read back from {ce_map.readback}" + _protected(ce_map.protections))

@@ -57,22 +57,28 @@ when the rig is checked (preflight), against its DBC files and its channel count
 signal missing from its message (with the closest names), a channel no series reaches, a capability the map
 cannot serve.
 
+An emulator that drops frames whose AUTOSAR E2E protection fails gets it in an `[e2e]` table, as a DUT map has
+it (`hil.devices.dut_map`): `CE_Setpoints = { profile = "P01", data_id = 0x0300 }`. Each frame of a message it
+names goes out with its own alive counter and sealed, the setpoints, the relays and the on/off frame alike,
+and the emulator's status frames are checked against it.
+
 Limits: the setpoints of one frame go out together, the frame's other signals at their DBC initial values.
-Only the periodic on/off frame gets an alive counter and CRC filled in (a `<Message>_Counter` and
-`<Message>_CRC` pair, as the rest-bus fills them); an emulator that wants them in its setpoint frames too,
-or a checksum of its own, needs a driver of its own. The emulator's own watchdog state is not read.
+Without `[e2e]`, only the periodic on/off frame gets an alive counter and CRC filled in (a `<Message>_Counter`
+and `<Message>_CRC` pair, as the rest-bus fills them); a checksum of the emulator's own, outside AUTOSAR's
+profiles, needs a driver of its own. The emulator's own watchdog state is not read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from hil.can import e2e
 from hil.datafile import read_toml
 from hil.devices.dut_map import MapChecker, Signal
 from hil.errors import ConfigError, did_you_mean
 
 _SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation",
-             "contactor_weld", "contactor_stuck_open", "dc_link_short", "hvil"}
+             "contactor_weld", "contactor_stuck_open", "dc_link_short", "hvil", "e2e"}
 _SERIES_KEYS = {"series"}
 _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
@@ -121,6 +127,7 @@ class CeMap:
     contactor_stuck_open: tuple[Signal, Signal] | None   # (pos, neg) coil-break relays, one message
     dc_link_short: Signal | None     # 1 shorts the DC link, 0 opens the short
     hvil: Signal | None              # 1 opens the BMS's interlock loop, 0 closes it
+    protections: dict[str, e2e.Protection] = field(default_factory=dict)   # [e2e]: message -> AUTOSAR profile
 
 
 def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
@@ -157,7 +164,8 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         contactor_weld=weld,
         precharge_weld=_precharge_weld(checker, data, weld),
         contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS),
-        dc_link_short=_single_signal(checker, data, "dc_link_short"), hvil=_single_signal(checker, data, "hvil"))
+        dc_link_short=_single_signal(checker, data, "dc_link_short"), hvil=_single_signal(checker, data, "hvil"),
+        protections={name: checker.protection(name, item) for name, item in checker.table(data, "e2e").items()})
 
 
 def _single_signal(checker: MapChecker, data: dict, section: str) -> Signal | None:

@@ -69,8 +69,10 @@ class CellEmulator:
         sender.add("CE_Control", {"CE_OutputEnable": 0})
 
     def _send(self, message, signals: dict) -> None:
-        msg = can.Message(arbitration_id=message.frame_id, data=encode(message, signals, self._defaults[message.name]),
-                          is_extended_id=message.is_extended_frame)
+        self._put(message, encode(message, signals, self._defaults[message.name]))
+
+    def _put(self, message, data) -> None:
+        msg = can.Message(arbitration_id=message.frame_id, data=data, is_extended_id=message.is_extended_frame)
         self.bus.send(msg)
         if self.on_send is not None:
             self.on_send(msg)
@@ -190,6 +192,10 @@ class MappedCellEmulator(CellEmulator):
         sent |= {relays[0].message for relays in (ce_map.contactor_weld, ce_map.contactor_stuck_open) if relays}
         sent |= {signal.message for signal in (ce_map.dc_link_short, ce_map.hvil) if signal}
         self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
+        # The frames `_send` seals with the map's AUTOSAR E2E profile, each message with an alive counter of its
+        # own (the on/off frame's is the sender's).
+        self._protections = {name: ce_map.protections[name] for name in sent if name in ce_map.protections}
+        self._counters = dict.fromkeys(self._protections, 0)
         # Each setpoint's range in its signal's own units, so a value the emulator cannot take is sent as its
         # nearest, as the built-in driver clips to its DBC's.
         self._cell_limits = self._limits(ce_map.cells)
@@ -198,6 +204,18 @@ class MappedCellEmulator(CellEmulator):
         self.outputs_readback = Readback(ce_map.readback.message, (ce_map.readback.name,))
         self._readback_values = monitor.latest(ce_map.readback.message)
         sender.add(self.control_message, {ce_map.outputs.name: ce_map.outputs_off}, cycle_s=ce_map.control_cycle_s)
+
+    def _send(self, message, signals: dict) -> None:
+        protection = self._protections.get(message.name)
+        if protection is None:
+            super()._send(message, signals)
+            return
+        counter = self._counters[message.name]
+        self._counters[message.name] = (counter + 1) % protection.counter_modulo
+        data = bytearray(encode(message, {**signals, protection.counter_signal: counter, protection.crc_signal: 0},
+                                self._defaults[message.name]))
+        protection.seal(data)
+        self._put(message, data)
 
     def _limits(self, setpoints: Setpoints) -> dict[str, tuple[float, float]]:
         limits = {}

@@ -1,6 +1,6 @@
-"""AUTOSAR E2E profiles named by a DUT map (`[e2e]`, hil/can/e2e.py): the harness seals its own frames and
-checks the BMS's with the BMS's profile and data ID, so a production BMS that drops frames failing E2E can be
-driven, and one whose frames fail it is caught.
+"""AUTOSAR E2E profiles named by a DUT map or a cell-emulator map (`[e2e]`, hil/can/e2e.py): the harness seals
+its own frames and checks the device's with the device's profile and data ID, so a production BMS (or an
+emulator) that drops frames failing E2E can be driven, and one whose frames fail it is caught.
 
 The CRCs are checked against the AUTOSAR definitions, computed here by hand: profile 1 chains
 Crc_CalculateCRC8 over the data ID's two bytes and the payload, each call after the first starting from the
@@ -18,6 +18,7 @@ from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.cli import main
 from hil.clock import VirtualClock
+from hil.devices.ce_map import load_ce_map
 from hil.devices.dut_map import load_dut_map
 from hil.errors import ConfigError
 from hil.loop import Loop
@@ -302,32 +303,100 @@ def test_the_reference_dbcs_layout_does_not_fit_p01_and_the_error_says_where_it_
         load_dut_map(path, db)
 
 
-def test_a_bench_seals_its_requests_and_checks_the_bms_frames_with_the_maps_profiles(tmp_path, ecu_db):
-    """The whole harness, its BMS on the wire: the rig names the maker's DBC and the map, and a stand-in for the
-    BMS on the same (virtual) bus sends ECU_State sealed with P01 and reads the host's requests."""
-    dbc, dut_map = tmp_path / "ecu.dbc", _map(tmp_path, ecu_db)
+# A cell emulator of another maker, 16 channels: its setpoint, command and status frames protected with P01.
+LAB_CE_DBC = """VERSION ""
+
+NS_ :
+\tBA_DEF_
+\tBA_
+\tBA_DEF_DEF_
+
+BS_:
+
+BU_: LAB HOST
+
+BO_ 1536 LAB_Cells: 8 HOST
+ SG_ LAB_Cells_CRC : 0|8@1+ (1,0) [0|255] "" LAB
+ SG_ LAB_Cells_Counter : 8|4@1+ (1,0) [0|15] "" LAB
+ SG_ LAB_Cells_Mux M : 16|8@1+ (1,0) [0|7] "" LAB
+""" + "".join(f' SG_ LAB_Cell{cell + 1:02d} m{cell // 2} : {24 + 16 * (cell % 2)}|16@1+ (0.001,0) [0|6.5] "V" LAB\n'
+              for cell in range(16)) + """
+BO_ 1552 LAB_Control: 8 HOST
+ SG_ LAB_Control_CRC : 0|8@1+ (1,0) [0|255] "" LAB
+ SG_ LAB_Control_Counter : 8|4@1+ (1,0) [0|15] "" LAB
+ SG_ Enable : 16|1@1+ (1,0) [0|1] "" LAB
+
+BO_ 1553 LAB_Status: 8 LAB
+ SG_ LAB_Status_CRC : 0|8@1+ (1,0) [0|255] "" HOST
+ SG_ LAB_Status_Counter : 8|4@1+ (1,0) [0|15] "" HOST
+ SG_ OutputsOn : 16|1@1+ (1,0) [0|1] "" HOST
+
+BA_DEF_ BO_ "GenMsgCycleTime" INT 0 65535;
+BA_DEF_DEF_ "GenMsgCycleTime" 0;
+BA_ "GenMsgCycleTime" BO_ 1552 100;
+BA_ "GenMsgCycleTime" BO_ 1553 100;
+"""
+LAB_CE_MAP = """
+[cells]
+series = [{ signals = "LAB_Cells.LAB_Cell{index:02d}", first = 1 }]
+
+[outputs]
+signal = "LAB_Control.Enable"
+readback = "LAB_Status.OutputsOn"
+
+[e2e]
+LAB_Cells = { profile = "P01", data_id = 0x0600 }
+LAB_Control = { profile = "P01", data_id = 0x0610 }
+LAB_Status = { profile = "P01", data_id = 0x0611 }
+"""
+
+
+def test_a_bench_seals_and_checks_with_the_profiles_of_both_maps(tmp_path, ecu_db):
+    """The whole harness, on the wire: a rig names the BMS's and the cell emulator's DBCs and maps, and stand-ins
+    for both on the same (virtual) bus send their frames sealed with P01 and read what the bench sends."""
+    dbc, ce_dbc, ce_map = tmp_path / "ecu.dbc", tmp_path / "lab-ce.dbc", tmp_path / "lab-ce.toml"
     dbc.write_text(ECU_DBC)
-    channel = fresh_channel()
+    ce_dbc.write_text(LAB_CE_DBC)
+    ce_map.write_text(LAB_CE_MAP)
+    dut_map, channel = _map(tmp_path, ecu_db), fresh_channel()
     rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [
-        f'can.main.dbc=["{dbc}", "../dbc/cell_emulator.dbc"]', f'can.main.channel="{channel}"',
-        'dut.kind="external"', f'dut.map="{dut_map.path}"', 'power_supply.kind="none"', 'cell_emulator.kind="can"'])
-    with Bench(rig) as bench, can.Bus(interface="virtual", channel=channel) as bms_bus:
-        bms = PeriodicSender(bms_bus, ecu_db, protections=dut_map.protections)
+        f'can.main.dbc=["{dbc}", "{ce_dbc}"]', f'can.main.channel="{channel}"', "rig.capabilities=[]",
+        'dut.kind="external"', f'dut.map="{dut_map.path}"', 'power_supply.kind="none"',
+        'cell_emulator.kind="can"', f'cell_emulator.map="{ce_map}"'])
+    with Bench(rig) as bench, can.Bus(interface="virtual", channel=channel) as stand_in:
+        db = bench.db
+        ce_protections = load_ce_map(ce_map, db, 16).protections
+        bms = PeriodicSender(stand_in, db, protections={**dut_map.protections, **ce_protections})
         bms.add("ECU_State", {"State": 1, "Contactors": 0, "Current": 0.0})
+        bms.add("LAB_Status", {"OutputsOn": 0})
         for k in range(30):
             bms.tick(k * 0.010)
             bench.loop.run_for(0.010)
-        stats = bench.monitor.stats["ECU_State"]
-        assert (stats.count, stats.bad_crc, stats.bad_counter) == (30, 0, 0)
+        for name, frames in (("ECU_State", 30), ("LAB_Status", 3)):
+            stats = bench.monitor.stats[name]
+            assert (stats.count, stats.bad_crc, stats.bad_counter) == (frames, 0, 0), name
         assert bench.bms.state == BmsState.STANDBY
-        requests = [msg for msg in iter(lambda: bms_bus.recv(timeout=0), None) if msg.arbitration_id == 0x510]
-    assert len(requests) >= 25 and all(dut_map.protections["HOST_Request"].ok(bytes(msg.data)) for msg in requests)
+        sent = list(iter(lambda: stand_in.recv(timeout=0), None))
+    checks = {name: ({**dut_map.protections, **ce_protections})[name] for name in ("HOST_Request", "LAB_Cells",
+                                                                                  "LAB_Control")}
+    for name, protection in checks.items():
+        frames = [msg for msg in sent if msg.arbitration_id == db.get_message_by_name(name).frame_id]
+        assert len(frames) >= 3 and all(protection.ok(bytes(msg.data)) for msg in frames), name
+        counters = [msg.data[1] & 0x0F for msg in frames]
+        assert counters == [k % 15 for k in range(counters[0], counters[0] + len(counters))], (name, counters)
+    cells = [msg for msg in sent if msg.arbitration_id == 0x600]
+    assert {msg.data[2] for msg in cells} == set(range(8)), "every multiplexed setpoint frame went out, sealed"
 
 
-def test_hil_dbc_map_lists_the_protected_messages(tmp_path, capsys):
-    dbc, path = tmp_path / "ecu.dbc", tmp_path / "ecu-map.toml"
-    dbc.write_text(ECU_DBC)
-    path.write_text(ECU_MAP)
+def test_hil_dbc_map_lists_the_protected_messages_of_either_map(tmp_path, capsys):
+    dbc, path, ce_dbc, ce_path = (tmp_path / name for name in ("ecu.dbc", "ecu-map.toml", "lab.dbc", "lab.toml"))
+    for file, text in ((dbc, ECU_DBC), (path, ECU_MAP), (ce_dbc, LAB_CE_DBC), (ce_path, LAB_CE_MAP)):
+        file.write_text(text)
     assert main(["dbc", "map", str(path), "--dbc", str(dbc), "--channels", "16"]) == 0
     assert capsys.readouterr().out.rstrip().endswith(
         "; E2E: ECU_State P01, ECU_Limits P05, ECU_Soc P02, ECU_Temps P11, HOST_Request P01")
+    assert main(["dbc", "map", str(ce_path), "--dbc", str(ce_dbc), "--channels", "16"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("; E2E: LAB_Cells P01, LAB_Control P01, LAB_Status P01")
+    ce_path.write_text(LAB_CE_MAP.replace('LAB_Cells = { profile = "P01"', 'LAB_Cells = { profile = "P1"'))
+    assert main(["dbc", "map", str(ce_path), "--dbc", str(ce_dbc), "--channels", "16"]) == 1
+    assert "lab.toml: [e2e] LAB_Cells: profile = 'P1', expected one of P01" in capsys.readouterr().err
