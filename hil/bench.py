@@ -33,6 +33,7 @@ from hil.can.periodic import PeriodicSender
 from hil.can.simbus import SimBus
 from hil.devices.bms import make_bms
 from hil.devices.cell_emulator import make_cell_emulator
+from hil.devices.uds import make_uds_client
 from hil.devices.emulator_process import EmulatorProcess
 from hil.devices.power_supply import open_power_supply
 from hil.errors import DeviceLost, HilError
@@ -90,8 +91,9 @@ class Bench:
         self.boards = None
         self.emulator = None
         self.supply = None
+        self.uds = None
         self._debug_url = rig.debug_port   # "auto": the emulated boards' pty, known once their process is up
-        self._uart_firmware: str | None = None
+        self._asked_firmware: str | None = None   # the build read over the debug UART or UDS, once asked
         self._board_bus = self._board_ce_bus = None
         self._notifiers: list[can.Notifier] = []
         self.can_log = None
@@ -163,6 +165,8 @@ class Bench:
             self.loop = Loop(self.clock, rig.dt_s, self._tick_or_lost,
                              overrun_policy=rig.overrun_policy)
             self.bms = make_bms(dut_map, self.monitor, self.sender, self.loop)
+            # The harness as a diagnostic tester (hil.devices.uds); None where it has no UDS for this BMS.
+            self.uds = make_uds_client(dut_map, self.monitor, self.sender, self.loop)
             self._status_message = self.bms.contactor_readback.message
             if self.supply is not None:
                 self.supply.note = lambda text: self.trace.mark(self.loop.t_s, text)
@@ -311,31 +315,36 @@ class Bench:
 
     @property
     def firmware_source(self) -> str | None:
-        """Where the BMS says its build: its CAN message, its debug UART (`[dut] debug_port`) when CAN does not
-        carry it, or None."""
+        """Where the BMS says its build: its CAN message; where CAN does not carry it, its debug UART (`[dut]
+        debug_port`) or else UDS (its software-version DID); or None."""
         if self.bms.firmware_message is not None:
             return self.bms.firmware_message
-        return None if self._debug_url is None else f"debug UART {self._debug_url}"
+        if self._debug_url is not None:
+            return f"debug UART {self._debug_url}"
+        return None if self.uds is None else f"UDS ReadDataByIdentifier 0x{self.uds.software_version_did:04X}"
 
     @property
     def reported_firmware(self) -> str | None:
         """The build the BMS has said it runs so far (no waiting, no request); None until it has."""
-        return self.bms.firmware_version if self.bms.firmware_message is not None else self._uart_firmware
+        return self.bms.firmware_version if self.bms.firmware_message is not None else self._asked_firmware
 
     def firmware_version(self, timeout_s: float = FIRMWARE_WAIT_S) -> str | None:
         """The build the BMS says it runs, asked for first where it must be asked, and waited for up to
-        `timeout_s` (on CAN; read over the debug UART where CAN does not carry it); None when neither can tell.
-        Raises `HilTimeout` when the BMS does not say it in time, and the serial link's errors (naming the port)
-        for a debug UART that does not answer."""
+        `timeout_s` (on CAN; where CAN does not carry it, read over the debug UART or UDS: `firmware_source`);
+        None when none can tell. Raises `HilTimeout` when the BMS does not say it in time, the serial link's
+        errors (naming the port) for a debug UART that does not answer, and `UdsRefused` for a BMS that refuses
+        the DID."""
         message = self.bms.firmware_message
         if message is None:
-            if self._debug_url is not None and self._uart_firmware is None:
+            if self._asked_firmware is None and self._debug_url is not None:
                 from hil.serial.link import SerialLink
                 from hil.serial.protocols import bms_debug
                 with SerialLink(self._debug_url, bms_debug.PROTOCOL,
                                 baudrate=self.rig.data["dut"].get("debug_baudrate", 115200)) as link:
-                    self._uart_firmware = bms_debug.BmsDebugClient(link).read_firmware_version()
-            return self._uart_firmware
+                    self._asked_firmware = bms_debug.BmsDebugClient(link).read_firmware_version()
+            elif self._asked_firmware is None and self.uds is not None:
+                self._asked_firmware = self.uds.software_version()
+            return self._asked_firmware
         if self.bms.firmware_version is not None:
             return self.bms.firmware_version
         self.bms.ask_firmware_version()
@@ -349,7 +358,7 @@ class Bench:
         it, or for a BMS whose build nothing can read: the report then records the rig's word). A build said
         only over the debug UART is read here in any case, for the report."""
         expected = self.rig.expected_firmware
-        if expected is None and (self.bms.firmware_message is not None or self._debug_url is None):
+        if expected is None and (self.bms.firmware_message is not None or self.firmware_source is None):
             return   # CAN says it as the test runs (or nothing can): the report has it without a wait here
         seen = self.firmware_version()
         if expected is not None and seen is not None and seen != expected:

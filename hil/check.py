@@ -7,6 +7,8 @@ switches the cell emulator's outputs on, with the BMS asked for STANDBY (contact
 what was queued meanwhile arrive (half a second), then listens for `--listen-s` seconds. It reports:
 
 - the BMS's state and the build it says it runs, against the rig's `[dut] firmware`;
+- where the harness has UDS for the BMS (`hil.devices.uds`), the build it says there and its stored DTCs
+  (a note: a bench's BMS keeps the last run's); UDS that does not answer is a problem;
 - each message on the DUT's bus: frames and mean cycle. A message the spec times (`[cycle_times]`) or the
   proxy reads (status, current, SOC) that never came, or came off its spec's cycle by more than its
   tolerance, is a problem; so are CRC, alive-counter and length errors, and a message that stopped;
@@ -29,6 +31,7 @@ import contextlib
 import json
 
 from hil.errors import HilError
+from hil.protocol import BmsState
 from hil.safety import NotSafe, live
 
 DEFAULT_LISTEN_S = 3.0   # three cycles of a once-a-second message: enough for its mean cycle
@@ -84,6 +87,7 @@ def check(rig, listen_s: float, step_channels: bool = True) -> dict:
             started_s = bench.loop.t_s
             bench.loop.run_for(listen_s)
             findings = _listen(bench, rig, started_s)
+            _diagnose(bench, findings)
             if step_channels:
                 _step_channels(bench, rig, findings)
         finally:
@@ -137,6 +141,27 @@ def _listen(bench, rig, started_s: float) -> dict:
     return findings
 
 
+def _diagnose(bench, findings: dict) -> None:
+    """Where the harness has UDS for the BMS: the build it says there, and the DTCs it has stored (a note: a
+    bench's BMS keeps the last run's)."""
+    uds = bench.uds
+    if uds is None:
+        return
+    try:
+        version, stored = uds.software_version(), uds.read_dtcs()
+    except HilError as exc:   # no answer, or refused: the rig says it has UDS
+        findings["problems"].append(f"UDS ({uds.request_message}/{uds.response_message}): {exc}")
+        return
+    findings["uds"] = {"software_version": version,
+                       "dtcs": {uds.describe(code): status for code, status in stored.items()}}
+    said = findings["firmware"]
+    if said is not None and version != said:
+        findings["problems"].append(f"the BMS says build {said} on CAN but {version} over UDS")
+    if stored:
+        findings["notes"].append("stored DTCs: " + ", ".join(uds.describe(code, status)
+                                                             for code, status in stored.items()))
+
+
 def _step_channels(bench, rig, findings: dict) -> None:
     """The wiring: each kind of channel the BMS reports, stepped through the staircases and read back."""
     from hil.channels import step_cells, step_temperatures
@@ -148,6 +173,9 @@ def _step_channels(bench, rig, findings: dict) -> None:
                       lambda: step_temperatures(bench, accuracy["temperature_c"],
                                                 accuracy["temperature_settle_ms"] / 1000)))
     findings["channels"] = {}
+    if bench.bms.state != BmsState.STANDBY:   # a silent or faulted BMS: what it reports would not be a wiring's
+        findings["notes"].append(f"channels not stepped: the BMS is not in STANDBY ({bench.bms.describe()})")
+        return
     try:
         for kind, reported, unit, tolerance, step in steps:
             if reported is None:
@@ -184,6 +212,8 @@ def describe(findings: dict) -> list[str]:
         for name, stats in findings.get(key, {}).items():
             lines.append(f"  {bus}{name}: {stats['frames']} frames, " + _cycle(stats, findings["listened_s"],
                          findings["spec_cycles"].get(name) if key == "messages" else None))
+    if "uds" in findings:
+        lines.append(f"UDS: build {findings['uds']['software_version']}, {len(findings['uds']['dtcs'])} stored DTC(s)")
     for kind, stepped in findings.get("channels", {}).items():
         worst = "not all reported" if stepped["error_max"] is None else f"worst {stepped['error_max']:g} " \
             f"{stepped['unit']} (the spec allows ±{stepped['tolerance']:g})"

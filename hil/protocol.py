@@ -50,5 +50,20 @@ HARNESS_FLAGS = (*FAULT_BITS, *DIAGNOSES)
 WARNING_BIT_COUNT = 16   # BMS_WarningBits: the warning tier of bits 0-15 (hvil and current_sensor have none)
 
 
+# The reference BMS's diagnostic trouble codes (UDS, ISO 14229), one per error: P1Axx-00, a manufacturer's own
+# powertrain range (ISO 15031-6), xx the fault's bit. A DUT map gives a BMS's own ([uds] dtcs).
+DTCS = {name: 0x1A0000 | bit << 8 for name, bit in FAULT_BITS.items()}
+# UDS on the reference BMS: physical request and response IDs (UDS_BmsRequest, UDS_BmsResponse), and the
+# ReadDataByIdentifier DID of ISO 14229-1's identification range it answers.
+UDS_REQUEST_ID = 0x7E0
+UDS_RESPONSE_ID = 0x7E8
+DID_SOFTWARE_VERSION = 0xF189   # vehicleManufacturerECUSoftwareVersionNumberDataIdentifier
+# DTC status bits (ISO 14229-1 DTCStatusMask) the reference BMS sets when an error latches: testFailed,
+# testFailedThisOperationCycle, pendingDTC, confirmedDTC, testFailedSinceLastClear.
+DTC_TEST_FAILED = 0x01
+DTC_CONFIRMED = 0x08
+DTC_LATCHED_STATUS = 0x2F
+
+
 def fault_names(bits: int) -> list[str]:
     return [name for name, bit in FAULT_BITS.items() if bits >> bit & 1]

@@ -28,6 +28,8 @@ def test_the_emulated_bench_answers_as_its_rig_says(capsys):
     assert [line.split(" confirmed")[0] for line in lines if line.startswith("safe: ")] == [
         "safe: supply", "safe: load", "safe: contactors", "safe: outputs"]
     assert findings["state"].startswith("state=STANDBY contactors_closed=False")
+    assert findings["uds"] == {"software_version": BUILT, "dtcs": {}}
+    assert f"UDS: build {BUILT}, 0 stored DTC(s)" in lines
 
 
 def test_another_build_is_a_problem(capsys):
@@ -51,7 +53,10 @@ def test_a_silent_bms_is_named_message_by_message_and_the_bench_not_confirmed_sa
     problems = findings["problems"]
     assert problems[0].startswith("the BMS said no firmware version: ") and "BMS_Version never received" in problems[0]
     assert [p.split(" never")[0] for p in problems[1:5]] == ["BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC"]
+    assert problems[-2].startswith("UDS (UDS_BmsRequest/UDS_BmsResponse): condition not met within 1 s")
     assert problems[-1].startswith("bench not confirmed safe: load NOT confirmed")
+    assert findings["channels"] == {} and findings["notes"][-1].startswith(
+        "channels not stepped: the BMS is not in STANDBY (state=no BMS_Status received")
     assert "firmware: not said (the rig names none)" in lines
 
 
@@ -109,3 +114,18 @@ def test_channels_the_proxy_cannot_read_are_a_note(capsys, tmp_path):
     assert code == 0 and findings["channels"] == {}
     assert findings["notes"][-2:] == [f"{kind} channels not stepped: the BMS's proxy reads none "
                                       "(a DUT map without them)" for kind in ("cell", "thermistor")]
+
+
+def test_stored_dtcs_are_a_note_with_their_status():
+    """A BMS that tripped before the check (the last run's over-voltage): its DTC is noted, not a problem."""
+    from hil.bench import Bench
+    from hil.check import _diagnose
+    from hil.rig import load_rig
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml")) as bench:
+        bench.power_up()
+        bench.force_cell(0, 4.35)
+        bench.loop.run_until(lambda: "cell_ov" in bench.bms.faults, 2.0, bench.bms.describe)
+        findings = {"firmware": BUILT, "problems": [], "notes": []}
+        _diagnose(bench, findings)
+    assert findings["problems"] == [] and findings["uds"]["dtcs"] == {"cell_ov (P1A00-00)": 0x2F}
+    assert findings["notes"] == ["stored DTCs: cell_ov (P1A00-00) status 0x2F"]

@@ -156,6 +156,16 @@ def test_low_voltage_supply_defects_are_caught_each_by_its_own_case():
         "faults_forgotten_on_reset": ["test_lv_supply::test_latched_fault_survives_a_supply_cut"]}, summary
 
 
+def test_diagnostic_memory_defects_are_caught_by_the_dtc_test():
+    """DTCs kept in RAM survive no supply cut; a clear that clears nothing leaves the trip's DTC stored. Nothing
+    else in the suite reads the DTC memory."""
+    summary = _all_killed(["dtc_kept_in_ram", "dtc_clear_ignored"], "test_diagnostics")
+    assert summary["caught_by"] == {
+        "dtc_kept_in_ram": ["test_diagnostics::test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it"],
+        "dtc_clear_ignored": ["test_diagnostics::test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it"]
+    }, summary
+
+
 def test_interlock_defects_are_caught_by_the_interlock_tests():
     """An interlock checked only in NORMAL passes every other test (no other test opens the loop), and so does
     one read without a debounce; the open-loop test catches both: the first closes again after a clear with the

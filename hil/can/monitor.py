@@ -76,7 +76,8 @@ class Sample:
 
 class _Rx:
     """Everything about one DBC message the receive path needs, looked up once."""
-    __slots__ = ("message", "name", "length", "stats", "signals", "counter", "counter_modulo", "crc_ok", "latest")
+    __slots__ = ("message", "name", "length", "stats", "signals", "counter", "counter_modulo", "crc_ok", "latest",
+                 "taps", "event")
 
     def __init__(self, message, stats: CycleStats, protection: e2e.Protection | None):
         self.message = message
@@ -88,6 +89,9 @@ class _Rx:
         self.counter_modulo = protection.counter_modulo if protection else 1
         self.crc_ok = protection.ok if protection else None
         self.latest: dict | None = None  # this message's own latest values, once someone asks (`latest`)
+        self.taps: tuple[Callable[[can.Message], None], ...] = ()   # raw-frame listeners (`Monitor.tap`)
+        # Sent on an event, not on a cycle (a diagnostic response): its silence is no absence.
+        self.event = not message.cycle_time and str(message.send_type or "cyclic").lower() != "cyclic"
 
 
 @dataclass
@@ -160,6 +164,8 @@ class Monitor(can.Listener):
                 counters["bad_dlc"] += 1
                 stats.bad_dlc += 1
                 return
+            for tap in rx.taps:
+                tap(msg)
             try:
                 decoded = decode(rx.message, data)
             except Exception:  # a frame the DBC cannot decode is counted, never allowed to stop the bench
@@ -212,6 +218,14 @@ class Monitor(can.Listener):
             for stats in self.stats.values():
                 last_counter = stats.last_counter
                 stats.__init__(last_counter=last_counter)
+
+    def tap(self, message: str, listener: Callable[[can.Message], None]) -> None:
+        """Hand every frame of `message` to `listener` as it comes, before it is decoded: a transport protocol's
+        frames (ISO-TP), whose meaning is in their sequence, not in one frame's signals. On a real clock the
+        listener runs on the Notifier's thread."""
+        rx = self._by_name[self.check_message(message)]
+        with self._lock:
+            rx.taps = (*rx.taps, listener)
 
     def check_signal(self, name: str) -> str:
         """Return `name` if the DBC has it; otherwise raise with the closest matches."""
@@ -378,11 +392,14 @@ class Monitor(can.Listener):
 
         Stopped means never received, or no frame for more than `k_cycles` cycle times, e.g.
         "BMS_Status stopped: last frame 230 ms ago (cycle 20 ms)". A message with no known cycle time
-        (none in the DBC, fewer than two frames) is alive once received.
+        (none in the DBC, fewer than two frames), or one its DBC sends on an event (a GenMsgSendType other than
+        cyclic, and no cycle time: a diagnostic response), is alive once received.
         """
         age_s = self.age_s(message)
         if age_s is None:
             return f"{message} never received"
+        if self._by_name[message].event:
+            return None
         cycle_s = self.cycle_s(message)
         if cycle_s is None or age_s <= k_cycles * cycle_s:
             return None

@@ -280,6 +280,11 @@ class PeriodicSender:
             protection.seal(data)
         self._put(message, data)
 
+    def send_frame(self, name: str, data: bytes) -> None:
+        """One frame of `name` now with `data` as it is: a transport protocol's frame (ISO-TP), whose bytes are
+        not the DBC's signals."""
+        self._put(self.db.get_message_by_name(name), data)
+
     def _put(self, message, data) -> None:
         msg = can.Message(arbitration_id=message.frame_id, data=data, is_extended_id=message.is_extended_frame,
                           is_fd=message.is_fd)

@@ -53,6 +53,13 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     HOST_Request = { profile = "P02", data_id_list = [0x10, 0x11, ...] }   # 16 data IDs, one per counter value
     # P01 and P11 take data_id_mode = "both" (the default), "alt", "low" or "nibble" (P11: "both", "nibble")
 
+    [uds]                       # optional: the BMS's diagnostic server (UDS over ISO-TP; hil.devices.uds)
+    request = "Diag_Request"    # the tester's request message and the BMS's response message, physical addressing
+    response = "Diag_Response"
+    software_version_did = 0xF189   # the default: ISO 14229-1's ECU software version number
+    [uds.dtcs]                  # optional: the DTC the BMS stores for each fault
+    cell_ov = 0x1A0000
+
 The request frame is the BMS's host heartbeat too, with any further host frames the BMS times out
 without, listed in `[request] heartbeats = ["VCU_Heartbeat"]` (or `[{ message = "...", cycle_s = 0.1 }]`)
 and sent with their DBC's initial values (alive counters and CRCs as the rest-bus fills them in):
@@ -90,7 +97,8 @@ from hil.datafile import read_toml
 from hil.errors import ConfigError, did_you_mean
 from hil.protocol import HARNESS_FLAGS, BmsState, ModeRequest
 
-_SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware", "e2e"}
+_SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware", "e2e", "uds"}
+_UDS_KEYS = ("request", "response", "software_version_did", "dtcs")
 _E2E_KEYS = ("profile", "data_id", "data_id_mode", "data_id_list", "crc", "counter")
 _E2E_FORMAT = '{ profile = "P01", data_id = 0x123 }'
 _DATA_ID_LIST_LENGTH = 16   # P02: one data ID per counter value
@@ -176,6 +184,7 @@ class DutMap:
     firmware_version: tuple[Signal, ...] = ()      # [firmware] version: its parts, joined by "."; () unread
     firmware_request: tuple[str, dict] | None = None   # [firmware] request: (message, signal values)
     protections: dict[str, e2e.Protection] = field(default_factory=dict)   # [e2e]: message -> its AUTOSAR profile
+    uds: dict | None = None   # [uds]: hil.devices.uds.UdsClient's keywords; None: no UDS
 
     def messages(self) -> set[str]:
         """Every message the map reads."""
@@ -250,7 +259,8 @@ def load_dut_map(path: str | Path, db) -> DutMap:
         modes=modes,
         clear_faults_signal=clear.name if clear is not None else None,
         firmware_version=version, firmware_request=version_request,
-        protections={name: checker.protection(name, item) for name, item in checker.table(data, "e2e").items()})
+        protections={name: checker.protection(name, item) for name, item in checker.table(data, "e2e").items()},
+        uds=checker.uds(checker.table(data, "uds")))
 
 
 class MapChecker:
@@ -484,6 +494,35 @@ class MapChecker:
             return e2e.autosar(message, profile, crc, counter, **options)
         except e2e.LayoutError as error:
             raise ConfigError(f"{self.path}: {key}: {profile} does not fit message '{name}': {error}") from None
+
+    def uds(self, table: dict) -> dict | None:
+        """[uds]: the BMS's diagnostic request and response messages (ISO-TP, physical addressing), the DID of its
+        software version (0xF189 unless given) and the DTC it stores for each fault (`dtcs`, optional)."""
+        if not table:
+            return None
+        for key in table:
+            if key not in _UDS_KEYS:
+                raise ConfigError(f"{self.path}: [uds] unknown key '{key}'{did_you_mean(key, _UDS_KEYS)}; expected "
+                                  f"{', '.join(_UDS_KEYS)}")
+        request, response = (self.message(table.get(key), f"[uds] {key}") for key in ("request", "response"))
+        if request.name == response.name:
+            raise ConfigError(f"{self.path}: [uds] request and response are both '{request.name}'; expected the "
+                              "tester's request message and the BMS's response message")
+        did = table.get("software_version_did", 0xF189)
+        if isinstance(did, bool) or not isinstance(did, int) or not 0 <= did <= 0xFFFF:
+            raise ConfigError(f"{self.path}: [uds] software_version_did = {did!r}, expected a 16-bit DID "
+                              "(0xF189: ISO 14229-1's ECU software version number)")
+        dtcs = self.table(table, "dtcs", where="[uds.dtcs]")
+        for name, code in dtcs.items():
+            close = difflib.get_close_matches(name, HARNESS_FLAGS, n=1, cutoff=_TYPO_RATIO)
+            if name not in HARNESS_FLAGS and close:
+                raise ConfigError(f"{self.path}: [uds.dtcs] '{name}' is not a fault name of the harness "
+                                  f"(did you mean '{close[0]}'?)")
+            if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 0xFFFFFF:
+                raise ConfigError(f"{self.path}: [uds.dtcs] {name} = {code!r}, expected a 3-byte DTC number "
+                                  "(0x1A0000 is P1A00-00)")
+        return {"request_message": request.name, "response_message": response.name,
+                "software_version_did": did, "dtcs": dtcs}
 
     def flags(self, data: dict, section: str) -> dict[str, tuple[Signal, ...]]:
         flags = {}

@@ -48,6 +48,8 @@
   also follows the voltage headroom of the weakest (discharge) or fullest (charge) cell. A charger that stays
   above the published charge limit (by `charge_limit_margin_a`, for `charge_limit_debounce_ms`) is cut off as a
   charge over-current.
+- A diagnostic server (UDS over ISO-TP, `hil.sim.uds_server`) answers a tester from the main task: the build, and
+  the DTC of each error that latched (`hil.protocol.DTCS`), kept in NVM until a tester clears it.
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
   protection, state-machine, contactor-sequence, current-limit and CAN-integrity defects, and measurement
   defects (a cell reported in the wrong slot, an uncalibrated current gain) that only a comparison with
@@ -65,9 +67,11 @@ from hil.can import e2e
 from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.errors import ConfigError, did_you_mean
-from hil.protocol import FAULT_BITS, BmsState, ModeRequest
+from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, FAULT_BITS, UDS_REQUEST_ID, BmsState,
+                          ModeRequest)
 from hil.reductions import aall, aany, aclip, amax, greatest, least
 from hil.sim.cell_emulator_board import CellEmulatorBoard
+from hil.sim.uds_server import UdsServer
 
 MAIN_TASK_S = 0.010
 SLOW_TASK_S = 0.100
@@ -185,6 +189,10 @@ BUGS = {
     "faults_forgotten_on_reset": "latched faults live in RAM only: a reset of the BMS's supply (a key cycle, a "
                                  "chattering KL30 connector) clears an over-current trip, and the next close "
                                  "request closes onto whatever caused it",
+    "dtc_kept_in_ram": "the DTC memory lives in RAM only: a reset of the BMS's supply loses every stored DTC, and "
+                       "a workshop reading it after a key cycle finds no record of a trip the host has cleared",
+    "dtc_clear_ignored": "ClearDiagnosticInformation answers positively but clears nothing: a tester's clear "
+                         "leaves every old DTC stored",
     "ov_warning_at_fault_level": "the over-voltage warning compares the cells with cell_ov_v itself (a copied line), "
                                  "not with cell_ov_v less warning_margin_v: the warning comes with the trip, and a "
                                  "charger gets no notice to taper",
@@ -303,6 +311,7 @@ class BmsFirmware:
         self._init_ram(0.0)
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
         self._add_tx(sender)
+        self.uds = UdsServer(self, sender, VERSION_TEXT)
 
     def _init_ram(self, now_s: float) -> None:
         """The firmware's RAM as it starts at `now_s`: at power-up, and again at each boot after a brown-out."""
@@ -313,6 +322,9 @@ class BmsFirmware:
         # Latched error bits: kept in NVM, written as each latches, so that a reset (a key cycle, a chattering
         # connector) cannot clear a fault whose cause may still be there.
         self.faults = 0 if "faults_forgotten_on_reset" in self.bugs else int(self.nvm.get("faults", 0))
+        # The DTC memory, DTC -> its status byte (hil/sim/uds_server.py reads it out): in NVM, as the faults.
+        self.dtcs: dict[int, int] = {} if "dtc_kept_in_ram" in self.bugs else dict(self.nvm.get("dtcs", {}))
+        self._dtc_faults: int | None = None   # the latched faults the DTCs were last brought up to date with
         self.active = 0          # error conditions present now
         self.warnings = 0
         self.warnings_latched = 0  # slow diagnoses (self-discharge) that stay reported until cleared
@@ -478,6 +490,10 @@ class BmsFirmware:
 
     # CAN receive ----------------------------------------------------------------------------------------
     def on_frame(self, msg, now_s: float) -> None:
+        if msg.arbitration_id == UDS_REQUEST_ID:   # a tester's ISO-TP frame: the diagnostic server's
+            if self.powered and not msg.is_error_frame:
+                self.uds.on_frame(msg)
+            return
         message = self._vcu.get(msg.arbitration_id)
         if message is None or msg.is_error_frame or not self.powered:
             return
@@ -537,6 +553,7 @@ class BmsFirmware:
 
     def _boot(self, now_s: float) -> None:
         self._init_ram(now_s)
+        self.uds.reset()
         self._coils_unpowered()   # a weld holds its contact through the reset
         self.powered = True
         self._boot_s = None
@@ -553,6 +570,7 @@ class BmsFirmware:
         while now_s + 1e-9 >= (task_s := self._main_runs * MAIN_TASK_S):
             self._update_contactors(task_s)
             self._main_task(task_s)
+            self.uds.process()   # the diagnostic server answers from the same task
             self._main_runs += 1
         while now_s + 1e-9 >= (task_s := self._slow_runs * SLOW_TASK_S):
             self._slow_task(task_s)
@@ -794,9 +812,38 @@ class BmsFirmware:
         return round(ohm / 1000.0)
 
     def _save_faults(self) -> None:
-        """The latched faults to NVM when they change (a data-flash write per change, not per task)."""
+        """The latched faults to NVM when they change (a data-flash write per change, not per task), and the
+        DTCs brought up to date with them."""
         if self.faults != self.nvm.get("faults", 0):
             self.nvm["faults"] = self.faults
+        if self.faults != self._dtc_faults:
+            self._update_dtcs()
+
+    def _update_dtcs(self) -> None:
+        """Each latched error's DTC stored as failed and confirmed; a stored DTC whose error is no longer latched
+        (the host cleared it) keeps its record, its testFailed bit off, until a tester clears it."""
+        faults = self.faults
+        for name, bit in FAULT_BITS.items():
+            code = DTCS[name]
+            if faults >> bit & 1:
+                self.dtcs[code] = self.dtcs.get(code, 0) | DTC_LATCHED_STATUS
+            elif code in self.dtcs:
+                self.dtcs[code] &= ~DTC_TEST_FAILED
+        self._dtc_faults = faults
+        self._save_dtcs()
+
+    def _save_dtcs(self) -> None:
+        """The DTC memory to NVM when it changes."""
+        if "dtc_kept_in_ram" not in self.bugs and self.dtcs != self.nvm.get("dtcs", {}):
+            self.nvm["dtcs"] = dict(self.dtcs)
+
+    def clear_dtcs(self) -> None:
+        """A tester's ClearDiagnosticInformation: every DTC record gone; an error still latched is stored
+        again at the next task."""
+        if "dtc_clear_ignored" not in self.bugs:
+            self.dtcs.clear()
+            self._save_dtcs()
+        self._dtc_faults = None
 
     def _log_new_faults(self, now_s: float) -> None:
         """One log entry per fault bit that has latched since the last task (again after a clear)."""

@@ -58,8 +58,8 @@ def test_a_flood_of_unknown_ids_is_counted_and_the_bench_runs_on():
     with Bench(load_rig(RIGS["sim"])) as bench:
         flood = can.Bus(interface="virtual", channel=bench.bus.channel_id)
         try:
-            for k in range(FLOOD_FRAMES):   # IDs 0x400-0x7FF: none is in the project DBCs
-                flood.send(can.Message(arbitration_id=0x400 + k % 0x400, data=bytes(8), is_extended_id=False))
+            for k in range(FLOOD_FRAMES):   # IDs 0x400-0x7BF: none is in the project DBCs (UDS is at 0x7E0)
+                flood.send(can.Message(arbitration_id=0x400 + k % 0x3C0, data=bytes(8), is_extended_id=False))
         finally:
             flood.shutdown()
         bench.power_up()

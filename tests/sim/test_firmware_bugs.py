@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hil.can import e2e
-from hil.protocol import BmsState
+from hil.protocol import DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, BmsState
 from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS
 
 
@@ -590,6 +590,39 @@ def test_bug_faults_forgotten_on_reset(make_boards):
     clean.clear_faults()
     clean.run_until(lambda: clean.fw.state == BmsState.STANDBY, 0.5, "STANDBY once the host cleared the fault")
     assert clean.fw.nvm["faults"] == 0, "the fault memory cleared with the fault"
+
+
+def _stored_trip_then_cleared(boards) -> None:
+    """An over-current latched (its DTC stored), its cause gone and the fault cleared by the host."""
+    boards.power_up()
+    boards.ce.current_a = boards.cal["discharge_oc_a"] + 5
+    boards.run_until(lambda: boards.fault("discharge_oc"), 1.0, "discharge_oc latched")
+    assert boards.fw.dtcs == {DTCS["discharge_oc"]: DTC_LATCHED_STATUS}, boards.fw.dtcs
+    boards.ce.current_a = 0.0
+    boards.clear_faults()
+    boards.run_until(lambda: not boards.fw.faults, 0.5, "the fault cleared")
+
+
+def test_bug_dtc_kept_in_ram(make_boards):
+    """A stored over-current DTC, then a supply cut: the clean firmware boots with it stored, the bug's without."""
+    clean, buggy = _both(make_boards, "dtc_kept_in_ram")
+    for boards in (clean, buggy):
+        _stored_trip_then_cleared(boards)
+        _supply_to(boards, 0.0)
+        boards.step()
+        _supply_to(boards, 12.0)
+        boards.run_until(lambda b=boards: b.fw.powered and b.fw.state != BmsState.INIT, 1.0, "booted, out of INIT")
+    assert clean.fw.dtcs == {DTCS["discharge_oc"]: DTC_LATCHED_STATUS & ~DTC_TEST_FAILED}, clean.fw.dtcs
+    assert buggy.fw.dtcs == {}, buggy.fw.dtcs
+
+
+def test_bug_dtc_clear_ignored(make_boards):
+    clean, buggy = _both(make_boards, "dtc_clear_ignored")
+    for boards in (clean, buggy):
+        _stored_trip_then_cleared(boards)
+        boards.fw.clear_dtcs()   # what the diagnostic server's ClearDiagnosticInformation calls
+        boards.step()
+    assert clean.fw.dtcs == {} and buggy.fw.dtcs == {DTCS["discharge_oc"]: DTC_LATCHED_STATUS & ~DTC_TEST_FAILED}
 
 
 def test_bug_ov_warning_at_fault_level(make_boards):

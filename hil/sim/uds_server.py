@@ -1,0 +1,151 @@
+"""The reference BMS's diagnostic server: UDS (ISO 14229) over ISO-TP (ISO 15765-2) on its CAN bus.
+
+It answers a tester's requests (UDS_BmsRequest, 0x7E0) on UDS_BmsResponse (0x7E8):
+
+- DiagnosticSessionControl (0x10): the default (1) and extended (3) sessions, with its P2 and P2* times;
+- TesterPresent (0x3E);
+- ReadDataByIdentifier (0x22): 0xF189, the software version ("1.2.0", as BMS_Version says it);
+- ReadDTCInformation (0x19): 0x01 the number of DTCs whose status matches a mask, 0x02 the DTCs themselves;
+- ClearDiagnosticInformation (0x14), group 0xFFFFFF: every DTC.
+
+Anything else gets the negative response ISO 14229-1 gives for it: serviceNotSupported,
+subFunctionNotSupported, requestOutOfRange or incorrectMessageLengthOrInvalidFormat. can-isotp segments and
+reassembles (a DTC list longer than one frame goes out as a first frame, waits for the tester's flow control,
+then as consecutive frames), and udsoncan parses the requests and builds the responses. The server runs in the
+firmware's 10 ms task, so an answer comes within a task or two (P2 is 50 ms).
+
+The DTC memory (one status byte per DTC of `hil.protocol.DTCS`) is the firmware's to keep: see
+`BmsFirmware._update_dtcs`.
+"""
+from __future__ import annotations
+
+import collections
+import struct
+
+import isotp
+from udsoncan import Request, Response, services
+
+from hil.protocol import DID_SOFTWARE_VERSION, UDS_REQUEST_ID, UDS_RESPONSE_ID
+
+P2_MS = 50          # the server's answer time, as DiagnosticSessionControl reports it
+P2_STAR_MS = 2000   # after a responsePending (never sent here)
+PADDING = 0xCC      # ISO-TP frames are padded to 8 bytes: the DBC's length, and what most ECUs send
+ALL_DTCS = 0xFFFFFF
+SUPPORTED_STATUS_BITS = 0x2F   # the status bits this server ever sets (protocol.DTC_LATCHED_STATUS)
+ISOTP_PARAMS = {"tx_padding": PADDING, "tx_data_min_length": 8, "stmin": 0, "blocksize": 0}
+
+Code = Response.Code
+
+
+class UdsServer:
+    """`on_frame` takes the tester's ISO-TP frames; `process()` answers them, from the firmware's task.
+    `firmware` keeps the DTC memory (`dtcs`: DTC -> status byte; `clear_dtcs()`)."""
+
+    def __init__(self, firmware, sender, version_text: str):
+        self._firmware = firmware
+        self._sender = sender
+        self._version = version_text.encode("ascii")
+        self._rx: collections.deque = collections.deque()
+        address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=UDS_RESPONSE_ID, rxid=UDS_REQUEST_ID)
+        self._stack = isotp.TransportLayerLogic(rxfn=self._next_frame, txfn=self._send_frame, address=address,
+                                                params=ISOTP_PARAMS)
+
+    def on_frame(self, msg) -> None:
+        self._rx.append(isotp.CanMessage(arbitration_id=msg.arbitration_id, data=bytes(msg.data)))
+
+    def reset(self) -> None:
+        """A boot: whatever was half received or half sent is gone with the RAM."""
+        self._rx.clear()
+        self._stack.reset()
+
+    def process(self) -> None:
+        self._stack.process()
+        while (payload := self._stack.recv()) is not None:
+            response = self._answer(bytes(payload))
+            if response is not None:
+                self._stack.send(response.get_payload())
+                self._stack.process()   # the single frame, or the first frame of a long answer, goes now
+
+    def _next_frame(self, _timeout_s: float):
+        return self._rx.popleft() if self._rx else None
+
+    def _send_frame(self, msg: isotp.CanMessage) -> None:
+        self._sender.send_frame("UDS_BmsResponse", bytes(msg.data))
+
+    def _answer(self, payload: bytes) -> Response | None:
+        """The response to one request; None for one that asks for none (suppressPosRspMsgIndicationBit)."""
+        if not payload:
+            return None   # ISO-TP delivers no empty message; nothing to answer
+        request = Request.from_payload(payload)
+        service = request.service
+        if service is None:   # a service ID udsoncan does not know: the tester still gets an answer
+            return _negative(payload[0], Code.ServiceNotSupported)
+        answer = {services.DiagnosticSessionControl: self._session, services.TesterPresent: self._tester_present,
+                  services.ReadDataByIdentifier: self._read_did, services.ReadDTCInformation: self._read_dtcs,
+                  services.ClearDiagnosticInformation: self._clear}.get(service)
+        if answer is None:
+            return _negative(service.request_id(), Code.ServiceNotSupported)
+        response = answer(request)
+        if request.suppress_positive_response and response.code == Code.PositiveResponse:
+            return None
+        return response
+
+    def _session(self, request: Request) -> Response:
+        if request.subfunction not in (1, 3):
+            return Response(service=request.service, code=Code.SubFunctionNotSupported)
+        timing = struct.pack(">HH", P2_MS, P2_STAR_MS // 10)
+        return Response(service=request.service, code=Code.PositiveResponse,
+                        data=bytes([request.subfunction]) + timing)
+
+    def _tester_present(self, request: Request) -> Response:
+        if request.subfunction != 0:
+            return Response(service=request.service, code=Code.SubFunctionNotSupported)
+        return Response(service=request.service, code=Code.PositiveResponse, data=b"\x00")
+
+    def _read_did(self, request: Request) -> Response:
+        data = request.data or b""
+        if len(data) != 2:   # one DID at a time: that is all this server reads
+            return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        (did,) = struct.unpack(">H", data)
+        if did != DID_SOFTWARE_VERSION:
+            return Response(service=request.service, code=Code.RequestOutOfRange)
+        return Response(service=request.service, code=Code.PositiveResponse,
+                        data=data + self._version)
+
+    def _read_dtcs(self, request: Request) -> Response:
+        data = request.data or b""
+        if request.subfunction not in (0x01, 0x02):
+            return Response(service=request.service, code=Code.SubFunctionNotSupported)
+        if len(data) != 1:
+            return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        matching = sorted((code, status) for code, status in self._firmware.dtcs.items() if status & data[0])
+        head = bytes([request.subfunction, SUPPORTED_STATUS_BITS])
+        if request.subfunction == 0x01:   # format 0x01: ISO 14229-1's DTC format identifier for ISO 15031-6
+            return Response(service=request.service, code=Code.PositiveResponse,
+                            data=head + struct.pack(">BH", 0x01, len(matching)))
+        records = b"".join(code.to_bytes(3, "big") + bytes([status]) for code, status in matching)
+        return Response(service=request.service, code=Code.PositiveResponse, data=head + records)
+
+    def _clear(self, request: Request) -> Response:
+        data = request.data or b""
+        if len(data) != 3:
+            return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        if int.from_bytes(data, "big") != ALL_DTCS:
+            return Response(service=request.service, code=Code.RequestOutOfRange)
+        self._firmware.clear_dtcs()
+        return Response(service=request.service, code=Code.PositiveResponse)
+
+
+def _negative(service_id: int, code: int) -> Response:
+    """7F <service> <code>, for a service this server does not know by udsoncan's classes."""
+    return _Raw(bytes([0x7F, service_id, code]))
+
+
+class _Raw:
+    """A response given as its bytes."""
+
+    def __init__(self, payload: bytes):
+        self.payload, self.code = payload, payload[2]
+
+    def get_payload(self) -> bytes:
+        return self.payload

@@ -1,0 +1,125 @@
+"""The harness as a diagnostic tester (hil/devices/uds.py): UDS over ISO-TP on the bench's bus, on the virtual
+clock and over the wire, through the built-in proxy or a DUT map's [uds]; refusals and silence named."""
+from __future__ import annotations
+
+import pytest
+from udsoncan import Request, services
+
+from hil.bench import Bench
+from hil.can.dbc import load_dbcs
+from hil.devices.dut_map import load_dut_map
+from hil.devices.uds import UdsRefused
+from hil.errors import ConfigError, HilError, HilTimeout
+from hil.protocol import DTC_LATCHED_STATUS, DTCS, BmsState
+from hil.rig import PROJECT_ROOT, load_rig
+from hil.sim.bms_firmware import VERSION_TEXT
+
+SIM = PROJECT_ROOT / "rigs" / "sim.toml"
+REFERENCE_MAP = PROJECT_ROOT / "fixtures" / "duts" / "reference-bms.toml"
+REFERENCE_DBCS = [PROJECT_ROOT / "dbc" / name for name in ("bms.dbc", "vcu.dbc", "cell_emulator.dbc")]
+
+
+def _trip_ov_and_ot(bench) -> None:
+    bench.power_up()
+    bench.force_cell(0, 4.35)
+    bench.force_temperature(1, 75.0)
+    bench.loop.run_until(lambda: {"cell_ov", "cell_ot"} <= set(bench.bms.faults), 3.0, bench.bms.describe)
+
+
+def test_the_reference_bms_answers_the_tester_on_the_virtual_clock():
+    with Bench(load_rig(SIM)) as bench:
+        uds = bench.uds
+        assert uds.software_version() == VERSION_TEXT   # 8 bytes: a first frame, flow control, a consecutive frame
+        uds.session(3)
+        uds.tester_present()
+        assert uds.read_dtcs() == {}
+        _trip_ov_and_ot(bench)
+        stored = uds.read_dtcs()
+        assert stored == {DTCS["cell_ov"]: DTC_LATCHED_STATUS, DTCS["cell_ot"]: DTC_LATCHED_STATUS}
+        assert [uds.describe(code, status) for code, status in stored.items()] == [
+            "cell_ov (P1A00-00) status 0x2F", "cell_ot (P1A04-00) status 0x2F"]
+        assert uds.read_dtcs(status_mask=0x40) == {}   # the mask selects: no DTC has that bit
+        uds.clear_dtcs()
+        assert uds.read_dtcs() == {
+            code: DTC_LATCHED_STATUS for code in (DTCS["cell_ov"], DTCS["cell_ot"])}, "still latched: stored again"
+        assert bench.monitor.problems() == [], "the diagnostic frames are in the DBC, and an answer is no cycle"
+
+
+def test_a_refused_request_names_the_service_and_iso_14229s_reason():
+    with Bench(load_rig(SIM)) as bench:
+        with pytest.raises(UdsRefused, match=r"ReadDataByIdentifier refused by the BMS: negative response 0x31 "
+                                             r"\(RequestOutOfRange\)"):
+            bench.uds.read_did(0xF190)
+        with pytest.raises(UdsRefused, match=r"RoutineControl refused by the BMS: negative response 0x11 "
+                                             r"\(ServiceNotSupported\)"):
+            bench.uds.request(Request(service=services.RoutineControl, subfunction=1, data=b"\x02\x03"))
+        assert bench.uds.software_version() == VERSION_TEXT, "a refusal leaves the tester ready for the next"
+
+
+def test_a_silent_bms_is_a_timeout_saying_nothing_came():
+    with Bench(load_rig(SIM)) as bench:
+        bench.supply.output(False)
+        bench.loop.run_for(0.1)
+        with pytest.raises(HilTimeout, match=r"not met within 0.2 s .*TesterPresent to the BMS \(UDS_BmsRequest\): "
+                                             r"no answer on UDS_BmsResponse \(0 frame\(s\) came\)"):
+            bench.uds.request(services.TesterPresent.make_request(), timeout_s=0.2)
+
+
+def test_a_dut_maps_uds_drives_the_tester_and_tells_the_build_where_can_does_not(tmp_path):
+    """The reference BMS through its map, then without [firmware]: the bench then reads the build over UDS; and a
+    map without [uds] has no tester (the suite's diagnostic tests skip)."""
+    text = REFERENCE_MAP.read_text()
+    with Bench(load_rig(SIM, [f'dut.map="{REFERENCE_MAP}"'])) as bench:
+        assert bench.uds.request_message == "UDS_BmsRequest" and bench.uds.software_version() == VERSION_TEXT
+        assert bench.firmware_source == "BMS_Version"   # CAN says it: no need to ask
+    path = tmp_path / "no-firmware.toml"
+    path.write_text(text[:text.index("[firmware]")] + text[text.index("[uds]"):])
+    with Bench(load_rig(SIM, [f'dut.map="{path}"', f'dut.firmware="{VERSION_TEXT}"'])) as bench:
+        assert bench.firmware_source == "UDS ReadDataByIdentifier 0xF189" and bench.reported_firmware is None
+        bench.check_firmware()
+        assert bench.reported_firmware == VERSION_TEXT
+    with Bench(load_rig(SIM, [f'dut.map="{path}"', 'dut.firmware="9.9.9"'])) as bench:
+        with pytest.raises(HilError, match=rf"says it runs '{VERSION_TEXT}' \(UDS ReadDataByIdentifier 0xF189\)"):
+            bench.check_firmware()
+    path.write_text(text[:text.index("[uds]")])
+    with Bench(load_rig(SIM, [f'dut.map="{path}"'])) as bench:
+        assert bench.uds is None
+
+
+BAD_UDS = [
+    ('request = "UDS_BmsRequest"', 'request = "UDS_BmsReqest"',
+     r"\[uds\] request: message 'UDS_BmsReqest' is not in the rig's DBC files \(did you mean 'UDS_BmsRequest'"),
+    ('response = "UDS_BmsResponse"', 'response = "UDS_BmsRequest"',
+     r"\[uds\] request and response are both 'UDS_BmsRequest'"),
+    ("software_version_did = 0xF189", "software_version_did = 0x1F189",
+     r"\[uds\] software_version_did = 127369, expected a 16-bit DID"),
+    ("software_version_did = 0xF189", "version_did = 0xF189", r"\[uds\] unknown key 'version_did'"),
+    ("cell_ov = 0x1A0000", "cell_0v = 0x1A0000", r"\[uds.dtcs\] 'cell_0v' is not a fault name of the harness"),
+    ("cell_ov = 0x1A0000", "cell_ov = 0x1A000000", r"\[uds.dtcs\] cell_ov = 436207616, expected a 3-byte DTC"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "error"), BAD_UDS, ids=[error[:40] for *_, error in BAD_UDS])
+def test_a_bad_uds_table_is_refused_naming_the_file_and_key(tmp_path, old, new, error):
+    text = REFERENCE_MAP.read_text()
+    assert old in text
+    path = tmp_path / "bad-map.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=f"bad-map.toml: {error}"):
+        load_dut_map(path, load_dbcs(REFERENCE_DBCS))
+
+
+@pytest.mark.wire
+def test_the_tester_over_slcan_reads_the_build_and_a_stored_dtc():
+    """The boards in their own process behind a pty, python-can's slcan client in the harness, real clock: the
+    multi-frame answers' flow control crosses the wire both ways."""
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "slcan.toml")) as bench:
+        assert bench.uds.software_version() == VERSION_TEXT
+        _trip_ov_and_ot(bench)
+        assert bench.uds.read_dtcs() == {DTCS["cell_ov"]: DTC_LATCHED_STATUS, DTCS["cell_ot"]: DTC_LATCHED_STATUS}
+        bench.release_channels()
+        bench.loop.run_for(2.0)   # the thermistor reports once a second
+        bench.bms.clear_faults()
+        bench.bms.wait_state(BmsState.NORMAL, 3.0)
+        bench.uds.clear_dtcs()
+        assert bench.uds.read_dtcs() == {}
