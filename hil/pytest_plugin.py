@@ -22,12 +22,13 @@ import pytest
 
 from hil.bench import Bench
 from hil.errors import ConfigError, HilError
+from hil.protocol import DTC_CONFIRMED, DTC_TEST_FAILED
 from hil.provenance import FILE_PREFIX, PREFIX, describe_run, digest, rerun_command, shown
 from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
-from hil.report.results import (ARTIFACT_PROPERTY, FAILED_OUTCOMES, FIRMWARE_PROPERTY, PROFILE_FILE_PROPERTY,
-                                TIMING_PREFIX, Results)
+from hil.report.results import (ARTIFACT_PROPERTY, DTCS_PROPERTY, FAILED_OUTCOMES, FIRMWARE_PROPERTY,
+                                PROFILE_FILE_PROPERTY, TIMING_PREFIX, Results)
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
 from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
@@ -125,7 +126,38 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     with _interrupt_fails_a_bench_test(item):
-        return (yield)
+        result = yield
+        _audit_dtcs(item)   # a test body that passed: the errors it left latched must be stored as DTCs
+        return result
+
+
+_BENCH = pytest.StashKey[Bench]()
+
+
+def _audit_dtcs(item) -> None:
+    """Where the spec says the BMS stores a DTC for each error it latches (`[diagnostics] stores_dtcs`) and the
+    harness has UDS for it: each error latched when the test's body ends, with a DTC the map names, must be
+    stored as failed and confirmed. The DTCs read go in the report (`hil:dtcs`)."""
+    bench = item.stash.get(_BENCH, None)
+    if bench is None or bench.uds is None or not bench.spec.data.get("diagnostics", {}).get("stores_dtcs", False):
+        return
+    uds, bms = bench.uds, bench.bms
+    if bench.monitor.is_absent(bms.contactor_readback.message):
+        return   # a dark BMS (its supply cut) answers nothing: there is no memory to read now
+    latched = [name for name in bms.faults if name in uds.dtcs]
+    if not latched:
+        return
+    try:
+        stored = uds.read_dtcs()
+    except HilError as exc:
+        pytest.fail(f"the BMS latched {', '.join(latched)}; its DTCs could not be read over UDS: {exc}", pytrace=False)
+    shown = ", ".join(uds.describe(code, status) for code, status in stored.items()) or "none"
+    item.user_properties.append((DTCS_PROPERTY, shown))
+    both = DTC_TEST_FAILED | DTC_CONFIRMED
+    missing = [uds.describe(uds.dtcs[name]) for name in latched if stored.get(uds.dtcs[name], 0) & both != both]
+    if missing:
+        pytest.fail(f"the BMS latched {', '.join(latched)} but did not store {', '.join(missing)} as failed and "
+                    f"confirmed ([diagnostics] stores_dtcs); stored: {shown}", pytrace=False)
 
 
 @contextlib.contextmanager
@@ -398,6 +430,7 @@ def _test_bench(request, rig):
                 request.session.shouldstop = "the bench's configuration is wrong (the failure above says how)"
         if failure is not None:
             pytest.fail(failure, pytrace=False)  # outside the except: the cause once, not chained
+        request.node.stash[_BENCH] = instance   # for the DTC audit after the test's body (_audit_dtcs)
         if tests_dir is not None:
             request.node.user_properties.append((ARTIFACT_PROPERTY, name))
         instance.loop.on_progress(lambda p: _say(config, f"{request.node.nodeid}: {p}; {instance.bms.describe()}"),

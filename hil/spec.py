@@ -98,7 +98,9 @@ TABLES = {
                   "initial_soc_spread": Key(above=0, at_most=1),   # a standard deviation of SOC, 0..1
                   "bleed_current_a": Key(above=0), "duration_s": Key(above=0),
                   "max_final_fraction": Key(above=0, at_most=1)},   # end spread over start spread
-    "diagnostics": {"self_discharge": Key(bool)},
+    # stores_dtcs (optional): every error the BMS latches is stored as its DTC, read over UDS; checked after each
+    # test whose body ends with errors latched, where the harness has UDS for the BMS (hil/pytest_plugin.py).
+    "diagnostics": {"self_discharge": Key(bool), "stores_dtcs": Key(bool, required=False)},
     # min_charge_cell_v: charging near full at the BMS's limit must take the fullest cell at least this high
     # (the CV phase), so a BMS that simply stops charging early does not pass the no-trip test by default.
     # discharge_end_cell_v: discharging to empty at 1 C under the BMS's limit must take the emptiest cell (loaded) at

@@ -444,3 +444,28 @@ def test_the_communication_tests_time_the_messages_the_spec_names(tmp_path):
         "tests/bms/test_communication.py::test_cycle_time_within_tolerance[BMS_CellVoltages]",
         "tests/bms/test_communication.py::test_alive_counters_and_crcs_are_valid[BMS_Status]"], result.stdout
     assert not any("alive_counters_and_crcs_are_valid[BMS_CellVoltages]" in line for line in collected)
+
+
+# A test that ends with an error latched: the plugin reads the BMS's DTCs after its body.
+LATCHED_TESTS = """
+    def test_ends_with_an_open_interlock(bench):
+        bench.power_up()
+        bench.cell_emulator.set_hvil_open(True)
+        bench.bms.wait_contactors_open(1.0)
+        bench.loop.run_until(lambda: "hvil" in bench.bms.faults, 1.0)
+"""
+
+
+def test_errors_latched_at_a_tests_end_must_be_stored_as_dtcs(pytester):
+    """The spec's [diagnostics] stores_dtcs: each error latched when the body ends must be stored as its DTC,
+    failed and confirmed; the DTCs read go in the report. A BMS whose DTC table lacks hvil fails the test."""
+    pytester.makepyfile(test_latched=LATCHED_TESTS)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(f"--junitxml={junit}", "-o", "junit_family=xunit1")
+    result.assert_outcomes(passed=1)
+    assert _props(junit, "test_ends_with_an_open_interlock")["hil:dtcs"] == "hvil (P1A10-00) status 0x2F"
+    result = pytester.runpytest("--set", 'dut.bugs=["dtc_table_short"]', f"--junitxml={junit}",
+                                "-o", "junit_family=xunit1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the BMS latched hvil but did not store hvil (P1A10-00) as failed and confirmed "
+                                 "(*stores_dtcs); stored: none*"])

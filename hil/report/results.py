@@ -13,6 +13,7 @@ ARTIFACT_PROPERTY = "hil:artifact"    # the file stem of a test's trace, CAN log
 TIMING_PREFIX = "timing:"             # loop timing of a test's bench: ticks, overruns, jitter
 FIRMWARE_PROPERTY = "hil:firmware"    # the build the BMS said it ran during the test
 PROFILE_FILE_PROPERTY = "hil:profile_file"   # a replayed trace's file and its SHA-256 (hil.provenance)
+DTCS_PROPERTY = "hil:dtcs"            # the DTCs the BMS had stored when the test ended with errors latched
 
 
 # A test whose body never reported: the run was stopped under it (under pytest-xdist, a Ctrl-C ends the

@@ -79,6 +79,7 @@ AFE_LSB_V = 100e-6
 VERSION = (1, 2, 0)   # major, minor, patch, as BMS_Version reports them (1.2: BMS_Version itself)
 VERSION_TEXT = ".".join(map(str, VERSION))   # "1.2.0": the build as the harness reads it off BMS_Version
 FIRMWARE_VERSION = "ref-bms " + VERSION_TEXT   # as the debug UART reports it
+DTC_TABLE_SHORT_BITS = 16   # dtc_table_short: the DTC table as it was before BMS_FaultBits grew past 16 bits
 # The least fraction of max_charge_current_a the SOC taper leaves near full (see _slow_task).
 CHARGE_TAPER_FLOOR = 0.1
 # Where the firmware itself keeps every contactor open, so that with their feedback open too, nothing flows.
@@ -193,6 +194,8 @@ BUGS = {
                        "a workshop reading it after a key cycle finds no record of a trip the host has cleared",
     "dtc_clear_ignored": "ClearDiagnosticInformation answers positively but clears nothing: a tester's clear "
                          "leaves every old DTC stored",
+    "dtc_table_short": "the DTC table ends at bit 15: the errors added with the 24-bit BMS_FaultBits (hvil, "
+                       "current_sensor) latch and open the contactors, but store no DTC",
     "ov_warning_at_fault_level": "the over-voltage warning compares the cells with cell_ov_v itself (a copied line), "
                                  "not with cell_ov_v less warning_margin_v: the warning comes with the trip, and a "
                                  "charger gets no notice to taper",
@@ -824,6 +827,8 @@ class BmsFirmware:
         (the host cleared it) keeps its record, its testFailed bit off, until a tester clears it."""
         faults = self.faults
         for name, bit in FAULT_BITS.items():
+            if bit >= DTC_TABLE_SHORT_BITS and "dtc_table_short" in self.bugs:
+                continue
             code = DTCS[name]
             if faults >> bit & 1:
                 self.dtcs[code] = self.dtcs.get(code, 0) | DTC_LATCHED_STATUS

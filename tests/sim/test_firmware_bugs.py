@@ -625,6 +625,19 @@ def test_bug_dtc_clear_ignored(make_boards):
     assert clean.fw.dtcs == {} and buggy.fw.dtcs == {DTCS["discharge_oc"]: DTC_LATCHED_STATUS & ~DTC_TEST_FAILED}
 
 
+def test_bug_dtc_table_short(make_boards):
+    """An open interlock loop latches hvil in both; only the clean firmware stores its DTC. An over-voltage's is
+    stored by both."""
+    clean, buggy = _both(make_boards, "dtc_table_short")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.hvil_open = True
+        boards.ce.setpoint_v[0] = boards.cal["cell_ov_v"] + 0.01
+        boards.run_until(lambda b=boards: b.fault("hvil") and b.fault("cell_ov"), 1.0, "hvil and cell_ov latched")
+    assert clean.fw.dtcs == {DTCS["hvil"]: DTC_LATCHED_STATUS, DTCS["cell_ov"]: DTC_LATCHED_STATUS}, clean.fw.dtcs
+    assert buggy.fw.dtcs == {DTCS["cell_ov"]: DTC_LATCHED_STATUS}, buggy.fw.dtcs
+
+
 def test_bug_ov_warning_at_fault_level(make_boards):
     """A cell halfway between the warning level and the OV threshold: warned of by the clean firmware only."""
     clean, buggy = _both(make_boards, "ov_warning_at_fault_level")
