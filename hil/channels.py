@@ -66,34 +66,43 @@ class Stepped:
 
 def step_cells(bench, tolerance_v: float, settle_s: float) -> Stepped:
     """Force every cell channel through both staircases of the spec's window, `settle_s` each, and read back
-    what the BMS reports. The channels stay forced:
+    what the BMS reports, and its pack voltage against their sum. The channels stay forced:
     `bench.release_channels()` gives them back to the model."""
-    n = bench.cell_emulator.n_channels
-    worst, worst_pack = (0.0, "none"), None
-    for pattern, applied_v in staircases(*cell_window_v(bench.spec), n):
-        for channel, voltage_v in enumerate(applied_v):
-            bench.force_cell(channel, float(voltage_v))
-        bench.loop.run_for(settle_s)
-        worst = max(worst, worst_channel(applied_v, bench.bms.cell_voltages_v(n), pattern, "V", tolerance_v),
-                    key=lambda w: w[0])
+    worst_pack = []   # (error in V, detail) of each staircase
+
+    def pack(pattern: str, applied_v: np.ndarray) -> None:
         pack_v, applied_pack_v = bench.bms.pack_voltage_v, float(applied_v.sum())
         if pack_v is not None:
-            detail = f"reported {pack_v:.3f} V for {applied_pack_v:.3f} V applied ({pattern} staircase)"
-            worst_pack = max(worst_pack or (0.0, "none"), (abs(pack_v - applied_pack_v), detail), key=lambda w: w[0])
-    return Stepped(worst, worst_pack, _left_standby(bench))
+            worst_pack.append((abs(pack_v - applied_pack_v),
+                               f"reported {pack_v:.3f} V for {applied_pack_v:.3f} V applied ({pattern} staircase)"))
+
+    n = bench.cell_emulator.n_channels
+    worst = _step(bench, cell_window_v(bench.spec), bench.force_cell, lambda: bench.bms.cell_voltages_v(n), "V",
+                  tolerance_v, settle_s, pack)
+    return Stepped(worst, max(worst_pack, key=lambda w: w[0]) if worst_pack else None, _left_standby(bench))
 
 
 def step_temperatures(bench, tolerance_c: float, settle_s: float) -> Stepped:
     """The same for the thermistor channels."""
     n = bench.cell_emulator.n_channels
-    worst = (0.0, "none")
-    for pattern, applied_c in staircases(*temperature_window_c(bench.spec), n):
-        for channel, temperature_c in enumerate(applied_c):
-            bench.force_temperature(channel, float(temperature_c))
-        bench.loop.run_for(settle_s)
-        worst = max(worst, worst_channel(applied_c, bench.bms.cell_temperatures_c(n), pattern, "degC", tolerance_c),
-                    key=lambda w: w[0])
+    worst = _step(bench, temperature_window_c(bench.spec), bench.force_temperature,
+                  lambda: bench.bms.cell_temperatures_c(n), "degC", tolerance_c, settle_s)
     return Stepped(worst, None, _left_standby(bench))
+
+
+def _step(bench, window: tuple[float, float], force, reported, unit: str, tolerance: float, settle_s: float,
+          after=None) -> tuple[float, str]:
+    """Each staircase of `window` forced channel by channel (`force(channel, value)`), `settle_s` later what the
+    BMS `reported()` compared with it (and `after(pattern, applied)` called); the worst channel of both."""
+    worst = (0.0, "none")
+    for pattern, applied in staircases(*window, bench.cell_emulator.n_channels):
+        for channel, value in enumerate(applied):
+            force(channel, float(value))
+        bench.loop.run_for(settle_s)
+        worst = max(worst, worst_channel(applied, reported(), pattern, unit, tolerance), key=lambda w: w[0])
+        if after is not None:
+            after(pattern, applied)
+    return worst
 
 
 def _left_standby(bench) -> str | None:

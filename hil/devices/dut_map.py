@@ -278,6 +278,13 @@ class MapChecker:
                 raise ConfigError(f"{self.path}: unknown table [{section}]{did_you_mean(section, known)}; {what} "
                                   f"has {', '.join(f'[{s}]' for s in sorted(known))}")
 
+    def known_keys(self, table: dict, known, where: str) -> None:
+        """Refuse a key of `table` that is not one of `known` (a misspelt one, with the closest names)."""
+        for key in table:
+            if key not in known:
+                raise ConfigError(f"{self.path}: {where}: unknown key '{key}'{did_you_mean(key, known)}; expected "
+                                  f"{', '.join(known)}")
+
     def dbc_signal(self, signal: Signal):
         """The DBC's own signal (cantools) that a checked `Signal` names."""
         return self.messages[signal.message].get_signal_by_name(signal.name)
@@ -373,10 +380,7 @@ class MapChecker:
         Only the first cell's signal is checked here; `DutMap.check_cells` checks the rig's count."""
         if not isinstance(item, dict):
             raise ConfigError(f"{self.path}: {key} = {item!r}, expected a table {_CELL_FORMAT}")
-        for name in item:
-            if name not in _CELL_KEYS:
-                raise ConfigError(f"{self.path}: {key}: unknown key '{name}'{did_you_mean(name, _CELL_KEYS)}; "
-                                  f"expected {', '.join(_CELL_KEYS)}")
+        self.known_keys(item, _CELL_KEYS, key)
         message_name, pattern = self._cell_pattern(item.get("signals"), f"{key}.signals")
         message = self.message(message_name, f"{key}.signals")
         first = item.get("first", 0)
@@ -457,10 +461,7 @@ class MapChecker:
         message = self.message(name, "[e2e]")
         if not isinstance(item, dict):
             raise ConfigError(f"{self.path}: {key} = {item!r}, expected a table {_E2E_FORMAT}")
-        for option in item:
-            if option not in _E2E_KEYS:
-                raise ConfigError(f"{self.path}: {key}: unknown key '{option}'{did_you_mean(option, _E2E_KEYS)}; "
-                                  f"expected {', '.join(_E2E_KEYS)}")
+        self.known_keys(item, _E2E_KEYS, key)
         profile = item.get("profile")
         if profile not in e2e.PROFILES:
             raise ConfigError(f"{self.path}: {key}: profile = {profile!r}, expected one of {', '.join(e2e.PROFILES)} "
@@ -500,10 +501,7 @@ class MapChecker:
         software version (0xF189 unless given) and the DTC it stores for each fault (`dtcs`, optional)."""
         if not table:
             return None
-        for key in table:
-            if key not in _UDS_KEYS:
-                raise ConfigError(f"{self.path}: [uds] unknown key '{key}'{did_you_mean(key, _UDS_KEYS)}; expected "
-                                  f"{', '.join(_UDS_KEYS)}")
+        self.known_keys(table, _UDS_KEYS, "[uds]")
         request, response = (self.message(table.get(key), f"[uds] {key}") for key in ("request", "response"))
         if request.name == response.name:
             raise ConfigError(f"{self.path}: [uds] request and response are both '{request.name}'; expected the "

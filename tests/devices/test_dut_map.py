@@ -383,6 +383,15 @@ BAD_MAPS = [
      r"\[firmware\] request signals.VCU_ModeRequest: 'GO' is not a value of signal 'VCU_ModeRequest'"),
     (("version = [", 'request = "VCU_Request"\nversion = ['),
      r"\[firmware\] request = 'VCU_Request', expected a table \{ message = "),
+    (('request = "UDS_BmsRequest"', 'request = "UDS_BmsReqest"'),
+     r"\[uds\] request: message 'UDS_BmsReqest' is not in the rig's DBC files \(did you mean 'UDS_BmsRequest'"),
+    (('response = "UDS_BmsResponse"', 'response = "UDS_BmsRequest"'),
+     r"\[uds\] request and response are both 'UDS_BmsRequest'"),
+    (("software_version_did = 0xF189", "software_version_did = 0x1F189"),
+     r"\[uds\] software_version_did = 127369, expected a 16-bit DID"),
+    (("software_version_did = 0xF189", "version_did = 0xF189"), r"\[uds\]: unknown key 'version_did'"),
+    (("cell_ov = 0x1A0000", "cell_0v = 0x1A0000"), r"\[uds.dtcs\] 'cell_0v' is not a fault name of the harness"),
+    (("cell_ov = 0x1A0000", "cell_ov = 0x1A000000"), r"\[uds.dtcs\] cell_ov = 436207616, expected a 3-byte DTC"),
 ]
 
 
