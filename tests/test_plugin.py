@@ -460,10 +460,12 @@ def test_errors_latched_at_a_tests_end_must_be_stored_as_dtcs(pytester):
     """The spec's [diagnostics] stores_dtcs: each error latched when the body ends must be stored as its DTC,
     failed and confirmed; the DTCs read go in the report. A BMS whose DTC table lacks hvil fails the test."""
     pytester.makepyfile(test_latched=LATCHED_TESTS)
+    report = pytester.path / "report"
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest(f"--junitxml={junit}", "-o", "junit_family=xunit1")
+    result = pytester.runpytest("--hil-report", str(report), f"--junitxml={junit}", "-o", "junit_family=xunit1")
     result.assert_outcomes(passed=1)
     assert _props(junit, "test_ends_with_an_open_interlock")["hil:dtcs"] == "hvil (P1A10-00) status 0x2F"
+    assert "DTCs stored at the end: hvil (P1A10-00) status 0x2F" in (report / "index.html").read_text()
     result = pytester.runpytest("--set", 'dut.bugs=["dtc_table_short"]', f"--junitxml={junit}",
                                 "-o", "junit_family=xunit1")
     result.assert_outcomes(failed=1)

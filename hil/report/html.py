@@ -12,8 +12,8 @@ from pathlib import Path
 
 from hil.provenance import FILE_LABELS, FILE_PREFIX, LABELS, PREFIX
 from hil.report.measurements import Measurement
-from hil.report.results import (FIRMWARE_PROPERTY, NOT_FINISHED, PROFILE_FILE_PROPERTY, Results, TestResult,
-                                describe_firmware, firmware_counts)
+from hil.report.results import (DTCS_PROPERTY, FIRMWARE_PROPERTY, NOT_FINISHED, PROFILE_FILE_PROPERTY, Results,
+                                TestResult, describe_firmware, firmware_counts)
 from hil.report.spread import CSV_NAME, repeated, spreads
 
 # Per-test files, in the order their links are shown: suffix -> label.
@@ -229,6 +229,9 @@ def _test_section(report_dir: Path, i: int, r: TestResult, rerun: str | None = N
                  f"{f' · replayed trace <code>{_e(trace)}</code>' if trace else ''}</p>")
     if rerun is not None:
         parts.append(f"<p class=\"meta\">rerun: <code>{_e(rerun)}</code></p>")
+    dtcs = r.value_of(DTCS_PROPERTY)
+    if dtcs is not None:   # read over UDS after the body, with errors latched (hil/pytest_plugin.py)
+        parts.append(f"<p class=\"meta\">DTCs stored at the end: {_e(dtcs)}</p>")
     if r.details:
         parts.append(f"<pre>{_e(r.details)}</pre>")
     if r.measurements:
