@@ -71,35 +71,47 @@ def run(args: argparse.Namespace) -> int:
 def check(rig, listen_s: float, step_channels: bool = True) -> dict:
     """Listen to the rig's bench for `listen_s` with the BMS in STANDBY, then (`step_channels`) step its
     channels; the findings as plain data."""
-    from hil.bench import Bench
-    from hil.pytest_plugin import rig_lock
-    # A hardware rig is one run's at a time, as under pytest; the emulated boards are this process's own.
-    lock = rig_lock(rig.name, "hil check", LOCK_WAIT_S) if rig.data["dut"]["kind"] == "external" \
-        else contextlib.nullcontext()
-    with lock, Bench(rig) as bench, live(bench):
-        try:
-            bench.cell_emulator.enable(True)
-            bench.loop.run_for(SETTLE_S)
-            # Frames queued while the bench was set up (a serial adapter's, a process's boards) arrive bunched;
-            # the cycles are timed from here.
-            bench.monitor.reset_stats()
-            bench.ce_monitor.reset_stats()
-            started_s = bench.loop.t_s
-            bench.loop.run_for(listen_s)
-            findings = _listen(bench, rig, started_s)
-            _diagnose(bench, findings)
-            if step_channels:
-                _step_channels(bench, rig, findings)
-        finally:
-            try:
-                safe = bench.make_safe()
-            except NotSafe as exc:
-                safe = exc.state
+    with bench_in_standby(rig, "hil check") as (bench, outcome):
+        # Frames queued while the bench was set up (a serial adapter's, a process's boards) arrive bunched; the
+        # cycles are timed from here.
+        bench.monitor.reset_stats()
+        bench.ce_monitor.reset_stats()
+        started_s = bench.loop.t_s
+        bench.loop.run_for(listen_s)
+        findings = _listen(bench, rig, started_s)
+        _diagnose(bench, findings)
+        if step_channels:
+            _step_channels(bench, rig, findings)
+    safe = outcome["safe"]
     findings["safe"] = [step.describe() for step in safe.steps]
     if not safe.confirmed:
         findings["problems"].append(f"bench not confirmed safe: {safe.describe()}")
     findings["passed"] = not findings["problems"]
     return findings
+
+
+@contextlib.contextmanager
+def bench_in_standby(rig, holder: str):
+    """The rig's bench for a command outside any test (`holder`, e.g. "hil check"), as a test gets it: the rig's
+    lock for a hardware rig, the cell emulator's outputs on with the BMS asked for STANDBY (contactors open, no
+    load), SETTLE_S to let it settle; made safe at the end, whatever ends it. Yields (bench, outcome):
+    outcome["safe"] is the safe state's read-back once the block has left."""
+    from hil.bench import Bench
+    from hil.pytest_plugin import rig_lock
+    # A hardware rig is one run's at a time, as under pytest; the emulated boards are this process's own.
+    lock = rig_lock(rig.name, holder, LOCK_WAIT_S) if rig.data["dut"]["kind"] == "external" \
+        else contextlib.nullcontext()
+    outcome = {}
+    with lock, Bench(rig) as bench, live(bench):
+        try:
+            bench.cell_emulator.enable(True)
+            bench.loop.run_for(SETTLE_S)
+            yield bench, outcome
+        finally:
+            try:
+                outcome["safe"] = bench.make_safe()
+            except NotSafe as exc:
+                outcome["safe"] = exc.state
 
 
 def _listen(bench, rig, started_s: float) -> dict:

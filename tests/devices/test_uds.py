@@ -2,6 +2,8 @@
 clock and over the wire, through the built-in proxy or a DUT map's [uds]; refusals and silence named."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from udsoncan import Request, services
 
@@ -97,3 +99,23 @@ def test_the_tester_over_slcan_reads_the_build_and_a_stored_dtc():
         bench.bms.wait_state(BmsState.NORMAL, 3.0)
         bench.uds.clear_dtcs()
         assert bench.uds.read_dtcs() == {}
+
+
+def test_hil_uds_reads_the_build_and_the_dtcs_outside_any_test(capsys, tmp_path):
+    from hil.cli import main
+    assert main(["uds", "--clear", "--did", "0xF189", "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    readings = json.loads(lines[-1])
+    assert readings["software_version"] == VERSION_TEXT and readings["dtcs"] == readings["dtcs_after_clear"] == {}
+    assert readings["dids"] == {"0xF189": VERSION_TEXT.encode().hex(" ")} and readings["safe"]
+    assert f"build: {VERSION_TEXT}" in lines and "after the clear: 0" in lines
+    assert f"DID 0xF189: {VERSION_TEXT.encode().hex(' ')} ({VERSION_TEXT!r})" in lines
+    assert main(["uds", "--did", "0xF189", "--did", "0xF190"]) == 1   # the VIN: not this BMS's
+    out = capsys.readouterr().out
+    assert "DID 0xF189: " in out and out.rstrip().endswith(
+        "PROBLEM: ReadDataByIdentifier refused by the BMS: negative response 0x31 (RequestOutOfRange)")
+    text = REFERENCE_MAP.read_text()
+    path = tmp_path / "no-uds.toml"
+    path.write_text(text[:text.index("[uds]")])
+    assert main(["uds", "--set", f'dut.map="{path}"']) == 2
+    assert "the harness has no UDS for this BMS: a DUT map needs a [uds] table" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""`hil uds`: ask the rig's BMS over UDS outside any test: the build it says it runs, its stored DTCs; clear them.
+
+    hil uds --rig rigs/mybench.toml [--clear] [--did 0xF190 ...] [--json]
+
+It opens the bench as `hil check` does (the rig's lock for a hardware rig; the cell emulator's outputs on, the
+BMS asked for STANDBY), reads the software-version DID and the stored DTCs, each with its status bits, and
+`--did` any further DIDs (as hex bytes, and as text where they are printable). `--clear` then clears the DTCs
+(ClearDiagnosticInformation) and reads them again. The bench is made safe at the end. `--json` adds it all as
+the last line.
+
+Exit 0; 1 when the BMS refuses a request or does not answer (named), or the bench is not confirmed safe; 2 for a
+rig the harness has no UDS for (a DUT map without `[uds]`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from hil.errors import ConfigError, HilError
+
+# ISO 14229-1's DTC status bits, low to high, as a tester prints them.
+STATUS_BITS = ("testFailed", "testFailedThisOperationCycle", "pendingDTC", "confirmedDTC",
+               "testNotCompletedSinceLastClear", "testFailedSinceLastClear", "testNotCompletedThisOperationCycle",
+               "warningIndicatorRequested")
+
+
+def register(sub) -> None:
+    from hil.cli import add_rig_options
+    parser = sub.add_parser("uds", help="read the BMS's build and stored DTCs over UDS, or clear them",
+                            description="Open the rig's bench with the BMS in STANDBY and ask it over UDS (ISO 14229) "
+                                        "for its build and its stored DTCs; --clear clears them.")
+    add_rig_options(parser)
+    parser.add_argument("--clear", action="store_true", help="clear the stored DTCs, then read them again")
+    parser.add_argument("--did", action="append", default=[], metavar="0xF190", type=_did,
+                        help="read this data identifier too (repeatable)")
+    parser.add_argument("--json", action="store_true", help="also print the readings as JSON, last line")
+    parser.set_defaults(func=run)
+
+
+def _did(text: str) -> int:
+    try:
+        did = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a data identifier, e.g. 0xF190") from None
+    if not 0 <= did <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"{text}: expected a 16-bit data identifier (0 to 0xFFFF)")
+    return did
+
+
+def run(args: argparse.Namespace) -> int:
+    from hil.check import bench_in_standby
+    from hil.rig import load_rig, preflight
+    rig = load_rig(args.rig, args.overrides)
+    preflight(rig)
+    readings, error = {"rig": f"{rig.name} ({rig.path})"}, None
+    with bench_in_standby(rig, "hil uds") as (bench, outcome):
+        uds = bench.uds
+        if uds is None:
+            raise ConfigError(f"{rig.path}: the harness has no UDS for this BMS: a DUT map needs a [uds] table "
+                              "(see hil/devices/dut_map.py)")
+        try:
+            readings["software_version"] = uds.software_version()
+            readings["dtcs"] = _dtcs(uds, uds.read_dtcs())
+            readings["dids"] = {}
+            for did in args.did:   # one at a time: those read before a refused one are still shown
+                readings["dids"][f"0x{did:04X}"] = uds.read_did(did).hex(" ")
+            if args.clear:
+                uds.clear_dtcs()
+                readings["dtcs_after_clear"] = _dtcs(uds, uds.read_dtcs())
+        except HilError as exc:   # refused, or no answer: say what was read before it
+            error = str(exc)
+    safe = outcome["safe"]
+    readings["safe"] = safe.confirmed
+    print("\n".join(_describe(readings)))
+    if error is not None:
+        print(f"PROBLEM: {error}")
+    if not safe.confirmed:
+        print(f"PROBLEM: bench not confirmed safe: {safe.describe()}")
+    if args.json:
+        print(json.dumps({**readings, "problem": error}))
+    return 0 if error is None and safe.confirmed else 1
+
+
+def _dtcs(uds, stored: dict[int, int]) -> dict[str, dict]:
+    return {uds.describe(code): {"status": status, "bits": [name for bit, name in enumerate(STATUS_BITS)
+                                                            if status >> bit & 1]}
+            for code, status in stored.items()}
+
+
+def _describe(readings: dict) -> list[str]:
+    lines = [f"rig {readings['rig']}"]
+    if "software_version" in readings:
+        lines.append(f"build: {readings['software_version']}")
+    for key, title in (("dtcs", "stored DTCs"), ("dtcs_after_clear", "after the clear")):
+        if key in readings:
+            dtcs = readings[key]
+            lines.append(f"{title}: {len(dtcs)}")
+            lines += [f"  {name}: status 0x{dtc['status']:02X} ({', '.join(dtc['bits'])})"
+                      for name, dtc in dtcs.items()]
+    for did, value in readings.get("dids", {}).items():
+        text = bytes.fromhex(value).decode("ascii", "replace")
+        lines.append(f"DID {did}: {value}" + (f" ({text!r})" if text.isprintable() else ""))
+    return lines
