@@ -16,6 +16,10 @@ DARK_S = 1.0      # the supply cut: a key cycle
 
 def _uds(bench):
     if bench.uds is None:
+        if bench.spec.data.get("diagnostics", {}).get("stores_dtcs", False):   # else the audit is silently off
+            pytest.fail(f"{bench.spec.path.name} says the BMS stores a DTC for each error ([diagnostics] stores_dtcs), "
+                        "but the harness has no UDS for it: give the DUT map a [uds] table (hil/devices/dut_map.py), "
+                        "or leave stores_dtcs out", pytrace=False)
         pytest.skip("the harness has no UDS for this BMS (a DUT map without [uds]: see hil/devices/dut_map.py)")
     return bench.uds
 

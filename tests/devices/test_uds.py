@@ -3,6 +3,8 @@ clock and over the wire, through the built-in proxy or a DUT map's [uds]; refusa
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from udsoncan import Request, services
@@ -119,3 +121,17 @@ def test_hil_uds_reads_the_build_and_the_dtcs_outside_any_test(capsys, tmp_path)
     path.write_text(text[:text.index("[uds]")])
     assert main(["uds", "--set", f'dut.map="{path}"']) == 2
     assert "the harness has no UDS for this BMS: a DUT map needs a [uds] table" in capsys.readouterr().err
+
+
+def test_a_spec_that_says_dtcs_are_stored_fails_the_diagnostic_tests_without_uds(tmp_path):
+    """A map without [uds] under a spec with [diagnostics] stores_dtcs: the audit after each test cannot run, so
+    the diagnostic tests fail saying so, rather than skip and leave it unsaid."""
+    text = REFERENCE_MAP.read_text()
+    path = tmp_path / "no-uds.toml"
+    path.write_text(text[:text.index("[uds]")])
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                             str(PROJECT_ROOT / "tests" / "bms" / "test_diagnostics.py"), "--set", f'dut.map="{path}"'],
+                            capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    assert result.returncode == 1 and "2 failed" in result.stdout, result.stdout[-2000:]
+    assert "reference-bms.toml says the BMS stores a DTC for each error ([diagnostics] stores_dtcs), but the " \
+           "harness has no UDS for it: give the DUT map a [uds] table" in result.stdout
