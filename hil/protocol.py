@@ -58,6 +58,7 @@ DTCS = {name: 0x1A0000 | bit << 8 for name, bit in FAULT_BITS.items()}
 UDS_REQUEST_ID = 0x7E0
 UDS_RESPONSE_ID = 0x7E8
 DID_SOFTWARE_VERSION = 0xF189   # vehicleManufacturerECUSoftwareVersionNumberDataIdentifier
+UDS_ALL_DTCS = 0xFFFFFF         # ClearDiagnosticInformation's group of all DTCs
 # DTC status bits (ISO 14229-1 DTCStatusMask) the reference BMS sets when an error latches: testFailed,
 # testFailedThisOperationCycle, pendingDTC, confirmedDTC, testFailedSinceLastClear.
 DTC_TEST_FAILED = 0x01

@@ -83,6 +83,12 @@ def reference(message) -> Protection | None:
                       1 << counter.length if counter else 1, seal if crc else None, crc_ok if crc else None)
 
 
+def protection_of(message, protections) -> Protection | None:
+    """How `message` (cantools') is protected: as `protections` (by message name: a map's [e2e]) says, else by the
+    reference scheme."""
+    return protections.get(message.name) or reference(message)
+
+
 PROFILES = ("P01", "P02", "P05", "P11")
 DATA_ID_MODES = {"P01": ("both", "alt", "low", "nibble"), "P11": ("both", "nibble")}
 COUNTER_MODULO = {"P01": 15, "P02": 15, "P05": 256, "P11": 15}   # 15 is no valid 4-bit counter of P01/02/11

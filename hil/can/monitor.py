@@ -135,7 +135,7 @@ class Monitor(can.Listener):
         protections = protections or {}   # a DUT map's AUTOSAR profiles; the reference scheme elsewhere
         for message in db.messages:
             rx = _Rx(message, self.stats.setdefault(message.name, CycleStats()),
-                     protections.get(message.name) or e2e.reference(message))
+                     e2e.protection_of(message, protections))
             self._rx[message.frame_id | _EXTENDED if message.is_extended_frame else message.frame_id] = rx
             self._by_name[message.name] = rx
         self._waiters: dict[str, list[_Waiter]] = {}

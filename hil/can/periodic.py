@@ -130,7 +130,7 @@ class PeriodicSender:
             cycle_s = message.cycle_time / 1000.0
         if not cycle_s > 0:
             raise ConfigError(f"message '{name}': cycle_s = {cycle_s!r}, expected a positive number of seconds")
-        protection = self.protections.get(name) or e2e.reference(message)
+        protection = e2e.protection_of(message, self.protections)
         self._jobs[name] = _Periodic(message, cycle_s, {}, provider, origin_s=start_s,
                                      counter_signal=protection.counter_signal if protection else None,
                                      counter_modulo=protection.counter_modulo if protection else 1,
@@ -275,7 +275,7 @@ class PeriodicSender:
         DBC's initial values for the rest, its CRC sealed (its counter as `signals` give it)."""
         message = self.db.get_message_by_name(name)
         data = bytearray(encode(message, signals, signal_defaults(message)))
-        protection = self.protections.get(name) or e2e.reference(message)
+        protection = e2e.protection_of(message, self.protections)
         if protection is not None and protection.seal is not None:
             protection.seal(data)
         self._put(message, data)

@@ -512,10 +512,7 @@ class MapChecker:
                               "(0xF189: ISO 14229-1's ECU software version number)")
         dtcs = self.table(table, "dtcs", where="[uds.dtcs]")
         for name, code in dtcs.items():
-            close = difflib.get_close_matches(name, HARNESS_FLAGS, n=1, cutoff=_TYPO_RATIO)
-            if name not in HARNESS_FLAGS and close:
-                raise ConfigError(f"{self.path}: [uds.dtcs] '{name}' is not a fault name of the harness "
-                                  f"(did you mean '{close[0]}'?)")
+            self.flag_name(name, "[uds.dtcs]")
             if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 0xFFFFFF:
                 raise ConfigError(f"{self.path}: [uds.dtcs] {name} = {code!r}, expected a 3-byte DTC number "
                                   "(0x1A0000 is P1A00-00)")
@@ -525,12 +522,16 @@ class MapChecker:
     def flags(self, data: dict, section: str) -> dict[str, tuple[Signal, ...]]:
         flags = {}
         for name, items in self.table(data, section).items():
-            close = difflib.get_close_matches(name, HARNESS_FLAGS, n=1, cutoff=_TYPO_RATIO)
-            if name not in HARNESS_FLAGS and close:
-                raise ConfigError(f"{self.path}: [{section}] '{name}' is not a fault name of the harness "
-                                  f"(did you mean '{close[0]}'?); the suite looks for {', '.join(HARNESS_FLAGS)}")
+            self.flag_name(name, f"[{section}]")
             flags[name] = self.signal_list(items, f"[{section}] {name}")
         return flags
+
+    def flag_name(self, name: str, where: str) -> None:
+        """Refuse a fault name of one's own this close to one of the harness's: a typing error."""
+        close = difflib.get_close_matches(name, HARNESS_FLAGS, n=1, cutoff=_TYPO_RATIO)
+        if name not in HARNESS_FLAGS and close:
+            raise ConfigError(f"{self.path}: {where} '{name}' is not a fault name of the harness (did you mean "
+                              f"'{close[0]}'?); the suite looks for {', '.join(HARNESS_FLAGS)}")
 
     def values_by_name(self, table: dict, section: str, enum, signal, *, many: bool = False) -> dict:
         """[states] (one or more BMS values per harness state) or [request.modes] (one per mode), checked

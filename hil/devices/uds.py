@@ -4,8 +4,8 @@ A workshop, an end-of-line station and a CI job that flashed a board all ask a p
 over UDS: which build it runs (ReadDataByIdentifier 0xF189) and which faults it has stored (ReadDTCInformation),
 and they clear them (ClearDiagnosticInformation). A fault the BMS acted on but did not store leaves no trace
 for any of them. `bench.uds` asks the same, on the DUT's bus, while the bench's loop runs (both clocks):
-can-isotp segments and reassembles the frames, without a thread of its own (its `process()` runs on each loop
-tick while a request waits), and udsoncan builds the requests and reads the responses.
+can-isotp segments and reassembles the frames, without a thread of its own (`hil.can.isotp_link`, processed on
+each loop tick while a request waits), and udsoncan builds the requests and reads the responses.
 
     bench.uds.software_version()      # "1.2.0"
     bench.uds.read_dtcs()             # {0x1A0000: 0x2F}: DTC -> its status byte
@@ -18,22 +18,16 @@ time raises `HilTimeout` saying what came.
 """
 from __future__ import annotations
 
-import collections
 import struct
 
-import isotp
 from udsoncan import Dtc, Request, Response, services
 
+from hil.can.isotp_link import IsoTpLink
 from hil.errors import HilError
-from hil.protocol import DID_SOFTWARE_VERSION, DTCS
+from hil.protocol import DID_SOFTWARE_VERSION, DTCS, UDS_ALL_DTCS
 
 DEFAULT_TIMEOUT_S = 1.0   # bench time for an answer: P2 (50 ms) many times over, for a slow adapter
-PADDING = 0xCC            # ISO-TP frames padded to the DBC's 8 bytes
-ISOTP_PARAMS = {"tx_padding": PADDING, "tx_data_min_length": 8, "stmin": 0, "blocksize": 0}
 ALL_STATUS_BITS = 0xFF
-ALL_DTCS = 0xFFFFFF
-
-
 REFERENCE = {"request_message": "UDS_BmsRequest", "response_message": "UDS_BmsResponse",
              "software_version_did": DID_SOFTWARE_VERSION, "dtcs": DTCS}
 
@@ -65,43 +59,32 @@ class UdsClient:
         self.dtcs = dict(dtcs)   # fault name -> DTC, as the BMS numbers them
         self._names = {code: name for name, code in self.dtcs.items()}
         db = sender.db
-        address = isotp.Address(isotp.AddressingMode.Normal_11bits,
-                                txid=db.get_message_by_name(request_message).frame_id,
-                                rxid=db.get_message_by_name(response_message).frame_id)
-        self._rx: collections.deque = collections.deque()
-        self._heard = 0   # frames of the response message so far: what a timeout reports
-        monitor.tap(response_message, self._on_frame)
-        self._stack = isotp.TransportLayerLogic(rxfn=self._next_frame, txfn=self._send_frame, address=address,
-                                                params=ISOTP_PARAMS)
-
-    # ISO-TP below ------------------------------------------------------------------------------------------
-    def _on_frame(self, msg) -> None:
-        self._heard += 1
-        self._rx.append(isotp.CanMessage(arbitration_id=msg.arbitration_id, data=bytes(msg.data)))
-
-    def _next_frame(self, _timeout_s: float):
-        return self._rx.popleft() if self._rx else None
-
-    def _send_frame(self, msg: isotp.CanMessage) -> None:
-        self._sender.send_frame(self.request_message, bytes(msg.data))
-
-    def _answered(self) -> bool:
-        self._stack.process()
-        return self._stack.available()
+        self._link = IsoTpLink(db.get_message_by_name(request_message).frame_id,
+                               db.get_message_by_name(response_message).frame_id,
+                               lambda frame: sender.send_frame(request_message, frame))
+        monitor.tap(response_message, self._link.feed)
 
     # UDS ----------------------------------------------------------------------------------------------------
     def request(self, request: Request, timeout_s: float = DEFAULT_TIMEOUT_S) -> Response:
         """Send `request` and wait for its positive response; a responsePending answer waits again."""
         name = request.service.get_name() if request.service else "request"
-        self._stack.reset()   # a half-received answer to an earlier request that timed out is not this one's
-        self._rx.clear()
-        self._stack.send(request.get_payload())
+        link = self._link
+        link.reset()   # a half-received answer to an earlier request that timed out is not this one's
+        link.send(request.get_payload())
+        answers: list[bytes] = []
+
+        def answered() -> bool:   # on each loop tick while the request waits
+            link.process()
+            if (payload := link.recv()) is not None:
+                answers.append(payload)
+            return bool(answers)
+
         while True:
-            heard = self._heard
-            self._loop.run_until(self._answered, timeout_s,
+            heard = link.frames_in
+            self._loop.run_until(answered, timeout_s,
                                  lambda: f"{name} to the BMS ({self.request_message}): no answer on "
-                                         f"{self.response_message} ({self._heard - heard} frame(s) came)")
-            response = Response.from_payload(bytes(self._stack.recv()))
+                                         f"{self.response_message} ({link.frames_in - heard} frame(s) came)")
+            response = Response.from_payload(answers.pop())
             if not response.valid:
                 raise UdsRefused(f"{name}: the BMS's answer is not a UDS response: {response.invalid_reason}")
             if response.positive:
@@ -138,7 +121,7 @@ class UdsClient:
 
     def clear_dtcs(self) -> None:
         """ClearDiagnosticInformation of every group."""
-        self.request(services.ClearDiagnosticInformation.make_request(ALL_DTCS))
+        self.request(services.ClearDiagnosticInformation.make_request(UDS_ALL_DTCS))
 
     def describe(self, code: int, status: int | None = None) -> str:
         """'cell_ov (P1A00-00)', or the code alone for a DTC the map does not name; with its status if given."""

@@ -19,20 +19,15 @@ The DTC memory (one status byte per DTC of `hil.protocol.DTCS`) is the firmware'
 """
 from __future__ import annotations
 
-import collections
 import struct
 
-import isotp
 from udsoncan import Request, Response, services
 
-from hil.protocol import DID_SOFTWARE_VERSION, UDS_REQUEST_ID, UDS_RESPONSE_ID
+from hil.can.isotp_link import IsoTpLink
+from hil.protocol import DID_SOFTWARE_VERSION, DTC_LATCHED_STATUS, UDS_ALL_DTCS, UDS_REQUEST_ID, UDS_RESPONSE_ID
 
 P2_MS = 50          # the server's answer time, as DiagnosticSessionControl reports it
 P2_STAR_MS = 2000   # after a responsePending (never sent here)
-PADDING = 0xCC      # ISO-TP frames are padded to 8 bytes: the DBC's length, and what most ECUs send
-ALL_DTCS = 0xFFFFFF
-SUPPORTED_STATUS_BITS = 0x2F   # the status bits this server ever sets (protocol.DTC_LATCHED_STATUS)
-ISOTP_PARAMS = {"tx_padding": PADDING, "tx_data_min_length": 8, "stmin": 0, "blocksize": 0}
 
 Code = Response.Code
 
@@ -43,34 +38,23 @@ class UdsServer:
 
     def __init__(self, firmware, sender, version_text: str):
         self._firmware = firmware
-        self._sender = sender
         self._version = version_text.encode("ascii")
-        self._rx: collections.deque = collections.deque()
-        address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=UDS_RESPONSE_ID, rxid=UDS_REQUEST_ID)
-        self._stack = isotp.TransportLayerLogic(rxfn=self._next_frame, txfn=self._send_frame, address=address,
-                                                params=ISOTP_PARAMS)
+        self._link = IsoTpLink(UDS_RESPONSE_ID, UDS_REQUEST_ID,
+                               lambda frame: sender.send_frame("UDS_BmsResponse", frame))
 
     def on_frame(self, msg) -> None:
-        self._rx.append(isotp.CanMessage(arbitration_id=msg.arbitration_id, data=bytes(msg.data)))
+        self._link.feed(msg)
 
     def reset(self) -> None:
         """A boot: whatever was half received or half sent is gone with the RAM."""
-        self._rx.clear()
-        self._stack.reset()
+        self._link.reset()
 
     def process(self) -> None:
-        self._stack.process()
-        while (payload := self._stack.recv()) is not None:
-            response = self._answer(bytes(payload))
+        self._link.process()
+        while (payload := self._link.recv()) is not None:
+            response = self._answer(payload)
             if response is not None:
-                self._stack.send(response.get_payload())
-                self._stack.process()   # the single frame, or the first frame of a long answer, goes now
-
-    def _next_frame(self, _timeout_s: float):
-        return self._rx.popleft() if self._rx else None
-
-    def _send_frame(self, msg: isotp.CanMessage) -> None:
-        self._sender.send_frame("UDS_BmsResponse", bytes(msg.data))
+                self._link.send(response.get_payload())   # the single frame, or a long answer's first, goes now
 
     def _answer(self, payload: bytes) -> Response | None:
         """The response to one request; None for one that asks for none (suppressPosRspMsgIndicationBit)."""
@@ -119,7 +103,7 @@ class UdsServer:
         if len(data) != 1:
             return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
         matching = sorted((code, status) for code, status in self._firmware.dtcs.items() if status & data[0])
-        head = bytes([request.subfunction, SUPPORTED_STATUS_BITS])
+        head = bytes([request.subfunction, DTC_LATCHED_STATUS])   # the status bits this server ever sets
         if request.subfunction == 0x01:   # format 0x01: ISO 14229-1's DTC format identifier for ISO 15031-6
             return Response(service=request.service, code=Code.PositiveResponse,
                             data=head + struct.pack(">BH", 0x01, len(matching)))
@@ -130,7 +114,7 @@ class UdsServer:
         data = request.data or b""
         if len(data) != 3:
             return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
-        if int.from_bytes(data, "big") != ALL_DTCS:
+        if int.from_bytes(data, "big") != UDS_ALL_DTCS:
             return Response(service=request.service, code=Code.RequestOutOfRange)
         self._firmware.clear_dtcs()
         return Response(service=request.service, code=Code.PositiveResponse)
