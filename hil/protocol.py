@@ -3,6 +3,9 @@
 The emulated firmware encodes with these numbers and the harness decodes with them, so a change here is a
 protocol change: keep it in step with the DBC comments.
 """
+import math
+import struct
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -64,6 +67,54 @@ UDS_ALL_DTCS = 0xFFFFFF         # ClearDiagnosticInformation's group of all DTCs
 DTC_TEST_FAILED = 0x01
 DTC_CONFIRMED = 0x08
 DTC_LATCHED_STATUS = 0x2F
+# What the reference BMS keeps with each DTC (ReadDTCInformation 0x04 and 0x06): two snapshot records, the first
+# occurrence's since the last clear and the latest's, each holding SNAPSHOT_DIDS as the BMS measured them in the
+# task the error latched; and one extended data record, a 1-byte occurrence counter (saturating at 255).
+SNAPSHOT_FIRST = 0x01
+SNAPSHOT_LATEST = 0x02
+OCCURRENCE_RECORD = 0x01
+
+
+@dataclass(frozen=True)
+class ScaledDid:
+    """One value of a UDS data record: its DID and big-endian integer type; value = raw * scale + offset. The
+    type's largest raw value means "not available" (a NaN), as SAE J1939 reserves it."""
+    did: int
+    type: str = "uint16"
+    scale: float = 1.0
+    offset: float = 0.0
+
+    TYPES = {"uint8": ">B", "int8": ">b", "uint16": ">H", "int16": ">h", "uint32": ">I", "int32": ">i"}
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(self.TYPES[self.type])
+
+    def _raw_range(self) -> tuple[int, int]:
+        bits = 8 * self.size
+        return (0, (1 << bits) - 1) if self.type.startswith("u") else (-(1 << bits - 1), (1 << bits - 1) - 1)
+
+    def encode(self, value: float) -> bytes:
+        low, high = self._raw_range()
+        raw = high if math.isnan(value) else min(high - 1, max(low, round((value - self.offset) / self.scale)))
+        return struct.pack(self.TYPES[self.type], raw)
+
+    def decode(self, data: bytes) -> float:
+        (raw,) = struct.unpack(self.TYPES[self.type], data)
+        # Rounded past any scale's digits: 6001 x 0.0001 reads 0.6001, not 0.6001000000000001.
+        return math.nan if raw == self._raw_range()[1] else round(raw * self.scale + self.offset, 9)
+
+
+# The reference BMS's snapshot DIDs (ISO 14229-1's vehicle-manufacturer-specific range), by the harness's names.
+SNAPSHOT_DIDS = {
+    "max_cell_voltage_v": ScaledDid(0x4A01, "uint16", 0.001),
+    "min_cell_voltage_v": ScaledDid(0x4A02, "uint16", 0.001),
+    "pack_current_a": ScaledDid(0x4A03, "int16", 0.1),        # > 0 discharges, as the harness counts
+    "max_temperature_c": ScaledDid(0x4A04, "int16", 0.1),
+    "min_temperature_c": ScaledDid(0x4A05, "int16", 0.1),
+    "soc": ScaledDid(0x4A06, "uint16", 0.0001),                # 0..1
+    "pack_voltage_v": ScaledDid(0x4A07, "uint16", 0.1),
+}
 
 
 def fault_names(bits: int) -> list[str]:

@@ -147,17 +147,34 @@ def _audit_dtcs(item) -> None:
     latched = [name for name in bms.faults if name in uds.dtcs]
     if not latched:
         return
+    snapshots = bench.spec.data["diagnostics"].get("stores_snapshots", False) and bool(uds.snapshot)
+    both = DTC_TEST_FAILED | DTC_CONFIRMED
     try:
         stored = uds.read_dtcs()
+        kept = [uds.dtcs[name] for name in latched if stored.get(uds.dtcs[name], 0) & both == both]
+        # Where the BMS keeps snapshots: each stored error's, as the report shows it next to its DTC.
+        records = {code: uds.read_snapshots(code) for code in kept} if snapshots else {}
     except HilError as exc:
         pytest.fail(f"the BMS latched {', '.join(latched)}; its DTCs could not be read over UDS: {exc}", pytrace=False)
-    shown = ", ".join(uds.describe(code, status) for code, status in stored.items()) or "none"
+    shown = ", ".join(uds.describe(code, status) + _latest_snapshot(uds, records.get(code))
+                      for code, status in stored.items()) or "none"
     item.user_properties.append((DTCS_PROPERTY, shown))
-    both = DTC_TEST_FAILED | DTC_CONFIRMED
-    missing = [uds.describe(uds.dtcs[name]) for name in latched if stored.get(uds.dtcs[name], 0) & both != both]
+    missing = [uds.describe(uds.dtcs[name]) for name in latched if uds.dtcs[name] not in kept]
     if missing:
         pytest.fail(f"the BMS latched {', '.join(latched)} but did not store {', '.join(missing)} as failed and "
                     f"confirmed ([diagnostics] stores_dtcs); stored: {shown}", pytrace=False)
+    bare = [uds.describe(code) for code, kept in records.items() if not kept]
+    if bare:
+        pytest.fail(f"the BMS stored {', '.join(bare)} without a snapshot record ([diagnostics] stores_snapshots); "
+                    f"stored: {shown}", pytrace=False)
+
+
+def _latest_snapshot(uds, records: dict | None) -> str:
+    """' (snapshot: max_cell_voltage_v 4.27, ...)': the latest record, or the highest-numbered; '' for none."""
+    if not records:
+        return ""
+    values = records.get(uds.snapshot_records.get("latest"), records[max(records)])
+    return f" (snapshot: {', '.join(f'{name} {value:.4g}' for name, value in values.items())})"
 
 
 @contextlib.contextmanager

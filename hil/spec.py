@@ -100,7 +100,11 @@ TABLES = {
                   "max_final_fraction": Key(above=0, at_most=1)},   # end spread over start spread
     # stores_dtcs (optional): every error the BMS latches is stored as its DTC, read over UDS; checked after each
     # test whose body ends with errors latched, where the harness has UDS for the BMS (hil/pytest_plugin.py).
-    "diagnostics": {"self_discharge": Key(bool), "stores_dtcs": Key(bool, required=False)},
+    # stores_dtcs: each error latched is stored as its DTC (the suite reads them over UDS after each test);
+    # stores_snapshots: with a snapshot of the pack as the BMS measured it, the first occurrence's and the latest's;
+    # counts_occurrences: and a count of the times the error occurred (tests/bms/test_diagnostics.py).
+    "diagnostics": {"self_discharge": Key(bool), "stores_dtcs": Key(bool, required=False),
+                    "stores_snapshots": Key(bool, required=False), "counts_occurrences": Key(bool, required=False)},
     # min_charge_cell_v: charging near full at the BMS's limit must take the fullest cell at least this high
     # (the CV phase), so a BMS that simply stops charging early does not pass the no-trip test by default.
     # discharge_end_cell_v: discharging to empty at 1 C under the BMS's limit must take the emptiest cell (loaded) at

@@ -13,7 +13,7 @@ from hil import pytest_plugin
 from hil.errors import HilError
 from hil.report.junit import read_run_facts
 from hil.rig import PROJECT_ROOT
-from hil.sim.bms_firmware import VERSION_TEXT
+from hil.sim.bms_firmware import VERSION_TEXT, BmsFirmware
 
 pytest_plugins = ["pytester"]
 
@@ -456,18 +456,26 @@ LATCHED_TESTS = """
 """
 
 
-def test_errors_latched_at_a_tests_end_must_be_stored_as_dtcs(pytester):
+def test_errors_latched_at_a_tests_end_must_be_stored_as_dtcs(pytester, monkeypatch):
     """The spec's [diagnostics] stores_dtcs: each error latched when the body ends must be stored as its DTC,
-    failed and confirmed; the DTCs read go in the report. A BMS whose DTC table lacks hvil fails the test."""
+    failed and confirmed; the DTCs read go in the report, each with its latest snapshot. A BMS whose DTC table
+    lacks hvil fails the test; so does one that keeps no snapshot with the DTC ([diagnostics] stores_snapshots)."""
     pytester.makepyfile(test_latched=LATCHED_TESTS)
     report = pytester.path / "report"
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest("--hil-report", str(report), f"--junitxml={junit}", "-o", "junit_family=xunit1")
     result.assert_outcomes(passed=1)
-    assert _props(junit, "test_ends_with_an_open_interlock")["hil:dtcs"] == "hvil (P1A10-00) status 0x2F"
-    assert "DTCs stored at the end: hvil (P1A10-00) status 0x2F" in (report / "index.html").read_text()
+    stored = _props(junit, "test_ends_with_an_open_interlock")["hil:dtcs"]
+    assert stored.startswith("hvil (P1A10-00) status 0x2F (snapshot: max_cell_voltage_v ") and \
+        "pack_current_a 0, max_temperature_c 25," in stored, stored
+    assert f"DTCs stored at the end: {stored}" in (report / "index.html").read_text()
     result = pytester.runpytest("--set", 'dut.bugs=["dtc_table_short"]', f"--junitxml={junit}",
                                 "-o", "junit_family=xunit1")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the BMS latched hvil but did not store hvil (P1A10-00) as failed and confirmed "
                                  "(*stores_dtcs); stored: none*"])
+    monkeypatch.setattr(BmsFirmware, "snapshot_records", lambda firmware, code: {})   # the runs are in-process
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the BMS stored hvil (P1A10-00) without a snapshot record (*stores_snapshots); "
+                                 "stored: hvil (P1A10-00) status 0x2F*"])

@@ -168,6 +168,17 @@ def test_diagnostic_memory_defects_are_caught_by_the_dtc_test_and_the_audit():
         "dtc_table_short": ["test_protections::test_nothing_closes_onto_an_open_interlock"]}, summary
 
 
+def test_dtc_record_defects_are_caught_by_the_snapshot_and_occurrence_tests():
+    """A snapshot that points at the live measurements shows an idle pack after an over-current trip (the run
+    stops at the first test that catches a bug); an occurrence counter that the host's fault clear zeroes reads
+    none after two trips."""
+    summary = _all_killed(["snapshot_points_at_live_data", "occurrence_reset_by_fault_clear"], "test_diagnostics")
+    snapshot = "test_diagnostics::test_a_dtc_snapshot_holds_the_pack_as_it_tripped"
+    occurrences = "test_diagnostics::test_each_occurrence_is_counted_and_the_first_snapshot_kept"
+    assert summary["caught_by"] == {"snapshot_points_at_live_data": [snapshot],
+                                    "occurrence_reset_by_fault_clear": [occurrences]}, summary
+
+
 def test_interlock_defects_are_caught_by_the_interlock_tests():
     """An interlock checked only in NORMAL passes every other test (no other test opens the loop), and so does
     one read without a debounce; the open-loop test catches both: the first closes again after a clear with the

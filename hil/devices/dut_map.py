@@ -59,6 +59,16 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     software_version_did = 0xF189   # the default: ISO 14229-1's ECU software version number
     [uds.dtcs]                  # optional: the DTC the BMS stores for each fault
     cell_ov = 0x1A0000
+    # optional: what the BMS keeps with each DTC. Its snapshot records (ReadDTCInformation 0x04): each DID they
+    # hold, a big-endian uint8..int32 (the type's largest value: not available), value = raw * scale + offset,
+    # named as the harness names them (hil.protocol.SNAPSHOT_DIDS: max_cell_voltage_v, pack_current_a, ...) or
+    # by a name of one's own for a DID the suite does not look at; which record is the first occurrence's and
+    # which the latest's; and the extended data record (0x06) whose first byte counts the error's occurrences.
+    snapshot_records = { first = 0x01, latest = 0x02 }
+    occurrence_record = 0x01
+    [uds.snapshot]
+    max_cell_voltage_v = { did = 0x4A01, type = "uint16", scale = 0.001 }
+    pack_current_a = { did = 0x4A03, type = "int16", scale = 0.1 }
 
 The request frame is the BMS's host heartbeat too, with any further host frames the BMS times out
 without, listed in `[request] heartbeats = ["VCU_Heartbeat"]` (or `[{ message = "...", cycle_s = 0.1 }]`)
@@ -95,10 +105,12 @@ from pathlib import Path
 from hil.can import e2e
 from hil.datafile import read_toml
 from hil.errors import ConfigError, did_you_mean
-from hil.protocol import HARNESS_FLAGS, BmsState, ModeRequest
+from hil.protocol import HARNESS_FLAGS, SNAPSHOT_DIDS, BmsState, ModeRequest, ScaledDid
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware", "e2e", "uds"}
-_UDS_KEYS = ("request", "response", "software_version_did", "dtcs")
+_UDS_KEYS = ("request", "response", "software_version_did", "dtcs", "snapshot", "snapshot_records",
+             "occurrence_record")
+_SNAPSHOT_KEYS = ("did", "type", "scale", "offset")
 _E2E_KEYS = ("profile", "data_id", "data_id_mode", "data_id_list", "crc", "counter")
 _E2E_FORMAT = '{ profile = "P01", data_id = 0x123 }'
 _DATA_ID_LIST_LENGTH = 16   # P02: one data ID per counter value
@@ -516,8 +528,49 @@ class MapChecker:
             if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 0xFFFFFF:
                 raise ConfigError(f"{self.path}: [uds.dtcs] {name} = {code!r}, expected a 3-byte DTC number "
                                   "(0x1A0000 is P1A00-00)")
+        records = self.table(table, "snapshot_records", where="[uds] snapshot_records")
+        self.known_keys(records, ("first", "latest"), "[uds] snapshot_records")
+        for key, number in records.items():
+            self.record_number(number, f"[uds] snapshot_records.{key}")
+        occurrence = table.get("occurrence_record")
+        if occurrence is not None:
+            self.record_number(occurrence, "[uds] occurrence_record")
         return {"request_message": request.name, "response_message": response.name,
-                "software_version_did": did, "dtcs": dtcs}
+                "software_version_did": did, "dtcs": dtcs, "snapshot": self.snapshot(table),
+                "snapshot_records": records, "occurrence_record": occurrence}
+
+    def snapshot(self, table: dict) -> dict[str, ScaledDid]:
+        """[uds.snapshot]: name -> the DID of a DTC's snapshot record that holds it, and how to read it."""
+        snapshot, dids = {}, {}
+        for name, item in self.table(table, "snapshot", where="[uds.snapshot]").items():
+            key = f"[uds.snapshot] {name}"
+            close = difflib.get_close_matches(name, SNAPSHOT_DIDS, n=1, cutoff=_TYPO_RATIO)
+            if name not in SNAPSHOT_DIDS and close:
+                raise ConfigError(f"{self.path}: {key} is not a snapshot name of the harness (did you mean "
+                                  f"'{close[0]}'?); the suite looks for {', '.join(SNAPSHOT_DIDS)}")
+            if not isinstance(item, dict):
+                raise ConfigError(f"{self.path}: {key} = {item!r}, expected a table such as "
+                                  '{ did = 0x4A01, type = "uint16", scale = 0.001 }')
+            self.known_keys(item, _SNAPSHOT_KEYS, key)
+            did = item.get("did")
+            if isinstance(did, bool) or not isinstance(did, int) or not 0 <= did <= 0xFFFF:
+                raise ConfigError(f"{self.path}: {key} did = {did!r}, expected a 16-bit DID")
+            if did in dids:
+                raise ConfigError(f"{self.path}: {key} did = 0x{did:04X} is {dids[did]}'s too")
+            dids[did] = name
+            kind = item.get("type", "uint16")
+            if kind not in ScaledDid.TYPES:
+                raise ConfigError(f"{self.path}: {key} type = {kind!r}, expected one of {', '.join(ScaledDid.TYPES)}")
+            scale = self._number(item.get("scale", 1.0), f"{key} scale")
+            if scale == 0:
+                raise ConfigError(f"{self.path}: {key} scale = 0, expected a non-zero factor")
+            snapshot[name] = ScaledDid(did, kind, scale, self._number(item.get("offset", 0.0), f"{key} offset"))
+        return snapshot
+
+    def record_number(self, number, key: str) -> None:
+        """A DTC record number: 0x01..0xFE (0x00 is reserved; 0xFF asks for every record)."""
+        if isinstance(number, bool) or not isinstance(number, int) or not 0x01 <= number <= 0xFE:
+            raise ConfigError(f"{self.path}: {key} = {number!r}, expected a record number 0x01..0xFE")
 
     def flags(self, data: dict, section: str) -> dict[str, tuple[Signal, ...]]:
         flags = {}

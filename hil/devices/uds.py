@@ -10,9 +10,12 @@ each loop tick while a request waits), and udsoncan builds the requests and read
     bench.uds.software_version()      # "1.2.0"
     bench.uds.read_dtcs()             # {0x1A0000: 0x2F}: DTC -> its status byte
     bench.uds.clear_dtcs()
+    bench.uds.read_snapshots(0x1A0300)  # {1: {"pack_current_a": 412.3, ...}, 2: {...}}: as it was at each trip
+    bench.uds.occurrences(0x1A0300)     # 2: how many times the error latched since the last clear
 
 The reference BMS answers on UDS_BmsRequest / UDS_BmsResponse (0x7E0 / 0x7E8) with the DTCs of
-`hil.protocol.DTCS`; a DUT map's `[uds]` names a BMS's own messages and DTCs. A negative response raises
+`hil.protocol.DTCS`, their snapshots' DIDs of `hil.protocol.SNAPSHOT_DIDS`; a DUT map's `[uds]` names a BMS's own
+messages, DTCs and snapshot DIDs. A negative response raises
 `UdsRefused` naming the service and ISO 14229-1's name for the code; no response within `timeout_s` of bench
 time raises `HilTimeout` saying what came.
 """
@@ -21,15 +24,21 @@ from __future__ import annotations
 import struct
 
 from udsoncan import Dtc, Request, Response, services
+from udsoncan.exceptions import ConfigError as UdsConfigError
+from udsoncan.exceptions import InvalidResponseException
 
 from hil.can.isotp_link import IsoTpLink
 from hil.errors import HilError
-from hil.protocol import DID_SOFTWARE_VERSION, DTCS, UDS_ALL_DTCS
+from hil.protocol import (DID_SOFTWARE_VERSION, DTCS, OCCURRENCE_RECORD, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
+                          SNAPSHOT_LATEST, UDS_ALL_DTCS, ScaledDid)
 
 DEFAULT_TIMEOUT_S = 1.0   # bench time for an answer: P2 (50 ms) many times over, for a slow adapter
 ALL_STATUS_BITS = 0xFF
+ALL_RECORDS = 0xFF
 REFERENCE = {"request_message": "UDS_BmsRequest", "response_message": "UDS_BmsResponse",
-             "software_version_did": DID_SOFTWARE_VERSION, "dtcs": DTCS}
+             "software_version_did": DID_SOFTWARE_VERSION, "dtcs": DTCS, "snapshot": SNAPSHOT_DIDS,
+             "snapshot_records": {"first": SNAPSHOT_FIRST, "latest": SNAPSHOT_LATEST},
+             "occurrence_record": OCCURRENCE_RECORD}
 
 
 def make_uds_client(dut_map, monitor, sender, loop) -> UdsClient | None:
@@ -52,12 +61,17 @@ class UdsClient:
     log has them), answers come as `response_message`'s (through `monitor`'s tap), while `loop` runs."""
 
     def __init__(self, monitor, sender, loop, request_message: str, response_message: str, *,
-                 software_version_did: int, dtcs: dict[str, int]):
+                 software_version_did: int, dtcs: dict[str, int], snapshot: dict[str, ScaledDid] | None = None,
+                 snapshot_records: dict[str, int] | None = None, occurrence_record: int | None = None):
         self._sender, self._loop = sender, loop
         self.request_message, self.response_message = request_message, response_message
         self.software_version_did = software_version_did
         self.dtcs = dict(dtcs)   # fault name -> DTC, as the BMS numbers them
         self._names = {code: name for name, code in self.dtcs.items()}
+        self.snapshot = dict(snapshot or {})                  # name -> the snapshot DID that holds it
+        self.snapshot_records = dict(snapshot_records or {})  # "first", "latest" -> its record number
+        self.occurrence_record = occurrence_record            # the extended data record of the occurrence counter
+        self._snapshot_dids = {did.did: (name, did) for name, did in self.snapshot.items()}
         db = sender.db
         self._link = IsoTpLink(db.get_message_by_name(request_message).frame_id,
                                db.get_message_by_name(response_message).frame_id,
@@ -118,6 +132,48 @@ class UdsClient:
         response = self.request(services.ReadDTCInformation.make_request(subfunction=0x02, status_mask=status_mask))
         services.ReadDTCInformation.interpret_response(response, subfunction=0x02)
         return {dtc.id: dtc.status.get_byte_as_int() for dtc in response.service_data.dtcs}
+
+    def read_snapshots(self, code: int) -> dict[int, dict[str, float]]:
+        """ReadDTCInformation 0x04, every record of one DTC: record number -> name -> value, by the names and
+        scales of the snapshot DIDs (`snapshot`). A DTC that never failed has none: {}."""
+        if not self.snapshot:
+            raise HilError(f"no snapshot DIDs are known for this BMS: give [uds.snapshot] in its DUT map "
+                           f"(hil/devices/dut_map.py) to read {self.describe(code)}'s")
+        response = self.request(services.ReadDTCInformation.make_request(
+            subfunction=0x04, dtc=code, snapshot_record_number=ALL_RECORDS))
+        formats = {did: codec.TYPES[codec.type] for did, (_, codec) in self._snapshot_dids.items()}
+        try:
+            services.ReadDTCInformation.interpret_response(response, subfunction=0x04, didconfig=formats,
+                                                           dtc_snapshot_did_size=2)
+        except (UdsConfigError, InvalidResponseException) as error:   # a DID the map lacks: its size is unknown
+            raise UdsRefused(f"the snapshot of {self.describe(code)} cannot be read by [uds.snapshot] "
+                             f"({', '.join(f'0x{did:04X}' for did in formats)}): {error}") from None
+        records: dict[int, dict[str, float]] = {}
+        for dtc in response.service_data.dtcs:
+            for snapshot in dtc.snapshots:
+                name, codec = self._snapshot_dids[snapshot.did]
+                records.setdefault(snapshot.record_number, {})[name] = codec.decode(snapshot.raw_data)
+        return records
+
+    def occurrences(self, code: int) -> int:
+        """How many times the DTC's error has occurred, by the first byte of its extended data record
+        `occurrence_record` (ReadDTCInformation 0x06); 0 where the BMS keeps no such record for it."""
+        if self.occurrence_record is None:
+            raise HilError("no occurrence counter is known for this BMS: give [uds] occurrence_record in its DUT "
+                           "map (hil/devices/dut_map.py)")
+        response = self.request(services.ReadDTCInformation.make_request(
+            subfunction=0x06, dtc=code, extended_data_record_number=self.occurrence_record))
+        # One record was asked for: all that follows the DTC and its status is that record (number, then data).
+        size = max(0, len(response.data or b"") - 6)
+        try:
+            services.ReadDTCInformation.interpret_response(response, subfunction=0x06, extended_data_size=size)
+        except InvalidResponseException as error:
+            raise UdsRefused(f"the extended data of {self.describe(code)}: {error}") from None
+        for dtc in response.service_data.dtcs:
+            for record in dtc.extended_data:
+                if record.record_number == self.occurrence_record and record.raw_data:
+                    return record.raw_data[0]
+        return 0
 
     def clear_dtcs(self) -> None:
         """ClearDiagnosticInformation of every group."""

@@ -3,10 +3,11 @@
     hil uds --rig rigs/mybench.toml [--clear] [--did 0xF190 ...] [--json]
 
 It opens the bench as `hil check` does (the rig's lock for a hardware rig; the cell emulator's outputs on, the
-BMS asked for STANDBY), reads the software-version DID and the stored DTCs, each with its status bits, and
-`--did` any further DIDs (as hex bytes, and as text where they are printable). `--clear` then clears the DTCs
-(ClearDiagnosticInformation) and reads them again. The bench is made safe at the end. `--json` adds it all as
-the last line.
+BMS asked for STANDBY), reads the software-version DID and the stored DTCs, each with its status bits, its
+occurrence count and its snapshot records (the pack as the BMS measured it when the error latched: where the
+DUT map names them, as the reference BMS's do), and `--did` any further DIDs (as hex bytes, and as text where
+they are printable). `--clear` then clears the DTCs (ClearDiagnosticInformation) and reads them again. The
+bench is made safe at the end. `--json` adds it all as the last line.
 
 Exit 0; 1 when the BMS refuses a request or does not answer (named), or the bench is not confirmed safe; 2 for a
 rig the harness has no UDS for (a DUT map without `[uds]`).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from hil.errors import ConfigError, HilError
 
@@ -58,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
         if uds is None:
             raise ConfigError(f"{rig.path}: the harness has no UDS for this BMS: a DUT map needs a [uds] table "
                               "(see hil/devices/dut_map.py)")
+        readings["snapshot_records"] = uds.snapshot_records
         try:
             readings["software_version"] = uds.software_version()
-            readings["dtcs"] = _dtcs(uds, uds.read_dtcs())
+            readings["dtcs"] = _dtcs(uds, uds.read_dtcs(), details=True)
             readings["dids"] = {}
             for did in args.did:   # one at a time: those read before a refused one are still shown
                 readings["dids"][f"0x{did:04X}"] = uds.read_did(did).hex(" ")
@@ -81,10 +84,20 @@ def run(args: argparse.Namespace) -> int:
     return 0 if error is None and safe.confirmed else 1
 
 
-def _dtcs(uds, stored: dict[int, int]) -> dict[str, dict]:
-    return {uds.describe(code): {"status": status, "bits": [name for bit, name in enumerate(STATUS_BITS)
-                                                            if status >> bit & 1]}
-            for code, status in stored.items()}
+def _dtcs(uds, stored: dict[int, int], details: bool = False) -> dict[str, dict]:
+    """Each DTC's status and its bits by name; with `details`, its occurrence count and snapshot records where the
+    map names them (record "0x01" -> name -> value; a value the BMS had not available: None)."""
+    dtcs = {}
+    for code, status in stored.items():
+        dtc = dtcs[uds.describe(code)] = {"status": status, "bits": [name for bit, name in enumerate(STATUS_BITS)
+                                                                    if status >> bit & 1]}
+        if details and uds.occurrence_record is not None:
+            dtc["occurrences"] = uds.occurrences(code)
+        if details and uds.snapshot:
+            dtc["snapshots"] = {f"0x{number:02X}": {name: None if math.isnan(value) else value
+                                                    for name, value in values.items()}
+                                for number, values in sorted(uds.read_snapshots(code).items())}
+    return dtcs
 
 
 def _describe(readings: dict) -> list[str]:
@@ -95,8 +108,15 @@ def _describe(readings: dict) -> list[str]:
         if key in readings:
             dtcs = readings[key]
             lines.append(f"{title}: {len(dtcs)}")
-            lines += [f"  {name}: status 0x{dtc['status']:02X} ({', '.join(dtc['bits'])})"
-                      for name, dtc in dtcs.items()]
+            for name, dtc in dtcs.items():
+                lines.append(f"  {name}: status 0x{dtc['status']:02X} ({', '.join(dtc['bits'])})")
+                if "occurrences" in dtc:
+                    lines.append(f"    occurrences: {dtc['occurrences']}")
+                which = {f"0x{number:02X}": f" ({role})" for role, number in readings["snapshot_records"].items()}
+                for number, values in dtc.get("snapshots", {}).items():
+                    shown = ", ".join(f"{key} {'n/a' if value is None else f'{value:.6g}'}"
+                                      for key, value in values.items())
+                    lines.append(f"    snapshot {number}{which.get(number, '')}: {shown}")
     for did, value in readings.get("dids", {}).items():
         text = bytes.fromhex(value).decode("ascii", "replace")
         lines.append(f"DID {did}: {value}" + (f" ({text!r})" if text.isprintable() else ""))

@@ -67,8 +67,8 @@ from hil.can import e2e
 from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.errors import ConfigError, did_you_mean
-from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, FAULT_BITS, UDS_REQUEST_ID, BmsState,
-                          ModeRequest)
+from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, FAULT_BITS, SNAPSHOT_FIRST, SNAPSHOT_LATEST,
+                          UDS_REQUEST_ID, BmsState, ModeRequest)
 from hil.reductions import aall, aany, aclip, amax, greatest, least
 from hil.sim.cell_emulator_board import CellEmulatorBoard
 from hil.sim.uds_server import UdsServer
@@ -196,6 +196,11 @@ BUGS = {
                          "leaves every old DTC stored",
     "dtc_table_short": "the DTC table ends at bit 15: the errors added with the 24-bit BMS_FaultBits (hvil, "
                        "current_sensor) latch and open the contactors, but store no DTC",
+    "snapshot_points_at_live_data": "a DTC's snapshot record keeps a pointer to the live measurements, not a copy: "
+                                    "a tester reads the pack as it is now (contactors open, no current), not as it "
+                                    "was when the error latched",
+    "occurrence_reset_by_fault_clear": "the DTC occurrence counters live with the latched faults: the host's fault "
+                                       "clear zeroes them, so a fault that keeps coming back reads as its first",
     "ov_warning_at_fault_level": "the over-voltage warning compares the cells with cell_ov_v itself (a copied line), "
                                  "not with cell_ov_v less warning_margin_v: the warning comes with the trip, and a "
                                  "charger gets no notice to taper",
@@ -327,6 +332,11 @@ class BmsFirmware:
         self.faults = 0 if "faults_forgotten_on_reset" in self.bugs else int(self.nvm.get("faults", 0))
         # The DTC memory, DTC -> its status byte (hil/sim/uds_server.py reads it out): in NVM, as the faults.
         self.dtcs: dict[int, int] = {} if "dtc_kept_in_ram" in self.bugs else dict(self.nvm.get("dtcs", {}))
+        # With each DTC: its snapshot records (SNAPSHOT_FIRST and SNAPSHOT_LATEST -> hil.protocol.SNAPSHOT_DIDS'
+        # names -> values) and how many times its error has latched since the last clear.
+        self.dtc_snapshots: dict[int, dict[int, dict[str, float]]] = {
+            code: dict(records) for code, records in self._dtc_nvm().get("snapshots", {}).items()}
+        self.dtc_occurrences: dict[int, int] = dict(self._dtc_nvm().get("occurrences", {}))
         self._dtc_faults: int | None = None   # the latched faults the DTCs were last brought up to date with
         self.active = 0          # error conditions present now
         self.warnings = 0
@@ -822,31 +832,71 @@ class BmsFirmware:
         if self.faults != self._dtc_faults:
             self._update_dtcs()
 
+    @property
+    def supported_dtcs(self) -> set[int]:
+        """The DTCs of this firmware's table."""
+        return {DTCS[name] for name, bit in FAULT_BITS.items()
+                if bit < DTC_TABLE_SHORT_BITS or "dtc_table_short" not in self.bugs}
+
     def _update_dtcs(self) -> None:
         """Each latched error's DTC stored as failed and confirmed; a stored DTC whose error is no longer latched
-        (the host cleared it) keeps its record, its testFailed bit off, until a tester clears it."""
+        (the host cleared it) keeps its record, its testFailed bit off, until a tester clears it. An error that
+        latches anew (its DTC not failed) is an occurrence: counted, and snapshot as this task measured it."""
         faults = self.faults
+        snapshot = None
         for name, bit in FAULT_BITS.items():
             if bit >= DTC_TABLE_SHORT_BITS and "dtc_table_short" in self.bugs:
                 continue
             code = DTCS[name]
+            status = self.dtcs.get(code, 0)
             if faults >> bit & 1:
-                self.dtcs[code] = self.dtcs.get(code, 0) | DTC_LATCHED_STATUS
+                if not status & DTC_TEST_FAILED:
+                    snapshot = snapshot or self._snapshot()
+                    records = self.dtc_snapshots.setdefault(code, {})
+                    records.setdefault(SNAPSHOT_FIRST, snapshot)
+                    records[SNAPSHOT_LATEST] = snapshot
+                    self.dtc_occurrences[code] = min(255, self.dtc_occurrences.get(code, 0) + 1)
+                self.dtcs[code] = status | DTC_LATCHED_STATUS
             elif code in self.dtcs:
-                self.dtcs[code] &= ~DTC_TEST_FAILED
+                self.dtcs[code] = status & ~DTC_TEST_FAILED
         self._dtc_faults = faults
         self._save_dtcs()
 
+    def _snapshot(self) -> dict[str, float]:
+        """What this task measured, by hil.protocol.SNAPSHOT_DIDS' names."""
+        v, temp_c = self.cell_v, self.temp_c
+        return {"max_cell_voltage_v": float(greatest(v)), "min_cell_voltage_v": float(least(v)),
+                "pack_current_a": self.current_a, "max_temperature_c": float(greatest(temp_c)),
+                "min_temperature_c": float(least(temp_c)), "soc": self.soc, "pack_voltage_v": self.pack_v}
+
+    def snapshot_records(self, code: int) -> dict[int, dict[str, float]]:
+        """A DTC's snapshot records, as the diagnostic server reads them out."""
+        records = self.dtc_snapshots.get(code, {})
+        if "snapshot_points_at_live_data" in self.bugs:
+            return {record: self._snapshot() for record in records}
+        return records
+
+    def _dtc_nvm(self) -> dict:
+        return {} if "dtc_kept_in_ram" in self.bugs else self.nvm.get("dtc_records", {})
+
     def _save_dtcs(self) -> None:
         """The DTC memory to NVM when it changes."""
-        if "dtc_kept_in_ram" not in self.bugs and self.dtcs != self.nvm.get("dtcs", {}):
+        if "dtc_kept_in_ram" in self.bugs:
+            return
+        if self.dtcs != self.nvm.get("dtcs", {}):
             self.nvm["dtcs"] = dict(self.dtcs)
+        records = {"snapshots": {code: dict(records) for code, records in self.dtc_snapshots.items()},
+                   "occurrences": dict(self.dtc_occurrences)}
+        if records != self.nvm.get("dtc_records", {}):
+            self.nvm["dtc_records"] = records
 
     def clear_dtcs(self) -> None:
-        """A tester's ClearDiagnosticInformation: every DTC record gone; an error still latched is stored
-        again at the next task."""
+        """A tester's ClearDiagnosticInformation: every DTC record gone, with its snapshots and occurrence count;
+        an error still latched is stored again at the next task."""
         if "dtc_clear_ignored" not in self.bugs:
             self.dtcs.clear()
+            self.dtc_snapshots.clear()
+            self.dtc_occurrences.clear()
             self._save_dtcs()
         self._dtc_faults = None
 
@@ -968,6 +1018,8 @@ class BmsFirmware:
         if s == BmsState.FAULT:
             if (self._clear_request or "fault_not_latched" in self.bugs) and not self.active:
                 self.faults = 0
+                if "occurrence_reset_by_fault_clear" in self.bugs:
+                    self.dtc_occurrences.clear()
                 self._save_faults()
                 self.warnings_latched = 0
                 self.high_resistance_block, self.block_resistance_ratio = None, 0.0

@@ -5,7 +5,9 @@ It answers a tester's requests (UDS_BmsRequest, 0x7E0) on UDS_BmsResponse (0x7E8
 - DiagnosticSessionControl (0x10): the default (1) and extended (3) sessions, with its P2 and P2* times;
 - TesterPresent (0x3E);
 - ReadDataByIdentifier (0x22): 0xF189, the software version ("1.2.0", as BMS_Version says it);
-- ReadDTCInformation (0x19): 0x01 the number of DTCs whose status matches a mask, 0x02 the DTCs themselves;
+- ReadDTCInformation (0x19): 0x01 the number of DTCs whose status matches a mask, 0x02 the DTCs themselves,
+  0x04 a DTC's snapshot records (the first occurrence's and the latest's, `hil.protocol.SNAPSHOT_DIDS`), 0x06 its
+  extended data record (0x01: how many times its error has latched since the last clear);
 - ClearDiagnosticInformation (0x14), group 0xFFFFFF: every DTC.
 
 Anything else gets the negative response ISO 14229-1 gives for it: serviceNotSupported,
@@ -14,8 +16,8 @@ reassembles (a DTC list longer than one frame goes out as a first frame, waits f
 then as consecutive frames), and udsoncan parses the requests and builds the responses. The server runs in the
 firmware's 10 ms task, so an answer comes within a task or two (P2 is 50 ms).
 
-The DTC memory (one status byte per DTC of `hil.protocol.DTCS`) is the firmware's to keep: see
-`BmsFirmware._update_dtcs`.
+The DTC memory (one status byte per DTC of `hil.protocol.DTCS`, its snapshots and occurrence counter) is the
+firmware's to keep: see `BmsFirmware._update_dtcs`.
 """
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ import struct
 from udsoncan import Request, Response, services
 
 from hil.can.isotp_link import IsoTpLink
-from hil.protocol import DID_SOFTWARE_VERSION, DTC_LATCHED_STATUS, UDS_ALL_DTCS, UDS_REQUEST_ID, UDS_RESPONSE_ID
+from hil.protocol import (DID_SOFTWARE_VERSION, DTC_LATCHED_STATUS, OCCURRENCE_RECORD, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
+                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_REQUEST_ID, UDS_RESPONSE_ID)
 
 P2_MS = 50          # the server's answer time, as DiagnosticSessionControl reports it
 P2_STAR_MS = 2000   # after a responsePending (never sent here)
+ALL_RECORDS = 0xFF  # a snapshot or extended data record number that asks for every record
 
 Code = Response.Code
 
@@ -97,18 +101,38 @@ class UdsServer:
                         data=data + self._version)
 
     def _read_dtcs(self, request: Request) -> Response:
-        data = request.data or b""
-        if request.subfunction not in (0x01, 0x02):
+        data, subfunction = request.data or b"", request.subfunction
+        if subfunction not in (0x01, 0x02, 0x04, 0x06):
             return Response(service=request.service, code=Code.SubFunctionNotSupported)
-        if len(data) != 1:
+        if len(data) != (1 if subfunction in (0x01, 0x02) else 4):   # a status mask; a DTC and a record number
             return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        if subfunction in (0x04, 0x06):
+            return self._dtc_records(request, int.from_bytes(data[:3], "big"), data[3])
         matching = sorted((code, status) for code, status in self._firmware.dtcs.items() if status & data[0])
-        head = bytes([request.subfunction, DTC_LATCHED_STATUS])   # the status bits this server ever sets
-        if request.subfunction == 0x01:   # format 0x01: ISO 14229-1's DTC format identifier for ISO 15031-6
+        head = bytes([subfunction, DTC_LATCHED_STATUS])   # the status bits this server ever sets
+        if subfunction == 0x01:   # format 0x01: ISO 14229-1's own DTC format (ISO_14229-1_DTCFormat)
             return Response(service=request.service, code=Code.PositiveResponse,
                             data=head + struct.pack(">BH", 0x01, len(matching)))
         records = b"".join(code.to_bytes(3, "big") + bytes([status]) for code, status in matching)
         return Response(service=request.service, code=Code.PositiveResponse, data=head + records)
+
+    def _dtc_records(self, request: Request, code: int, record: int) -> Response:
+        """0x04: the DTC's snapshot records (each: its number, how many DIDs, each DID and its value); 0x06: its
+        extended data record (the occurrence counter). A DTC that never failed has none: its DTC and status only."""
+        firmware, snapshots = self._firmware, request.subfunction == 0x04
+        known = (SNAPSHOT_FIRST, SNAPSHOT_LATEST) if snapshots else (OCCURRENCE_RECORD,)
+        if code not in firmware.supported_dtcs or record not in (*known, ALL_RECORDS):
+            return Response(service=request.service, code=Code.RequestOutOfRange)
+        body = bytearray([request.subfunction, *code.to_bytes(3, "big"), firmware.dtcs.get(code, 0)])
+        if snapshots:
+            for number, values in sorted(firmware.snapshot_records(code).items()):
+                if record in (number, ALL_RECORDS):
+                    body += bytes([number, len(SNAPSHOT_DIDS)])
+                    for name, did in SNAPSHOT_DIDS.items():
+                        body += did.did.to_bytes(2, "big") + did.encode(values[name])
+        elif count := firmware.dtc_occurrences.get(code, 0):
+            body += bytes([OCCURRENCE_RECORD, count])
+        return Response(service=request.service, code=Code.PositiveResponse, data=bytes(body))
 
     def _clear(self, request: Request) -> Response:
         data = request.data or b""

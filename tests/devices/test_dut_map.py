@@ -392,6 +392,20 @@ BAD_MAPS = [
     (("software_version_did = 0xF189", "version_did = 0xF189"), r"\[uds\]: unknown key 'version_did'"),
     (("cell_ov = 0x1A0000", "cell_0v = 0x1A0000"), r"\[uds.dtcs\] 'cell_0v' is not a fault name of the harness"),
     (("cell_ov = 0x1A0000", "cell_ov = 0x1A000000"), r"\[uds.dtcs\] cell_ov = 436207616, expected a 3-byte DTC"),
+    (("max_cell_voltage_v = {", "max_cell_volt_v = {"),
+     r"\[uds.snapshot\] max_cell_volt_v is not a snapshot name of the harness \(did you mean 'max_cell_voltage_v'"),
+    (("did = 0x4A02", "did = 0x4A01"), r"\[uds.snapshot\] min_cell_voltage_v did = 0x4A01 is max_cell_voltage_v's"),
+    (("did = 0x4A02", "did = 0x14A02"), r"\[uds.snapshot\] min_cell_voltage_v did = 84482, expected a 16-bit DID"),
+    (('type = "int16", scale = 0.1 }', 'type = "short", scale = 0.1 }'),
+     r"\[uds.snapshot\] pack_current_a type = 'short', expected one of uint8, int8, uint16, int16, uint32, int32"),
+    (("scale = 0.0001 }", "scale = 0 }"), r"\[uds.snapshot\] soc scale = 0, expected a non-zero factor"),
+    (("scale = 0.0001 }", "scale = 0.0001, unit = \"%\" }"), r"\[uds.snapshot\] soc: unknown key 'unit'"),
+    (("soc = { did", "soc = 0x4A06\n# { did"), r"\[uds.snapshot\] soc = 18950, expected a table such as"),
+    (("latest = 0x02 }", "latest = 0xFF }"),
+     r"\[uds\] snapshot_records.latest = 255, expected a record number 0x01..0xFE"),
+    (("latest = 0x02 }", "last = 0x02 }"), r"\[uds\] snapshot_records: unknown key 'last'"),
+    (("occurrence_record = 0x01", "occurrence_record = 0"),
+     r"\[uds\] occurrence_record = 0, expected a record number 0x01..0xFE"),
 ]
 
 

@@ -12,7 +12,7 @@ from udsoncan import Request, services
 from hil.bench import Bench
 from hil.devices.uds import UdsRefused
 from hil.errors import HilError, HilTimeout
-from hil.protocol import DTC_LATCHED_STATUS, DTCS, BmsState
+from hil.protocol import DTC_LATCHED_STATUS, DTCS, SNAPSHOT_DIDS, BmsState
 from hil.rig import PROJECT_ROOT, load_rig
 from hil.sim.bms_firmware import VERSION_TEXT
 
@@ -44,6 +44,40 @@ def test_the_reference_bms_answers_the_tester_on_the_virtual_clock():
         assert uds.read_dtcs() == {
             code: DTC_LATCHED_STATUS for code in (DTCS["cell_ov"], DTCS["cell_ot"])}, "still latched: stored again"
         assert bench.monitor.problems() == [], "the diagnostic frames are in the DBC, and an answer is no cycle"
+
+
+def test_snapshots_and_occurrences_through_the_map_and_its_own_names(tmp_path):
+    """The reference BMS's DTC records read through its map: the over-voltage and over-temperature trips' snapshots
+    hold the forced cell and thermistor, each counted once, and `hil uds` shows them. A DID the map names by a name
+    of its own reads under that name; one it lacks is refused naming the DIDs it knows (their sizes are all a tester
+    has to split a record)."""
+    from hil.devices.uds_cli import _describe, _dtcs
+    text = REFERENCE_MAP.read_text()
+    with Bench(load_rig(SIM, [f'dut.map="{REFERENCE_MAP}"'])) as bench:
+        uds = bench.uds
+        assert uds.snapshot == SNAPSHOT_DIDS and uds.read_snapshots(DTCS["cell_ov"]) == {}
+        assert uds.occurrences(DTCS["cell_ov"]) == 0
+        _trip_ov_and_ot(bench)
+        records = uds.read_snapshots(DTCS["cell_ov"])
+        assert sorted(records) == [1, 2] and list(records[2]) == list(SNAPSHOT_DIDS)
+        assert records[1]["max_cell_voltage_v"] == pytest.approx(4.35, abs=0.005), records
+        assert uds.read_snapshots(DTCS["cell_ot"])[2]["max_temperature_c"] == pytest.approx(75.0, abs=1.0)
+        assert uds.occurrences(DTCS["cell_ov"]) == uds.occurrences(DTCS["cell_ot"]) == 1
+        shown = _describe({"rig": "sim", "snapshot_records": uds.snapshot_records,
+                           "dtcs": _dtcs(uds, uds.read_dtcs(), details=True)})
+        assert "    occurrences: 1" in shown
+        assert any(line.startswith("    snapshot 0x01 (first): max_cell_voltage_v 4.35") for line in shown), shown
+    path = tmp_path / "own-name.toml"
+    path.write_text(text.replace("pack_voltage_v = { did", "hv_bus_v = { did"))
+    with Bench(load_rig(SIM, [f'dut.map="{path}"'])) as bench:
+        _trip_ov_and_ot(bench)
+        assert bench.uds.read_snapshots(DTCS["cell_ov"])[2]["hv_bus_v"] == pytest.approx(16 * 3.85, abs=3.0)
+    path.write_text(text.replace("pack_voltage_v = { did", "# pack_voltage_v = { did"))
+    with Bench(load_rig(SIM, [f'dut.map="{path}"'])) as bench:
+        _trip_ov_and_ot(bench)
+        with pytest.raises(UdsRefused, match=r"the snapshot of cell_ov \(P1A00-00\) cannot be read by \[uds.snapshot\] "
+                                             r"\(0x4A01, .*, 0x4A06\): .*0x4a07"):
+            bench.uds.read_snapshots(DTCS["cell_ov"])
 
 
 def test_a_refused_request_names_the_service_and_iso_14229s_reason():
@@ -95,6 +129,9 @@ def test_the_tester_over_slcan_reads_the_build_and_a_stored_dtc():
         assert bench.uds.software_version() == VERSION_TEXT
         _trip_ov_and_ot(bench)
         assert bench.uds.read_dtcs() == {DTCS["cell_ov"]: DTC_LATCHED_STATUS, DTCS["cell_ot"]: DTC_LATCHED_STATUS}
+        snapshot = bench.uds.read_snapshots(DTCS["cell_ov"])[2]   # ten frames, flow-controlled over the wire
+        assert snapshot["max_cell_voltage_v"] == pytest.approx(4.35, abs=0.005), snapshot
+        assert bench.uds.occurrences(DTCS["cell_ov"]) == 1
         bench.release_channels()
         bench.loop.run_for(2.0)   # the thermistor reports once a second
         bench.bms.clear_faults()
@@ -123,15 +160,28 @@ def test_hil_uds_reads_the_build_and_the_dtcs_outside_any_test(capsys, tmp_path)
     assert "the harness has no UDS for this BMS: a DUT map needs a [uds] table" in capsys.readouterr().err
 
 
-def test_a_spec_that_says_dtcs_are_stored_fails_the_diagnostic_tests_without_uds(tmp_path):
+def _without(text: str, *lines: str) -> str:
+    for line in lines:
+        text = "\n".join(kept for kept in text.splitlines() if not kept.startswith(line))
+    return text
+
+
+@pytest.mark.parametrize(("cut", "outcome", "message"), [
+    (lambda text: text[:text.index("[uds]")], "4 failed",
+     "reference-bms.toml says the BMS stores a DTC for each error ([diagnostics] stores_dtcs), but the harness has "
+     "no UDS for it: give the DUT map a [uds] table"),
+    (lambda text: _without(text[:text.index("[uds.snapshot]")], "snapshot_records", "occurrence_record"),
+     "2 failed, 2 passed", "reference-bms.toml says [diagnostics] stores_snapshots, but the harness knows no snapshot "
+                           "DIDs ([uds.snapshot]) for this BMS"),
+], ids=["no-uds", "no-dtc-records"])
+def test_a_spec_that_says_dtcs_are_stored_fails_the_diagnostic_tests_without_uds(tmp_path, cut, outcome, message):
     """A map without [uds] under a spec with [diagnostics] stores_dtcs: the audit after each test cannot run, so
-    the diagnostic tests fail saying so, rather than skip and leave it unsaid."""
-    text = REFERENCE_MAP.read_text()
-    path = tmp_path / "no-uds.toml"
-    path.write_text(text[:text.index("[uds]")])
+    the diagnostic tests fail saying so, rather than skip and leave it unsaid. The same for a map without the DTCs'
+    snapshots and occurrence counter under a spec that says the BMS keeps them."""
+    path = tmp_path / "cut.toml"
+    path.write_text(cut(REFERENCE_MAP.read_text()))
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                              str(PROJECT_ROOT / "tests" / "bms" / "test_diagnostics.py"), "--set", f'dut.map="{path}"'],
                             capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
-    assert result.returncode == 1 and "2 failed" in result.stdout, result.stdout[-2000:]
-    assert "reference-bms.toml says the BMS stores a DTC for each error ([diagnostics] stores_dtcs), but the " \
-           "harness has no UDS for it: give the DUT map a [uds] table" in result.stdout
+    assert result.returncode == 1 and outcome in result.stdout, result.stdout[-2000:]
+    assert message in result.stdout, result.stdout[-2000:]

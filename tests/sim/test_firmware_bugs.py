@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hil.can import e2e
-from hil.protocol import DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, BmsState
+from hil.protocol import DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, BmsState
 from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS
 
 
@@ -636,6 +636,41 @@ def test_bug_dtc_table_short(make_boards):
         boards.run_until(lambda b=boards: b.fault("hvil") and b.fault("cell_ov"), 1.0, "hvil and cell_ov latched")
     assert clean.fw.dtcs == {DTCS["hvil"]: DTC_LATCHED_STATUS, DTCS["cell_ov"]: DTC_LATCHED_STATUS}, clean.fw.dtcs
     assert buggy.fw.dtcs == {DTCS["cell_ov"]: DTC_LATCHED_STATUS}, buggy.fw.dtcs
+
+
+def test_bug_snapshot_points_at_live_data(make_boards):
+    """An over-current trip at 1.5 times the threshold, the current then gone (the fault still latched): the
+    clean firmware's snapshots keep the trip's current, the bug's show none."""
+    clean, buggy = _both(make_boards, "snapshot_points_at_live_data")
+    trip_a = clean.cal["discharge_oc_a"] * 1.5
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = trip_a
+        boards.run_until(lambda b=boards: b.fault("discharge_oc"), 1.0, "discharge_oc latched")
+        boards.ce.current_a = 0.0
+        boards.run_for(0.1)
+    for boards, expected_a in ((clean, trip_a), (buggy, 0.0)):
+        records = boards.fw.snapshot_records(DTCS["discharge_oc"])
+        assert sorted(records) == [SNAPSHOT_FIRST, SNAPSHOT_LATEST]
+        assert all(values["pack_current_a"] == pytest.approx(expected_a, abs=0.5) for values in records.values()), \
+            records
+
+
+def test_bug_occurrence_reset_by_fault_clear(make_boards):
+    """Two over-current trips, each cleared by the host: the clean firmware counts two occurrences; the bug's count
+    went with the host's last clear."""
+    clean, buggy = _both(make_boards, "occurrence_reset_by_fault_clear")
+    for boards in (clean, buggy):
+        boards.power_up()
+        for _ in range(2):
+            boards.ce.current_a = boards.cal["discharge_oc_a"] + 5
+            boards.run_until(lambda b=boards: b.fault("discharge_oc"), 1.0, "discharge_oc latched")
+            boards.ce.current_a = 0.0
+            boards.clear_faults()
+            boards.run_until(lambda b=boards: not b.fw.faults, 0.5, "the fault cleared")
+    code = DTCS["discharge_oc"]
+    assert clean.fw.dtc_occurrences == {code: 2} and buggy.fw.dtc_occurrences == {}, \
+        (clean.fw.dtc_occurrences, buggy.fw.dtc_occurrences)
 
 
 def test_bug_ov_warning_at_fault_level(make_boards):

@@ -3,7 +3,7 @@ ISO 15765-2 lays it out, written here by hand rather than by can-isotp (which th
 as ISO 14229-1 gives them, the DTC memory behind them."""
 import pytest
 
-from hil.protocol import DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS
+from hil.protocol import DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_DIDS, ScaledDid
 from hil.sim.bms_firmware import VERSION_TEXT
 
 PAD = 0xCC
@@ -86,6 +86,81 @@ def test_stored_dtcs_are_read_out_with_their_status_and_cleared(tester):
     assert _ask(tester, 0x19, 0x01, 0x01) == [_frame(0x06, 0x59, 0x01, 0x2F, 0x01, 0x00, 0x00)]   # none failing
     assert _ask(tester, 0x14, 0xFF, 0xFF, 0xFF) == [_frame(0x01, 0x54)]
     assert tester.fw.dtcs == {}
+
+
+def _ask_long(boards, *request: int) -> bytes:
+    """A single-frame request whose answer is a first frame and consecutive frames: the tester's flow control
+    (clear to send, all of it, no gap) after the first; the answer reassembled, its sequence numbers checked."""
+    first = _ask(boards, *request, tasks=3)
+    assert len(first) == 1 and first[0][0] >> 4 == 1, f"expected one first frame, got {first}"
+    length = (first[0][0] & 0x0F) << 8 | first[0][1]
+    payload = bytearray(first[0][2:])
+    boards.answers.clear()
+    boards.sender.send_frame("UDS_BmsRequest", _frame(0x30, 0x00, 0x00))
+    boards.step(3)
+    for number, frame in enumerate(boards.answers, start=1):
+        assert frame[0] == 0x20 | number % 16, f"consecutive frame {number}: {frame.hex()}"
+        payload += frame[1:]
+    assert len(payload) >= length, f"{len(payload)} of {length} bytes came"
+    return bytes(payload[:length])
+
+
+def test_scaled_dids_encode_as_written_by_hand():
+    assert SNAPSHOT_DIDS["max_cell_voltage_v"].encode(4.215) == bytes([0x10, 0x77])   # 4215 mV
+    assert SNAPSHOT_DIDS["pack_current_a"].encode(-12.3) == bytes([0xFF, 0x85])        # -123 x 0.1 A
+    assert SNAPSHOT_DIDS["soc"].decode(bytes([0x13, 0x88])) == 0.5                      # 5000 x 0.0001
+    assert SNAPSHOT_DIDS["min_temperature_c"].encode(float("nan")) == bytes([0x7F, 0xFF])   # not available
+    assert ScaledDid(0x1234, "uint8", 0.5, -40.0).encode(25.0) == bytes([130])
+    assert SNAPSHOT_DIDS["max_cell_voltage_v"].encode(1e6) == bytes([0xFF, 0xFE])   # clipped below "n/a"
+
+
+def test_a_dtc_carries_its_trip_snapshots_and_occurrence_count(tester):
+    """An over-current trip at 1.5 times the threshold, cleared by the host, then one at 1.2 times: the DTC's
+    snapshot records 0x01 (first occurrence) and 0x02 (latest) each hold the seven DIDs in order, with the
+    current each trip latched at; its extended data record 0x01 counts two occurrences. A DTC that never failed
+    answers with its DTC and status only; one outside the table, or a record the server does not keep, is
+    refused."""
+    code = DTCS["discharge_oc"]
+    dtc = list(code.to_bytes(3, "big"))
+    tester.power_up()
+    for factor in (1.5, 1.2):
+        tester.ce.current_a = tester.cal["discharge_oc_a"] * factor
+        tester.run_until(lambda: tester.fault("discharge_oc"), 2.0, "discharge_oc latched")
+        tester.ce.current_a = 0.0
+        tester.clear_faults()
+        tester.run_until(lambda: not tester.fw.faults, 0.5, "the fault cleared")
+    status = DTC_LATCHED_STATUS & ~DTC_TEST_FAILED
+    answer = _ask_long(tester, 0x19, 0x04, *dtc, 0xFF)
+    assert answer[:6] == bytes([0x59, 0x04, *dtc, status])
+    records, at = {}, 6
+    while at < len(answer):
+        number, count = answer[at], answer[at + 1]
+        at += 2
+        values = {}
+        for _ in range(count):
+            did = int.from_bytes(answer[at:at + 2], "big")
+            (name, codec), = ((name, codec) for name, codec in SNAPSHOT_DIDS.items() if codec.did == did)
+            values[name] = codec.decode(answer[at + 2:at + 2 + codec.size])
+            at += 2 + codec.size
+        assert list(values) == list(SNAPSHOT_DIDS), f"record {number}'s DIDs: {list(values)}"
+        records[number] = values
+    assert sorted(records) == [0x01, 0x02]
+    for number, factor in ((0x01, 1.5), (0x02, 1.2)):
+        assert records[number]["pack_current_a"] == pytest.approx(tester.cal["discharge_oc_a"] * factor, abs=0.1)
+        assert records[number]["soc"] == pytest.approx(tester.fw.soc, abs=0.01)
+    only_latest = _ask_long(tester, 0x19, 0x04, *dtc, 0x02)
+    assert only_latest[6] == 0x02 and len(only_latest) == 6 + 2 + 4 * len(SNAPSHOT_DIDS)
+    occurrences = _ask_long(tester, 0x19, 0x06, *dtc, 0xFF)   # 8 bytes: just over a single frame
+    assert occurrences == bytes([0x59, 0x06, *dtc, status, 0x01, 2])
+    never = list(DTCS["cell_ut"].to_bytes(3, "big"))
+    assert _ask(tester, 0x19, 0x04, *never, 0xFF) == [_frame(0x06, 0x59, 0x04, *never, 0x00)]
+    assert _ask(tester, 0x19, 0x06, *never, 0x01) == [_frame(0x06, 0x59, 0x06, *never, 0x00)]
+    assert _ask(tester, 0x19, 0x04, 0x12, 0x34, 0x56, 0xFF) == [_frame(0x03, 0x7F, 0x19, 0x31)]   # not its DTC
+    assert _ask(tester, 0x19, 0x04, *dtc, 0x03) == [_frame(0x03, 0x7F, 0x19, 0x31)]   # no third record
+    assert _ask(tester, 0x19, 0x06, *dtc, 0x02) == [_frame(0x03, 0x7F, 0x19, 0x31)]
+    assert _ask(tester, 0x19, 0x04, *dtc) == [_frame(0x03, 0x7F, 0x19, 0x13)]         # no record number
+    assert _ask(tester, 0x14, 0xFF, 0xFF, 0xFF) == [_frame(0x01, 0x54)]
+    assert _ask(tester, 0x19, 0x06, *dtc, 0xFF) == [_frame(0x06, 0x59, 0x06, *dtc, 0x00)]   # cleared with it
 
 
 def test_a_dark_bms_answers_nothing(tester):
