@@ -179,6 +179,16 @@ def test_dtc_record_defects_are_caught_by_the_snapshot_and_occurrence_tests():
                                     "occurrence_reset_by_fault_clear": [occurrences]}, summary
 
 
+def test_host_frame_checks_are_caught_by_the_stale_and_corrupted_frame_tests():
+    """A BMS that does not check the host's CRCs, or its alive counters, keeps its contactors closed on frames a
+    hung or disturbed host sends: each is caught by its own case (the heartbeat-loss tests, which stop the frames,
+    pass and run first)."""
+    summary = _all_killed(["rx_crc_unchecked", "rx_counter_unchecked"], "stale_or_corrupted or heartbeat_loss")
+    test = "test_protections::test_stale_or_corrupted_host_frames_are_a_lost_heartbeat"
+    assert summary["caught_by"] == {"rx_crc_unchecked": [f"{test}[bad_crc]"],
+                                    "rx_counter_unchecked": [f"{test}[frozen_counter]"]}, summary
+
+
 def test_interlock_defects_are_caught_by_the_interlock_tests():
     """An interlock checked only in NORMAL passes every other test (no other test opens the loop), and so does
     one read without a debounce; the open-loop test catches both: the first closes again after a clear with the

@@ -9,6 +9,10 @@ width) and seals the CRC (`<Message>_CRC`, see `hil.can.e2e`), or the AUTOSAR E2
 for the message. Signals can change while the bus runs
 (`set`, or a `provider` called every cycle), and a message can be stopped and restarted.
 
+A running message can be sent faulty on purpose (`inject`), to test a receiver's E2E checks: "frozen_counter"
+repeats the last frame's alive counter from the next frame on (a hung host whose CAN controller keeps sending
+its last buffer), "bad_crc" sends each frame with its CRC inverted (corruption the CAN CRC missed).
+
 Due times are absolute (`start_s + k * cycle_s`, computed, never accumulated), so no drift builds up. When a
 tick comes late by more than a cycle, the frame is sent once and the missed cycles are skipped rather than
 sent in a burst; the schedule stays on its grid and `skipped_cycles(name)` counts them.
@@ -35,8 +39,10 @@ import can
 from cantools.database import Database
 
 from hil.can import e2e
-from hil.can.dbc import encode, signal_defaults
+from hil.can.dbc import decode, encode, signal_defaults
 from hil.errors import ConfigError, did_you_mean
+
+FAULTS = ("frozen_counter", "bad_crc")
 
 # Due-time comparisons allow this much float error (a tick at 0.1 s against a due time of 5 * 0.02 s).
 _EPS_S = 1e-9
@@ -64,6 +70,7 @@ class _Periodic:
     seal: Callable[[bytearray], object] | None = None   # writes the CRC in place (hil.can.e2e.Protection)
     defaults: dict = field(default_factory=dict)
     crc_source: Callable[[bytes], int] | None = None
+    fault: str | None = None   # one of FAULTS, sent on purpose (`inject`)
     # The current cycle's frames not sent yet (a multiplexed message): frame i of the cycle is due at
     # queue_origin_s + i * queue_spacing_s; queue_next is the index of queue[0] in the cycle.
     queue: list = field(default_factory=list)
@@ -189,6 +196,27 @@ class PeriodicSender:
         """Replace how `name`'s CRC byte is computed from its payload (emulated firmware defects use this)."""
         self._job(name).crc_source = crc_source
 
+    def inject(self, name: str, fault: str | None) -> None:
+        """From `name`'s next frame on, send it with `fault` (one of FAULTS; None: as it should be again)."""
+        job = self._job(name)
+        if fault is not None:
+            if fault not in FAULTS:
+                raise ConfigError(f"fault {fault!r}: expected one of {', '.join(FAULTS)}")
+            needed = job.counter_signal if fault == "frozen_counter" else job.crc_signal
+            if needed is None:
+                raise ConfigError(f"message '{name}' has no {'alive counter' if fault == 'frozen_counter' else 'CRC'}"
+                                  f" to send {fault.replace('_', ' ')}")
+        if fault == "frozen_counter" and job.fault != fault:
+            job.counter = (job.counter - 1) % job.counter_modulo   # the next frame repeats the last one's
+        elif job.fault == "frozen_counter" and fault != job.fault:
+            job.counter = (job.counter + 1) % job.counter_modulo
+        job.fault = fault
+
+    def supports(self, name: str, fault: str) -> bool:
+        """Whether `name` has what `fault` breaks: an alive counter to freeze, a CRC to invert."""
+        job = self._job(name)
+        return (job.counter_signal if fault == "frozen_counter" else job.crc_signal) is not None
+
     def reset_counter(self, name: str) -> None:
         self._job(name).counter = 0
 
@@ -245,7 +273,8 @@ class PeriodicSender:
                 signals[job.counter_signal] = job.counter
             if job.crc_signal:
                 signals[job.crc_signal] = 0
-        job.counter = (job.counter + 1) % job.counter_modulo
+        if job.fault != "frozen_counter":
+            job.counter = (job.counter + 1) % job.counter_modulo
         if not frames:
             return
         job.queue = frames[1:]
@@ -267,6 +296,8 @@ class PeriodicSender:
             data[7] = job.crc_source(bytes(data))
         elif job.seal is not None:
             job.seal(data)
+        if job.fault == "bad_crc":
+            data = _inverted_crc(job, data)
         self._put(job.message, data)
         job.sent += 1
 
@@ -291,3 +322,11 @@ class PeriodicSender:
         self.bus.send(msg)
         if self.on_send is not None:
             self.on_send(msg)
+
+
+def _inverted_crc(job: _Periodic, data: bytearray) -> bytes:
+    """The frame with every bit of its CRC signal inverted, the rest as it was."""
+    signals = decode(job.message, bytes(data))
+    width = job.message.get_signal_by_name(job.crc_signal).length
+    signals[job.crc_signal] = ~int(signals[job.crc_signal]) & ((1 << width) - 1)
+    return encode(job.message, signals, job.defaults)

@@ -210,6 +210,17 @@ class Bms:
             else:
                 self.sender.stop(name)
 
+    def host_frame_fault(self, fault: str | None) -> None:
+        """From now, send every host frame the BMS times out without (`heartbeat_messages`) with `fault`:
+        "frozen_counter" (the alive counter stuck: a hung host whose CAN controller keeps re-sending its last
+        buffer), "bad_crc" (the CRC wrong: a corrupted frame); None: sound again. See `host_frames_without`."""
+        for name in self.heartbeat_messages:
+            self.sender.inject(name, fault)
+
+    def host_frames_without(self, fault: str) -> list[str]:
+        """The host frames that have nothing `fault` could break (no alive counter, no CRC)."""
+        return [name for name in self.heartbeat_messages if not self.sender.supports(name, fault)]
+
     # Waits ------------------------------------------------------------------------------------------
     def wait_state(self, state: str | BmsState, timeout_s: float) -> float:
         """Run the bench until the BMS reports `state`; return the bench time it did."""

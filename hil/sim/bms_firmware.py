@@ -126,6 +126,10 @@ BUGS = {
     "uv_threshold_mv_typo": "UV threshold compared in the wrong unit (2.7 mV instead of 2.7 V)",
     "ot_ignores_last_sensor": "the OT check ignores the last temperature sensor",
     "stale_crc": "BMS_Status CRC computed before the counter is updated (stale CRC)",
+    "rx_crc_unchecked": "the host's frames are acted on without their CRC checked: a corrupted frame refreshes the "
+                        "heartbeat and its request is followed",
+    "rx_counter_unchecked": "the host's alive counters are not checked: a hung host whose CAN controller keeps "
+                            "re-sending its last frame keeps the contactors closed",
     "status_counter_stuck": "the BMS_Status alive counter never increments",
     "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
     "balancing_during_fault": "passive balancing keeps bleeding after the BMS has gone to FAULT",
@@ -381,6 +385,8 @@ class BmsFirmware:
         self._main_runs = math.ceil(now_s / MAIN_TASK_S - 1e-9)
         self._slow_runs = math.ceil(now_s / SLOW_TASK_S - 1e-9)
         self.rx_bad_crc = 0
+        self.rx_repeated = 0
+        self._rx_counters: dict[str, int] = {}   # each host message's last alive counter received
         # (uptime ms, FAULT_BITS name) each time a fault latches, oldest first; read over the debug UART.
         self.fault_log: deque[tuple[int, str]] = deque(maxlen=FAULT_LOG_ENTRIES)
         self._logged_faults = 0
@@ -510,10 +516,16 @@ class BmsFirmware:
         message = self._vcu.get(msg.arbitration_id)
         if message is None or msg.is_error_frame or not self.powered:
             return
-        if not e2e.crc_ok(bytes(msg.data)):
+        if not e2e.crc_ok(bytes(msg.data)) and "rx_crc_unchecked" not in self.bugs:
             self.rx_bad_crc += 1   # E2E: a corrupted request is dropped, never acted on
             return
         sig = decode(message, msg.data)
+        counter = sig.get(f"{message.name}_Counter")
+        if counter is not None and "rx_counter_unchecked" not in self.bugs:
+            if counter == self._rx_counters.get(message.name):
+                self.rx_repeated += 1   # E2E: a repeated frame is stale data (a hung host re-sending its last)
+                return
+            self._rx_counters[message.name] = counter
         if message.name == "VCU_Heartbeat":
             self._last_heartbeat_s = now_s
         elif message.name == "VCU_Request":

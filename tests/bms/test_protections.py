@@ -89,6 +89,27 @@ def test_heartbeat_loss_opens_contactors(bench, spec, measure, mode):
             high=budget_ms, unit="ms")
 
 
+@pytest.mark.parametrize("fault", ["frozen_counter", "bad_crc"])
+def test_stale_or_corrupted_host_frames_are_a_lost_heartbeat(bench, spec, measure, fault):
+    """A hung host whose CAN controller keeps re-sending its last frame (its alive counter frozen) is as dead as a
+    silent one, and a frame whose CRC fails was corrupted on its way (ISO 26262's repetition and corruption, which
+    E2E protection is there to catch). Neither may keep the contactors closed: with every host frame unsound from
+    now on, the BMS must open within its heartbeat budget of the last sound frame, and not before its timeout."""
+    missing = bench.bms.host_frames_without(fault)
+    if missing:
+        what = "alive counter" if fault == "frozen_counter" else "CRC"
+        pytest.skip(f"the host's {', '.join(missing)} carry no {what}")
+    budget_ms = spec.value("heartbeat.max_reaction_ms")
+    bench.power_up()
+    t_last_s = max(bench.sender.last_sent_s(name) for name in bench.bms.heartbeat_messages)
+    bench.bms.host_frame_fault(fault)
+    reaction_s = bench.bms.wait_contactors_open(5 * budget_ms / 1000) - t_last_s
+    measure(f"heartbeat_reaction_{fault}", reaction_s * 1000, low=spec.value("heartbeat.timeout_ms"),
+            high=budget_ms, unit="ms")
+    bench.bms.wait_state(BmsState.FAULT, 1.0)
+    assert "heartbeat" in bench.bms.faults, bench.bms.describe()
+
+
 def test_cell_undervoltage_opens_contactors(bench, spec, measure):
     uv = spec.protections["cell_uv"]
     bench.power_up()

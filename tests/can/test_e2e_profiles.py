@@ -252,6 +252,14 @@ def test_the_host_requests_go_out_sealed_with_the_maps_profile(tmp_path, ecu_db)
     assert [msg.data[1] & 0x0F for msg in sent] == [*range(15), *range(5)]
     sender.send_once("HOST_Request", {"Mode": 0, "HOST_Request_Counter": 7})   # a request outside the schedule
     assert sent[-1].data[1] == 7 and dut_map.protections["HOST_Request"].ok(bytes(sent[-1].data))
+    sender.inject("HOST_Request", "bad_crc")        # the suite's corruption test: the profile's own CRC fails
+    sender.tick(0.200)
+    assert not dut_map.protections["HOST_Request"].ok(bytes(sent[-1].data))
+    sender.inject("HOST_Request", "frozen_counter")   # and its repetition test: P02's counter repeats, CRC sound
+    for k in (21, 22):
+        sender.tick(k * 0.010)
+    assert [msg.data[1] & 0x0F for msg in sent[-3:]] == [5, 5, 5] and dut_map.protections["HOST_Request"].ok(
+        bytes(sent[-1].data))
 
 
 BAD_E2E = [

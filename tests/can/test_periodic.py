@@ -125,6 +125,34 @@ def test_the_monitor_flags_a_stuck_counter_and_a_bad_crc(mini):
     assert mini.monitor.problems() == ["BMS_Status: 1 alive-counter error(s)", "BMS_PackData: 5 CRC error(s)"]
 
 
+def test_injected_faults_are_what_a_receiver_must_catch_and_end_when_cleared(mini):
+    """A frozen counter repeats the last sound frame's counter, CRC sealed to match (a repetition); an inverted CRC
+    fails every frame's check (a corruption). Cleared, the counter carries on from the last sound one. A message
+    without what a fault breaks, or a fault of another name, is refused."""
+    mini.device.add("BMS_Status", {"BMS_State": 1}, cycle_s=0.02)
+    mini.device.add("BMS_PackData", {"BMS_PackVoltage": 50.0}, cycle_s=0.02)
+    mini.loop.run_for(0.1)
+    last_counter = mini.monitor.values["BMS_Status_Counter"]
+    mini.device.inject("BMS_Status", "frozen_counter")
+    mini.device.inject("BMS_PackData", "bad_crc")
+    mini.loop.run_for(0.1)
+    assert mini.monitor.values["BMS_Status_Counter"] == last_counter
+    stats = mini.monitor.stats
+    assert (stats["BMS_Status"].bad_counter, stats["BMS_Status"].bad_crc) == (5, 0)
+    assert (stats["BMS_PackData"].bad_counter, stats["BMS_PackData"].bad_crc) == (0, 5)
+    mini.device.inject("BMS_Status", None)
+    mini.device.inject("BMS_PackData", None)
+    mini.loop.run_for(0.1)
+    assert (stats["BMS_Status"].bad_counter, stats["BMS_PackData"].bad_crc) == (5, 5), "sound again"
+    assert mini.monitor.values["BMS_Status_Counter"] == (last_counter + 5) % 16
+    mini.device.add("BMS_Limits", {}, cycle_s=0.1)
+    assert mini.device.supports("BMS_Status", "bad_crc") and not mini.device.supports("BMS_Limits", "bad_crc")
+    with pytest.raises(ConfigError, match="message 'BMS_Limits' has no alive counter to send frozen counter"):
+        mini.device.inject("BMS_Limits", "frozen_counter")
+    with pytest.raises(ConfigError, match="fault 'bit_flip': expected one of frozen_counter, bad_crc"):
+        mini.device.inject("BMS_Status", "bit_flip")
+
+
 def test_a_multiplexed_provider_sends_every_group_each_cycle(mini):
     groups = [{"BMS_CellVoltages_Mux": m, **{f"BMS_Cell{4 * m + c + 1:02d}_Voltage": 3.0 + m / 10 + c / 1000
                                              for c in range(4)}} for m in range(4)]

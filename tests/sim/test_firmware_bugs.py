@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from hil.can import e2e
-from hil.protocol import DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, BmsState
+from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, BmsState,
+                          ModeRequest)
 from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS
 
 
@@ -671,6 +672,29 @@ def test_bug_occurrence_reset_by_fault_clear(make_boards):
     code = DTCS["discharge_oc"]
     assert clean.fw.dtc_occurrences == {code: 2} and buggy.fw.dtc_occurrences == {}, \
         (clean.fw.dtc_occurrences, buggy.fw.dtc_occurrences)
+
+
+def _unsound_host_frames(make_boards, bug, fault):
+    """The host's frames sent unsound for three heartbeat timeouts, a charge request among them: the clean
+    firmware loses the host and opens; the bug's keeps the contactors closed and follows the request."""
+    clean, buggy = _both(make_boards, bug)
+    for boards in (clean, buggy):
+        boards.power_up()
+        for name in ("VCU_Heartbeat", "VCU_Request"):
+            boards.sender.inject(name, fault)
+        boards.request("charge")
+        boards.run_for(3 * boards.cal["heartbeat_timeout_ms"] / 1000)
+    assert clean.fault("heartbeat") and clean.fw.state == BmsState.FAULT, clean.describe()
+    assert buggy.fw.state == BmsState.NORMAL and buggy.closed and not buggy.fw.faults, buggy.describe()
+    assert clean.fw.mode == ModeRequest.DISCHARGE and buggy.fw.mode == ModeRequest.CHARGE
+
+
+def test_bug_rx_crc_unchecked(make_boards):
+    _unsound_host_frames(make_boards, "rx_crc_unchecked", "bad_crc")
+
+
+def test_bug_rx_counter_unchecked(make_boards):
+    _unsound_host_frames(make_boards, "rx_counter_unchecked", "frozen_counter")
 
 
 def test_bug_ov_warning_at_fault_level(make_boards):

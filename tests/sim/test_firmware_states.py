@@ -1,7 +1,9 @@
 """The reference firmware's state machine: INIT, STANDBY, PRECHARGE, NORMAL, FAULT, SAFE, and the host link."""
 import math
 
-from hil.protocol import BmsState
+import pytest
+
+from hil.protocol import BmsState, ModeRequest
 from hil.sim.bms_firmware import MAIN_TASK_S, SLOW_TASK_S
 
 
@@ -92,6 +94,30 @@ def test_a_request_with_a_bad_crc_is_dropped(boards):
     boards.request("discharge")
     boards.run_for(0.5)
     assert boards.fw.state == BmsState.STANDBY and boards.fw.rx_bad_crc >= 4, boards.describe()
+
+
+@pytest.mark.parametrize("fault", ["frozen_counter", "bad_crc"])
+def test_stale_or_corrupted_host_frames_are_a_lost_host(boards, fault):
+    """Host frames still coming, each a repeat of the last one's alive counter, or each with its CRC wrong: none
+    refreshes the heartbeat or is acted on. The heartbeat fault latches as for a silent host, timed from the last
+    sound frame; once they are sound again, a clear and a request close again."""
+    boards.power_up()
+    last_s = boards.last_host_frame_s()
+    for name in ("VCU_Heartbeat", "VCU_Request"):
+        boards.sender.inject(name, fault)
+    boards.request("charge")   # a new request in unsound frames: not followed
+    timeout_s = boards.cal["heartbeat_timeout_ms"] / 1000
+    boards.run_until(lambda: boards.t_s >= last_s + timeout_s - MAIN_TASK_S, 1.0, "just before the timeout")
+    boards.step()
+    assert not boards.fault("heartbeat") and boards.fw.mode == ModeRequest.DISCHARGE, boards.describe()
+    boards.run_until(lambda: boards.fault("heartbeat"), 3 * MAIN_TASK_S, "heartbeat fault")
+    counted = boards.fw.rx_repeated if fault == "frozen_counter" else boards.fw.rx_bad_crc
+    assert counted >= 2 * timeout_s / 0.1, f"{counted} frames dropped in {timeout_s:g} s"
+    for name in ("VCU_Heartbeat", "VCU_Request"):
+        boards.sender.inject(name, None)
+    boards.clear_faults()
+    boards.run_until(lambda: boards.fw.state == BmsState.NORMAL and boards.closed, 2.0, "NORMAL again")
+    assert boards.fw.mode == ModeRequest.CHARGE
 
 
 def test_heartbeat_loss_faults_once_the_timeout_passes_with_contactors_closed(boards):
