@@ -161,6 +161,11 @@ TABLES = {
     # the BMS reports a contactor fault with every contactor open, precharge included (its resistor must not
     # carry load current through the gap).
     "contactor_stuck_open": {"max_reaction_ms": Key(above=0, at_most=60_000)},
+    # A host's STANDBY request under load (tests/bms/test_precharge.py): the contactors must not break more than
+    # max_open_current_a; with a host that follows the limits they open within max_open_ms of the request, and with
+    # one that keeps drawing, within max_forced_open_ms (a BMS that waits for the current forever is stuck closed).
+    "shutdown": {"max_open_current_a": Key(above=0, at_most=10_000), "max_open_ms": Key(above=0, at_most=60_000),
+                 "max_forced_open_ms": Key(above=0, at_most=60_000)},
     # A cell heating itself, the onset of a thermal runaway (tests/bms/test_protections.py): the BMS must report
     # `thermal_runaway` with every contactor open within max_detect_ms of the cell starting to rise at twice
     # rate_c_per_s faster than the rest, and must not when the whole pack rises that fast (a hard load's heat).
@@ -216,12 +221,12 @@ TABLES = {
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
                 "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor",
-                "cell_resistance")
+                "cell_resistance", "shutdown")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance")
+                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance", "shutdown")
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,16 @@ def test_host_frame_checks_are_caught_by_the_stale_and_corrupted_frame_tests():
                                     "rx_counter_unchecked": [f"{test}[frozen_counter]"]}, summary
 
 
+def test_shutdown_defects_are_caught_by_the_shutdown_tests():
+    """A BMS that opens under load at a STANDBY request, and one that waits for the current to fall forever."""
+    summary = _all_killed(["opens_under_load", "open_waits_for_zero_current"], "standby_request or keeps_drawing")
+    test = "test_precharge::test_a_{}"
+    assert summary["caught_by"] == {
+        "opens_under_load": [test.format("standby_request_under_load_opens_once_the_host_has_stopped_drawing")],
+        "open_waits_for_zero_current": [test.format("host_that_keeps_drawing_cannot_hold_the_contactors_closed")],
+    }, summary
+
+
 def test_interlock_defects_are_caught_by_the_interlock_tests():
     """An interlock checked only in NORMAL passes every other test (no other test opens the loop), and so does
     one read without a debounce; the open-loop test catches both: the first closes again after a clear with the

@@ -126,6 +126,10 @@ BUGS = {
     "uv_threshold_mv_typo": "UV threshold compared in the wrong unit (2.7 mV instead of 2.7 V)",
     "ot_ignores_last_sensor": "the OT check ignores the last temperature sensor",
     "stale_crc": "BMS_Status CRC computed before the counter is updated (stale CRC)",
+    "opens_under_load": "a STANDBY request opens the contactors at once, whatever current flows: every normal "
+                        "shutdown under load breaks it, and contacts rated for a few such breaks weld",
+    "open_waits_for_zero_current": "a STANDBY request under load waits for the current to fall with no time limit: "
+                                   "a host that keeps drawing keeps the contactors closed",
     "rx_crc_unchecked": "the host's frames are acted on without their CRC checked: a corrupted frame refreshes the "
                         "heartbeat and its request is followed",
     "rx_counter_unchecked": "the host's alive counters are not checked: a hung host whose CAN controller keeps "
@@ -374,6 +378,7 @@ class BmsFirmware:
         self.balancing = np.zeros(n_cells, dtype=bool)
         self.discharge_limit_a = 0.0
         self.charge_limit_a = 0.0
+        self._stop_requested_s: float | None = None   # a STANDBY request under load, holding the contactors since
         self.contactor_cmd = {"pos": False, "neg": False, "pre": False}
         self.contactor_fb = dict(self.contactor_cmd)
         self._contactor_change_s: dict[str, float | None] = {k: None for k in self.contactor_cmd}
@@ -1049,10 +1054,11 @@ class BmsFirmware:
                 self._enter(BmsState.STANDBY, now_s)
             return
         if self.mode == ModeRequest.STANDBY:
-            if s != BmsState.STANDBY:
+            if s != BmsState.STANDBY and not (s == BmsState.NORMAL and self._holding_for_current(now_s)):
                 self._open_all()
                 self._enter(BmsState.STANDBY, now_s)
             return
+        self._stop_requested_s = None
         # DISCHARGE or CHARGE requested
         if s == BmsState.STANDBY:
             if self.board.hvil_open and "hvil_checked_in_normal_only" not in self.bugs:
@@ -1074,6 +1080,24 @@ class BmsFirmware:
                 self.faults |= 1 << FAULT_BITS["precharge"]
                 self._open_all(on_fault=True)
                 self._enter(BmsState.FAULT, now_s)
+
+    def _holding_for_current(self, now_s: float) -> bool:
+        """A STANDBY request in NORMAL: the limits go to 0 at once, so that a host that follows them stops drawing,
+        and the contactors stay closed until the current has fallen to open_current_max_a, or for open_wait_ms at
+        most (a host that keeps drawing); a contact rated for thousands of breaks at a few amps welds after a few
+        at hundreds. A fault opens at once, whatever flows."""
+        cal = self.cal
+        if "opens_under_load" in self.bugs:
+            return False
+        if self._stop_requested_s is None:
+            self._stop_requested_s = now_s
+        waited_s = now_s - self._stop_requested_s
+        if abs(self.current_a) <= cal["open_current_max_a"] or (
+                waited_s + 1e-9 >= cal["open_wait_ms"] / 1000.0 and "open_waits_for_zero_current" not in self.bugs):
+            self._stop_requested_s = None
+            return False
+        self.discharge_limit_a = self.charge_limit_a = 0.0
+        return True
 
     def _open_all(self, on_fault: bool = False) -> None:
         keep_pos = on_fault and "contactor_stays_closed" in self.bugs and self.contactor_cmd["pos"]
@@ -1149,6 +1173,8 @@ class BmsFirmware:
         charge_target_a *= f_block
         charge_ramped_a = self.charge_limit_a + rise_a if self.state == BmsState.NORMAL else charge_target_a
         self.charge_limit_a = min(charge_target_a, charge_ramped_a)
+        if self._stop_requested_s is not None:   # waiting to open: the host is to stop drawing (_holding_for_current)
+            self.discharge_limit_a = self.charge_limit_a = 0.0
         balancing_allowed = self.state in (BmsState.STANDBY, BmsState.NORMAL) or (
             "balancing_during_fault" in self.bugs and self.state == BmsState.FAULT)
         if cal["balancing_enabled"] and balancing_allowed and self.current_a <= 0.5:

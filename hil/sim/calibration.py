@@ -58,6 +58,10 @@ CALIBRATION = {
                                   "phase)"),
     "cell_r_est_ohm": (0.02, "ohm, the firmware's estimate of a cell's 10 s resistance, for the SOP limits"),
     "limit_rise_a_per_s": (5.0, "A/s, fastest rise of the discharge and charge current limits"),
+    "open_current_max_a": (2.0, "A, largest current the contactors open at on a STANDBY request: above it the "
+                                "limits go to 0 first and the BMS waits for the current to fall"),
+    "open_wait_ms": (1000, "ms a STANDBY request under load waits for the current to fall before the contactors open "
+                           "anyway (a host that keeps drawing)"),
     "self_discharge_window_s": (60.0, "s of rest over which each cell's mean voltage is compared with the last"),
     "self_discharge_mv": (0.5, "mV more drop than the median cell, window to window, flags self-discharge"),
     "derate_start_c": (45.0, "degC above which current limits derate linearly to 0 at cell_ot_c"),
@@ -136,7 +140,7 @@ RANGES = {
                      "contactor_feedback_ms", "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s",
                      "thermal_runaway_rate_c_per_s", "thermal_runaway_hold_ms", "current_plausibility_mv",
                      "current_plausibility_window_ms", "current_offset_max_a", "resistance_step_min_a",
-                     "resistance_steps", "current_zero_window_ms"), _POSITIVE),
+                     "resistance_steps", "current_zero_window_ms", "open_current_max_a", "open_wait_ms"), _POSITIVE),
     **dict.fromkeys(("ov_debounce_ms", "uv_debounce_ms", "oc_debounce_ms", "ot_debounce_ms", "sc_debounce_ms",
                      "contactor_delay_ms", "warning_margin_v", "warning_margin_a", "warning_margin_c",
                      "soc_rest_current_a", "afe_noise_v",

@@ -90,3 +90,60 @@ def test_precharge_into_a_shorted_link_is_aborted(bench, spec, measure):
         bench.cell_emulator.set_dc_link_short(False)   # the relay is the bench's: never leave it closed
         bench.trace.mark(bench.loop.t_s, "DC link short removed")
     measure("precharge_abort_time", (aborted_s - requested_s) * 1000, high=budget_ms, unit="ms")
+
+
+# A normal shutdown under load: the current the suite draws, as a fraction of the discharge current the spec makes
+# the BMS allow (`[ride_through] min_discharge_limit_a`): well above any opening threshold, well inside the limits.
+SHUTDOWN_LOAD_FRACTION = 0.5
+
+
+def _closed_under_load(bench, spec, honour_limits: bool) -> tuple[dict, float]:
+    """The spec's [shutdown], once the BMS is closed with the suite's load drawn for a second; skips where the
+    spec has none. Returns it and the current drawn."""
+    if "shutdown" not in spec.data:
+        pytest.skip(f"{spec.path.name} has no [shutdown]: this BMS does not hold its contactors for the current "
+                    "to fall")
+    load_a = SHUTDOWN_LOAD_FRACTION * spec.value("ride_through.min_discharge_limit_a")
+    bench.power_up()
+    bench.set_load(load_a, honour_limits=honour_limits)
+    bench.loop.run_for(1.0)
+    assert bench.bms.contactors_closed and bench.pack_current_a > 0.9 * load_a, (
+        f"{load_a:g} A asked, {bench.pack_current_a:g} A drawn: {bench.bms.describe()}")
+    return spec.section("shutdown"), load_a
+
+
+def _standby_until_open(bench, timeout_s: float) -> tuple[float, float]:
+    """Request STANDBY; the time until the BMS reports its contactors open, and the current drawn on the last tick
+    they were closed (what they broke)."""
+    breaking = {"a": bench.pack_current_a}
+
+    def opened() -> bool:
+        if bench.bms.contactors_closed:
+            breaking["a"] = bench.pack_current_a
+            return False
+        return True
+
+    requested_s = bench.loop.t_s
+    bench.bms.request("standby")
+    opened_s = bench.loop.run_until(opened, timeout_s, lambda: f"the contactors still closed after the STANDBY "
+                                                             f"request; {bench.bms.describe()}")
+    return opened_s - requested_s, breaking["a"]
+
+
+def test_a_standby_request_under_load_opens_once_the_host_has_stopped_drawing(bench, spec, measure):
+    """A main contactor is rated for thousands of breaks at a few amps and a handful at hundreds: asked for STANDBY
+    under load, the BMS must drop its limits first and open once the host, following them, has stopped drawing."""
+    shutdown, load_a = _closed_under_load(bench, spec, honour_limits=True)
+    open_s, breaking_a = _standby_until_open(bench, 5 * shutdown["max_open_ms"] / 1000)
+    measure("shutdown_open_current", abs(breaking_a), high=shutdown["max_open_current_a"], unit="A")
+    measure("shutdown_open_time", open_s * 1000, high=shutdown["max_open_ms"], unit="ms")
+    assert bench.bms.state == BmsState.STANDBY and not bench.bms.faults, bench.bms.describe()
+
+
+def test_a_host_that_keeps_drawing_cannot_hold_the_contactors_closed(bench, spec, measure):
+    """A host that ignores the limits the BMS dropped must not keep the contactors closed by drawing: the BMS
+    opens within max_forced_open_ms of the STANDBY request, under load if it must."""
+    shutdown, load_a = _closed_under_load(bench, spec, honour_limits=False)
+    open_s, breaking_a = _standby_until_open(bench, 5 * shutdown["max_forced_open_ms"] / 1000)
+    measure("shutdown_forced_open_time", open_s * 1000, high=shutdown["max_forced_open_ms"], unit="ms")
+    assert bench.bms.state == BmsState.STANDBY, bench.bms.describe()

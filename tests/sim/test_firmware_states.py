@@ -120,6 +120,28 @@ def test_stale_or_corrupted_host_frames_are_a_lost_host(boards, fault):
     assert boards.fw.mode == ModeRequest.CHARGE
 
 
+def test_a_standby_request_under_load_drops_the_limits_and_opens_once_the_current_falls(boards):
+    """20 A flowing: the request holds the contactors closed with both limits at 0; the current gone, they open.
+    20 A flowing on: they open once open_wait_ms has passed since the request."""
+    wait_s = boards.cal["open_wait_ms"] / 1000
+    boards.power_up()
+    boards.ce.current_a = 20.0
+    boards.run_for(0.2)
+    boards.request("standby")
+    boards.run_for(0.3)
+    assert boards.fw.state == BmsState.NORMAL and boards.closed, boards.describe()
+    assert boards.fw.discharge_limit_a == boards.fw.charge_limit_a == 0.0
+    boards.ce.current_a = boards.cal["open_current_max_a"] / 2
+    boards.run_until(lambda: boards.fw.state == BmsState.STANDBY and not any(boards.fw.contactor_cmd.values()),
+                     2 * MAIN_TASK_S, "opened in the task after the current fell")
+    boards.ce.current_a = 20.0
+    boards.power_up()
+    boards.request("standby")
+    requested_s = boards.t_s
+    boards.run_until(lambda: boards.fw.state == BmsState.STANDBY, 2 * wait_s, "opened under load in the end")
+    assert boards.t_s - requested_s == pytest.approx(wait_s, abs=0.15)
+
+
 def test_heartbeat_loss_faults_once_the_timeout_passes_with_contactors_closed(boards):
     boards.power_up()
     boards.host_silent()
