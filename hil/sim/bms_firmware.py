@@ -1015,6 +1015,7 @@ class BmsFirmware:
     def _enter(self, state: BmsState, now_s: float) -> None:
         self.state = state
         self._state_entry_s = now_s
+        self._stop_requested_s = None   # whatever ends NORMAL (the opening, a fault, SAFE) ends a hold for the current
 
     def _state_machine(self, now_s: float) -> None:
         cal, s = self.cal, self.state
@@ -1094,7 +1095,6 @@ class BmsFirmware:
         waited_s = now_s - self._stop_requested_s
         if abs(self.current_a) <= cal["open_current_max_a"] or (
                 waited_s + 1e-9 >= cal["open_wait_ms"] / 1000.0 and "open_waits_for_zero_current" not in self.bugs):
-            self._stop_requested_s = None
             return False
         self.discharge_limit_a = self.charge_limit_a = 0.0
         return True

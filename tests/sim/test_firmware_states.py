@@ -122,7 +122,8 @@ def test_stale_or_corrupted_host_frames_are_a_lost_host(boards, fault):
 
 def test_a_standby_request_under_load_drops_the_limits_and_opens_once_the_current_falls(boards):
     """20 A flowing: the request holds the contactors closed with both limits at 0; the current gone, they open.
-    20 A flowing on: they open once open_wait_ms has passed since the request."""
+    20 A flowing on: they open once open_wait_ms has passed since the request. A fault while it holds ends the
+    hold: once cleared, the limits are back."""
     wait_s = boards.cal["open_wait_ms"] / 1000
     boards.power_up()
     boards.ce.current_a = 20.0
@@ -140,6 +141,17 @@ def test_a_standby_request_under_load_drops_the_limits_and_opens_once_the_curren
     requested_s = boards.t_s
     boards.run_until(lambda: boards.fw.state == BmsState.STANDBY, 2 * wait_s, "opened under load in the end")
     assert boards.t_s - requested_s == pytest.approx(wait_s, abs=0.15)
+    boards.power_up()   # a fault while it holds ends the hold: the limits come back once the fault is cleared
+    boards.request("standby")
+    boards.run_for(0.2)
+    boards.ce.setpoint_v[0] = boards.cal["cell_ov_v"] + 0.01
+    boards.run_until(lambda: boards.fw.state == BmsState.FAULT, 1.0, "cell_ov latched while holding")
+    boards.ce.setpoint_v[0] = boards.ocv_at(0.5)
+    boards.ce.current_a = 0.0
+    boards.clear_faults()
+    boards.run_until(lambda: boards.fw.state == BmsState.STANDBY, 1.0, "STANDBY once cleared")
+    boards.run_for(0.2)
+    assert boards.fw.discharge_limit_a > 0 and boards.fw.charge_limit_a > 0, boards.describe()
 
 
 def test_heartbeat_loss_faults_once_the_timeout_passes_with_contactors_closed(boards):
