@@ -674,26 +674,27 @@ def test_bug_occurrence_reset_by_fault_clear(make_boards):
         (clean.fw.dtc_occurrences, buggy.fw.dtc_occurrences)
 
 
-def test_bug_opens_under_load(make_boards):
-    """A STANDBY request with 20 A flowing: the clean firmware holds its contactors closed, the bug's opens."""
-    clean, buggy = _both(make_boards, "opens_under_load")
+def _standby_under_load(make_boards, bug: str, waits: float):
+    """Both firmwares asked for STANDBY with 20 A flowing, run on `waits` times open_wait_ms."""
+    clean, buggy = _both(make_boards, bug)
     for boards in (clean, buggy):
         boards.power_up()
         boards.ce.current_a = 20.0
         boards.request("standby")
-        boards.run_for(0.2)
+        boards.run_for(waits * boards.cal["open_wait_ms"] / 1000)
+    return clean, buggy
+
+
+def test_bug_opens_under_load(make_boards):
+    """A fifth of the wait: the clean firmware holds its contactors closed for the current to fall, the bug's opened."""
+    clean, buggy = _standby_under_load(make_boards, "opens_under_load", 0.2)
     assert clean.fw.state == BmsState.NORMAL and buggy.fw.state == BmsState.STANDBY, \
         (clean.describe(), buggy.describe())
 
 
 def test_bug_open_waits_for_zero_current(make_boards):
-    """A STANDBY request with 20 A flowing on: the clean firmware opens after open_wait_ms, the bug's never."""
-    clean, buggy = _both(make_boards, "open_waits_for_zero_current")
-    for boards in (clean, buggy):
-        boards.power_up()
-        boards.ce.current_a = 20.0
-        boards.request("standby")
-        boards.run_for(3 * boards.cal["open_wait_ms"] / 1000)
+    """The current flowing on: the clean firmware opens once open_wait_ms has passed, the bug's never."""
+    clean, buggy = _standby_under_load(make_boards, "open_waits_for_zero_current", 3)
     assert clean.fw.state == BmsState.STANDBY and buggy.fw.state == BmsState.NORMAL, \
         (clean.describe(), buggy.describe())
 
