@@ -163,7 +163,7 @@ def _audit_dtcs(item) -> None:
     if missing:
         pytest.fail(f"the BMS latched {', '.join(latched)} but did not store {', '.join(missing)} as failed and "
                     f"confirmed ([diagnostics] stores_dtcs); stored: {shown}", pytrace=False)
-    bare = [uds.describe(code) for code, kept in records.items() if not kept]
+    bare = [uds.describe(code) for code, its_records in records.items() if not its_records]
     if bare:
         pytest.fail(f"the BMS stored {', '.join(bare)} without a snapshot record ([diagnostics] stores_snapshots); "
                     f"stored: {shown}", pytrace=False)

@@ -202,10 +202,9 @@ class PeriodicSender:
         if fault is not None:
             if fault not in FAULTS:
                 raise ConfigError(f"fault {fault!r}: expected one of {', '.join(FAULTS)}")
-            needed = job.counter_signal if fault == "frozen_counter" else job.crc_signal
-            if needed is None:
-                raise ConfigError(f"message '{name}' has no {'alive counter' if fault == 'frozen_counter' else 'CRC'}"
-                                  f" to send {fault.replace('_', ' ')}")
+            if not self.supports(name, fault):
+                what = "alive counter" if fault == "frozen_counter" else "CRC"
+                raise ConfigError(f"message '{name}' has no {what}: nothing for {fault} to break")
         if fault == "frozen_counter" and job.fault != fault:
             job.counter = (job.counter - 1) % job.counter_modulo   # the next frame repeats the last one's
         elif job.fault == "frozen_counter" and fault != job.fault:
