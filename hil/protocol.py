@@ -65,6 +65,8 @@ UDS_ALL_DTCS = 0xFFFFFF         # ClearDiagnosticInformation's group of all DTCs
 # DTC status bits (ISO 14229-1 DTCStatusMask) the reference BMS sets when an error latches: testFailed,
 # testFailedThisOperationCycle, pendingDTC, confirmedDTC, testFailedSinceLastClear.
 DTC_TEST_FAILED = 0x01
+DTC_FAILED_THIS_CYCLE = 0x02   # testFailedThisOperationCycle: cleared as an operation cycle (a boot) starts
+DTC_PENDING = 0x04             # pendingDTC: failed in this operation cycle or the last one
 DTC_CONFIRMED = 0x08
 DTC_LATCHED_STATUS = 0x2F
 # What the reference BMS keeps with each DTC (ReadDTCInformation 0x04 and 0x06): two snapshot records, the first

@@ -157,14 +157,15 @@ def test_low_voltage_supply_defects_are_caught_each_by_its_own_case():
 
 
 def test_diagnostic_memory_defects_are_caught_by_the_dtc_test_and_the_audit():
-    """DTCs kept in RAM survive no supply cut; a clear that clears nothing leaves the trip's DTC stored: the DTC
-    test catches both. A DTC table without the interlock's entry: the audit after the test that ends with the
-    interlock open (hil/pytest_plugin.py, [diagnostics] stores_dtcs)."""
-    summary = _all_killed(["dtc_kept_in_ram", "dtc_clear_ignored", "dtc_table_short"],
+    """DTCs kept in RAM survive no supply cut; a clear that clears nothing leaves the trip's DTC stored; a boot that
+    starts no new operation cycle leaves it failed this cycle: the DTC test catches all three. A DTC table without
+    the interlock's entry: the audit after the test that ends with the interlock open (hil/pytest_plugin.py,
+    [diagnostics] stores_dtcs)."""
+    summary = _all_killed(["dtc_kept_in_ram", "dtc_clear_ignored", "dtc_table_short", "dtc_cycle_bits_kept"],
                           "test_diagnostics or nothing_closes_onto")
     trip = "test_diagnostics::test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it"
     assert summary["caught_by"] == {
-        "dtc_kept_in_ram": [trip], "dtc_clear_ignored": [trip],
+        "dtc_kept_in_ram": [trip], "dtc_clear_ignored": [trip], "dtc_cycle_bits_kept": [trip],
         "dtc_table_short": ["test_protections::test_nothing_closes_onto_an_open_interlock"]}, summary
 
 

@@ -72,6 +72,7 @@ class UdsClient:
         self.snapshot_records = dict(snapshot_records or {})  # "first", "latest" -> its record number
         self.occurrence_record = occurrence_record            # the extended data record of the occurrence counter
         self._snapshot_dids = {did.did: (name, did) for name, did in self.snapshot.items()}
+        self.status_availability: int | None = None   # the status bits the BMS supports, once read_dtcs has run
         db = sender.db
         self._link = IsoTpLink(db.get_message_by_name(request_message).frame_id,
                                db.get_message_by_name(response_message).frame_id,
@@ -128,9 +129,11 @@ class UdsClient:
         return self.read_did(self.software_version_did).decode("ascii", "replace").strip("\x00 ")
 
     def read_dtcs(self, status_mask: int = ALL_STATUS_BITS) -> dict[int, int]:
-        """ReadDTCInformation 0x02: every stored DTC whose status has a bit of `status_mask`, with its status."""
+        """ReadDTCInformation 0x02: every stored DTC whose status has a bit of `status_mask`, with its status. The
+        status bits the BMS supports (its DTCStatusAvailabilityMask) are kept in `status_availability`."""
         response = self.request(services.ReadDTCInformation.make_request(subfunction=0x02, status_mask=status_mask))
         services.ReadDTCInformation.interpret_response(response, subfunction=0x02)
+        self.status_availability = response.service_data.status_availability.get_byte_as_int()
         return {dtc.id: dtc.status.get_byte_as_int() for dtc in response.service_data.dtcs}
 
     def read_snapshots(self, code: int) -> dict[int, dict[str, float]]:

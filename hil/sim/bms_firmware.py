@@ -67,8 +67,8 @@ from hil.can import e2e
 from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.errors import ConfigError, did_you_mean
-from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, FAULT_BITS, SNAPSHOT_FIRST, SNAPSHOT_LATEST,
-                          UDS_REQUEST_ID, BmsState, ModeRequest)
+from hil.protocol import (DTC_FAILED_THIS_CYCLE, DTC_LATCHED_STATUS, DTC_PENDING, DTC_TEST_FAILED, DTCS, FAULT_BITS,
+                          SNAPSHOT_FIRST, SNAPSHOT_LATEST, UDS_REQUEST_ID, BmsState, ModeRequest)
 from hil.reductions import aall, aany, aclip, amax, greatest, least
 from hil.sim.cell_emulator_board import CellEmulatorBoard
 from hil.sim.uds_server import UdsServer
@@ -204,6 +204,9 @@ BUGS = {
                          "leaves every old DTC stored",
     "dtc_table_short": "the DTC table ends at bit 15: the errors added with the 24-bit BMS_FaultBits (hvil, "
                        "current_sensor) latch and open the contactors, but store no DTC",
+    "dtc_cycle_bits_kept": "a boot does not start a new operation cycle for the DTCs: testFailedThisOperationCycle "
+                           "and pendingDTC stay set for a fault cleared cycles ago, and a workshop takes it for one "
+                           "that is still coming back",
     "snapshot_points_at_live_data": "a DTC's snapshot record keeps a pointer to the live measurements, not a copy: "
                                     "a tester reads the pack as it is now (contactors open, no current), not as it "
                                     "was when the error latched",
@@ -583,6 +586,7 @@ class BmsFirmware:
 
     def _boot(self, now_s: float) -> None:
         self._init_ram(now_s)
+        self._new_operation_cycle()
         self.uds.reset()
         self._coils_unpowered()   # a weld holds its contact through the reset
         self.powered = True
@@ -892,6 +896,17 @@ class BmsFirmware:
         if "snapshot_points_at_live_data" in self.bugs:
             return {record: self._snapshot() for record in records}
         return records
+
+    def _new_operation_cycle(self) -> None:
+        """A boot starts an operation cycle (ISO 14229-1, D.2): each stored DTC's testFailedThisOperationCycle
+        clears, and its pendingDTC stays only if it failed in the cycle that ended. An error still latched sets
+        both again at the first task (_update_dtcs)."""
+        if "dtc_cycle_bits_kept" in self.bugs:
+            return
+        for code, status in self.dtcs.items():
+            pending = DTC_PENDING if status & DTC_FAILED_THIS_CYCLE else 0
+            self.dtcs[code] = status & ~(DTC_FAILED_THIS_CYCLE | DTC_PENDING) | pending
+        self._save_dtcs()
 
     def _dtc_nvm(self) -> dict:
         return {} if "dtc_kept_in_ram" in self.bugs else self.nvm.get("dtc_records", {})

@@ -12,7 +12,7 @@ the reference BMS's, or a DUT map's `[uds]`).
 import numpy as np
 import pytest
 
-from hil.protocol import DTC_CONFIRMED, DTC_TEST_FAILED, BmsState
+from hil.protocol import DTC_CONFIRMED, DTC_FAILED_THIS_CYCLE, DTC_PENDING, DTC_TEST_FAILED, BmsState
 
 HEALTHY_S = 2.0   # closed and idle this long after power-up: a DTC stored meanwhile is a nuisance one
 DARK_S = 1.0      # the supply cut: a key cycle
@@ -61,8 +61,10 @@ def test_the_bms_says_its_build_over_uds_and_stores_no_dtc_while_healthy(bench):
 
 def test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it(bench, spec, rig):
     """An over-voltage trip: its DTC stored as failed and confirmed; once the host has cleared the fault, still
-    confirmed (no longer failed); after a supply cut, still there (where the rig can cut it); after a tester's
-    ClearDiagnosticInformation, gone."""
+    confirmed (no longer failed); after a supply cut (where the rig can cut it), still there, and a new operation
+    cycle: not failed this cycle, still pending (it failed in the last one); after a second cut, a cycle without
+    the fault, no longer pending (ISO 14229-1, D.2; each bit where the BMS's availability mask has it); after a
+    tester's ClearDiagnosticInformation, gone."""
     uds = _uds(bench)
     code = uds.dtcs.get("cell_ov")
     if code is None:
@@ -86,13 +88,20 @@ def test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it(bench, spe
     if "lv_supply" in rig.capabilities:
         bench.set_load(0.0)
         bms.request("standby")
-        bench.supply.output(False)
-        bench.loop.run_for(DARK_S)
-        bench.supply.output(True)
-        bms.wait_state(BmsState.STANDBY, 3.0)
-        stored = uds.read_dtcs()
-        assert stored.get(code, 0) & DTC_CONFIRMED, (
-            f"after a {DARK_S:g} s supply cut, {uds.describe(code)} is gone: stored {_described(uds, stored)}")
+        status = bms.contactor_readback.message
+        for cycle, pending in (("first", DTC_PENDING), ("second", 0)):
+            bench.supply.output(False)
+            bench.loop.run_for(DARK_S)
+            bench.supply.output(True)
+            bench.loop.run_until(lambda: not bms.monitor.is_absent(status), 3.0,
+                                 lambda: f"the BMS silent after its supply came back: {bms.describe()}")
+            bms.wait_state(BmsState.STANDBY, 3.0)
+            stored = uds.read_dtcs()
+            checked = (DTC_FAILED_THIS_CYCLE | DTC_PENDING | DTC_CONFIRMED) & uds.status_availability
+            assert stored.get(code, 0) & checked == (pending | DTC_CONFIRMED) & checked, (
+                f"after the {cycle} {DARK_S:g} s supply cut (a new operation cycle), expected {uds.describe(code)} "
+                f"confirmed, {'' if pending else 'not '}pending and not failed this cycle; stored "
+                f"{_described(uds, stored)}")
     uds.clear_dtcs()
     stored = uds.read_dtcs()
     assert not stored, f"ClearDiagnosticInformation answered, but the BMS still stores {_described(uds, stored)}"

@@ -613,8 +613,26 @@ def test_bug_dtc_kept_in_ram(make_boards):
         boards.step()
         _supply_to(boards, 12.0)
         boards.run_until(lambda b=boards: b.fw.powered and b.fw.state != BmsState.INIT, 1.0, "booted, out of INIT")
-    assert clean.fw.dtcs == {DTCS["discharge_oc"]: DTC_LATCHED_STATUS & ~DTC_TEST_FAILED}, clean.fw.dtcs
+    # a new operation cycle: no longer failed this cycle (0x02), still pending (failed in the last one)
+    assert clean.fw.dtcs == {DTCS["discharge_oc"]: DTC_LATCHED_STATUS & ~DTC_TEST_FAILED & ~0x02}, clean.fw.dtcs
     assert buggy.fw.dtcs == {}, buggy.fw.dtcs
+
+
+def test_bug_dtc_cycle_bits_kept(make_boards):
+    """A stored over-current DTC, its fault cleared, then two supply cuts: the clean firmware's status loses
+    testFailedThisOperationCycle at the first boot and pendingDTC at the second; the bug's keeps both."""
+    clean, buggy = _both(make_boards, "dtc_cycle_bits_kept")
+    code, cleared = DTCS["discharge_oc"], DTC_LATCHED_STATUS & ~DTC_TEST_FAILED   # 0x2E
+    statuses = {}
+    for boards in (clean, buggy):
+        _stored_trip_then_cleared(boards)
+        for _ in range(2):
+            _supply_to(boards, 0.0)
+            boards.step()
+            _supply_to(boards, 12.0)
+            boards.run_until(lambda b=boards: b.fw.powered and b.fw.state != BmsState.INIT, 1.0, "booted")
+            statuses.setdefault(boards, []).append(boards.fw.dtcs[code])
+    assert statuses[clean] == [0x2C, 0x28] and statuses[buggy] == [cleared, cleared], statuses
 
 
 def test_bug_dtc_clear_ignored(make_boards):
