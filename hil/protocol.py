@@ -62,6 +62,7 @@ UDS_REQUEST_ID = 0x7E0
 UDS_RESPONSE_ID = 0x7E8
 DID_SOFTWARE_VERSION = 0xF189   # vehicleManufacturerECUSoftwareVersionNumberDataIdentifier
 UDS_ALL_DTCS = 0xFFFFFF         # ClearDiagnosticInformation's group of all DTCs
+UDS_ALL_RECORDS = 0xFF          # a ReadDTCInformation snapshot or extended data record number: every record
 # DTC status bits (ISO 14229-1 DTCStatusMask) the reference BMS sets when an error latches: testFailed,
 # testFailedThisOperationCycle, pendingDTC, confirmedDTC, testFailedSinceLastClear.
 DTC_TEST_FAILED = 0x01

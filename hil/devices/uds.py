@@ -30,11 +30,10 @@ from udsoncan.exceptions import InvalidResponseException
 from hil.can.isotp_link import IsoTpLink
 from hil.errors import HilError
 from hil.protocol import (DID_SOFTWARE_VERSION, DTCS, OCCURRENCE_RECORD, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
-                          SNAPSHOT_LATEST, UDS_ALL_DTCS, ScaledDid)
+                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, ScaledDid)
 
 DEFAULT_TIMEOUT_S = 1.0   # bench time for an answer: P2 (50 ms) many times over, for a slow adapter
 ALL_STATUS_BITS = 0xFF
-ALL_RECORDS = 0xFF
 REFERENCE = {"request_message": "UDS_BmsRequest", "response_message": "UDS_BmsResponse",
              "software_version_did": DID_SOFTWARE_VERSION, "dtcs": DTCS, "snapshot": SNAPSHOT_DIDS,
              "snapshot_records": {"first": SNAPSHOT_FIRST, "latest": SNAPSHOT_LATEST},
@@ -143,7 +142,7 @@ class UdsClient:
             raise HilError(f"no snapshot DIDs are known for this BMS: give [uds.snapshot] in its DUT map "
                            f"(hil/devices/dut_map.py) to read {self.describe(code)}'s")
         response = self.request(services.ReadDTCInformation.make_request(
-            subfunction=0x04, dtc=code, snapshot_record_number=ALL_RECORDS))
+            subfunction=0x04, dtc=code, snapshot_record_number=UDS_ALL_RECORDS))
         formats = {did: codec.TYPES[codec.type] for did, (_, codec) in self._snapshot_dids.items()}
         try:
             services.ReadDTCInformation.interpret_response(response, subfunction=0x04, didconfig=formats,

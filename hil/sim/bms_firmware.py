@@ -311,6 +311,9 @@ class BmsFirmware:
         check_bugs(bugs, where)
         self.cal = cal
         self.bugs = frozenset(bugs)
+        # The DTC table, fault bit -> DTC: what _update_dtcs stores and the diagnostic server knows.
+        self.dtc_table = {bit: DTCS[name] for name, bit in FAULT_BITS.items()
+                          if bit < DTC_TABLE_SHORT_BITS or "dtc_table_short" not in self.bugs}
         self.n_cells = n_cells
         self.board = board
         self._ocv_soc = np.asarray(ocv_soc)
@@ -853,22 +856,13 @@ class BmsFirmware:
         if self.faults != self._dtc_faults:
             self._update_dtcs()
 
-    @property
-    def supported_dtcs(self) -> set[int]:
-        """The DTCs of this firmware's table."""
-        return {DTCS[name] for name, bit in FAULT_BITS.items()
-                if bit < DTC_TABLE_SHORT_BITS or "dtc_table_short" not in self.bugs}
-
     def _update_dtcs(self) -> None:
         """Each latched error's DTC stored as failed and confirmed; a stored DTC whose error is no longer latched
         (the host cleared it) keeps its record, its testFailed bit off, until a tester clears it. An error that
         latches anew (its DTC not failed) is an occurrence: counted, and snapshot as this task measured it."""
         faults = self.faults
         snapshot = None
-        for name, bit in FAULT_BITS.items():
-            if bit >= DTC_TABLE_SHORT_BITS and "dtc_table_short" in self.bugs:
-                continue
-            code = DTCS[name]
+        for bit, code in self.dtc_table.items():
             status = self.dtcs.get(code, 0)
             if faults >> bit & 1:
                 if not status & DTC_TEST_FAILED:

@@ -27,11 +27,10 @@ from udsoncan import Request, Response, services
 
 from hil.can.isotp_link import IsoTpLink
 from hil.protocol import (DID_SOFTWARE_VERSION, DTC_LATCHED_STATUS, OCCURRENCE_RECORD, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
-                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_REQUEST_ID, UDS_RESPONSE_ID)
+                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, UDS_REQUEST_ID, UDS_RESPONSE_ID)
 
 P2_MS = 50          # the server's answer time, as DiagnosticSessionControl reports it
 P2_STAR_MS = 2000   # after a responsePending (never sent here)
-ALL_RECORDS = 0xFF  # a snapshot or extended data record number that asks for every record
 
 Code = Response.Code
 
@@ -121,12 +120,12 @@ class UdsServer:
         extended data record (the occurrence counter). A DTC that never failed has none: its DTC and status only."""
         firmware, snapshots = self._firmware, request.subfunction == 0x04
         known = (SNAPSHOT_FIRST, SNAPSHOT_LATEST) if snapshots else (OCCURRENCE_RECORD,)
-        if code not in firmware.supported_dtcs or record not in (*known, ALL_RECORDS):
+        if code not in firmware.dtc_table.values() or record not in (*known, UDS_ALL_RECORDS):
             return Response(service=request.service, code=Code.RequestOutOfRange)
         body = bytearray([request.subfunction, *code.to_bytes(3, "big"), firmware.dtcs.get(code, 0)])
         if snapshots:
             for number, values in sorted(firmware.snapshot_records(code).items()):
-                if record in (number, ALL_RECORDS):
+                if record in (number, UDS_ALL_RECORDS):
                     body += bytes([number, len(SNAPSHOT_DIDS)])
                     for name, did in SNAPSHOT_DIDS.items():
                         body += did.did.to_bytes(2, "big") + did.encode(values[name])
