@@ -40,7 +40,8 @@ KNOWN_CAPABILITIES = {
     "hv_insulation": "the bench can inject an insulation fault on the high-voltage side",
     "contactor_weld": "the bench can hold either main contactor of the BMS closed (a weld)",
     "precharge_weld": "the bench can hold the BMS's precharge contactor closed (a weld)",
-    "contactor_stuck_open": "the bench can hold either main contactor of the BMS open (it fails to close)",
+    "contactor_stuck_open": "the bench can hold either main contactor of the BMS open (it fails to close, or drops "
+                            "out closed)",
     "dc_link_short": "the bench can short the DC link behind the BMS's contactors (a precharge that cannot finish)",
     "hvil": "the bench can open the BMS's high-voltage interlock loop (a relay in series: a connector unplugged)",
     "current_sensor": "the cell emulator drives the BMS's current-sensor input (an emulated shunt), so the bench can "

@@ -159,8 +159,10 @@ TABLES = {
                        "max_precharge_reaction_ms": Key(required=False, above=0, at_most=60_000)},
     # A main contactor that fails to close (tests/bms/test_protections.py): from the host's request to close until
     # the BMS reports a contactor fault with every contactor open, precharge included (its resistor must not
-    # carry load current through the gap).
-    "contactor_stuck_open": {"max_reaction_ms": Key(above=0, at_most=60_000)},
+    # carry load current through the gap). Optional: one that drops out in operation, under load (its coil's supply
+    # lost), from the drop until the same.
+    "contactor_stuck_open": {"max_reaction_ms": Key(above=0, at_most=60_000),
+                             "max_dropout_reaction_ms": Key(required=False, above=0, at_most=60_000)},
     # A host's STANDBY request under load (tests/bms/test_precharge.py): the contactors must not break more than
     # max_open_current_a; with a host that follows the limits they open within max_open_ms of the request, and with
     # one that keeps drawing, within max_forced_open_ms (a BMS that waits for the current forever is stuck closed).

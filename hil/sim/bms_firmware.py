@@ -167,6 +167,11 @@ BUGS = {
     "precharge_feedback_unchecked": "the precharge contactor's feedback is not compared with its command: welded "
                                     "shut, it keeps the DC link live through its resistor once the main contactors "
                                     "open, and the BMS closes them again on the next request",
+    "contactor_checked_at_switching_only": "a contactor's feedback is compared with its command only in the "
+                                           "second after the firmware switches it: a weld or a contactor that fails "
+                                           "to close is caught, but one that drops out in operation (its coil's "
+                                           "supply lost) goes unseen, and the BMS reports NORMAL with no path for "
+                                           "current",
     "insulation_report_not_refreshed": "BMS_Insulation keeps the monitor's first reading after power-up (its "
                                        "protection uses every reading): the VCU and service tools see a healthy "
                                        "pack while its insulation degrades",
@@ -250,6 +255,9 @@ CHECKED_CONTACTORS = ("pos", "neg", "pre")
 TX_MESSAGES = ("BMS_Status", "BMS_PackData", "BMS_Limits", "BMS_SOC", "BMS_CellStats", "BMS_CellVoltages",
                "BMS_CellTemps", "BMS_BalancingMask", "BMS_Insulation", "BMS_Diagnosis", "BMS_Version")
 INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no reading yet, or at or above it
+# contactor_checked_at_switching_only: how long after switching a contactor the buggy firmware still compares its
+# feedback; longer than precharge, delay and the feedback's debounce, so welds and failures to close are caught.
+SWITCHING_CHECK_S = 1.0
 BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
 BUGGY_OVLO_V = 18.0  # supply_ovlo_at_18v
 # Inside the brown-out (and over-voltage) level by this much before the MCU leaves reset, so a supply hovering at
@@ -389,6 +397,7 @@ class BmsFirmware:
         self.contactor_fb = dict(self.contactor_cmd)
         self._contactor_change_s: dict[str, float | None] = {k: None for k in self.contactor_cmd}
         self._none_moving = dict(self._contactor_change_s)
+        self._switched = (dict(self.contactor_cmd), now_s)   # contactor_checked_at_switching_only: last command, when
         self._state_entry_s = now_s
         self._rest_s = 0.0
         self._last_heartbeat_s: float | None = None
@@ -681,7 +690,8 @@ class BmsFirmware:
         cmd, fb = self.contactor_cmd, self.contactor_fb
         # The dicts' own comparison first: they agree in nearly every task, so the per-contactor look is skipped.
         self._check("contactor", cmd != fb and any(cmd[name] != fb[name] and not (cmd[name] and self._unchecked_closed)
-                                                   for name in self._checked_contactors))
+                                                   for name in self._checked_contactors)
+                    and ("contactor_checked_at_switching_only" not in self.bugs or self._just_switched(now_s)))
         implausible = self._deb["current_sensor"].update(self._current_implausible())
         self._offset_seen = self._current_offset()
         self._learn_zero()
@@ -735,6 +745,13 @@ class BmsFirmware:
             return False
         # Same sign, and the smaller at least CURRENT_AGREEMENT of the larger.
         return cells_v * sensor_v < CURRENT_AGREEMENT * larger_v * larger_v
+
+    def _just_switched(self, now_s: float) -> bool:
+        """(contactor_checked_at_switching_only) Whether the firmware changed a contactor command within the last
+        SWITCHING_CHECK_S."""
+        if self.contactor_cmd != self._switched[0]:
+            self._switched = (dict(self.contactor_cmd), now_s)
+        return now_s - self._switched[1] <= SWITCHING_CHECK_S
 
     def _current_offset(self) -> bool:
         """Whether the sensor reads beyond current_offset_max_a while nothing can flow: every contactor reported

@@ -17,6 +17,17 @@ def rack_profile(name: str, bench, spec, duration_s: float, **options):
                           **options)
 
 
+# The steady load under which the suite opens contactors (a shutdown, a contactor dropping out), as a fraction of the
+# discharge current the spec makes the BMS allow (`[ride_through] min_discharge_limit_a`): well above any opening
+# threshold, well inside the limits.
+STEADY_LOAD_FRACTION = 0.5
+
+
+def steady_load_a(spec) -> float:
+    """The current the suite draws when it opens contactors under load (STEADY_LOAD_FRACTION)."""
+    return STEADY_LOAD_FRACTION * spec.value("ride_through.min_discharge_limit_a")
+
+
 def pack_capacity_ah(bench) -> float:
     """The pack's rated capacity: its cell's, times the cells in parallel in each block."""
     return bench.cell.capacity_ah * bench.pack.n_parallel

@@ -9,6 +9,8 @@ import pytest
 
 from hil.protocol import BmsState
 
+from .loads import steady_load_a
+
 
 class Sequence:
     """The times (s) the BMS's reports first showed the precharge contactor closed, the main contactors
@@ -92,18 +94,13 @@ def test_precharge_into_a_shorted_link_is_aborted(bench, spec, measure):
     measure("precharge_abort_time", (aborted_s - requested_s) * 1000, high=budget_ms, unit="ms")
 
 
-# A normal shutdown under load: the current the suite draws, as a fraction of the discharge current the spec makes
-# the BMS allow (`[ride_through] min_discharge_limit_a`): well above any opening threshold, well inside the limits.
-SHUTDOWN_LOAD_FRACTION = 0.5
-
-
 def _closed_under_load(bench, spec, honour_limits: bool) -> tuple[dict, float]:
     """The spec's [shutdown], once the BMS is closed with the suite's load drawn for a second; skips where the
     spec has none. Returns it and the current drawn."""
     if "shutdown" not in spec.data:
         pytest.skip(f"{spec.path.name} has no [shutdown]: this BMS does not hold its contactors for the current "
                     "to fall")
-    load_a = SHUTDOWN_LOAD_FRACTION * spec.value("ride_through.min_discharge_limit_a")
+    load_a = steady_load_a(spec)
     bench.power_up()
     bench.set_load(load_a, honour_limits=honour_limits)
     bench.loop.run_for(1.0)

@@ -5,6 +5,8 @@ import pytest
 from hil.errors import HilTimeout
 from hil.protocol import BmsState
 
+from .loads import steady_load_a
+
 # Time held just below a threshold: twice the reaction budget, so a debounce that would fire, fires.
 BELOW_HOLD_FACTOR = 2.0
 
@@ -278,6 +280,41 @@ def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):
         bench.cell_emulator.set_contactor_stuck_open(None)   # the relay is the bench's: never leave it open
         bench.trace.mark(bench.loop.t_s, "coil restored")
     measure(f"contactor_stuck_open_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
+
+
+@pytest.mark.rig_requires("contactor_stuck_open")
+@pytest.mark.parametrize("contactor", ["pos", "neg"])
+def test_a_contactor_that_drops_out_under_load_is_detected(bench, spec, measure, contactor):
+    """A closed main contactor that opens by itself (its coil's supply lost for a moment, its driver failing; the
+    bench's relay in series with its coil) breaks the load. A BMS that compares its feedback only as it switches
+    goes on reporting NORMAL, and current limits, to a host that counts on them: a backup unit that says it is
+    ready with its output open. The BMS must report a contactor fault with every contactor open within
+    max_dropout_reaction_ms, and, once the coil has its supply back, must not close again by itself: the DC link
+    has sagged under the load, and closing onto it unprecharged is the inrush that welds contacts."""
+    budget_ms = spec.data.get("contactor_stuck_open", {}).get("max_dropout_reaction_ms")
+    if budget_ms is None:
+        pytest.skip(f"{spec.path.name} has no [contactor_stuck_open] max_dropout_reaction_ms: this BMS does not "
+                    "check its closed contactors' feedback in operation")
+    load_a = steady_load_a(spec)
+    bench.power_up()
+    bench.set_load(load_a)
+    bench.loop.run_for(1.0)
+    assert bench.bms.contactors_closed and bench.pack_current_a > 0.9 * load_a and not bench.bms.faults, (
+        f"{load_a:g} A asked, {bench.pack_current_a:g} A drawn: {bench.bms.describe()}")
+    try:
+        bench.cell_emulator.set_contactor_stuck_open(contactor)
+        dropped_s = bench.loop.t_s
+        bench.trace.mark(dropped_s, f"{contactor} contactor's coil broken under {load_a:g} A")
+        reaction_s = bench.loop.run_until(
+            lambda: "contactor" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
+            lambda: f"no contactor fault with every contactor open, the {contactor} contactor dropped out under "
+                    f"{load_a:g} A; {bench.bms.describe()}") - dropped_s
+    finally:
+        bench.cell_emulator.set_contactor_stuck_open(None)   # the relay is the bench's: never leave it open
+        bench.trace.mark(bench.loop.t_s, "coil restored")
+    reclosed_s = bench.bms.left_fault_within(1.0)   # the host's request to close still standing
+    assert reclosed_s is None, f"the BMS left FAULT or closed a contactor again by itself: {bench.bms.describe()}"
+    measure(f"contactor_dropout_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
 # A connector chattering under vibration: HVIL_CHATTER_COUNT interruptions of the spec's ride_through_ms, one every

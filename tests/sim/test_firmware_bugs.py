@@ -11,7 +11,7 @@ import pytest
 from hil.can import e2e
 from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, BmsState,
                           ModeRequest)
-from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS
+from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS, SWITCHING_CHECK_S
 
 
 def _both(make_boards, bug, *overrides, **kwargs):
@@ -535,6 +535,26 @@ def test_bug_contactor_checked_while_open_only(make_boards):
     weld.request("standby")
     weld.run_for(0.5)
     assert weld.fault("contactor"), "a weld (feedback closed, commanded open) is still caught"
+
+
+def test_bug_contactor_checked_at_switching_only(make_boards):
+    """The negative contactor dropping out in NORMAL, seconds after it closed: the clean firmware faults and opens
+    the rest; the bug reports NORMAL with no path for current. A contactor that fails to close is still caught."""
+    clean, buggy = _both(make_boards, "contactor_checked_at_switching_only")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.run_for(2 * SWITCHING_CHECK_S)
+        boards.ce.stuck_open_contactors = frozenset({"neg"})
+        boards.run_for(1.0)
+    assert clean.fault("contactor") and not any(clean.fw.contactor_cmd.values()), clean.describe()
+    assert (not buggy.fw.faults and buggy.fw.state == BmsState.NORMAL and buggy.fw.contactor_cmd["neg"]
+            and not buggy.closed), buggy.describe()
+    stuck = make_boards(bugs=["contactor_checked_at_switching_only"])
+    stuck.standby()
+    stuck.ce.stuck_open_contactors = frozenset({"pos"})
+    stuck.request("discharge")
+    stuck.run_for(1.0)
+    assert stuck.fault("contactor"), f"a contactor that fails to close is caught as it is switched: {stuck.describe()}"
 
 
 def _supply_to(boards, voltage_v: float) -> None:
