@@ -38,6 +38,7 @@ KNOWN_CAPABILITIES = {
     "thermistors": "the cell emulator drives the BMS's thermistor inputs",
     "wire": "the boards sit behind a real transport (slcan pty, SocketCAN)",
     "hv_insulation": "the bench can inject an insulation fault on the high-voltage side",
+    "insulation_tap": "the bench can connect its insulation fault at any cell tap of the stack, not at one point only",
     "contactor_weld": "the bench can hold either main contactor of the BMS closed (a weld)",
     "precharge_weld": "the bench can hold the BMS's precharge contactor closed (a weld)",
     "contactor_stuck_open": "the bench can hold either main contactor of the BMS open (it fails to close, or drops "

@@ -35,6 +35,8 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     [insulation]                # optional: an insulation fault from the pack to chassis (the rig's "hv_insulation")
     resistance = "CE_InsulationFault.CE_Iso_Resistance"   # ohm; a table with scale = 1000 for a signal in kOhm
     connect = "CE_InsulationFault.CE_Iso_Connect"         # 1 connects the resistor, 0 opens it (same message)
+    depth = "CE_InsulationFault.CE_Iso_Depth"   # optional: where along the stack, in cells below the positive
+                                                # terminal (same message; the rig's "insulation_tap")
 
     [contactor_weld]            # optional: weld relays across the BMS's main contactors (the rig's "contactor_weld")
     pos = "CE_ContactorWeld.CE_Weld_Pos"   # 1 holds the positive contactor closed, 0 releases it
@@ -84,6 +86,7 @@ _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
 _RELAY_KEYS = {"message", "channel", "first_channel", *RELAYS}
 _INSULATION_KEYS = ("resistance", "connect")
+INSULATION_DEPTH = "depth"         # [insulation]'s optional key: where along the stack the fault connects
 MAIN_CONTACTORS = ("pos", "neg")   # the main contactors, as [contactor_weld] and [contactor_stuck_open] name them
 PRECHARGE = "pre"                  # the precharge contactor, which [contactor_weld] may weld too
 
@@ -122,6 +125,7 @@ class CeMap:
     relays: dict[str, str] | None    # "message", "channel" and each mapped relay -> signal name
     relay_first_channel: int
     insulation: tuple[Signal, Signal] | None   # (resistance in ohm, connect), one message
+    insulation_depth: Signal | None  # cells between the insulation fault and the positive terminal, same message
     contactor_weld: tuple[Signal, Signal] | None   # (pos, neg) weld relays, one message
     precharge_weld: Signal | None    # the precharge contactor's weld relay, in the same message
     contactor_stuck_open: tuple[Signal, Signal] | None   # (pos, neg) coil-break relays, one message
@@ -149,6 +153,7 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
     command_dbc, readback_dbc = checker.dbc_signal(command), checker.dbc_signal(readback)
     relays, relay_first_channel = _relays(checker, data)
     weld = _one_frame(checker, data, "contactor_weld", MAIN_CONTACTORS, optional=(PRECHARGE,))
+    insulation = _one_frame(checker, data, "insulation", _INSULATION_KEYS, optional=(INSULATION_DEPTH,))
     return CeMap(
         path=path, name=str(checker.table(data, "cell_emulator").get("name", path.stem)), cells=cells,
         temperatures=temperatures,
@@ -160,9 +165,10 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         readback=readback,
         readback_off=checker.value_of(outputs.get("readback_off", 0), readback_dbc, "[outputs] readback_off"),
         relays=relays, relay_first_channel=relay_first_channel,
-        insulation=_one_frame(checker, data, "insulation", _INSULATION_KEYS),
+        insulation=insulation,
+        insulation_depth=_beside(checker, data, "insulation", INSULATION_DEPTH, (_INSULATION_KEYS[0], insulation)),
         contactor_weld=weld,
-        precharge_weld=_precharge_weld(checker, data, weld),
+        precharge_weld=_beside(checker, data, "contactor_weld", PRECHARGE, (MAIN_CONTACTORS[0], weld)),
         contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS),
         dc_link_short=_single_signal(checker, data, "dc_link_short"), hvil=_single_signal(checker, data, "hvil"),
         protections={name: checker.protection(name, item) for name, item in checker.table(data, "e2e").items()})
@@ -275,14 +281,17 @@ def _one_frame(checker: MapChecker, data: dict, section: str, keys: tuple[str, s
     return first, second
 
 
-def _precharge_weld(checker: MapChecker, data: dict, weld: tuple[Signal, Signal] | None) -> Signal | None:
-    """`[contactor_weld] pre`: the precharge contactor's weld relay, in the main ones' message (`weld`, as
-    `_one_frame` read them), so that one frame sets all three."""
-    table = checker.table(data, "contactor_weld")
-    if PRECHARGE not in table:
+def _beside(checker: MapChecker, data: dict, section: str, key: str,
+            anchor: tuple[str, tuple[Signal, Signal] | None]) -> Signal | None:
+    """The optional `[section] key` (the precharge weld relay beside the main ones, the insulation fault's depth
+    beside its resistance), in the message of the pair `_one_frame` read (`anchor`: its first key and the pair),
+    so that one frame sets them all; None where the map leaves it out."""
+    table = checker.table(data, section)
+    if key not in table:
         return None
-    signal = checker.signal(table[PRECHARGE], f"[contactor_weld] {PRECHARGE}")
-    _one_message(checker, "contactor_weld", (MAIN_CONTACTORS[0], weld[0]), (PRECHARGE, signal))
+    first_key, pair = anchor
+    signal = checker.signal(table[key], f"[{section}] {key}")
+    _one_message(checker, section, (first_key, pair[0]), (key, signal))
     return signal
 
 
@@ -301,6 +310,8 @@ def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
     for capability, mapping, served in (("thermistors", "[temperatures]", ce_map.temperatures is not None),
                                         ("fault_relays", "[relays]", ce_map.relays is not None),
                                         ("hv_insulation", "[insulation]", ce_map.insulation is not None),
+                                        ("insulation_tap", f"'{INSULATION_DEPTH}' in [insulation]",
+                                         ce_map.insulation_depth is not None),
                                         ("contactor_weld", "[contactor_weld]", ce_map.contactor_weld is not None),
                                         ("precharge_weld", f"'{PRECHARGE}' in [contactor_weld]",
                                          ce_map.precharge_weld is not None),

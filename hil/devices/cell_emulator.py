@@ -128,11 +128,23 @@ class CellEmulator:
                                  "CE_Relay_Short": int(short), "CE_Relay_ThermistorOpen": int(thermistor_open),
                                  "CE_Relay_ThermistorShort": int(thermistor_short)})
 
-    def set_insulation_fault(self, resistance_ohm: float | None) -> None:
-        """Connect `resistance_ohm` between the pack and chassis (an insulation fault); None disconnects it."""
+    def set_insulation_fault(self, resistance_ohm: float | None, tap: int | None = None) -> None:
+        """Connect `resistance_ohm` between the pack and chassis (an insulation fault); None disconnects it.
+        `tap` is where along the stack: the cell tap, counted as a front end counts them, from the pack's negative
+        terminal (0) to its positive one (the channel count, and the default)."""
         _check_resistance(resistance_ohm, self._insulation.get_signal_by_name("CE_Iso_Resistance"))
         self._send(self._insulation, {"CE_Iso_Connect": int(resistance_ohm is not None),
-                                      "CE_Iso_Resistance": round(resistance_ohm or 0)})
+                                      "CE_Iso_Resistance": round(resistance_ohm or 0),
+                                      "CE_Iso_Depth": self._depth(tap)})
+
+    def _depth(self, tap: int | None) -> int:
+        """Cell tap `tap` (None: the positive terminal) as the cells between it and the positive terminal."""
+        if tap is None:
+            return 0
+        if isinstance(tap, bool) or not isinstance(tap, int) or not 0 <= tap <= self.n_channels:
+            raise ValueError(f"insulation fault tap {tap!r}: expected a cell tap from 0 (the pack's negative "
+                             f"terminal) to {self.n_channels} (its positive terminal)")
+        return self.n_channels - tap
 
     def set_contactor_weld(self, contactor: str | None) -> None:
         """Weld the BMS's "pos" or "neg" main contactor, or its "pre"charge contactor, shut (the bench's relay
@@ -271,13 +283,19 @@ class MappedCellEmulator(CellEmulator):
         signals.update({mapped[name]: int(relays.get(name, False)) for name in RELAYS if name in mapped})
         self._send(self._messages[mapped["message"]], signals)
 
-    def set_insulation_fault(self, resistance_ohm: float | None) -> None:
+    def set_insulation_fault(self, resistance_ohm: float | None, tap: int | None = None) -> None:
         resistance, connect = self._mapped("insulation", " cannot inject an insulation fault")
+        depth = self.map.insulation_depth
+        if tap is not None and depth is None:
+            raise ConfigError(f"{self.map.path}: [insulation] has no 'depth': {self.map.name} connects its insulation "
+                              f"fault at one point only, not at cell tap {tap}")
         _check_resistance(resistance_ohm, self._messages[resistance.message].get_signal_by_name(resistance.name),
                           resistance.scale, resistance.offset)
         value = 0.0 if resistance_ohm is None else (float(resistance_ohm) - resistance.offset) / resistance.scale
-        self._send(self._messages[resistance.message], {resistance.name: value,
-                                                        connect.name: int(resistance_ohm is not None)})
+        signals = {resistance.name: value, connect.name: int(resistance_ohm is not None)}
+        if depth is not None:
+            signals[depth.name] = self._depth(tap)
+        self._send(self._messages[resistance.message], signals)
 
     def set_contactor_weld(self, contactor: str | None) -> None:
         if contactor == PRECHARGE and self.map.precharge_weld is None:

@@ -5,7 +5,8 @@
   16-bit quantisation at 100 uV/LSB (LTC6813 class).
 - States INIT -> STANDBY -> PRECHARGE -> NORMAL -> FAULT (latched until the host clears it) and SAFE.
 - Every protection has a threshold and a debounce time; the warning tier sits a margin inside it. The
-  insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take).
+  insulation to chassis is read from a monitor once per measurement cycle (seconds, as real ones take): an active
+  one (it switches a known resistor onto a pole, or injects a signal), which reads a fault wherever along the stack.
 - A cell whose temperature rises faster than the pack's median cell, by `thermal_runaway_rate_c_per_s` held for
   `thermal_runaway_hold_ms`, is a thermal runaway in its onset: an error, well before the cell reaches OT.
 - Each contactor's auxiliary contact (its feedback) is compared with its command: one that stays closed after the
@@ -172,6 +173,9 @@ BUGS = {
                                            "to close is caught, but one that drops out in operation (its coil's "
                                            "supply lost) goes unseen, and the BMS reports NORMAL with no path for "
                                            "current",
+    "insulation_symmetric_bridge": "the insulation is judged by how far chassis sits from the pack's midpoint "
+                                   "(a passive bridge of equal resistors from each pole), as if every fault were at a "
+                                   "pole: a fault halfway up the stack moves chassis nowhere, and goes unseen",
     "insulation_report_not_refreshed": "BMS_Insulation keeps the monitor's first reading after power-up (its "
                                        "protection uses every reading): the VCU and service tools see a healthy "
                                        "pack while its insulation degrades",
@@ -258,6 +262,8 @@ INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no readin
 # contactor_checked_at_switching_only: how long after switching a contactor the buggy firmware still compares its
 # feedback; longer than precharge, delay and the feedback's debounce, so welds and failures to close are caught.
 SWITCHING_CHECK_S = 1.0
+# insulation_symmetric_bridge: each of the bridge's resistors, from a pole to chassis.
+SYMMETRIC_BRIDGE_OHM = 1.0e6
 BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
 BUGGY_OVLO_V = 18.0  # supply_ovlo_at_18v
 # Inside the brown-out (and over-voltage) level by this much before the MCU leaves reset, so a supply hovering at
@@ -311,6 +317,18 @@ def check_bugs(bugs, where: str = "firmware") -> None:
     if unknown:
         hint = did_you_mean(unknown[0], BUGS) if len(unknown) == 1 else ""
         raise ConfigError(f"{where}: unknown firmware bug(s) {unknown}{hint}; known: {sorted(BUGS)}")
+
+
+def symmetric_bridge_reading_ohm(fault_ohm: float, position: float) -> float:
+    """(insulation_symmetric_bridge) What a passive bridge (SYMMETRIC_BRIDGE_OHM from each pole to chassis) reads
+    for `fault_ohm` connected at `position` (its share of the pack voltage above the negative pole). Chassis sits off
+    the pack's midpoint by V * |position - 1/2| * g_f / (2 g_b + g_f), in conductances; the reading is the fault at a
+    pole that would put it there: right at either pole, infinite at the midpoint."""
+    if not math.isfinite(fault_ohm):
+        return fault_ohm
+    g_bridge, g_fault = 1.0 / SYMMETRIC_BRIDGE_OHM, 1.0 / max(fault_ohm, 1e-9)
+    shift = abs(2.0 * position - 1.0) * g_fault / (2.0 * g_bridge + g_fault)   # 2 |offset| / V
+    return math.inf if shift <= 0.0 else (1.0 - shift) / (2.0 * g_bridge * shift)
 
 
 class BmsFirmware:
@@ -853,6 +871,9 @@ class BmsFirmware:
             connected = self.state in (BmsState.PRECHARGE, BmsState.NORMAL)
             if not ("insulation_checked_at_startup_only" in self.bugs and connected):
                 self.insulation_ohm = self.board.insulation_ohm()
+                if "insulation_symmetric_bridge" in self.bugs:
+                    self.insulation_ohm = symmetric_bridge_reading_ohm(self.insulation_ohm,
+                                                                       self.board.insulation_fault_position())
                 if self.insulation_report_ohm is None or "insulation_report_not_refreshed" not in self.bugs:
                     self.insulation_report_ohm = self.insulation_ohm
         ohm_per_v = self.insulation_ohm / max(self.pack_v, 1.0)

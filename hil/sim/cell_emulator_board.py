@@ -41,6 +41,7 @@ class CellEmulatorBoard:
         self.thermistor_open = np.zeros(n_channels, dtype=bool)
         self.thermistor_short = np.zeros(n_channels, dtype=bool)
         self.insulation_fault_ohm = math.inf   # the injected pack-to-chassis resistance; inf: none connected
+        self.insulation_fault_depth = 0   # cells between it and the pack's positive terminal
         self.welded_contactors: frozenset[str] = frozenset()   # "pos", "neg", "pre": the weld relays closed
         self.stuck_open_contactors: frozenset[str] = frozenset()   # "pos", "neg": their coils' relays open
         self.dc_link_shorted = False   # the relay across the DC link closed: the precharge cannot charge it
@@ -88,6 +89,7 @@ class CellEmulatorBoard:
                 self.thermistor_short[ch] = bool(sig["CE_Relay_ThermistorShort"])
         elif name == "CE_InsulationFault":
             self.insulation_fault_ohm = float(sig["CE_Iso_Resistance"]) if sig["CE_Iso_Connect"] else math.inf
+            self.insulation_fault_depth = min(int(sig["CE_Iso_Depth"]), self.n_channels)
         elif name == "CE_ContactorWeld":
             self.welded_contactors = _contactors(pos=sig["CE_Weld_Pos"], neg=sig["CE_Weld_Neg"], pre=sig["CE_Weld_Pre"])
         elif name == "CE_ContactorStuckOpen":
@@ -126,6 +128,7 @@ class CellEmulatorBoard:
         relays, opens the DC-link short and closes the interlock loop again, as CE_InsulationFault,
         CE_ContactorWeld, CE_ContactorStuckOpen, CE_DcLinkShort and CE_HvilBreak say."""
         self.insulation_fault_ohm = math.inf
+        self.insulation_fault_depth = 0
         self.welded_contactors = frozenset()
         self.stuck_open_contactors = frozenset()
         self.dc_link_shorted = False
@@ -151,6 +154,11 @@ class CellEmulatorBoard:
     def insulation_ohm(self) -> float:
         """The pack's resistance to chassis that an insulation monitor measures: the injected fault, or none."""
         return self.insulation_fault_ohm if self.outputs_on else math.inf
+
+    def insulation_fault_position(self) -> float:
+        """Where the insulation fault connects: its tap's share of the pack voltage above the negative terminal
+        (1.0: the positive terminal)."""
+        return 1.0 - self.insulation_fault_depth / self.n_channels
 
 
 def _contactors(**relays: int) -> frozenset[str]:

@@ -167,24 +167,36 @@ def test_cell_undertemperature_opens_contactors(bench, spec, measure):
     assert "cell_ut" in bench.bms.faults
 
 
+# Where along the stack the suite connects an insulation fault, as the cell tap counted from the pack's negative
+# terminal: a function of the number of blocks in series. None: the positive terminal, where a bench that connects
+# its resistor at one point only has it.
+INSULATION_TAPS = {"positive": lambda n: None, "middle": lambda n: n // 2, "negative": lambda n: 0}
+
+
 @pytest.mark.rig_requires("hv_insulation")
-def test_insulation_fault_opens_contactors(bench, spec, measure):
+@pytest.mark.parametrize("where", ["positive", *(pytest.param(where, marks=pytest.mark.rig_requires("insulation_tap"))
+                                                 for where in ("middle", "negative"))])
+def test_insulation_fault_opens_contactors(bench, spec, measure, where):
     """A resistance from the pack to chassis below the error level (ohm per volt of pack voltage) is a shock
-    hazard: the BMS must open; just above the level it must not."""
+    hazard: the BMS must open; just above the level it must not. Wherever it connects: a monitor that judges by how
+    far chassis sits from the pack's midpoint (a passive bridge) is blind to a fault halfway up the stack."""
     iso = spec.protections.get("insulation")
     if iso is None:
         pytest.skip("the spec states no [protections.insulation]")
+    tap = INSULATION_TAPS[where](bench.pack.n_series)
     bench.power_up()
     pack_v = float(bench.pack.measured_cell_voltage_v.sum())   # at rest: what the BMS measures too
     try:
-        bench.cell_emulator.set_insulation_fault(1.05 * iso.high * pack_v)
+        bench.cell_emulator.set_insulation_fault(1.05 * iso.high * pack_v, tap)
         bench.loop.run_for(BELOW_HOLD_FACTOR * iso.max_reaction_ms / 1000)
-        assert bench.bms.contactors_closed, f"tripped above {iso.high} ohm/V: {bench.bms.describe()}"
-        reaction_s = _step_and_time(bench, lambda: bench.cell_emulator.set_insulation_fault(0.95 * iso.low * pack_v),
+        assert bench.bms.contactors_closed, f"tripped above {iso.high} ohm/V at the {where} tap: {bench.bms.describe()}"
+        reaction_s = _step_and_time(bench,
+                                    lambda: bench.cell_emulator.set_insulation_fault(0.95 * iso.low * pack_v, tap),
                                     timeout_s=5 * iso.max_reaction_ms / 1000)
     finally:
         bench.cell_emulator.set_insulation_fault(None)   # the resistor is the bench's: never leave it connected
-    measure("insulation_reaction", reaction_s * 1000, high=iso.max_reaction_ms, unit="ms")
+    measure("insulation_reaction" if tap is None else f"insulation_reaction_{where}", reaction_s * 1000,
+            high=iso.max_reaction_ms, unit="ms")
     assert "insulation" in bench.bms.faults
 
 

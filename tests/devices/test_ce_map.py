@@ -182,6 +182,9 @@ BAD_MAPS = [
      r"\[insulation\] has no 'connect'; expected both of resistance, connect"),
     (("[outputs]", "[insulation]\nresistance = \"SIM_Cells_A.Ch1_mV\"\nconnect = \"SIM_Command.Mode\"\n\n[outputs]"),
      r"\[insulation\] connect is in 'SIM_Command', resistance in 'SIM_Cells_A'; expected one message"),
+    (("[outputs]", "[insulation]\nresistance = \"SIM_Command.Mode\"\nconnect = \"SIM_Command.Mode\"\n"
+                   "depth = \"SIM_Cells_A.Ch1_mV\"\n\n[outputs]"),
+     r"\[insulation\] depth is in 'SIM_Cells_A', resistance in 'SIM_Command'; expected one message"),
     (("[outputs]", "[contactor_weld]\npos = \"SIM_Command.Mode\"\nneg = \"SIM_Cells_A.Ch1_mV\"\n\n[outputs]"),
      r"\[contactor_weld\] neg is in 'SIM_Cells_A', pos in 'SIM_Command'; expected one message"),
     (("[outputs]", "[contactor_weld]\npos = \"SIM_Command.Mode\"\nneg = \"SIM_Command.Mode\"\n"
@@ -222,22 +225,30 @@ def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_p
         preflight(rig)
 
 
-def _without_precharge_weld(tmp_path):
-    """The reference map, its [contactor_weld] without the precharge contactor's relay."""
+def _without_key(tmp_path, key: str):
+    """The reference map without its line `key = ...` (an optional key: the precharge weld relay, the insulation
+    fault's depth), as no_<key>.toml."""
     text = REFERENCE_CE_MAP.read_text()
-    line = next(line for line in text.splitlines(keepends=True) if line.startswith("pre = "))
-    (tmp_path / "no_pre.toml").write_text(text.replace(line, ""))
-    return tmp_path / "no_pre.toml"
+    line = next(line for line in text.splitlines(keepends=True) if line.startswith(f"{key} = "))
+    (tmp_path / f"no_{key}.toml").write_text(text.replace(line, ""))
+    return tmp_path / f"no_{key}.toml"
+
+
+def _without_capability(tmp_path, key: str, capability: str):
+    """A sim rig on the reference map without `key`: its preflight fails while the rig claims `capability`; returns
+    the rig without the capability."""
+    less = _without_key(tmp_path, key)
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{less}"'])
+    with pytest.raises(ConfigError, match=rf"capability '{capability}', but the cell-emulator map .*no_{key}.toml has "
+                                          rf"no '{key}' in \[.*\]; map them, or drop the capability"):
+        preflight(rig)
+    capable = [c for c in rig.data["rig"]["capabilities"] if c != capability]
+    return load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{less}"',
+                                                          f"rig.capabilities={json.dumps(capable)}"])
 
 
 def test_a_rig_that_welds_the_precharge_contactor_needs_its_relay_in_the_map(tmp_path):
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{_without_precharge_weld(tmp_path)}"'])
-    with pytest.raises(ConfigError, match=r"capability 'precharge_weld', but the cell-emulator map .*no_pre.toml has "
-                                          r"no 'pre' in \[contactor_weld\]; map them, or drop the capability"):
-        preflight(rig)
-    capable = [c for c in rig.data["rig"]["capabilities"] if c != "precharge_weld"]
-    rig = load_rig(PROJECT_ROOT / "rigs" / "sim.toml", [f'cell_emulator.map="{_without_precharge_weld(tmp_path)}"',
-                                                         f"rig.capabilities={json.dumps(capable)}"])
+    rig = _without_capability(tmp_path, "pre", "precharge_weld")
     with Bench(rig) as bench:
         bench.cell_emulator.set_contactor_weld("neg")   # the main ones still weld
         bench.loop.run_for(0.01)
@@ -245,6 +256,33 @@ def test_a_rig_that_welds_the_precharge_contactor_needs_its_relay_in_the_map(tmp
         with pytest.raises(ConfigError, match=r"no_pre.toml: \[contactor_weld\] has no 'pre': .* cannot weld the "
                                               r"precharge contactor"):
             bench.cell_emulator.set_contactor_weld("pre")
+
+
+def test_a_rig_that_moves_its_insulation_fault_needs_its_depth_in_the_map(tmp_path):
+    rig = _without_capability(tmp_path, "depth", "insulation_tap")
+    with Bench(rig) as bench:
+        bench.cell_emulator.set_insulation_fault(10_000.0)   # at the one point the bench has
+        bench.loop.run_for(0.01)
+        assert bench.boards.cell_emulator.insulation_fault_ohm == 10_000.0
+        with pytest.raises(ConfigError, match=r"no_depth.toml: \[insulation\] has no 'depth': .* connects its "
+                                              r"insulation fault at one point only, not at cell tap 8"):
+            bench.cell_emulator.set_insulation_fault(10_000.0, 8)
+
+
+@pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
+def test_an_insulation_fault_goes_out_at_its_tap(overrides):
+    """A tap counted from the pack's negative terminal, as a front end counts them, arrives as the cells between it
+    and the positive terminal; no tap is the positive terminal; a tap off the stack is refused, naming the range."""
+    with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
+        board, n = bench.boards.cell_emulator, bench.pack.n_series
+        for tap, depth in ((0, n), (5, n - 5), (n, 0), (None, 0)):
+            bench.cell_emulator.set_insulation_fault(10_000.0, tap)
+            bench.loop.run_for(0.01)
+            assert board.insulation_fault_depth == depth and board.insulation_fault_ohm == 10_000.0, tap
+        for tap in (-1, n + 1, 2.5, True):
+            with pytest.raises(ValueError, match=rf"insulation fault tap {tap!r}: expected a cell tap from 0 \(the "
+                                                 rf"pack's negative terminal\) to {n} \(its positive terminal\)"):
+                bench.cell_emulator.set_insulation_fault(10_000.0, tap)
 
 
 def test_a_map_that_carries_too_few_channels_fails_its_preflight(tmp_path):

@@ -463,6 +463,27 @@ def test_bug_insulation_report_not_refreshed(make_boards):
     assert clean.fault("insulation") and buggy.fault("insulation"), "the protection reads the monitor either way"
 
 
+def test_bug_insulation_symmetric_bridge(make_boards):
+    """A fault at half the error level: seen at either pole by both; halfway up the stack, by the clean firmware
+    only (chassis does not move)."""
+    clean, buggy = _both(make_boards, "insulation_symmetric_bridge")
+    n = clean.ce.n_channels
+    for depth in (0, n):
+        boards = make_boards(bugs=["insulation_symmetric_bridge"])
+        boards.power_up()
+        boards.ce.insulation_fault_ohm = 0.5 * boards.cal["insulation_fault_ohm_per_v"] * boards.fw.pack_v
+        boards.ce.insulation_fault_depth = depth
+        boards.run_for(3 * boards.cal["insulation_period_ms"] / 1000)
+        assert boards.fault("insulation") and not boards.closed, f"a fault {depth} cells below the top: at a pole"
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.insulation_fault_ohm = 0.5 * boards.cal["insulation_fault_ohm_per_v"] * boards.fw.pack_v
+        boards.ce.insulation_fault_depth = n // 2
+        boards.run_for(3 * boards.cal["insulation_period_ms"] / 1000)
+    assert clean.fault("insulation") and not clean.closed, clean.describe()
+    assert not buggy.fw.faults and buggy.closed and buggy.fw.insulation_ohm == float("inf"), buggy.describe()
+
+
 def test_bug_precharge_feedback_unchecked(make_boards):
     """The precharge contactor welded in operation: the clean firmware faults on its feedback and opens the main
     contactors; the bug runs on, and after a standby request leaves the link live through the precharge resistor."""
