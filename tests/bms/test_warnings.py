@@ -10,28 +10,13 @@ import pytest
 
 from hil.spec import UNDER_LIMITS, WARNINGS
 
+from .stimuli import stimulus
+
 HOLD_FACTOR = 2.0   # how many reaction budgets the safe side is held without a warning
 # How far outside the warning's band each step goes: a few AFE noise amplitudes for a cell voltage (as the
 # protection tests step), half an ampere, two steps of the thermistors' 0.5 degC grid, and 2 % of the usual
 # insulation warning level (500 ohm/V).
 STEP = {"V": 0.003, "A": 0.5, "degC": 1.0, "ohm/V": 10.0}
-
-
-def _stimulus(bench, name: str):
-    """(apply(value), release()) for warning `name`: the last cell's voltage or thermistor (loop bounds are
-    where firmware slips), the pack current (charging for charge_oc), or a resistor from pack to chassis (ohm per
-    volt of the pack's voltage at rest, which the BMS measures too)."""
-    channel = bench.pack.n_series - 1
-    if name == "insulation":
-        def connect(ohm_per_v: float) -> None:
-            bench.cell_emulator.set_insulation_fault(ohm_per_v * float(bench.pack.measured_cell_voltage_v.sum()))
-        return connect, (lambda: bench.cell_emulator.set_insulation_fault(None))
-    if name in ("cell_ov", "cell_uv"):
-        return (lambda v: bench.force_cell(channel, v)), (lambda: bench.force_cell(channel, None))
-    if name in ("cell_ot", "cell_ut"):
-        return (lambda c: bench.force_temperature(channel, c)), (lambda: bench.force_temperature(channel, None))
-    sign = -1.0 if name == "charge_oc" else 1.0
-    return (lambda a: bench.set_load(sign * a, honour_limits=False)), (lambda: bench.set_load(0.0))
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.rig_requires("hv_insulation"))
@@ -42,7 +27,7 @@ def test_warning_comes_before_the_trip_and_clears(bench, spec, measure, name):
         pytest.skip(f"{spec.path.name} states no [warnings.{name}]")
     if name not in bench.bms.warning_names:
         pytest.skip(f"this BMS's proxy reads no {name} warning (a DUT map without it in [warnings])")
-    apply, release = _stimulus(bench, name)
+    apply, release = stimulus(bench, name)
     step, budget_s = STEP[warning.unit], warning.max_reaction_ms / 1000
     # Charging at the warning level is likely above the BMS's charge limit: the test must be over before a
     # charger that ignores the limit would be cut off ([charge_limit] response_s).
