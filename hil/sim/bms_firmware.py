@@ -168,6 +168,9 @@ BUGS = {
     "precharge_feedback_unchecked": "the precharge contactor's feedback is not compared with its command: welded "
                                     "shut, it keeps the DC link live through its resistor once the main contactors "
                                     "open, and the BMS closes them again on the next request",
+    "fault_clear_skips_precharge": "a fault cleared while the host still asks to close goes straight back to NORMAL, "
+                                   "closing both main contactors at once onto a DC link the load has drained: no "
+                                   "precharge, the inrush that welds them",
     "contactor_checked_at_switching_only": "a contactor's feedback is compared with its command only in the "
                                            "second after the firmware switches it: a weld or a contactor that fails "
                                            "to close is caught, but one that drops out in operation (its coil's "
@@ -253,6 +256,7 @@ BUGS = {
     "soc_saved_periodically_only": "the SOC is written to NVM every nvm_save_period_s only, not on the power-fail "
                                    "interrupt: a loss of the low-voltage supply loses the charge counted since",
 }
+CLOSE_REQUESTS = (ModeRequest.DISCHARGE, ModeRequest.CHARGE)   # the host's requests to close the contactors
 # The contactors whose feedback (auxiliary contact) the firmware checks against its command: both main ones and
 # the precharge one.
 CHECKED_CONTACTORS = ("pos", "neg", "pre")
@@ -1088,7 +1092,11 @@ class BmsFirmware:
                 self._save_faults()
                 self.warnings_latched = 0
                 self.high_resistance_block, self.block_resistance_ratio = None, 0.0
-                self._enter(BmsState.STANDBY, now_s)
+                if "fault_clear_skips_precharge" in self.bugs and self.mode in CLOSE_REQUESTS:
+                    self.contactor_cmd.update(pos=True, neg=True, pre=False)   # "back to where it was"
+                    self._enter(BmsState.NORMAL, now_s)
+                else:
+                    self._enter(BmsState.STANDBY, now_s)
             self._clear_request = False
             return
         self._clear_request = False

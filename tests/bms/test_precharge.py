@@ -51,21 +51,46 @@ def _precharge_limits_in_standby(bench, spec, key: str) -> dict:
     return spec.section("precharge")
 
 
-def test_precharge_precedes_the_main_contactor(bench, spec, measure):
-    limits = _precharge_limits_in_standby(bench, spec, "max_close_ms")
-    assert not bench.bms.contactors_closed and not bench.bms.precharge_closed, bench.bms.describe()
+def _closing(bench, limits: dict, ask) -> tuple[Sequence, float]:
+    """`ask()` the BMS to close: the sequence its reports showed until the precharge contactor opened behind the
+    main ones, and when it was asked. Fails where the main contactors closed with no precharge before them."""
     sequence = Sequence(bench.bms)
-    requested_s = bench.loop.t_s
-    bench.bms.request("discharge")
+    asked_s = bench.loop.t_s
+    ask()
     bench.loop.run_until(lambda: sequence.poll(bench.loop.t_s), 5 * limits["max_close_ms"] / 1000,
                          sequence.describe)
     assert sequence.precharge_s is not None and sequence.precharge_s < sequence.main_s, (
         f"main contactors closed with no precharge before them: {sequence.describe()}")
+    return sequence, asked_s
+
+
+def test_precharge_precedes_the_main_contactor(bench, spec, measure):
+    limits = _precharge_limits_in_standby(bench, spec, "max_close_ms")
+    assert not bench.bms.contactors_closed and not bench.bms.precharge_closed, bench.bms.describe()
+    sequence, requested_s = _closing(bench, limits, lambda: bench.bms.request("discharge"))
     measure("precharge_duration", (sequence.main_s - sequence.precharge_s) * 1000,
             low=limits["min_precharge_ms"], unit="ms")
     measure("precharge_close_time", (sequence.main_s - requested_s) * 1000, high=limits["max_close_ms"], unit="ms")
     measure("precharge_overlap", (sequence.released_s - sequence.main_s) * 1000, high=limits["max_overlap_ms"],
             unit="ms")
+
+
+def test_a_cleared_fault_closes_again_through_the_precharge(bench, spec, measure):
+    """A trip opens the contactors and the load drains the DC link. Cleared by the host with its request to close
+    still standing, the BMS must precharge again, as at power-up: a recovery that closes the main contactors at
+    once ("back to where it was") is the inrush that welds them, on the path a bench runs least."""
+    limits = _precharge_limits_in_standby(bench, spec, "max_close_ms")
+    ov = spec.protections["cell_ov"]
+    _closing(bench, limits, lambda: bench.bms.request("discharge"))
+    channel = bench.pack.n_series - 1
+    bench.force_cell(channel, ov.high + 0.01)
+    bench.bms.wait_state(BmsState.FAULT, 5 * ov.max_reaction_ms / 1000)
+    bench.force_cell(channel, None)
+    bench.bms.wait_contactors_open(1.0)
+    bench.loop.run_for(0.2)   # the cell back below OV in the BMS's reading, its fault no longer active
+    sequence, cleared_s = _closing(bench, limits, bench.bms.clear_faults)   # the request to close still standing
+    measure("precharge_duration_after_fault", (sequence.main_s - sequence.precharge_s) * 1000,
+            low=limits["min_precharge_ms"], unit="ms")
 
 
 @pytest.mark.rig_requires("dc_link_short")

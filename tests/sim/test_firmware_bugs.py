@@ -312,6 +312,29 @@ def test_bug_precharge_left_closed(make_boards):
     buggy.run_until(lambda: not any(buggy.fw.contactor_fb.values()), 0.3, "a standby request opens all three")
 
 
+def test_bug_fault_clear_skips_precharge(make_boards):
+    """An OV trip in NORMAL, cleared by the host with its discharge request standing: the clean firmware closes
+    again through STANDBY and the precharge; the bug closes both main contactors at once."""
+    clean, buggy = _both(make_boards, "fault_clear_skips_precharge")
+    for boards in (clean, buggy):
+        normal_v = boards.ce.setpoint_v[0]
+        _over_ov(boards, 0)
+        boards.run_until(lambda b=boards: b.fw.state == BmsState.FAULT and not b.closed, 1.0, "the OV trip")
+        boards.ce.setpoint_v[0] = normal_v
+        boards.run_for(0.1)
+        boards.clear_faults()
+    seen = {}
+    for name, boards in (("clean", clean), ("buggy", buggy)):
+        seen[name] = []
+        for _ in range(40):
+            boards.step()
+            if not seen[name] or seen[name][-1] != boards.fw.contactor_cmd:
+                seen[name].append(dict(boards.fw.contactor_cmd))
+    assert {"pos": False, "neg": True, "pre": True} in seen["clean"] and clean.closed, seen["clean"]
+    assert seen["buggy"][0] == {"pos": True, "neg": True, "pre": False} and not any(
+        c["pre"] for c in seen["buggy"]) and buggy.fw.state == BmsState.NORMAL, seen["buggy"]
+
+
 def test_bug_precharge_without_timeout(make_boards):
     clean, buggy = _both(make_boards, "precharge_without_timeout")
     for boards in (clean, buggy):
