@@ -264,7 +264,7 @@ def _timing_summary(timing: list[dict]) -> str:
 
 def _spread(item: dict) -> str:
     unit = f" {item['unit']}" if item["unit"] else ""
-    text = (f"{item['name']} median {_g(item['base_median'])} -> {_g(item['new_median'])}{unit} over "
+    text = (f"{item['name']} median {readable(item['base_median'])} -> {readable(item['new_median'])}{unit} over "
             f"{item['base_seeds']} -> {item['new_seeds']} seeds")
     if item["median_margin_loss"] is not None:
         text += (f"; margin, median {_share(item['base_median_margin_share'])} -> "
@@ -279,13 +279,13 @@ def _share(value: float) -> str:
 
 def _change(item: dict) -> str:
     unit = f" {item['unit']}" if item["unit"] else ""
-    text = f"{item['name']} {_g(item['base'])} -> {_g(item['new'])}{unit} (limits {item['limits']}"
+    text = f"{item['name']} {readable(item['base'])} -> {readable(item['new'])}{unit} (limits {item['limits']}"
     if item["base_margin"] is not None and item["new_margin"] is not None:
-        text += f"; margin {_g(item['base_margin'])} -> {_g(item['new_margin'])}"
+        text += f"; margin {readable(item['base_margin'])} -> {readable(item['new_margin'])}"
     return text + ")"
 
 
-def _g(value: float) -> str:
+def readable(value: float) -> str:
     """A number as a person reads it: 6 significant digits, without float dust (80 - 80 is 1.7e-13, not 0)."""
     return f"{round(value, 9) + 0.0:.6g}"
 
