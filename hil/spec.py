@@ -180,6 +180,9 @@ TABLES = {
     # report `hvil` with every contactor open within max_reaction_ms, and must not close while it stays open;
     # interruptions of ride_through_ms (a connector chattering under vibration) must not trip it.
     "hvil": {"max_reaction_ms": Key(above=0, at_most=60_000), "ride_through_ms": Key(at_least=0, at_most=60_000)},
+    # The link to the cell-monitoring front end (tests/bms/test_protections.py, on a rig with "afe_link"): broken,
+    # the BMS must report `afe` with every contactor open within max_reaction_ms, and not close while it stays so.
+    "afe": {"max_reaction_ms": Key(above=0, at_most=60_000)},
     # The current sensor (tests/bms/test_protections.py, on a rig with "current_sensor"): one that drops to 0 A with
     # load_a flowing, or freezes at its reading before a load step of load_a, must be reported as `current_sensor`
     # with every contactor open within max_reaction_ms.
@@ -223,12 +226,12 @@ TABLES = {
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
                 "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor",
-                "cell_resistance", "shutdown")
+                "cell_resistance", "shutdown", "afe")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance", "shutdown")
+                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance", "shutdown", "afe")
 
 
 @dataclass(frozen=True)

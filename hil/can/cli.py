@@ -108,10 +108,11 @@ def _describe_ce_map(ce_map) -> str:
         parts.append(f"thermistors in {len(ce_map.temperatures.frames)} frames")
     parts += [name for name, mapped in (("current", ce_map.current), ("relays", ce_map.relays),
                                         ("insulation", ce_map.insulation),
+                                        ("insulation at any tap", ce_map.insulation_depth),
                                         ("contactor weld", ce_map.contactor_weld),
                                         ("precharge weld", ce_map.precharge_weld),
                                         ("contactor stuck open", ce_map.contactor_stuck_open),
                                         ("DC-link short", ce_map.dc_link_short),
-                                        ("HVIL break", ce_map.hvil)) if mapped]
+                                        ("HVIL break", ce_map.hvil), ("AFE link break", ce_map.afe_link)) if mapped]
     return (f"{ce_map.path}: cell-emulator map of {ce_map.name}: {', '.join(parts)}; outputs by {ce_map.outputs}, "
             f"read back from {ce_map.readback}" + _protected(ce_map.protections))

@@ -53,6 +53,9 @@ the rig's DBC files, so the loop, the suite and the safe state drive it without 
     [hvil]                      # optional: a relay in series with the BMS's interlock loop (the rig's "hvil")
     signal = "CE_HvilBreak.CE_Hvil_Open"     # 1 opens the loop, 0 closes it again
 
+    [afe_link]                  # optional: a relay in the BMS's link to its front end (the rig's "afe_link")
+    signal = "CE_AfeLinkBreak.CE_AfeLink_Open"   # 1 breaks the link, 0 restores it
+
 A multiplexed setpoint message is sent one frame per multiplexer value its channels use; a plain one, one
 frame. The frames are spread over the setpoint period, as the built-in driver's are. Everything is checked
 when the rig is checked (preflight), against its DBC files and its channel count and capabilities: a
@@ -80,7 +83,7 @@ from hil.devices.dut_map import MapChecker, Signal
 from hil.errors import ConfigError, did_you_mean
 
 _SECTIONS = {"cell_emulator", "cells", "temperatures", "current", "outputs", "relays", "insulation",
-             "contactor_weld", "contactor_stuck_open", "dc_link_short", "hvil", "e2e"}
+             "contactor_weld", "contactor_stuck_open", "dc_link_short", "hvil", "afe_link", "e2e"}
 _SERIES_KEYS = {"series"}
 _OUTPUT_KEYS = {"signal", "on", "off", "cycle_s", "readback", "readback_off"}
 RELAYS = ("open_wire", "short", "thermistor_open", "thermistor_short")
@@ -131,6 +134,7 @@ class CeMap:
     contactor_stuck_open: tuple[Signal, Signal] | None   # (pos, neg) coil-break relays, one message
     dc_link_short: Signal | None     # 1 shorts the DC link, 0 opens the short
     hvil: Signal | None              # 1 opens the BMS's interlock loop, 0 closes it
+    afe_link: Signal | None          # 1 breaks the BMS's link to its cell-monitoring front end, 0 restores it
     protections: dict[str, e2e.Protection] = field(default_factory=dict)   # [e2e]: message -> AUTOSAR profile
 
 
@@ -171,6 +175,7 @@ def load_ce_map(path: str | Path, db, n_channels: int) -> CeMap:
         precharge_weld=_beside(checker, data, "contactor_weld", PRECHARGE, (MAIN_CONTACTORS[0], weld)),
         contactor_stuck_open=_one_frame(checker, data, "contactor_stuck_open", MAIN_CONTACTORS),
         dc_link_short=_single_signal(checker, data, "dc_link_short"), hvil=_single_signal(checker, data, "hvil"),
+        afe_link=_single_signal(checker, data, "afe_link"),
         protections={name: checker.protection(name, item) for name, item in checker.table(data, "e2e").items()})
 
 
@@ -318,7 +323,8 @@ def check_capabilities(ce_map: CeMap, capabilities, where: str) -> None:
                                         ("contactor_stuck_open", "[contactor_stuck_open]",
                                          ce_map.contactor_stuck_open is not None),
                                         ("dc_link_short", "[dc_link_short]", ce_map.dc_link_short is not None),
-                                        ("hvil", "[hvil]", ce_map.hvil is not None)):
+                                        ("hvil", "[hvil]", ce_map.hvil is not None),
+                                        ("afe_link", "[afe_link]", ce_map.afe_link is not None)):
         if capability in capabilities and not served:
             raise ConfigError(f"{where}: capability '{capability}', but the cell-emulator map {ce_map.path} has no "
                               f"{mapping}; map them, or drop the capability")

@@ -60,9 +60,10 @@ class CellEmulator:
         self._stuck_open = db.get_message_by_name("CE_ContactorStuckOpen")
         self._link_short = db.get_message_by_name("CE_DcLinkShort")
         self._hvil = db.get_message_by_name("CE_HvilBreak")
+        self._afe_link = db.get_message_by_name("CE_AfeLinkBreak")
         self._defaults = {m.name: signal_defaults(m) for m in (self._cells, self._temps, self._current, self._relay,
                                                                 self._insulation, self._weld, self._stuck_open,
-                                                                self._link_short, self._hvil)}
+                                                                self._link_short, self._hvil, self._afe_link)}
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
         self.sender = sender
@@ -171,6 +172,11 @@ class CellEmulator:
         connector or a removed cover would; False closes it again."""
         self._send(self._hvil, {"CE_Hvil_Open": int(opened)})
 
+    def set_afe_link_open(self, opened: bool) -> None:
+        """Break the link between the BMS's controller and its cell-monitoring front end (the bench's relay in its
+        isoSPI daisy chain), so every read of the cells and thermistors fails; False restores it."""
+        self._send(self._afe_link, {"CE_AfeLink_Open": int(opened)})
+
     def outputs_off(self, values: dict) -> bool:
         """Whether `outputs_readback`'s signal values show the outputs off."""
         return values["CE_OutputsOn"] == 0
@@ -202,7 +208,7 @@ class MappedCellEmulator(CellEmulator):
         sent |= {ce_map.relays["message"]} if ce_map.relays else set()
         sent |= {ce_map.insulation[0].message} if ce_map.insulation else set()
         sent |= {relays[0].message for relays in (ce_map.contactor_weld, ce_map.contactor_stuck_open) if relays}
-        sent |= {signal.message for signal in (ce_map.dc_link_short, ce_map.hvil) if signal}
+        sent |= {signal.message for signal in (ce_map.dc_link_short, ce_map.hvil, ce_map.afe_link) if signal}
         self._defaults = {name: signal_defaults(self._messages[name]) for name in sent}
         # The frames `_send` seals with the map's AUTOSAR E2E profile, each message with an alive counter of its
         # own (the on/off frame's is the sender's).
@@ -312,6 +318,10 @@ class MappedCellEmulator(CellEmulator):
 
     def set_hvil_open(self, opened: bool) -> None:
         signal = self._mapped("hvil", " cannot break the interlock loop")
+        self._send(self._messages[signal.message], {signal.name: int(opened)})
+
+    def set_afe_link_open(self, opened: bool) -> None:
+        signal = self._mapped("afe_link", " cannot break the BMS's link to its front end")
         self._send(self._messages[signal.message], {signal.name: int(opened)})
 
     def _mapped(self, section: str, cannot: str):

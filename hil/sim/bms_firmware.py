@@ -16,6 +16,8 @@
 - The high-voltage interlock loop (HVIL: a low-current loop through every HV connector and cover, whose pins
   break before the power pins) is a digital input read each main task: open for `hvil_debounce_ms`, it is an
   error in any state, so the BMS neither stays closed nor closes onto an unplugged connector.
+- The cells and thermistors are read through the front end (an AFE on an isoSPI daisy chain); reads that fail
+  their PEC for `afe_timeout_ms` (the link broken) are an `afe` error: the last values read are no longer the pack.
 - The current sensor is checked against the cells: in NORMAL, each main task compares the current step it reports
   over the last `current_plausibility_window_ms` with the step the median cell's voltage made (through
   `cell_r_est_ohm`). Where either is above `current_plausibility_mv`, they must agree in sign and within a factor
@@ -168,6 +170,9 @@ BUGS = {
     "precharge_feedback_unchecked": "the precharge contactor's feedback is not compared with its command: welded "
                                     "shut, it keeps the DC link live through its resistor once the main contactors "
                                     "open, and the BMS closes them again on the next request",
+    "afe_errors_ignored": "a front-end read that fails its PEC keeps the last good values and raises nothing: with "
+                          "the link broken the BMS judges a pack frozen at that moment, and a cell charged past OV "
+                          "goes unseen",
     "fault_clear_skips_precharge": "a fault cleared while the host still asks to close goes straight back to NORMAL, "
                                    "closing both main contactors at once onto a DC link the load has drained: no "
                                    "precharge, the inrush that welds them",
@@ -394,6 +399,7 @@ class BmsFirmware:
         self._leak_window_start_s = self._leak_previous_start_s = 0.0
         self.cell_v = np.zeros(n_cells)
         self.temp_c = np.full(n_cells, 25.0)
+        self._afe_failed = False   # this task's front-end read failed its PEC (the link to it broken)
         self.current_a = 0.0
         self.raw_current_a = 0.0   # the sensor's reading before its zero is taken off
         # Auto-zero: the sensor's reading when nothing can flow, kept in NVM (written when it moves by ZERO_NVM_STEP_A).
@@ -444,6 +450,7 @@ class BmsFirmware:
             "insulation": deb("insulation_debounce_ms"), "contactor": deb("contactor_feedback_ms"),
             "thermal_runaway": deb("thermal_runaway_hold_ms"),
             "hvil": Debounce(0.0) if "hvil_not_debounced" in self.bugs else deb("hvil_debounce_ms"),
+            "afe": deb("afe_timeout_ms"),
             "current_sensor": deb("current_plausibility_debounce_ms"),
             "current_offset": deb("current_offset_debounce_ms"),   # reported as current_sensor too
             # A charger ignoring the published limit, below the charge over-current level; it gets the debounce
@@ -646,11 +653,15 @@ class BmsFirmware:
         self._update_contactors(now_s)
 
     def _measure(self) -> None:
-        noise = self._rng.uniform(-self.cal["afe_noise_v"], self.cal["afe_noise_v"], self.n_cells)
-        raw = self.board.cell_voltage_v()[:self.n_cells] + noise
-        aclip(raw, 0.0, 65535 * AFE_LSB_V, out=raw)
-        self.cell_v = np.rint(raw / AFE_LSB_V) * AFE_LSB_V  # what np.round does for 0 decimals
-        self.temp_c = self.board.thermistor_c()[:self.n_cells]
+        # With the link to the front end broken every read fails its PEC: the cells and thermistors keep the last
+        # values read (RAM), which the afe check then refuses to trust for long.
+        self._afe_failed = self.board.afe_link_open
+        if not self._afe_failed:
+            noise = self._rng.uniform(-self.cal["afe_noise_v"], self.cal["afe_noise_v"], self.n_cells)
+            raw = self.board.cell_voltage_v()[:self.n_cells] + noise
+            aclip(raw, 0.0, 65535 * AFE_LSB_V, out=raw)
+            self.cell_v = np.rint(raw / AFE_LSB_V) * AFE_LSB_V  # what np.round does for 0 decimals
+            self.temp_c = self.board.thermistor_c()[:self.n_cells]
         self.raw_current_a = self.board.shunt_current_a()
         if "shunt_gain_uncalibrated" in self.bugs:
             self.raw_current_a *= SHUNT_GAIN_ERROR
@@ -707,6 +718,7 @@ class BmsFirmware:
         self._check_temperatures(t_min, t_max)
         self._check("thermal_runaway", self._runaway_suspected)
         insulation_ohm_per_v = self._check_insulation(now_s)
+        self._check("afe", self._afe_failed and "afe_errors_ignored" not in self.bugs)
         self._check("hvil", self.board.hvil_open
                     and ("hvil_checked_in_normal_only" not in self.bugs or self.state == BmsState.NORMAL))
         cmd, fb = self.contactor_cmd, self.contactor_fb

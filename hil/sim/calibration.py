@@ -84,6 +84,8 @@ CALIBRATION = {
     "insulation_debounce_ms": (1000, "ms a reading must stay below the error level before the error"),
     "hvil_debounce_ms": (30, "ms the high-voltage interlock loop must read open before the hvil error (rides through "
                              "a connector's micro-interruptions under vibration)"),
+    "afe_timeout_ms": (100, "ms of front-end reads failing their PEC (the isoSPI link broken) before the afe error; "
+                            "the cells and thermistors are unknown meanwhile"),
     "current_plausibility_enabled": (True, "compare each current step the sensor reports with the step the cells' "
                                            "voltages make (a dead, frozen or reversed sensor leaves the over-current "
                                            "protection blind)"),
@@ -147,7 +149,7 @@ RANGES = {
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
                      "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
-                     "hvil_debounce_ms", "current_plausibility_debounce_ms",
+                     "hvil_debounce_ms", "afe_timeout_ms", "current_plausibility_debounce_ms",
                      "current_offset_debounce_ms"), _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
     "soh_min_delta_soc": Between(0.0, 1.0, low_open=True),

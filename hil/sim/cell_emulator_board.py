@@ -46,6 +46,7 @@ class CellEmulatorBoard:
         self.stuck_open_contactors: frozenset[str] = frozenset()   # "pos", "neg": their coils' relays open
         self.dc_link_shorted = False   # the relay across the DC link closed: the precharge cannot charge it
         self.hvil_open = False   # the relay in series with the BMS's interlock loop open: a connector unplugged
+        self.afe_link_open = False   # the relay in the BMS's link to its front end open: every read fails its PEC
         self._last_heartbeat_s: float | None = None
         self._cell_names = setpoint_names("Cell", n_channels)
         self._temp_names = setpoint_names("Temp", n_channels)
@@ -57,7 +58,7 @@ class CellEmulatorBoard:
                                       + self.thermistor_open.sum() + self.thermistor_short.sum()
                                       + math.isfinite(self.insulation_fault_ohm) + len(self.welded_contactors)
                                       + len(self.stuck_open_contactors) + self.dc_link_shorted
-                                      + self.hvil_open)})
+                                      + self.hvil_open + self.afe_link_open)})
 
     def on_frame(self, msg, now_s: float) -> None:
         message = self._ids.get(msg.arbitration_id)
@@ -98,6 +99,8 @@ class CellEmulatorBoard:
             self.dc_link_shorted = bool(sig["CE_LinkShort"])
         elif name == "CE_HvilBreak":
             self.hvil_open = bool(sig["CE_Hvil_Open"])
+        elif name == "CE_AfeLinkBreak":
+            self.afe_link_open = bool(sig["CE_AfeLink_Open"])
 
     def host_alive(self, now_s: float) -> None:
         """A host heartbeat (CAN `CE_Control` or the serial `heartbeat`): it feeds the watchdog."""
@@ -125,14 +128,16 @@ class CellEmulatorBoard:
 
     def _release_high_voltage_relays(self) -> None:
         """Outputs off opens the insulation-fault resistor's relay, releases the contactors' weld and coil
-        relays, opens the DC-link short and closes the interlock loop again, as CE_InsulationFault,
-        CE_ContactorWeld, CE_ContactorStuckOpen, CE_DcLinkShort and CE_HvilBreak say."""
+        relays, opens the DC-link short and closes the interlock loop and the front end's link again, as
+        CE_InsulationFault, CE_ContactorWeld, CE_ContactorStuckOpen, CE_DcLinkShort, CE_HvilBreak and CE_AfeLinkBreak
+        say."""
         self.insulation_fault_ohm = math.inf
         self.insulation_fault_depth = 0
         self.welded_contactors = frozenset()
         self.stuck_open_contactors = frozenset()
         self.dc_link_shorted = False
         self.hvil_open = False
+        self.afe_link_open = False
 
     # What the BMS's analog front end sees ------------------------------------------------------------
     def cell_voltage_v(self) -> np.ndarray:

@@ -329,6 +329,34 @@ def test_a_contactor_that_drops_out_under_load_is_detected(bench, spec, measure,
     measure(f"contactor_dropout_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.rig_requires("afe_link")
+def test_a_lost_front_end_link_opens_the_contactors(bench, spec, measure):
+    """The BMS reads its cells and thermistors through its front end (an AFE on an isoSPI daisy chain). A link that
+    breaks (a cracked connector, a slave board losing its supply) leaves it the last values it read: a BMS that
+    goes on judging them sees a pack frozen at that moment while a cell charges past OV. It must report `afe` with
+    every contactor open within [afe] max_reaction_ms, and not close again while the link stays broken."""
+    budget_ms = spec.data.get("afe", {}).get("max_reaction_ms")
+    if budget_ms is None:
+        pytest.skip(f"{spec.path.name} has no [afe]: this BMS does not check the link to its front end")
+    bench.power_up()
+    try:
+        bench.cell_emulator.set_afe_link_open(True)
+        broken_s = bench.loop.t_s
+        bench.trace.mark(broken_s, "front end's link broken")
+        reaction_s = bench.loop.run_until(
+            lambda: "afe" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
+            lambda: f"no afe fault with every contactor open, the link to the front end broken; "
+                    f"{bench.bms.describe()}") - broken_s
+        bench.bms.clear_faults()
+        reclosed_s = bench.bms.left_fault_within(1.0)   # the host's request to close still standing
+        assert reclosed_s is None, (f"the BMS left FAULT or closed a contactor with the link to its front end still "
+                                    f"broken: {bench.bms.describe()}")
+    finally:
+        bench.cell_emulator.set_afe_link_open(False)   # the relay is the bench's: never leave it open
+        bench.trace.mark(bench.loop.t_s, "front end's link restored")
+    measure("afe_link_reaction", reaction_s * 1000, high=budget_ms, unit="ms")
+
+
 # A connector chattering under vibration: HVIL_CHATTER_COUNT interruptions of the spec's ride_through_ms, one every
 # HVIL_CHATTER_PERIOD_S. 47 ms is prime, so against a BMS task of any whole number of milliseconds below it the
 # interruptions fall at every phase of its sampling: a BMS that reads the loop once without debouncing it sees some.

@@ -67,8 +67,8 @@ def test_map_checks_a_cell_emulator_map_and_the_pack_size(capsys):
     assert main(["dbc", "map", str(CE_MAP), "--dbc", dbc]) == 0
     out = capsys.readouterr().out
     assert "cell-emulator map of reference cell emulator (mapped): cells in 4 frames, thermistors in 3 frames" in out
-    assert ("current, relays, insulation, contactor weld, precharge weld, contactor stuck open, DC-link short, "
-            "HVIL break; outputs by CE_Control.CE_OutputEnable") in out
+    assert ("current, relays, insulation, insulation at any tap, contactor weld, precharge weld, contactor stuck open, "
+            "DC-link short, HVIL break, AFE link break; outputs by CE_Control.CE_OutputEnable") in out
     assert main(["dbc", "map", str(CE_MAP), "--dbc", dbc, "--channels", "97"]) == 1
     assert "channel 97 would be signal 'CE_Cell97_Setpoint'" in capsys.readouterr().err
 

@@ -213,7 +213,8 @@ def test_a_bad_map_is_refused_naming_the_file_and_key(tmp_path, change, error):
 @pytest.mark.parametrize("section,capability", [("relays", "fault_relays"), ("insulation", "hv_insulation"),
                                                 ("contactor_weld", "contactor_weld"),
                                                 ("contactor_stuck_open", "contactor_stuck_open"),
-                                                ("dc_link_short", "dc_link_short"), ("hvil", "hvil")])
+                                                ("dc_link_short", "dc_link_short"), ("hvil", "hvil"),
+                                                ("afe_link", "afe_link")])
 def test_a_rig_whose_capabilities_the_map_cannot_serve_fails_its_preflight(tmp_path, section, capability):
     text = REFERENCE_CE_MAP.read_text()
     start = text.index(f"[{section}]")
@@ -338,7 +339,8 @@ def test_a_contactor_fault_goes_out_on_its_relay_and_a_bad_name_is_refused(overr
 @pytest.mark.parametrize("section,setter,arg", [("contactor_weld", "set_contactor_weld", "pos"),
                                                 ("contactor_stuck_open", "set_contactor_stuck_open", "pos"),
                                                 ("dc_link_short", "set_dc_link_short", True),
-                                                ("hvil", "set_hvil_open", True)])
+                                                ("hvil", "set_hvil_open", True),
+                                                ("afe_link", "set_afe_link_open", True)])
 def test_a_map_without_a_high_voltage_relay_refuses_to_inject_naming_its_file(tmp_path, section, setter, arg):
     """On a rig that does not claim the capability (so its preflight passes), a test that injects it anyway
     gets the map's file and the table it lacks."""
@@ -355,7 +357,7 @@ def test_a_map_without_a_high_voltage_relay_refuses_to_inject_naming_its_file(tm
 
 @pytest.mark.parametrize("overrides", [[], MAPPED], ids=["built-in", "mapped"])
 @pytest.mark.parametrize("setter,board_relay", [("set_dc_link_short", "dc_link_shorted"),
-                                                ("set_hvil_open", "hvil_open")])
+                                                ("set_hvil_open", "hvil_open"), ("set_afe_link_open", "afe_link_open")])
 def test_a_one_signal_relay_goes_out_on_its_frame(overrides, setter, board_relay):
     with Bench(load_rig(PROJECT_ROOT / "rigs" / "sim.toml", overrides)) as bench:
         getattr(bench.cell_emulator, setter)(True)

@@ -104,14 +104,15 @@ def test_the_watchdog_opens_the_high_voltage_fault_relays_too(boards, driver):
     driver.set_dc_link_short(True)
     driver.set_insulation_fault(10_000.0)
     driver.set_hvil_open(True)
+    driver.set_afe_link_open(True)
     boards.run_for(0.2)
     assert boards.ce.welded_contactors == {"pos"} and boards.ce.insulation_ohm() == 10_000.0
     assert boards.ce.stuck_open_contactors == {"neg"} and boards.ce.dc_link_shorted and boards.ce.hvil_open
-    assert boards.monitor.values["CE_FaultRelayCount"] == 5
+    assert boards.ce.afe_link_open and boards.monitor.values["CE_FaultRelayCount"] == 6
     boards.sender.stop("CE_Control")
     boards.run_for(2 * WATCHDOG_S)
     assert boards.ce.watchdog_tripped and not boards.ce.welded_contactors and not boards.ce.stuck_open_contactors
-    assert not boards.ce.dc_link_shorted and not boards.ce.hvil_open
+    assert not boards.ce.dc_link_shorted and not boards.ce.hvil_open and not boards.ce.afe_link_open
     assert boards.ce.insulation_ohm() == float("inf") and boards.monitor.values["CE_FaultRelayCount"] == 0
 
 
@@ -124,11 +125,12 @@ def test_outputs_off_releases_the_high_voltage_fault_relays(boards, driver):
     driver.set_dc_link_short(True)
     driver.set_insulation_fault(10_000.0)
     driver.set_hvil_open(True)
+    driver.set_afe_link_open(True)
     driver.enable(True)
     boards.run_for(0.2)
-    assert boards.monitor.values["CE_FaultRelayCount"] == 5
+    assert boards.monitor.values["CE_FaultRelayCount"] == 6
     driver.enable(False)
     boards.run_for(0.2)
     assert not boards.ce.welded_contactors and not boards.ce.stuck_open_contactors and not boards.ce.watchdog_tripped
-    assert not boards.ce.dc_link_shorted and not boards.ce.hvil_open
+    assert not boards.ce.dc_link_shorted and not boards.ce.hvil_open and not boards.ce.afe_link_open
     assert boards.ce.insulation_fault_ohm == float("inf") and boards.monitor.values["CE_FaultRelayCount"] == 0

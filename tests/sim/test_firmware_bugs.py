@@ -312,6 +312,22 @@ def test_bug_precharge_left_closed(make_boards):
     buggy.run_until(lambda: not any(buggy.fw.contactor_fb.values()), 0.3, "a standby request opens all three")
 
 
+def test_bug_afe_errors_ignored(make_boards):
+    """The link to the front end broken in NORMAL, then a cell charged past OV behind it: the clean firmware faults
+    on the failed reads; the bug keeps judging the last values it read, and sees neither."""
+    clean, buggy = _both(make_boards, "afe_errors_ignored")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.afe_link_open = True
+        boards.ce.setpoint_v[0] = boards.cal["cell_ov_v"] + 0.05
+        boards.run_for(2 * boards.cal["afe_timeout_ms"] / 1000 + 2 * boards.cal["ov_debounce_ms"] / 1000)
+    assert clean.fault("afe") and not clean.closed, clean.describe()
+    assert not buggy.fw.faults and buggy.closed and buggy.fw.cell_v[0] < buggy.cal["cell_ov_v"], buggy.describe()
+    buggy.ce.afe_link_open = False
+    buggy.run_for(2 * buggy.cal["ov_debounce_ms"] / 1000)
+    assert buggy.fault("cell_ov"), "with the link back, the bug reads the cell again"
+
+
 def test_bug_fault_clear_skips_precharge(make_boards):
     """An OV trip in NORMAL, cleared by the host with its discharge request standing: the clean firmware closes
     again through STANDBY and the precharge; the bug closes both main contactors at once."""
