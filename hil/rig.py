@@ -45,7 +45,8 @@ KNOWN_CAPABILITIES = {
                             "out closed)",
     "dc_link_short": "the bench can short the DC link behind the BMS's contactors (a precharge that cannot finish)",
     "hvil": "the bench can open the BMS's high-voltage interlock loop (a relay in series: a connector unplugged)",
-    "afe_link": "the bench can break the BMS's link to its cell-monitoring front end (a relay in its isoSPI daisy chain)",
+    "afe_link": "the bench can break the BMS's link to its cell-monitoring front end (a relay in its isoSPI daisy "
+                "chain)",
     "current_sensor": "the cell emulator drives the BMS's current-sensor input (an emulated shunt), so the bench can "
                       "make it read other than what flows",
     "lv_supply": "a programmable supply ([power_supply]) feeds the BMS's low-voltage input (KL30)",
