@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 from hil.errors import HilError
 from hil.report.compare import DEFAULT_MAX_MARGIN_LOSS, load_run, readable
 from hil.report.junit import Case
-from hil.report.measurements import TIGHT_FRACTION, Measurement
+from hil.report.measurements import Measurement
 from hil.report.results import describe_firmware, firmware_counts
 
 NO_BUILD = "(no build said)"
@@ -55,11 +56,13 @@ def trend(runs: list[tuple[str, dict[str, Case]]], max_margin_loss: float = DEFA
         since = [(i, m) for i, m in points if (m.low, m.high) == (last.low, last.high)]
         item = {"test": test_id, "name": name, "unit": last.unit, "limits": last.limits_text(),
                 "low": last.low, "high": last.high, "runs": [i for i, _ in since],
-                "values": [m.value for _, m in since], "margins": [m.margin_fraction for _, m in since]}
+                "values": [m.value for _, m in since], "margins": [m.margin_fraction for _, m in since],
+                "passed_last": last.passed}
         table.append(item)
-        if last.margin_fraction is not None and (not last.passed or last.margin_fraction < TIGHT_FRACTION):
+        in_last_run = points[-1][0] == len(runs) - 1   # a measurement the last run no longer has is history
+        if in_last_run and last.margin_fraction is not None and (not last.passed or last.tight):
             edge.append(item)
-        loss = _margin_loss([m for m in item["margins"] if m is not None])
+        loss = _margin_loss([m for m in item["margins"] if m is not None and not math.isnan(m)])
         if loss is not None and loss > max_margin_loss:
             drift.append(item | {"margin_loss": loss})
     flaky = _flaky(runs)
@@ -100,13 +103,13 @@ def describe(result: dict) -> str:
     lines = [f"run {i + 1:<5} {run['label']} ({run['tests']} tests; firmware {run['firmware']})"
              for i, run in enumerate(result["runs"])]
     for item in result["drift"]:
-        margins = [m for m in item["margins"] if m is not None]
+        margins = [m for m in item["margins"] if m is not None and not math.isnan(m)]
         lines.append(f"DRIFT     {item['test']}: {item['name']} margin {_pct(margins[0])} -> {_pct(margins[-1])} of "
                      f"its limits' scale over {len(margins)} runs, lost {_pct(item['margin_loss'])} (allowed "
                      f"{_pct(result['max_margin_loss'])}); values {_values(item)}; limits {item['limits']}")
     for item in result["edge"]:
         margin = item["margins"][-1]
-        where = "outside its limits" if margin < 0 else f"margin {_pct(margin)} of its limits' scale"
+        where = f"margin {_pct(margin)} of its limits' scale" if item["passed_last"] else "outside its limits"
         value = f"{readable(item['values'][-1])} {item['unit']}".strip()
         lines.append(f"EDGE      {item['test']}: {item['name']} = {value} in {item['limits']} in the last run, {where}")
     for item in result["flaky"]:

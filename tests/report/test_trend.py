@@ -63,6 +63,10 @@ def test_a_margin_at_its_limit_in_the_last_run_is_at_an_edge(tmp_path):
            "limits' scale" in describe(tight)
     outside = trend(_series(tmp_path / "b", [310, 330]))
     assert "outside its limits" in describe(outside)
+    broken = trend(_series(tmp_path / "c", [310, float("nan")]))
+    assert "= nan ms in [, 320] ms in the last run, outside its limits" in describe(broken)
+    gone = trend(_series(tmp_path / "d", [318]) + _series(tmp_path / "e", [None]))
+    assert gone["edge"] == [], "a measurement the last run no longer has is not at an edge now"
 
 
 def test_only_the_runs_since_the_limits_changed_count(tmp_path):
