@@ -84,6 +84,10 @@ UNDER_LIMITS = ("cell_uv", "cell_ut", "insulation")
 # [cycle_times]: the BMS's periodic messages tests/bms/test_communication.py times, one entry each, by their
 # names in the DUT's DBC (any of its messages; preflight checks they are in it).
 CYCLE_KEYS = {"cycle_ms": Key(above=0), "tolerance_pct": Key(at_least=0, below=100)}
+# The corners of the pack's window where the discharge limit is checked (tests/bms/test_ride_through.py), each
+# optional: [corners.<name>] with the pack's SOC and the ambient its cells start at.
+CORNERS = ("low_soc", "cold")
+CORNER_KEYS = {"soc": Key(at_least=0.05, at_most=1), "ambient_c": Key(at_least=-40, at_most=60)}
 
 # The plain tables: key -> Key. A table with a required key is required, unless OPTIONAL_TABLES names it.
 TABLES = {
@@ -226,7 +230,7 @@ TABLES = {
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
                 "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor",
-                "cell_resistance", "shutdown", "afe")
+                "cell_resistance", "shutdown", "afe", "corners")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
@@ -489,6 +493,7 @@ def load_spec(path: str | Path) -> Spec:
     if not _named_tables(data, path, "cycle_times", None, (), CYCLE_KEYS):
         raise ConfigError(f"{path}: [cycle_times] names no message; expected at least one of the BMS's periodic "
                           "messages, e.g. BMS_Status = { cycle_ms = 20, tolerance_pct = 10 }")
+    _named_tables(data, path, "corners", CORNERS, (), CORNER_KEYS)
     tables = _named_tables(data, path, "protections", PROTECTIONS, REQUIRED_PROTECTIONS, PROTECTION_KEYS)
     protections = {name: _protection(name, table, f"{path} [protections.{name}]") for name, table in tables.items()}
     _check_bands_apart(protections, path)

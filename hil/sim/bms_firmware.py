@@ -18,6 +18,8 @@
   error in any state, so the BMS neither stays closed nor closes onto an unplugged connector.
 - The cells and thermistors are read through the front end (an AFE on an isoSPI daisy chain); reads that fail
   their PEC for `afe_timeout_ms` (the link broken) are an `afe` error: the last values read are no longer the pack.
+- The discharge and charge limits (SOP) are the currents at which the weakest (fullest) cell would sit a margin
+  inside UV (OV), through `cell_r_est_ohm` scaled to the pack's median temperature by its activation energy.
 - The current sensor is checked against the cells: in NORMAL, each main task compares the current step it reports
   over the last `current_plausibility_window_ms` with the step the median cell's voltage made (through
   `cell_r_est_ohm`). Where either is above `current_plausibility_mv`, they must agree in sign and within a factor
@@ -73,6 +75,7 @@ from hil.errors import ConfigError, did_you_mean
 from hil.protocol import (DTC_FAILED_THIS_CYCLE, DTC_LATCHED_STATUS, DTC_PENDING, DTC_TEST_FAILED, DTCS, FAULT_BITS,
                           SNAPSHOT_FIRST, SNAPSHOT_LATEST, UDS_REQUEST_ID, BmsState, ModeRequest)
 from hil.reductions import aall, aany, aclip, amax, greatest, least
+from hil.model.cell import GAS_CONSTANT_J_PER_MOL_K, KELVIN_OFFSET
 from hil.sim.cell_emulator_board import CellEmulatorBoard
 from hil.sim.uds_server import UdsServer
 
@@ -173,6 +176,8 @@ BUGS = {
     "afe_errors_ignored": "a front-end read that fails its PEC keeps the last good values and raises nothing: with "
                           "the link broken the BMS judges a pack frozen at that moment, and a cell charged past OV "
                           "goes unseen",
+    "sop_resistance_at_25c": "the SOP limits are sized by the cells' 25 degC resistance at any temperature: in a "
+                             "cold pack, a host that follows the discharge limit drags the weakest cell into UV",
     "fault_clear_skips_precharge": "a fault cleared while the host still asks to close goes straight back to NORMAL, "
                                    "closing both main contactors at once onto a DC link the load has drained: no "
                                    "precharge, the inrush that welds them",
@@ -271,6 +276,7 @@ INSULATION_REPORT_MAX_KOHM = 65535   # BMS_InsulationResistance's top: no readin
 # contactor_checked_at_switching_only: how long after switching a contactor the buggy firmware still compares its
 # feedback; longer than precharge, delay and the feedback's debounce, so welds and failures to close are caught.
 SWITCHING_CHECK_S = 1.0
+SOP_REFERENCE_C = 25.0   # degC at which cell_r_est_ohm is stated
 # insulation_symmetric_bridge: each of the bridge's resistors, from a pole to chassis.
 SYMMETRIC_BRIDGE_OHM = 1.0e6
 BUGGY_RESET_V = 9.0  # brownout_reset_at_9v
@@ -1190,6 +1196,21 @@ class BmsFirmware:
             else:
                 self._contactor_change_s[name] = None
 
+    def _sop_resistance_ohm(self) -> float:
+        """The cell resistance the SOP limits are sized by: `cell_r_est_ohm` (stated at SOP_REFERENCE_C) at the
+        pack's temperature, its median thermistor's, by the Arrhenius term of `cell_r_activation_j_per_mol` (a cell
+        file's activation energy): an NMC cell's is twice its 25 degC figure at 0 degC, and a limit sized by the warm
+        figure lets a host that follows it drag the weakest cell far below its cut-off. The median, not the coldest:
+        one cold cell among warm ones is the cold-derating line's to limit. Never below the warm figure: the
+        calibration was tuned there, and a warm pack's lower resistance is margin kept."""
+        cal = self.cal
+        if "sop_resistance_at_25c" in self.bugs:
+            return cal["cell_r_est_ohm"]
+        pack_c = float(np.median(self.temp_c))
+        inverse_k = 1.0 / (pack_c + KELVIN_OFFSET) - 1.0 / (SOP_REFERENCE_C + KELVIN_OFFSET)
+        factor = math.exp(cal["cell_r_activation_j_per_mol"] / GAS_CONSTANT_J_PER_MOL_K * inverse_k)
+        return cal["cell_r_est_ohm"] * max(1.0, factor)
+
     def _slow_task(self, now_s: float) -> None:
         cal = self.cal
         t_max = float(self.temp_c.mean() if "derating_from_mean_temperature" in self.bugs else self.temp_c.max())
@@ -1219,8 +1240,9 @@ class BmsFirmware:
         # Voltage headroom (SOP): the current at which the weakest cell would sit `sop_margin_v` above the UV
         # threshold, from its loaded voltage and the firmware's resistance estimate. The limit falls at once
         # but rises at a bounded rate, so a host that follows it does not set up a limit cycle.
+        r_est_ohm = self._sop_resistance_ohm()
         headroom_v = float(self.cell_v.min()) - cal["cell_uv_v"] - cal["sop_margin_v"]
-        sop_a = max(0.0, max(self.current_a, 0.0) + headroom_v / cal["cell_r_est_ohm"])
+        sop_a = max(0.0, max(self.current_a, 0.0) + headroom_v / r_est_ohm)
         # A block flagged for its resistance falls by its ratio: its cells carry that much more of the pack's current
         # (one of them open: the others share its part), and it sags that much further for its voltage headroom.
         f_block = 1.0 / self.block_resistance_ratio if self.high_resistance_block is not None else 1.0
@@ -1235,7 +1257,7 @@ class BmsFirmware:
         charge_target_a = cal["max_charge_current_a"] * f_temp * f_cold * f_soc_chg
         if "charge_limit_by_soc_only" not in self.bugs:
             charge_headroom_v = cal["cell_ov_v"] - cal["charge_sop_margin_v"] - float(self.cell_v.max())
-            charge_sop_a = max(0.0, max(-self.current_a, 0.0) + charge_headroom_v / cal["cell_r_est_ohm"])
+            charge_sop_a = max(0.0, max(-self.current_a, 0.0) + charge_headroom_v / r_est_ohm)
             charge_target_a = min(charge_target_a, charge_sop_a)
         charge_target_a *= f_block
         charge_ramped_a = self.charge_limit_a + rise_a if self.state == BmsState.NORMAL else charge_target_a

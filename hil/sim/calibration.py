@@ -57,6 +57,8 @@ CALIBRATION = {
     "charge_sop_margin_v": (0.05, "V below cell_ov_v the highest cell may be charged to (charge SOP limit: the CV "
                                   "phase)"),
     "cell_r_est_ohm": (0.02, "ohm, the firmware's estimate of a cell's 10 s resistance, for the SOP limits"),
+    "cell_r_activation_j_per_mol": (20000.0, "J/mol, the activation energy by which the SOP scales cell_r_est_ohm "
+                                             "(stated at 25 degC) to the pack's median temperature; 0: no scaling"),
     "limit_rise_a_per_s": (5.0, "A/s, fastest rise of the discharge and charge current limits"),
     "open_current_max_a": (2.0, "A, largest current the contactors open at on a STANDBY request: above it the "
                                 "limits go to 0 first and the BMS waits for the current to fall"),
@@ -149,8 +151,8 @@ RANGES = {
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
                      "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
-                     "hvil_debounce_ms", "afe_timeout_ms", "current_plausibility_debounce_ms",
-                     "current_offset_debounce_ms"), _NON_NEGATIVE),
+                     "hvil_debounce_ms", "afe_timeout_ms", "cell_r_activation_j_per_mol",
+                     "current_plausibility_debounce_ms", "current_offset_debounce_ms"), _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
     "soh_min_delta_soc": Between(0.0, 1.0, low_open=True),
     "resistance_ratio_max": Between(1.0, low_open=True),   # at or below 1, half the blocks stand out

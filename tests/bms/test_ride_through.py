@@ -5,6 +5,7 @@ import pytest
 
 from hil.profiles import PROFILES
 from hil.protocol import BmsState
+from hil.spec import CORNERS
 
 from .loads import pack_capacity_ah, rack_profile
 
@@ -83,6 +84,40 @@ def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     # The punch-outs asked for more than the limit, and the current drawn reached it, capped.
     assert max(r[1] / (n_series * r[4]) for r in rows) > limit_a, "the profile never asked for more than the limit"
     measure("drone_peak_current_vs_limit", max(above_limit_a), low=-0.05, high=0.05, unit="A")
+
+
+# From a corner of the pack's window ([corners] in the spec), a host draws all the BMS allows (just under the
+# over-current band, capped by the published limit) for CORNER_BURST_S, rests as long, CORNER_BURSTS times: each
+# burst starts at the limit the BMS set at rest, the hardest case for its resistance estimate.
+CORNER_BURST_S = 5.0
+CORNER_BURSTS = 6
+
+
+@pytest.mark.rig_requires("virtual_clock")   # a minute of bursts from each corner: run where time is virtual
+@pytest.mark.parametrize("corner", CORNERS)
+def test_the_discharge_limit_holds_the_cells_up_at_the_corners(custom_bench, spec, measure, corner):
+    """The discharge limit (SOP) is the current at which the weakest cell would sit just above UV, sized by the
+    cells' resistance: it doubles from 25 to 0 degC, and rises again near empty. From a corner of the pack's window
+    (an SOC, and the ambient the cells start at), a host that draws all the BMS allows must trip nothing and take no
+    cell into the UV band: a limit sized by the warm figure drags the weakest cell far below it."""
+    point = spec.data.get("corners", {}).get(corner)
+    if point is None:
+        pytest.skip(f"{spec.path.name} has no [corners.{corner}]")
+    bench = custom_bench(f"pack.soc0={point['soc']}", f"pack.ambient_c={point['ambient_c']}")
+    bench.power_up()
+    demand_a = 0.95 * spec.protections["discharge_oc"].low
+    for burst in range(CORNER_BURSTS):
+        bench.set_load(demand_a)
+        bench.loop.run_for(CORNER_BURST_S)
+        bench.set_load(0.0)
+        bench.loop.run_for(CORNER_BURST_S)
+        assert not bench.bms.faults and bench.bms.contactors_closed, (
+            f"tripped in burst {burst + 1} at the BMS's limit from the {corner} corner ({point}): "
+            f"{bench.bms.describe()}")
+    rows = bench.trace.rows
+    measure(f"corner_{corner}_min_cell_voltage", min(r[3] for r in rows), low=spec.protections["cell_uv"].high,
+            unit="V")
+    measure(f"corner_{corner}_peak_current", max(r[2] for r in rows), unit="A")   # what the BMS allowed there
 
 
 # A pack whose cells are spread (SOC's standard deviation): its fullest block reaches the top, and its emptiest

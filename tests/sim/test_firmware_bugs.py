@@ -3,6 +3,7 @@
 Every test runs one scenario on the clean firmware and on the firmware with the bug, and asserts both.
 """
 import itertools
+import math
 import sys
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from hil.can import e2e
 from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, BmsState,
                           ModeRequest)
+from hil.model.cell import GAS_CONSTANT_J_PER_MOL_K
 from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS, SWITCHING_CHECK_S
 
 
@@ -310,6 +312,23 @@ def test_bug_precharge_left_closed(make_boards):
     assert {"pos": False, "neg": True, "pre": True} in buggy_seen, "it still precharges first"
     buggy.request("standby")
     buggy.run_until(lambda: not any(buggy.fw.contactor_fb.values()), 0.3, "a standby request opens all three")
+
+
+def test_bug_sop_resistance_at_25c(make_boards):
+    """A whole pack at 0 degC, its cells at 3.3 V (0.4 V of headroom above UV and the SOP margin): the clean
+    firmware sizes its discharge limit by the cells' resistance there, the Arrhenius factor (about 2.1) above the
+    warm figure; the bug by the warm figure, allowing as much more current."""
+    clean, buggy = _both(make_boards, "sop_resistance_at_25c")
+    for boards in (clean, buggy):
+        boards.ce.setpoint_c[:] = 0.0
+        boards.ce.setpoint_v[:] = 3.3
+        boards.power_up()
+        boards.run_for(10.0)   # the limit rises at its bounded rate
+    cal = clean.cal
+    factor = math.exp(cal["cell_r_activation_j_per_mol"] / GAS_CONSTANT_J_PER_MOL_K * (1 / 273.15 - 1 / 298.15))
+    headroom_v = 3.3 - cal["cell_uv_v"] - cal["sop_margin_v"]
+    assert clean.fw.discharge_limit_a == pytest.approx(headroom_v / (cal["cell_r_est_ohm"] * factor), rel=0.05)
+    assert buggy.fw.discharge_limit_a == pytest.approx(headroom_v / cal["cell_r_est_ohm"], rel=0.05)
 
 
 def test_bug_afe_errors_ignored(make_boards):
