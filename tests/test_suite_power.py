@@ -305,3 +305,19 @@ def test_a_diagnosis_that_names_the_wrong_block_is_caught():
     summary = _all_killed(["resistance_block_off_by_one"], "resistance_rose")
     assert summary["caught_by"] == {"resistance_block_off_by_one": [
         "test_pack_health::test_a_block_whose_resistance_rose_is_flagged_and_derated[busbar]"]}, summary
+
+
+def test_this_benchs_newer_fault_insertions_are_each_caught_by_their_own_test():
+    """A contactor checked only as it switches, a passive insulation bridge, a recovery without precharge, front-end
+    reads whose failures are ignored and an SOP sized warm: each passes every test but its own."""
+    summary = _all_killed(["contactor_checked_at_switching_only", "insulation_symmetric_bridge",
+                           "fault_clear_skips_precharge", "afe_errors_ignored", "sop_resistance_at_25c"],
+                          "drops_out or insulation_fault_opens or cleared_fault or front_end_link or corners")
+    assert summary["caught_by"] == {
+        "contactor_checked_at_switching_only": [
+            "test_protections::test_a_contactor_that_drops_out_under_load_is_detected[pos]"],
+        "insulation_symmetric_bridge": ["test_protections::test_insulation_fault_opens_contactors[middle]"],
+        "fault_clear_skips_precharge": ["test_precharge::test_a_cleared_fault_closes_again_through_the_precharge"],
+        "afe_errors_ignored": ["test_protections::test_a_lost_front_end_link_opens_the_contactors"],
+        "sop_resistance_at_25c": [
+            "test_ride_through::test_the_discharge_limit_holds_the_cells_up_at_the_corners[low_soc]"]}, summary
