@@ -290,10 +290,15 @@ def readable(value: float) -> str:
     return f"{round(value, 9) + 0.0:.6g}"
 
 
+def check_margin_loss(share: float) -> float:
+    """`--max-margin-loss`, which `hil compare` and `hil trend` take: a share of the limits' scale."""
+    if not 0 <= share <= 1:
+        raise HilError(f"--max-margin-loss {share:g}: expected a share of the limits' scale, 0 to 1 (0.1 is 10 %)")
+    return share
+
+
 def cmd_compare(args) -> int:
-    if not 0 <= args.max_margin_loss <= 1:
-        raise HilError(f"--max-margin-loss {args.max_margin_loss:g}: expected a share of the limits' scale, 0 to 1 "
-                       "(0.1 is 10 %)")
+    check_margin_loss(args.max_margin_loss)
     result = compare(load_run(args.base), load_run(args.new), args.max_margin_loss, not args.ignore_timing,
                      load_facts(args.base), load_facts(args.new))
     print(describe(result, args.base, args.new))

@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from hil.errors import HilError
-from hil.report.compare import DEFAULT_MAX_MARGIN_LOSS, load_run, readable
+from hil.report.compare import DEFAULT_MAX_MARGIN_LOSS, check_margin_loss, load_run, readable
 from hil.report.junit import Case
 from hil.report.measurements import Measurement
 from hil.report.results import describe_firmware, firmware_counts
@@ -186,9 +186,7 @@ def _plot(item: dict, labels: list[str], png: Path) -> bool:
 
 
 def cmd_trend(args) -> int:
-    if not 0 <= args.max_margin_loss <= 1:
-        raise HilError(f"--max-margin-loss {args.max_margin_loss:g}: expected a share of the limits' scale, 0 to 1 "
-                       "(0.1 is 10 %)")
+    check_margin_loss(args.max_margin_loss)
     duplicates = [run for run, count in Counter(args.runs).items() if count > 1]
     if duplicates:
         raise HilError(f"{duplicates[0]} given twice; expected each run once, oldest first")

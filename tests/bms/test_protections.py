@@ -11,6 +11,14 @@ from .loads import steady_load_a
 BELOW_HOLD_FACTOR = 2.0
 
 
+def _until_tripped_open(bench, fault: str, since_s: float, budget_ms: float, cause) -> float:
+    """Run until the BMS reports `fault` with every contactor open (precharge too), five budgets at most; the time
+    from `since_s`. Fails saying `cause()`: what the bench did, as it stands then."""
+    return bench.loop.run_until(
+        lambda: fault in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
+        lambda: f"no {fault} fault with every contactor open, {cause()}; {bench.bms.describe()}") - since_s
+
+
 def _step_and_time(bench, apply, timeout_s):
     """Apply a stimulus, return the time until both main contactors report open."""
     t_step = bench.loop.t_s
@@ -282,10 +290,8 @@ def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):
         bench.trace.mark(bench.loop.t_s, f"{contactor} contactor stuck open")
         requested_s = bench.loop.t_s
         bench.bms.request("discharge")
-        reaction_s = bench.loop.run_until(
-            lambda: "contactor" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
-            lambda: f"no contactor fault with every contactor open after the request to close, the {contactor} "
-                    f"contactor stuck open; {bench.bms.describe()}") - requested_s
+        reaction_s = _until_tripped_open(bench, "contactor", requested_s, budget_ms,
+                                         lambda: f"the {contactor} contactor stuck open, after the request to close")
         retried_s = bench.bms.left_fault_within(1.0)   # the request to close still standing
         assert retried_s is None, f"the BMS left FAULT or closed a contactor again by itself: {bench.bms.describe()}"
     finally:
@@ -317,10 +323,8 @@ def test_a_contactor_that_drops_out_under_load_is_detected(bench, spec, measure,
         bench.cell_emulator.set_contactor_stuck_open(contactor)
         dropped_s = bench.loop.t_s
         bench.trace.mark(dropped_s, f"{contactor} contactor's coil broken under {load_a:g} A")
-        reaction_s = bench.loop.run_until(
-            lambda: "contactor" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
-            lambda: f"no contactor fault with every contactor open, the {contactor} contactor dropped out under "
-                    f"{load_a:g} A; {bench.bms.describe()}") - dropped_s
+        reaction_s = _until_tripped_open(bench, "contactor", dropped_s, budget_ms,
+                                         lambda: f"the {contactor} contactor dropped out under {load_a:g} A")
     finally:
         bench.cell_emulator.set_contactor_stuck_open(None)   # the relay is the bench's: never leave it open
         bench.trace.mark(bench.loop.t_s, "coil restored")
@@ -343,10 +347,7 @@ def test_a_lost_front_end_link_opens_the_contactors(bench, spec, measure):
         bench.cell_emulator.set_afe_link_open(True)
         broken_s = bench.loop.t_s
         bench.trace.mark(broken_s, "front end's link broken")
-        reaction_s = bench.loop.run_until(
-            lambda: "afe" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
-            lambda: f"no afe fault with every contactor open, the link to the front end broken; "
-                    f"{bench.bms.describe()}") - broken_s
+        reaction_s = _until_tripped_open(bench, "afe", broken_s, budget_ms, lambda: "the link to the front end broken")
         bench.bms.clear_faults()
         reclosed_s = bench.bms.left_fault_within(1.0)   # the host's request to close still standing
         assert reclosed_s is None, (f"the BMS left FAULT or closed a contactor with the link to its front end still "
@@ -394,10 +395,7 @@ def test_open_interlock_opens_contactors_until_cleared(bench, spec, measure):
         opened_s = bench.loop.t_s
         bench.trace.mark(opened_s, "interlock loop open")
         bench.cell_emulator.set_hvil_open(True)
-        reaction_s = bench.loop.run_until(
-            lambda: "hvil" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
-            lambda: f"no hvil fault with every contactor open, the interlock loop open; {bench.bms.describe()}"
-        ) - opened_s
+        reaction_s = _until_tripped_open(bench, "hvil", opened_s, budget_ms, lambda: "the interlock loop open")
         bench.bms.clear_faults()   # the host's discharge request still stands
         closed_s = bench.loop.first_time(lambda: bench.bms.any_contactor_closed, 1.0)
         assert closed_s is None, (f"a contactor closed with the interlock loop open, after a clear: "
@@ -471,10 +469,8 @@ def test_a_current_sensor_that_stops_measuring_is_detected(bench, spec, measure,
             bench.loop.run_for(hold_s)   # frozen at rest: a BMS may or may not tell it from a sound sensor yet
             failed_s = bench.loop.t_s
             bench.set_load(load_a)
-        reaction_s = bench.loop.run_until(
-            lambda: "current_sensor" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
-            lambda: f"no current_sensor fault with every contactor open, the sensor {failure} and {load_a:g} A "
-                    f"drawn; {bench.bms.describe()}") - failed_s
+        reaction_s = _until_tripped_open(bench, "current_sensor", failed_s, budget_ms,
+                                         lambda: f"the sensor {failure} and {load_a:g} A drawn")
     finally:
         bench.force_current(None)
     measure("current_sensor_reaction", reaction_s * 1000, high=budget_ms, unit="ms")
@@ -557,10 +553,8 @@ def test_thermal_runaway_is_flagged_before_overtemperature(custom_bench, spec, m
         heated_s = bench.loop.t_s
         pack.faults.set("runaway_heating", block=channel, power_w=heat_w)
         bench.trace.mark(heated_s, f"cell {channel + 1} heated, {heat_w:.0f} W")
-        detect_s = bench.loop.run_until(
-            lambda: "thermal_runaway" in bench.bms.faults and not bench.bms.any_contactor_closed, 5 * budget_ms / 1000,
-            lambda: f"no thermal_runaway with every contactor open, cell {channel + 1} at "
-                    f"{pack.temperature_c[channel]:.1f} degC and rising; {bench.bms.describe()}") - heated_s
+        detect_s = _until_tripped_open(bench, "thermal_runaway", heated_s, budget_ms,
+                                       lambda: f"cell {channel + 1} at {pack.temperature_c[channel]:.1f} degC, rising")
         cell_c = float(pack.temperature_c[channel])
     finally:
         pack.faults.clear("runaway_heating")
