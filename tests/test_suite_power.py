@@ -124,7 +124,7 @@ def test_insulation_monitor_defects_are_caught():
     summary = _all_killed(["insulation_checked_at_startup_only", "insulation_report_not_refreshed"],
                           "test_insulation")
     assert summary["caught_by"]["insulation_checked_at_startup_only"] == [
-        "test_protections::test_insulation_fault_opens_contactors"], summary
+        "test_protections::test_insulation_fault_opens_contactors[positive]"], summary
     assert summary["caught_by"]["insulation_report_not_refreshed"] == [
         "test_measurement::test_insulation_resistance_is_reported_within_accuracy"], summary
 
