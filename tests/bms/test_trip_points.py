@@ -39,6 +39,8 @@ def _staircase(band, under: bool) -> list[float]:
 
 def _climb(bench, name: str, band, raised, what: str) -> float:
     """Step `name`'s stimulus along the staircase until `raised()`; the level it was raised on."""
+    if band.tolerance == 0:
+        pytest.skip(f"{name}'s band has a tolerance of 0: no width to climb (its band test checks the point)")
     apply, release = stimulus(bench, name)
     try:
         for level in _staircase(band, name in UNDER_LIMITS):
