@@ -1,5 +1,13 @@
 """What the suite applies to raise a protection or warning: one place, so that the band tests and the trip-point
 staircase step the same input."""
+import pytest
+
+
+def stimulus_params(names) -> list:
+    """`names` for `pytest.mark.parametrize`, the insulation one marked for rigs with `hv_insulation` (its stimulus
+    is the bench's resistor to chassis)."""
+    return [pytest.param(name, marks=pytest.mark.rig_requires("hv_insulation")) if name == "insulation" else name
+            for name in names]
 
 
 def stimulus(bench, name: str):

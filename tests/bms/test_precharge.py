@@ -88,7 +88,7 @@ def test_a_cleared_fault_closes_again_through_the_precharge(bench, spec, measure
     bench.force_cell(channel, None)
     bench.bms.wait_contactors_open(1.0)
     bench.loop.run_for(0.2)   # the cell back below OV in the BMS's reading, its fault no longer active
-    sequence, cleared_s = _closing(bench, limits, bench.bms.clear_faults)   # the request to close still standing
+    sequence, _ = _closing(bench, limits, bench.bms.clear_faults)   # the request to close still standing
     measure("precharge_duration_after_fault", (sequence.main_s - sequence.precharge_s) * 1000,
             low=limits["min_precharge_ms"], unit="ms")
 

@@ -17,15 +17,10 @@ import pytest
 
 from hil.spec import UNDER_LIMITS, WARNINGS
 
-from .stimuli import stimulus
+from .stimuli import stimulus, stimulus_params
 
 TRIP_STEPS = 10   # the band's width in steps
 STAIRCASED = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut", "insulation")
-
-
-def _names(names):
-    return [pytest.param(name, marks=pytest.mark.rig_requires("hv_insulation")) if name == "insulation" else name
-            for name in names]
 
 
 def _staircase(band, under: bool) -> list[float]:
@@ -53,7 +48,7 @@ def _climb(bench, name: str, band, raised, what: str) -> float:
                 f"each level held {band.max_reaction_ms:g} ms: {bench.bms.describe()}", pytrace=False)
 
 
-@pytest.mark.parametrize("name", _names(STAIRCASED))
+@pytest.mark.parametrize("name", stimulus_params(STAIRCASED))
 def test_protection_trips_within_its_band(bench, spec, measure, name):
     protection = spec.protections.get(name)
     if protection is None:
@@ -64,7 +59,7 @@ def test_protection_trips_within_its_band(bench, spec, measure, name):
     measure(f"{name}_trip_point", level, low=protection.low, high=protection.high, unit=protection.unit)
 
 
-@pytest.mark.parametrize("name", _names(WARNINGS))
+@pytest.mark.parametrize("name", stimulus_params(WARNINGS))
 def test_warning_is_raised_within_its_band(bench, spec, measure, name):
     warning = spec.warnings.get(name)
     if warning is None:

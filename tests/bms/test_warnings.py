@@ -10,7 +10,7 @@ import pytest
 
 from hil.spec import UNDER_LIMITS, WARNINGS
 
-from .stimuli import stimulus
+from .stimuli import stimulus, stimulus_params
 
 HOLD_FACTOR = 2.0   # how many reaction budgets the safe side is held without a warning
 # How far outside the warning's band each step goes: a few AFE noise amplitudes for a cell voltage (as the
@@ -19,8 +19,7 @@ HOLD_FACTOR = 2.0   # how many reaction budgets the safe side is held without a 
 STEP = {"V": 0.003, "A": 0.5, "degC": 1.0, "ohm/V": 10.0}
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.rig_requires("hv_insulation"))
-                                  if name == "insulation" else name for name in WARNINGS])
+@pytest.mark.parametrize("name", stimulus_params(WARNINGS))
 def test_warning_comes_before_the_trip_and_clears(bench, spec, measure, name):
     warning = spec.warnings.get(name)
     if warning is None:
