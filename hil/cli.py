@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hil.model import cli as model_cli
     from hil.profiles import cli as profiles_cli
     from hil.report import compare, trend
+    from hil.serial import vendor_cli
     for register in (check.register, can_cli.register, model_cli.register, profiles_cli.register, mutants.register,
-                     compare.register, trend.register, supply_cli.register, uds_cli.register):
+                     compare.register, trend.register, supply_cli.register, uds_cli.register, vendor_cli.register):
         register(sub)
     vm = sub.add_parser("vcan-vm", help="run a command inside a throwaway QEMU VM with SocketCAN vcan0 up",
                         description="hil vcan-vm [--memory MB] [--timeout S] -- CMD...")

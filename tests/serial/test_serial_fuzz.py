@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hil.serial.framing import FrameScanner
-from hil.serial.protocols import bms_debug, cell_emulator, daly, jk
+from hil.serial.protocols import bms_debug, cell_emulator, daly, jk, pylontech
 
 FUZZ = settings(max_examples=150, deadline=None)
-PROTOCOLS = [cell_emulator.PROTOCOL, bms_debug.PROTOCOL, daly.PROTOCOL, jk.PROTOCOL]
+PROTOCOLS = [cell_emulator.PROTOCOL, bms_debug.PROTOCOL, daly.PROTOCOL, jk.PROTOCOL, pylontech.PROTOCOL]
 
 ascii_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
 cell_voltages_mv = st.lists(st.integers(0, 0xFFFF), max_size=24)
@@ -58,6 +58,9 @@ VALID_FRAMES = {
                 }
             }
         )
+    ),
+    "Pylontech RS485": st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=120)).map(
+        lambda fields: pylontech.build_answer(fields[0], fields[2], return_code=fields[1])
     ),
 }
 
@@ -144,4 +147,16 @@ def test_daly_decoders_raise_only_daly_errors(frame):
         try:
             decode(frame)
         except daly.DalyError:
+            pass
+
+
+@FUZZ
+@given(info=st.binary(max_size=120), return_code=st.sampled_from([0, 0, 0, 4]))
+def test_pylontech_decoders_raise_only_pylontech_errors(info, return_code):
+    frame = pylontech.build_answer(2, info, return_code)
+    for decode in (pylontech.decode_module, pylontech.decode_all_modules, pylontech.decode_management,
+                   pylontech.decode_alarms):
+        try:
+            decode(frame)
+        except pylontech.PylontechError:
             pass

@@ -1,13 +1,14 @@
-"""Daly and JK BMS drivers against real frames from ../shared/realworld/vectors (skipped when absent)."""
+"""Daly, JK and Pylontech BMS drivers against real frames from ../shared/realworld/vectors (skipped when absent)."""
 
 from pathlib import Path
 
 import pytest
 
 from hil.serial.link import SerialLink
-from hil.serial.protocols import daly, jk
+from hil.serial.protocols import daly, jk, pylontech
 from hil.serial.protocols.daly import DalyError, DalyReader
 from hil.serial.protocols.jk import JkError, JkReader
+from hil.serial.protocols.pylontech import PylontechError, PylontechReader
 
 VECTORS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "realworld" / "vectors"
 TIMEOUT_S = 0.5
@@ -104,3 +105,95 @@ def test_daly_reader_collects_multi_frame_cell_voltages(scripted_device):
     device = scripted_device(daly.PROTOCOL, respond)
     with SerialLink(device.url, daly.PROTOCOL, baudrate=9600, timeout_s=TIMEOUT_S) as link:
         assert DalyReader(link).read_cell_voltages_mv() == [3300, 3301, 3302, 3303, 3304]
+
+
+def pylontech_frames() -> list[bytes]:
+    """The Pylontech vector file's frames: ASCII lines, "~" kept, the "\\r" each frame ends with added back."""
+    path = VECTORS_DIR / "pylontech_rs485_frames.txt"
+    if not path.is_file():
+        pytest.skip(f"real-world vectors not found at {path.resolve()} (they live outside the project)")
+    return [line.strip().encode("ascii") + b"\r" for line in path.read_text().splitlines() if line.startswith("~")]
+
+
+def test_pylontech_real_answers_pass_both_checksums():
+    frames = pylontech_frames()
+    assert len(frames) == 5
+    for frame in frames:
+        assert pylontech.PROTOCOL.checksum_ok(frame)
+        assert pylontech.PROTOCOL.frame_size(frame[: pylontech.HEADER_SIZE]) == len(frame)
+
+
+def test_pylontech_real_stack_answer_decodes_every_module():
+    modules = pylontech.decode_all_modules(pylontech_frames()[0])
+    assert len(modules) == 3
+    first = modules[0]
+    assert first.cell_voltages_mv[:3] == [3303, 3304, 3302] and len(first.cell_voltages_mv) == 15
+    # The module's own voltage and its cells' sum are sent apart: decoded right, they agree.
+    assert sum(first.cell_voltages_mv) / 1000 == pytest.approx(first.pack_voltage_v, abs=0.01)
+    assert (first.bms_temperature_c, first.cell_temperatures_c) == (23.0, [22.0] * 4)
+    assert first.pack_current_a == 2.6  # sent as -26 (0.1 A, charge positive): a discharge
+    assert (first.remaining_ah, first.full_ah, first.cycles) == (33.5, 50.0, 31)
+    assert first.soc == pytest.approx(0.67)
+
+
+def test_pylontech_capacity_above_65_ah_comes_in_the_extended_fields():
+    module = pylontech.decode_all_modules(pylontech_frames()[1])[0]
+    assert (module.remaining_ah, module.full_ah) == (61.42, 74.0)  # the 16-bit fields hold 0xFFFF
+    assert len(pylontech.decode_all_modules(pylontech_frames()[2])) == 2
+
+
+def test_pylontech_one_module_and_its_management_answer():
+    module = pylontech.decode_module(pylontech_frames()[3])
+    assert module.address == 2 and len(module.cell_voltages_mv) == 8
+    assert (module.pack_voltage_v, module.remaining_ah, module.full_ah) == (26.638, 95.46, 111.0)
+    management = pylontech.decode_management(pylontech_frames()[4])
+    # 8 LFP cells: 3.55 V each to charge to, 2.9 V each to discharge to.
+    assert (management.charge_voltage_limit_v, management.discharge_voltage_limit_v) == (28.4, 23.2)
+    assert (management.charge_current_limit_a, management.discharge_current_limit_a) == (55.5, 55.5)
+    assert management.charge_enabled and management.discharge_enabled
+    assert not management.charge_immediately and not management.full_charge_request
+
+
+def test_pylontech_request_is_the_documented_one():
+    # The analog request to the first module, as the protocol's examples and python-pylontech send it.
+    assert pylontech.build_request(pylontech.COMMAND_ANALOG) == b"~20024642E00202FD33\r"
+    assert pylontech.PROTOCOL.parse(pylontech.build_request(pylontech.COMMAND_ANALOG, target=0xFF)).body.value.info \
+        == b"\xff"
+
+
+def test_pylontech_bad_answers_are_pylontech_errors():
+    stack, _, _, one_module, management = pylontech_frames()
+    with pytest.raises(PylontechError, match="Pylontech"):
+        pylontech.decode_module(one_module[:-5] + b"0000\r")
+    with pytest.raises(PylontechError, match="analog .one module.* does not decode"):
+        pylontech.decode_module(stack)  # an answer for every module, read as one
+    refused = pylontech.build_answer(2, b"", return_code=0x04)
+    with pytest.raises(PylontechError, match=r"address 2 refused the management request: return code 0x04 \(CID2 inv"):
+        pylontech.decode_management(refused)
+    wrong_length_checksum = management[:9] + b"0" + management[10:]
+    assert pylontech.PROTOCOL.frame_size(wrong_length_checksum[: pylontech.HEADER_SIZE]) is None
+    with pytest.raises(PylontechError, match="not a valid Pylontech RS485 frame"):
+        pylontech.decode_management(wrong_length_checksum)
+
+
+def test_pylontech_reader_over_a_link_skips_the_echo_and_reads_alarms(scripted_device):
+    _, _, _, one_module, management = pylontech_frames()
+    alarms = pylontech.ALARMS.build(dict(flag=0x10, address=2, cell_count=8, cell_alarms=[0, 0, 2, 0, 0, 0, 0, 0],
+                                         temperature_count=5, temperature_alarms=[0] * 5, charge_current_alarm=0,
+                                         pack_voltage_alarm=0, discharge_current_alarm=0, status=b"\x00\x0e\x00"))
+    answers = {pylontech.COMMAND_ANALOG: one_module, pylontech.COMMAND_MANAGEMENT: management,
+               pylontech.COMMAND_ALARMS: pylontech.build_answer(2, alarms)}
+
+    def respond(request: bytes, index: int) -> bytes:
+        return request + answers[pylontech.PROTOCOL.parse(request).body.value.cid2]  # RS485 echoes the request
+
+    device = scripted_device(pylontech.PROTOCOL, respond)
+    with SerialLink(device.url, pylontech.PROTOCOL, baudrate=9600, timeout_s=TIMEOUT_S) as link:
+        reader = PylontechReader(link)
+        assert reader.read_module().pack_voltage_v == 26.638
+        assert reader.read_management().discharge_current_limit_a == 55.5
+        read = reader.read_alarms()
+        assert read.any and read.cell_alarms[2] == "above upper limit" and read.status == b"\x00\x0e\x00"
+        assert set(read.cell_alarms[:2] + read.temperature_alarms) == {"normal"}
+        assert link.counters["unexpected"] == 3
+    assert [pylontech.PROTOCOL.parse(r).body.value.cid2 for r in device.requests] == [0x42, 0x92, 0x44]
