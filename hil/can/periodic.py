@@ -11,7 +11,9 @@ for the message. Signals can change while the bus runs
 
 A running message can be sent faulty on purpose (`inject`), to test a receiver's E2E checks: "frozen_counter"
 repeats the last frame's alive counter from the next frame on (a hung host whose CAN controller keeps sending
-its last buffer), "bad_crc" sends each frame with its CRC inverted (corruption the CAN CRC missed).
+its last buffer), "bad_crc" sends each frame with its CRC inverted (corruption the CAN CRC missed), and
+"lost_frame" leaves out the next frame only, its alive counter spent (a gateway's full queue, a sender's task
+that overran), so the one after it arrives with its counter two on.
 
 Due times are absolute (`start_s + k * cycle_s`, computed, never accumulated), so no drift builds up. When a
 tick comes late by more than a cycle, the frame is sent once and the missed cycles are skipped rather than
@@ -42,7 +44,7 @@ from hil.can import e2e
 from hil.can.dbc import decode, encode, signal_defaults
 from hil.errors import ConfigError, did_you_mean
 
-FAULTS = ("frozen_counter", "bad_crc")
+FAULTS = ("frozen_counter", "bad_crc", "lost_frame")
 
 # Due-time comparisons allow this much float error (a tick at 0.1 s against a due time of 5 * 0.02 s).
 _EPS_S = 1e-9
@@ -197,7 +199,8 @@ class PeriodicSender:
         self._job(name).crc_source = crc_source
 
     def inject(self, name: str, fault: str | None) -> None:
-        """From `name`'s next frame on, send it with `fault` (one of FAULTS; None: as it should be again)."""
+        """From `name`'s next frame on, send it with `fault` (one of FAULTS; None: as it should be again).
+        "lost_frame" is spent by the one frame it leaves out."""
         job = self._job(name)
         if fault is not None:
             if fault not in FAULTS:
@@ -212,8 +215,11 @@ class PeriodicSender:
         job.fault = fault
 
     def supports(self, name: str, fault: str) -> bool:
-        """Whether `name` has what `fault` breaks: an alive counter to freeze, a CRC to invert."""
+        """Whether `name` has what `fault` breaks: an alive counter to freeze, a CRC to invert (any frame can be
+        lost)."""
         job = self._job(name)
+        if fault == "lost_frame":
+            return True
         return (job.counter_signal if fault == "frozen_counter" else job.crc_signal) is not None
 
     def reset_counter(self, name: str) -> None:
@@ -251,8 +257,10 @@ class PeriodicSender:
             self._send_queued(job, now_s)
         if not job.resync and now_s + _EPS_S < job.next_s:
             return
+        lost = job.fault == "lost_frame"
         self._start_cycle(job, now_s)
-        job.last_sent_s = now_s
+        if not lost:
+            job.last_sent_s = now_s
         if job.resync:
             job.origin_s, job.index, job.resync = now_s, 1, False
             return
@@ -290,6 +298,9 @@ class PeriodicSender:
             self._send_frame(job, job.queue.pop(0))
 
     def _send_frame(self, job: _Periodic, signals: dict) -> None:
+        if job.fault == "lost_frame":   # never reaches the bus; its counter was spent all the same
+            job.fault = None
+            return
         data = bytearray(encode(job.message, signals, job.defaults))
         if job.crc_source is not None:
             data[7] = job.crc_source(bytes(data))

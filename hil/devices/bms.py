@@ -213,7 +213,8 @@ class Bms:
     def host_frame_fault(self, fault: str | None) -> None:
         """From now, send every host frame the BMS times out without (`heartbeat_messages`) with `fault`:
         "frozen_counter" (the alive counter stuck: a hung host whose CAN controller keeps re-sending its last
-        buffer), "bad_crc" (the CRC wrong: a corrupted frame); None: sound again. See `host_frames_without`."""
+        buffer), "bad_crc" (the CRC wrong: a corrupted frame), "lost_frame" (the next frame of each left out, once:
+        the one after it comes with its counter two on); None: sound again. See `host_frames_without`."""
         for name in self.heartbeat_messages:
             self.sender.inject(name, fault)
 

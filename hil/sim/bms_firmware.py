@@ -140,6 +140,10 @@ BUGS = {
                         "heartbeat and its request is followed",
     "rx_counter_unchecked": "the host's alive counters are not checked: a hung host whose CAN controller keeps "
                             "re-sending its last frame keeps the contactors closed",
+    "rx_counter_no_resync": "a host frame is taken only with the alive counter of the last frame taken plus one: "
+                            "one frame lost on its way (a gateway's full queue, a host task that overran) and every "
+                            "later frame is out of sequence and dropped, so the heartbeat times out under a healthy "
+                            "host and the contactors open (a rack dropped onto its backup, a drone's power cut)",
     "status_counter_stuck": "the BMS_Status alive counter never increments",
     "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
     "balancing_during_fault": "passive balancing keeps bleeding after the BMS has gone to FAULT",
@@ -577,9 +581,15 @@ class BmsFirmware:
         sig = decode(message, msg.data)
         counter = sig.get(f"{message.name}_Counter")
         if counter is not None and "rx_counter_unchecked" not in self.bugs:
-            if counter == self._rx_counters.get(message.name):
+            last = self._rx_counters.get(message.name)
+            if counter == last:
                 self.rx_repeated += 1   # E2E: a repeated frame is stale data (a hung host re-sending its last)
                 return
+            if "rx_counter_no_resync" in self.bugs and last is not None:
+                modulo = 1 << message.get_signal_by_name(f"{message.name}_Counter").length
+                if counter != (last + 1) % modulo:
+                    return
+            # A jump is frames lost on the way: the host is alive, and this frame is as fresh as any.
             self._rx_counters[message.name] = counter
         if message.name == "VCU_Heartbeat":
             self._last_heartbeat_s = now_s

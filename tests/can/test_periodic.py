@@ -153,6 +153,25 @@ def test_injected_faults_are_what_a_receiver_must_catch_and_end_when_cleared(min
         mini.device.inject("BMS_Status", "bit_flip")
 
 
+def test_a_lost_frame_leaves_out_the_next_frame_only_and_spends_its_counter(recorded, db):
+    """What a receiver sees of a frame lost on its way: a gap of two cycles and the alive counter two on, then
+    every frame again; the sender's last-sent time is the last frame that went out."""
+    sender, bus, now = recorded
+    sender.add("BMS_Status", {"BMS_State": 1}, cycle_s=0.02)
+    for k in range(11):
+        now["s"] = k * 0.01
+        if k == 5:
+            sender.inject("BMS_Status", "lost_frame")
+            assert sender.last_sent_s("BMS_Status") == pytest.approx(0.04)
+        sender.tick(now["s"])
+        if k == 6:
+            assert sender.last_sent_s("BMS_Status") == pytest.approx(0.04), "the lost frame was never sent"
+    assert [t for t, _ in bus.frames] == pytest.approx([0.0, 0.02, 0.04, 0.08, 0.1])
+    counters = [db.decode_message(msg.arbitration_id, msg.data)["BMS_Status_Counter"] for _, msg in bus.frames]
+    assert counters == [0, 1, 2, 4, 5]
+    assert sender.supports("BMS_Status", "lost_frame")
+
+
 def test_a_multiplexed_provider_sends_every_group_each_cycle(mini):
     groups = [{"BMS_CellVoltages_Mux": m, **{f"BMS_Cell{4 * m + c + 1:02d}_Voltage": 3.0 + m / 10 + c / 1000
                                              for c in range(4)}} for m in range(4)]

@@ -839,6 +839,19 @@ def test_bug_rx_counter_unchecked(make_boards):
     _unsound_host_frames(make_boards, "rx_counter_unchecked", "frozen_counter")
 
 
+def test_bug_rx_counter_no_resync(make_boards):
+    """One frame of each host message lost, then three heartbeat timeouts of sound frames: the clean firmware takes
+    the frames after the gap and stays closed; the bug's drops every later one as out of sequence, and opens."""
+    clean, buggy = _both(make_boards, "rx_counter_no_resync")
+    for boards in (clean, buggy):
+        boards.power_up()
+        for name in ("VCU_Heartbeat", "VCU_Request"):
+            boards.sender.inject(name, "lost_frame")
+        boards.run_for(3 * boards.cal["heartbeat_timeout_ms"] / 1000)
+    assert clean.fw.state == BmsState.NORMAL and clean.closed and not clean.fw.faults, clean.describe()
+    assert buggy.fault("heartbeat") and buggy.fw.state == BmsState.FAULT and not buggy.closed, buggy.describe()
+
+
 def test_bug_ov_warning_at_fault_level(make_boards):
     """A cell halfway between the warning level and the OV threshold: warned of by the clean firmware only."""
     clean, buggy = _both(make_boards, "ov_warning_at_fault_level")
