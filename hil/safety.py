@@ -1,6 +1,7 @@
 """The bench's safe state, reached from every way a run can end and confirmed by reading it back.
 
 The safe state, in the order a bench engineer signs off:
+Before them, the host's frames are started again (a test may have stopped them), which wakes a BMS asleep.
 0. supply (a rig with `[power_supply]`): the BMS's low-voltage supply back at its nominal voltage with its
    output on (a test may have cut or sagged it), confirmed when the supply measures it and a BMS_Status
    arrives after: the BMS is awake to open its contactors on request and report them open;
@@ -112,6 +113,9 @@ def make_safe(bench, timeout_s: float = 2.0) -> SafeState:
         if bench.supply is not None:
             order = (("supply", _supply_on),) + order
         with held_interrupts():
+            # The host's frames on first (a test may have stopped them): a BMS asleep answers nothing until they wake
+            # it. Its request stays as the test left it until the contactors' step, after the load is at zero.
+            bench.bms.heartbeat(True)
             steps = tuple(_run_step(bench, name, command, timeout_s) for name, command in order)
     finally:
         bench.loop.overrun_policy = policy
@@ -186,7 +190,6 @@ def _load_off(bench):
 
 def _contactors_open(bench):
     bms = bench.bms
-    bms.heartbeat(True)   # a test may have stopped the host frames; the request must go out
     bms.request("standby")
     return _read_back(bms.monitor, bms.request_message, _sent(bench, bms.sender, bms.request_message),
                       bms.contactor_readback, lambda v: not any(v.values()))

@@ -187,6 +187,11 @@ TABLES = {
     # The link to the cell-monitoring front end (tests/bms/test_protections.py, on a rig with "afe_link"): broken,
     # the BMS must report `afe` with every contactor open within max_reaction_ms, and not close while it stays so.
     "afe": {"max_reaction_ms": Key(above=0, at_most=60_000)},
+    # Sleep (tests/bms/test_sleep.py): with every contactor open and the host silent, the BMS falls silent (asleep)
+    # within max_idle_s of the host's last frame, then draws at most max_quiescent_ma from its 12 V supply (on a rig
+    # with "lv_supply"); the host's next frame has its status frames back within max_wake_ms.
+    "sleep": {"max_idle_s": Key(above=0, at_most=86_400), "max_quiescent_ma": Key(above=0, at_most=10_000),
+              "max_wake_ms": Key(above=0, at_most=60_000)},
     # The current sensor (tests/bms/test_protections.py, on a rig with "current_sensor"): one that drops to 0 A with
     # load_a flowing, or freezes at its reading before a load step of load_a, must be reported as `current_sensor`
     # with every contactor open within max_reaction_ms.
@@ -230,12 +235,13 @@ TABLES = {
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
                 "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor",
-                "cell_resistance", "shutdown", "afe", "corners")
+                "cell_resistance", "shutdown", "afe", "corners", "sleep")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
-                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance", "shutdown", "afe")
+                   "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance", "shutdown", "afe",
+                   "sleep")
 
 
 @dataclass(frozen=True)

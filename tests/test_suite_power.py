@@ -325,3 +325,13 @@ def test_this_benchs_newer_fault_insertions_are_each_caught_by_their_own_test():
         "afe_errors_ignored": ["test_protections::test_a_lost_front_end_link_opens_the_contactors"],
         "sop_resistance_at_25c": [
             "test_ride_through::test_the_discharge_limit_holds_the_cells_up_at_the_corners[low_soc]"]}, summary
+
+
+def test_sleep_defects_are_caught_by_the_sleep_tests():
+    """A BMS that falls asleep while its host still talks (its timer from the last close request), and one that
+    leaves its front end awake asleep: the talking-host test sees the first's gap, the quiescent current the second."""
+    summary = _all_killed(["sleep_timer_from_close_request", "front_end_left_on_in_sleep"], "test_sleep")
+    assert summary["caught_by"] == {
+        "sleep_timer_from_close_request": ["test_sleep::test_a_host_that_keeps_talking_keeps_the_bms_awake"],
+        "front_end_left_on_in_sleep": [
+            "test_sleep::test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next_frame"]}, summary

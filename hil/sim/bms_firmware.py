@@ -145,6 +145,12 @@ BUGS = {
                             "later frame is out of sequence and dropped, so the heartbeat times out under a healthy "
                             "host and the contactors open (a rack dropped onto its backup, a drone's power cut)",
     "status_counter_stuck": "the BMS_Status alive counter never increments",
+    "sleep_timer_from_close_request": "the sleep timer runs from the host's last request to close, not from its last "
+                                      "frame: a backup unit whose rack controller keeps it in STANDBY, talking to it "
+                                      "and waiting for a grid loss, falls asleep, and must first wake up (a boot) "
+                                      "when the grid goes",
+    "front_end_left_on_in_sleep": "the cell front end is not put to sleep with the MCU: asleep, the board draws "
+                                  "tens of mA from its 12 V supply, which drains a parked vehicle's battery in weeks",
     "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
     "balancing_during_fault": "passive balancing keeps bleeding after the BMS has gone to FAULT",
     "self_discharge_paused_by_balancing": "the self-discharge check skips every window with balancing on: blind "
@@ -292,6 +298,11 @@ BROWNOUT_HYSTERESIS_V = 0.2
 # holding current once closed). For the lab supply's current read-back; no test depends on the values.
 ECU_SUPPLY_A = 0.12
 COIL_HOLD_A = 0.25
+# Asleep, the board draws only its regulator's quiescent current and the CAN transceiver listening for a wake-up
+# frame: the order of an automotive KL30 ECU's quiescent-current budget (0.1-1 mA), 0.3 mA here. Its front end left
+# awake (front_end_left_on_in_sleep) adds an isoSPI bridge and measurement chip's active current, ~15 mA.
+SLEEP_SUPPLY_A = 0.0003
+FRONT_END_AWAKE_A = 0.015
 SHUNT_GAIN_ERROR = 1.03  # shunt_gain_uncalibrated: the part's raw gain, which calibration would have trimmed to 1
 
 
@@ -375,6 +386,10 @@ class BmsFirmware:
         self.powered = True
         self.nvm: dict[str, float | int] = {}
         self._boot_s: float | None = None    # when a booting MCU runs its first task
+        # Asleep: powered but stopped, every contactor open, silent on the bus, until a host or tester frame wakes
+        # it (a partial-networking transceiver's selective wake-up, ISO 11898-2:2016: the cell emulator's traffic
+        # on a shared bench bus neither keeps it awake nor wakes it). Waking is a boot, `boot_ms` long.
+        self.asleep = False
         self._init_ram(0.0)
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
         self._add_tx(sender)
@@ -439,6 +454,8 @@ class BmsFirmware:
         self._state_entry_s = now_s
         self._rest_s = 0.0
         self._last_heartbeat_s: float | None = None
+        # The sleep timer's start: the last host or tester frame (the buggy one's: the last request to close).
+        self._idle_since_s = now_s
         # Task times are run * period, never accumulated, so no rounding drift; after a boot, from the next one.
         self._main_runs = math.ceil(now_s / MAIN_TASK_S - 1e-9)
         self._slow_runs = math.ceil(now_s / SLOW_TASK_S - 1e-9)
@@ -568,6 +585,14 @@ class BmsFirmware:
 
     # CAN receive ----------------------------------------------------------------------------------------
     def on_frame(self, msg, now_s: float) -> None:
+        if self.asleep:
+            wakes = not msg.is_error_frame and (msg.arbitration_id == UDS_REQUEST_ID or msg.arbitration_id in self._vcu)
+            if wakes and self._boot_s is None:   # the frame that wakes the MCU is lost to it
+                self._boot_s = now_s + self.cal["boot_ms"] / 1000.0
+            return
+        if msg.arbitration_id in self._vcu or msg.arbitration_id == UDS_REQUEST_ID:
+            if "sleep_timer_from_close_request" not in self.bugs:
+                self._idle_since_s = now_s
         if msg.arbitration_id == UDS_REQUEST_ID:   # a tester's ISO-TP frame: the diagnostic server's
             if self.powered and not msg.is_error_frame:
                 self.uds.on_frame(msg)
@@ -599,6 +624,8 @@ class BmsFirmware:
                 self.mode = ModeRequest(sig["VCU_ModeRequest"])
             except ValueError:
                 self.mode = ModeRequest.STANDBY  # an unknown request is treated as the safe one
+            if "sleep_timer_from_close_request" in self.bugs and self.mode in CLOSE_REQUESTS:
+                self._idle_since_s = now_s
             if sig["VCU_ClearFaults"]:
                 self._clear_request = True
 
@@ -621,6 +648,8 @@ class BmsFirmware:
         """What the board draws from its low-voltage input now."""
         if not self.powered:
             return 0.0
+        if self.asleep and self._boot_s is None:
+            return SLEEP_SUPPLY_A + (FRONT_END_AWAKE_A if "front_end_left_on_in_sleep" in self.bugs else 0.0)
         return ECU_SUPPLY_A + COIL_HOLD_A * sum(self.contactor_fb.values())
 
     def _power_fail(self) -> None:
@@ -630,11 +659,28 @@ class BmsFirmware:
                 and "soc_saved_periodically_only" not in self.bugs):
             self.nvm["soc"] = self.soc
         self.powered = False
+        self.asleep = False
+        self._go_dark()
+
+    def _go_dark(self) -> None:
+        """The MCU stopped (its supply lost, or asleep): no coil driven, no cell bled, nothing sent."""
         self._boot_s = None
         self._coils_unpowered()
         self.balancing[:] = False
         for name in TX_MESSAGES:
             self._sender.stop(name)
+
+    def _sleep_if_idle(self, now_s: float) -> None:
+        """With every contactor open and no host or tester frame for `sleep_after_s` (0: never), save the SOC and
+        sleep. Faults and DTCs are in NVM already; a RAM-only diagnosis (self-discharge) is lost, as at a reset."""
+        sleep_after_s = self.cal["sleep_after_s"]
+        if (sleep_after_s <= 0 or self.state not in (BmsState.STANDBY, BmsState.FAULT)
+                or any(self.contactor_cmd.values()) or now_s - self._idle_since_s < sleep_after_s):
+            return
+        if "soc_saved_periodically_only" not in self.bugs:
+            self.nvm["soc"] = self.soc
+        self.asleep = True
+        self._go_dark()
 
     def _coils_unpowered(self) -> None:
         """No command from a dark MCU: every contact open, except a welded one."""
@@ -642,6 +688,7 @@ class BmsFirmware:
         self.contactor_fb = {name: name in self.board.welded_contactors for name in self.contactor_fb}
 
     def _boot(self, now_s: float) -> None:
+        self.asleep = False
         self._init_ram(now_s)
         self._new_operation_cycle()
         self.uds.reset()
@@ -656,6 +703,11 @@ class BmsFirmware:
     def tick(self, now_s: float) -> None:
         if not self.powered:
             return
+        if self.asleep:
+            if self._boot_s is not None and now_s + 1e-9 >= self._boot_s:
+                self._boot(self._boot_s)
+            else:
+                return
         # Contactors move on task time too, so a starved process (a slow VM) runs the same timeline late
         # rather than a different one.
         while now_s + 1e-9 >= (task_s := self._main_runs * MAIN_TASK_S):
@@ -663,6 +715,8 @@ class BmsFirmware:
             self._main_task(task_s)
             self.uds.process()   # the diagnostic server answers from the same task
             self._main_runs += 1
+            if self.asleep:
+                return
         while now_s + 1e-9 >= (task_s := self._slow_runs * SLOW_TASK_S):
             self._slow_task(task_s)
             self._slow_runs += 1
@@ -757,6 +811,7 @@ class BmsFirmware:
         self._update_soc()
         self._state_machine(now_s)
         self._log_new_faults(now_s)
+        self._sleep_if_idle(now_s)
 
     def _check_voltages(self, sensed: np.ndarray | None, v_min, v_max) -> None:
         """Over-voltage, under-voltage and open sense wire. `sensed` (which cells read above the sense-wire

@@ -852,6 +852,31 @@ def test_bug_rx_counter_no_resync(make_boards):
     assert buggy.fault("heartbeat") and buggy.fw.state == BmsState.FAULT and not buggy.closed, buggy.describe()
 
 
+def test_bug_sleep_timer_from_close_request(make_boards):
+    """Asked for STANDBY and kept there, the host talking all along, for twice sleep_after_s: the clean firmware stays
+    awake; the bug's falls asleep, silent until the host's next frame wakes it a boot later."""
+    clean, buggy = _both(make_boards, "sleep_timer_from_close_request")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.request("standby")
+    clean.run_for(2 * clean.cal["sleep_after_s"])
+    assert not clean.fw.asleep and clean.fw.state == BmsState.STANDBY, clean.describe()
+    buggy.run_until(lambda: buggy.fw.asleep, 2 * buggy.cal["sleep_after_s"], "the bug's BMS asleep, the host talking")
+
+
+def test_bug_front_end_left_on_in_sleep(make_boards):
+    """Both asleep, the host silent in STANDBY: the bug's board draws its front end's current besides the quiescent."""
+    clean, buggy = _both(make_boards, "front_end_left_on_in_sleep")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.request("standby")
+        boards.run_for(0.5)
+        boards.host_silent()
+        boards.run_for(boards.cal["sleep_after_s"] + 0.5)
+    assert clean.fw.asleep and buggy.fw.asleep
+    assert clean.fw.supply_current_a() < 0.001 < 0.01 < buggy.fw.supply_current_a()
+
+
 def test_bug_ov_warning_at_fault_level(make_boards):
     """A cell halfway between the warning level and the OV threshold: warned of by the clean firmware only."""
     clean, buggy = _both(make_boards, "ov_warning_at_fault_level")

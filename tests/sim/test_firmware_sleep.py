@@ -1,0 +1,74 @@
+"""The reference firmware's sleep: with every contactor open and no host or tester frame for `sleep_after_s`, it
+saves its SOC and sleeps, silent, drawing its quiescent current; the host's next frame wakes it (a boot); the cell
+emulator's frames on the same bus do neither."""
+import pytest
+
+from hil.protocol import BmsState
+from hil.sim.bms_firmware import SLEEP_SUPPLY_A
+from .test_lab_supply import ask
+
+
+def _silent_in_standby(boards) -> float:
+    """From NORMAL, the host asks for STANDBY, then stops sending; returns when its last frame went out."""
+    boards.power_up()
+    boards.request("standby")
+    boards.run_until(lambda: not any(boards.fw.contactor_cmd.values()), 2.0, "contactors open")
+    boards.run_for(0.2)
+    boards.host_silent()
+    return boards.last_host_frame_s()
+
+
+def test_an_idle_bms_sleeps_silent_at_its_quiescent_current(make_boards):
+    boards = make_boards()
+    last_host_s = _silent_in_standby(boards)
+    sleep_after_s = boards.cal["sleep_after_s"]
+    boards.run_for(last_host_s + sleep_after_s - 0.1 - boards.t_s)
+    assert not boards.fw.asleep, "asleep before sleep_after_s"
+    slept_s = boards.run_until(lambda: boards.fw.asleep, 0.3, "asleep")
+    assert slept_s - last_host_s == pytest.approx(sleep_after_s, abs=0.0101)
+    assert boards.fw.nvm["soc"] == boards.fw.soc, "the SOC saved as it fell asleep"
+    frames = boards.monitor.stats["BMS_Status"].count
+    boards.run_for(2.0)   # the cell emulator's own frames go on all the while
+    assert boards.fw.asleep and boards.monitor.stats["BMS_Status"].count == frames, "a sleeping BMS sent frames"
+    assert float(ask(boards.host.supply, "MEAS:CURR?", boards.t_s)) == pytest.approx(SLEEP_SUPPLY_A, abs=1e-4)
+
+
+def test_the_hosts_next_frame_wakes_it_within_boot_ms_as_it_was(make_boards):
+    boards = make_boards()
+    _silent_in_standby(boards)
+    boards.run_until(lambda: boards.fw.asleep, boards.cal["sleep_after_s"] + 1.0, "asleep")
+    soc = boards.fw.soc
+    boards.run_for(1.0)
+    woken_s = boards.t_s
+    boards.sender.start("VCU_Heartbeat", woken_s)
+    boards.sender.start("VCU_Request", woken_s)
+    awake_s = boards.run_until(lambda: not boards.fw.asleep, 1.0, "awake")
+    assert awake_s - woken_s == pytest.approx(boards.cal["boot_ms"] / 1000, abs=0.0101)
+    boards.standby()
+    assert boards.fw.soc == soc, "the SOC it slept with, from NVM"
+    boards.power_up()   # and it closes on request as after any boot
+
+
+def test_a_latched_fault_sleeps_and_wakes_with_it(make_boards):
+    """The host gone in NORMAL: a heartbeat fault opens the contactors; idle, the BMS sleeps in FAULT, and wakes
+    in FAULT, the fault still latched (NVM), until the host clears it."""
+    boards = make_boards()
+    boards.power_up()
+    boards.host_silent()
+    boards.run_until(lambda: boards.fw.asleep, boards.cal["heartbeat_timeout_ms"] / 1000
+                     + boards.cal["sleep_after_s"] + 1.0, "asleep")
+    boards.sender.start("VCU_Heartbeat")
+    boards.sender.start("VCU_Request")
+    boards.run_for(1.0)
+    assert boards.fw.state == BmsState.FAULT and boards.fault("heartbeat"), boards.describe()
+
+
+def test_a_host_that_talks_keeps_it_awake_and_zero_means_never(make_boards):
+    talking, never = make_boards(), make_boards("dut.calibration.sleep_after_s=0")
+    talking.power_up()
+    talking.request("standby")
+    talking.run_for(3 * talking.cal["sleep_after_s"])
+    _silent_in_standby(never)
+    never.run_for(60.0)
+    assert not talking.fw.asleep and talking.fw.state == BmsState.STANDBY, talking.describe()
+    assert not never.fw.asleep and never.fw.state == BmsState.STANDBY, never.describe()
