@@ -335,3 +335,11 @@ def test_sleep_defects_are_caught_by_the_sleep_tests():
         "sleep_timer_from_close_request": ["test_sleep::test_a_host_that_keeps_talking_keeps_the_bms_awake"],
         "front_end_left_on_in_sleep": [
             "test_sleep::test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next_frame"]}, summary
+
+
+def test_an_under_voltage_check_compensated_for_the_load_is_caught_under_load():
+    """A cut-off judged on the reading plus the load's drop through the cells passes at idle: only the case under
+    load catches it."""
+    summary = _all_killed(["uv_ir_compensated"], "undervoltage_opens")
+    assert summary["caught_by"] == {
+        "uv_ir_compensated": ["test_protections::test_cell_undervoltage_opens_contactors[under_load]"]}, summary

@@ -144,6 +144,10 @@ BUGS = {
                             "one frame lost on its way (a gateway's full queue, a host task that overran) and every "
                             "later frame is out of sequence and dropped, so the heartbeat times out under a healthy "
                             "host and the contactors open (a rack dropped onto its backup, a drone's power cut)",
+    "uv_ir_compensated": "the under-voltage check adds the discharge current times cell_r_est_ohm to each cell's "
+                         "reading (an open-circuit voltage, meant to ride through a drone's sag) before comparing it "
+                         "with cell_uv_v, a terminal-voltage limit: under load a cell below its cut-off is judged above "
+                         "it and over-discharged",
     "status_counter_stuck": "the BMS_Status alive counter never increments",
     "sleep_timer_from_close_request": "the sleep timer runs from the host's last request to close, not from its last "
                                       "frame: a backup unit whose rack controller keeps it in STANDBY, talking to it "
@@ -820,6 +824,8 @@ class BmsFirmware:
         cal, v = self.cal, self.cell_v
         checked_v = v[:-1] if "ov_off_by_one" in self.bugs else v
         uv_v = cal["cell_uv_v"] / 1000.0 if "uv_threshold_mv_typo" in self.bugs else cal["cell_uv_v"]
+        if "uv_ir_compensated" in self.bugs:   # v + I * R < uv, as v < uv - I * R
+            uv_v -= max(self.current_a, 0.0) * cal["cell_r_est_ohm"]
         if sensed is None:
             self._check("cell_ov", bool((v_max if checked_v is v else amax(checked_v)) > cal["cell_ov_v"]))
             self._check("cell_uv", bool(v_min < uv_v))

@@ -877,6 +877,19 @@ def test_bug_front_end_left_on_in_sleep(make_boards):
     assert clean.fw.supply_current_a() < 0.001 < 0.01 < buggy.fw.supply_current_a()
 
 
+def test_bug_uv_ir_compensated(make_boards):
+    """A cell 50 mV below the UV level with 20 A flowing: the clean firmware trips; the bug's adds 20 A times the
+    resistance estimate (0.4 V on the sim rig) to the reading and does not."""
+    clean, buggy = _both(make_boards, "uv_ir_compensated")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = 20.0
+        boards.ce.setpoint_v[2] = boards.cal["cell_uv_v"] - 0.05
+        boards.run_for(3 * boards.cal["uv_debounce_ms"] / 1000)
+    assert clean.fault("cell_uv") and not clean.closed, clean.describe()
+    assert not buggy.fault("cell_uv") and buggy.closed, buggy.describe()
+
+
 def test_bug_ov_warning_at_fault_level(make_boards):
     """A cell halfway between the warning level and the OV threshold: warned of by the clean firmware only."""
     clean, buggy = _both(make_boards, "ov_warning_at_fault_level")
