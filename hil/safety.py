@@ -1,7 +1,7 @@
 """The bench's safe state, reached from every way a run can end and confirmed by reading it back.
 
-The safe state, in the order a bench engineer signs off:
-Before them, the host's frames are started again (a test may have stopped them), which wakes a BMS asleep.
+The safe state, in the order a bench engineer signs off (the host's frames started again first, as a test may
+have stopped them: that wakes a BMS asleep):
 0. supply (a rig with `[power_supply]`): the BMS's low-voltage supply back at its nominal voltage with its
    output on (a test may have cut or sagged it), confirmed when the supply measures it and a BMS_Status
    arrives after: the BMS is awake to open its contactors on request and report them open;

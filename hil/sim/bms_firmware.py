@@ -676,10 +676,13 @@ class BmsFirmware:
 
     def _sleep_if_idle(self, now_s: float) -> None:
         """With every contactor open and no host or tester frame for `sleep_after_s` (0: never), save the SOC and
-        sleep. Faults and DTCs are in NVM already; a RAM-only diagnosis (self-discharge) is lost, as at a reset."""
+        sleep. Open by command and by feedback: a welded contactor keeps the pack's terminals live, and the BMS awake
+        to report it. Faults and DTCs are in NVM already; a RAM-only diagnosis (self-discharge) is lost, as at a
+        reset."""
         sleep_after_s = self.cal["sleep_after_s"]
         if (sleep_after_s <= 0 or self.state not in (BmsState.STANDBY, BmsState.FAULT)
-                or any(self.contactor_cmd.values()) or now_s - self._idle_since_s < sleep_after_s):
+                or any(self.contactor_cmd.values()) or any(self.contactor_fb.values())
+                or now_s - self._idle_since_s < sleep_after_s):
             return
         if "soc_saved_periodically_only" not in self.bugs:
             self.nvm["soc"] = self.soc

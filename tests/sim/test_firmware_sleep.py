@@ -72,3 +72,15 @@ def test_a_host_that_talks_keeps_it_awake_and_zero_means_never(make_boards):
     never.run_for(60.0)
     assert not talking.fw.asleep and talking.fw.state == BmsState.STANDBY, talking.describe()
     assert not never.fw.asleep and never.fw.state == BmsState.STANDBY, never.describe()
+
+
+def test_a_welded_contactor_keeps_it_awake_to_report_it(make_boards):
+    """The host gone with a main contactor welded shut: the BMS opens what it can and faults, but the pack's
+    terminals stay live, and it stays awake, reporting, however long the host is silent."""
+    boards = make_boards()
+    boards.power_up()
+    boards.ce.welded_contactors = frozenset({"pos"})
+    boards.host_silent()
+    boards.run_for(boards.cal["heartbeat_timeout_ms"] / 1000 + 3 * boards.cal["sleep_after_s"])
+    assert boards.fw.state == BmsState.FAULT and boards.fw.contactor_fb["pos"], boards.describe()
+    assert not boards.fw.asleep, "asleep with a contactor welded shut"

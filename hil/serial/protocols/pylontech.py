@@ -74,7 +74,7 @@ EXTENDED_CAPACITY_ITEMS = 2
 
 
 class PylontechError(ProtocolError):
-    """A Pylontech frame that does not decode, an answer to another module, or a return code not 0."""
+    """A Pylontech frame that does not decode, or an answer whose return code is not 0."""
 
 
 def _hex_value(digits: bytes) -> int:
