@@ -589,14 +589,13 @@ class BmsFirmware:
 
     # CAN receive ----------------------------------------------------------------------------------------
     def on_frame(self, msg, now_s: float) -> None:
+        from_host = msg.arbitration_id in self._vcu or msg.arbitration_id == UDS_REQUEST_ID   # or a tester
         if self.asleep:
-            wakes = not msg.is_error_frame and (msg.arbitration_id == UDS_REQUEST_ID or msg.arbitration_id in self._vcu)
-            if wakes and self._boot_s is None:   # the frame that wakes the MCU is lost to it
+            if from_host and not msg.is_error_frame and self._boot_s is None:   # the frame that wakes the MCU is lost
                 self._boot_s = now_s + self.cal["boot_ms"] / 1000.0
             return
-        if msg.arbitration_id in self._vcu or msg.arbitration_id == UDS_REQUEST_ID:
-            if "sleep_timer_from_close_request" not in self.bugs:
-                self._idle_since_s = now_s
+        if from_host and "sleep_timer_from_close_request" not in self.bugs:
+            self._idle_since_s = now_s
         if msg.arbitration_id == UDS_REQUEST_ID:   # a tester's ISO-TP frame: the diagnostic server's
             if self.powered and not msg.is_error_frame:
                 self.uds.on_frame(msg)
@@ -657,17 +656,18 @@ class BmsFirmware:
         return ECU_SUPPLY_A + COIL_HOLD_A * sum(self.contactor_fb.values())
 
     def _power_fail(self) -> None:
-        # The hold-up capacitor's last milliseconds: enough to write one NVM record, if the firmware does.
-        # Not in INIT: RAM holds no SOC yet (it is read back from NVM on leaving INIT).
+        self._go_dark()
+        self.powered = False
+        self.asleep = False
+
+    def _go_dark(self) -> None:
+        """The MCU stops (its supply lost, or going to sleep): the SOC saved, then no coil driven, no cell bled,
+        nothing sent."""
+        # On power fail, the hold-up capacitor's last milliseconds: enough to write one NVM record, if the firmware
+        # does. Not in INIT: RAM holds no SOC yet (it is read back from NVM on leaving INIT).
         if ((self.state != BmsState.INIT or "soc_saved_during_init" in self.bugs)
                 and "soc_saved_periodically_only" not in self.bugs):
             self.nvm["soc"] = self.soc
-        self.powered = False
-        self.asleep = False
-        self._go_dark()
-
-    def _go_dark(self) -> None:
-        """The MCU stopped (its supply lost, or asleep): no coil driven, no cell bled, nothing sent."""
         self._boot_s = None
         self._coils_unpowered()
         self.balancing[:] = False
@@ -684,10 +684,8 @@ class BmsFirmware:
                 or any(self.contactor_cmd.values()) or any(self.contactor_fb.values())
                 or now_s - self._idle_since_s < sleep_after_s):
             return
-        if "soc_saved_periodically_only" not in self.bugs:
-            self.nvm["soc"] = self.soc
-        self.asleep = True
         self._go_dark()
+        self.asleep = True
 
     def _coils_unpowered(self) -> None:
         """No command from a dark MCU: every contact open, except a welded one."""

@@ -9,6 +9,8 @@ import pytest
 
 from hil.protocol import BmsState
 
+from .observe import sent_since, watch
+
 pytestmark = pytest.mark.rig_requires("lv_supply")
 
 LOAD_A = 20.0           # discharge during the test: what the SOC must keep track of
@@ -22,32 +24,6 @@ def _lv_supply(spec) -> dict:
     return spec.section("lv_supply")
 
 
-def _sent_since(stats, since_s: float) -> bool:
-    """Whether a frame counted in `stats` (a Monitor's CycleStats) came after `since_s`, on the bench clock: the
-    values from before a reset stay in the Monitor until the BMS sends again."""
-    return stats.last_s is not None and stats.last_s > since_s
-
-
-def _watch(bench, duration_s: float) -> dict:
-    """Run the bench for `duration_s`, noting every state the BMS reported, whether its contactors ever
-    reported open, and the longest time without a status frame (a reset shows as a gap of its boot time)."""
-    bms, monitor = bench.bms, bench.bms.monitor
-    stats = monitor.stats[bms.contactor_readback.message]
-    seen = {"states": set(), "opened": False, "longest_gap_s": 0.0, "faults": set()}
-
-    def look() -> bool:
-        seen["states"].add(bms.state)
-        seen["opened"] |= not bms.contactors_closed
-        seen["faults"].update(bms.faults)
-        if stats.last_s is not None:
-            seen["longest_gap_s"] = max(seen["longest_gap_s"], bench.clock.now_s() - stats.last_s)
-        return False
-
-    end_s = bench.loop.t_s + duration_s
-    bench.loop.run_until(lambda: look() or bench.loop.t_s >= end_s, duration_s + 1.0)
-    return seen
-
-
 def _ride_through(bench, measure, name: str, steps: list[tuple[float, float]], what: str) -> None:
     """Under load, with contactors closed, the supply plays `steps` ((volts, seconds), the last one the plateau):
     that must change nothing, no reset, no state change, no fault, no gap in the status frames (`name`: the
@@ -59,10 +35,10 @@ def _ride_through(bench, measure, name: str, steps: list[tuple[float, float]], w
     lead_s = sum(seconds for _, seconds in steps[:-1])
     started_s = bench.loop.t_s
     duration_s = bench.supply.play(steps)
-    seen = _watch(bench, lead_s + plateau_s / 2)
+    seen = watch(bench, lead_s + plateau_s / 2)
     held_v = bench.supply.measure_voltage_v()   # the supply does play it: a test that cannot fail is none
     assert abs(held_v - plateau_v) < 0.1, f"{bench.supply.where} reads {held_v} V during the {what}'s plateau"
-    later = _watch(bench, started_s + duration_s + 0.5 - bench.loop.t_s)   # and half a second after it
+    later = watch(bench, started_s + duration_s + 0.5 - bench.loop.t_s)   # and half a second after it
     states = seen["states"] | later["states"]
     names = sorted(state.name if state is not None else "none" for state in states)
     assert states == {BmsState.NORMAL}, (
@@ -141,7 +117,7 @@ def test_supply_loss_keeps_soc(bench, spec, measure, loss):
         pytest.skip("this BMS's DUT map has no soc: boot time measured, SOC not readable")
     # A SOC frame sent since the boot: the value from before the reset is still in the Monitor until then.
     standby_s, soc_stats = bench.clock.now_s(), bms.monitor.stats[bms.soc_message]
-    bench.loop.run_until(lambda: _sent_since(soc_stats, standby_s), 2.0,
+    bench.loop.run_until(lambda: sent_since(soc_stats, standby_s), 2.0,
                          lambda: f"no {bms.soc_message} after the BMS came back: {bms.describe()}")
     soc_after = bms.soc
     measure(f"boot_after_{loss}", boot_s, high=lv["max_boot_s"], unit="s")
@@ -171,7 +147,7 @@ def test_latched_fault_survives_a_supply_cut(bench, spec, measure):
     bench.supply.output(True)
     on_s, returns_s, stats = bench.clock.now_s(), bench.loop.t_s, bms.monitor.stats[status]
     back_s = bench.loop.run_until(
-        lambda: _sent_since(stats, on_s) and bms.state != BmsState.INIT,
+        lambda: sent_since(stats, on_s) and bms.state != BmsState.INIT,
         5 * lv["max_boot_s"], lambda: f"the BMS did not come out of INIT after its supply returned: {bms.describe()}")
     assert bms.state == BmsState.FAULT and "discharge_oc" in bms.faults, (
         f"the latched discharge_oc did not survive the reset: {bms.describe()}")

@@ -38,7 +38,7 @@ def test_discharge_overcurrent_opens_contactors(bench, spec, measure):
                                 timeout_s=5 * oc.max_reaction_ms / 1000)
     measure("discharge_oc_reaction", reaction_s * 1000, high=oc.max_reaction_ms, unit="ms")
     bench.bms.wait_state(BmsState.FAULT, 1.0)
-    assert "discharge_oc" in bench.bms.faults, f"contactors open without a discharge_oc fault: {bench.bms.describe()}"
+    assert "discharge_oc" in bench.bms.faults, f"contactors open without the discharge_oc fault: {bench.bms.describe()}"
 
 
 def test_short_circuit_opens_contactors_before_the_overcurrent_debounce(bench, spec, measure):
@@ -60,7 +60,8 @@ def test_short_circuit_opens_contactors_before_the_overcurrent_debounce(bench, s
                                 timeout_s=5 * sc.max_reaction_ms / 1000)
     measure("short_circuit_reaction", reaction_s * 1000, high=sc.max_reaction_ms, unit="ms")
     bench.bms.wait_state(BmsState.FAULT, 1.0)
-    assert "short_circuit" in bench.bms.faults, f"contactors open without a short_circuit fault: {bench.bms.describe()}"
+    assert "short_circuit" in bench.bms.faults, \
+        f"contactors open without the short_circuit fault: {bench.bms.describe()}"
 
 
 def test_cell_overvoltage_opens_contactors(bench, spec, measure):
@@ -74,7 +75,7 @@ def test_cell_overvoltage_opens_contactors(bench, spec, measure):
                                 timeout_s=5 * ov.max_reaction_ms / 1000)
     measure("cell_ov_reaction", reaction_s * 1000, high=ov.max_reaction_ms, unit="ms")
     bench.bms.wait_state(BmsState.FAULT, 1.0)
-    assert "cell_ov" in bench.bms.faults, f"contactors open without a cell_ov fault: {bench.bms.describe()}"
+    assert "cell_ov" in bench.bms.faults, f"contactors open without the cell_ov fault: {bench.bms.describe()}"
 
 
 def test_fault_latches_until_cleared(bench, spec):
@@ -153,7 +154,7 @@ def test_cell_undervoltage_opens_contactors(bench, spec, measure, load):
                                 timeout_s=5 * uv.max_reaction_ms / 1000)
     measure("cell_uv_reaction" + ("_under_load" if load == "under_load" else ""), reaction_s * 1000,
             high=uv.max_reaction_ms, unit="ms")
-    assert "cell_uv" in bench.bms.faults, f"contactors open without a cell_uv fault: {bench.bms.describe()}"
+    assert "cell_uv" in bench.bms.faults, f"contactors open without the cell_uv fault: {bench.bms.describe()}"
 
 
 def test_charge_overcurrent_opens_contactors(bench, spec, measure):
@@ -165,7 +166,7 @@ def test_charge_overcurrent_opens_contactors(bench, spec, measure):
     reaction_s = _step_and_time(bench, lambda: bench.set_load(-(oc.high + 1.0), honour_limits=False),
                                 timeout_s=5 * oc.max_reaction_ms / 1000)
     measure("charge_oc_reaction", reaction_s * 1000, high=oc.max_reaction_ms, unit="ms")
-    assert "charge_oc" in bench.bms.faults, f"contactors open without a charge_oc fault: {bench.bms.describe()}"
+    assert "charge_oc" in bench.bms.faults, f"contactors open without the charge_oc fault: {bench.bms.describe()}"
 
 
 @pytest.mark.parametrize("sensor", ["first", "last"])
@@ -179,7 +180,7 @@ def test_cell_overtemperature_opens_contactors(bench, spec, measure, sensor):
     reaction_s = _step_and_time(bench, lambda: bench.force_temperature(channel, ot.high + 1.0),
                                 timeout_s=5 * ot.max_reaction_ms / 1000)
     measure(f"cell_ot_reaction_{sensor}_sensor", reaction_s * 1000, high=ot.max_reaction_ms, unit="ms")
-    assert "cell_ot" in bench.bms.faults, f"contactors open without a cell_ot fault: {bench.bms.describe()}"
+    assert "cell_ot" in bench.bms.faults, f"contactors open without the cell_ot fault: {bench.bms.describe()}"
 
 
 def test_cell_undertemperature_opens_contactors(bench, spec, measure):
@@ -195,7 +196,7 @@ def test_cell_undertemperature_opens_contactors(bench, spec, measure):
     reaction_s = _step_and_time(bench, lambda: bench.force_temperature(channel, ut.low - 1.0),
                                 timeout_s=5 * ut.max_reaction_ms / 1000)
     measure("cell_ut_reaction", reaction_s * 1000, high=ut.max_reaction_ms, unit="ms")
-    assert "cell_ut" in bench.bms.faults, f"contactors open without a cell_ut fault: {bench.bms.describe()}"
+    assert "cell_ut" in bench.bms.faults, f"contactors open without the cell_ut fault: {bench.bms.describe()}"
 
 
 # Where along the stack the suite connects an insulation fault, as the cell tap counted from the pack's negative
@@ -228,7 +229,7 @@ def test_insulation_fault_opens_contactors(bench, spec, measure, where):
         bench.cell_emulator.set_insulation_fault(None)   # the resistor is the bench's: never leave it connected
     measure("insulation_reaction" if tap is None else f"insulation_reaction_{where}", reaction_s * 1000,
             high=iso.max_reaction_ms, unit="ms")
-    assert "insulation" in bench.bms.faults, f"contactors open without a insulation fault: {bench.bms.describe()}"
+    assert "insulation" in bench.bms.faults, f"contactors open without the insulation fault: {bench.bms.describe()}"
 
 
 @pytest.mark.rig_requires("contactor_weld")

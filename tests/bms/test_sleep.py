@@ -11,6 +11,8 @@ import pytest
 
 from hil.protocol import BmsState
 
+from .observe import sent_since, watch
+
 # Once asleep, how long to wait before reading the supply's current: the board's own transient (a regulator
 # settling, an RTC's first tick) is over.
 SETTLE_S = 0.5
@@ -56,11 +58,13 @@ def test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next
                 unit="mA")
     asleep_s = bench.loop.t_s
     bms.heartbeat(True)
-    bench.loop.run_until(lambda: (bench.sender.last_sent_s(bms.heartbeat_messages[0]) or 0.0) >= asleep_s, 1.0,
-                         "the host's first frame after the sleep")
-    woken_s = min(bench.sender.last_sent_s(name) for name in bms.heartbeat_messages)
-    awake_s = bench.loop.run_until(lambda: stats.last_s is not None and stats.last_s > woken_s,
-                                   5 * sleep["max_wake_ms"] / 1000,
+    def sent_since_asleep() -> list[float]:
+        return [sent_s for name in bms.heartbeat_messages
+                if (sent_s := bench.sender.last_sent_s(name) or 0.0) >= asleep_s]
+
+    bench.loop.run_until(sent_since_asleep, 1.0, "the host's first frame after the sleep")
+    woken_s = min(sent_since_asleep())   # when the first of them went out
+    awake_s = bench.loop.run_until(lambda: sent_since(stats, woken_s), 5 * sleep["max_wake_ms"] / 1000,
                                    lambda: f"no {status} since the host's first frame: {bms.describe()}")
     measure("wake_time", (awake_s - woken_s) * 1000, high=sleep["max_wake_ms"], unit="ms")
     # The state from before the sleep stays in the Monitor until the BMS has sent a new one: wait for one after the
@@ -70,7 +74,7 @@ def test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next
     assert not bms.faults, f"woke with faults: {bms.describe()}"
     if bms.soc_message is not None:
         standby_s, soc_stats = bench.clock.now_s(), bms.monitor.stats[bms.soc_message]
-        bench.loop.run_until(lambda: soc_stats.last_s is not None and soc_stats.last_s > standby_s, 2.0,
+        bench.loop.run_until(lambda: sent_since(soc_stats, standby_s), 2.0,
                              lambda: f"no {bms.soc_message} after the BMS woke: {bms.describe()}")
         assert abs(bms.soc - soc) <= MAX_SOC_CHANGE, f"SOC {soc:.3f} before the sleep, {bms.soc:.3f} after it"
     bench.power_up()
@@ -81,18 +85,11 @@ def test_a_host_that_keeps_talking_keeps_the_bms_awake(bench, spec, measure):
     status frames (the longest at most three cycles), and it closes on request as fast as before."""
     sleep = _sleep(spec)
     bms = bench.bms
-    status = bms.contactor_readback.message
-    stats = bms.monitor.stats[status]
     _standby(bench)
-    longest = {"gap_s": 0.0}
-
-    def look() -> bool:
-        longest["gap_s"] = max(longest["gap_s"], bench.clock.now_s() - stats.last_s)
-        return bms.state != BmsState.STANDBY
-
-    awake_s = AWAKE_FACTOR * sleep["max_idle_s"]
-    left_s = bench.loop.first_time(look, awake_s)
-    assert left_s is None, f"left STANDBY with the host asking for it: {bms.describe()}"
-    cycle_s = bms.monitor.cycle_s(status)
-    measure("standby_status_gap", longest["gap_s"] * 1000, high=3 * cycle_s * 1000, unit="ms")
+    seen = watch(bench, AWAKE_FACTOR * sleep["max_idle_s"])
+    names = sorted(state.name if state is not None else "none" for state in seen["states"])
+    assert seen["states"] == {BmsState.STANDBY}, f"left STANDBY with the host asking for it: states {names}; " \
+        f"{bms.describe()}"
+    cycle_s = bms.monitor.cycle_s(bms.contactor_readback.message)
+    measure("standby_status_gap", seen["longest_gap_s"] * 1000, high=3 * cycle_s * 1000, unit="ms")
     bench.power_up()
