@@ -76,6 +76,25 @@ DTC_LATCHED_STATUS = 0x2F
 SNAPSHOT_FIRST = 0x01
 SNAPSHOT_LATEST = 0x02
 OCCURRENCE_RECORD = 0x01
+# Protected writes on the reference BMS: its cell over-voltage trip (mV, uint16), readable in any session, written
+# (WriteDataByIdentifier) only in the extended session with security access unlocked (SecurityAccess 0x27, level
+# SECURITY_LEVEL: requestSeed 0x01, sendKey 0x02; a 4-byte seed, the key reference_security_key's).
+DID_CELL_OV_TRIP_MV = 0x4B01
+SECURITY_LEVEL = 0x01
+DEFAULT_SESSION = 0x01     # DiagnosticSessionControl's sessions
+EXTENDED_SESSION = 0x03
+SECURITY_KEY_MASK = 0x5A17C0DE
+
+
+def reference_security_key(seed: bytes, level: int) -> bytes:
+    """The reference BMS's key for `seed` at `level`: the seed XOR a mask, rotated left by 7 bits, plus the level.
+    Not a secret and not meant to be one: it stands in for a maker's own algorithm, which a DUT map names (its
+    `[uds] security_key`, a function of the same signature)."""
+    value = int.from_bytes(seed, "big") ^ SECURITY_KEY_MASK
+    bits = 8 * len(seed)
+    mask = (1 << bits) - 1
+    rotated = ((value << 7) | (value >> (bits - 7))) & mask
+    return ((rotated + level) & mask).to_bytes(len(seed), "big")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ PLAUSIBLE_BAND = {
     "ohm/V": (0.0, 100_000.0, "a resistance per volt of pack voltage above 0 and below 100000 ohm/V (100 ohm/V is "
                               "the usual DC error level)"),
 }
+# Keys of one table that bound a measurement from both sides: (table, the lower bound, the upper bound).
+ORDERED_KEYS = (("security", "min_lockout_s", "max_lockout_s"), ("security", "min_session_s", "max_session_s"))
 # Protections whose bands must not overlap: (the lower limit, the upper limit).
 ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"), ("discharge_oc", "short_circuit"))
 # [warnings.<name>]: the warning tier a BMS reports before it trips (optional, each one), with the protection's
@@ -192,6 +194,14 @@ TABLES = {
     # with "lv_supply"); the host's next frame has its status frames back within max_wake_ms.
     "sleep": {"max_idle_s": Key(above=0, at_most=86_400), "max_quiescent_ma": Key(above=0, at_most=10_000),
               "max_wake_ms": Key(above=0, at_most=60_000)},
+    # Security access (tests/bms/test_security_access.py, where the harness has UDS with a security key for the
+    # BMS): its protected DID written only in the extended session, unlocked. After max_attempts wrong keys in a row,
+    # its seed requests refused for at least min_lockout_s, and the right key taken again within max_lockout_s. The
+    # unlocked session kept through min_session_s of a silent tester, ended (locked again) within max_session_s
+    # (ISO 14229-2's S3Server: 5 s).
+    "security": {"max_attempts": Key(int, at_least=1, at_most=100), "min_lockout_s": Key(at_least=0, at_most=3600),
+                 "max_lockout_s": Key(above=0, at_most=3600), "min_session_s": Key(at_least=0, at_most=600),
+                 "max_session_s": Key(above=0, at_most=600)},
     # The current sensor (tests/bms/test_protections.py, on a rig with "current_sensor"): one that drops to 0 A with
     # load_a flowing, or freezes at its reading before a load step of load_a, must be reported as `current_sensor`
     # with every contactor open within max_reaction_ms.
@@ -235,13 +245,13 @@ TABLES = {
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
                 "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor",
-                "cell_resistance", "shutdown", "afe", "corners", "sleep")
+                "cell_resistance", "shutdown", "afe", "corners", "sleep", "security")
 # A BMS without the function leaves these out, and their tests skip (many low-voltage packs switch with
 # MOSFETs and have no precharge contactor, nor contactor feedback; a small pack may only cut off at OT, without
 # derating; a pack that powers its BMS from its own cells has no separate low-voltage supply).
 OPTIONAL_TABLES = ("derating", "precharge", "contactor_weld", "contactor_stuck_open", "thermal_runaway",
                    "lv_supply", "charge_limit", "hvil", "soh", "current_sensor", "cell_resistance", "shutdown", "afe",
-                   "sleep")
+                   "sleep", "security")
 
 
 @dataclass(frozen=True)
@@ -333,6 +343,11 @@ def _check_plain_tables(data: dict, path: Path) -> None:
         elif name not in OPTIONAL_TABLES and any(rule.required for rule in keys.values()):
             needed = [key for key, rule in keys.items() if rule.required]
             raise ConfigError(f"{path}: missing table [{name}] (keys {', '.join(needed)})")
+    for name, low, high in ORDERED_KEYS:
+        table = data.get(name, {})
+        if low in table and high in table and not table[low] <= table[high]:
+            raise ConfigError(f"{path} [{name}]: key '{low}' = {table[low]:g} is above '{high}' = {table[high]:g}; "
+                              f"expected {low} <= {high}")
 
 
 def _named_tables(data: dict, path: Path, table: str, known, required, keys: dict[str, Key]) -> dict[str, dict]:

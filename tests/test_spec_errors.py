@@ -83,6 +83,8 @@ temperature_settle_ms = 1500
 OV_TABLE = "[protections.cell_ov]\nunit = \"V\"\nthreshold = 4.25\ntolerance = 0.01\nmax_reaction_ms = 320\n\n"
 UV_TABLE = "[protections.cell_uv]\nunit = \"V\"\nthreshold = 2.70\ntolerance = 0.01\nmax_reaction_ms = 620\n\n"
 HEARTBEAT = "[heartbeat]\ntimeout_ms = 500\nmax_reaction_ms = 620\n"
+SECURITY = ("[security]\nmax_attempts = {1}\nmin_lockout_s = 10.0\nmax_lockout_s = {0}\nmin_session_s = 4.0\n"
+            "max_session_s = 6.0\n")
 
 
 def _spec(tmp_path, old: str = "", new: str = "") -> Path:
@@ -225,6 +227,10 @@ def test_missing_protection_or_value(tmp_path, old, expected):
      "expected it wholly above it: the cell must get there without a trip"),
     ("min_charge_cell_v = 4.15", "min_charge_cell_v = 4.3", "[ride_through]: key 'min_charge_cell_v' = 4.3 V reaches "
      "[protections.cell_ov]'s band"),
+    ("temperature_settle_ms = 1500\n", f"temperature_settle_ms = 1500\n{SECURITY.format(5.0, 3)}",
+     "[security]: key 'min_lockout_s' = 10 is above 'max_lockout_s' = 5; expected min_lockout_s <= max_lockout_s"),
+    ("temperature_settle_ms = 1500\n", f"temperature_settle_ms = 1500\n{SECURITY.format(15.0, 2.5)}",
+     "[security]: key 'max_attempts' = 2.5, expected"),
 ], ids=["reaction_inf", "timeout_nan", "reaction_negative", "reaction_zero", "tolerance_negative",
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
@@ -232,7 +238,7 @@ def test_missing_protection_or_value(tmp_path, old, expected):
         "charge_limit_reaction_before_response", "charge_limit_no_margin", "warning_reaches_ov",
         "warning_reaches_uv", "warning_without_protection", "insulation_warning_reaches_fault",
         "soh_delta_beyond_the_test", "hvil_ride_through_outlasts_reaction",
-        "discharge_end_in_uv_band", "charge_top_above_ov"])
+        "discharge_end_in_uv_band", "charge_top_above_ov", "lockout_bounds_reversed", "attempts_not_whole"])
 def test_impossible_numbers(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 

@@ -343,3 +343,18 @@ def test_an_under_voltage_check_compensated_for_the_load_is_caught_under_load():
     summary = _all_killed(["uv_ir_compensated"], "undervoltage_opens")
     assert summary["caught_by"] == {
         "uv_ir_compensated": ["test_protections::test_cell_undervoltage_opens_contactors[under_load]"]}, summary
+
+
+def test_security_access_defects_are_caught_each_by_its_own_test():
+    """Five ways to weaken the guard on a protected write, each with a security test of its own: the key not asked
+    for, no lockout, the same seed, a lockout a reset clears (the sim rig has `lv_supply`), no session timeout."""
+    summary = _all_killed(["write_checks_session_only", "security_attempts_unlimited", "security_seed_constant",
+                           "security_lockout_in_ram", "session_timeout_ignored"], "test_security_access")
+    lockout = "test_security_access::test_wrong_keys_lock_the_tester_out_a_reset_included"
+    assert summary["caught_by"] == {
+        "write_checks_session_only": [
+            "test_security_access::test_a_protected_write_needs_the_extended_session_and_the_key"],
+        "security_attempts_unlimited": [lockout], "security_seed_constant": [lockout],
+        "security_lockout_in_ram": [lockout],
+        "session_timeout_ignored": ["test_security_access::test_an_unlocked_session_ends_when_the_tester_goes_quiet"],
+    }, summary

@@ -66,6 +66,13 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     # which the latest's; and the extended data record (0x06) whose first byte counts the error's occurrences.
     snapshot_records = { first = 0x01, latest = 0x02 }
     occurrence_record = 0x01
+    # optional: its security access (SecurityAccess 0x27): the requestSeed level (odd); the function that turns a
+    # seed into its key, key = f(seed: bytes, level: int) -> bytes, as "package.module:function" or a Python file
+    # beside this map, "keys.py:function" (a maker's algorithm stays in the lab's files); and a DID a tester may
+    # write only unlocked (the suite writes back what it read)
+    security_level = 0x01
+    security_key = "hil.protocol:reference_security_key"
+    protected_did = 0x4B01
     [uds.snapshot]
     max_cell_voltage_v = { did = 0x4A01, type = "uint16", scale = 0.001 }
     pack_current_a = { did = 0x4A03, type = "int16", scale = 0.1 }
@@ -97,6 +104,8 @@ suite's tests that compare them with what the bench applies are skipped.
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 import math
 import string
 from dataclasses import dataclass, field
@@ -109,7 +118,7 @@ from hil.protocol import HARNESS_FLAGS, SNAPSHOT_DIDS, BmsState, ModeRequest, Sc
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware", "e2e", "uds"}
 _UDS_KEYS = ("request", "response", "software_version_did", "dtcs", "snapshot", "snapshot_records",
-             "occurrence_record")
+             "occurrence_record", "security_level", "security_key", "protected_did")
 _SNAPSHOT_KEYS = ("did", "type", "scale", "offset")
 _E2E_KEYS = ("profile", "data_id", "data_id_mode", "data_id_list", "crc", "counter")
 _E2E_FORMAT = '{ profile = "P01", data_id = 0x123 }'
@@ -518,10 +527,8 @@ class MapChecker:
         if request.name == response.name:
             raise ConfigError(f"{self.path}: [uds] request and response are both '{request.name}'; expected the "
                               "tester's request message and the BMS's response message")
-        did = table.get("software_version_did", 0xF189)
-        if isinstance(did, bool) or not isinstance(did, int) or not 0 <= did <= 0xFFFF:
-            raise ConfigError(f"{self.path}: [uds] software_version_did = {did!r}, expected a 16-bit DID "
-                              "(0xF189: ISO 14229-1's ECU software version number)")
+        did = self.did(table.get("software_version_did", 0xF189), "[uds] software_version_did",
+                       " (0xF189: ISO 14229-1's ECU software version number)")
         dtcs = self.table(table, "dtcs", where="[uds.dtcs]")
         for name, code in dtcs.items():
             self.flag_name(name, "[uds.dtcs]")
@@ -535,9 +542,53 @@ class MapChecker:
         occurrence = table.get("occurrence_record")
         if occurrence is not None:
             self.record_number(occurrence, "[uds] occurrence_record")
+        level = table.get("security_level")
+        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 0x01 <= level <= 0x7D
+                                  or level % 2 == 0):
+            raise ConfigError(f"{self.path}: [uds] security_level = {level!r}, expected the odd requestSeed "
+                              "subfunction of SecurityAccess, 0x01..0x7D")
+        protected = table.get("protected_did")
+        if protected is not None:
+            self.did(protected, "[uds] protected_did")
         return {"request_message": request.name, "response_message": response.name,
                 "software_version_did": did, "dtcs": dtcs, "snapshot": self.snapshot(table),
-                "snapshot_records": records, "occurrence_record": occurrence}
+                "snapshot_records": records, "occurrence_record": occurrence, "security_level": level,
+                "security_key": self.function(table.get("security_key"), "[uds] security_key"),
+                "protected_did": protected}
+
+    def did(self, did, key: str, hint: str = "") -> int:
+        if isinstance(did, bool) or not isinstance(did, int) or not 0 <= did <= 0xFFFF:
+            raise ConfigError(f"{self.path}: {key} = {did!r}, expected a 16-bit DID{hint}")
+        return did
+
+    def function(self, where, key: str):
+        """A function named as "package.module:function", or "file.py:function" for a file beside the map; None
+        for None."""
+        if where is None:
+            return None
+        expected = 'expected "package.module:function" or "file.py:function" (a file beside the map)'
+        if not isinstance(where, str) or where.count(":") != 1 or not all(where.split(":")):
+            raise ConfigError(f"{self.path}: {key} = {where!r}, {expected}")
+        module_name, name = where.split(":")
+        try:
+            if module_name.endswith(".py"):
+                file = self.path.parent / module_name
+                if not file.is_file():
+                    raise ConfigError(f"{self.path}: {key}: no file {file}; {expected}")
+                spec = importlib.util.spec_from_file_location(f"hil_dut_map_{file.stem}", file)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(module_name)
+        except ConfigError:
+            raise
+        except Exception as error:   # the lab's own code: whatever it raises on import is the map's error
+            raise ConfigError(f"{self.path}: {key}: importing {module_name!r} failed: "
+                              f"{type(error).__name__}: {error}") from None
+        function = getattr(module, name, None)
+        if not callable(function):
+            raise ConfigError(f"{self.path}: {key}: {module_name!r} has no function {name!r}; {expected}")
+        return function
 
     def snapshot(self, table: dict) -> dict[str, ScaledDid]:
         """[uds.snapshot]: name -> the DID of a DTC's snapshot record that holds it, and how to read it."""
@@ -552,9 +603,7 @@ class MapChecker:
                 raise ConfigError(f"{self.path}: {key} = {item!r}, expected a table such as "
                                   '{ did = 0x4A01, type = "uint16", scale = 0.001 }')
             self.known_keys(item, _SNAPSHOT_KEYS, key)
-            did = item.get("did")
-            if isinstance(did, bool) or not isinstance(did, int) or not 0 <= did <= 0xFFFF:
-                raise ConfigError(f"{self.path}: {key} did = {did!r}, expected a 16-bit DID")
+            did = self.did(item.get("did"), f"{key} did")
             if did in dids:
                 raise ConfigError(f"{self.path}: {key} did = 0x{did:04X} is {dids[did]}'s too")
             dids[did] = name

@@ -12,16 +12,20 @@ each loop tick while a request waits), and udsoncan builds the requests and read
     bench.uds.clear_dtcs()
     bench.uds.read_snapshots(0x1A0300)  # {1: {"pack_current_a": 412.3, ...}, 2: {...}}: as it was at each trip
     bench.uds.occurrences(0x1A0300)     # 2: how many times the error latched since the last clear
+    bench.uds.session(3); bench.uds.unlock()   # the extended session, then SecurityAccess (seed, key)
+    bench.uds.write_did(bench.uds.protected_did, value)   # a write only an unlocked tester may make
 
 The reference BMS answers on UDS_BmsRequest / UDS_BmsResponse (0x7E0 / 0x7E8) with the DTCs of
 `hil.protocol.DTCS`, their snapshots' DIDs of `hil.protocol.SNAPSHOT_DIDS`; a DUT map's `[uds]` names a BMS's own
-messages, DTCs and snapshot DIDs. A negative response raises
-`UdsRefused` naming the service and ISO 14229-1's name for the code; no response within `timeout_s` of bench
-time raises `HilTimeout` saying what came.
+messages, DTCs and snapshot DIDs, and its security access (`security_level`, the `security_key` function that
+turns a seed into its key, and a `protected_did` a tester may write only unlocked). A negative response raises
+`UdsRefused` (its `code`) naming the service and ISO 14229-1's name for the code; no response within `timeout_s`
+of bench time raises `HilTimeout` saying what came.
 """
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from udsoncan import Dtc, Request, Response, services
 from udsoncan.exceptions import ConfigError as UdsConfigError
@@ -29,15 +33,17 @@ from udsoncan.exceptions import InvalidResponseException
 
 from hil.can.isotp_link import IsoTpLink
 from hil.errors import HilError
-from hil.protocol import (DID_SOFTWARE_VERSION, DTCS, OCCURRENCE_RECORD, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
-                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, ScaledDid)
+from hil.protocol import (DID_CELL_OV_TRIP_MV, DID_SOFTWARE_VERSION, DTCS, OCCURRENCE_RECORD, SECURITY_LEVEL,
+                          SNAPSHOT_DIDS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, ScaledDid,
+                          reference_security_key)
 
 DEFAULT_TIMEOUT_S = 1.0   # bench time for an answer: P2 (50 ms) many times over, for a slow adapter
 ALL_STATUS_BITS = 0xFF
 REFERENCE = {"request_message": "UDS_BmsRequest", "response_message": "UDS_BmsResponse",
              "software_version_did": DID_SOFTWARE_VERSION, "dtcs": DTCS, "snapshot": SNAPSHOT_DIDS,
              "snapshot_records": {"first": SNAPSHOT_FIRST, "latest": SNAPSHOT_LATEST},
-             "occurrence_record": OCCURRENCE_RECORD}
+             "occurrence_record": OCCURRENCE_RECORD, "security_level": SECURITY_LEVEL,
+             "security_key": reference_security_key, "protected_did": DID_CELL_OV_TRIP_MV}
 
 
 def make_uds_client(dut_map, monitor, sender, loop) -> UdsClient | None:
@@ -52,7 +58,12 @@ def make_uds_client(dut_map, monitor, sender, loop) -> UdsClient | None:
 
 
 class UdsRefused(HilError):
-    """The BMS answered a UDS request with a negative response."""
+    """The BMS answered a UDS request with a negative response: `code`, ISO 14229-1's negative response code
+    (None for an answer that is no UDS response at all)."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class UdsClient:
@@ -61,7 +72,9 @@ class UdsClient:
 
     def __init__(self, monitor, sender, loop, request_message: str, response_message: str, *,
                  software_version_did: int, dtcs: dict[str, int], snapshot: dict[str, ScaledDid] | None = None,
-                 snapshot_records: dict[str, int] | None = None, occurrence_record: int | None = None):
+                 snapshot_records: dict[str, int] | None = None, occurrence_record: int | None = None,
+                 security_level: int | None = None, security_key: Callable[[bytes, int], bytes] | None = None,
+                 protected_did: int | None = None):
         self._sender, self._loop = sender, loop
         self.request_message, self.response_message = request_message, response_message
         self.software_version_did = software_version_did
@@ -71,6 +84,9 @@ class UdsClient:
         self.snapshot_records = dict(snapshot_records or {})  # "first", "latest" -> its record number
         self.occurrence_record = occurrence_record            # the extended data record of the occurrence counter
         self._snapshot_dids = {did.did: (name, did) for name, did in self.snapshot.items()}
+        self.security_level = security_level   # SecurityAccess's requestSeed subfunction (odd); sendKey is one more
+        self.security_key = security_key       # seed, level -> key: the BMS maker's algorithm
+        self.protected_did = protected_did     # a DID written only with security access unlocked
         self.status_availability: int | None = None   # the status bits the BMS supports, once read_dtcs has run
         db = sender.db
         self._link = IsoTpLink(db.get_message_by_name(request_message).frame_id,
@@ -105,7 +121,7 @@ class UdsClient:
                 return response
             if response.code != Response.Code.RequestCorrectlyReceived_ResponsePending:
                 raise UdsRefused(f"{name} refused by the BMS: negative response 0x{response.code:02X} "
-                                 f"({response.code_name})")
+                                 f"({response.code_name})", response.code)
 
     def session(self, session: int) -> None:
         """DiagnosticSessionControl: 1 default, 3 extended."""
@@ -122,6 +138,42 @@ class UdsClient:
             raise UdsRefused(f"ReadDataByIdentifier 0x{did:04X}: the BMS answered for "
                              f"0x{int.from_bytes(data[:2], 'big'):04X}")
         return data[2:]
+
+    def write_did(self, did: int, value: bytes) -> None:
+        """WriteDataByIdentifier of one DID's raw bytes."""
+        self.request(Request(service=services.WriteDataByIdentifier, data=struct.pack(">H", did) + value))
+
+    def request_seed(self) -> bytes:
+        """SecurityAccess requestSeed at `security_level`: the seed (all zeros where the BMS is unlocked already)."""
+        level = self._level()
+        response = self.request(services.SecurityAccess.make_request(level, services.SecurityAccess.Mode.RequestSeed))
+        data = response.data or b""
+        if data[:1] != bytes([level]) or len(data) < 2:
+            raise UdsRefused(f"SecurityAccess requestSeed 0x{level:02X}: the BMS answered {data.hex(' ')}, expected "
+                             f"0x{level:02X} and a seed")
+        return data[1:]
+
+    def send_key(self, key: bytes) -> None:
+        """SecurityAccess sendKey, one more than `security_level`."""
+        self.request(services.SecurityAccess.make_request(self._level(), services.SecurityAccess.Mode.SendKey,
+                                                          data=key))
+
+    def unlock(self) -> bytes:
+        """Seed, key by `security_key`, and sendKey; the seed it was asked (no key is sent for a zero seed: the BMS
+        is unlocked already). In the extended session (`session(3)`) first, as most BMSes want."""
+        if self.security_key is None:
+            raise HilError("no security key is known for this BMS: give [uds] security_key in its DUT map "
+                           "(hil/devices/dut_map.py)")
+        seed = self.request_seed()
+        if any(seed):
+            self.send_key(self.security_key(seed, self._level()))
+        return seed
+
+    def _level(self) -> int:
+        if self.security_level is None:
+            raise HilError("no security access level is known for this BMS: give [uds] security_level in its DUT "
+                           "map (hil/devices/dut_map.py)")
+        return self.security_level
 
     def software_version(self) -> str:
         """The build the BMS says it runs, from its software-version DID (0xF189 by default), as text."""

@@ -1,13 +1,15 @@
 """`hil uds`: ask the rig's BMS over UDS outside any test: the build it says it runs, its stored DTCs; clear them.
 
-    hil uds --rig rigs/mybench.toml [--clear] [--did 0xF190 ...] [--json]
+    hil uds --rig rigs/mybench.toml [--clear] [--did 0xF190 ...] [--write 0x4B01=1004 ...] [--json]
 
 It opens the bench as `hil check` does (the rig's lock for a hardware rig; the cell emulator's outputs on, the
 BMS asked for STANDBY), reads the software-version DID and the stored DTCs, each with its status bits, its
 occurrence count and its snapshot records (the pack as the BMS measured it when the error latched: where the
 DUT map names them, as the reference BMS's do), and `--did` any further DIDs (as hex bytes, and as text where
-they are printable). `--clear` then clears the DTCs (ClearDiagnosticInformation) and reads them again. The
-bench is made safe at the end. `--json` adds it all as the last line.
+they are printable). `--clear` then clears the DTCs (ClearDiagnosticInformation) and reads them again.
+`--write DID=HEX` opens the extended session, unlocks security access with the DUT map's key (`[uds]
+security_level`, `security_key`), writes the bytes (WriteDataByIdentifier), reads them back, and returns to the
+default session. The bench is made safe at the end. `--json` adds it all as the last line.
 
 Exit 0; 1 when the BMS refuses a request or does not answer (named), or the bench is not confirmed safe; 2 for a
 rig the harness has no UDS for (a DUT map without `[uds]`).
@@ -19,6 +21,7 @@ import json
 import math
 
 from hil.errors import ConfigError, HilError
+from hil.protocol import DEFAULT_SESSION, EXTENDED_SESSION
 
 # ISO 14229-1's DTC status bits, low to high, as a tester prints them.
 STATUS_BITS = ("testFailed", "testFailedThisOperationCycle", "pendingDTC", "confirmedDTC",
@@ -35,8 +38,22 @@ def register(sub) -> None:
     parser.add_argument("--clear", action="store_true", help="clear the stored DTCs, then read them again")
     parser.add_argument("--did", action="append", default=[], metavar="0xF190", type=_did,
                         help="read this data identifier too (repeatable)")
+    parser.add_argument("--write", action="append", default=[], metavar="0x4B01=1004", type=_write,
+                        help="unlock security access and write this data identifier's bytes, given in hex "
+                             "(repeatable)")
     parser.add_argument("--json", action="store_true", help="also print the readings as JSON, last line")
     parser.set_defaults(func=run)
+
+
+def _write(text: str) -> tuple[int, bytes]:
+    did, _, value = text.partition("=")
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        data = b""
+    if not data:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected DID=HEX, the bytes to write in hex, e.g. 0x4B01=1004")
+    return _did(did), data
 
 
 def _did(text: str) -> int:
@@ -70,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             if args.clear:
                 uds.clear_dtcs()
                 readings["dtcs_after_clear"] = _dtcs(uds, uds.read_dtcs())
+            if args.write:
+                readings["written"] = _write_dids(uds, args.write)
         except HilError as exc:   # refused, or no answer: say what was read before it
             error = str(exc)
     safe = outcome["safe"]
@@ -82,6 +101,20 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**readings, "problem": error}))
     return 0 if error is None and safe.confirmed else 1
+
+
+def _write_dids(uds, writes: list[tuple[int, bytes]]) -> dict[str, str]:
+    """Each write in the extended session, unlocked; what the BMS reads back for each DID afterwards."""
+    written = {}
+    uds.session(EXTENDED_SESSION)
+    try:
+        uds.unlock()
+        for did, data in writes:
+            uds.write_did(did, data)
+            written[f"0x{did:04X}"] = uds.read_did(did).hex(" ")
+    finally:
+        uds.session(DEFAULT_SESSION)   # security locked again before the bench is left
+    return written
 
 
 def _dtcs(uds, stored: dict[int, int], details: bool = False) -> dict[str, dict]:
@@ -120,4 +153,6 @@ def _describe(readings: dict) -> list[str]:
     for did, value in readings.get("dids", {}).items():
         text = bytes.fromhex(value).decode("ascii", "replace")
         lines.append(f"DID {did}: {value}" + (f" ({text!r})" if text.isprintable() else ""))
+    for did, value in readings.get("written", {}).items():
+        lines.append(f"DID {did} written, reads back: {value}")
     return lines

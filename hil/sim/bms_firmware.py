@@ -54,7 +54,8 @@
   above the published charge limit (by `charge_limit_margin_a`, for `charge_limit_debounce_ms`) is cut off as a
   charge over-current.
 - A diagnostic server (UDS over ISO-TP, `hil.sim.uds_server`) answers a tester from the main task: the build, and
-  the DTC of each error that latched (`hil.protocol.DTCS`), kept in NVM until a tester clears it.
+  the DTC of each error that latched (`hil.protocol.DTCS`), kept in NVM until a tester clears it; behind security
+  access, a write that lowers the OV trip (`set_cell_ov_trip`).
 - Seeded bugs (`bugs`) are realistic firmware defects, switched on by name, to measure a suite's power:
   protection, state-machine, contactor-sequence, current-limit and CAN-integrity defects, and measurement
   defects (a cell reported in the wrong slot, an uncalibrated current gain) that only a comparison with
@@ -149,6 +150,16 @@ BUGS = {
                          "with cell_uv_v, a terminal-voltage limit: under load a cell below its cut-off is judged above "
                          "it and over-discharged",
     "status_counter_stuck": "the BMS_Status alive counter never increments",
+    "security_attempts_unlimited": "wrong security keys are answered invalidKey for ever, never locked out: a "
+                                   "tester on the bus may try key after key until one unlocks the protected writes",
+    "security_seed_constant": "the security seed is the same at every request: a key sniffed once on the bus "
+                              "unlocks the BMS for ever after (a replay)",
+    "security_lockout_in_ram": "the failed security attempts are counted in RAM: a reset (a power cycle) clears a "
+                               "lockout, so key after key can be tried, three between resets",
+    "write_checks_session_only": "a protected write (the OV trip) checks the extended session but not security "
+                                 "access: any tester that opens the session may change a protection threshold",
+    "session_timeout_ignored": "the extended session never times out (no S3 timer): a tester that unlocked and "
+                               "went away leaves the BMS open to protected writes from anybody on the bus",
     "sleep_timer_from_close_request": "the sleep timer runs from the host's last request to close, not from its last "
                                       "frame: a backup unit whose rack controller keeps it in STANDBY, talking to it "
                                       "and waiting for a grid loss, falls asleep, and must first wake up (a boot) "
@@ -369,7 +380,8 @@ class BmsFirmware:
     def __init__(self, cal: dict, n_cells: int, ocv_soc, ocv_v, board: CellEmulatorBoard, db: Database,
                  sender: PeriodicSender, *, bugs=(), seed: int = 0, where: str = "firmware"):
         check_bugs(bugs, where)
-        self.cal = cal
+        self.cal = dict(cal)   # its own: a tester may lower the OV trip (set_cell_ov_trip)
+        self._factory_ov_v = cal["cell_ov_v"]
         self.bugs = frozenset(bugs)
         # The DTC table, fault bit -> DTC: what _update_dtcs stores and the diagnostic server knows.
         self.dtc_table = {bit: DTCS[name] for name, bit in FAULT_BITS.items()
@@ -397,7 +409,7 @@ class BmsFirmware:
         self._init_ram(0.0)
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
         self._add_tx(sender)
-        self.uds = UdsServer(self, sender, VERSION_TEXT)
+        self.uds = UdsServer(self, sender, VERSION_TEXT, seed)
 
     def _init_ram(self, now_s: float) -> None:
         """The firmware's RAM as it starts at `now_s`: at power-up, and again at each boot after a brown-out."""
@@ -632,6 +644,15 @@ class BmsFirmware:
             if sig["VCU_ClearFaults"]:
                 self._clear_request = True
 
+    def set_cell_ov_trip(self, cell_ov_v: float) -> bool:
+        """A tester's write of the OV trip (hil/sim/uds_server.py checks its session and security): taken if it
+        lies above the UV trip and at most the calibration the board was built with. Kept in data flash with the
+        calibration (here: `cal`, which outlives a reset)."""
+        if not self.cal["cell_uv_v"] < cell_ov_v <= self._factory_ov_v:
+            return False
+        self.cal["cell_ov_v"] = cell_ov_v
+        return True
+
     # Low-voltage supply ---------------------------------------------------------------------------------
     def supply(self, supply_v: float, now_s: float) -> None:
         """The low-voltage input at `now_s`. Below the brown-out level, or above the regulator's over-voltage
@@ -696,7 +717,7 @@ class BmsFirmware:
         self.asleep = False
         self._init_ram(now_s)
         self._new_operation_cycle()
-        self.uds.reset()
+        self.uds.reset(now_s)
         self._coils_unpowered()   # a weld holds its contact through the reset
         self.powered = True
         self._boot_s = None
@@ -718,7 +739,7 @@ class BmsFirmware:
         while now_s + 1e-9 >= (task_s := self._main_runs * MAIN_TASK_S):
             self._update_contactors(task_s)
             self._main_task(task_s)
-            self.uds.process()   # the diagnostic server answers from the same task
+            self.uds.process(task_s)   # the diagnostic server answers from the same task
             self._main_runs += 1
             if self.asleep:
                 return

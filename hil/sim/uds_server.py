@@ -8,7 +8,19 @@ It answers a tester's requests (UDS_BmsRequest, 0x7E0) on UDS_BmsResponse (0x7E8
 - ReadDTCInformation (0x19): 0x01 the number of DTCs whose status matches a mask, 0x02 the DTCs themselves,
   0x04 a DTC's snapshot records (the first occurrence's and the latest's, `hil.protocol.SNAPSHOT_DIDS`), 0x06 its
   extended data record (0x01: how many times its error has latched since the last clear);
-- ClearDiagnosticInformation (0x14), group 0xFFFFFF: every DTC.
+- ClearDiagnosticInformation (0x14), group 0xFFFFFF: every DTC;
+- SecurityAccess (0x27), level 1 (requestSeed 0x01, sendKey 0x02), in the extended session only: a 4-byte random
+  seed (all zeros once unlocked), the key `hil.protocol.reference_security_key`'s. A wrong key answers invalidKey;
+  the SECURITY_MAX_ATTEMPTS-th in a row exceededNumberOfAttempts, and for SECURITY_DELAY_S from then every seed
+  request requiredTimeDelayNotExpired; after the delay one more try is allowed before the next. The failed attempts
+  are kept in NVM (as AUTOSAR's Dcm can keep its attempt counter), so a reset is no way round the delay: a lockout
+  pending at a reset runs again, in full, from the boot;
+- WriteDataByIdentifier (0x2E) of DID_CELL_OV_TRIP_MV, the cell over-voltage trip, unlocked only: a service tool
+  may lower it (an aged or derated pack), never raise it above the calibration the board was built with
+  (requestOutOfRange). ReadDataByIdentifier reads it in any session.
+
+Sessions: the extended one ends after S3_SERVER_S without a request (ISO 14229-2's S3Server; TesterPresent is a
+request), and every session change, that timeout's too, locks security access again.
 
 Anything else gets the negative response ISO 14229-1 gives for it: serviceNotSupported,
 subFunctionNotSupported, requestOutOfRange or incorrectMessageLengthOrInvalidFormat. can-isotp segments and
@@ -21,16 +33,24 @@ firmware's to keep: see `BmsFirmware._update_dtcs`.
 """
 from __future__ import annotations
 
+import random
 import struct
 
 from udsoncan import Request, Response, services
 
 from hil.can.isotp_link import IsoTpLink
-from hil.protocol import (DID_SOFTWARE_VERSION, DTC_LATCHED_STATUS, OCCURRENCE_RECORD, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
-                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, UDS_REQUEST_ID, UDS_RESPONSE_ID)
+from hil.protocol import (DEFAULT_SESSION, DID_CELL_OV_TRIP_MV, DID_SOFTWARE_VERSION, DTC_LATCHED_STATUS,
+                          EXTENDED_SESSION, OCCURRENCE_RECORD, SECURITY_LEVEL, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
+                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, UDS_REQUEST_ID, UDS_RESPONSE_ID,
+                          reference_security_key)
 
 P2_MS = 50          # the server's answer time, as DiagnosticSessionControl reports it
 P2_STAR_MS = 2000   # after a responsePending (never sent here)
+S3_SERVER_S = 5.0   # ISO 14229-2: a non-default session ends this long after the last request
+SECURITY_MAX_ATTEMPTS = 3
+SECURITY_DELAY_S = 10.0   # ISO 14229-1 leaves it to the maker; 10 s is the common figure
+SEED_BYTES = 4
+CONSTANT_SEED = bytes.fromhex("12345678")   # (security_seed_constant)
 
 Code = Response.Code
 
@@ -39,22 +59,37 @@ class UdsServer:
     """`on_frame` takes the tester's ISO-TP frames; `process()` answers them, from the firmware's task.
     `firmware` keeps the DTC memory (`dtcs`: DTC -> status byte; `clear_dtcs()`)."""
 
-    def __init__(self, firmware, sender, version_text: str):
+    def __init__(self, firmware, sender, version_text: str, seed: int = 0):
         self._firmware = firmware
         self._version = version_text.encode("ascii")
         self._link = IsoTpLink(UDS_RESPONSE_ID, UDS_REQUEST_ID,
                                lambda frame: sender.send_frame("UDS_BmsResponse", frame))
+        self._seeds = random.Random(seed)   # its own stream: a tester's seed requests move no other random draw
+        self._now_s = 0.0
+        self.reset(0.0)
 
     def on_frame(self, msg) -> None:
         self._link.feed(msg)
 
-    def reset(self) -> None:
-        """A boot: whatever was half received or half sent is gone with the RAM."""
+    def reset(self, now_s: float) -> None:
+        """A boot at `now_s`: whatever was half received or half sent is gone with the RAM, the session is the
+        default one and security access locked; a lockout the failed attempts in NVM call for starts afresh."""
         self._link.reset()
+        self._ram_attempts = 0   # (security_lockout_in_ram)
+        self._enter(DEFAULT_SESSION, now_s)
+        self._locked_until_s = now_s + SECURITY_DELAY_S if self._attempts() >= SECURITY_MAX_ATTEMPTS else None
 
-    def process(self) -> None:
+    def _enter(self, session: int, now_s: float) -> None:
+        self.session, self.unlocked, self._seed, self._last_request_s = session, False, None, now_s
+
+    def process(self, now_s: float) -> None:
+        self._now_s = now_s
+        if (self.session != DEFAULT_SESSION and now_s - self._last_request_s >= S3_SERVER_S
+                and "session_timeout_ignored" not in self._firmware.bugs):
+            self._enter(DEFAULT_SESSION, now_s)
         self._link.process()
         while (payload := self._link.recv()) is not None:
+            self._last_request_s = now_s
             response = self._answer(payload)
             if response is not None:
                 self._link.send(response.get_payload())   # the single frame, or a long answer's first, goes now
@@ -69,7 +104,8 @@ class UdsServer:
             return _negative(payload[0], Code.ServiceNotSupported)
         answer = {services.DiagnosticSessionControl: self._session, services.TesterPresent: self._tester_present,
                   services.ReadDataByIdentifier: self._read_did, services.ReadDTCInformation: self._read_dtcs,
-                  services.ClearDiagnosticInformation: self._clear}.get(service)
+                  services.ClearDiagnosticInformation: self._clear, services.SecurityAccess: self._security,
+                  services.WriteDataByIdentifier: self._write_did}.get(service)
         if answer is None:
             return _negative(service.request_id(), Code.ServiceNotSupported)
         response = answer(request)
@@ -78,8 +114,9 @@ class UdsServer:
         return response
 
     def _session(self, request: Request) -> Response:
-        if request.subfunction not in (1, 3):
+        if request.subfunction not in (DEFAULT_SESSION, EXTENDED_SESSION):
             return Response(service=request.service, code=Code.SubFunctionNotSupported)
+        self._enter(request.subfunction, self._now_s)
         timing = struct.pack(">HH", P2_MS, P2_STAR_MS // 10)
         return Response(service=request.service, code=Code.PositiveResponse,
                         data=bytes([request.subfunction]) + timing)
@@ -94,10 +131,85 @@ class UdsServer:
         if len(data) != 2:   # one DID at a time: that is all this server reads
             return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
         (did,) = struct.unpack(">H", data)
-        if did != DID_SOFTWARE_VERSION:
+        if did == DID_CELL_OV_TRIP_MV:
+            value = struct.pack(">H", round(self._firmware.cal["cell_ov_v"] * 1000.0))
+        elif did == DID_SOFTWARE_VERSION:
+            value = self._version
+        else:
             return Response(service=request.service, code=Code.RequestOutOfRange)
+        return Response(service=request.service, code=Code.PositiveResponse, data=data + value)
+
+    def _security(self, request: Request) -> Response:
+        """requestSeed or sendKey (SECURITY_LEVEL, SECURITY_LEVEL + 1), in the extended session."""
+        level, data = request.subfunction, request.data or b""
+        if level not in (SECURITY_LEVEL, SECURITY_LEVEL + 1):
+            return Response(service=request.service, code=Code.SubFunctionNotSupported)
+        if self.session == DEFAULT_SESSION:
+            return Response(service=request.service, code=Code.ServiceNotSupportedInActiveSession)
+        if level == SECURITY_LEVEL:
+            return self._request_seed(request)
+        if self._seed is None:   # a key with no seed asked for, or the seed's one key already sent
+            return Response(service=request.service, code=Code.RequestSequenceError)
+        if len(data) != SEED_BYTES:
+            return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        expected, self._seed = reference_security_key(self._seed, SECURITY_LEVEL), None
+        if data == expected:
+            self.unlocked = True
+            self._save_attempts(0)
+            return Response(service=request.service, code=Code.PositiveResponse, data=bytes([level]))
+        attempts = self._attempts() + 1
+        self._save_attempts(attempts)
+        if attempts >= SECURITY_MAX_ATTEMPTS and "security_attempts_unlimited" not in self._firmware.bugs:
+            self._locked_until_s = self._now_s + SECURITY_DELAY_S
+            return Response(service=request.service, code=Code.ExceedNumberOfAttempts)
+        return Response(service=request.service, code=Code.InvalidKey)
+
+    def _request_seed(self, request: Request) -> Response:
+        if request.data:
+            return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        if self._locked_until_s is not None:
+            if self._now_s < self._locked_until_s:
+                return Response(service=request.service, code=Code.RequiredTimeDelayNotExpired)
+            self._locked_until_s = None
+            self._save_attempts(SECURITY_MAX_ATTEMPTS - 1)   # one more try, then the next delay
+        if self.unlocked:   # ISO 14229-1: an unlocked server answers a zero seed
+            return Response(service=request.service, code=Code.PositiveResponse,
+                            data=bytes([request.subfunction]) + bytes(SEED_BYTES))
+        if "security_seed_constant" in self._firmware.bugs:
+            self._seed = CONSTANT_SEED
+        else:
+            self._seed = self._seeds.randrange(1, 1 << 8 * SEED_BYTES).to_bytes(SEED_BYTES, "big")
         return Response(service=request.service, code=Code.PositiveResponse,
-                        data=data + self._version)
+                        data=bytes([request.subfunction]) + self._seed)
+
+    def _attempts(self) -> int:
+        """Failed keys in a row: in NVM (RAM with security_lockout_in_ram, where a reset forgets them)."""
+        if "security_lockout_in_ram" in self._firmware.bugs:
+            return self._ram_attempts
+        return int(self._firmware.nvm.get("security_attempts", 0))
+
+    def _save_attempts(self, attempts: int) -> None:
+        if "security_lockout_in_ram" in self._firmware.bugs:
+            self._ram_attempts = attempts
+        elif attempts != self._attempts():   # a data-flash write only when it changes
+            self._firmware.nvm["security_attempts"] = attempts
+
+    def _write_did(self, request: Request) -> Response:
+        data = request.data or b""
+        if len(data) < 3:
+            return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        (did,) = struct.unpack(">H", data[:2])
+        if did != DID_CELL_OV_TRIP_MV:
+            return Response(service=request.service, code=Code.RequestOutOfRange)
+        if self.session == DEFAULT_SESSION:
+            return Response(service=request.service, code=Code.ServiceNotSupportedInActiveSession)
+        if not self.unlocked and "write_checks_session_only" not in self._firmware.bugs:
+            return Response(service=request.service, code=Code.SecurityAccessDenied)
+        if len(data) != 4:
+            return Response(service=request.service, code=Code.IncorrectMessageLengthOrInvalidFormat)
+        if not self._firmware.set_cell_ov_trip(struct.unpack(">H", data[2:])[0] / 1000.0):
+            return Response(service=request.service, code=Code.RequestOutOfRange)
+        return Response(service=request.service, code=Code.PositiveResponse, data=data[:2])
 
     def _read_dtcs(self, request: Request) -> Response:
         data, subfunction = request.data or b"", request.subfunction

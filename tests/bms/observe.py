@@ -1,5 +1,6 @@
 """What the suite watches the BMS's frames for, shared by the tests that take it down and up again (its supply, its
-sleep)."""
+sleep, a key cycle)."""
+from hil.protocol import BmsState
 
 
 def sent_since(stats, since_s: float) -> bool:
@@ -26,3 +27,15 @@ def watch(bench, duration_s: float) -> dict:
     end_s = bench.loop.t_s + duration_s
     bench.loop.run_until(lambda: look() or bench.loop.t_s >= end_s, duration_s + 1.0)
     return seen
+
+
+def key_cycle(bench, dark_s: float) -> None:
+    """Cut the BMS's supply for `dark_s` (a rig with "lv_supply"), then wait for its status frames and STANDBY."""
+    bms = bench.bms
+    status = bms.contactor_readback.message
+    bench.supply.output(False)
+    bench.loop.run_for(dark_s)
+    bench.supply.output(True)
+    bench.loop.run_until(lambda: not bms.monitor.is_absent(status), 3.0,
+                         lambda: f"the BMS silent after its supply came back: {bms.describe()}")
+    bms.wait_state(BmsState.STANDBY, 3.0)

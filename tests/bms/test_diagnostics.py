@@ -14,6 +14,8 @@ import pytest
 
 from hil.protocol import DTC_CONFIRMED, DTC_FAILED_THIS_CYCLE, DTC_PENDING, DTC_TEST_FAILED, BmsState
 
+from .observe import key_cycle
+
 HEALTHY_S = 2.0   # closed and idle this long after power-up: a DTC stored meanwhile is a nuisance one
 DARK_S = 1.0      # the supply cut: a key cycle
 
@@ -88,14 +90,8 @@ def test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it(bench, spe
     if "lv_supply" in rig.capabilities:
         bench.set_load(0.0)
         bms.request("standby")
-        status = bms.contactor_readback.message
         for cycle, pending in (("first", DTC_PENDING), ("second", 0)):
-            bench.supply.output(False)
-            bench.loop.run_for(DARK_S)
-            bench.supply.output(True)
-            bench.loop.run_until(lambda: not bms.monitor.is_absent(status), 3.0,
-                                 lambda: f"the BMS silent after its supply came back: {bms.describe()}")
-            bms.wait_state(BmsState.STANDBY, 3.0)
+            key_cycle(bench, DARK_S)
             stored = uds.read_dtcs()
             checked = (DTC_FAILED_THIS_CYCLE | DTC_PENDING | DTC_CONFIRMED) & uds.status_availability
             assert stored.get(code, 0) & checked == (pending | DTC_CONFIRMED) & checked, (

@@ -406,6 +406,17 @@ BAD_MAPS = [
     (("latest = 0x02 }", "last = 0x02 }"), r"\[uds\] snapshot_records: unknown key 'last'"),
     (("occurrence_record = 0x01", "occurrence_record = 0"),
      r"\[uds\] occurrence_record = 0, expected a record number 0x01..0xFE"),
+    (("security_level = 0x01", "security_level = 0x02"),
+     r"\[uds\] security_level = 2, expected the odd requestSeed subfunction of SecurityAccess, 0x01..0x7D"),
+    (('security_key = "hil.protocol:reference_security_key"', 'security_key = "hil.protocol:no_such_key"'),
+     r"\[uds\] security_key: 'hil.protocol' has no function 'no_such_key'; expected \"package.module:function\""),
+    (('security_key = "hil.protocol:reference_security_key"', 'security_key = "acme_keys:key"'),
+     r"\[uds\] security_key: importing 'acme_keys' failed: ModuleNotFoundError"),
+    (('security_key = "hil.protocol:reference_security_key"', 'security_key = "keys.py:key"'),
+     r"\[uds\] security_key: no file .*keys.py; expected"),
+    (('security_key = "hil.protocol:reference_security_key"', 'security_key = "reference_security_key"'),
+     r"\[uds\] security_key = 'reference_security_key', expected \"package.module:function\" or"),
+    (("protected_did = 0x4B01", "protected_did = 0x14B01"), r"\[uds\] protected_did = 84737, expected a 16-bit DID"),
 ]
 
 

@@ -121,6 +121,46 @@ def test_a_dut_maps_uds_drives_the_tester_and_tells_the_build_where_can_does_not
         assert bench.uds is None
 
 
+def test_a_maps_key_function_in_a_file_beside_it_unlocks_the_protected_write(tmp_path):
+    """A lab keeps its maker's key algorithm in its own file ("keys.py:function" beside the map): the tester unlocks
+    with it and writes. A key function that gives the wrong key is refused as the BMS refuses it (invalidKey, its
+    code kept), and a write before any key is securityAccessDenied."""
+    (tmp_path / "keys.py").write_text("from hil.protocol import reference_security_key\n"
+                                      "def good(seed, level):\n    return reference_security_key(seed, level)\n"
+                                      "def bad(seed, level):\n    return bytes(len(seed))\n")
+    text = REFERENCE_MAP.read_text()
+    path = tmp_path / "map.toml"
+    for function in ("good", "bad"):
+        path.write_text(text.replace('"hil.protocol:reference_security_key"', f'"keys.py:{function}"'))
+        with Bench(load_rig(SIM, [f'dut.map="{path}"'])) as bench:
+            uds = bench.uds
+            value = uds.read_did(uds.protected_did)
+            uds.session(3)
+            with pytest.raises(UdsRefused, match=r"WriteDataByIdentifier refused by the BMS: negative response 0x33 "
+                                                 r"\(SecurityAccessDenied\)") as refused:
+                uds.write_did(uds.protected_did, value)
+            assert refused.value.code == 0x33
+            if function == "bad":
+                with pytest.raises(UdsRefused, match=r"SecurityAccess refused by the BMS: negative response 0x35 "
+                                                     r"\(InvalidKey\)"):
+                    uds.unlock()
+                continue
+            assert any(uds.unlock()) and not any(uds.unlock()), "a seed, then zeros once unlocked"
+            uds.write_did(uds.protected_did, value)
+
+
+def test_a_tester_without_a_key_says_which_map_key_is_missing(tmp_path):
+    text = REFERENCE_MAP.read_text()
+    path = tmp_path / "no-key.toml"
+    path.write_text(_without(text, "security_key", "security_level"))
+    with Bench(load_rig(SIM, [f'dut.map="{path}"'])) as bench:
+        with pytest.raises(HilError, match=r"no security key is known for this BMS: give \[uds\] security_key"):
+            bench.uds.unlock()
+        with pytest.raises(HilError, match=r"no security access level is known for this BMS: give \[uds\] "
+                                           r"security_level"):
+            bench.uds.request_seed()
+
+
 @pytest.mark.wire
 def test_the_tester_over_slcan_reads_the_build_and_a_stored_dtc():
     """The boards in their own process behind a pty, python-can's slcan client in the harness, real clock: the
@@ -158,6 +198,26 @@ def test_hil_uds_reads_the_build_and_the_dtcs_outside_any_test(capsys, tmp_path)
     path.write_text(text[:text.index("[uds]")])
     assert main(["uds", "--set", f'dut.map="{path}"']) == 2
     assert "the harness has no UDS for this BMS: a DUT map needs a [uds] table" in capsys.readouterr().err
+
+
+def test_hil_uds_writes_a_protected_did_unlocked(capsys, tmp_path):
+    """`--write` unlocks with the map's key and writes (the OV trip lowered to 4.100 V, read back); a map with no
+    key is a problem named; a value that is not hex is refused before the bench opens."""
+    from hil.cli import main
+    assert main(["uds", "--write", "0x4B01=1004", "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert json.loads(lines[-1])["written"] == {"0x4B01": "10 04"}
+    assert "DID 0x4B01 written, reads back: 10 04" in lines
+    path = tmp_path / "no-key.toml"
+    path.write_text(_without(REFERENCE_MAP.read_text(), "security_key"))
+    assert main(["uds", "--write", "0x4B01=1004", "--set", f'dut.map="{path}"']) == 1
+    assert capsys.readouterr().out.rstrip().endswith(
+        "PROBLEM: no security key is known for this BMS: give [uds] security_key in its DUT map "
+        "(hil/devices/dut_map.py)")
+    with pytest.raises(SystemExit) as exited:
+        main(["uds", "--write", "0x4B01=4.1"])
+    assert exited.value.code == 2
+    assert "'0x4B01=4.1': expected DID=HEX, the bytes to write in hex" in capsys.readouterr().err
 
 
 def _without(text: str, *lines: str) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from hil.can.dbc import load_dbcs
+from hil.can.isotp_link import PADDING as UDS_PAD
 from hil.can.monitor import Monitor
 from hil.can.periodic import PeriodicSender
 from hil.model.cell import load_cell
@@ -47,6 +48,7 @@ class Boards:
         self.ocv_soc, self.ocv_v = cell.ocv_soc, cell.ocv_v
         self.n_cells = self.fw.n_cells
         self.ticks = 0
+        self.uds_answers: list[bytes] | None = None   # UDS_BmsResponse's frames, once ask_uds has asked
         self.monitor = Monitor(db, lambda: self.t_s)
         self.sender = PeriodicSender(self._host_bus, db)
         self.sender.add("VCU_Heartbeat")
@@ -153,6 +155,17 @@ class Boards:
         self.standby()
         self.request(mode)
         self.run_until(lambda: self.fw.state == BmsState.NORMAL and self.closed, 2.0, "NORMAL, contactors closed")
+
+    def ask_uds(self, *request: int, tasks: int = 2) -> list[bytes]:
+        """A tester's single-frame request on UDS_BmsRequest (ISO-TP, padded to 8 bytes): the UDS_BmsResponse frames
+        that came within `tasks` main tasks (kept in `uds_answers`, which collects every later one too)."""
+        if self.uds_answers is None:
+            self.uds_answers = []
+            self.monitor.tap("UDS_BmsResponse", lambda msg: self.uds_answers.append(bytes(msg.data)))
+        self.uds_answers.clear()
+        self.sender.send_frame("UDS_BmsRequest", bytes([len(request), *request]).ljust(8, bytes([UDS_PAD])))
+        self.step(tasks)
+        return list(self.uds_answers)
 
     def close(self) -> None:
         self._host_bus.shutdown()

@@ -11,9 +11,10 @@ import pytest
 
 from hil.can import e2e
 from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, BmsState,
-                          ModeRequest)
+                          ModeRequest, reference_security_key)
 from hil.model.cell import GAS_CONSTANT_J_PER_MOL_K
 from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS, SWITCHING_CHECK_S
+from hil.sim.uds_server import S3_SERVER_S
 
 
 def _both(make_boards, bug, *overrides, **kwargs):
@@ -1042,6 +1043,80 @@ def test_bug_supply_ovlo_at_18v(make_boards):
     assert not clean.fw.powered, clean.describe()
     _supply_to(buggy, 12.0)
     buggy.run_until(lambda: buggy.fw.powered, 1.0, "the MCU booted once the supply is back at 12 V")
+
+
+def _seed(boards) -> bytes:
+    """SecurityAccess requestSeed (level 1) in the extended session: the seed."""
+    boards.ask_uds(0x10, 0x03)
+    answer = boards.ask_uds(0x27, 0x01)
+    assert answer and answer[0][1:3] == bytes([0x67, 0x01]), answer
+    return answer[0][3:7]
+
+
+def _wrong_keys(boards, count: int) -> list[int]:
+    """`count` wrong keys, each on a fresh seed: each answer's code (0x35 invalidKey, 0x36 exceeded...)."""
+    return [boards.ask_uds(0x27, 0x02, *(byte ^ 0xFF for byte in reference_security_key(_seed(boards), 1)))[0][3]
+            for _ in range(count)]
+
+
+def _write_ov_trip(boards) -> bytes:
+    """WriteDataByIdentifier of the OV trip at its own value: the answer's first frame."""
+    value_mv = round(boards.fw.cal["cell_ov_v"] * 1000)
+    return boards.ask_uds(0x2E, 0x4B, 0x01, *value_mv.to_bytes(2, "big"))[0]
+
+
+def test_bug_security_attempts_unlimited(make_boards):
+    """Three wrong keys: the clean firmware answers the third exceededNumberOfAttempts and refuses the next seed
+    (requiredTimeDelayNotExpired); the bug's answers every one invalidKey and gives seeds on."""
+    clean, buggy = _both(make_boards, "security_attempts_unlimited")
+    assert _wrong_keys(clean, 3) == [0x35, 0x35, 0x36]
+    assert clean.ask_uds(0x27, 0x01)[0][1:4] == bytes([0x7F, 0x27, 0x37])
+    assert _wrong_keys(buggy, 10) == [0x35] * 10
+    assert any(_seed(buggy))
+
+
+def test_bug_security_seed_constant(make_boards):
+    clean, buggy = _both(make_boards, "security_seed_constant")
+    assert _seed(clean) != _seed(clean)
+    assert _seed(buggy) == _seed(buggy) != bytes(4)
+
+
+def test_bug_security_lockout_in_ram(make_boards):
+    """Locked out, then the supply cut and back: the clean firmware still refuses seeds, the bug's gives one."""
+    clean, buggy = _both(make_boards, "security_lockout_in_ram")
+    for boards in (clean, buggy):
+        boards.standby()
+        _wrong_keys(boards, 3)
+        _supply_to(boards, 0.0)
+        boards.step()
+        _supply_to(boards, 13.5)
+        boards.run_until(lambda b=boards: b.fw.powered and b.fw.state == BmsState.STANDBY, 2.0, "booted again")
+        boards.ask_uds(0x10, 0x03)
+    assert clean.ask_uds(0x27, 0x01)[0][1:4] == bytes([0x7F, 0x27, 0x37])
+    assert any(_seed(buggy))
+
+
+def test_bug_write_checks_session_only(make_boards):
+    """In the extended session, locked: the clean firmware refuses the OV trip's write (securityAccessDenied), the
+    bug's takes it. Neither takes it in the default session."""
+    clean, buggy = _both(make_boards, "write_checks_session_only")
+    for boards in (clean, buggy):
+        assert _write_ov_trip(boards)[1:4] == bytes([0x7F, 0x2E, 0x7F])
+        boards.ask_uds(0x10, 0x03)
+    assert _write_ov_trip(clean)[1:4] == bytes([0x7F, 0x2E, 0x33])
+    assert _write_ov_trip(buggy)[1:4] == bytes([0x6E, 0x4B, 0x01])
+
+
+def test_bug_session_timeout_ignored(make_boards):
+    """Unlocked, then silent past S3: the clean firmware is back in the default session (the write refused), the
+    bug's still unlocked (the write taken)."""
+    clean, buggy = _both(make_boards, "session_timeout_ignored")
+    for boards in (clean, buggy):
+        seed = _seed(boards)
+        assert boards.ask_uds(0x27, 0x02, *reference_security_key(seed, 1))[0][1:3] == bytes([0x67, 0x02])
+        boards.run_for(S3_SERVER_S + 0.1)
+    assert _write_ov_trip(clean)[1:4] == bytes([0x7F, 0x2E, 0x7F])
+    assert _write_ov_trip(buggy)[1:4] == bytes([0x6E, 0x4B, 0x01])
 
 
 def test_every_seeded_bug_has_its_test():

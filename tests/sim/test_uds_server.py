@@ -3,8 +3,10 @@ ISO 15765-2 lays it out, written here by hand rather than by can-isotp (which th
 as ISO 14229-1 gives them, the DTC memory behind them."""
 import pytest
 
-from hil.protocol import DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_DIDS, ScaledDid
+from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_DIDS, ScaledDid,
+                          reference_security_key)
 from hil.sim.bms_firmware import VERSION_TEXT
+from hil.sim.uds_server import S3_SERVER_S, SECURITY_DELAY_S
 
 PAD = 0xCC
 
@@ -17,18 +19,13 @@ def _frame(*data: int) -> bytes:
 def tester(make_boards):
     """Boards with the firmware in STANDBY, and every frame of UDS_BmsResponse kept as it comes."""
     boards = make_boards()
-    boards.answers = []
-    boards.monitor.tap("UDS_BmsResponse", lambda msg: boards.answers.append(bytes(msg.data)))
     boards.standby()
     return boards
 
 
 def _ask(boards, *request: int, tasks: int = 2) -> list[bytes]:
     """A single-frame request; the frames that came within `tasks` main tasks."""
-    boards.answers.clear()
-    boards.sender.send_frame("UDS_BmsRequest", _frame(len(request), *request))
-    boards.step(tasks)
-    return list(boards.answers)
+    return boards.ask_uds(*request, tasks=tasks)
 
 
 def test_a_short_answer_is_one_single_frame(tester):
@@ -55,10 +52,10 @@ def test_a_long_answer_waits_for_the_testers_flow_control(tester):
     payload = bytes([0x62, 0xF1, 0x89]) + version
     first = _ask(tester, 0x22, 0xF1, 0x89, tasks=5)
     assert first == [bytes([0x10, len(payload)]) + payload[:6]], "a first frame, and nothing more until the FC"
-    tester.answers.clear()
+    tester.uds_answers.clear()
     tester.sender.send_frame("UDS_BmsRequest", _frame(0x30, 0x00, 0x00))   # clear to send, all of it, no gap
     tester.step(2)
-    assert tester.answers == [_frame(0x21, *payload[6:])]
+    assert tester.uds_answers == [_frame(0x21, *payload[6:])]
 
 
 def test_stored_dtcs_are_read_out_with_their_status_and_cleared(tester):
@@ -73,10 +70,10 @@ def test_stored_dtcs_are_read_out_with_their_status_and_cleared(tester):
                DTC_LATCHED_STATUS]
     first = _ask(tester, 0x19, 0x02, 0xFF)
     assert first == [bytes([0x10, 11, 0x59, 0x02, 0x2F, *records[:3]])]
-    tester.answers.clear()
+    tester.uds_answers.clear()
     tester.sender.send_frame("UDS_BmsRequest", _frame(0x30, 0x00, 0x00))
     tester.step(2)
-    assert tester.answers == [_frame(0x21, *records[3:])]
+    assert tester.uds_answers == [_frame(0x21, *records[3:])]
     tester.ce.setpoint_v[0] = tester.ocv_at(0.5)
     tester.ce.setpoint_c[1] = 25.0
     tester.clear_faults()
@@ -95,10 +92,10 @@ def _ask_long(boards, *request: int) -> bytes:
     assert len(first) == 1 and first[0][0] >> 4 == 1, f"expected one first frame, got {first}"
     length = (first[0][0] & 0x0F) << 8 | first[0][1]
     payload = bytearray(first[0][2:])
-    boards.answers.clear()
+    boards.uds_answers.clear()
     boards.sender.send_frame("UDS_BmsRequest", _frame(0x30, 0x00, 0x00))
     boards.step(3)
-    for number, frame in enumerate(boards.answers, start=1):
+    for number, frame in enumerate(boards.uds_answers, start=1):
         assert frame[0] == 0x20 | number % 16, f"consecutive frame {number}: {frame.hex()}"
         payload += frame[1:]
     assert len(payload) >= length, f"{len(payload)} of {length} bytes came"
@@ -167,3 +164,75 @@ def test_a_dark_bms_answers_nothing(tester):
     tester.host.supply.answer(b"VOLT 0", tester.t_s)
     tester.step()
     assert not tester.fw.powered and _ask(tester, 0x3E, 0x00, tasks=5) == []
+
+
+def test_the_reference_key_is_the_seed_xor_the_mask_rotated_plus_the_level():
+    """Worked by hand: 0x12345678 ^ 0x5A17C0DE = 0x482396A6, rotated left by 7 bits 0x11CB5324, plus level 1."""
+    assert reference_security_key(bytes.fromhex("12345678"), 1) == bytes.fromhex("11CB5325")
+    assert reference_security_key(bytes.fromhex("12345678"), 3) == bytes.fromhex("11CB5327")
+
+
+def _seed(answer: list[bytes]) -> bytes:
+    assert len(answer) == 1 and answer[0][:3] == bytes([0x06, 0x67, 0x01]), answer
+    return answer[0][3:7]
+
+
+def test_security_access_guards_the_ov_trip_write(tester):
+    """SecurityAccess only in the extended session; a key before a seed is out of sequence; the right key unlocks
+    and the seed is then zeros. WriteDataByIdentifier of the OV trip (0x4B01, mV): not in the default session,
+    securityAccessDenied while locked, taken unlocked when it lowers the trip, requestOutOfRange above the
+    calibration; ReadDataByIdentifier reads it back. A session change locks again."""
+    factory_mv = round(tester.cal["cell_ov_v"] * 1000)
+    assert _ask(tester, 0x22, 0x4B, 0x01) == [_frame(0x05, 0x62, 0x4B, 0x01, *factory_mv.to_bytes(2, "big"))]
+    assert _ask(tester, 0x27, 0x01) == [_frame(0x03, 0x7F, 0x27, 0x7F)]                 # not in the default session
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10, 0x04) == [_frame(0x03, 0x7F, 0x2E, 0x7F)]
+    _ask(tester, 0x10, 0x03)
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10, 0x04) == [_frame(0x03, 0x7F, 0x2E, 0x33)]   # securityAccessDenied
+    assert _ask(tester, 0x27, 0x02, 1, 2, 3, 4) == [_frame(0x03, 0x7F, 0x27, 0x24)]        # requestSequenceError
+    assert _ask(tester, 0x27, 0x05) == [_frame(0x03, 0x7F, 0x27, 0x12)]                    # no such level
+    seed = _seed(_ask(tester, 0x27, 0x01))
+    assert any(seed)
+    assert _ask(tester, 0x27, 0x02, *reference_security_key(seed, 1)) == [_frame(0x02, 0x67, 0x02)]
+    assert _seed(_ask(tester, 0x27, 0x01)) == bytes(4), "unlocked: a zero seed"
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10, 0x04) == [_frame(0x03, 0x6E, 0x4B, 0x01)]   # 4.100 V
+    assert tester.fw.cal["cell_ov_v"] == 4.1
+    assert _ask(tester, 0x22, 0x4B, 0x01) == [_frame(0x05, 0x62, 0x4B, 0x01, 0x10, 0x04)]
+    above_mv = (factory_mv + 50).to_bytes(2, "big")
+    assert _ask(tester, 0x2E, 0x4B, 0x01, *above_mv) == [_frame(0x03, 0x7F, 0x2E, 0x31)]     # never above the cal
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10) == [_frame(0x03, 0x7F, 0x2E, 0x13)]         # one byte short
+    assert _ask(tester, 0x2E, 0xF1, 0x89, 0x31) == [_frame(0x03, 0x7F, 0x2E, 0x31)]         # not writable
+    _ask(tester, 0x10, 0x03)
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10, 0x04) == [_frame(0x03, 0x7F, 0x2E, 0x33)], "locked again"
+
+
+def test_wrong_keys_lock_out_a_reset_included_and_a_silent_tester_loses_the_session(tester):
+    """Two wrong keys invalidKey, the third exceededNumberOfAttempts, then requiredTimeDelayNotExpired for
+    SECURITY_DELAY_S, across a power cycle too (the count is in NVM, the delay runs again from the boot); after it
+    one more try. Unlocked and silent for S3_SERVER_S, the session is the default one again."""
+    _ask(tester, 0x10, 0x03)
+    codes = [_ask(tester, 0x27, 0x02, *bytes(4 * [_seed(_ask(tester, 0x27, 0x01))[0] ^ 0xFF]))[0][3]
+             for _ in range(3)]
+    assert codes == [0x35, 0x35, 0x36]
+    assert _ask(tester, 0x27, 0x01) == [_frame(0x03, 0x7F, 0x27, 0x37)]
+    tester.host.supply.answer(b"VOLT 0", tester.t_s)
+    tester.step()
+    tester.host.supply.answer(b"VOLT 13.5", tester.t_s)
+    tester.run_until(lambda: tester.fw.powered and tester.fw.state.name == "STANDBY", 2.0, "booted again")
+    booted_s = tester.t_s
+    _ask(tester, 0x10, 0x03)
+    assert _ask(tester, 0x27, 0x01) == [_frame(0x03, 0x7F, 0x27, 0x37)], "a reset does not clear the lockout"
+    tester.run_for(SECURITY_DELAY_S - (tester.t_s - booted_s) - 1.0)
+    _ask(tester, 0x10, 0x03)   # the silent wait ended the session (S3)
+    assert _ask(tester, 0x27, 0x01) == [_frame(0x03, 0x7F, 0x27, 0x37)]
+    tester.run_for(1.5)
+    _seed(_ask(tester, 0x27, 0x01))
+    assert _ask(tester, 0x27, 0x02, *bytes(4)) == [_frame(0x03, 0x7F, 0x27, 0x36)], "one more try, then locked"
+    tester.run_for(SECURITY_DELAY_S + 0.1)
+    _ask(tester, 0x10, 0x03)
+    seed = _seed(_ask(tester, 0x27, 0x01))
+    assert _ask(tester, 0x27, 0x02, *reference_security_key(seed, 1)) == [_frame(0x02, 0x67, 0x02)]
+    assert tester.fw.nvm["security_attempts"] == 0
+    tester.run_for(S3_SERVER_S - 0.1)
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10, 0x04) == [_frame(0x03, 0x6E, 0x4B, 0x01)], "a pause short of S3"
+    tester.run_for(S3_SERVER_S + 0.05)
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10, 0x04) == [_frame(0x03, 0x7F, 0x2E, 0x7F)], "S3 over: default"
