@@ -164,6 +164,9 @@ BUGS = {
                                       "frame: a backup unit whose rack controller keeps it in STANDBY, talking to it "
                                       "and waiting for a grid loss, falls asleep, and must first wake up (a boot) "
                                       "when the grid goes",
+    "sleeps_in_standby_only": "the BMS goes to sleep from STANDBY only: one left in FAULT by a host that went away "
+                              "(a vehicle parked after a trip, a rack controller shut down) stays awake and drains "
+                              "the 12 V battery while nobody is there to clear the fault",
     "front_end_left_on_in_sleep": "the cell front end is not put to sleep with the MCU: asleep, the board draws "
                                   "tens of mA from its 12 V supply, which drains a parked vehicle's battery in weeks",
     "contactor_stays_closed": "on a fault the main contactors are not opened once they were closed",
@@ -701,7 +704,8 @@ class BmsFirmware:
         to report it. Faults and DTCs are in NVM already; a RAM-only diagnosis (self-discharge) is lost, as at a
         reset."""
         sleep_after_s = self.cal["sleep_after_s"]
-        if (sleep_after_s <= 0 or self.state not in (BmsState.STANDBY, BmsState.FAULT)
+        states = (BmsState.STANDBY,) if "sleeps_in_standby_only" in self.bugs else (BmsState.STANDBY, BmsState.FAULT)
+        if (sleep_after_s <= 0 or self.state not in states
                 or any(self.contactor_cmd.values()) or any(self.contactor_fb.values())
                 or now_s - self._idle_since_s < sleep_after_s):
             return

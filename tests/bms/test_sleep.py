@@ -36,28 +36,33 @@ def _standby(bench) -> None:
                          lambda: f"contactors still closed after a STANDBY request: {bench.bms.describe()}")
 
 
-def test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next_frame(bench, spec, rig, measure):
-    """The host stops sending in STANDBY: within max_idle_s of its last frame the BMS falls silent (asleep), and,
-    on rigs with `lv_supply`, draws at most max_quiescent_ma from its supply. The host's next frame wakes it: its
-    status frames come again within max_wake_ms, in STANDBY with the SOC it had, and it closes on request."""
-    sleep = _sleep(spec)
+def _fall_asleep(bench, sleep: dict, rig, measure, suffix: str = "") -> float:
+    """The host stops sending: within max_idle_s of its last frame the BMS must fall silent and, on rigs with
+    `lv_supply`, draw at most max_quiescent_ma. Returns when it was seen asleep."""
     bms = bench.bms
     status = bms.contactor_readback.message
-    stats = bms.monitor.stats[status]
-    _standby(bench)
-    soc = bms.soc
     bms.heartbeat(False)
     last_host_s = max(bench.sender.last_sent_s(name) for name in bms.heartbeat_messages)
     bench.loop.run_until(lambda: bms.monitor.is_absent(status), sleep["max_idle_s"] + 1.0,
                          lambda: f"the BMS still sends {status} {bench.loop.t_s - last_host_s:.1f} s after the host's "
                                  f"last frame: {bms.describe()}")
-    measure("sleep_after_idle", stats.last_s - last_host_s, high=sleep["max_idle_s"], unit="s")
+    measure(f"sleep_after_idle{suffix}", bms.monitor.stats[status].last_s - last_host_s, high=sleep["max_idle_s"],
+            unit="s")
     if "lv_supply" in rig.capabilities:
         bench.loop.run_for(SETTLE_S)
-        measure("quiescent_current", bench.supply.measure_current_a() * 1000, high=sleep["max_quiescent_ma"],
-                unit="mA")
-    asleep_s = bench.loop.t_s
+        measure(f"quiescent_current{suffix}", bench.supply.measure_current_a() * 1000,
+                high=sleep["max_quiescent_ma"], unit="mA")
+    return bench.loop.t_s
+
+
+def _wake(bench, sleep: dict, asleep_s: float, measure, state: BmsState, suffix: str = "") -> None:
+    """The host's frames again: the BMS's status frames must be back within max_wake_ms of its first, and then
+    report `state`."""
+    bms = bench.bms
+    status = bms.contactor_readback.message
+    stats = bms.monitor.stats[status]
     bms.heartbeat(True)
+
     def sent_since_asleep() -> list[float]:
         return [sent_s for name in bms.heartbeat_messages
                 if (sent_s := bench.sender.last_sent_s(name) or 0.0) >= asleep_s]
@@ -66,17 +71,49 @@ def test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next
     woken_s = min(sent_since_asleep())   # when the first of them went out
     awake_s = bench.loop.run_until(lambda: sent_since(stats, woken_s), 5 * sleep["max_wake_ms"] / 1000,
                                    lambda: f"no {status} since the host's first frame: {bms.describe()}")
-    measure("wake_time", (awake_s - woken_s) * 1000, high=sleep["max_wake_ms"], unit="ms")
+    measure(f"wake_time{suffix}", (awake_s - woken_s) * 1000, high=sleep["max_wake_ms"], unit="ms")
     # The state from before the sleep stays in the Monitor until the BMS has sent a new one: wait for one after the
-    # wake-up, then for a SOC frame after that (it says INIT's RAM default until the SOC is read back from NVM).
-    bench.loop.run_until(lambda: bms.state == BmsState.STANDBY and stats.last_s > awake_s, 3.0,
-                         lambda: f"not back in STANDBY after waking: {bms.describe()}")
+    # wake-up.
+    bench.loop.run_until(lambda: bms.state == state and stats.last_s > awake_s, 3.0,
+                         lambda: f"not back in {state.name} after waking: {bms.describe()}")
+
+
+def test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next_frame(bench, spec, rig, measure):
+    """The host stops sending in STANDBY: within max_idle_s of its last frame the BMS falls silent (asleep), and,
+    on rigs with `lv_supply`, draws at most max_quiescent_ma from its supply. The host's next frame wakes it: its
+    status frames come again within max_wake_ms, in STANDBY with the SOC it had, and it closes on request."""
+    sleep = _sleep(spec)
+    bms = bench.bms
+    _standby(bench)
+    soc = bms.soc
+    asleep_s = _fall_asleep(bench, sleep, rig, measure)
+    _wake(bench, sleep, asleep_s, measure, BmsState.STANDBY)
     assert not bms.faults, f"woke with faults: {bms.describe()}"
+    # A SOC frame after the wake-up: it says INIT's RAM default until the SOC is read back from NVM.
     if bms.soc_message is not None:
         standby_s, soc_stats = bench.clock.now_s(), bms.monitor.stats[bms.soc_message]
         bench.loop.run_until(lambda: sent_since(soc_stats, standby_s), 2.0,
                              lambda: f"no {bms.soc_message} after the BMS woke: {bms.describe()}")
         assert abs(bms.soc - soc) <= MAX_SOC_CHANGE, f"SOC {soc:.3f} before the sleep, {bms.soc:.3f} after it"
+    bench.power_up()
+
+
+def test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault(bench, spec, rig, measure):
+    """An over-voltage trip, the cell back in range, then the host gone (a vehicle parked after the fault, a rack
+    controller shut down): a BMS in FAULT must fall asleep as in STANDBY, or it drains the 12 V battery while
+    nobody is there to clear it. Woken, it must still report the fault (latched, as in NVM), and close only once
+    the host has cleared it."""
+    sleep = _sleep(spec)
+    bms, ov = bench.bms, spec.protections["cell_ov"]
+    bench.power_up()
+    bench.force_cell(0, ov.high + 0.01)
+    bms.wait_state(BmsState.FAULT, 5 * ov.max_reaction_ms / 1000)
+    bench.force_cell(0, None)
+    bms.request("standby")   # the host, seeing the fault, asks for STANDBY before it goes
+    asleep_s = _fall_asleep(bench, sleep, rig, measure, "_in_fault")
+    _wake(bench, sleep, asleep_s, measure, BmsState.FAULT, "_in_fault")
+    assert "cell_ov" in bms.faults, f"woke from its sleep in FAULT without the over-voltage fault: {bms.describe()}"
+    bms.clear_faults()
     bench.power_up()
 
 

@@ -865,6 +865,23 @@ def test_bug_sleep_timer_from_close_request(make_boards):
     buggy.run_until(lambda: buggy.fw.asleep, 2 * buggy.cal["sleep_after_s"], "the bug's BMS asleep, the host talking")
 
 
+def test_bug_sleeps_in_standby_only(make_boards):
+    """An over-voltage trip, the cell back in range, then the host silent: the clean firmware sleeps in FAULT, the
+    bug's stays awake; both sleep from STANDBY."""
+    clean, buggy = _both(make_boards, "sleeps_in_standby_only")
+    for boards in (clean, buggy):
+        _over_ov(boards, 0)
+        boards.ce.setpoint_v[0] = boards.ocv_at(0.5)
+        boards.host_silent()
+        boards.run_for(boards.cal["sleep_after_s"] + 1.0)
+    assert clean.fw.asleep and clean.fault("cell_ov"), clean.describe()
+    assert not buggy.fw.asleep and buggy.fw.state == BmsState.FAULT, buggy.describe()
+    other = make_boards(bugs=["sleeps_in_standby_only"])
+    other.standby()
+    other.host_silent()
+    other.run_until(lambda: other.fw.asleep, other.cal["sleep_after_s"] + 1.0, "asleep from STANDBY")
+
+
 def test_bug_front_end_left_on_in_sleep(make_boards):
     """Both asleep, the host silent in STANDBY: the bug's board draws its front end's current besides the quiescent."""
     clean, buggy = _both(make_boards, "front_end_left_on_in_sleep")
