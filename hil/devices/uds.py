@@ -161,13 +161,34 @@ class UdsClient:
     def unlock(self) -> bytes:
         """Seed, key by `security_key`, and sendKey; the seed it was asked (no key is sent for a zero seed: the BMS
         is unlocked already). In the extended session (`session(3)`) first, as most BMSes want."""
+        self._key_function()   # none known: said before a seed is spent
+        seed = self.request_seed()
+        if any(seed):
+            self.send_key(self.key_for(seed))
+        return seed
+
+    def key_for(self, seed: bytes) -> bytes:
+        """The key `security_key` makes of `seed` at `security_level`. A key function of a lab's own that fails, or
+        gives no bytes, is named with the seed it was given."""
+        function = self._key_function()
+        name = getattr(function, "__qualname__", repr(function))
+        try:
+            key = function(seed, self._level())
+        except HilError:
+            raise
+        except Exception as error:   # the lab's own code
+            raise HilError(f"the security key function ([uds] security_key, {name}) failed for seed "
+                           f"{seed.hex(' ')}: {type(error).__name__}: {error}") from None
+        if not isinstance(key, (bytes, bytearray)) or not key:
+            raise HilError(f"the security key function ([uds] security_key, {name}) gave {key!r} for seed "
+                           f"{seed.hex(' ')}; expected the key's bytes")
+        return bytes(key)
+
+    def _key_function(self):
         if self.security_key is None:
             raise HilError("no security key is known for this BMS: give [uds] security_key in its DUT map "
                            "(hil/devices/dut_map.py)")
-        seed = self.request_seed()
-        if any(seed):
-            self.send_key(self.security_key(seed, self._level()))
-        return seed
+        return self.security_key
 
     def _level(self) -> int:
         if self.security_level is None:

@@ -51,7 +51,7 @@ def _name(code: int | None) -> str:
 def _wrong_key(uds) -> tuple[bytes, int | None]:
     """A seed, then a key that is not its key: the seed and the refusal's code."""
     seed = uds.request_seed()
-    key = uds.security_key(seed, uds.security_level)
+    key = uds.key_for(seed)
     return seed, _refusal(lambda: uds.send_key(bytes(byte ^ 0xA5 for byte in key)))
 
 

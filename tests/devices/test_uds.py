@@ -124,12 +124,23 @@ def test_a_dut_maps_uds_drives_the_tester_and_tells_the_build_where_can_does_not
 def test_a_maps_key_function_in_a_file_beside_it_unlocks_the_protected_write(tmp_path):
     """A lab keeps its maker's key algorithm in its own file ("keys.py:function" beside the map): the tester unlocks
     with it and writes. A key function that gives the wrong key is refused as the BMS refuses it (invalidKey, its
-    code kept), and a write before any key is securityAccessDenied."""
+    code kept), and a write before any key is securityAccessDenied. One that raises, or gives no bytes, is named
+    with the seed it was given."""
     (tmp_path / "keys.py").write_text("from hil.protocol import reference_security_key\n"
                                       "def good(seed, level):\n    return reference_security_key(seed, level)\n"
-                                      "def bad(seed, level):\n    return bytes(len(seed))\n")
+                                      "def bad(seed, level):\n    return bytes(len(seed))\n"
+                                      "def raises(seed, level):\n    raise ValueError('seed too short')\n"
+                                      "def gives_text(seed, level):\n    return seed.hex()\n")
     text = REFERENCE_MAP.read_text()
     path = tmp_path / "map.toml"
+    for function, error in (("raises", r"failed for seed [0-9a-f ]{11}: ValueError: seed too short"),
+                            ("gives_text", r"gave '[0-9a-f]{8}' for seed [0-9a-f ]{11}; expected the key's bytes")):
+        path.write_text(text.replace('"hil.protocol:reference_security_key"', f'"keys.py:{function}"'))
+        with Bench(load_rig(SIM, [f'dut.map="{path}"'])) as bench:
+            bench.uds.session(3)
+            with pytest.raises(HilError, match=rf"the security key function \(\[uds\] security_key, {function}\) "
+                                               rf"{error}"):
+                bench.uds.unlock()
     for function in ("good", "bad"):
         path.write_text(text.replace('"hil.protocol:reference_security_key"', f'"keys.py:{function}"'))
         with Bench(load_rig(SIM, [f'dut.map="{path}"'])) as bench:
