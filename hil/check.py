@@ -8,7 +8,9 @@ what was queued meanwhile arrive (half a second), then listens for `--listen-s` 
 
 - the BMS's state and the build it says it runs, against the rig's `[dut] firmware`;
 - where the harness has UDS for the BMS (`hil.devices.uds`), the build it says there and its stored DTCs
-  (a note: a bench's BMS keeps the last run's); UDS that does not answer is a problem;
+  (a note: a bench's BMS keeps the last run's); UDS that does not answer is a problem; where the DUT map gives
+  a security key, it is tried once (the extended session, seed, key, then the default session again, nothing
+  written): a key the BMS refuses is a problem, found here rather than by the suite's security tests;
 - each message on the DUT's bus: frames and mean cycle. A message the spec times (`[cycle_times]`) or the
   proxy reads (status, current, SOC) that never came, or came off its spec's cycle by more than its
   tolerance, is a problem; so are CRC, alive-counter and length errors, and a message that stopped;
@@ -31,7 +33,7 @@ import contextlib
 import json
 
 from hil.errors import HilError
-from hil.protocol import BmsState
+from hil.protocol import DEFAULT_SESSION, EXTENDED_SESSION, BmsState
 from hil.safety import NotSafe, live
 
 DEFAULT_LISTEN_S = 3.0   # three cycles of a once-a-second message: enough for its mean cycle
@@ -172,6 +174,22 @@ def _diagnose(bench, findings: dict) -> None:
     if stored:
         findings["notes"].append("stored DTCs: " + ", ".join(uds.describe(code, status)
                                                              for code, status in stored.items()))
+    if uds.security_key is not None and uds.security_level is not None:
+        findings["uds"]["security"] = _try_unlock(uds, findings)
+
+
+def _try_unlock(uds, findings: dict) -> str:
+    """The map's security key tried once, and security locked again by the return to the default session."""
+    try:
+        uds.session(EXTENDED_SESSION)
+        try:
+            uds.unlock()
+        finally:
+            uds.session(DEFAULT_SESSION)
+    except HilError as exc:
+        findings["problems"].append(f"UDS security access with the map's [uds] security_key: {exc}")
+        return "refused"
+    return f"unlocked with the map's key (level 0x{uds.security_level:02X})"
 
 
 def _step_channels(bench, rig, findings: dict) -> None:
@@ -225,7 +243,9 @@ def describe(findings: dict) -> list[str]:
             lines.append(f"  {bus}{name}: {stats['frames']} frames, " + _cycle(stats, findings["listened_s"],
                          findings["spec_cycles"].get(name) if key == "messages" else None))
     if "uds" in findings:
-        lines.append(f"UDS: build {findings['uds']['software_version']}, {len(findings['uds']['dtcs'])} stored DTC(s)")
+        uds = findings["uds"]
+        security = f", security access {uds['security']}" if "security" in uds else ""
+        lines.append(f"UDS: build {uds['software_version']}, {len(uds['dtcs'])} stored DTC(s){security}")
     for kind, stepped in findings.get("channels", {}).items():
         worst = "not all reported" if stepped["error_max"] is None else f"worst {stepped['error_max']:g} " \
             f"{stepped['unit']} (the spec allows ±{stepped['tolerance']:g})"

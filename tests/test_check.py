@@ -28,8 +28,9 @@ def test_the_emulated_bench_answers_as_its_rig_says(capsys):
     assert [line.split(" confirmed")[0] for line in lines if line.startswith("safe: ")] == [
         "safe: supply", "safe: load", "safe: contactors", "safe: outputs"]
     assert findings["state"].startswith("state=STANDBY contactors_closed=False")
-    assert findings["uds"] == {"software_version": BUILT, "dtcs": {}}
-    assert f"UDS: build {BUILT}, 0 stored DTC(s)" in lines
+    assert findings["uds"] == {"software_version": BUILT, "dtcs": {},
+                               "security": "unlocked with the map's key (level 0x01)"}
+    assert f"UDS: build {BUILT}, 0 stored DTC(s), security access unlocked with the map's key (level 0x01)" in lines
 
 
 def test_another_build_is_a_problem(capsys):
@@ -129,3 +130,17 @@ def test_stored_dtcs_are_a_note_with_their_status():
         _diagnose(bench, findings)
     assert findings["problems"] == [] and findings["uds"]["dtcs"] == {"cell_ov (P1A00-00)": 0x2F}
     assert findings["notes"] == ["stored DTCs: cell_ov (P1A00-00) status 0x2F"]
+
+
+def test_a_security_key_the_bms_refuses_is_a_problem(capsys, tmp_path):
+    """A DUT map whose key function is not the BMS's: the check's one try is refused (invalidKey), a problem
+    named, rather than the suite's security tests failing an hour later."""
+    (tmp_path / "keys.py").write_text("def wrong(seed, level):\n    return bytes(len(seed))\n")
+    reference = PROJECT_ROOT / "fixtures" / "duts" / "reference-bms.toml"
+    path = tmp_path / "map.toml"
+    path.write_text(reference.read_text().replace('"hil.protocol:reference_security_key"', '"keys.py:wrong"'))
+    code, lines, findings = _check(capsys, "--listen-only", "--set", f'dut.map="{path}"')
+    assert code == 1 and findings["uds"]["security"] == "refused", lines
+    assert findings["problems"] == [
+        "UDS security access with the map's [uds] security_key: SecurityAccess refused by the BMS: negative response "
+        "0x35 (InvalidKey)"], findings["problems"]
