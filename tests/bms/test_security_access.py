@@ -24,7 +24,8 @@ DARK_S = 1.0    # the supply cut that tries to clear a lockout (a rig with "lv_s
 
 
 def _security(bench, spec):
-    """The tester and the spec's [security], or a skip saying what is missing."""
+    """The tester and the spec's [security]; a skip for a spec without it, a failure for a map that cannot check
+    what the spec says."""
     if "security" not in spec.data:
         pytest.skip(f"{spec.path.name} has no [security]: this BMS has no protected writes")
     uds = bench.uds
@@ -56,7 +57,7 @@ def _wrong_key(uds) -> tuple[bytes, int | None]:
 
 
 def test_a_protected_write_needs_the_extended_session_and_the_key(bench, spec):
-    """The protected DID's value written back: refused in the default session, refused unlocked-not
+    """The protected DID's value written back: refused in the default session, refused while locked
     (securityAccessDenied) in the extended one, taken once the right key has unlocked it, and refused again after a
     session change. Unlocked, the BMS answers a zero seed (ISO 14229-1: nothing left to unlock)."""
     uds, _ = _security(bench, spec)
