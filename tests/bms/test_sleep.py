@@ -13,8 +13,8 @@ from hil.protocol import BmsState
 
 from .observe import sent_since, watch
 
-# Once asleep, how long to wait before reading the supply's current: the board's own transient (a regulator
-# settling, an RTC's first tick) is over.
+# How long the BMS must have been silent before it counts as asleep and the supply's current is read: the board's
+# own transient (a regulator settling, an RTC's first tick) is over.
 SETTLE_S = 0.5
 # How far the SOC may move across a sleep: the pack rested, so only what the BMS saved and read back.
 MAX_SOC_CHANGE = 0.01
@@ -43,13 +43,15 @@ def _fall_asleep(bench, sleep: dict, rig, measure, suffix: str = "") -> float:
     status = bms.contactor_readback.message
     bms.heartbeat(False)
     last_host_s = max(bench.sender.last_sent_s(name) for name in bms.heartbeat_messages)
-    bench.loop.run_until(lambda: bms.monitor.is_absent(status), sleep["max_idle_s"] + 1.0,
+    # Silent for SETTLE_S, not a few cycles: over a real wire a busy machine can hold a frame back that long, and
+    # the supply would then be read with the BMS still awake.
+    silent_cycles = SETTLE_S / (bms.monitor.cycle_s(status) or SETTLE_S)
+    bench.loop.run_until(lambda: bms.monitor.is_absent(status, silent_cycles), sleep["max_idle_s"] + SETTLE_S + 1.0,
                          lambda: f"the BMS still sends {status} {bench.loop.t_s - last_host_s:.1f} s after the host's "
                                  f"last frame: {bms.describe()}")
     measure(f"sleep_after_idle{suffix}", bms.monitor.stats[status].last_s - last_host_s, high=sleep["max_idle_s"],
             unit="s")
     if "lv_supply" in rig.capabilities:
-        bench.loop.run_for(SETTLE_S)
         measure(f"quiescent_current{suffix}", bench.supply.measure_current_a() * 1000,
                 high=sleep["max_quiescent_ma"], unit="mA")
     return bench.loop.t_s
