@@ -33,7 +33,7 @@ import contextlib
 import json
 
 from hil.errors import HilError
-from hil.protocol import DEFAULT_SESSION, EXTENDED_SESSION, BmsState
+from hil.protocol import BmsState
 from hil.safety import NotSafe, live
 
 DEFAULT_LISTEN_S = 3.0   # three cycles of a once-a-second message: enough for its mean cycle
@@ -181,11 +181,8 @@ def _diagnose(bench, findings: dict) -> None:
 def _try_unlock(uds, findings: dict) -> str:
     """The map's security key tried once, and security locked again by the return to the default session."""
     try:
-        uds.session(EXTENDED_SESSION)
-        try:
-            uds.unlock()
-        finally:
-            uds.session(DEFAULT_SESSION)
+        with uds.unlocked():
+            pass
     except HilError as exc:
         findings["problems"].append(f"UDS security access with the map's [uds] security_key: {exc}")
         return "refused"

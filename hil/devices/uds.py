@@ -12,8 +12,8 @@ each loop tick while a request waits), and udsoncan builds the requests and read
     bench.uds.clear_dtcs()
     bench.uds.read_snapshots(0x1A0300)  # {1: {"pack_current_a": 412.3, ...}, 2: {...}}: as it was at each trip
     bench.uds.occurrences(0x1A0300)     # 2: how many times the error latched since the last clear
-    bench.uds.session(3); bench.uds.unlock()   # the extended session, then SecurityAccess (seed, key)
-    bench.uds.write_did(bench.uds.protected_did, value)   # a write only an unlocked tester may make
+    with bench.uds.unlocked():   # the extended session, SecurityAccess (seed, key); the default one after
+        bench.uds.write_did(bench.uds.protected_did, value)   # a write only an unlocked tester may make
 
 The reference BMS answers on UDS_BmsRequest / UDS_BmsResponse (0x7E0 / 0x7E8) with the DTCs of
 `hil.protocol.DTCS`, their snapshots' DIDs of `hil.protocol.SNAPSHOT_DIDS`; a DUT map's `[uds]` names a BMS's own
@@ -24,6 +24,7 @@ of bench time raises `HilTimeout` saying what came.
 """
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable
 
@@ -33,9 +34,9 @@ from udsoncan.exceptions import InvalidResponseException
 
 from hil.can.isotp_link import IsoTpLink
 from hil.errors import HilError
-from hil.protocol import (DID_CELL_OV_TRIP_MV, DID_SOFTWARE_VERSION, DTCS, OCCURRENCE_RECORD, SECURITY_LEVEL,
-                          SNAPSHOT_DIDS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, ScaledDid,
-                          reference_security_key)
+from hil.protocol import (DEFAULT_SESSION, DID_CELL_OV_TRIP_MV, DID_SOFTWARE_VERSION, DTCS, EXTENDED_SESSION,
+                          OCCURRENCE_RECORD, SECURITY_LEVEL, SNAPSHOT_DIDS, SNAPSHOT_FIRST, SNAPSHOT_LATEST,
+                          UDS_ALL_DTCS, UDS_ALL_RECORDS, ScaledDid, reference_security_key)
 
 DEFAULT_TIMEOUT_S = 1.0   # bench time for an answer: P2 (50 ms) many times over, for a slow adapter
 ALL_STATUS_BITS = 0xFF
@@ -166,6 +167,17 @@ class UdsClient:
         if any(seed):
             self.send_key(self.key_for(seed))
         return seed
+
+    @contextlib.contextmanager
+    def unlocked(self):
+        """The extended session with security access unlocked for the `with` body; the default session (locked
+        again) after it, whatever ends it."""
+        self.session(EXTENDED_SESSION)
+        try:
+            self.unlock()
+            yield self
+        finally:
+            self.session(DEFAULT_SESSION)
 
     def key_for(self, seed: bytes) -> bytes:
         """The key `security_key` makes of `seed` at `security_level`. A key function of a lab's own that fails, or

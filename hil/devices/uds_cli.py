@@ -21,7 +21,6 @@ import json
 import math
 
 from hil.errors import ConfigError, HilError
-from hil.protocol import DEFAULT_SESSION, EXTENDED_SESSION
 
 # ISO 14229-1's DTC status bits, low to high, as a tester prints them.
 STATUS_BITS = ("testFailed", "testFailedThisOperationCycle", "pendingDTC", "confirmedDTC",
@@ -106,14 +105,10 @@ def run(args: argparse.Namespace) -> int:
 def _write_dids(uds, writes: list[tuple[int, bytes]]) -> dict[str, str]:
     """Each write in the extended session, unlocked; what the BMS reads back for each DID afterwards."""
     written = {}
-    uds.session(EXTENDED_SESSION)
-    try:
-        uds.unlock()
+    with uds.unlocked():   # and locked again before the bench is left
         for did, data in writes:
             uds.write_did(did, data)
             written[f"0x{did:04X}"] = uds.read_did(did).hex(" ")
-    finally:
-        uds.session(DEFAULT_SESSION)   # security locked again before the bench is left
     return written
 
 
