@@ -341,23 +341,28 @@ def test_sleep_defects_are_caught_by_the_sleep_tests():
         summary
 
 
-def test_an_under_voltage_check_compensated_for_the_load_is_caught_under_load():
+def test_under_voltage_defects_under_load_are_caught_each_by_its_own_test():
     """A cut-off judged on the reading plus the load's drop through the cells passes at idle: only the case under
-    load catches it."""
-    summary = _all_killed(["uv_ir_compensated"], "undervoltage_opens")
+    load catches it. A debounce that adds up dips passes every steady test: only the repeated dips catch it."""
+    summary = _all_killed(["uv_ir_compensated", "uv_debounce_no_reset"], "undervoltage")
     assert summary["caught_by"] == {
-        "uv_ir_compensated": ["test_protections::test_cell_undervoltage_opens_contactors[under_load]"]}, summary
+        "uv_ir_compensated": ["test_protections::test_cell_undervoltage_opens_contactors[under_load]"],
+        "uv_debounce_no_reset": [
+            "test_protections::test_undervoltage_dips_under_load_shorter_than_debounce_do_not_trip"]}, summary
 
 
 def test_security_access_defects_are_caught_each_by_its_own_test():
-    """Five ways to weaken the guard on a protected write, each with a security test of its own: the key not asked
-    for, no lockout, the same seed, a lockout a reset clears (the sim rig has `lv_supply`), no session timeout."""
-    summary = _all_killed(["write_checks_session_only", "security_attempts_unlimited", "security_seed_constant",
-                           "security_lockout_in_ram", "session_timeout_ignored"], "test_security_access")
+    """Six ways to weaken the guard on a protected write, each with a security test of its own: the key not asked
+    for, the value's range not checked, no lockout, the same seed, a lockout a reset clears (the sim rig has
+    `lv_supply`), no session timeout."""
+    summary = _all_killed(["write_checks_session_only", "ov_trip_write_unbounded", "security_attempts_unlimited",
+                           "security_seed_constant", "security_lockout_in_ram", "session_timeout_ignored"],
+                          "test_security_access")
     lockout = "test_security_access::test_wrong_keys_lock_the_tester_out_a_reset_included"
     assert summary["caught_by"] == {
         "write_checks_session_only": [
             "test_security_access::test_a_protected_write_needs_the_extended_session_and_the_key"],
+        "ov_trip_write_unbounded": ["test_security_access::test_a_protected_write_out_of_range_is_refused"],
         "security_attempts_unlimited": [lockout], "security_seed_constant": [lockout],
         "security_lockout_in_ram": [lockout],
         "session_timeout_ignored": ["test_security_access::test_an_unlocked_session_ends_when_the_tester_goes_quiet"],

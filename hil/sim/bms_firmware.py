@@ -123,6 +123,9 @@ ZERO_NVM_STEP_A = 0.01
 BUGS = {
     "ov_off_by_one": "OV check skips the last cell (loop bound off by one)",
     "ov_debounce_no_reset": "OV debounce counter never resets when the condition clears",
+    "uv_debounce_no_reset": "the UV debounce counter never resets when the cell recovers (a copy of the OV check's "
+                            "old defect): each of a drone's punch-outs at low charge sags the emptiest cell below the "
+                            "cut-off for a moment, and the moments add up to a trip mid-flight",
     "oc_discharge_ignored": "discharge over-current compares against the charge threshold sign",
     "soc_wrong_sign": "coulomb counting adds discharge current instead of subtracting it",
     "soc_spread_ignored": "the SOC is one number, the blocks' mean: the emptiest and fullest blocks' SOCs report it, "
@@ -158,6 +161,9 @@ BUGS = {
                                "lockout, so key after key can be tried, three between resets",
     "write_checks_session_only": "a protected write (the OV trip) checks the extended session but not security "
                                  "access: any tester that opens the session may change a protection threshold",
+    "ov_trip_write_unbounded": "a write of the OV trip is checked against the UV trip only, with no upper bound: an "
+                               "unlocked tester (a service tool's typo, a stolen key) raises it past the cell's limit, "
+                               "and the pack charges on into lithium plating and venting",
     "session_timeout_ignored": "the extended session never times out (no S3 timer): a tester that unlocked and "
                                "went away leaves the BMS open to protected writes from anybody on the bus",
     "sleep_timer_from_close_request": "the sleep timer runs from the host's last request to close, not from its last "
@@ -488,7 +494,8 @@ class BmsFirmware:
         deb = lambda key, **kw: Debounce(cal[key] / 1000.0, **kw)
         self._deb = {
             "cell_ov": deb("ov_debounce_ms", reset="ov_debounce_no_reset" not in self.bugs),
-            "cell_uv": deb("uv_debounce_ms"), "charge_oc": deb("oc_debounce_ms"),
+            "cell_uv": deb("uv_debounce_ms", reset="uv_debounce_no_reset" not in self.bugs),
+            "charge_oc": deb("oc_debounce_ms"),
             "discharge_oc": deb("oc_debounce_ms"), "cell_ot": deb("ot_debounce_ms"),
             "short_circuit": deb("oc_debounce_ms" if "short_circuit_debounced_as_oc" in self.bugs
                                  else "sc_debounce_ms"),
@@ -651,7 +658,8 @@ class BmsFirmware:
         """A tester's write of the OV trip (hil/sim/uds_server.py checks its session and security): taken if it
         lies above the UV trip and at most the calibration the board was built with. Kept in data flash with the
         calibration (here: `cal`, which outlives a reset)."""
-        if not self.cal["cell_uv_v"] < cell_ov_v <= self._factory_ov_v:
+        ceiling_v = math.inf if "ov_trip_write_unbounded" in self.bugs else self._factory_ov_v
+        if not self.cal["cell_uv_v"] < cell_ov_v <= ceiling_v:
             return False
         self.cal["cell_ov_v"] = cell_ov_v
         return True

@@ -1,14 +1,14 @@
 """Security access (`[security]`, optional): a protected write only in the extended session with security unlocked,
-a tester locked out after a few wrong keys, and locked again once it has gone quiet.
+and only inside its range, a tester locked out after a few wrong keys, and locked again once it has gone quiet.
 
 A BMS whose protection thresholds a tester can write is one whose over-voltage trip an attacker on the bus (a
 compromised telematics unit, a rogue device on a rack's CAN) can raise past the cell's limit. UDS guards such
 writes with SecurityAccess (ISO 14229-1, 0x27): a seed from the BMS, a key from the tester by the maker's algorithm.
-That guard is only as good as what surrounds it: a write that checks the session but not the key; a seed that never
-changes (a key sniffed once unlocks for ever); no limit on wrong keys (a 32-bit key falls to a brute force); a
-lockout a power cycle clears; an unlocked session that outlives the workshop's tester. Runs where the harness has
-UDS for the BMS with its security key and a protected DID (the reference BMS's, or a DUT map's `[uds]`). Every write
-puts back the value it read, so the bench is left as it was found.
+That guard is only as good as what surrounds it: a write that checks the session but not the key, or not the value;
+a seed that never changes (a key sniffed once unlocks for ever); no limit on wrong keys (a 32-bit key falls to a
+brute force); a lockout a power cycle clears; an unlocked session that outlives the workshop's tester. Runs where
+the harness has UDS for the BMS with its security key and a protected DID (the reference BMS's, or a DUT map's
+`[uds]`). Every write puts back the value it read, so the bench is left as it was found.
 """
 import pytest
 from udsoncan import Response
@@ -81,6 +81,26 @@ def test_a_protected_write_needs_the_extended_session_and_the_key(bench, spec):
     uds.session(DEFAULT_SESSION)
     assert code == Code.SecurityAccessDenied, (
         f"DID 0x{did:04X} written after the session was opened again, without the key: {_name(code)}")
+
+
+def test_a_protected_write_out_of_range_is_refused(bench, spec):
+    """Unlocked, the protected DID written with the largest value its bytes hold (all ones: 65.535 V for the
+    reference BMS's OV trip, in mV): no cell survives such a threshold, so the BMS must refuse it (requestOutOfRange)
+    and keep the value it had. The key guards who may write; the range check guards what, against a service tool's
+    typo or a stolen key. A write it took is put back at once, so the bench is left as it was found."""
+    uds, _ = _security(bench, spec)
+    did = uds.protected_did
+    value = uds.read_did(did)
+    top = bytes([0xFF]) * len(value)
+    with uds.unlocked():
+        code = _refusal(lambda: uds.write_did(did, top))
+        after = uds.read_did(did)
+        if after != value:
+            uds.write_did(did, value)
+            assert uds.read_did(did) == value, f"DID 0x{did:04X} could not be put back to {value.hex(' ')}"
+    assert code == Code.RequestOutOfRange, (
+        f"DID 0x{did:04X} written with {top.hex(' ')}: {_name(code)}, expected {_name(Code.RequestOutOfRange)}")
+    assert after == value, f"DID 0x{did:04X} was {value.hex(' ')}, refused {top.hex(' ')}, then read {after.hex(' ')}"
 
 
 def test_wrong_keys_lock_the_tester_out_a_reset_included(bench, spec, rig, measure):

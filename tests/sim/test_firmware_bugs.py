@@ -51,6 +51,23 @@ def test_bug_ov_debounce_no_reset(make_boards):
     assert buggy.fault("cell_ov"), "short spikes add up when the counter never resets"
 
 
+def test_bug_uv_debounce_no_reset(make_boards):
+    """Three dips below the UV trip, each half the debounce, under a 20 A load: the clean firmware rides through,
+    the bug's adds them up."""
+    clean, buggy = _both(make_boards, "uv_debounce_no_reset")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = 20.0
+        half = boards.cal["uv_debounce_ms"] // 20  # tasks: half the debounce
+        for _ in range(3):
+            boards.ce.setpoint_v[2] = boards.cal["cell_uv_v"] - 0.05
+            boards.step(half)
+            boards.ce.setpoint_v[2] = boards.ocv_at(0.5)
+            boards.step(half)
+    assert not clean.fault("cell_uv") and clean.closed, clean.describe()
+    assert buggy.fault("cell_uv") and not buggy.closed, "short dips add up when the counter never resets"
+
+
 def test_bug_oc_discharge_ignored(make_boards):
     clean, buggy = _both(make_boards, "oc_discharge_ignored")
     for boards in (clean, buggy):
@@ -1076,9 +1093,9 @@ def _wrong_keys(boards, count: int) -> list[int]:
             for _ in range(count)]
 
 
-def _write_ov_trip(boards) -> bytes:
-    """WriteDataByIdentifier of the OV trip at its own value: the answer's first frame."""
-    value_mv = round(boards.fw.cal["cell_ov_v"] * 1000)
+def _write_ov_trip(boards, value_mv: int | None = None) -> bytes:
+    """WriteDataByIdentifier of the OV trip, at its own value unless `value_mv`: the answer's first frame."""
+    value_mv = round(boards.fw.cal["cell_ov_v"] * 1000) if value_mv is None else value_mv
     return boards.ask_uds(0x2E, 0x4B, 0x01, *value_mv.to_bytes(2, "big"))[0]
 
 
@@ -1134,6 +1151,23 @@ def test_bug_session_timeout_ignored(make_boards):
         boards.run_for(S3_SERVER_S + 0.1)
     assert _write_ov_trip(clean)[1:4] == bytes([0x7F, 0x2E, 0x7F])
     assert _write_ov_trip(buggy)[1:4] == bytes([0x6E, 0x4B, 0x01])
+
+
+def test_bug_ov_trip_write_unbounded(make_boards):
+    """Unlocked, the OV trip written 1 mV above the board's calibration: the clean firmware refuses it
+    (requestOutOfRange) and keeps its trip; the bug's takes it, and so does it 65.535 V."""
+    clean, buggy = _both(make_boards, "ov_trip_write_unbounded")
+    for boards in (clean, buggy):
+        seed = _seed(boards)
+        assert boards.ask_uds(0x27, 0x02, *reference_security_key(seed, 1))[0][1:3] == bytes([0x67, 0x02])
+    factory_mv = round(clean.fw.cal["cell_ov_v"] * 1000)
+    assert _write_ov_trip(clean, factory_mv + 1)[1:4] == bytes([0x7F, 0x2E, 0x31])
+    assert round(clean.fw.cal["cell_ov_v"] * 1000) == factory_mv
+    assert _write_ov_trip(clean, factory_mv - 50)[1:4] == bytes([0x6E, 0x4B, 0x01]), "lowering it is allowed"
+    assert _write_ov_trip(buggy, 0xFFFF)[1:4] == bytes([0x6E, 0x4B, 0x01])
+    assert buggy.fw.cal["cell_ov_v"] == 65.535
+    assert _write_ov_trip(buggy, round(buggy.fw.cal["cell_uv_v"] * 1000))[1:4] == bytes([0x7F, 0x2E, 0x31]), \
+        "the lower bound still holds"
 
 
 def test_every_seeded_bug_has_its_test():
