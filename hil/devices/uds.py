@@ -14,6 +14,7 @@ each loop tick while a request waits), and udsoncan builds the requests and read
     bench.uds.occurrences(0x1A0300)     # 2: how many times the error latched since the last clear
     with bench.uds.unlocked():   # the extended session, SecurityAccess (seed, key); the default one after
         bench.uds.write_did(bench.uds.protected_did, value)   # a write only an unlocked tester may make
+        bench.uds.tester_present(suppress_response=True)      # 0x3E 0x80: keeps the session, answered by nothing
 
 The reference BMS answers on UDS_BmsRequest / UDS_BmsResponse (0x7E0 / 0x7E8) with the DTCs of
 `hil.protocol.DTCS`, their snapshots' DIDs of `hil.protocol.SNAPSHOT_DIDS`; a DUT map's `[uds]` names a BMS's own
@@ -39,6 +40,7 @@ from hil.protocol import (DEFAULT_SESSION, DID_CELL_OV_TRIP_MV, DID_SOFTWARE_VER
                           UDS_ALL_DTCS, UDS_ALL_RECORDS, ScaledDid, reference_security_key)
 
 DEFAULT_TIMEOUT_S = 1.0   # bench time for an answer: P2 (50 ms) many times over, for a slow adapter
+SUPPRESSED_WAIT_S = 0.2   # after a request whose positive answer is suppressed: a refusal comes within P2 (50 ms)
 ALL_STATUS_BITS = 0xFF
 REFERENCE = {"request_message": "UDS_BmsRequest", "response_message": "UDS_BmsResponse",
              "software_version_did": DID_SOFTWARE_VERSION, "dtcs": DTCS, "snapshot": SNAPSHOT_DIDS,
@@ -96,8 +98,10 @@ class UdsClient:
         monitor.tap(response_message, self._link.feed)
 
     # UDS ----------------------------------------------------------------------------------------------------
-    def request(self, request: Request, timeout_s: float = DEFAULT_TIMEOUT_S) -> Response:
-        """Send `request` and wait for its positive response; a responsePending answer waits again."""
+    def request(self, request: Request, timeout_s: float = DEFAULT_TIMEOUT_S, *,
+                silence_ok: bool = False) -> Response | None:
+        """Send `request` and wait for its positive response; a responsePending answer waits again. With
+        `silence_ok` (a request whose positive response is suppressed), no answer within `timeout_s` is None."""
         name = request.service.get_name() if request.service else "request"
         link = self._link
         link.reset()   # a half-received answer to an earlier request that timed out is not this one's
@@ -112,9 +116,13 @@ class UdsClient:
 
         while True:
             heard = link.frames_in
-            self._loop.run_until(answered, timeout_s,
-                                 lambda: f"{name} to the BMS ({self.request_message}): no answer on "
-                                         f"{self.response_message} ({link.frames_in - heard} frame(s) came)")
+            if silence_ok:
+                if self._loop.first_time(answered, timeout_s) is None:
+                    return None
+            else:
+                self._loop.run_until(answered, timeout_s,
+                                     lambda: f"{name} to the BMS ({self.request_message}): no answer on "
+                                             f"{self.response_message} ({link.frames_in - heard} frame(s) came)")
             response = Response.from_payload(answers.pop())
             if not response.valid:
                 raise UdsRefused(f"{name}: the BMS's answer is not a UDS response: {response.invalid_reason}")
@@ -128,8 +136,15 @@ class UdsClient:
         """DiagnosticSessionControl: 1 default, 3 extended."""
         self.request(services.DiagnosticSessionControl.make_request(session))
 
-    def tester_present(self) -> None:
-        self.request(services.TesterPresent.make_request())
+    def tester_present(self, suppress_response: bool = False) -> Response | None:
+        """TesterPresent (0x3E): a request that keeps a non-default session from timing out. With
+        `suppress_response` (0x3E 0x80, the way workshop tools send it, every 2 s) the BMS answers only a refusal:
+        that raises UdsRefused; silence for SUPPRESSED_WAIT_S is None, and a positive answer it should not have
+        sent is returned."""
+        request = services.TesterPresent.make_request()
+        request.suppress_positive_response = suppress_response
+        return self.request(request, SUPPRESSED_WAIT_S if suppress_response else DEFAULT_TIMEOUT_S,
+                            silence_ok=suppress_response)
 
     def read_did(self, did: int) -> bytes:
         """ReadDataByIdentifier of one DID: its value's bytes."""

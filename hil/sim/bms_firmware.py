@@ -161,6 +161,10 @@ BUGS = {
                                "lockout, so key after key can be tried, three between resets",
     "write_checks_session_only": "a protected write (the OV trip) checks the extended session but not security "
                                  "access: any tester that opens the session may change a protection threshold",
+    "tester_present_suppressed_ignored": "a TesterPresent whose positive answer is suppressed (0x3E 0x80) is "
+                                         "dropped with its answer, before the session layer sees it: a workshop "
+                                         "tool's keep-alive, sent that way every 2 s, does not restart S3, and its "
+                                         "unlocked session ends under it mid-job",
     "ov_trip_write_unbounded": "a write of the OV trip is checked against the UV trip only, with no upper bound: an "
                                "unlocked tester (a service tool's typo, a stolen key) raises it past the cell's limit, "
                                "and the pack charges on into lithium plating and venting",

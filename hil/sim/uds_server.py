@@ -20,7 +20,8 @@ It answers a tester's requests (UDS_BmsRequest, 0x7E0) on UDS_BmsResponse (0x7E8
   (requestOutOfRange). ReadDataByIdentifier reads it in any session.
 
 Sessions: the extended one ends after S3_SERVER_S without a request (ISO 14229-2's S3Server; TesterPresent is a
-request), and every session change, that timeout's too, locks security access again.
+request, with its positive answer suppressed (0x3E 0x80) too, the way workshop tools send it), and every session
+change, that timeout's too, locks security access again.
 
 Anything else gets the negative response ISO 14229-1 gives for it: serviceNotSupported,
 subFunctionNotSupported, requestOutOfRange or incorrectMessageLengthOrInvalidFormat. can-isotp segments and
@@ -47,6 +48,7 @@ from hil.protocol import (DEFAULT_SESSION, DID_CELL_OV_TRIP_MV, DID_SOFTWARE_VER
 P2_MS = 50          # the server's answer time, as DiagnosticSessionControl reports it
 P2_STAR_MS = 2000   # after a responsePending (never sent here)
 S3_SERVER_S = 5.0   # ISO 14229-2: a non-default session ends this long after the last request
+SUPPRESSED_TESTER_PRESENT = bytes([0x3E, 0x80])   # TesterPresent, zeroSubFunction, its positive answer suppressed
 SECURITY_MAX_ATTEMPTS = 3
 SECURITY_DELAY_S = 10.0   # ISO 14229-1 leaves it to the maker; 10 s is the common figure
 SEED_BYTES = 4
@@ -89,7 +91,8 @@ class UdsServer:
             self._enter(DEFAULT_SESSION, now_s)
         self._link.process()
         while (payload := self._link.recv()) is not None:
-            self._last_request_s = now_s
+            if payload != SUPPRESSED_TESTER_PRESENT or "tester_present_suppressed_ignored" not in self._firmware.bugs:
+                self._last_request_s = now_s   # any request restarts S3: TesterPresent is there for that
             response = self._answer(payload)
             if response is not None:
                 self._link.send(response.get_payload())   # the single frame, or a long answer's first, goes now

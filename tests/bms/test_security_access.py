@@ -21,6 +21,7 @@ from .observe import key_cycle
 Code = Response.Code
 POLL_S = 0.25   # between seed requests while locked out: the lockout's end is measured to this
 DARK_S = 1.0    # the supply cut that tries to clear a lockout (a rig with "lv_supply")
+KEEP_ALIVE_S = 2.0   # how often a tester sends TesterPresent to keep its session (ISO 14229-2's S3Client)
 
 
 def _security(bench, spec):
@@ -167,3 +168,28 @@ def test_an_unlocked_session_ends_when_the_tester_goes_quiet(bench, spec):
     uds.session(DEFAULT_SESSION)
     assert code == Code.SecurityAccessDenied, (
         f"the session timed out and was opened again: the write without a key was {_name(code)}")
+
+
+def test_tester_present_keeps_an_unlocked_session_open(bench, spec):
+    """A workshop tool between two jobs keeps its session with TesterPresent, its positive answer suppressed (0x3E
+    0x80), every KEEP_ALIVE_S (or half min_session_s, if shorter). Unlocked, then max_session_s and more of nothing
+    else: the BMS answers none of them, and the protected write is still taken. A BMS that lets the session lapse
+    under a keep-alive breaks the tool's job halfway (a calibration written in part)."""
+    uds, security = _security(bench, spec)
+    did = uds.protected_did
+    value = uds.read_did(did)
+    every_s = min(KEEP_ALIVE_S, security["min_session_s"] / 2)
+    answered = []
+    with uds.unlocked():
+        started_s = next_s = bench.loop.t_s
+        while bench.loop.t_s - started_s < security["max_session_s"] + every_s:
+            answer = uds.tester_present(suppress_response=True)
+            if answer is not None:
+                answered.append(answer.get_payload().hex(" "))
+            next_s += every_s
+            bench.loop.run_for(max(0.0, next_s - bench.loop.t_s))
+        kept_s = bench.loop.t_s - started_s
+        code = _refusal(lambda: uds.write_did(did, value))
+    assert code is None, (f"unlocked, then {kept_s:.1f} s of TesterPresent (0x3E 0x80) every {every_s:g} s: the "
+                          f"write was {_name(code)}; the keep-alive did not keep the session")
+    assert not answered, f"the BMS answered TesterPresent with its positive response suppressed: {answered}"

@@ -91,6 +91,22 @@ def test_a_refused_request_names_the_service_and_iso_14229s_reason():
         assert bench.uds.software_version() == VERSION_TEXT, "a refusal leaves the tester ready for the next"
 
 
+def test_a_request_with_its_answer_suppressed_is_silence_unless_refused():
+    """TesterPresent with suppressPosRspMsgIndicationBit (0x3E 0x80): no answer, None. The bit does not silence a
+    refusal (ISO 14229-1): a subfunction the BMS does not know still raises with its code."""
+    with Bench(load_rig(SIM)) as bench:
+        uds = bench.uds
+        uds.session(3)
+        heard = bench.monitor.stats[uds.response_message].count
+        assert uds.tester_present(suppress_response=True) is None
+        assert bench.monitor.stats[uds.response_message].count == heard, "a suppressed positive answer was sent"
+        request = Request(service=services.TesterPresent, subfunction=1, suppress_positive_response=True)
+        with pytest.raises(UdsRefused, match=r"TesterPresent refused by the BMS: negative response 0x12") as refused:
+            uds.request(request, timeout_s=0.2, silence_ok=True)
+        assert refused.value.code == 0x12
+        assert uds.tester_present() is not None, "without the bit, the positive answer comes"
+
+
 def test_a_silent_bms_is_a_timeout_saying_nothing_came():
     with Bench(load_rig(SIM)) as bench:
         bench.supply.output(False)

@@ -1153,6 +1153,20 @@ def test_bug_session_timeout_ignored(make_boards):
     assert _write_ov_trip(buggy)[1:4] == bytes([0x6E, 0x4B, 0x01])
 
 
+def test_bug_tester_present_suppressed_ignored(make_boards):
+    """Unlocked, then TesterPresent 0x3E 0x80 every 2 s past S3: the clean firmware's session stays open (the write
+    taken), the bug's ends (refused). Neither answers the suppressed requests."""
+    clean, buggy = _both(make_boards, "tester_present_suppressed_ignored")
+    for boards in (clean, buggy):
+        seed = _seed(boards)
+        assert boards.ask_uds(0x27, 0x02, *reference_security_key(seed, 1))[0][1:3] == bytes([0x67, 0x02])
+        for _ in range(math.ceil(S3_SERVER_S / 2) + 1):
+            assert boards.ask_uds(0x3E, 0x80) == []
+            boards.run_for(2.0)
+    assert _write_ov_trip(clean)[1:4] == bytes([0x6E, 0x4B, 0x01])
+    assert _write_ov_trip(buggy)[1:4] == bytes([0x7F, 0x2E, 0x7F])
+
+
 def test_bug_ov_trip_write_unbounded(make_boards):
     """Unlocked, the OV trip written 1 mV above the board's calibration: the clean firmware refuses it
     (requestOutOfRange) and keeps its trip; the bug's takes it, and so does it 65.535 V."""
