@@ -56,10 +56,11 @@ WARNING_BIT_COUNT = 16   # BMS_WarningBits: the warning tier of bits 0-15 (hvil 
 # The reference BMS's diagnostic trouble codes (UDS, ISO 14229), one per error: P1Axx-00, a manufacturer's own
 # powertrain range (ISO 15031-6), xx the fault's bit. A DUT map gives a BMS's own ([uds] dtcs).
 DTCS = {name: 0x1A0000 | bit << 8 for name, bit in FAULT_BITS.items()}
-# UDS on the reference BMS: physical request and response IDs (UDS_BmsRequest, UDS_BmsResponse), and the
-# ReadDataByIdentifier DID of ISO 14229-1's identification range it answers.
+# UDS on the reference BMS: physical request and response IDs (UDS_BmsRequest, UDS_BmsResponse), the functional
+# request ID, and the ReadDataByIdentifier DID of ISO 14229-1's identification range it answers.
 UDS_REQUEST_ID = 0x7E0
 UDS_RESPONSE_ID = 0x7E8
+UDS_FUNCTIONAL_ID = 0x7DF   # every ECU at once (UDS_FunctionalRequest, the OBD functional address): single frames
 DID_SOFTWARE_VERSION = 0xF189   # vehicleManufacturerECUSoftwareVersionNumberDataIdentifier
 UDS_ALL_DTCS = 0xFFFFFF         # ClearDiagnosticInformation's group of all DTCs
 UDS_ALL_RECORDS = 0xFF          # a ReadDTCInformation snapshot or extended data record number: every record

@@ -352,12 +352,13 @@ def test_under_voltage_defects_under_load_are_caught_each_by_its_own_test():
 
 
 def test_security_access_defects_are_caught_each_by_its_own_test():
-    """Seven ways to weaken the guard on a protected write, or the session it needs, each with a security test of its
-    own: the key not asked for, the value's range not checked, no lockout, the same seed, a lockout a reset clears
-    (the sim rig has `lv_supply`), no session timeout, a keep-alive the session does not see."""
+    """Eight ways to weaken the guard on a protected write, or the session it needs, each with a security test of
+    its own: the key not asked for, the value's range not checked, no lockout, the same seed, a lockout a reset
+    clears (the sim rig has `lv_supply`), no session timeout, a keep-alive the session does not see, one sent to
+    every ECU that the BMS does not hear."""
     summary = _all_killed(["write_checks_session_only", "ov_trip_write_unbounded", "security_attempts_unlimited",
                            "security_seed_constant", "security_lockout_in_ram", "session_timeout_ignored",
-                           "tester_present_suppressed_ignored"], "test_security_access")
+                           "tester_present_suppressed_ignored", "functional_requests_ignored"], "test_security_access")
     lockout = "test_security_access::test_wrong_keys_lock_the_tester_out_a_reset_included"
     assert summary["caught_by"] == {
         "write_checks_session_only": [
@@ -367,5 +368,7 @@ def test_security_access_defects_are_caught_each_by_its_own_test():
         "security_lockout_in_ram": [lockout],
         "session_timeout_ignored": ["test_security_access::test_an_unlocked_session_ends_when_the_tester_goes_quiet"],
         "tester_present_suppressed_ignored": [
-            "test_security_access::test_tester_present_keeps_an_unlocked_session_open"],
+            "test_security_access::test_tester_present_keeps_an_unlocked_session_open[physical]"],
+        "functional_requests_ignored": [
+            "test_security_access::test_tester_present_keeps_an_unlocked_session_open[functional]"],
     }, summary

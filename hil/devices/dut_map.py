@@ -56,6 +56,7 @@ files as "Message.Signal", so the same tests, the loop and the safe state run ag
     [uds]                       # optional: the BMS's diagnostic server (UDS over ISO-TP; hil.devices.uds)
     request = "Diag_Request"    # the tester's request message and the BMS's response message, physical addressing
     response = "Diag_Response"
+    functional_request = "Diag_Functional"   # optional: the request to every ECU at once (0x7DF), single frames
     software_version_did = 0xF189   # the default: ISO 14229-1's ECU software version number
     [uds.dtcs]                  # optional: the DTC the BMS stores for each fault
     cell_ov = 0x1A0000
@@ -117,8 +118,8 @@ from hil.errors import ConfigError, did_you_mean
 from hil.protocol import HARNESS_FLAGS, SNAPSHOT_DIDS, BmsState, ModeRequest, ScaledDid
 
 _SECTIONS = {"dut", "read", "states", "faults", "warnings", "request", "firmware", "e2e", "uds"}
-_UDS_KEYS = ("request", "response", "software_version_did", "dtcs", "snapshot", "snapshot_records",
-             "occurrence_record", "security_level", "security_key", "protected_did")
+_UDS_KEYS = ("request", "response", "functional_request", "software_version_did", "dtcs", "snapshot",
+             "snapshot_records", "occurrence_record", "security_level", "security_key", "protected_did")
 _SNAPSHOT_KEYS = ("did", "type", "scale", "offset")
 _E2E_KEYS = ("profile", "data_id", "data_id_mode", "data_id_list", "crc", "counter")
 _E2E_FORMAT = '{ profile = "P01", data_id = 0x123 }'
@@ -518,7 +519,8 @@ class MapChecker:
             raise ConfigError(f"{self.path}: {key}: {profile} does not fit message '{name}': {error}") from None
 
     def uds(self, table: dict) -> dict | None:
-        """[uds]: the BMS's diagnostic request and response messages (ISO-TP, physical addressing), the DID of its
+        """[uds]: the BMS's diagnostic request and response messages (ISO-TP, physical addressing), the functional
+        request message (optional), the DID of its
         software version (0xF189 unless given) and the DTC it stores for each fault (`dtcs`, optional)."""
         if not table:
             return None
@@ -527,6 +529,12 @@ class MapChecker:
         if request.name == response.name:
             raise ConfigError(f"{self.path}: [uds] request and response are both '{request.name}'; expected the "
                               "tester's request message and the BMS's response message")
+        functional = table.get("functional_request")
+        if functional is not None:
+            functional = self.message(functional, "[uds] functional_request").name
+            if functional in (request.name, response.name):
+                raise ConfigError(f"{self.path}: [uds] functional_request is '{functional}', the request or response "
+                                  "message; expected the message a tester addresses every ECU with (0x7DF)")
         did = self.did(table.get("software_version_did", 0xF189), "[uds] software_version_did",
                        " (0xF189: ISO 14229-1's ECU software version number)")
         dtcs = self.table(table, "dtcs", where="[uds.dtcs]")
@@ -550,7 +558,7 @@ class MapChecker:
         protected = table.get("protected_did")
         if protected is not None:
             self.did(protected, "[uds] protected_did")
-        return {"request_message": request.name, "response_message": response.name,
+        return {"request_message": request.name, "response_message": response.name, "functional_message": functional,
                 "software_version_did": did, "dtcs": dtcs, "snapshot": self.snapshot(table),
                 "snapshot_records": records, "occurrence_record": occurrence, "security_level": level,
                 "security_key": self.function(table.get("security_key"), "[uds] security_key"),

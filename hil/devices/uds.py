@@ -14,7 +14,7 @@ each loop tick while a request waits), and udsoncan builds the requests and read
     bench.uds.occurrences(0x1A0300)     # 2: how many times the error latched since the last clear
     with bench.uds.unlocked():   # the extended session, SecurityAccess (seed, key); the default one after
         bench.uds.write_did(bench.uds.protected_did, value)   # a write only an unlocked tester may make
-        bench.uds.tester_present(suppress_response=True)      # 0x3E 0x80: keeps the session, answered by nothing
+        bench.uds.tester_present(suppress_response=True, functional=True)   # 0x3E 0x80 to 0x7DF: keeps sessions
 
 The reference BMS answers on UDS_BmsRequest / UDS_BmsResponse (0x7E0 / 0x7E8) with the DTCs of
 `hil.protocol.DTCS`, their snapshots' DIDs of `hil.protocol.SNAPSHOT_DIDS`; a DUT map's `[uds]` names a BMS's own
@@ -43,6 +43,7 @@ DEFAULT_TIMEOUT_S = 1.0   # bench time for an answer: P2 (50 ms) many times over
 SUPPRESSED_WAIT_S = 0.2   # after a request whose positive answer is suppressed: a refusal comes within P2 (50 ms)
 ALL_STATUS_BITS = 0xFF
 REFERENCE = {"request_message": "UDS_BmsRequest", "response_message": "UDS_BmsResponse",
+             "functional_message": "UDS_FunctionalRequest",
              "software_version_did": DID_SOFTWARE_VERSION, "dtcs": DTCS, "snapshot": SNAPSHOT_DIDS,
              "snapshot_records": {"first": SNAPSHOT_FIRST, "latest": SNAPSHOT_LATEST},
              "occurrence_record": OCCURRENCE_RECORD, "security_level": SECURITY_LEVEL,
@@ -57,7 +58,8 @@ def make_uds_client(dut_map, monitor, sender, loop) -> UdsClient | None:
     names = {message.name for message in sender.db.messages}
     if not {REFERENCE["request_message"], REFERENCE["response_message"]} <= names:
         return None
-    return UdsClient(monitor, sender, loop, **REFERENCE)
+    functional = REFERENCE["functional_message"] if REFERENCE["functional_message"] in names else None
+    return UdsClient(monitor, sender, loop, **dict(REFERENCE, functional_message=functional))
 
 
 class UdsRefused(HilError):
@@ -74,7 +76,8 @@ class UdsClient:
     log has them), answers come as `response_message`'s (through `monitor`'s tap), while `loop` runs."""
 
     def __init__(self, monitor, sender, loop, request_message: str, response_message: str, *,
-                 software_version_did: int, dtcs: dict[str, int], snapshot: dict[str, ScaledDid] | None = None,
+                 functional_message: str | None = None, software_version_did: int, dtcs: dict[str, int],
+                 snapshot: dict[str, ScaledDid] | None = None,
                  snapshot_records: dict[str, int] | None = None, occurrence_record: int | None = None,
                  security_level: int | None = None, security_key: Callable[[bytes, int], bytes] | None = None,
                  protected_did: int | None = None):
@@ -96,16 +99,25 @@ class UdsClient:
                                db.get_message_by_name(response_message).frame_id,
                                lambda frame: sender.send_frame(request_message, frame))
         monitor.tap(response_message, self._link.feed)
+        # Requests to every ECU at once go out as single frames on their own ID; answers come on the response ID.
+        self.functional_message = functional_message
+        self._functional_link = None if functional_message is None else IsoTpLink(
+            db.get_message_by_name(functional_message).frame_id, db.get_message_by_name(response_message).frame_id,
+            lambda frame: sender.send_frame(functional_message, frame))
 
     # UDS ----------------------------------------------------------------------------------------------------
     def request(self, request: Request, timeout_s: float = DEFAULT_TIMEOUT_S, *,
-                silence_ok: bool = False) -> Response | None:
+                silence_ok: bool = False, functional: bool = False) -> Response | None:
         """Send `request` and wait for its positive response; a responsePending answer waits again. With
-        `silence_ok` (a request whose positive response is suppressed), no answer within `timeout_s` is None."""
+        `silence_ok` (a request whose positive response is suppressed), no answer within `timeout_s` is None.
+        `functional` sends it to every ECU at once (a single frame on `functional_message`)."""
         name = request.service.get_name() if request.service else "request"
+        payload = request.get_payload()
+        if functional:
+            self._check_functional(name, payload)
         link = self._link
         link.reset()   # a half-received answer to an earlier request that timed out is not this one's
-        link.send(request.get_payload())
+        (self._functional_link if functional else link).send(payload)
         answers: list[bytes] = []
 
         def answered() -> bool:   # on each loop tick while the request waits
@@ -132,19 +144,28 @@ class UdsClient:
                 raise UdsRefused(f"{name} refused by the BMS: negative response 0x{response.code:02X} "
                                  f"({response.code_name})", response.code)
 
+    def _check_functional(self, name: str, payload: bytes) -> None:
+        if self._functional_link is None:
+            raise HilError(f"{name} to every ECU at once: the harness knows no functional request message for this "
+                           "BMS; give its DUT map's [uds] functional_request (hil/devices/dut_map.py)")
+        if len(payload) > 7:
+            raise HilError(f"{name} to every ECU at once: {len(payload)} bytes; a functional request is one ISO-TP "
+                           "single frame, 7 bytes at most (ISO 15765-2)")
+
     def session(self, session: int) -> None:
         """DiagnosticSessionControl: 1 default, 3 extended."""
         self.request(services.DiagnosticSessionControl.make_request(session))
 
-    def tester_present(self, suppress_response: bool = False) -> Response | None:
+    def tester_present(self, suppress_response: bool = False, functional: bool = False) -> Response | None:
         """TesterPresent (0x3E): a request that keeps a non-default session from timing out. With
         `suppress_response` (0x3E 0x80, the way workshop tools send it, every 2 s) the BMS answers only a refusal:
         that raises UdsRefused; silence for SUPPRESSED_WAIT_S is None, and a positive answer it should not have
-        sent is returned."""
+        sent is returned. `functional`: addressed to every ECU at once (0x7DF), as a tool keeping a vehicle's
+        sessions does."""
         request = services.TesterPresent.make_request()
         request.suppress_positive_response = suppress_response
         return self.request(request, SUPPRESSED_WAIT_S if suppress_response else DEFAULT_TIMEOUT_S,
-                            silence_ok=suppress_response)
+                            silence_ok=suppress_response, functional=functional)
 
     def read_did(self, did: int) -> bytes:
         """ReadDataByIdentifier of one DID: its value's bytes."""

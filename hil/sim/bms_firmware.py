@@ -74,7 +74,7 @@ from hil.can.dbc import decode
 from hil.can.periodic import PeriodicSender
 from hil.errors import ConfigError, did_you_mean
 from hil.protocol import (DTC_FAILED_THIS_CYCLE, DTC_LATCHED_STATUS, DTC_PENDING, DTC_TEST_FAILED, DTCS, FAULT_BITS,
-                          SNAPSHOT_FIRST, SNAPSHOT_LATEST, UDS_REQUEST_ID, BmsState, ModeRequest)
+                          SNAPSHOT_FIRST, SNAPSHOT_LATEST, UDS_FUNCTIONAL_ID, UDS_REQUEST_ID, BmsState, ModeRequest)
 from hil.reductions import aall, aany, aclip, amax, greatest, least
 from hil.model.cell import GAS_CONSTANT_J_PER_MOL_K, KELVIN_OFFSET
 from hil.sim.cell_emulator_board import CellEmulatorBoard
@@ -165,6 +165,10 @@ BUGS = {
                                          "dropped with its answer, before the session layer sees it: a workshop "
                                          "tool's keep-alive, sent that way every 2 s, does not restart S3, and its "
                                          "unlocked session ends under it mid-job",
+    "functional_requests_ignored": "the CAN acceptance filter passes the diagnostic server's physical request ID "
+                                   "only, not the functional one (0x7DF): a workshop tool that keeps every ECU's "
+                                   "session with one functional TesterPresent (as when flashing a vehicle) keeps all "
+                                   "but the BMS's, whose unlocked session ends mid-job",
     "ov_trip_write_unbounded": "a write of the OV trip is checked against the UV trip only, with no upper bound: an "
                                "unlocked tester (a service tool's typo, a stolen key) raises it past the cell's limit, "
                                "and the pack charges on into lithium plating and venting",
@@ -421,6 +425,9 @@ class BmsFirmware:
         self.asleep = False
         self._init_ram(0.0)
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
+        # The CAN controller's acceptance filter for a tester's frames: the physical request ID and the functional.
+        self._uds_ids = ((UDS_REQUEST_ID,) if "functional_requests_ignored" in self.bugs
+                         else (UDS_REQUEST_ID, UDS_FUNCTIONAL_ID))
         self._add_tx(sender)
         self.uds = UdsServer(self, sender, VERSION_TEXT, seed)
 
@@ -615,14 +622,14 @@ class BmsFirmware:
 
     # CAN receive ----------------------------------------------------------------------------------------
     def on_frame(self, msg, now_s: float) -> None:
-        from_host = msg.arbitration_id in self._vcu or msg.arbitration_id == UDS_REQUEST_ID   # or a tester
+        from_host = msg.arbitration_id in self._vcu or msg.arbitration_id in self._uds_ids   # or a tester
         if self.asleep:
             if from_host and not msg.is_error_frame and self._boot_s is None:   # the frame that wakes the MCU is lost
                 self._boot_s = now_s + self.cal["boot_ms"] / 1000.0
             return
         if from_host and "sleep_timer_from_close_request" not in self.bugs:
             self._idle_since_s = now_s
-        if msg.arbitration_id == UDS_REQUEST_ID:   # a tester's ISO-TP frame: the diagnostic server's
+        if msg.arbitration_id in self._uds_ids:   # a tester's ISO-TP frame: the diagnostic server's
             if self.powered and not msg.is_error_frame:
                 self.uds.on_frame(msg)
             return

@@ -1,6 +1,7 @@
 """The reference BMS's diagnostic server: UDS (ISO 14229) over ISO-TP (ISO 15765-2) on its CAN bus.
 
-It answers a tester's requests (UDS_BmsRequest, 0x7E0) on UDS_BmsResponse (0x7E8):
+It answers a tester's requests (UDS_BmsRequest, 0x7E0, and single-frame ones addressed to every ECU at once,
+UDS_FunctionalRequest, 0x7DF) on UDS_BmsResponse (0x7E8):
 
 - DiagnosticSessionControl (0x10): the default (1) and extended (3) sessions, with its P2 and P2* times;
 - TesterPresent (0x3E);
@@ -24,7 +25,8 @@ request, with its positive answer suppressed (0x3E 0x80) too, the way workshop t
 change, that timeout's too, locks security access again.
 
 Anything else gets the negative response ISO 14229-1 gives for it: serviceNotSupported,
-subFunctionNotSupported, requestOutOfRange or incorrectMessageLengthOrInvalidFormat. can-isotp segments and
+subFunctionNotSupported, requestOutOfRange or incorrectMessageLengthOrInvalidFormat; addressed functionally, the
+first three (and their "in active session" forms) are not sent. can-isotp segments and
 reassembles (a DTC list longer than one frame goes out as a first frame, waits for the tester's flow control,
 then as consecutive frames), and udsoncan parses the requests and builds the responses. The server runs in the
 firmware's 10 ms task, so an answer comes within a task or two (P2 is 50 ms).
@@ -42,8 +44,8 @@ from udsoncan import Request, Response, services
 from hil.can.isotp_link import IsoTpLink
 from hil.protocol import (DEFAULT_SESSION, DID_CELL_OV_TRIP_MV, DID_SOFTWARE_VERSION, DTC_LATCHED_STATUS,
                           EXTENDED_SESSION, OCCURRENCE_RECORD, SECURITY_LEVEL, SNAPSHOT_DIDS, SNAPSHOT_FIRST,
-                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, UDS_REQUEST_ID, UDS_RESPONSE_ID,
-                          reference_security_key)
+                          SNAPSHOT_LATEST, UDS_ALL_DTCS, UDS_ALL_RECORDS, UDS_FUNCTIONAL_ID, UDS_REQUEST_ID,
+                          UDS_RESPONSE_ID, reference_security_key)
 
 P2_MS = 50          # the server's answer time, as DiagnosticSessionControl reports it
 P2_STAR_MS = 2000   # after a responsePending (never sent here)
@@ -55,6 +57,11 @@ SEED_BYTES = 4
 CONSTANT_SEED = bytes.fromhex("12345678")   # (security_seed_constant)
 
 Code = Response.Code
+# Refusals a functionally addressed request never gets (ISO 14229-1, 7.5): of the many ECUs that hear it, those
+# without the service, subfunction or DID stay silent, or the tester would hear a refusal from each of them.
+FUNCTIONAL_SILENT_CODES = frozenset({Code.ServiceNotSupported, Code.SubFunctionNotSupported, Code.RequestOutOfRange,
+                                     Code.SubFunctionNotSupportedInActiveSession,
+                                     Code.ServiceNotSupportedInActiveSession})
 
 
 class UdsServer:
@@ -66,17 +73,22 @@ class UdsServer:
         self._version = version_text.encode("ascii")
         self._link = IsoTpLink(UDS_RESPONSE_ID, UDS_REQUEST_ID,
                                lambda frame: sender.send_frame("UDS_BmsResponse", frame))
+        # Functional requests are single frames (ISO 15765-2): that link sends nothing, not even a flow control.
+        # Their answers go out on the physical link.
+        self._functional = IsoTpLink(UDS_RESPONSE_ID, UDS_FUNCTIONAL_ID, lambda frame: None)
         self._seeds = random.Random(seed)   # its own stream: a tester's seed requests move no other random draw
         self._now_s = 0.0
         self.reset(0.0)
 
     def on_frame(self, msg) -> None:
-        self._link.feed(msg)
+        """A tester's frame, on the physical or the functional request ID."""
+        (self._functional if msg.arbitration_id == UDS_FUNCTIONAL_ID else self._link).feed(msg)
 
     def reset(self, now_s: float) -> None:
         """A boot at `now_s`: whatever was half received or half sent is gone with the RAM, the session is the
         default one and security access locked; a lockout the failed attempts in NVM call for starts afresh."""
         self._link.reset()
+        self._functional.reset()
         self._ram_attempts = 0   # (security_lockout_in_ram)
         self._enter(DEFAULT_SESSION, now_s)
         self._locked_until_s = now_s + SECURITY_DELAY_S if self._attempts() >= SECURITY_MAX_ATTEMPTS else None
@@ -89,12 +101,15 @@ class UdsServer:
         if (self.session != DEFAULT_SESSION and now_s - self._last_request_s >= S3_SERVER_S
                 and "session_timeout_ignored" not in self._firmware.bugs):
             self._enter(DEFAULT_SESSION, now_s)
-        self._link.process()
-        while (payload := self._link.recv()) is not None:
-            if payload != SUPPRESSED_TESTER_PRESENT or "tester_present_suppressed_ignored" not in self._firmware.bugs:
-                self._last_request_s = now_s   # any request restarts S3: TesterPresent is there for that
-            response = self._answer(payload)
-            if response is not None:
+        for link in (self._link, self._functional):
+            link.process()
+            while (payload := link.recv()) is not None:
+                if (payload != SUPPRESSED_TESTER_PRESENT
+                        or "tester_present_suppressed_ignored" not in self._firmware.bugs):
+                    self._last_request_s = now_s   # any request restarts S3: TesterPresent is there for that
+                response = self._answer(payload)
+                if response is None or (link is self._functional and response.code in FUNCTIONAL_SILENT_CODES):
+                    continue
                 self._link.send(response.get_payload())   # the single frame, or a long answer's first, goes now
 
     def _answer(self, payload: bytes) -> Response | None:

@@ -170,12 +170,19 @@ def test_an_unlocked_session_ends_when_the_tester_goes_quiet(bench, spec):
         f"the session timed out and was opened again: the write without a key was {_name(code)}")
 
 
-def test_tester_present_keeps_an_unlocked_session_open(bench, spec):
+@pytest.mark.parametrize("addressing", ["physical", "functional"])
+def test_tester_present_keeps_an_unlocked_session_open(bench, spec, addressing):
     """A workshop tool between two jobs keeps its session with TesterPresent, its positive answer suppressed (0x3E
-    0x80), every KEEP_ALIVE_S (or half min_session_s, if shorter). Unlocked, then max_session_s and more of nothing
-    else: the BMS answers none of them, and the protected write is still taken. A BMS that lets the session lapse
-    under a keep-alive breaks the tool's job halfway (a calibration written in part)."""
+    0x80), every KEEP_ALIVE_S (or half min_session_s, if shorter): to the BMS alone, or to every ECU at once
+    (functional addressing, 0x7DF, as a tool flashing a vehicle keeps all its sessions). Unlocked, then
+    max_session_s and more of nothing else: the BMS answers none of them, and the protected write is still taken.
+    A BMS that lets the session lapse under a keep-alive breaks the tool's job halfway (a calibration written in
+    part)."""
     uds, security = _security(bench, spec)
+    functional = addressing == "functional"
+    if functional and uds.functional_message is None:
+        pytest.skip("the harness knows no functional request message for this BMS (a DUT map's [uds] "
+                    "functional_request)")
     did = uds.protected_did
     value = uds.read_did(did)
     every_s = min(KEEP_ALIVE_S, security["min_session_s"] / 2)
@@ -183,13 +190,13 @@ def test_tester_present_keeps_an_unlocked_session_open(bench, spec):
     with uds.unlocked():
         started_s = next_s = bench.loop.t_s
         while bench.loop.t_s - started_s < security["max_session_s"] + every_s:
-            answer = uds.tester_present(suppress_response=True)
+            answer = uds.tester_present(suppress_response=True, functional=functional)
             if answer is not None:
                 answered.append(answer.get_payload().hex(" "))
             next_s += every_s
             bench.loop.run_for(max(0.0, next_s - bench.loop.t_s))
         kept_s = bench.loop.t_s - started_s
         code = _refusal(lambda: uds.write_did(did, value))
-    assert code is None, (f"unlocked, then {kept_s:.1f} s of TesterPresent (0x3E 0x80) every {every_s:g} s: the "
-                          f"write was {_name(code)}; the keep-alive did not keep the session")
+    assert code is None, (f"unlocked, then {kept_s:.1f} s of TesterPresent (0x3E 0x80, {addressing}) every "
+                          f"{every_s:g} s: the write was {_name(code)}; the keep-alive did not keep the session")
     assert not answered, f"the BMS answered TesterPresent with its positive response suppressed: {answered}"

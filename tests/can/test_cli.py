@@ -15,7 +15,7 @@ def test_check_summarises_good_files(capsys):
     assert main(["dbc", "check", *map(str, DBC_FILES)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{DBC_FILES[0]}: 12 messages, 3 multiplexed, 0 with 29-bit IDs, 234 signals"
-    assert out[1] == f"{DBC_FILES[1]}: 3 messages, 0 multiplexed, 0 with 29-bit IDs, 7 signals"
+    assert out[1] == f"{DBC_FILES[1]}: 4 messages, 0 multiplexed, 0 with 29-bit IDs, 8 signals"
 
 
 def test_check_reports_file_line_and_reason_for_a_broken_file(tmp_path, capsys):
@@ -24,7 +24,7 @@ def test_check_reports_file_line_and_reason_for_a_broken_file(tmp_path, capsys):
     missing = tmp_path / "missing.dbc"
     assert main(["dbc", "check", str(DBC_FILES[1]), str(broken), str(missing)]) == 1
     captured = capsys.readouterr()
-    assert captured.out.startswith(f"{DBC_FILES[1]}: 3 messages")
+    assert captured.out.startswith(f"{DBC_FILES[1]}: 4 messages")
     assert captured.err.splitlines() == [
         f'{broken}:4: not a valid DBC file: Invalid syntax at line 4, column 20: "BO_ 256 BMS_Status >>!<<8 BMS"',
         f"{missing}: DBC file not found"]

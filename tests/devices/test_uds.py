@@ -107,6 +107,24 @@ def test_a_request_with_its_answer_suppressed_is_silence_unless_refused():
         assert uds.tester_present() is not None, "without the bit, the positive answer comes"
 
 
+def test_a_request_to_every_ecu_is_one_frame_on_the_functional_id(tmp_path):
+    """The reference BMS answers functional TesterPresent. A request too long for a single frame is refused before
+    it is sent, and a map without [uds] functional_request names the key."""
+    with Bench(load_rig(SIM)) as bench:
+        uds = bench.uds
+        assert uds.functional_message == "UDS_FunctionalRequest"
+        assert uds.tester_present(functional=True).service == services.TesterPresent
+        with pytest.raises(HilError, match=r"WriteDataByIdentifier to every ECU at once: 9 bytes; a functional request "
+                                           r"is one ISO-TP single frame, 7 bytes at most"):
+            uds.request(Request(service=services.WriteDataByIdentifier, data=bytes(8)), functional=True)
+    map_path = tmp_path / "no-functional.toml"
+    map_path.write_text(REFERENCE_MAP.read_text().replace('functional_request = "UDS_FunctionalRequest"', ""))
+    with Bench(load_rig(SIM, [f'dut.map="{map_path}"'])) as bench:
+        with pytest.raises(HilError, match=r"TesterPresent to every ECU at once: the harness knows no functional "
+                                           r"request message for this BMS; give its DUT map's \[uds\] functional_"):
+            bench.uds.tester_present(functional=True)
+
+
 def test_a_silent_bms_is_a_timeout_saying_nothing_came():
     with Bench(load_rig(SIM)) as bench:
         bench.supply.output(False)

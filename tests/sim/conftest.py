@@ -156,14 +156,15 @@ class Boards:
         self.request(mode)
         self.run_until(lambda: self.fw.state == BmsState.NORMAL and self.closed, 2.0, "NORMAL, contactors closed")
 
-    def ask_uds(self, *request: int, tasks: int = 2) -> list[bytes]:
-        """A tester's single-frame request on UDS_BmsRequest (ISO-TP, padded to 8 bytes): the UDS_BmsResponse frames
-        that came within `tasks` main tasks (kept in `uds_answers`, which collects every later one too)."""
+    def ask_uds(self, *request: int, tasks: int = 2, message: str = "UDS_BmsRequest") -> list[bytes]:
+        """A tester's single-frame request on `message` (UDS_BmsRequest, or UDS_FunctionalRequest to every ECU; ISO-TP,
+        padded to 8 bytes): the UDS_BmsResponse frames that came within `tasks` main tasks (kept in `uds_answers`,
+        which collects every later one too)."""
         if self.uds_answers is None:
             self.uds_answers = []
             self.monitor.tap("UDS_BmsResponse", lambda msg: self.uds_answers.append(bytes(msg.data)))
         self.uds_answers.clear()
-        self.sender.send_frame("UDS_BmsRequest", bytes([len(request), *request]).ljust(8, bytes([UDS_PAD])))
+        self.sender.send_frame(message, bytes([len(request), *request]).ljust(8, bytes([UDS_PAD])))
         self.step(tasks)
         return list(self.uds_answers)
 

@@ -1167,6 +1167,14 @@ def test_bug_tester_present_suppressed_ignored(make_boards):
     assert _write_ov_trip(buggy)[1:4] == bytes([0x7F, 0x2E, 0x7F])
 
 
+def test_bug_functional_requests_ignored(make_boards):
+    """TesterPresent to every ECU (0x7DF): the clean firmware answers it on 0x7E8, the bug's never hears it."""
+    clean, buggy = _both(make_boards, "functional_requests_ignored")
+    assert clean.ask_uds(0x3E, 0x00, message="UDS_FunctionalRequest")[0][:3] == bytes([0x02, 0x7E, 0x00])
+    assert buggy.ask_uds(0x3E, 0x00, message="UDS_FunctionalRequest") == []
+    assert buggy.ask_uds(0x3E, 0x00)[0][:3] == bytes([0x02, 0x7E, 0x00]), "physical requests still answered"
+
+
 def test_bug_ov_trip_write_unbounded(make_boards):
     """Unlocked, the OV trip written 1 mV above the board's calibration: the clean firmware refuses it
     (requestOutOfRange) and keeps its trip; the bug's takes it, and so does it 65.535 V."""

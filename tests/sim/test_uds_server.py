@@ -45,6 +45,23 @@ def test_requests_it_cannot_serve_get_iso_14229s_negative_responses(tester):
     assert _ask(tester, 0x3E, 0x80) == []   # suppressPosRspMsgIndicationBit: no answer
 
 
+def test_a_request_to_every_ecu_is_answered_on_the_response_id_and_refused_only_where_it_matters(tester):
+    """Functional addressing (UDS_FunctionalRequest, 0x7DF): the same answers on 0x7E8, but no serviceNotSupported,
+    subFunctionNotSupported or requestOutOfRange (ISO 14229-1: of the many ECUs that hear it, those that cannot
+    serve it stay silent). Other refusals still come."""
+    def ask(*request):
+        return tester.ask_uds(*request, message="UDS_FunctionalRequest")
+    assert ask(0x3E, 0x00) == [_frame(0x02, 0x7E, 0x00)]
+    assert ask(0x3E, 0x80) == []
+    assert ask(0x31, 0x01, 0x02, 0x03) == []       # serviceNotSupported: silent
+    assert ask(0x10, 0x02) == []                   # subFunctionNotSupported: silent
+    assert ask(0x22, 0xF1, 0x90) == []             # requestOutOfRange: silent
+    assert ask(0x22, 0xF1) == [_frame(0x03, 0x7F, 0x22, 0x13)]   # incorrect length: still refused
+    assert ask(0x10, 0x03) == [_frame(0x06, 0x50, 0x03, 0x00, 0x32, 0x00, 0xC8)]
+    assert _ask(tester, 0x2E, 0x4B, 0x01, 0x10, 0x04) == [_frame(0x03, 0x7F, 0x2E, 0x33)], \
+        "the functional request opened the extended session: locked, the write is securityAccessDenied"
+
+
 def test_a_long_answer_waits_for_the_testers_flow_control(tester):
     """The version (3 + 5 bytes) does not fit a single frame: a first frame, then, only after the tester's flow
     control, the consecutive frame."""
