@@ -191,9 +191,12 @@ TABLES = {
     "afe": {"max_reaction_ms": Key(above=0, at_most=60_000)},
     # Sleep (tests/bms/test_sleep.py): with every contactor open and the host silent, the BMS falls silent (asleep)
     # within max_idle_s of the host's last frame, then draws at most max_quiescent_ma from its 12 V supply (on a rig
-    # with "lv_supply"); the host's next frame has its status frames back within max_wake_ms.
+    # with "lv_supply"); the host's next frame has its status frames back within max_wake_ms. With
+    # max_check_period_s (optional), asleep it looks at its cells by itself at least that often: silent while they
+    # are healthy, and awake, the fault reported, for a cell below its cut-off.
     "sleep": {"max_idle_s": Key(above=0, at_most=86_400), "max_quiescent_ma": Key(above=0, at_most=10_000),
-              "max_wake_ms": Key(above=0, at_most=60_000)},
+              "max_wake_ms": Key(above=0, at_most=60_000),
+              "max_check_period_s": Key(above=0, at_most=604_800, required=False)},
     # Security access (tests/bms/test_security_access.py, where the harness has UDS with a security key for the
     # BMS): its protected DID written only in the extended session, unlocked. After max_attempts wrong keys in a row,
     # its seed requests refused for at least min_lockout_s, and the right key taken again within max_lockout_s. The

@@ -329,16 +329,18 @@ def test_this_benchs_newer_fault_insertions_are_each_caught_by_their_own_test():
 
 def test_sleep_defects_are_caught_by_the_sleep_tests():
     """A BMS that falls asleep while its host still talks (its timer from the last close request), one that leaves
-    its front end awake asleep, and one that never sleeps in FAULT: the talking-host test sees the first's gap, the
-    quiescent current the second, the test in FAULT the third."""
-    summary = _all_killed(["sleep_timer_from_close_request", "front_end_left_on_in_sleep", "sleeps_in_standby_only"],
-                          "test_sleep")
+    its front end awake asleep, one that never sleeps in FAULT, one that never checks its cells asleep and one whose
+    every check is a boot: the talking-host test sees the first's gap, the quiescent current the second, the test in
+    FAULT the third, the parked test the last two."""
+    summary = _all_killed(["sleep_timer_from_close_request", "front_end_left_on_in_sleep", "sleeps_in_standby_only",
+                           "parked_cells_unchecked", "parked_check_boots"], "test_sleep")
+    parked = "test_sleep::test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_else"
     assert summary["caught_by"] == {
         "sleep_timer_from_close_request": ["test_sleep::test_a_host_that_keeps_talking_keeps_the_bms_awake"],
         "front_end_left_on_in_sleep": [
             "test_sleep::test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next_frame"],
-        "sleeps_in_standby_only": ["test_sleep::test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault"]}, \
-        summary
+        "sleeps_in_standby_only": ["test_sleep::test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault"],
+        "parked_cells_unchecked": [parked], "parked_check_boots": [parked]}, summary
 
 
 def test_under_voltage_defects_under_load_are_caught_each_by_its_own_test():

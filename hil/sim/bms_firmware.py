@@ -169,6 +169,11 @@ BUGS = {
                                    "only, not the functional one (0x7DF): a workshop tool that keeps every ECU's "
                                    "session with one functional TesterPresent (as when flashing a vehicle) keeps all "
                                    "but the BMS's, whose unlocked session ends mid-job",
+    "parked_cells_unchecked": "asleep, the BMS never wakes by itself (no wake-up timer): a parked pack's cell that "
+                              "leaks to empty, or heats, goes unseen until the host's next frame, and no DTC records "
+                              "it meanwhile",
+    "parked_check_boots": "each of the wake-up timer's checks is a full boot, frames and all, whatever the cells "
+                          "read: a parked BMS wakes its bus, and the ECUs that sleep on it, every sleep_check_s",
     "ov_trip_write_unbounded": "a write of the OV trip is checked against the UV trip only, with no upper bound: an "
                                "unlocked tester (a service tool's typo, a stolen key) raises it past the cell's limit, "
                                "and the pack charges on into lithium plating and venting",
@@ -423,6 +428,7 @@ class BmsFirmware:
         # it (a partial-networking transceiver's selective wake-up, ISO 11898-2:2016: the cell emulator's traffic
         # on a shared bench bus neither keeps it awake nor wakes it). Waking is a boot, `boot_ms` long.
         self.asleep = False
+        self._next_check_s = math.inf   # the wake-up timer's next cell check, while asleep
         self._init_ram(0.0)
         self._vcu = {m.frame_id: m for m in db.messages if m.name.startswith("VCU_")}
         # The CAN controller's acceptance filter for a tester's frames: the physical request ID and the functional.
@@ -730,6 +736,31 @@ class BmsFirmware:
             return
         self._go_dark()
         self.asleep = True
+        self._next_check_s = now_s + self.cal["sleep_check_s"]
+
+    def _parked_check(self, now_s: float) -> None:
+        """Asleep, the wake-up timer's check every `sleep_check_s`: the front end reads the cells and thermistors
+        once, and one outside its trip levels (a cell leaking to empty through a soft short, a cell heating in a
+        parked pack) wakes the BMS, a boot, whose tasks latch the fault and store its DTC, a record for the host's
+        next frame and the workshop. Otherwise back to sleep at once, nothing sent."""
+        period_s = self.cal["sleep_check_s"]
+        if period_s <= 0 or now_s + 1e-9 < self._next_check_s or "parked_cells_unchecked" in self.bugs:
+            return
+        self._next_check_s = now_s + period_s
+        self._measure()
+        cal, v, temp_c = self.cal, self.cell_v, self.temp_c
+        # Judged as the awake checks judge them: a reading below sense_wire_v is an open wire, not an empty cell, and
+        # an implausible thermistor no temperature. Neither wakes it: a wire is no emergency of the cells (and a dark
+        # emulator reads 0 V everywhere, which a boot would sit in INIT over). Once in a while: plain numpy.
+        sensed = v >= cal["sense_wire_v"]
+        plausible = (temp_c > PLAUSIBLE_C[0]) & (temp_c < PLAUSIBLE_C[1])
+        found = {"cell_uv": bool((sensed & (v < cal["cell_uv_v"])).any()),
+                 "cell_ov": bool((v > cal["cell_ov_v"]).any()),
+                 "cell_ot": bool((plausible & (temp_c > cal["cell_ot_c"])).any())}
+        # A fault latched already (its DTC stored) wakes nobody again: only news is worth a boot.
+        news = any(seen and not self.faults >> FAULT_BITS[name] & 1 for name, seen in found.items())
+        if news or "parked_check_boots" in self.bugs:
+            self._boot_s = now_s + cal["boot_ms"] / 1000.0
 
     def _coils_unpowered(self) -> None:
         """No command from a dark MCU: every contact open, except a welded one."""
@@ -753,6 +784,8 @@ class BmsFirmware:
         if not self.powered:
             return
         if self.asleep:
+            if self._boot_s is None:
+                self._parked_check(now_s)
             if self._boot_s is not None and now_s + 1e-9 >= self._boot_s:
                 self._boot(self._boot_s)
             else:

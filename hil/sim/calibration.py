@@ -126,6 +126,8 @@ CALIBRATION = {
     "boot_ms": (150, "ms from the supply's return until the firmware's first task (bootloader and start-up)"),
     "sleep_after_s": (5.0, "s without a host or tester frame, every contactor open (STANDBY or FAULT), before the "
                            "BMS sleeps until the next one (0: it never sleeps)"),
+    "sleep_check_s": (10.0, "s between the wake-up timer's checks while asleep: the front end reads the cells once, "
+                            "and one outside its trip levels wakes the BMS (0: never; production boards: hours)"),
     "nvm_save_period_s": (300.0, "s between the SOC's periodic writes to NVM (flash wear: rarely), besides the write "
                                  "on power fail"),
 }
@@ -154,7 +156,8 @@ RANGES = {
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
                      "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
                      "hvil_debounce_ms", "afe_timeout_ms", "cell_r_activation_j_per_mol",
-                     "current_plausibility_debounce_ms", "current_offset_debounce_ms", "sleep_after_s"), _NON_NEGATIVE),
+                     "current_plausibility_debounce_ms", "current_offset_debounce_ms", "sleep_after_s",
+                     "sleep_check_s"), _NON_NEGATIVE),
     "precharge_match_pct": Between(0.0, 100.0, low_open=True),
     "soh_min_delta_soc": Between(0.0, 1.0, low_open=True),
     "resistance_ratio_max": Between(1.0, low_open=True),   # at or below 1, half the blocks stand out

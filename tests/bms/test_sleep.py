@@ -119,6 +119,43 @@ def test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault(bench, spec, ri
     bench.power_up()
 
 
+def test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_else(bench, spec, rig, measure):
+    """Asleep, a BMS must still look at its cells now and then by itself (a wake-up timer): a cell of a parked pack
+    that leaks to empty through a soft short, recharged later, plates copper into a short circuit; one that heats is
+    a fire with nobody there. With `max_check_period_s` in [sleep]: asleep with healthy cells, it stays silent for
+    that long (a check that boots, frames and all, wakes the bus and every ECU that sleeps on it). Then a cell falls
+    below its cut-off: the BMS must wake by itself and report cell_uv (its DTC stored, a record for the host's next
+    frame and for the workshop) within max_check_period_s, plus max_wake_ms and the UV reaction budget."""
+    sleep = _sleep(spec)
+    period_s = sleep.get("max_check_period_s")
+    if period_s is None:
+        pytest.skip(f"{spec.path.name} [sleep] has no max_check_period_s: this BMS does not check its cells asleep")
+    bms, uv = bench.bms, spec.protections["cell_uv"]
+    status = bms.contactor_readback.message
+    stats = bms.monitor.stats[status]
+    _standby(bench)
+    _fall_asleep(bench, sleep, rig, measure, "_parked")
+    heard = stats.count
+    bench.loop.run_for(period_s)
+    assert stats.count == heard, (f"asleep with healthy cells, the BMS sent {stats.count - heard} {status} frames in "
+                                  f"{period_s:g} s: its checks wake the bus")
+    channel = bench.pack.n_series - 1
+    bench.force_cell(channel, uv.low - 0.05)
+    forced_s = bench.loop.t_s
+    bench.trace.mark(forced_s, f"cell {channel + 1} below UV, parked")
+    budget_s = period_s + (sleep["max_wake_ms"] + uv.max_reaction_ms) / 1000
+    try:
+        found_s = bench.loop.run_until(lambda: "cell_uv" in bms.faults, budget_s + 1.0,
+                                       lambda: f"asleep, cell {channel + 1} at {uv.low - 0.05:g} V: no cell_uv "
+                                               f"reported; {bms.describe()}")
+    finally:
+        bench.force_cell(channel, None)
+    measure("parked_check_detection", found_s - forced_s, high=budget_s, unit="s")
+    bms.heartbeat(True)
+    bms.clear_faults()
+    bench.power_up()
+
+
 def test_a_host_that_keeps_talking_keeps_the_bms_awake(bench, spec, measure):
     """In STANDBY with the host's frames coming, for longer than the BMS may idle before it sleeps: no gap in its
     status frames (the longest at most three cycles), and it closes on request as fast as before."""
