@@ -520,8 +520,8 @@ class MapChecker:
 
     def uds(self, table: dict) -> dict | None:
         """[uds]: the BMS's diagnostic request and response messages (ISO-TP, physical addressing), the functional
-        request message (optional), the DID of its
-        software version (0xF189 unless given) and the DTC it stores for each fault (`dtcs`, optional)."""
+        request message (optional), the DID of its software version (0xF189 unless given) and the DTC it stores for
+        each fault (`dtcs`, optional)."""
         if not table:
             return None
         self.known_keys(table, _UDS_KEYS, "[uds]")

@@ -26,9 +26,9 @@ change, that timeout's too, locks security access again.
 
 Anything else gets the negative response ISO 14229-1 gives for it: serviceNotSupported,
 subFunctionNotSupported, requestOutOfRange or incorrectMessageLengthOrInvalidFormat; addressed functionally, the
-first three (and their "in active session" forms) are not sent. can-isotp segments and
-reassembles (a DTC list longer than one frame goes out as a first frame, waits for the tester's flow control,
-then as consecutive frames), and udsoncan parses the requests and builds the responses. The server runs in the
+first three (and their "in active session" forms) are not sent. can-isotp segments and reassembles (a DTC list
+longer than one frame goes out as a first frame, waits for the tester's flow control, then as consecutive frames),
+and udsoncan parses the requests and builds the responses. The server runs in the
 firmware's 10 ms task, so an answer comes within a task or two (P2 is 50 ms).
 
 The DTC memory (one status byte per DTC of `hil.protocol.DTCS`, its snapshots and occurrence counter) is the

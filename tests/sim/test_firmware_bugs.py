@@ -1229,7 +1229,7 @@ def test_bug_functional_requests_ignored(make_boards):
 
 def test_bug_ov_trip_write_unbounded(make_boards):
     """Unlocked, the OV trip written 1 mV above the board's calibration: the clean firmware refuses it
-    (requestOutOfRange) and keeps its trip; the bug's takes it, and so does it 65.535 V."""
+    (requestOutOfRange) and keeps its trip; the bug's takes even 65.535 V."""
     clean, buggy = _both(make_boards, "ov_trip_write_unbounded")
     for boards in (clean, buggy):
         seed = _seed(boards)
