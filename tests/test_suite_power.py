@@ -184,13 +184,17 @@ def test_host_frame_checks_are_caught_by_the_stale_and_corrupted_frame_tests():
     """A BMS that does not check the host's CRCs, or its alive counters, keeps its contactors closed on frames a
     hung or disturbed host sends: each is caught by its own case (the heartbeat-loss tests, which stop the frames,
     pass and run first). One whose counter check never resynchronises trips on the first frame lost on its way:
-    only the lost-frame test sees it (the others end with the host gone anyway)."""
-    summary = _all_killed(["rx_crc_unchecked", "rx_counter_unchecked", "rx_counter_no_resync"],
-                          "stale_or_corrupted or heartbeat_loss or lost_now_and_then")
+    only the lost-frame test sees it (the others end with the host gone anyway). One that resynchronises only after
+    frames in sequence takes a single loss, and trips on a burst: only the burst test sees it."""
+    summary = _all_killed(["rx_crc_unchecked", "rx_counter_unchecked", "rx_counter_no_resync",
+                           "rx_resync_waits_for_sequence"],
+                          "stale_or_corrupted or heartbeat_loss or lost_now_and_then or lost_host_frames")
     test = "test_protections::test_stale_or_corrupted_host_frames_are_a_lost_heartbeat"
     assert summary["caught_by"] == {
         "rx_crc_unchecked": [f"{test}[bad_crc]"], "rx_counter_unchecked": [f"{test}[frozen_counter]"],
-        "rx_counter_no_resync": ["test_protections::test_a_host_frame_lost_now_and_then_is_not_a_lost_heartbeat"]}, \
+        "rx_counter_no_resync": ["test_protections::test_a_host_frame_lost_now_and_then_is_not_a_lost_heartbeat"],
+        "rx_resync_waits_for_sequence": [
+            "test_protections::test_a_burst_of_lost_host_frames_inside_the_timeout_is_not_a_lost_heartbeat"]}, \
         summary
 
 

@@ -12,8 +12,9 @@ for the message. Signals can change while the bus runs
 A running message can be sent faulty on purpose (`inject`), to test a receiver's E2E checks: "frozen_counter"
 repeats the last frame's alive counter from the next frame on (a hung host whose CAN controller keeps sending
 its last buffer), "bad_crc" sends each frame with its CRC inverted (corruption the CAN CRC missed), and
-"lost_frame" leaves out the next frame only, its alive counter spent (a gateway's full queue, a sender's task
-that overran), so the one after it arrives with its counter two on.
+"lost_frame" leaves out the next frame only (or the next `frames`, a burst: a gateway that reboots), its alive
+counter spent (a gateway's full queue, a sender's task that overran), so the one after it arrives with its counter
+two on (or `frames` + 1).
 
 Due times are absolute (`start_s + k * cycle_s`, computed, never accumulated), so no drift builds up. When a
 tick comes late by more than a cycle, the frame is sent once and the missed cycles are skipped rather than
@@ -73,6 +74,7 @@ class _Periodic:
     defaults: dict = field(default_factory=dict)
     crc_source: Callable[[bytes], int] | None = None
     fault: str | None = None   # one of FAULTS, sent on purpose (`inject`)
+    lost_left: int = 0         # frames "lost_frame" still leaves out
     # The current cycle's frames not sent yet (a multiplexed message): frame i of the cycle is due at
     # queue_origin_s + i * queue_spacing_s; queue_next is the index of queue[0] in the cycle.
     queue: list = field(default_factory=list)
@@ -198,10 +200,14 @@ class PeriodicSender:
         """Replace how `name`'s CRC byte is computed from its payload (emulated firmware defects use this)."""
         self._job(name).crc_source = crc_source
 
-    def inject(self, name: str, fault: str | None) -> None:
+    def inject(self, name: str, fault: str | None, frames: int = 1) -> None:
         """From `name`'s next frame on, send it with `fault` (one of FAULTS; None: as it should be again).
-        "lost_frame" is spent by the one frame it leaves out."""
+        "lost_frame" is spent by the `frames` frames in a row it leaves out."""
         job = self._job(name)
+        if fault == "lost_frame":
+            if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+                raise ConfigError(f"lost_frame frames={frames!r}: expected a count of frames, at least 1")
+            job.lost_left = frames
         if fault is not None:
             if fault not in FAULTS:
                 raise ConfigError(f"fault {fault!r}: expected one of {', '.join(FAULTS)}")
@@ -224,6 +230,9 @@ class PeriodicSender:
 
     def reset_counter(self, name: str) -> None:
         self._job(name).counter = 0
+
+    def cycle_s(self, name: str) -> float:
+        return self._job(name).cycle_s
 
     def last_sent_s(self, name: str) -> float | None:
         return self._job(name).last_sent_s
@@ -299,7 +308,9 @@ class PeriodicSender:
 
     def _send_frame(self, job: _Periodic, signals: dict) -> None:
         if job.fault == "lost_frame":   # never reaches the bus; its counter was spent all the same
-            job.fault = None
+            job.lost_left -= 1
+            if job.lost_left <= 0:
+                job.fault = None
             return
         data = bytearray(encode(job.message, signals, job.defaults))
         if job.crc_source is not None:

@@ -210,13 +210,14 @@ class Bms:
             else:
                 self.sender.stop(name)
 
-    def host_frame_fault(self, fault: str | None) -> None:
+    def host_frame_fault(self, fault: str | None, frames: int = 1) -> None:
         """From now, send every host frame the BMS times out without (`heartbeat_messages`) with `fault`:
         "frozen_counter" (the alive counter stuck: a hung host whose CAN controller keeps re-sending its last
-        buffer), "bad_crc" (the CRC wrong: a corrupted frame), "lost_frame" (the next frame of each left out, once:
-        the one after it comes with its counter two on); None: sound again. See `host_frames_without`."""
+        buffer), "bad_crc" (the CRC wrong: a corrupted frame), "lost_frame" (the next `frames` of each left out,
+        once: the one after them comes with its counter `frames` + 1 on); None: sound again. See
+        `host_frames_without`."""
         for name in self.heartbeat_messages:
-            self.sender.inject(name, fault)
+            self.sender.inject(name, fault, frames)
 
     def host_frames_without(self, fault: str) -> list[str]:
         """The host frames that have nothing `fault` could break (no alive counter, no CRC)."""

@@ -119,6 +119,11 @@ RESISTANCE_CONFIRMATIONS = 2   # estimates in a row that must single out the sam
 # every second, and a data-flash write per second would wear the flash out in weeks.
 ZERO_NVM_STEP_A = 0.01
 
+# rx_resync_waits_for_sequence: AUTOSAR E2E's MaxDeltaCounter (a jump of one lost frame is fine) and SyncCounter
+# (frames in sequence before one is taken again), as such a receiver may be configured.
+MAX_DELTA_COUNTER = 2
+RESYNC_FRAMES = 2
+
 # name -> what the defect is. Each is checked where the firmware would have it.
 BUGS = {
     "ov_off_by_one": "OV check skips the last cell (loop bound off by one)",
@@ -144,6 +149,11 @@ BUGS = {
                         "heartbeat and its request is followed",
     "rx_counter_unchecked": "the host's alive counters are not checked: a hung host whose CAN controller keeps "
                             "re-sending its last frame keeps the contactors closed",
+    "rx_resync_waits_for_sequence": "after a host frame's alive counter jumps by more than two (more than one frame "
+                                    "lost), the E2E check drops frames until two have come in sequence (AUTOSAR's "
+                                    "SyncCounter): after a burst of lost frames, a gateway's reboot, the heartbeat "
+                                    "goes two cycles longer unrefreshed, past its timeout, and the contactors open "
+                                    "under a healthy host",
     "rx_counter_no_resync": "a host frame is taken only with the alive counter of the last frame taken plus one: "
                             "one frame lost on its way (a gateway's full queue, a host task that overran) and every "
                             "later frame is out of sequence and dropped, so the heartbeat times out under a healthy "
@@ -504,6 +514,7 @@ class BmsFirmware:
         self.rx_bad_crc = 0
         self.rx_repeated = 0
         self._rx_counters: dict[str, int] = {}   # each host message's last alive counter received
+        self._rx_sync_left: dict[str, int] = {}   # (rx_resync_waits_for_sequence) frames in sequence still wanted
         # (uptime ms, FAULT_BITS name) each time a fault latches, oldest first; read over the debug UART.
         self.fault_log: deque[tuple[int, str]] = deque(maxlen=FAULT_LOG_ENTRIES)
         self._logged_faults = 0
@@ -656,6 +667,9 @@ class BmsFirmware:
                 modulo = 1 << message.get_signal_by_name(f"{message.name}_Counter").length
                 if counter != (last + 1) % modulo:
                     return
+            if "rx_resync_waits_for_sequence" in self.bugs and self._out_of_sync(message, counter, last):
+                self._rx_counters[message.name] = counter
+                return
             # A jump is frames lost on the way: the host is alive, and this frame is as fresh as any.
             self._rx_counters[message.name] = counter
         if message.name == "VCU_Heartbeat":
@@ -670,6 +684,21 @@ class BmsFirmware:
                 self._idle_since_s = now_s
             if sig["VCU_ClearFaults"]:
                 self._clear_request = True
+
+    def _out_of_sync(self, message, counter: int, last: int | None) -> bool:
+        """(rx_resync_waits_for_sequence) Whether this host frame is dropped: the one after a counter jump of more
+        than MAX_DELTA_COUNTER, and every one after it until RESYNC_FRAMES have come in sequence."""
+        if last is None:
+            return False
+        modulo = 1 << message.get_signal_by_name(f"{message.name}_Counter").length
+        delta = (counter - last) % modulo
+        left = self._rx_sync_left.get(message.name, 0)
+        if delta > MAX_DELTA_COUNTER:
+            left = RESYNC_FRAMES
+        elif left:
+            left = left - 1 if delta == 1 else RESYNC_FRAMES
+        self._rx_sync_left[message.name] = left
+        return left > 0
 
     def set_cell_ov_trip(self, cell_ov_v: float) -> bool:
         """A tester's write of the OV trip (hil/sim/uds_server.py checks its session and security): taken if it

@@ -172,6 +172,24 @@ def test_a_lost_frame_leaves_out_the_next_frame_only_and_spends_its_counter(reco
     assert sender.supports("BMS_Status", "lost_frame")
 
 
+def test_a_burst_of_lost_frames_leaves_out_that_many_in_a_row(recorded, db):
+    """`frames=3`: three frames in a row never sent, their counters spent; the fourth comes with its counter four
+    on. A count that is no count is refused."""
+    sender, bus, now = recorded
+    sender.add("BMS_Status", {"BMS_State": 1}, cycle_s=0.02)
+    for k in range(8):
+        now["s"] = k * 0.02
+        if k == 2:
+            sender.inject("BMS_Status", "lost_frame", frames=3)
+        sender.tick(now["s"])
+    assert [t for t, _ in bus.frames] == pytest.approx([0.0, 0.02, 0.1, 0.12, 0.14])
+    counters = [db.decode_message(msg.arbitration_id, msg.data)["BMS_Status_Counter"] for _, msg in bus.frames]
+    assert counters == [0, 1, 5, 6, 7]
+    for frames in (0, 2.5, True):
+        with pytest.raises(ConfigError, match=r"lost_frame frames=.*: expected a count of frames, at least 1"):
+            sender.inject("BMS_Status", "lost_frame", frames=frames)
+
+
 def test_a_multiplexed_provider_sends_every_group_each_cycle(mini):
     groups = [{"BMS_CellVoltages_Mux": m, **{f"BMS_Cell{4 * m + c + 1:02d}_Voltage": 3.0 + m / 10 + c / 1000
                                              for c in range(4)}} for m in range(4)]

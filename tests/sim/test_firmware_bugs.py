@@ -870,6 +870,24 @@ def test_bug_rx_counter_no_resync(make_boards):
     assert buggy.fault("heartbeat") and buggy.fw.state == BmsState.FAULT and not buggy.closed, buggy.describe()
 
 
+def test_bug_rx_resync_waits_for_sequence(make_boards):
+    """Three frames of each host message lost in a row (a 400 ms gap against a 500 ms timeout): the clean firmware
+    takes the next frame and stays closed; the bug's drops it and the one after, and opens. A single loss both
+    take."""
+    clean, buggy = _both(make_boards, "rx_resync_waits_for_sequence")
+    for boards in (clean, buggy):
+        boards.power_up()
+        for name in ("VCU_Heartbeat", "VCU_Request"):
+            boards.sender.inject(name, "lost_frame")
+        boards.run_for(boards.cal["heartbeat_timeout_ms"] / 1000)
+        assert boards.closed and not boards.fw.faults, boards.describe()
+        for name in ("VCU_Heartbeat", "VCU_Request"):
+            boards.sender.inject(name, "lost_frame", frames=3)
+        boards.run_for(2 * boards.cal["heartbeat_timeout_ms"] / 1000)
+    assert clean.fw.state == BmsState.NORMAL and clean.closed and not clean.fw.faults, clean.describe()
+    assert buggy.fault("heartbeat") and not buggy.closed, buggy.describe()
+
+
 def test_bug_sleep_timer_from_close_request(make_boards):
     """Asked for STANDBY and kept there, the host talking all along, for twice sleep_after_s: the clean firmware stays
     awake; the bug's falls asleep, silent until the host's next frame wakes it a boot later."""
