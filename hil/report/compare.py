@@ -33,7 +33,7 @@ from pathlib import Path
 
 from hil.errors import HilError
 from hil.provenance import FILE_LABELS, FILE_PREFIX, LABELS, PREFIX
-from hil.report.junit import Case, read_junit, read_run_facts
+from hil.report.junit import Case, read_junit, read_run_facts, run_started
 from hil.report.measurements import Measurement
 from hil.report.results import describe_firmware, firmware_counts
 
@@ -47,6 +47,11 @@ def load_run(path: str | Path) -> dict[str, Case]:
     if not cases:
         raise HilError(f"{file}: no <testcase> in it; expected a JUnit XML file (pytest --junitxml, or hil run's)")
     return cases
+
+
+def load_started(path: str | Path):
+    """When the run started (`hil.report.junit.run_started`), from the same file as `load_run`'s; None if unsaid."""
+    return run_started(_junit_file(path))
 
 
 def load_facts(path: str | Path) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from hil.errors import HilError
@@ -50,6 +51,17 @@ def read_run_facts(file: Path) -> dict[str, str]:
     tested (`hil.provenance`), by name; {} for a file written without them."""
     return {p.get("name"): p.get("value", "") for suite in _root(file).iter("testsuite")
             for p in suite.findall("properties/property")}
+
+
+def run_started(file: Path) -> datetime | None:
+    """When the run of JUnit XML `file` started: its first <testsuite>'s timestamp (pytest writes one), or None
+    where there is none or it is no ISO 8601 time."""
+    suite = next(_root(file).iter("testsuite"), None)
+    stamp = suite.get("timestamp") if suite is not None else None
+    try:
+        return datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        return None
 
 
 def _root(file: Path):

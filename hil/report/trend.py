@@ -1,8 +1,9 @@
 """`hil trend RUN RUN RUN...`: what a series of runs (a nightly job's, say) shows that two runs cannot.
 
 `hil compare` judges one run against one baseline. A margin that loses a little each night never trips it, and
-a test that fails one night in five looks fixed the next morning. Given the runs in the order they ran (report
-folders or JUnit XML files, oldest first), `hil trend` lists:
+a test that fails one night in five looks fixed the next morning. Given a series of runs (report folders or JUnit
+XML files), taken in the order they ran (their JUnit timestamps; as given with `--as-given`, or where a run says
+no time), `hil trend` lists:
 
 - DRIFT: a measurement whose margin to its limits fell steadily: the median margin over the last third of the
   runs is more than `--max-margin-loss` of the limits' scale below the median over the first third (with two or
@@ -26,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from hil.errors import HilError
-from hil.report.compare import DEFAULT_MAX_MARGIN_LOSS, check_margin_loss, load_run, readable
+from hil.report.compare import DEFAULT_MAX_MARGIN_LOSS, check_margin_loss, load_run, load_started, readable
 from hil.report.junit import Case
 from hil.report.measurements import Measurement
 from hil.report.results import describe_firmware, firmware_counts
@@ -185,12 +186,31 @@ def _plot(item: dict, labels: list[str], png: Path) -> bool:
     return True
 
 
+def in_run_order(runs: list[str], as_given: bool = False) -> tuple[list[str], str | None]:
+    """`runs` oldest first by when each started (its JUnit timestamp), and a note when that is not the order given;
+    as given where `as_given`, or where any run does not say when it started (a glob's order is the names', and
+    nightly-10 sorts before nightly-9)."""
+    if as_given:
+        return runs, None
+    started = [load_started(run) for run in runs]
+    if any(stamp is None for stamp in started) or len({stamp.tzinfo is None for stamp in started}) > 1:
+        return runs, None
+    ordered = [run for _, run in sorted(zip(started, runs), key=lambda pair: pair[0])]
+    if ordered == runs:
+        return runs, None
+    return ordered, ("runs taken in the order they ran (their JUnit timestamps), not as given: "
+                     + ", ".join(label(run) for run in ordered) + " (--as-given keeps the order given)")
+
+
 def cmd_trend(args) -> int:
     check_margin_loss(args.max_margin_loss)
     duplicates = [run for run, count in Counter(args.runs).items() if count > 1]
     if duplicates:
-        raise HilError(f"{duplicates[0]} given twice; expected each run once, oldest first")
-    result = trend([(label(run), load_run(run)) for run in args.runs], args.max_margin_loss)
+        raise HilError(f"{duplicates[0]} given twice; expected each run once")
+    runs, note = in_run_order(list(args.runs), args.as_given)
+    if note:
+        print(note)
+    result = trend([(label(run), load_run(run)) for run in runs], args.max_margin_loss)
     print(describe(result))
     if args.html:
         print(f"trend     written to {write_html(result, args.html)}")
@@ -202,14 +222,16 @@ def cmd_trend(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "trend", help="a series of runs: margins that drift, measurements at an edge, tests that flake",
-        description="Read runs' JUnit XML (files, or report folders with junit.xml), oldest first, and list "
+        description="Read runs' JUnit XML (files, or report folders with junit.xml), in the order they ran, and list "
                     "measurements whose margin fell steadily (DRIFT) or is at its limit in the last run (EDGE), and "
                     "tests that both passed and failed on one build (FLAKY). Exit 0: nothing flagged; 1: something "
                     "was; 2: a file that is not a JUnit report.")
-    parser.add_argument("runs", nargs="+", help="the runs, oldest first, e.g. reports/nightly-*")
+    parser.add_argument("runs", nargs="+", help="the runs, e.g. reports/nightly-* (taken in the order they ran)")
     parser.add_argument("--max-margin-loss", type=float, default=DEFAULT_MAX_MARGIN_LOSS, metavar="SHARE",
                         help=f"a margin may fall by this share of its limits' scale from the first third of the runs "
                              f"to the last (default {DEFAULT_MAX_MARGIN_LOSS:g})")
     parser.add_argument("--html", metavar="DIR", help="also write DIR/index.html, the flagged measurements plotted")
     parser.add_argument("--json", action="store_true", help="also print the result as JSON, as the last line")
+    parser.add_argument("--as-given", action="store_true",
+                        help="take the runs in the order given, not by when they ran (their JUnit timestamps)")
     parser.set_defaults(func=cmd_trend)

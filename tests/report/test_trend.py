@@ -18,8 +18,9 @@ FAILURE = '<failure message="AssertionError: tripped below 4.24 V">trace</failur
 
 
 def _run(tmp_path, name: str, reaction_ms: float | None = 230.0, high_ms: float = 320.0, firmware: str = "1.2.0",
-         body: str = ""):
-    """A run's junit.xml in report folder `name`: the OV test, its reaction against `high_ms`, the build said."""
+         body: str = "", started: str | None = None):
+    """A run's junit.xml in report folder `name`: the OV test, its reaction against `high_ms`, the build said, and
+    when it started (`started`, ISO 8601) if given."""
     props = [("hil:firmware", firmware)]
     if reaction_ms is not None:
         props += Measurement("cell_ov_reaction", reaction_ms, high=high_ms, unit="ms").properties()
@@ -28,7 +29,8 @@ def _run(tmp_path, name: str, reaction_ms: float | None = 230.0, high_ms: float 
     folder = tmp_path / name
     folder.mkdir()
     (folder / "junit.xml").write_text(
-        '<?xml version="1.0"?><testsuites><testsuite name="pytest">'
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest"'
+        + (f' timestamp="{started}"' if started else "") + ">"
         f'<testcase classname="{classname}" name="{test}" time="1.0"><properties>{properties}</properties>{body}'
         "</testcase></testsuite></testsuites>")
     return folder
@@ -102,6 +104,28 @@ def test_the_command_exits_1_on_a_drift_prints_json_last_and_plots_what_it_flags
     assert "DRIFT cell_ov_reaction" in page and (tmp_path / "trend" / "trend-0.png").stat().st_size > 1000
     steady = _hil(*[_run(tmp_path, f"steady-{i}", 230) for i in range(3)])
     assert steady.returncode == 0 and "3 runs, 1 measurements: nothing flagged" in steady.stdout, steady.stdout
+
+
+def test_runs_are_taken_in_the_order_they_ran_not_the_order_given(tmp_path):
+    """A glob sorts night-10 before night-9: the JUnit timestamps put the drift back in order, and say so.
+    --as-given keeps the order given (here: no drift, as the worst night comes first)."""
+    reactions = {f"night-{i}": (200 + 20 * (i - 8), f"2026-11-{10 + i:02d}T02:00:00+00:00") for i in (8, 9, 10, 11)}
+    runs = sorted(_run(tmp_path, name, ms, started=at) for name, (ms, at) in reactions.items())
+    assert [run.name for run in runs] == ["night-10", "night-11", "night-8", "night-9"]
+    result = _hil(*runs, "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "runs taken in the order they ran (their JUnit timestamps), not as given: " in result.stdout
+    assert f"{tmp_path / 'night-8'}, {tmp_path / 'night-9'}, {tmp_path / 'night-10'}" in result.stdout
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [item["name"] for item in summary["drift"]] == ["cell_ov_reaction"]
+    given = _hil(*runs, "--as-given", "--json")
+    assert "not as given" not in given.stdout and json.loads(given.stdout.strip().splitlines()[-1])["drift"] == []
+
+
+def test_a_run_without_a_timestamp_keeps_the_order_given(tmp_path):
+    runs = [_run(tmp_path, "b", 300, started="2026-11-10T02:00:00+00:00"), _run(tmp_path, "a", 200)]
+    result = _hil(*runs)
+    assert "not as given" not in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("args,error", [
