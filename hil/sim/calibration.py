@@ -126,7 +126,7 @@ CALIBRATION = {
     "boot_ms": (150, "ms from the supply's return until the firmware's first task (bootloader and start-up)"),
     "sleep_after_s": (5.0, "s without a host or tester frame, every contactor open (STANDBY or FAULT), before the "
                            "BMS sleeps until the next one (0: it never sleeps)"),
-    "sleep_check_s": (10.0, "s between the wake-up timer's checks while asleep: the front end reads the cells once, "
+    "sleep_check_s": (5.0, "s between the wake-up timer's checks while asleep: the front end reads the cells once, "
                             "and one outside its trip levels wakes the BMS (0: never; production boards: hours)"),
     "nvm_save_period_s": (300.0, "s between the SOC's periodic writes to NVM (flash wear: rarely), besides the write "
                                  "on power fail"),

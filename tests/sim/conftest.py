@@ -137,6 +137,12 @@ class Boards:
     def standby(self) -> None:
         self.run_until(lambda: self.fw.state == BmsState.STANDBY, 1.0, "STANDBY")
 
+    def park(self) -> None:
+        """STANDBY, then the host silent until the firmware sleeps."""
+        self.standby()
+        self.host_silent()
+        self.run_until(lambda: self.fw.asleep, self.cal["sleep_after_s"] + 1.0, "asleep from STANDBY")
+
     def discharge_between_rests(self, end_soc: float, capacity_fraction: float, rest_s: float) -> None:
         """From STANDBY at rest (the first SOC read off the OCV: soc0), draw at 20 A the charge a pack of
         `capacity_fraction` of the rated capacity gives down to `end_soc`, then rest `rest_s` at `end_soc`'s OCV

@@ -917,19 +917,12 @@ def test_bug_sleeps_in_standby_only(make_boards):
     other.run_until(lambda: other.fw.asleep, other.cal["sleep_after_s"] + 1.0, "asleep from STANDBY")
 
 
-def _parked(boards) -> None:
-    """STANDBY, then the host silent until the board sleeps."""
-    boards.standby()
-    boards.host_silent()
-    boards.run_until(lambda: boards.fw.asleep, boards.cal["sleep_after_s"] + 1.0, "asleep from STANDBY")
-
-
 def test_bug_parked_cells_unchecked(make_boards):
     """Asleep, a cell drops below UV: the clean firmware's wake-up timer boots it within a check period and it
     latches cell_uv; the bug's sleeps on."""
     clean, buggy = _both(make_boards, "parked_cells_unchecked")
     for boards in (clean, buggy):
-        _parked(boards)
+        boards.park()
         boards.ce.setpoint_v[3] = boards.cal["cell_uv_v"] - 0.1
         boards.run_for(boards.cal["sleep_check_s"] + 2 * boards.cal["uv_debounce_ms"] / 1000 + 0.5)
     assert not clean.fw.asleep and clean.fault("cell_uv"), clean.describe()
@@ -940,33 +933,10 @@ def test_bug_parked_check_boots(make_boards):
     """Asleep with healthy cells, past a check: the clean firmware is still asleep, the bug's booted."""
     clean, buggy = _both(make_boards, "parked_check_boots")
     for boards in (clean, buggy):
-        _parked(boards)
+        boards.park()
         boards.run_for(boards.cal["sleep_check_s"] + 0.5)
     assert clean.fw.asleep, clean.describe()
     assert not buggy.fw.asleep and buggy.fw.state == BmsState.STANDBY, buggy.describe()
-
-
-def test_a_parked_fault_latched_already_wakes_nobody_again(make_boards):
-    """The clean firmware woke for a low cell, latched cell_uv and fell asleep again (in FAULT): the same low cell
-    at the next checks wakes it no more, its DTC stored already."""
-    boards = make_boards()
-    _parked(boards)
-    boards.ce.setpoint_v[3] = boards.cal["cell_uv_v"] - 0.1
-    boards.run_until(lambda: boards.fault("cell_uv"), boards.cal["sleep_check_s"] + 2.0, "cell_uv latched")
-    boards.run_until(lambda: boards.fw.asleep, boards.cal["sleep_after_s"] + 1.0, "asleep again in FAULT")
-    boards.run_for(2 * boards.cal["sleep_check_s"] + 0.5)
-    assert boards.fw.asleep and boards.fw.state == BmsState.FAULT, boards.describe()
-
-
-def test_a_dark_emulator_does_not_wake_a_parked_bms(make_boards):
-    """The emulator's outputs off around a sleeping BMS (the bench shut down): every cell reads 0 V, open sense
-    wires to the firmware, not empty cells, and no emergency of the cells: its checks leave it asleep."""
-    boards = make_boards()
-    _parked(boards)
-    boards.sender.set("CE_Control", CE_OutputEnable=0)
-    boards.run_until(lambda: not boards.ce.outputs_on, 1.0, "the emulator's outputs off")
-    boards.run_for(2 * boards.cal["sleep_check_s"] + 0.5)
-    assert boards.fw.asleep and not boards.fw.faults, boards.describe()
 
 
 def test_bug_front_end_left_on_in_sleep(make_boards):

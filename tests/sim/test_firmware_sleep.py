@@ -1,6 +1,7 @@
 """The reference firmware's sleep: with every contactor open and no host or tester frame for `sleep_after_s`, it
 saves its SOC and sleeps, silent, drawing its quiescent current; the host's next frame wakes it (a boot); the cell
-emulator's frames on the same bus do neither."""
+emulator's frames on the same bus do neither. Asleep, its wake-up timer reads the cells every `sleep_check_s`, and
+wakes it for news only."""
 import pytest
 
 from hil.protocol import BmsState
@@ -84,3 +85,26 @@ def test_a_welded_contactor_keeps_it_awake_to_report_it(make_boards):
     boards.run_for(boards.cal["heartbeat_timeout_ms"] / 1000 + 3 * boards.cal["sleep_after_s"])
     assert boards.fw.state == BmsState.FAULT and boards.fw.contactor_fb["pos"], boards.describe()
     assert not boards.fw.asleep, "asleep with a contactor welded shut"
+
+
+def test_a_parked_fault_latched_already_wakes_nobody_again(make_boards):
+    """The clean firmware woke for a low cell, latched cell_uv and fell asleep again (in FAULT): the same low cell
+    at the next checks wakes it no more, its DTC stored already."""
+    boards = make_boards()
+    boards.park()
+    boards.ce.setpoint_v[3] = boards.cal["cell_uv_v"] - 0.1
+    boards.run_until(lambda: boards.fault("cell_uv"), boards.cal["sleep_check_s"] + 2.0, "cell_uv latched")
+    boards.run_until(lambda: boards.fw.asleep, boards.cal["sleep_after_s"] + 1.0, "asleep again in FAULT")
+    boards.run_for(2 * boards.cal["sleep_check_s"] + 0.5)
+    assert boards.fw.asleep and boards.fw.state == BmsState.FAULT, boards.describe()
+
+
+def test_a_dark_emulator_does_not_wake_a_parked_bms(make_boards):
+    """The emulator's outputs off around a sleeping BMS (the bench shut down): every cell reads 0 V, open sense
+    wires to the firmware, not empty cells, and no emergency of the cells: its checks leave it asleep."""
+    boards = make_boards()
+    boards.park()
+    boards.sender.set("CE_Control", CE_OutputEnable=0)
+    boards.run_until(lambda: not boards.ce.outputs_on, 1.0, "the emulator's outputs off")
+    boards.run_for(2 * boards.cal["sleep_check_s"] + 0.5)
+    assert boards.fw.asleep and not boards.fw.faults, boards.describe()
