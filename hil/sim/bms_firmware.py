@@ -370,6 +370,12 @@ def _fraction_along(temperature_c: float, zero_c: float, full_c: float) -> float
     return _unit((temperature_c - zero_c) / (full_c - zero_c))
 
 
+def _counter_step(message, counter: int, last: int) -> int:
+    """How far a host frame's alive counter is on from the last one taken, modulo the counter's range: 1 in
+    sequence, 2 after one lost frame."""
+    return (counter - last) % (1 << message.get_signal_by_name(f"{message.name}_Counter").length)
+
+
 class Debounce:
     """Condition must hold for `debounce_s` of consecutive task runs."""
 
@@ -663,10 +669,8 @@ class BmsFirmware:
             if counter == last:
                 self.rx_repeated += 1   # E2E: a repeated frame is stale data (a hung host re-sending its last)
                 return
-            if "rx_counter_no_resync" in self.bugs and last is not None:
-                modulo = 1 << message.get_signal_by_name(f"{message.name}_Counter").length
-                if counter != (last + 1) % modulo:
-                    return
+            if "rx_counter_no_resync" in self.bugs and last is not None and _counter_step(message, counter, last) != 1:
+                return
             if "rx_resync_waits_for_sequence" in self.bugs and self._out_of_sync(message, counter, last):
                 self._rx_counters[message.name] = counter
                 return
@@ -690,8 +694,7 @@ class BmsFirmware:
         than MAX_DELTA_COUNTER, and every one after it until RESYNC_FRAMES have come in sequence."""
         if last is None:
             return False
-        modulo = 1 << message.get_signal_by_name(f"{message.name}_Counter").length
-        delta = (counter - last) % modulo
+        delta = _counter_step(message, counter, last)
         left = self._rx_sync_left.get(message.name, 0)
         if delta > MAX_DELTA_COUNTER:
             left = RESYNC_FRAMES
