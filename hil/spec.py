@@ -58,11 +58,13 @@ class Key:
 
 # The unit each protection's threshold and tolerance are in: the tests step and measure in these units.
 PROTECTION_UNITS = {"cell_ov": "V", "cell_uv": "V", "discharge_oc": "A", "charge_oc": "A",
-                    "cell_ot": "degC", "cell_ut": "degC", "insulation": "ohm/V", "short_circuit": "A"}
+                    "cell_ot": "degC", "cell_ut": "degC", "insulation": "ohm/V", "short_circuit": "A",
+                    "discharge_oc_sustained": "A"}
 PROTECTIONS = tuple(PROTECTION_UNITS)
 # The ones tests/bms always steps across; cell_ut, insulation (pack to chassis, in ohm per volt of pack
-# voltage) and short_circuit (a discharge current cut at once, not after the over-current debounce) are tested
-# when a spec states them (a BMS may have none of them).
+# voltage), short_circuit (a discharge current cut at once, not after the over-current debounce) and
+# discharge_oc_sustained (the pack's continuous rating, below discharge_oc's peak level, cut after a long delay and
+# reported as discharge_oc) are tested when a spec states them (a BMS may have none of them).
 REQUIRED_PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot")
 PROTECTION_KEYS = {"unit": Key(str, required=False), "threshold": Key(), "tolerance": Key(at_least=0),
                    "max_reaction_ms": Key(above=0)}
@@ -77,7 +79,8 @@ PLAUSIBLE_BAND = {
 # Keys of one table that bound a measurement from both sides: (table, the lower bound, the upper bound).
 ORDERED_KEYS = (("security", "min_lockout_s", "max_lockout_s"), ("security", "min_session_s", "max_session_s"))
 # Protections whose bands must not overlap: (the lower limit, the upper limit).
-ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"), ("discharge_oc", "short_circuit"))
+ORDERED_PROTECTIONS = (("cell_uv", "cell_ov"), ("cell_ut", "cell_ot"), ("discharge_oc", "short_circuit"),
+                       ("discharge_oc_sustained", "discharge_oc"))
 # [warnings.<name>]: the warning tier a BMS reports before it trips (optional, each one), with the protection's
 # keys: its band must lie wholly on the safe side of the protection's. The under-limits warn above their band.
 WARNINGS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut", "insulation")
@@ -406,6 +409,12 @@ def _check_ends_reachable(ride_through: dict, protections: dict[str, Protection]
             raise ConfigError(f"{path} [ride_through]: key '{key}' = {ride_through[key]:g} V reaches "
                               f"[protections.{name}]'s band [{trip.low:g}, {trip.high:g}] {trip.unit}; expected it "
                               f"wholly {'above' if under else 'below'} it: the cell must get there without a trip")
+    sustained, allowed_a = protections.get("discharge_oc_sustained"), ride_through["min_discharge_limit_a"]
+    if sustained is not None and not allowed_a < sustained.low:
+        raise ConfigError(f"{path} [ride_through]: key 'min_discharge_limit_a' = {allowed_a:g} A reaches "
+                          f"[protections.discharge_oc_sustained]'s band [{sustained.low:g}, {sustained.high:g}] A; "
+                          "expected it wholly below: a host drawing what the BMS must allow would be cut after the "
+                          "long delay")
 
 
 def _check_warnings_inside(warnings: dict[str, Protection], protections: dict[str, Protection], path: Path) -> None:

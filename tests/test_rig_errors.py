@@ -198,6 +198,10 @@ def test_preflight_refuses_what_the_dbc_or_the_model_cannot_take(overrides, expe
      "calibration key 'charge_cold_zero_c' = 0.0 is not below 'charge_cold_full_c' = -5.0"),
     ("dut.calibration.short_circuit_a=20.0",
      "calibration key 'discharge_oc_a' = 25.0 is not below 'short_circuit_a' = 20.0"),
+    ("dut.calibration.sustained_oc_a=19.0",
+     "calibration key 'max_discharge_current_a' = 20.0 is not below 'sustained_oc_a' = 19.0"),
+    ("dut.calibration.sustained_oc_debounce_ms=50",
+     "calibration key 'oc_debounce_ms' = 100 is not below 'sustained_oc_debounce_ms' = 50"),
 ])
 def test_calibration_values_out_of_range_are_refused_at_preflight(override, expected):
     with pytest.raises(ConfigError) as caught:

@@ -110,7 +110,8 @@ def test_valid_and_shipped_specs_load(tmp_path):
     for path in sorted((ROOT / "fixtures" / "specs").glob("*.toml")):
         spec = load_spec(path)
         # Insulation too, except on a pack too low in voltage to need its monitor (the 25 V drone pack).
-        core = {"cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot", "cell_ut", "short_circuit"}
+        core = {"cell_ov", "cell_uv", "discharge_oc", "discharge_oc_sustained", "charge_oc", "cell_ot", "cell_ut",
+                "short_circuit"}
         assert core <= set(spec.protections) <= core | {"insulation"}, path
 
 
@@ -192,6 +193,15 @@ def test_missing_protection_or_value(tmp_path, old, expected):
      "[protections.cell_ot]",
      "[protections.discharge_oc]: trip band [24.5, 25.5] A reaches [protections.short_circuit]'s [24.2, 26.2] A; "
      "expected discharge_oc wholly below short_circuit"),
+    # A long-delay level inside the peak one's band, or one that cuts what the BMS must allow.
+    ("[protections.cell_ot]", '[protections.discharge_oc_sustained]\nthreshold = 24.5\ntolerance = 0.5\n'
+     "max_reaction_ms = 3120\n[protections.cell_ot]",
+     "[protections.discharge_oc_sustained]: trip band [24, 25] A reaches [protections.discharge_oc]'s [24.5, 25.5] "
+     "A; expected discharge_oc_sustained wholly below discharge_oc"),
+    ("[protections.cell_ot]", '[protections.discharge_oc_sustained]\nthreshold = 15.0\ntolerance = 0.5\n'
+     "max_reaction_ms = 3120\n[protections.cell_ot]",
+     "[ride_through]: key 'min_discharge_limit_a' = 15 A reaches [protections.discharge_oc_sustained]'s band "
+     "[14.5, 15.5] A; expected it wholly below"),
     # A warning that reaches its protection's band gives no notice; one with no protection warns of nothing.
     ("[protections.cell_ot]", '[warnings.cell_ov]\nthreshold = 4.245\ntolerance = 0.01\nmax_reaction_ms = 100\n'
      "[protections.cell_ot]",
@@ -235,8 +245,9 @@ def test_missing_protection_or_value(tmp_path, old, expected):
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
         "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
-        "charge_limit_reaction_before_response", "charge_limit_no_margin", "warning_reaches_ov",
-        "warning_reaches_uv", "warning_without_protection", "insulation_warning_reaches_fault",
+        "sustained_inside_oc", "sustained_below_the_allowed_current", "warning_reaches_ov", "warning_reaches_uv",
+        "warning_without_protection", "charge_limit_reaction_before_response", "charge_limit_no_margin",
+        "insulation_warning_reaches_fault",
         "soh_delta_beyond_the_test", "hvil_ride_through_outlasts_reaction",
         "discharge_end_in_uv_band", "charge_top_above_ov", "lockout_bounds_reversed", "attempts_not_whole"])
 def test_impossible_numbers(tmp_path, old, new, expected):

@@ -258,6 +258,11 @@ BUGS = {
     "thermal_rate_absolute": "the thermal-runaway check takes each cell's own temperature rise, not its rise above "
                              "the pack's median cell: a pack that a hard load heats evenly (a drone's punch-out, a "
                              "rack's sustained peak) trips as a runaway",
+    "sustained_oc_no_reset": "the long-delay over-current counter never resets as the current falls back (a copy of "
+                             "the UV check's counter): a drone's punch-outs or a rack's load steps, each short of "
+                             "the delay, add up to a trip mid-flight",
+    "sustained_oc_in_slow_task": "the long-delay over-current check runs in the 100 ms task with its delay counted in "
+                                 "the 10 ms task's ticks: a stalled motor or a soft short is cut ten times late",
     "short_circuit_debounced_as_oc": "the short-circuit check waits out the over-current debounce (a copied line) "
                                      "instead of its own: a short is cut about 100 ms late, after the harness of a "
                                      "drone or a rack's busbar has carried it that long",
@@ -531,6 +536,10 @@ class BmsFirmware:
             "cell_uv": deb("uv_debounce_ms", reset="uv_debounce_no_reset" not in self.bugs),
             "charge_oc": deb("oc_debounce_ms"),
             "discharge_oc": deb("oc_debounce_ms"), "cell_ot": deb("ot_debounce_ms"),
+            # The long-delay level (reported as discharge_oc too); sustained_oc_in_slow_task: ten times the delay.
+            "sustained_oc": Debounce(cal["sustained_oc_debounce_ms"] / 1000.0
+                                     * (SLOW_TASK_S / MAIN_TASK_S if "sustained_oc_in_slow_task" in self.bugs else 1),
+                                     reset="sustained_oc_no_reset" not in self.bugs),
             "short_circuit": deb("oc_debounce_ms" if "short_circuit_debounced_as_oc" in self.bugs
                                  else "sc_debounce_ms"),
             "cell_ut": deb("ot_debounce_ms"), "sense_wire": Debounce(0.03), "thermistor": Debounce(0.1),
@@ -888,7 +897,12 @@ class BmsFirmware:
         discharge_a = self.current_a
         if "oc_discharge_ignored" in self.bugs:
             discharge_a = -self.current_a
-        self._check("discharge_oc", discharge_a > cal["discharge_oc_a"])
+        # Two levels, one error, as a gas gauge's OCD1 and OCD2: the peak level after a burst's debounce, and the
+        # pack's continuous rating after a long delay. A stalled motor, a failed converter or a soft short draws less
+        # than the peak level, and more than the wiring, the fuse and the cells carry for long.
+        over_peak = self._deb["discharge_oc"].update(discharge_a > cal["discharge_oc_a"])
+        over_sustained = self._deb["sustained_oc"].update(discharge_a > cal["sustained_oc_a"])
+        self._set_active("discharge_oc", over_peak or over_sustained)
         # Charge over-current: above the fixed level, or above the limit this BMS publishes (by more than a
         # charger's control error, for longer than a charger takes to follow): at any current a charger that
         # ignores a limit of 0 plates lithium on a cold cell.

@@ -17,11 +17,16 @@ CALIBRATION = {
     "discharge_oc_a": (25.0, "A, discharge over-current error threshold"),
     "short_circuit_a": (60.0, "A, discharge current that is a short circuit: an error after sc_debounce_ms, not the "
                               "over-current debounce"),
+    "sustained_oc_a": (21.5, "A, discharge over-current error threshold after the long delay: the pack's continuous "
+                             "rating, above the published discharge limit by a host's control error"),
     "cell_ot_c": (60.0, "degC, cell over-temperature error threshold"),
     "cell_ut_c": (-20.0, "degC, cell under-temperature error threshold"),
     "ov_debounce_ms": (200, "ms the OV condition must hold before the error"),
     "uv_debounce_ms": (500, "ms the UV condition must hold before the error"),
     "oc_debounce_ms": (100, "ms an over-current must hold before the error"),
+    "sustained_oc_debounce_ms": (3000, "ms a discharge current above sustained_oc_a must hold before the error: "
+                                       "longer than a punch-out or a load step, shorter than the wiring takes to "
+                                       "overheat"),
     "sc_debounce_ms": (0, "ms a short-circuit current must hold before the error (0: the first task that sees it; "
                           "an AFE's own short-circuit delay is a few hundred microseconds)"),
     "ot_debounce_ms": (1000, "ms an OT/UT condition must hold before the error"),
@@ -144,7 +149,7 @@ RANGES = {
     **dict.fromkeys(("capacity_ah", "status_cycle_ms", "precharge_tau_ms", "heartbeat_timeout_ms",
                      "precharge_timeout_ms", "cell_r_est_ohm", "soc_current_gain", "limit_rise_a_per_s",
                      "self_discharge_window_s", "soc_rest_s", "balance_current_a", "max_discharge_current_a",
-                     "charge_oc_a", "discharge_oc_a", "short_circuit_a", "insulation_period_ms",
+                     "charge_oc_a", "discharge_oc_a", "sustained_oc_a", "short_circuit_a", "insulation_period_ms",
                      "contactor_feedback_ms", "supply_reset_v", "supply_ovlo_v", "nvm_save_period_s",
                      "thermal_runaway_rate_c_per_s", "thermal_runaway_hold_ms", "current_plausibility_mv",
                      "current_plausibility_window_ms", "current_offset_max_a", "resistance_step_min_a",
@@ -154,7 +159,7 @@ RANGES = {
                      "soc_rest_current_a", "afe_noise_v",
                      "balance_threshold_mv", "sop_margin_v", "charge_sop_margin_v", "self_discharge_mv",
                      "max_charge_current_a", "insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v",
-                     "insulation_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
+                     "insulation_debounce_ms", "sustained_oc_debounce_ms", "boot_ms", "charge_limit_margin_a", "charge_limit_debounce_ms",
                      "hvil_debounce_ms", "afe_timeout_ms", "cell_r_activation_j_per_mol",
                      "current_plausibility_debounce_ms", "current_offset_debounce_ms", "sleep_after_s",
                      "sleep_check_s"), _NON_NEGATIVE),
@@ -165,6 +170,9 @@ RANGES = {
 # (lower key, upper key): thresholds that must not cross
 ORDERED = (("cell_uv_v", "cell_ov_v"), ("cell_ut_c", "cell_ot_c"), ("derate_start_c", "cell_ot_c"),
            ("discharge_oc_a", "short_circuit_a"),   # else every over-current would be cut as a short
+           # else a host that draws all the BMS allows is cut after the long delay, or the long delay never matters
+           ("max_discharge_current_a", "sustained_oc_a"), ("sustained_oc_a", "discharge_oc_a"),
+           ("oc_debounce_ms", "sustained_oc_debounce_ms"),
            ("charge_cold_zero_c", "charge_cold_full_c"), ("discharge_cold_zero_c", "discharge_cold_full_c"),
            ("insulation_fault_ohm_per_v", "insulation_warning_ohm_per_v"),
            ("contactor_delay_ms", "contactor_feedback_ms"),   # else every switching would be a contactor fault

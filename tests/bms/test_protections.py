@@ -9,6 +9,12 @@ from .loads import steady_load_a
 
 # Time held just below a threshold: twice the reaction budget, so a debounce that would fire, fires.
 BELOW_HOLD_FACTOR = 2.0
+# Bursts between the sustained level and the peak one: three, each 0.45 of the long delay's budget, as long apart,
+# add up to more than the delay where a counter does not reset. Then a current just below the level held longer
+# than the budget: the delay is long, and twice its budget over the wire would cost more than it shows.
+SUSTAINED_BURSTS = 3
+SUSTAINED_BURST_FRACTION = 0.45
+SUSTAINED_BELOW_HOLD_FACTOR = 1.25
 # Host frames of each message lost, one heartbeat timeout apart: a loss now and then, not a dead host.
 LOST_FRAMES = 3
 
@@ -62,6 +68,40 @@ def test_short_circuit_opens_contactors_before_the_overcurrent_debounce(bench, s
     bench.bms.wait_state(BmsState.FAULT, 1.0)
     assert "short_circuit" in bench.bms.faults, \
         f"contactors open without the short_circuit fault: {bench.bms.describe()}"
+
+
+def test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_delay(bench, spec, measure):
+    """A stalled motor, a failed converter, a soft short through a chafed cable, or a host that ignores the limit:
+    a current above the pack's continuous rating and below the over-current level, held. The peak level's debounce
+    never sees it, and the wiring, the fuse and the cells heat for as long as it lasts. A second, lower level with a
+    long delay (a gas gauge's OCD1 beside OCD2) must cut it, as `discharge_oc`, within its budget; bursts just as
+    high but shorter than the delay (a drone's punch-outs, a rack's load steps, the steady load between them) must
+    trip nothing, and neither must a current held just below the level."""
+    sustained = spec.protections.get("discharge_oc_sustained")
+    if sustained is None:
+        pytest.skip(f"{spec.path.name} has no [protections.discharge_oc_sustained]: this BMS has one over-current "
+                    "level only")
+    overload_a = (sustained.high + spec.protections["discharge_oc"].low) / 2   # between the two levels' bands
+    burst_s, rest_a = SUSTAINED_BURST_FRACTION * sustained.max_reaction_ms / 1000, steady_load_a(spec)
+    bench.power_up()
+    for burst in range(SUSTAINED_BURSTS):
+        bench.set_load(overload_a, honour_limits=False)
+        bench.loop.run_for(burst_s)
+        bench.set_load(rest_a, honour_limits=False)
+        bench.loop.run_for(burst_s)
+        assert bench.bms.contactors_closed and not bench.bms.faults, (
+            f"burst {burst + 1} of {SUSTAINED_BURSTS} at {overload_a:g} A, each {burst_s:g} s with as long at "
+            f"{rest_a:g} A between, tripped: {bench.bms.describe()}")
+    below_a = sustained.low - sustained.tolerance / 2
+    bench.set_load(below_a, honour_limits=False)
+    bench.loop.run_for(SUSTAINED_BELOW_HOLD_FACTOR * sustained.max_reaction_ms / 1000)
+    assert bench.bms.contactors_closed and not bench.bms.faults, \
+        f"{below_a:g} A, below the sustained band, tripped: {bench.bms.describe()}"
+    since_s = bench.loop.t_s
+    bench.set_load(overload_a, honour_limits=False)
+    reaction_s = _until_tripped_open(bench, "discharge_oc", since_s, sustained.max_reaction_ms,
+                                     lambda: f"{overload_a:g} A held {bench.loop.t_s - since_s:.2f} s")
+    measure("discharge_oc_sustained_reaction", reaction_s * 1000, high=sustained.max_reaction_ms, unit="ms")
 
 
 def test_cell_overvoltage_opens_contactors(bench, spec, measure):

@@ -89,6 +89,38 @@ def test_bug_short_circuit_debounced_as_oc(make_boards):
     assert not buggy.fw.faults and buggy.fw.state == BmsState.NORMAL, buggy.describe()
 
 
+def _between_oc_levels_a(cal) -> float:
+    """A discharge current above the long-delay level and below the peak one."""
+    return (cal["sustained_oc_a"] + cal["discharge_oc_a"]) / 2
+
+
+def test_bug_sustained_oc_no_reset(make_boards):
+    """Three bursts between the two over-current levels, each half the long delay, with rests between: the clean
+    firmware rides through, the bug's adds them up."""
+    clean, buggy = _both(make_boards, "sustained_oc_no_reset")
+    for boards in (clean, buggy):
+        boards.power_up()
+        half_s = boards.cal["sustained_oc_debounce_ms"] / 2000
+        for _ in range(3):
+            boards.ce.current_a = _between_oc_levels_a(boards.cal)
+            boards.run_for(half_s)
+            boards.ce.current_a = 5.0
+            boards.run_for(half_s)
+    assert not clean.fw.faults and clean.closed, clean.describe()
+    assert buggy.fault("discharge_oc") and not buggy.closed, "bursts add up when the counter never resets"
+
+
+def test_bug_sustained_oc_in_slow_task(make_boards):
+    """A current between the two levels held twice the long delay: cut by the clean firmware, not by the bug's."""
+    clean, buggy = _both(make_boards, "sustained_oc_in_slow_task")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = _between_oc_levels_a(boards.cal)
+        boards.run_for(2 * boards.cal["sustained_oc_debounce_ms"] / 1000)
+    assert clean.fault("discharge_oc") and not clean.closed, clean.describe()
+    assert not buggy.fw.faults and buggy.closed, buggy.describe()
+
+
 def test_bug_soc_wrong_sign(make_boards):
     clean, buggy = _both(make_boards, "soc_wrong_sign")
     for boards in (clean, buggy):

@@ -17,6 +17,7 @@ class Case:
     debounce: str | float  # a calibration key in ms, or seconds for the firmware's fixed debounces
     apply: object          # (boards) -> None: make the condition true
     clear: object          # (boards) -> None: make it false again
+    level: str = ""        # which of a fault's levels, where it has more than one
 
     def tasks(self, cal: dict) -> int:
         debounce_s = cal[self.debounce] / 1000 if isinstance(self.debounce, str) else self.debounce
@@ -60,13 +61,14 @@ CASES = [
     Case("cell_uv", "uv_debounce_ms", _cell(3, -0.01, "cell_uv_v"), _restore_cell(3)),
     Case("charge_oc", "oc_debounce_ms", _current(-1, 1.0, "charge_oc_a"), _no_current),
     Case("discharge_oc", "oc_debounce_ms", _current(1, 1.0, "discharge_oc_a"), _no_current),
+    Case("discharge_oc", "sustained_oc_debounce_ms", _current(1, 1.0, "sustained_oc_a"), _no_current, "sustained"),
     Case("cell_ot", "ot_debounce_ms", _temp(15, 1.0, "cell_ot_c"), _restore_temp(15)),
     Case("cell_ut", "ot_debounce_ms", _temp(0, -1.0, "cell_ut_c"), _restore_temp(0)),
     Case("sense_wire", 0.03, _relay("open_wire", True), _relay("open_wire", False)),
     Case("thermistor", 0.1, _relay("thermistor_open", True), _relay("thermistor_open", False)),
     Case("hvil", "hvil_debounce_ms", _hvil(True), _hvil(False)),
 ]
-IDS = [case.fault for case in CASES]
+IDS = [f"{case.fault}_{case.level}" if case.level else case.fault for case in CASES]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
