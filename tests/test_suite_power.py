@@ -258,6 +258,15 @@ def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():
         "test_protections::test_short_circuit_opens_contactors_before_the_overcurrent_debounce"]}, summary
 
 
+def test_sustained_overload_defects_are_caught_by_the_long_delay_test():
+    """A long-delay counter that adds bursts up, and one ten times too slow: both pass the peak level's tests (the
+    selection runs them too); only the sustained overload's bursts and its reaction time catch them."""
+    summary = _all_killed(["sustained_oc_no_reset", "sustained_oc_in_slow_task"], "overcurrent")
+    sustained = "test_protections::test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_delay"
+    assert summary["caught_by"] == {"sustained_oc_no_reset": [sustained], "sustained_oc_in_slow_task": [sustained]}, \
+        summary
+
+
 def test_charging_a_cold_pack_is_caught():
     """A charge limit that derates toward the under-temperature threshold lets a cell at 5 degC charge at full
     current: the cold-charge steps of the derating suite catch it."""
@@ -333,18 +342,21 @@ def test_this_benchs_newer_fault_insertions_are_each_caught_by_their_own_test():
 
 def test_sleep_defects_are_caught_by_the_sleep_tests():
     """A BMS that falls asleep while its host still talks (its timer from the last close request), one that leaves
-    its front end awake asleep, one that never sleeps in FAULT, one that never checks its cells asleep and one whose
-    every check is a boot: the talking-host test sees the first's gap, the quiescent current the second, the test in
-    FAULT the third, the parked test the last two."""
+    its front end awake asleep, one that never sleeps in FAULT, one that never checks its cells asleep, one whose
+    every check is a boot, and one whose check reads the cells but not the thermistors: the talking-host test sees
+    the first's gap, the quiescent current the second, the test in FAULT the third, the parked test the last three
+    (the last only where a cell heats)."""
     summary = _all_killed(["sleep_timer_from_close_request", "front_end_left_on_in_sleep", "sleeps_in_standby_only",
-                           "parked_cells_unchecked", "parked_check_boots"], "test_sleep")
+                           "parked_cells_unchecked", "parked_check_boots", "parked_check_voltages_only"],
+                          "test_sleep")
     parked = "test_sleep::test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_else"
     assert summary["caught_by"] == {
         "sleep_timer_from_close_request": ["test_sleep::test_a_host_that_keeps_talking_keeps_the_bms_awake"],
         "front_end_left_on_in_sleep": [
             "test_sleep::test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next_frame"],
         "sleeps_in_standby_only": ["test_sleep::test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault"],
-        "parked_cells_unchecked": [parked], "parked_check_boots": [parked]}, summary
+        "parked_cells_unchecked": [f"{parked}[cell_uv]"], "parked_check_boots": [f"{parked}[cell_uv]"],
+        "parked_check_voltages_only": [f"{parked}[cell_ot]"]}, summary
 
 
 def test_under_voltage_defects_under_load_are_caught_each_by_its_own_test():

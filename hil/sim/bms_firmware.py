@@ -182,6 +182,9 @@ BUGS = {
     "parked_cells_unchecked": "asleep, the BMS never wakes by itself (no wake-up timer): a parked pack's cell that "
                               "leaks to empty, or heats, goes unseen until the host's next frame, and no DTC records "
                               "it meanwhile",
+    "parked_check_voltages_only": "the wake-up timer's check converts the cell voltages only, its thermistor "
+                                  "channels skipped to save the front end's current: a parked pack's cell that heats "
+                                  "goes unseen until the host wakes the BMS",
     "parked_check_boots": "each of the wake-up timer's checks is a full boot, frames and all, whatever the cells "
                           "read: a parked BMS wakes its bus, and the ECUs that sleep on it, every sleep_check_s",
     "ov_trip_write_unbounded": "a write of the OV trip is checked against the UV trip only, with no upper bound: an "
@@ -797,7 +800,8 @@ class BmsFirmware:
         plausible = (temp_c > PLAUSIBLE_C[0]) & (temp_c < PLAUSIBLE_C[1])
         found = {"cell_uv": bool((sensed & (v < cal["cell_uv_v"])).any()),
                  "cell_ov": bool((v > cal["cell_ov_v"]).any()),
-                 "cell_ot": bool((plausible & (temp_c > cal["cell_ot_c"])).any())}
+                 "cell_ot": bool((plausible & (temp_c > cal["cell_ot_c"])).any())
+                 and "parked_check_voltages_only" not in self.bugs}
         # A fault latched already (its DTC stored) wakes nobody again: only news is worth a boot.
         news = any(seen and not self.faults >> FAULT_BITS[name] & 1 for name, seen in found.items())
         if news or "parked_check_boots" in self.bugs:

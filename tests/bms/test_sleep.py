@@ -10,8 +10,10 @@ it can close: the rack's transfer to battery comes that much late.
 import pytest
 
 from hil.protocol import BmsState
+from hil.spec import UNDER_LIMITS
 
 from .observe import sent_since, watch
+from .stimuli import stimulus
 
 # How long the BMS must have been silent before it counts as asleep and the supply's current is read: the board's
 # own transient (a regulator settling, an RTC's first tick) is over.
@@ -20,6 +22,10 @@ SETTLE_S = 0.5
 MAX_SOC_CHANGE = 0.01
 # A host that keeps talking, in STANDBY, this many times max_idle_s: it must see no gap in the BMS's frames.
 AWAKE_FACTOR = 1.5
+# What a parked BMS's wake-up timer must find, each past its band by PARKED_PAST_BAND tolerances: a cell leaking to
+# empty, and one heating (every rig's emulator drives the thermistors: the OT band tests run everywhere).
+PARKED_CHECKS = ("cell_uv", "cell_ot")
+PARKED_PAST_BAND = 5
 
 
 def _sleep(spec) -> dict:
@@ -119,18 +125,22 @@ def test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault(bench, spec, ri
     bench.power_up()
 
 
-def test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_else(bench, spec, rig, measure):
+@pytest.mark.parametrize("name", PARKED_CHECKS)
+def test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_else(bench, spec, rig, measure, name):
     """Asleep, a BMS must still look at its cells now and then by itself (a wake-up timer): a cell of a parked pack
     that leaks to empty through a soft short, recharged later, plates copper into a short circuit; one that heats is
     a fire with nobody there. With `max_check_period_s` in [sleep]: asleep with healthy cells, it stays silent for
-    that long (a check that boots, frames and all, wakes the bus and every ECU that sleeps on it). Then a cell falls
-    below its cut-off: the BMS must wake by itself and report cell_uv (its DTC stored, a record for the host's next
-    frame and for the workshop) within max_check_period_s, plus max_wake_ms and the UV reaction budget."""
+    that long (a check that boots, frames and all, wakes the bus and every ECU that sleeps on it). Then the last
+    cell falls below its cut-off, or its thermistor reads past the over-temperature band: the BMS must wake by itself
+    and report the fault (its DTC stored, a record for the host's next frame and for the workshop) within
+    max_check_period_s, plus max_wake_ms and the protection's reaction budget."""
     sleep = _sleep(spec)
     period_s = sleep.get("max_check_period_s")
     if period_s is None:
         pytest.skip(f"{spec.path.name} [sleep] has no max_check_period_s: this BMS does not check its cells asleep")
-    bms, uv = bench.bms, spec.protections["cell_uv"]
+    bms, protection = bench.bms, spec.protections[name]
+    past_band = (protection.low - PARKED_PAST_BAND * protection.tolerance if name in UNDER_LIMITS
+                 else protection.high + PARKED_PAST_BAND * protection.tolerance)
     status = bms.contactor_readback.message
     stats = bms.monitor.stats[status]
     _standby(bench)
@@ -139,18 +149,21 @@ def test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_el
     bench.loop.run_for(period_s)
     assert stats.count == heard, (f"asleep with healthy cells, the BMS sent {stats.count - heard} {status} frames in "
                                   f"{period_s:g} s: its checks wake the bus")
-    channel = bench.pack.n_series - 1
-    bench.force_cell(channel, uv.low - 0.05)
+    apply, release = stimulus(bench, name)
+    apply(past_band)
     forced_s = bench.loop.t_s
-    bench.trace.mark(forced_s, f"cell {channel + 1} below UV, parked")
-    budget_s = period_s + (sleep["max_wake_ms"] + uv.max_reaction_ms) / 1000
+    bench.trace.mark(forced_s, f"{name} stimulus at {past_band:g} {protection.unit}, parked")
+    budget_s = period_s + (sleep["max_wake_ms"] + protection.max_reaction_ms) / 1000
     try:
-        found_s = bench.loop.run_until(lambda: "cell_uv" in bms.faults, budget_s + 1.0,
-                                       lambda: f"asleep, cell {channel + 1} at {uv.low - 0.05:g} V: no cell_uv "
-                                               f"reported; {bms.describe()}")
+        found_s = bench.loop.run_until(lambda: name in bms.faults, budget_s + 1.0,
+                                       lambda: f"asleep, the last cell's {name} stimulus at {past_band:g} "
+                                               f"{protection.unit}: no {name} reported; {bms.describe()}")
     finally:
-        bench.force_cell(channel, None)
-    measure("parked_check_detection", found_s - forced_s, high=budget_s, unit="s")
+        release()
+    measure(f"parked_check_detection_{name}", found_s - forced_s, high=budget_s, unit="s")
+    # A clear is refused while the condition lasts: first the BMS must have read the released channel.
+    settle_ms = spec.value("accuracy.temperature_settle_ms" if name == "cell_ot" else "accuracy.settle_ms")
+    bench.loop.run_for(settle_ms / 1000)
     bms.heartbeat(True)
     bms.clear_faults()
     bench.power_up()

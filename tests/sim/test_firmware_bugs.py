@@ -961,6 +961,18 @@ def test_bug_parked_cells_unchecked(make_boards):
     assert buggy.fw.asleep and not buggy.fw.faults, buggy.describe()
 
 
+def test_bug_parked_check_voltages_only(make_boards):
+    """Asleep, a thermistor reads past OT: the clean firmware's wake-up timer boots it and it latches cell_ot; the
+    bug's check reads the cells only, and it sleeps on."""
+    clean, buggy = _both(make_boards, "parked_check_voltages_only")
+    for boards in (clean, buggy):
+        boards.park()
+        boards.ce.setpoint_c[15] = boards.cal["cell_ot_c"] + 5.0
+        boards.run_for(boards.cal["sleep_check_s"] + 2 * boards.cal["ot_debounce_ms"] / 1000 + 0.5)
+    assert not clean.fw.asleep and clean.fault("cell_ot"), clean.describe()
+    assert buggy.fw.asleep and not buggy.fw.faults, buggy.describe()
+
+
 def test_bug_parked_check_boots(make_boards):
     """Asleep with healthy cells, past a check: the clean firmware is still asleep, the bug's booted."""
     clean, buggy = _both(make_boards, "parked_check_boots")
