@@ -431,6 +431,15 @@ def _check_warnings_inside(warnings: dict[str, Protection], protections: dict[st
                               f"wholly {'above' if under else 'below'} it, warning before the trip")
 
 
+def _check_sustained_warned(warnings: dict[str, Protection], protections: dict[str, Protection], path: Path) -> None:
+    """A discharge warning above the long-delay level's band: an overload between them is cut with no notice."""
+    warning, sustained = warnings.get("discharge_oc"), protections.get("discharge_oc_sustained")
+    if warning is not None and sustained is not None and warning.high > sustained.high:
+        raise ConfigError(f"{path} [warnings.discharge_oc]: band [{warning.low:g}, {warning.high:g}] A reaches above "
+                          f"[protections.discharge_oc_sustained]'s [{sustained.low:g}, {sustained.high:g}] A; "
+                          "expected it no higher: a current between them is cut after the long delay with no warning")
+
+
 def _check_derating(data: dict, path: Path) -> None:
     derating = data.get("derating")
     if derating is None:
@@ -534,4 +543,5 @@ def load_spec(path: str | Path) -> Spec:
     tables = _named_tables(data, path, "warnings", WARNINGS, (), PROTECTION_KEYS)
     warnings = {name: _protection(name, table, f"{path} [warnings.{name}]") for name, table in tables.items()}
     _check_warnings_inside(warnings, protections, path)
+    _check_sustained_warned(warnings, protections, path)
     return Spec(path.resolve(), data, protections, warnings)

@@ -202,6 +202,11 @@ def test_missing_protection_or_value(tmp_path, old, expected):
      "max_reaction_ms = 3120\n[protections.cell_ot]",
      "[ride_through]: key 'min_discharge_limit_a' = 15 A reaches [protections.discharge_oc_sustained]'s band "
      "[14.5, 15.5] A; expected it wholly below"),
+    ("[protections.cell_ot]", '[protections.discharge_oc_sustained]\nthreshold = 21.5\ntolerance = 0.5\n'
+     'max_reaction_ms = 3120\n[warnings.discharge_oc]\nthreshold = 23.0\ntolerance = 0.5\nmax_reaction_ms = 100\n'
+     "[protections.cell_ot]",
+     "[warnings.discharge_oc]: band [22.5, 23.5] A reaches above [protections.discharge_oc_sustained]'s [21, 22] A; "
+     "expected it no higher: a current between them is cut after the long delay with no warning"),
     # A warning that reaches its protection's band gives no notice; one with no protection warns of nothing.
     ("[protections.cell_ot]", '[warnings.cell_ov]\nthreshold = 4.245\ntolerance = 0.01\nmax_reaction_ms = 100\n'
      "[protections.cell_ot]",
@@ -245,7 +250,7 @@ def test_missing_protection_or_value(tmp_path, old, expected):
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
         "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
-        "sustained_inside_oc", "sustained_below_the_allowed_current", "warning_reaches_ov", "warning_reaches_uv",
+        "sustained_inside_oc", "sustained_below_the_allowed_current", "sustained_unwarned", "warning_reaches_ov", "warning_reaches_uv",
         "warning_without_protection", "charge_limit_reaction_before_response", "charge_limit_no_margin",
         "insulation_warning_reaches_fault",
         "soh_delta_beyond_the_test", "hvil_ride_through_outlasts_reaction",

@@ -258,12 +258,16 @@ def test_a_short_circuit_cut_after_the_overcurrent_debounce_is_caught():
         "test_protections::test_short_circuit_opens_contactors_before_the_overcurrent_debounce"]}, summary
 
 
-def test_sustained_overload_defects_are_caught_by_the_long_delay_test():
+def test_sustained_overload_defects_are_caught_by_the_long_delay_and_warning_tests():
     """A long-delay counter that adds bursts up, and one ten times too slow: both pass the peak level's tests (the
-    selection runs them too); only the sustained overload's bursts and its reaction time catch them."""
-    summary = _all_killed(["sustained_oc_no_reset", "sustained_oc_in_slow_task"], "overcurrent")
+    selection runs them too); only the sustained overload's bursts and its reaction time catch them. A warning left
+    at the peak level passes every trip: the warning's staircase finds it above its band."""
+    summary = _all_killed(["sustained_oc_no_reset", "sustained_oc_in_slow_task", "oc_warning_at_peak_level_only"],
+                          "overcurrent or discharge_oc")
     sustained = "test_protections::test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_delay"
-    assert summary["caught_by"] == {"sustained_oc_no_reset": [sustained], "sustained_oc_in_slow_task": [sustained]}, \
+    assert summary["caught_by"] == {
+        "sustained_oc_no_reset": [sustained], "sustained_oc_in_slow_task": [sustained],
+        "oc_warning_at_peak_level_only": ["test_trip_points::test_warning_is_raised_within_its_band[discharge_oc]"]}, \
         summary
 
 

@@ -266,6 +266,9 @@ BUGS = {
                              "the delay, add up to a trip mid-flight",
     "sustained_oc_in_slow_task": "the long-delay over-current check runs in the 100 ms task with its delay counted in "
                                  "the 10 ms task's ticks: a stalled motor or a soft short is cut ten times late",
+    "oc_warning_at_peak_level_only": "the discharge warning comes at the peak over-current level less the margin "
+                                     "only, as before the long-delay level was added: an overload between the two "
+                                     "levels is cut after the delay with no notice to the host",
     "short_circuit_debounced_as_oc": "the short-circuit check waits out the over-current debounce (a copied line) "
                                      "instead of its own: a short is cut about 100 ms late, after the harness of a "
                                      "drone or a rack's busbar has carried it that long",
@@ -1200,7 +1203,12 @@ class BmsFirmware:
             w |= 1 << FAULT_BITS["cell_ov"]
         if v_min < cal["cell_uv_v"] + cal["warning_margin_v"]:
             w |= 1 << FAULT_BITS["cell_uv"]
-        if self.current_a > cal["discharge_oc_a"] - cal["warning_margin_a"]:
+        # Discharging: from the long-delay level on, if that comes first, as a gas gauge's OCD1 alert (its
+        # terminate-discharge alarm) comes with the delay's start: the host is told before the cut.
+        discharge_warning_a = cal["discharge_oc_a"] - cal["warning_margin_a"]
+        if "oc_warning_at_peak_level_only" not in self.bugs:
+            discharge_warning_a = min(discharge_warning_a, cal["sustained_oc_a"])
+        if self.current_a > discharge_warning_a:
             w |= 1 << FAULT_BITS["discharge_oc"]
         if -self.current_a > cal["charge_oc_a"] - cal["warning_margin_a"]:
             w |= 1 << FAULT_BITS["charge_oc"]

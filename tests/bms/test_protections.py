@@ -74,9 +74,10 @@ def test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_
     """A stalled motor, a failed converter, a soft short through a chafed cable, or a host that ignores the limit:
     a current above the pack's continuous rating and below the over-current level, held. The peak level's debounce
     never sees it, and the wiring, the fuse and the cells heat for as long as it lasts. A second, lower level with a
-    long delay (a gas gauge's OCD1 beside OCD2) must cut it, as `discharge_oc`, within its budget; bursts just as
-    high but shorter than the delay (a drone's punch-outs, a rack's load steps, the steady load between them) must
-    trip nothing, and neither must a current held just below the level."""
+    long delay (a gas gauge's OCD1 beside OCD2) must cut it, as `discharge_oc`, within its budget, after a
+    `discharge_oc` warning where the spec and the BMS's proxy have one; bursts just as high but shorter than the
+    delay (a drone's punch-outs, a rack's load steps, the steady load between them) must trip nothing, and neither
+    must a current held just below the level."""
     sustained = spec.protections.get("discharge_oc_sustained")
     if sustained is None:
         pytest.skip(f"{spec.path.name} has no [protections.discharge_oc_sustained]: this BMS has one over-current "
@@ -99,6 +100,12 @@ def test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_
         f"{below_a:g} A, below the sustained band, tripped: {bench.bms.describe()}"
     since_s = bench.loop.t_s
     bench.set_load(overload_a, honour_limits=False)
+    warning = spec.warnings.get("discharge_oc")
+    if warning is not None and "discharge_oc" in bench.bms.warning_names:   # the host told first, to back off
+        bench.loop.run_until(lambda: "discharge_oc" in bench.bms.warnings or bench.bms.faults,
+                             5 * warning.max_reaction_ms / 1000,
+                             lambda: f"no discharge_oc warning at {overload_a:g} A; {bench.bms.describe()}")
+        assert not bench.bms.faults, f"cut at {overload_a:g} A with no warning first: {bench.bms.describe()}"
     reaction_s = _until_tripped_open(bench, "discharge_oc", since_s, sustained.max_reaction_ms,
                                      lambda: f"{overload_a:g} A held {bench.loop.t_s - since_s:.2f} s")
     measure("discharge_oc_sustained_reaction", reaction_s * 1000, high=sustained.max_reaction_ms, unit="ms")

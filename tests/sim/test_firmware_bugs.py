@@ -110,6 +110,19 @@ def test_bug_sustained_oc_no_reset(make_boards):
     assert buggy.fault("discharge_oc") and not buggy.closed, "bursts add up when the counter never resets"
 
 
+def test_bug_oc_warning_at_peak_level_only(make_boards):
+    """A current just above the long-delay level: the clean firmware warns at once, the bug's not before the cut."""
+    clean, buggy = _both(make_boards, "oc_warning_at_peak_level_only")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.ce.current_a = boards.cal["sustained_oc_a"] + 0.5
+        boards.step()
+    assert clean.warning("discharge_oc") and not clean.fw.faults, clean.describe()
+    assert not buggy.warning("discharge_oc"), buggy.describe()
+    buggy.run_for(buggy.cal["sustained_oc_debounce_ms"] / 1000)
+    assert buggy.fault("discharge_oc") and not buggy.warning("discharge_oc"), "cut with no warning first"
+
+
 def test_bug_sustained_oc_in_slow_task(make_boards):
     """A current between the two levels held twice the long delay: cut by the clean firmware, not by the bug's."""
     clean, buggy = _both(make_boards, "sustained_oc_in_slow_task")
