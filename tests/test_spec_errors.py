@@ -250,9 +250,9 @@ def test_missing_protection_or_value(tmp_path, old, expected):
         "threshold_inf", "cycle_tolerance_100", "soc_error_zero", "duration_negative", "fraction_above_one",
         "accuracy_in_volts", "heartbeat_budget_below_timeout", "uv_above_ov", "charge_oc_negative",
         "cold_charge_half_a_line", "cold_charge_line_reversed", "cold_discharge_half_a_line", "short_circuit_inside_oc",
-        "sustained_inside_oc", "sustained_below_the_allowed_current", "sustained_unwarned", "warning_reaches_ov", "warning_reaches_uv",
-        "warning_without_protection", "charge_limit_reaction_before_response", "charge_limit_no_margin",
-        "insulation_warning_reaches_fault",
+        "sustained_inside_oc", "sustained_below_the_allowed_current", "sustained_unwarned", "warning_reaches_ov",
+        "warning_reaches_uv", "warning_without_protection", "charge_limit_reaction_before_response",
+        "charge_limit_no_margin", "insulation_warning_reaches_fault",
         "soh_delta_beyond_the_test", "hvil_ride_through_outlasts_reaction",
         "discharge_end_in_uv_band", "charge_top_above_ov", "lockout_bounds_reversed", "attempts_not_whole"])
 def test_impossible_numbers(tmp_path, old, new, expected):
