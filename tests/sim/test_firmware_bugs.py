@@ -37,16 +37,28 @@ def test_bug_ov_off_by_one(make_boards):
     assert other.fault("cell_ov"), "every other cell is still checked"
 
 
+def _excursions(boards, debounce_key: str, out, back) -> None:
+    """From NORMAL, three excursions (`out(boards)`), each half the debounce `debounce_key` long, each followed by
+    as long back (`back(boards)`): a counter that resets rides through them, one that never does adds them up."""
+    boards.power_up()
+    half_s = boards.cal[debounce_key] / 2000
+    for _ in range(3):
+        out(boards)
+        boards.run_for(half_s)
+        back(boards)
+        boards.run_for(half_s)
+
+
+def _set_cell(channel: int, voltage_v):
+    """(boards) -> None: one cell's setpoint to `voltage_v(boards)`."""
+    return lambda boards: boards.ce.setpoint_v.__setitem__(channel, voltage_v(boards))
+
+
 def test_bug_ov_debounce_no_reset(make_boards):
     clean, buggy = _both(make_boards, "ov_debounce_no_reset")
     for boards in (clean, buggy):
-        boards.power_up()
-        half = boards.cal["ov_debounce_ms"] // 20  # tasks: half the debounce
-        for _ in range(3):
-            boards.ce.setpoint_v[2] = boards.cal["cell_ov_v"] + 0.01
-            boards.step(half)
-            boards.ce.setpoint_v[2] = boards.ocv_at(0.5)
-            boards.step(half)
+        _excursions(boards, "ov_debounce_ms", _set_cell(2, lambda b: b.cal["cell_ov_v"] + 0.01),
+                    _set_cell(2, lambda b: b.ocv_at(0.5)))
     assert not clean.fault("cell_ov"), clean.describe()
     assert buggy.fault("cell_ov"), "short spikes add up when the counter never resets"
 
@@ -56,14 +68,9 @@ def test_bug_uv_debounce_no_reset(make_boards):
     the bug's adds them up."""
     clean, buggy = _both(make_boards, "uv_debounce_no_reset")
     for boards in (clean, buggy):
-        boards.power_up()
         boards.ce.current_a = 20.0
-        half = boards.cal["uv_debounce_ms"] // 20  # tasks: half the debounce
-        for _ in range(3):
-            boards.ce.setpoint_v[2] = boards.cal["cell_uv_v"] - 0.05
-            boards.step(half)
-            boards.ce.setpoint_v[2] = boards.ocv_at(0.5)
-            boards.step(half)
+        _excursions(boards, "uv_debounce_ms", _set_cell(2, lambda b: b.cal["cell_uv_v"] - 0.05),
+                    _set_cell(2, lambda b: b.ocv_at(0.5)))
     assert not clean.fault("cell_uv") and clean.closed, clean.describe()
     assert buggy.fault("cell_uv") and not buggy.closed, "short dips add up when the counter never resets"
 
@@ -99,13 +106,9 @@ def test_bug_sustained_oc_no_reset(make_boards):
     firmware rides through, the bug's adds them up."""
     clean, buggy = _both(make_boards, "sustained_oc_no_reset")
     for boards in (clean, buggy):
-        boards.power_up()
-        half_s = boards.cal["sustained_oc_debounce_ms"] / 2000
-        for _ in range(3):
-            boards.ce.current_a = _between_oc_levels_a(boards.cal)
-            boards.run_for(half_s)
-            boards.ce.current_a = 5.0
-            boards.run_for(half_s)
+        _excursions(boards, "sustained_oc_debounce_ms",
+                    lambda b: setattr(b.ce, "current_a", _between_oc_levels_a(b.cal)),
+                    lambda b: setattr(b.ce, "current_a", 5.0))
     assert not clean.fw.faults and clean.closed, clean.describe()
     assert buggy.fault("discharge_oc") and not buggy.closed, "bursts add up when the counter never resets"
 
