@@ -402,7 +402,8 @@ def _check_bands_apart(protections: dict[str, Protection], path: Path) -> None:
 
 
 def _check_ends_reachable(ride_through: dict, protections: dict[str, Protection], path: Path) -> None:
-    """The cell voltages a charge and a discharge must reach lie short of the trips that would end them first."""
+    """The cell voltages a charge and a discharge must reach lie short of the trips that would end them first, and
+    so does the discharge current the BMS must allow: below the long-delay over-current level."""
     for key, name, under in (("min_charge_cell_v", "cell_ov", False), ("discharge_end_cell_v", "cell_uv", True)):
         trip = protections.get(name)
         if trip is not None and not (ride_through[key] > trip.high if under else ride_through[key] < trip.low):

@@ -16,6 +16,8 @@ from hil.model.cell import GAS_CONSTANT_J_PER_MOL_K
 from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS, SWITCHING_CHECK_S
 from hil.sim.uds_server import S3_SERVER_S
 
+from .test_firmware_protections import _cell, _restore_cell
+
 
 def _both(make_boards, bug, *overrides, **kwargs):
     return make_boards(*overrides, **kwargs), make_boards(*overrides, bugs=[bug], **kwargs)
@@ -49,16 +51,10 @@ def _excursions(boards, debounce_key: str, out, back) -> None:
         boards.run_for(half_s)
 
 
-def _set_cell(channel: int, voltage_v):
-    """(boards) -> None: one cell's setpoint to `voltage_v(boards)`."""
-    return lambda boards: boards.ce.setpoint_v.__setitem__(channel, voltage_v(boards))
-
-
 def test_bug_ov_debounce_no_reset(make_boards):
     clean, buggy = _both(make_boards, "ov_debounce_no_reset")
     for boards in (clean, buggy):
-        _excursions(boards, "ov_debounce_ms", _set_cell(2, lambda b: b.cal["cell_ov_v"] + 0.01),
-                    _set_cell(2, lambda b: b.ocv_at(0.5)))
+        _excursions(boards, "ov_debounce_ms", _cell(2, 0.01, "cell_ov_v"), _restore_cell(2))
     assert not clean.fault("cell_ov"), clean.describe()
     assert buggy.fault("cell_ov"), "short spikes add up when the counter never resets"
 
@@ -69,8 +65,7 @@ def test_bug_uv_debounce_no_reset(make_boards):
     clean, buggy = _both(make_boards, "uv_debounce_no_reset")
     for boards in (clean, buggy):
         boards.ce.current_a = 20.0
-        _excursions(boards, "uv_debounce_ms", _set_cell(2, lambda b: b.cal["cell_uv_v"] - 0.05),
-                    _set_cell(2, lambda b: b.ocv_at(0.5)))
+        _excursions(boards, "uv_debounce_ms", _cell(2, -0.05, "cell_uv_v"), _restore_cell(2))
     assert not clean.fault("cell_uv") and clean.closed, clean.describe()
     assert buggy.fault("cell_uv") and not buggy.closed, "short dips add up when the counter never resets"
 
