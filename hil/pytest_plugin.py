@@ -24,16 +24,18 @@ from hil.bench import Bench
 from hil.errors import ConfigError, HilError
 from hil.protocol import DTC_CONFIRMED, DTC_TEST_FAILED
 from hil.provenance import FILE_PREFIX, PREFIX, describe_run, digest, rerun_command, shown
+from hil.report.coverage import JSON_NAME as COVERAGE_JSON, Coverage, spec_coverage
+from hil.report.coverage import write_json as write_coverage
 from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import (ARTIFACT_PROPERTY, DTCS_PROPERTY, FAILED_OUTCOMES, FIRMWARE_PROPERTY,
-                                PROFILE_FILE_PROPERTY, TIMING_PREFIX, Results)
+                                PROFILE_FILE_PROPERTY, TIMING_PREFIX, VERIFIES_PROPERTY, Results)
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY, repeated, spreads, write_csv
 from hil.rig import DEFAULT_RIG, SEEDS, load_rig, preflight
 from hil.safety import (NotSafe, TickGuard, first_interrupt_requests_a_stop, held_interrupts, live,
                         make_live_benches_safe, sigterm_interrupts)
-from hil.spec import load_spec
+from hil.spec import load_spec, unknown_entry
 
 LOCK_DIR_ENV = "HIL_LOCK_DIR"   # where rig lock files live (default: the system temp directory)
 LOCK_POLL_S = 0.2
@@ -65,6 +67,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "rig_requires(*capabilities): skip unless the rig has them all")
     config.addinivalue_line("markers", "profile(*names, **params): run the test once per named load profile "
                                        "(hil.profiles.PROFILES), built with params, e.g. duration_s=60")
+    config.addinivalue_line("markers", "verifies(*tables): the spec tables the test's limits come from, e.g. "
+                                       "'protections.{name}' (a parameter's value in braces); the report's spec "
+                                       "coverage lists each table with the tests that verified it")
     if config.getoption("hil_repeat") < 1:
         raise pytest.UsageError(f"--hil-repeat: expected a number of runs >= 1, got {config.getoption('hil_repeat')}")
     report = config.getoption("hil_report")
@@ -119,6 +124,10 @@ def _run_facts(config) -> dict[str, str]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
     TickGuard.raise_pending()  # a Ctrl-C Python swallowed since the loop last ran (hil.safety) stops the run here
+    # Before any fixture: a test skipped by its rig or its spec still says which tables it would have verified.
+    verified = verified_tables(item)
+    if verified:
+        item.user_properties.append((VERIFIES_PROPERTY, ",".join(verified)))
     with _interrupt_fails_a_bench_test(item):
         return (yield)
 
@@ -129,6 +138,27 @@ def pytest_runtest_call(item):
         result = yield
         _audit_dtcs(item)   # a test body that passed: the errors it left latched must be stored as DTCs
         return result
+
+
+def verified_tables(item) -> list[str]:
+    """The spec entries `item`'s `verifies` markers name, each `{param}` filled from its parameters. A name no spec
+    can state fails the test, naming the marker and what is expected."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    names = []
+    for marker in item.iter_markers("verifies"):
+        for pattern in marker.args:
+            try:
+                name = str(pattern).format(**params)
+            except (KeyError, IndexError, ValueError) as exc:
+                pytest.fail(f"{item.nodeid}: @pytest.mark.verifies({pattern!r}): {exc.args[0]!r} is no parameter "
+                            f"of this test; expected a spec table such as 'protections.{{name}}', with names from "
+                            f"{sorted(params)}", pytrace=False)
+            problem = unknown_entry(name)
+            if problem:
+                pytest.fail(f"{item.nodeid}: @pytest.mark.verifies({pattern!r}): {problem}", pytrace=False)
+            if name not in names:
+                names.append(name)
+    return names
 
 
 _BENCH = pytest.StashKey[Bench]()
@@ -612,6 +642,7 @@ class _RunReport:
         self.index_path: Path | None = None
         self.spread_path: Path | None = None
         self.reruns: dict[str, str] = {}
+        self.coverage: Coverage | None = None
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -638,14 +669,19 @@ class _RunReport:
             run.update(rig=f"{loaded.name} ({loaded.path})", clock=loaded.clock_description,
                        realtime_priority=loaded.realtime_priority, facts=_run_facts(self.config),
                        rerun=self.reruns)
+            spec = load_spec(loaded.spec_path)
+            self.coverage = spec_coverage(shown(spec.path), spec.requirements(), self.results)
+            run["coverage"] = self.coverage
         except HilError as exc:
-            run["notes"].append(f"rig not loaded: {exc}")
+            run["notes"].append(f"rig or spec not loaded: {exc}")
         xml_path = getattr(self.config.option, "xmlpath", None)
         if xml_path:
             run["junit"] = os.path.relpath(Path(xml_path).resolve(), self.report_dir.resolve())
         self.report_dir.mkdir(parents=True, exist_ok=True)
         if repeated(self.results):
             self.spread_path = write_csv(self.report_dir, spreads(self.results))
+        if self.coverage is not None:
+            write_coverage(self.report_dir, self.coverage)
         self.index_path = write_index(self.report_dir, self.results, run)
 
     def _reruns(self, rig) -> dict[str, str]:
@@ -664,5 +700,7 @@ class _RunReport:
             terminalreporter.write_line(f"hil rerun: {len(self.reruns) - RERUNS_SHOWN} more in the report")
         if self.spread_path is not None:
             terminalreporter.write_sep("-", f"hil spread over seeds: {self.spread_path}")
+        if self.coverage is not None:
+            terminalreporter.write_line(f"hil spec coverage: {self.coverage.summary()} ({COVERAGE_JSON})")
         if self.index_path is not None:
             terminalreporter.write_sep("-", f"hil report: {self.index_path}")

@@ -66,8 +66,11 @@ PROTECTIONS = tuple(PROTECTION_UNITS)
 # discharge_oc_sustained (the pack's continuous rating, below discharge_oc's peak level, cut after a long delay and
 # reported as discharge_oc) are tested when a spec states them (a BMS may have none of them).
 REQUIRED_PROTECTIONS = ("cell_ov", "cell_uv", "discharge_oc", "charge_oc", "cell_ot")
+# Any table of the suite's, and each entry of a named one ([protections.cell_ov]), may name the requirement it
+# states in the team's own documents, e.g. requirement = "SYS-BMS-042": the report's spec coverage shows it.
+REQUIREMENT = "requirement"
 PROTECTION_KEYS = {"unit": Key(str, required=False), "threshold": Key(), "tolerance": Key(at_least=0),
-                   "max_reaction_ms": Key(above=0)}
+                   "max_reaction_ms": Key(above=0), REQUIREMENT: Key(str, required=False)}
 # Where a trip band can sensibly lie, per unit: outside it the number is in another unit (mV, K) or sign.
 PLAUSIBLE_BAND = {
     "V": (0.0, 6.0, "a cell voltage, above 0 V and below 6 V for any chemistry (not in mV)"),
@@ -88,11 +91,13 @@ UNDER_LIMITS = ("cell_uv", "cell_ut", "insulation")
 
 # [cycle_times]: the BMS's periodic messages tests/bms/test_communication.py times, one entry each, by their
 # names in the DUT's DBC (any of its messages; preflight checks they are in it).
-CYCLE_KEYS = {"cycle_ms": Key(above=0), "tolerance_pct": Key(at_least=0, below=100)}
+CYCLE_KEYS = {"cycle_ms": Key(above=0), "tolerance_pct": Key(at_least=0, below=100),
+              REQUIREMENT: Key(str, required=False)}
 # The corners of the pack's window where the discharge limit is checked (tests/bms/test_ride_through.py), each
 # optional: [corners.<name>] with the pack's SOC and the ambient its cells start at.
 CORNERS = ("low_soc", "cold")
-CORNER_KEYS = {"soc": Key(at_least=0.05, at_most=1), "ambient_c": Key(at_least=-40, at_most=60)}
+CORNER_KEYS = {"soc": Key(at_least=0.05, at_most=1), "ambient_c": Key(at_least=-40, at_most=60),
+               REQUIREMENT: Key(str, required=False)}
 
 # The plain tables: key -> Key. A table with a required key is required, unless OPTIONAL_TABLES names it.
 TABLES = {
@@ -248,6 +253,11 @@ TABLES = {
                   # FAULT until the host clears it), as a fault memory in NVM keeps it.
                   "keeps_faults": Key(bool, required=False)},
 }
+for _keys in TABLES.values():
+    _keys[REQUIREMENT] = Key(str, required=False)
+# The tables made of named entries, each entry a requirement of its own: table -> the names the suite knows (None:
+# any, the DUT's messages).
+NAMED_TABLES = {"protections": PROTECTIONS, "warnings": WARNINGS, "corners": CORNERS, "cycle_times": None}
 KNOWN_TABLES = ("bms", "protections", "heartbeat", "cycle_times", "soc", "balancing", "diagnostics",
                 "ride_through", "accuracy", "derating", "precharge", "contactor_weld", "contactor_stuck_open",
                 "thermal_runaway", "lv_supply", "charge_limit", "warnings", "hvil", "soh", "current_sensor",
@@ -289,6 +299,21 @@ class Spec:
             raise ConfigError(f"{self.path}: missing table [{name}]")
         return self.data[name]
 
+    def requirements(self) -> dict[str, str | None]:
+        """What the spec requires, one entry per table or named entry ("heartbeat", "protections.cell_ov"), in
+        the file's order, each with its `requirement` (None where it names none). [bms] names the BMS only; a
+        lab's own tables are entries too."""
+        entries = {}
+        for name, table in self.data.items():
+            if name == "bms" or not isinstance(table, dict):
+                continue
+            if name in NAMED_TABLES:
+                for entry, values in table.items():
+                    entries[f"{name}.{entry}"] = values.get(REQUIREMENT) if isinstance(values, dict) else None
+            else:
+                entries[name] = table.get(REQUIREMENT)
+        return entries
+
     def value(self, dotted: str) -> float:
         table = self.data
         for key in dotted.split("."):
@@ -296,6 +321,22 @@ class Spec:
                 raise ConfigError(f"{self.path}: missing key '{dotted}'")
             table = table[key]
         return table
+
+
+def unknown_entry(dotted: str) -> str:
+    """Why `dotted` ("sleep", "protections.cell_ov") names no entry a spec can state, or "" if it can: a table of
+    the suite's, one of a named table's entries the suite knows, or a lab's own table (a name that is not a
+    misspelling of one of the suite's, as `load_spec` keeps it)."""
+    table, _, entry = dotted.partition(".")
+    if table not in KNOWN_TABLES:
+        hint = did_you_mean(table, KNOWN_TABLES, cutoff=0.8)
+        return f"unknown table [{table}]{hint}" if hint or not table else ""
+    if entry and table not in NAMED_TABLES:
+        return f"[{table}] has no named entries: name the table alone, '{table}'"
+    known = NAMED_TABLES.get(table)
+    if entry and known is not None and entry not in known:
+        return f"unknown entry '{entry}' of [{table}]{did_you_mean(entry, known)}; the suite knows {list(known)}"
+    return ""
 
 
 def _quoted_number_hint(value, rule: Key) -> str:
@@ -367,7 +408,8 @@ def _named_tables(data: dict, path: Path, table: str, known, required, keys: dic
     missing = [name for name in required if name not in entries]
     if missing:
         raise ConfigError(f"{path}: missing table {', '.join(f'[{table}.{name}]' for name in missing)} (keys "
-                          f"{', '.join(keys)}); the suite needs every one of {list(required)}")
+                          f"{', '.join(key for key in keys if key != REQUIREMENT)}); the suite needs every one of "
+                          f"{list(required)}")
     for name in entries:
         _check_keys(_sub_table(entries, name, f"{path} [{table}]", f"{table}.{name}"), keys,
                     f"{path} [{table}.{name}]")

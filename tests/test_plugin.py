@@ -1,6 +1,7 @@
 """The pytest plugin, driven the way users drive it: pytest runs of small test files on the sim rig."""
 import csv
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -252,6 +253,76 @@ def test_profile_marker_with_a_typo_fails_collection_with_the_fix(pytester):
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["*unknown profile 'drone-fvp' (did you mean 'drone-fpv'*"])
     assert result.ret != 0
+
+
+# Tests naming the spec entries they verify: a pass, a failure, skips, and a table the sim rig's spec lacks.
+VERIFYING_TESTS = """
+    import pytest
+
+    @pytest.mark.verifies("protections.{name}")
+    @pytest.mark.parametrize("name", ["cell_ov", "cell_uv"])
+    def test_band(name):
+        assert name == "cell_ov", "the UV band is off"
+
+    @pytest.mark.verifies("heartbeat", "cycle_times")
+    def test_host_link():
+        pytest.skip("the rig has no host link")
+
+    @pytest.mark.verifies("chamber")
+    def test_chamber():
+        pytest.skip("this BMS has no [chamber]")
+"""
+
+
+def test_spec_coverage_lists_each_requirement_with_the_tests_that_verified_it(pytester):
+    """Each entry of the rig's spec, with the team's requirement id, the tests that name it and a verdict: in the
+    JSON, the index and the console; a table the spec does not state is listed apart."""
+    spec = pytester.path / "spec.toml"
+    text = (PROJECT_ROOT / "fixtures" / "specs" / "reference-bms.toml").read_text()
+    spec.write_text(text.replace("[protections.cell_ov]\n", '[protections.cell_ov]\nrequirement = "SYS-BMS-042"\n'))
+    pytester.makepyfile(test_verifying=VERIFYING_TESTS)
+    report = pytester.path / "report"
+    result = pytester.runpytest("--hil-report", str(report), f"--junitxml={report / 'junit.xml'}",
+                                "--set", f'spec.file="{spec}"')
+    result.assert_outcomes(passed=1, failed=1, skipped=2)
+    coverage = json.loads((report / "spec_coverage.json").read_text())
+    rows = {row["entry"]: row for row in coverage["requirements"]}
+    assert rows["protections.cell_ov"]["requirement"] == "SYS-BMS-042"
+    assert [(t["nodeid"], t["outcome"]) for t in rows["protections.cell_ov"]["tests"]] == [
+        ("test_verifying.py::test_band[cell_ov]", "passed")]
+    assert rows["protections.cell_ov"]["verdict"] == "passed" and rows["protections.cell_uv"]["verdict"] == "failed"
+    assert rows["heartbeat"]["verdict"] == "skipped" and "no host link" in rows["heartbeat"]["tests"][0]["details"]
+    cycle_times = [row for entry, row in rows.items() if entry.startswith("cycle_times.")]
+    assert cycle_times and all(row["verdict"] == "skipped" for row in cycle_times)   # the table covers its entries
+    assert rows["protections.cell_ot"]["verdict"] == "not verified" and not rows["protections.cell_ot"]["tests"]
+    assert coverage["unstated"] == {"chamber": ["test_verifying.py::test_chamber"]}
+    assert coverage["counts"] == {"failed": 1, "passed": 1, "skipped": 1 + len(cycle_times),
+                                  "not verified": len(rows) - 3 - len(cycle_times)}
+    assert _props(report / "junit.xml", "test_host_link")["hil:verifies"] == "heartbeat,cycle_times"
+    page = (report / "index.html").read_text()
+    assert "<h2>Spec coverage</h2>" in page and "SYS-BMS-042" in page and "<code>chamber</code> (1 test)" in page
+    result.stdout.fnmatch_lines([f"hil spec coverage: {len(rows)} spec entries: 1 failed, 1 passed, "
+                                 f"{1 + len(cycle_times)} skipped, * not verified; failed: protections.cell_uv "
+                                 "(spec_coverage.json)"])
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    ("protections.cell_oov", "unknown entry 'cell_oov' of [protections] (did you mean 'cell_ov'"),
+    ("heartbeet", "unknown table [heartbeet] (did you mean 'heartbeat'?)"),
+    ("protections.{nme}", "'nme' is no parameter of this test"),
+], ids=["entry", "table", "parameter"])
+def test_a_verifies_marker_naming_nothing_a_spec_states_fails_its_test(pytester, pattern, expected):
+    pytester.makepyfile(test_marker=f"""
+        import pytest
+
+        @pytest.mark.verifies({pattern!r})
+        @pytest.mark.parametrize("name", ["cell_ov"])
+        def test_band(name):
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*verifies({pattern!r}): {expected}*".replace("[", "[[]")])
 
 
 def test_rig_requires_skips_with_the_reason(pytester):

@@ -296,8 +296,12 @@ def test_unknown_names_are_refused_with_a_suggestion(tmp_path, old, new, expecte
     ("threshold = 60.0", "threshold = 333.15",
      "[protections.cell_ot]: keys 'threshold' = 333.15 and 'tolerance' = 1 put the trip band at [332.15, 334.15] "
      "degC; expected a cell temperature above -273.15 degC and below 200 degC (not in kelvin)"),
+    ("max_reaction_ms = 320", "max_reaction_ms = 320\nrequirement = 42",
+     "[protections.cell_ov]: key 'requirement' = 42, expected a string"),
+    ("[heartbeat]", "[heartbeat]\nrequirement = [\"SYS-7\"]",
+     "[heartbeat]: key 'requirement' = ['SYS-7'], expected a string"),
 ], ids=["quoted_number", "word", "bool_for_number", "string_for_bool", "millivolts", "kelvin", "unit_number",
-        "threshold_in_mv", "threshold_in_kelvin"])
+        "threshold_in_mv", "threshold_in_kelvin", "requirement_number", "requirement_list"])
 def test_wrong_types_and_units(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 
@@ -325,6 +329,19 @@ def test_hil_run_refuses_a_bad_spec_before_any_test(tmp_path):
 def test_a_labs_own_table_is_kept_for_its_own_tests(tmp_path):
     spec = load_spec(_spec(tmp_path, "[heartbeat]", "[insulation]\nmin_resistance_kohm = 500.0\n\n[heartbeat]"))
     assert spec.section("insulation")["min_resistance_kohm"] == 500.0
+
+
+def test_each_table_and_named_entry_is_a_requirement_with_its_id(tmp_path):
+    """`Spec.requirements()`: what the report's spec coverage lists, in the file's order, each with the team's own
+    requirement id where the table names one; [bms] only names the BMS, a lab's own table is one too."""
+    spec = load_spec(_spec(tmp_path, "[heartbeat]", '[chamber]\nrequirement = "LAB-9"\nmax_c = 45.0\n\n'
+                                                    '[heartbeat]\nrequirement = "SYS-BMS-007"'))
+    requirements = spec.requirements()
+    assert requirements["heartbeat"] == "SYS-BMS-007" and requirements["chamber"] == "LAB-9"
+    assert requirements["protections.cell_ov"] is None and "bms" not in requirements
+    assert [e for e in requirements if e.startswith("protections.")] == [f"protections.{n}" for n in spec.protections]
+    assert [e for e in requirements if e.startswith("cycle_times.")] == [f"cycle_times.{m}"
+                                                                        for m in spec.data["cycle_times"]]
 
 
 PRECHARGE = "\n[precharge]\nmin_precharge_ms = 60\nmax_close_ms = 400\nmax_overlap_ms = 60\n"

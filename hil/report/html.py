@@ -1,6 +1,7 @@
 """`index.html`: one static page summarising a run, readable offline (no scripts, no external assets).
 
-It shows the verdict and counts, every measurement with its limits and margin (tight margins flagged),
+It shows the verdict and counts, the spec's coverage (each requirement with the tests that verified it:
+`hil.report.coverage`), every measurement with its limits and margin (tight margins flagged),
 loop timing, failure text, links to each test's files and its plot embedded as a base64 PNG. It is built
 from `Results` and the files in `<report>/tests/`, so it also covers tests run by pytest-xdist workers.
 """
@@ -11,6 +12,7 @@ import html
 from pathlib import Path
 
 from hil.provenance import FILE_LABELS, FILE_PREFIX, LABELS, PREFIX
+from hil.report.coverage import JSON_NAME, Coverage
 from hil.report.measurements import Measurement
 from hil.report.results import (DTCS_PROPERTY, FIRMWARE_PROPERTY, NOT_FINISHED, PROFILE_FILE_PROPERTY, Results,
                                 TestResult, describe_firmware, firmware_counts)
@@ -38,12 +40,13 @@ img{max-width:100%;border:1px solid #e4e4e4} .meta{color:#555} section{margin-bo
 def write_index(report_dir: str | Path, results: Results, run: dict) -> Path:
     """Write `<report_dir>/index.html`. `run` holds `title`, and optionally `rig`, `clock`, `realtime_priority`,
     `started`, `duration_s`, `command`, `junit` (a path relative to the report), `notes` (lines to show) and
-    `facts` (what was tested: `hil.provenance.describe_run`) and `rerun` (a failed test's node id -> the
-    command that runs it again)."""
+    `facts` (what was tested: `hil.provenance.describe_run`), `rerun` (a failed test's node id -> the
+    command that runs it again) and `coverage` (`hil.report.coverage.Coverage`, with its JSON beside the page)."""
     report_dir = Path(report_dir)
     tests = sorted(results.tests.values(), key=lambda r: r.nodeid)
+    anchors = {r.nodeid: _anchor(i) for i, r in enumerate(tests)}
     body = [_header(results, run, tests), _tested(run.get("facts", {}), tests), _summary(report_dir, tests),
-            _measurements(tests), _spread(results)]
+            _coverage(run.get("coverage"), anchors), _measurements(tests), _spread(results)]
     reruns = run.get("rerun", {})
     body += [_test_section(report_dir, i, result, reruns.get(result.nodeid)) for i, result in enumerate(tests)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -148,6 +151,35 @@ def _summary(report_dir: Path, tests: list[TestResult]) -> str:
                     f"<td>{_timing_cell(r.timing)}</td><td class=\"nowrap\">{_links(report_dir, r.artifact)}</td></tr>")
     return ("<h2>Tests</h2>\n<table><tr><th>test</th><th>outcome</th><th>time</th><th>measurements</th>"
             "<th>loop timing</th><th>files</th></tr>\n" + "\n".join(rows) + "</table>")
+
+
+_VERDICT_CLASS = {"failed": "bad", "passed": "ok", "skipped": "skip", "not verified": "tight"}
+
+
+def _coverage(coverage: Coverage | None, anchors: dict[str, str]) -> str:
+    """Each entry of the spec with its requirement, its verdict and the tests that verified it (linked), then the
+    tables the suite checks that the spec does not state."""
+    if coverage is None:
+        return ""
+    rows = []
+    for row in coverage.requirements:
+        tests = "<br>".join(
+            f"<a href=\"#{anchors.get(t.nodeid, '')}\">{_e(t.nodeid.split('::', 1)[-1])}</a> "
+            f"<span class=\"{_OUTCOME_CLASS.get(t.outcome, '')}\">{_e(t.outcome)}</span>"
+            + (f" <small>{_e(t.details)}</small>" if t.outcome == "skipped" and t.details else "")
+            for t in row.tests)
+        rows.append(f"<tr><td><code>{_e(row.entry)}</code></td><td>{_e(row.requirement or '')}</td>"
+                    f"<td class=\"{_VERDICT_CLASS[row.verdict]}\">{_e(row.verdict)}</td><td>{tests}</td></tr>")
+    unstated = ""
+    if coverage.unstated:
+        unstated = ("<p class=\"meta\">The suite also checks, where a spec states them: "
+                    + ", ".join(f"<code>{_e(entry)}</code> ({len(tests)} test{'s' if len(tests) > 1 else ''})"
+                                for entry, tests in sorted(coverage.unstated.items())) + ".</p>")
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in coverage.counts().items() if n)
+    return (f"<h2>Spec coverage</h2>\n<p class=\"meta\">Each requirement of <code>{_e(coverage.spec)}</code> (a "
+            f"table, or an entry of one) and the tests whose limits come from it: {_e(counts)}. The same as JSON: "
+            f"<a href=\"{JSON_NAME}\">{JSON_NAME}</a>.</p>\n<table><tr><th>spec entry</th><th>requirement</th>"
+            "<th>verdict</th><th>verified by</th></tr>\n" + "\n".join(rows) + f"</table>\n{unstated}")
 
 
 def _status(failed: bool, tight: bool) -> tuple[str, str]:

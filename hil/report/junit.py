@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hil.errors import HilError
 from hil.report.measurements import Measurement, from_properties
-from hil.report.results import FIRMWARE_PROPERTY, TIMING_PREFIX
+from hil.report.results import FIRMWARE_PROPERTY, TIMING_PREFIX, VERIFIES_PROPERTY, verified_entries
 from hil.report.spread import REPEAT_OF_PROPERTY, SEED_PROPERTY
 
 FAILING = ("failed", "error")
@@ -28,6 +28,7 @@ class Case:
     firmware: str | None = None   # the build the BMS said it ran (None: not said, or no bench)
     repeat_of: str | None = None  # under --hil-repeat: the test this case is one seed of, and that seed
     seed: int | None = None
+    verifies: tuple[str, ...] = ()   # the spec entries its limits come from (hil.report.coverage)
 
     @property
     def failed(self) -> bool:
@@ -100,4 +101,4 @@ def _case(file: Path, test_id: str, element) -> Case:
     except ValueError:
         raise HilError(f"{file}: test {test_id}: property {SEED_PROPERTY!r} = {seed!r} is not a whole number") from None
     return Case(outcome, message, measurements, timing, named.get(FIRMWARE_PROPERTY), named.get(REPEAT_OF_PROPERTY),
-                seed)
+                seed, verified_entries(named.get(VERIFIES_PROPERTY)))

@@ -14,6 +14,12 @@ TIMING_PREFIX = "timing:"             # loop timing of a test's bench: ticks, ov
 FIRMWARE_PROPERTY = "hil:firmware"    # the build the BMS said it ran during the test
 PROFILE_FILE_PROPERTY = "hil:profile_file"   # a replayed trace's file and its SHA-256 (hil.provenance)
 DTCS_PROPERTY = "hil:dtcs"            # the DTCs the BMS had stored when the test ended with errors latched
+VERIFIES_PROPERTY = "hil:verifies"    # the spec entries the test's limits come from, comma-separated
+
+
+def verified_entries(value) -> tuple[str, ...]:
+    """A test's VERIFIES_PROPERTY value as its spec entries ("protections.cell_ov", "heartbeat")."""
+    return tuple(name for name in str(value).split(",") if name) if value else ()
 
 
 # A test whose body never reported: the run was stopped under it (under pytest-xdist, a Ctrl-C ends the

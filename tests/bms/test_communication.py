@@ -45,6 +45,7 @@ def running(bench):
     return bench
 
 
+@pytest.mark.verifies("cycle_times.{message}")
 def test_cycle_time_within_tolerance(running, spec, measure, message):
     expected = spec.value(f"cycle_times.{message}")
     stats = running.monitor.stats[message]
@@ -55,6 +56,7 @@ def test_cycle_time_within_tolerance(running, spec, measure, message):
     measure(f"{message}_max_gap", stats.max_gap_s * 1000, high=2 * expected["cycle_ms"], unit="ms")
 
 
+@pytest.mark.verifies("cycle_times.{message}")
 def test_alive_counters_and_crcs_are_valid(running, message):
     stats = running.monitor.stats[message]
     assert stats.count > 20
@@ -62,6 +64,7 @@ def test_alive_counters_and_crcs_are_valid(running, message):
     assert stats.bad_crc == 0, f"{message}: {stats.bad_crc} bad CRCs in {stats.count} frames"
 
 
+@pytest.mark.verifies("accuracy")
 def test_reported_pack_voltage_and_current_match_the_pack(running, spec, measure):
     """Under a steady load, within the spec's [accuracy] (tests/bms/test_measurement.py steps each one)."""
     accuracy = spec.section("accuracy")
@@ -75,6 +78,7 @@ def test_reported_pack_voltage_and_current_match_the_pack(running, spec, measure
             high=accuracy["pack_current_a"] + accuracy.get("pack_current_pct", 0.0) / 100 * abs(flowing_a), unit="A")
 
 
+@pytest.mark.verifies("cycle_times")
 def test_bms_keeps_working_under_bus_load(bench, spec, measure):
     """Unknown traffic at several hundred frames per second must not disturb the BMS's own cycle."""
     bench.power_up()

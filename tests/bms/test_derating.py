@@ -58,6 +58,7 @@ def _full_limits(bench, mode: str = "discharge") -> dict[str, float]:
     return full_a
 
 
+@pytest.mark.verifies("derating")
 def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
     if "derating" not in spec.data:
         pytest.skip(f"{spec.path.name} has no [derating]: this BMS's limits do not follow temperature")
@@ -74,10 +75,12 @@ def test_current_limits_derate_with_the_hottest_cell(bench, spec, measure):
         _limits_recover(bench, channel, full_a, tolerance, start_c, derating["max_recovery_s"], measure)
 
 
+@pytest.mark.verifies("derating")
 def test_charge_limit_falls_to_zero_with_the_coldest_cell(bench, spec, measure):
     _follows_the_cold_line(bench, spec, measure, "charge", COLD_LINE_POINTS)
 
 
+@pytest.mark.verifies("derating")
 def test_discharge_limit_derates_with_the_coldest_cell(bench, spec, measure):
     """Where the line ends the under-temperature protection takes over, so the steps stay short of zero_c."""
     _follows_the_cold_line(bench, spec, measure, "discharge", LINE_POINTS)
@@ -105,6 +108,7 @@ def _follows_the_cold_line(bench, spec, measure, kind: str, points):
         _limits_recover(bench, channel, full_a, tolerance, derating["start_c"], derating["max_recovery_s"], measure)
 
 
+@pytest.mark.verifies("charge_limit")
 def test_charger_ignoring_the_charge_limit_is_cut_off(bench, spec, measure):
     """A charger (a rack's rectifier, a drone's charger, a vehicle's DC charger) is told how much it may charge.
     One cell is cooled below cold_charge_zero_c, taking the limit to 0 while the charger charges at the full limit.

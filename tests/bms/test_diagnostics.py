@@ -46,6 +46,7 @@ def _described(uds, dtcs: dict) -> str:
     return ", ".join(uds.describe(code, status) for code, status in dtcs.items()) or "none"
 
 
+@pytest.mark.verifies("diagnostics")
 def test_the_bms_says_its_build_over_uds_and_stores_no_dtc_while_healthy(bench):
     uds = _uds(bench)
     uds.clear_dtcs()   # a bench's BMS may hold DTCs from before this run
@@ -61,6 +62,7 @@ def test_the_bms_says_its_build_over_uds_and_stores_no_dtc_while_healthy(bench):
     assert not stored, f"DTCs stored by a healthy bench, closed and idle: {_described(uds, stored)}"
 
 
+@pytest.mark.verifies("diagnostics")
 def test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it(bench, spec, rig):
     """An over-voltage trip: its DTC stored as failed and confirmed; once the host has cleared the fault, still
     confirmed (no longer failed); after a supply cut (where the rig can cut it), still there, and a new operation
@@ -103,6 +105,7 @@ def test_a_trip_is_stored_as_a_confirmed_dtc_until_a_tester_clears_it(bench, spe
     assert not stored, f"ClearDiagnosticInformation answered, but the BMS still stores {_described(uds, stored)}"
 
 
+@pytest.mark.verifies("diagnostics", "accuracy")
 def test_a_dtc_snapshot_holds_the_pack_as_it_tripped(bench, spec, measure):
     """A discharge over-current trip: each snapshot record of its DTC holds the current that tripped it, within the
     spec's current accuracy, and the hottest cell's temperature and the SOC of that moment, not the pack as it is
@@ -136,6 +139,7 @@ def test_a_dtc_snapshot_holds_the_pack_as_it_tripped(bench, spec, measure):
                 f"record {number}: SOC {values['soc']:.3f}; the BMS reported {soc_before:.3f} just before the trip"
 
 
+@pytest.mark.verifies("diagnostics", "accuracy")
 def test_each_occurrence_is_counted_and_the_first_snapshot_kept(bench, spec):
     """Two over-voltage trips, 10 mV and then 50 mV above the threshold, each cleared by the host: the DTC counts two
     occurrences, its first snapshot holds the first trip's cell voltage and its latest the second's."""

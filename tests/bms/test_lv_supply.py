@@ -11,7 +11,8 @@ from hil.protocol import BmsState
 
 from .observe import sent_since, watch
 
-pytestmark = pytest.mark.rig_requires("lv_supply")
+# Every test here holds the BMS to [lv_supply] (its boot time, its SOC kept, what it rides through).
+pytestmark = [pytest.mark.rig_requires("lv_supply"), pytest.mark.verifies("lv_supply")]
 
 LOAD_A = 20.0           # discharge during the test: what the SOC must keep track of
 DISCHARGE_S = 15.0      # long enough that the charge counted (~1.7 % of a 5 Ah cell) dwarfs the tolerance

@@ -13,6 +13,9 @@ import pytest
 from hil.channels import step_cells, step_temperatures
 from hil.protocol import BmsState
 
+# Every test here measures a reported value against its [accuracy] limit.
+pytestmark = pytest.mark.verifies("accuracy")
+
 
 def _skip_unless_reported(values, what: str) -> None:
     if values is None:

@@ -17,6 +17,7 @@ def _spread_mv(bench) -> float:
     return float(v.max() - v.min()) * 1000
 
 
+@pytest.mark.verifies("balancing")
 @pytest.mark.slow
 @pytest.mark.rig_requires("virtual_clock")  # tens of minutes of balancing
 def test_balancing_converges_a_spread_pack(custom_bench, rig, spec, measure):
@@ -39,6 +40,7 @@ def test_balancing_converges_a_spread_pack(custom_bench, rig, spec, measure):
             high=balancing["max_final_fraction"] * start_soc_pct, unit="%")
 
 
+@pytest.mark.verifies("balancing")
 def test_no_balancing_while_faulted(custom_bench, rig, spec):
     balancing = spec.section("balancing")   # a pack spread as the spec's balancing test spreads it
     bench = custom_bench(f"pack.soc_spread={balancing['initial_soc_spread']}",
@@ -52,6 +54,7 @@ def test_no_balancing_while_faulted(custom_bench, rig, spec):
     assert not bench.bms.balancing_mask(bench.pack.n_series).any(), "still bleeding cells in FAULT"
 
 
+@pytest.mark.verifies("protections.cell_uv")
 def test_weak_cell_limits_discharge_current(custom_bench, spec, measure):
     bench = custom_bench("pack.soc0=0.3")
     weak = bench.pack.n_series // 2   # mid-pack, on a pack of any size
@@ -86,6 +89,7 @@ def _rest_in_standby(bench) -> float:
     return calibration["soc_rest_s"] + 3 * calibration["self_discharge_window_s"]
 
 
+@pytest.mark.verifies("diagnostics")
 @pytest.mark.rig_requires("virtual_clock")  # a leak shows over minutes of rest
 def test_self_discharging_cell_is_flagged(custom_bench, spec):
     """A leaking cell becomes the lowest, so the others bleed towards it for as long as it leaks: balancing must
@@ -100,6 +104,7 @@ def test_self_discharging_cell_is_flagged(custom_bench, spec):
     bench.loop.run_until(lambda: "self_discharge" in bench.bms.warnings, judged_within_s, bench.bms.describe)
 
 
+@pytest.mark.verifies("diagnostics")
 @pytest.mark.rig_requires("virtual_clock")
 def test_healthy_pack_is_not_flagged_for_self_discharge(custom_bench, rig, spec):
     """A healthy pack with two cells 15 % fuller than the rest (a module swapped in), which bleed at the spec's
@@ -131,6 +136,7 @@ def _resistance_spec(bench, spec) -> dict:
     return required
 
 
+@pytest.mark.verifies("cell_resistance")
 @pytest.mark.rig_requires("virtual_clock")   # minutes of load steps
 @pytest.mark.parametrize("fault", ["busbar", "lost_cell"])
 def test_a_block_whose_resistance_rose_is_flagged_and_derated(custom_bench, spec, measure, fault):
@@ -176,6 +182,7 @@ def test_a_block_whose_resistance_rose_is_flagged_and_derated(custom_bench, spec
                 high=limit_before_a / ratio * (1 + tolerance_pct / 100), unit="A")
 
 
+@pytest.mark.verifies("cell_resistance")
 @pytest.mark.rig_requires("virtual_clock")
 def test_a_healthy_pack_is_not_flagged_for_resistance(custom_bench, spec):
     """The same load on a pack with the production spread and no fault: no block may be flagged."""

@@ -64,6 +64,7 @@ def _closing(bench, limits: dict, ask) -> tuple[Sequence, float]:
     return sequence, asked_s
 
 
+@pytest.mark.verifies("precharge")
 def test_precharge_precedes_the_main_contactor(bench, spec, measure):
     limits = _precharge_limits_in_standby(bench, spec, "max_close_ms")
     assert not bench.bms.contactors_closed and not bench.bms.precharge_closed, bench.bms.describe()
@@ -75,6 +76,7 @@ def test_precharge_precedes_the_main_contactor(bench, spec, measure):
             unit="ms")
 
 
+@pytest.mark.verifies("precharge")
 def test_a_cleared_fault_closes_again_through_the_precharge(bench, spec, measure):
     """A trip opens the contactors and the load drains the DC link. Cleared by the host with its request to close
     still standing, the BMS must precharge again, as at power-up: a recovery that closes the main contactors at
@@ -93,6 +95,7 @@ def test_a_cleared_fault_closes_again_through_the_precharge(bench, spec, measure
             low=limits["min_precharge_ms"], unit="ms")
 
 
+@pytest.mark.verifies("precharge")
 @pytest.mark.rig_requires("dc_link_short")
 def test_precharge_into_a_shorted_link_is_aborted(bench, spec, measure):
     """A DC link that cannot charge (shorted behind the contactors): the BMS must give up within max_abort_ms,
@@ -152,6 +155,7 @@ def _standby_until_open(bench, timeout_s: float) -> tuple[float, float]:
     return opened_s - requested_s, breaking["a"]
 
 
+@pytest.mark.verifies("shutdown")
 def test_a_standby_request_under_load_opens_once_the_host_has_stopped_drawing(bench, spec, measure):
     """A main contactor is rated for thousands of breaks at a few amps and a handful at hundreds: asked for STANDBY
     under load, the BMS must drop its limits first and open once the host, following them, has stopped drawing."""
@@ -162,6 +166,7 @@ def test_a_standby_request_under_load_opens_once_the_host_has_stopped_drawing(be
     assert bench.bms.state == BmsState.STANDBY and not bench.bms.faults, bench.bms.describe()
 
 
+@pytest.mark.verifies("shutdown")
 def test_a_host_that_keeps_drawing_cannot_hold_the_contactors_closed(bench, spec, measure):
     """A host that ignores the limits the BMS dropped must not keep the contactors closed by drawing: the BMS
     opens within max_forced_open_ms of the STANDBY request, under load if it must."""

@@ -34,6 +34,7 @@ def _step_and_time(bench, apply, timeout_s):
     return bench.bms.wait_contactors_open(timeout_s) - t_step
 
 
+@pytest.mark.verifies("protections.discharge_oc")
 def test_discharge_overcurrent_opens_contactors(bench, spec, measure):
     oc = spec.protections["discharge_oc"]
     bench.power_up()
@@ -47,6 +48,7 @@ def test_discharge_overcurrent_opens_contactors(bench, spec, measure):
     assert "discharge_oc" in bench.bms.faults, f"contactors open without the discharge_oc fault: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("protections.short_circuit")
 def test_short_circuit_opens_contactors_before_the_overcurrent_debounce(bench, spec, measure):
     """A short (a crushed cable, a failed motor controller, a rack's shorted busbar) must be cut at once: the
     over-current debounce, there to ride through bursts, would let the wiring carry it that long. A burst just
@@ -70,6 +72,7 @@ def test_short_circuit_opens_contactors_before_the_overcurrent_debounce(bench, s
         f"contactors open without the short_circuit fault: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("protections.discharge_oc_sustained", "warnings.discharge_oc")
 def test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_delay(bench, spec, measure):
     """A stalled motor, a failed converter, a soft short through a chafed cable, or a host that ignores the limit:
     a current above the pack's continuous rating and below the over-current level, held. The peak level's debounce
@@ -111,6 +114,7 @@ def test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_
     measure("discharge_oc_sustained_reaction", reaction_s * 1000, high=sustained.max_reaction_ms, unit="ms")
 
 
+@pytest.mark.verifies("protections.cell_ov")
 def test_cell_overvoltage_opens_contactors(bench, spec, measure):
     ov = spec.protections["cell_ov"]
     bench.power_up()
@@ -125,6 +129,7 @@ def test_cell_overvoltage_opens_contactors(bench, spec, measure):
     assert "cell_ov" in bench.bms.faults, f"contactors open without the cell_ov fault: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("protections.cell_ov")
 def test_fault_latches_until_cleared(bench, spec):
     ov = spec.protections["cell_ov"]
     bench.power_up()
@@ -138,6 +143,7 @@ def test_fault_latches_until_cleared(bench, spec):
     bench.bms.wait_state(BmsState.NORMAL, 3.0)  # discharge is still requested, so it precharges again
 
 
+@pytest.mark.verifies("heartbeat")
 @pytest.mark.parametrize("mode", ["discharge", "charge"])
 def test_heartbeat_loss_opens_contactors(bench, spec, measure, mode):
     budget_ms = spec.value("heartbeat.max_reaction_ms")
@@ -149,6 +155,7 @@ def test_heartbeat_loss_opens_contactors(bench, spec, measure, mode):
             high=budget_ms, unit="ms")
 
 
+@pytest.mark.verifies("heartbeat")
 @pytest.mark.parametrize("fault", ["frozen_counter", "bad_crc"])
 def test_stale_or_corrupted_host_frames_are_a_lost_heartbeat(bench, spec, measure, fault):
     """A hung host whose CAN controller keeps re-sending its last frame (its alive counter frozen) is as dead as a
@@ -170,6 +177,7 @@ def test_stale_or_corrupted_host_frames_are_a_lost_heartbeat(bench, spec, measur
     assert "heartbeat" in bench.bms.faults, bench.bms.describe()
 
 
+@pytest.mark.verifies("heartbeat")
 def test_a_host_frame_lost_now_and_then_is_not_a_lost_heartbeat(bench, spec):
     """A frame the host sent that never arrived (a gateway's full queue, a host task that overran) is no sign of a
     dead host: the next one comes on time, its alive counter two on. Losses like that, once in a while, must not
@@ -184,6 +192,7 @@ def test_a_host_frame_lost_now_and_then_is_not_a_lost_heartbeat(bench, spec):
         f"{LOST_FRAMES} host frames of each message lost, one per {timeout_s * 1000:g} ms: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("heartbeat")
 def test_a_burst_of_lost_host_frames_inside_the_timeout_is_not_a_lost_heartbeat(bench, spec):
     """A gateway that reboots, a bus recovering from bus-off: several host frames in a row lost on their way, the
     next one inside the heartbeat timeout with its alive counter that many on. The BMS must take it at once: one whose
@@ -206,6 +215,7 @@ def test_a_burst_of_lost_host_frames_inside_the_timeout_is_not_a_lost_heartbeat(
         f"against a {timeout_s * 1000:g} ms timeout): {bench.bms.describe()}")
 
 
+@pytest.mark.verifies("protections.cell_uv")
 @pytest.mark.parametrize("load", ["idle", "under_load"])
 def test_cell_undervoltage_opens_contactors(bench, spec, measure, load):
     """The cut-off is a limit on the cell's terminal voltage, under load too: a drone drawing hard on an empty pack
@@ -226,6 +236,7 @@ def test_cell_undervoltage_opens_contactors(bench, spec, measure, load):
     assert "cell_uv" in bench.bms.faults, f"contactors open without the cell_uv fault: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("protections.charge_oc")
 def test_charge_overcurrent_opens_contactors(bench, spec, measure):
     oc = spec.protections["charge_oc"]
     bench.power_up("charge")
@@ -238,6 +249,7 @@ def test_charge_overcurrent_opens_contactors(bench, spec, measure):
     assert "charge_oc" in bench.bms.faults, f"contactors open without the charge_oc fault: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("protections.cell_ot")
 @pytest.mark.parametrize("sensor", ["first", "last"])
 def test_cell_overtemperature_opens_contactors(bench, spec, measure, sensor):
     ot = spec.protections["cell_ot"]
@@ -252,6 +264,7 @@ def test_cell_overtemperature_opens_contactors(bench, spec, measure, sensor):
     assert "cell_ot" in bench.bms.faults, f"contactors open without the cell_ot fault: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("protections.cell_ut")
 def test_cell_undertemperature_opens_contactors(bench, spec, measure):
     """Charging a cold lithium cell plates lithium onto its anode: the BMS must open in charge mode too."""
     ut = spec.protections.get("cell_ut")
@@ -274,6 +287,7 @@ def test_cell_undertemperature_opens_contactors(bench, spec, measure):
 INSULATION_TAPS = {"positive": lambda n: None, "middle": lambda n: n // 2, "negative": lambda n: 0}
 
 
+@pytest.mark.verifies("protections.insulation")
 @pytest.mark.rig_requires("hv_insulation")
 @pytest.mark.parametrize("where", ["positive", *(pytest.param(where, marks=pytest.mark.rig_requires("insulation_tap"))
                                                  for where in ("middle", "negative"))])
@@ -301,6 +315,7 @@ def test_insulation_fault_opens_contactors(bench, spec, measure, where):
     assert "insulation" in bench.bms.faults, f"contactors open without the insulation fault: {bench.bms.describe()}"
 
 
+@pytest.mark.verifies("contactor_weld")
 @pytest.mark.rig_requires("contactor_weld")
 @pytest.mark.parametrize("contactor", ["pos", "neg"])
 def test_welded_contactor_is_detected(bench, spec, measure, contactor):
@@ -335,6 +350,7 @@ def test_welded_contactor_is_detected(bench, spec, measure, contactor):
     measure(f"contactor_weld_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.verifies("contactor_weld")
 @pytest.mark.rig_requires("precharge_weld")
 def test_welded_precharge_contactor_is_detected(bench, spec, measure):
     """A precharge contactor welded shut passes unnoticed while the main contactors are closed (its resistor sits
@@ -365,6 +381,7 @@ def test_welded_precharge_contactor_is_detected(bench, spec, measure):
     measure("contactor_weld_reaction_pre", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.verifies("contactor_stuck_open")
 @pytest.mark.rig_requires("contactor_stuck_open")
 @pytest.mark.parametrize("contactor", ["pos", "neg"])
 def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):
@@ -393,6 +410,7 @@ def test_contactor_stuck_open_is_detected(bench, spec, measure, contactor):
     measure(f"contactor_stuck_open_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.verifies("contactor_stuck_open")
 @pytest.mark.rig_requires("contactor_stuck_open")
 @pytest.mark.parametrize("contactor", ["pos", "neg"])
 def test_a_contactor_that_drops_out_under_load_is_detected(bench, spec, measure, contactor):
@@ -426,6 +444,7 @@ def test_a_contactor_that_drops_out_under_load_is_detected(bench, spec, measure,
     measure(f"contactor_dropout_reaction_{contactor}", reaction_s * 1000, high=budget_ms, unit="ms")
 
 
+@pytest.mark.verifies("afe")
 @pytest.mark.rig_requires("afe_link")
 def test_a_lost_front_end_link_opens_the_contactors(bench, spec, measure):
     """The BMS reads its cells and thermistors through its front end (an AFE on an isoSPI daisy chain). A link that
@@ -464,6 +483,7 @@ def _hvil_spec(spec) -> dict:
     return spec.data["hvil"]
 
 
+@pytest.mark.verifies("hvil")
 @pytest.mark.rig_requires("hvil")
 def test_open_interlock_opens_contactors_until_cleared(bench, spec, measure):
     """The high-voltage interlock loop runs through every HV connector and cover, and its pins break first: open,
@@ -506,6 +526,7 @@ def test_open_interlock_opens_contactors_until_cleared(bench, spec, measure):
                                  f"{bench.bms.describe()}")
 
 
+@pytest.mark.verifies("hvil")
 @pytest.mark.rig_requires("hvil")
 def test_nothing_closes_onto_an_open_interlock(bench, spec):
     """A pack must not connect to an unplugged connector's pins: the loop open as the host asks to close (a
@@ -533,6 +554,7 @@ def _current_sensor_spec(spec) -> dict:
     return spec.data["current_sensor"]
 
 
+@pytest.mark.verifies("current_sensor")
 @pytest.mark.rig_requires("current_sensor")
 @pytest.mark.parametrize("failure", ["dead", "frozen"])
 def test_a_current_sensor_that_stops_measuring_is_detected(bench, spec, measure, failure):
@@ -574,6 +596,7 @@ def test_a_current_sensor_that_stops_measuring_is_detected(bench, spec, measure,
 OFFSET_ASK_S = 0.05
 
 
+@pytest.mark.verifies("current_sensor")
 @pytest.mark.rig_requires("current_sensor")
 @pytest.mark.parametrize("sign", [1, -1], ids=["reads_discharge", "reads_charge"])
 def test_a_current_sensor_offset_is_seen_while_nothing_flows(bench, spec, measure, sign):
@@ -623,6 +646,7 @@ RUNAWAY_RATE_FACTOR = 2.0
 RUNAWAY_THERMAL_DT_S = 0.1
 
 
+@pytest.mark.verifies("thermal_runaway", "protections.cell_ot")
 @pytest.mark.rig_requires("thermistors")
 def test_thermal_runaway_is_flagged_before_overtemperature(custom_bench, spec, measure):
     """A cell heating itself (an internal short, a venting cell: the onset of a thermal runaway) must be reported
@@ -675,6 +699,7 @@ def _excursions(bench, channel: int, level_v: float, excursion_s: float, count: 
     return readings_v
 
 
+@pytest.mark.verifies("protections.cell_ov")
 def test_overvoltage_spikes_shorter_than_debounce_do_not_trip(bench, spec):
     """Transients above the threshold but shorter than the debounce are not a fault: the debounce resets."""
     ov = spec.protections["cell_ov"]
@@ -685,6 +710,7 @@ def test_overvoltage_spikes_shorter_than_debounce_do_not_trip(bench, spec):
     assert bench.bms.contactors_closed and not bench.bms.faults, bench.bms.describe()
 
 
+@pytest.mark.verifies("protections.cell_uv")
 def test_undervoltage_dips_under_load_shorter_than_debounce_do_not_trip(bench, spec):
     """A drone's punch-outs at low charge, a rack's load steps on a backup near empty: each sags the emptiest cell
     below the cut-off for a moment, under the suite's steady load. Dips shorter than the debounce, again and again,
@@ -703,6 +729,7 @@ def test_undervoltage_dips_under_load_shorter_than_debounce_do_not_trip(bench, s
     assert not bench.bms.faults, bench.bms.describe()
 
 
+@pytest.mark.verifies()   # no spec entry: any BMS must see a broken sense line, whatever its accuracy
 @pytest.mark.rig_requires("fault_relays")
 @pytest.mark.parametrize("relay,fault", [("open_wire", "sense_wire"), ("thermistor_open", "thermistor"),
                                          ("thermistor_short", "thermistor")])
@@ -714,6 +741,7 @@ def test_measurement_faults_are_detected(bench, relay, fault):
     assert fault in bench.bms.faults, bench.bms.describe()
 
 
+@pytest.mark.verifies()   # the harness's own wait, no requirement of the BMS's
 def test_wait_for_signal_values_through_the_bench(bench):
     """The DBC-level wait: BMS_Status reaches NORMAL with both contactors closed, in bench time."""
     if "BMS_Status" not in {message.name for message in bench.db.messages}:

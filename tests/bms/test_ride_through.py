@@ -10,6 +10,7 @@ from hil.spec import CORNERS
 from .loads import pack_capacity_ah, rack_profile
 
 
+@pytest.mark.verifies("protections.discharge_oc", "protections.cell_uv")
 def test_ai_training_swings_ride_through(bench, spec, measure):
     bench.power_up()
     profile = rack_profile("ai-training", bench, spec, 20.0)
@@ -55,18 +56,21 @@ def _ride(bench, profile, spec, measure, name, probe=None):
     return rows
 
 
+@pytest.mark.verifies("ride_through", "protections.discharge_oc", "protections.cell_uv")
 def test_ai_job_start_ride_through(bench, spec, measure):
     """A synchronised job start: idle to full rack power in under 10 ms."""
     profile = rack_profile("ai-job-start", bench, spec, 10.0)
     _ride(bench, profile, spec, measure, "ai_job_start")
 
 
+@pytest.mark.verifies("ride_through", "protections.discharge_oc", "protections.cell_uv")
 def test_bbu_ride_through_grid_loss(bench, spec, measure):
     """Open Rack V3 grid loss: 2 ms bus hold, BBU start within 2 ms more, carry the pulsing rack load."""
     profile = rack_profile("bbu-ride-through", bench, spec, 20.0, ride_through_s=15.0)
     _ride(bench, profile, spec, measure, "bbu")
 
 
+@pytest.mark.verifies("ride_through", "protections.discharge_oc", "protections.cell_uv")
 def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     """Drone punch-outs that ask for 30 % more than the BMS allows: the host caps them, and nothing trips. The
     limit falls as a small pack drains in the flight, so the current is taken against the limit in force then."""
@@ -93,6 +97,7 @@ CORNER_BURST_S = 5.0
 CORNER_BURSTS = 6
 
 
+@pytest.mark.verifies("corners.{corner}", "protections.cell_uv")
 @pytest.mark.rig_requires("virtual_clock")   # a minute of bursts from each corner: run where time is virtual
 @pytest.mark.parametrize("corner", CORNERS)
 def test_the_discharge_limit_holds_the_cells_up_at_the_corners(custom_bench, spec, measure, corner):
@@ -152,6 +157,7 @@ def _seconds_at_the_limit(bench, max_s: float, extreme, what: str):
         yield second, seen_v
 
 
+@pytest.mark.verifies("ride_through", "protections.cell_ov", "soc")
 @pytest.mark.rig_requires("virtual_clock")  # minutes of charging: run where time is virtual
 def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custom_bench, spec, measure):
     """A charger that follows the BMS's charge current limit must never drive the fullest cell into OV (a
@@ -180,6 +186,7 @@ DISCHARGE_END_FRACTION = 0.02
 DISCHARGE_MAX_S = 1200.0
 
 
+@pytest.mark.verifies("ride_through", "protections.cell_uv", "soc")
 @pytest.mark.rig_requires("virtual_clock")  # minutes of discharging: run where time is virtual
 def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(custom_bench, spec, measure):
     """A host that follows the BMS's discharge current limit to the end (a backup unit through a long outage, a

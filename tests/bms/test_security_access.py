@@ -18,6 +18,9 @@ from hil.protocol import DEFAULT_SESSION, EXTENDED_SESSION
 
 from .observe import key_cycle
 
+# Every test here checks what [security] states of the BMS's protected writes, lockout and session.
+pytestmark = pytest.mark.verifies("security")
+
 Code = Response.Code
 POLL_S = 0.25   # between seed requests while locked out: the lockout's end is measured to this
 DARK_S = 1.0    # the supply cut that tries to clear a lockout (a rig with "lv_supply")

@@ -86,6 +86,7 @@ def _wake(bench, sleep: dict, asleep_s: float, measure, state: BmsState, suffix:
                          lambda: f"not back in {state.name} after waking: {bms.describe()}")
 
 
+@pytest.mark.verifies("sleep")
 def test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next_frame(bench, spec, rig, measure):
     """The host stops sending in STANDBY: within max_idle_s of its last frame the BMS falls silent (asleep), and,
     on rigs with `lv_supply`, draws at most max_quiescent_ma from its supply. The host's next frame wakes it: its
@@ -106,6 +107,7 @@ def test_an_idle_bms_sleeps_at_its_quiescent_current_and_wakes_on_the_hosts_next
     bench.power_up()
 
 
+@pytest.mark.verifies("sleep")
 def test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault(bench, spec, rig, measure):
     """An over-voltage trip, the cell back in range, then the host gone (a vehicle parked after the fault, a rack
     controller shut down): a BMS in FAULT must fall asleep as in STANDBY, or it drains the 12 V battery while
@@ -125,6 +127,7 @@ def test_a_bms_left_in_fault_sleeps_too_and_wakes_with_its_fault(bench, spec, ri
     bench.power_up()
 
 
+@pytest.mark.verifies("sleep", "protections.{name}")
 @pytest.mark.parametrize("name", PARKED_CHECKS)
 def test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_else(bench, spec, rig, measure, name):
     """Asleep, a BMS must still look at its cells now and then by itself (a wake-up timer): a cell of a parked pack
@@ -169,6 +172,7 @@ def test_a_parked_bms_wakes_by_itself_for_a_cell_out_of_range_and_for_nothing_el
     bench.power_up()
 
 
+@pytest.mark.verifies("sleep")
 def test_a_host_that_keeps_talking_keeps_the_bms_awake(bench, spec, measure):
     """In STANDBY with the host's frames coming, for longer than the BMS may idle before it sleeps: no gap in its
     status frames (the longest at most three cycles), and it closes on request as fast as before."""

@@ -11,6 +11,7 @@ def _soc_error_pct(bench) -> float:
     return abs(bench.bms.soc - float(bench.pack.soc.mean())) * 100
 
 
+@pytest.mark.verifies("soc")
 @pytest.mark.rig_requires("virtual_clock")  # two minutes of load: run where time is virtual
 def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
     bench.power_up()
@@ -28,6 +29,7 @@ def test_soc_tracks_true_soc_under_ai_training(bench, spec, measure):
 DRIFT_C_RATE = 3.0   # the load that drifts the SOC, in multiples of the pack's capacity per hour (15 A on 5 Ah)
 
 
+@pytest.mark.verifies("soc")
 @pytest.mark.slow
 @pytest.mark.rig_requires("virtual_clock")  # minutes of rest: run where time is virtual
 def test_soc_recovers_after_rest(custom_bench, spec, measure):
@@ -48,6 +50,7 @@ def test_soc_recovers_after_rest(custom_bench, spec, measure):
 IDLE_ZERO_S = 2.0   # at rest with every contactor open before the close, as after any stop: the BMS's time to zero
 
 
+@pytest.mark.verifies("soc", "current_sensor")
 @pytest.mark.slow
 @pytest.mark.rig_requires("current_sensor", "virtual_clock")   # a long idle, and a sensor the bench offsets
 def test_an_idle_pack_does_not_count_its_sensors_offset(bench, spec, measure):
@@ -90,6 +93,7 @@ SOC0 = 0.95
 NEXT_DELTA_SOC = 0.2   # the discharge after the estimate, on which the SOC is checked
 
 
+@pytest.mark.verifies("soh", "soc")
 @pytest.mark.slow
 @pytest.mark.rig_requires("virtual_clock")  # a quarter of an hour of discharge and rest: run where time is virtual
 def test_soh_follows_a_faded_pack(custom_bench, spec, measure):

@@ -48,6 +48,7 @@ def _climb(bench, name: str, band, raised, what: str) -> float:
                 f"each level held {band.max_reaction_ms:g} ms: {bench.bms.describe()}", pytrace=False)
 
 
+@pytest.mark.verifies("protections.{name}")
 @pytest.mark.parametrize("name", stimulus_params(STAIRCASED))
 def test_protection_trips_within_its_band(bench, spec, measure, name):
     protection = spec.protections.get(name)
@@ -59,6 +60,7 @@ def test_protection_trips_within_its_band(bench, spec, measure, name):
     measure(f"{name}_trip_point", level, low=protection.low, high=protection.high, unit=protection.unit)
 
 
+@pytest.mark.verifies("warnings.{name}")
 @pytest.mark.parametrize("name", stimulus_params(WARNINGS))
 def test_warning_is_raised_within_its_band(bench, spec, measure, name):
     warning = spec.warnings.get(name)

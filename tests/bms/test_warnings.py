@@ -19,6 +19,7 @@ HOLD_FACTOR = 2.0   # how many reaction budgets the safe side is held without a 
 STEP = {"V": 0.003, "A": 0.5, "degC": 1.0, "ohm/V": 10.0}
 
 
+@pytest.mark.verifies("warnings.{name}")
 @pytest.mark.parametrize("name", stimulus_params(WARNINGS))
 def test_warning_comes_before_the_trip_and_clears(bench, spec, measure, name):
     warning = spec.warnings.get(name)
