@@ -18,6 +18,9 @@ two runs compare without re-running anything:
   measurement's median value and its median and worst margin, over the seeds of each run. Where the two runs
   ran other seeds (5 before, 10 now, say), a median margin that shrank by more than `--max-margin-loss` is a
   regression; where they ran the same seeds, each seed is compared as one test, above;
+- spec coverage (`hil.report.coverage`): a spec entry some test verified and passed in the base run, and none
+  in the new one (its tests now skip, are gone, or no longer name it), is listed as no longer verified: a
+  requirement a release stops checking. A failing test is judged above; this is listed, never judged;
 - loop timing, for tests both runs ran on a real clock: each one's jitter (p99, max) and overruns. A test whose
   loop kept time (no overrun) and now overruns is a regression (the harness, or the PC, got slower: the stimulus
   was late), unless `--ignore-timing`; the jitter is listed, never judged.
@@ -151,8 +154,29 @@ def compare(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float 
             "newly_skipped": newly_skipped, "measurements_compared": compared, "max_margin_loss": max_margin_loss,
             "margin_regressions": margins, "changed": changed, "timing": timing, "timing_regressions": late,
             "inputs_changed": input_changes(base_facts or {}, new_facts or {}, base, new),
-            "inputs_known": bool(base_facts) and bool(new_facts),
+            "inputs_known": bool(base_facts) and bool(new_facts), "unverified": unverified(base, new),
             "passed": not regressed and not margins and not late and not spread_regressions}
+
+
+def _passed_entries(run: dict[str, Case]) -> dict[str, list[str]]:
+    """Each spec entry a passing test of `run` verified -> those tests."""
+    entries: dict[str, list[str]] = {}
+    for test_id, case in run.items():
+        if case.outcome == "passed":
+            for entry in case.verifies:
+                entries.setdefault(entry, []).append(test_id)
+    return entries
+
+
+def unverified(base: dict[str, Case], new: dict[str, Case]) -> list[dict]:
+    """The spec entries a passing test verified in `base` and none in `new` and no failing one either (a failure
+    is a regression already): each with the base run's tests and what became of them."""
+    before, after = _passed_entries(base), _passed_entries(new)
+    failing = {entry for case in new.values() if case.failed for entry in case.verifies}
+    return [{"entry": entry, "tests": [{"test": test_id, "now": new[test_id].outcome if test_id in new else "gone",
+                                        "reason": new[test_id].message if test_id in new else ""}
+                                       for test_id in tests]}
+            for entry, tests in sorted(before.items()) if entry not in after and entry not in failing]
 
 
 def spread_changes(base: dict[str, Case], new: dict[str, Case], max_margin_loss: float) -> tuple[list, list]:
@@ -238,6 +262,9 @@ def describe(result: dict, base_path: str, new_path: str) -> str:
               for item in result["still_failing"]]
     lines += [f"fixed     {test}" for test in result["fixed"]]
     lines += [f"skipped   {item['test']} (passed before): {item['reason']}" for item in result["newly_skipped"]]
+    lines += [f"unchecked {item['entry']}: verified before by "
+              + ", ".join(f"{t['test']} (now {t['now']}{': ' + t['reason'] if t['reason'] else ''})"
+                          for t in item["tests"]) for item in result["unverified"]]
     lines += [f"changed   {item['test']}: {_change(item)}" for item in result["changed"]]
     lines += [f"spread    {item['test']}: {_spread(item)}" for item in result["spread"]
               if item not in result["spread_regressions"]]

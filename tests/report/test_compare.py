@@ -54,6 +54,33 @@ def test_outcome_changes_are_sorted_into_regressed_fixed_skipped_new_and_gone(tm
     assert result["passed"] is False
 
 
+def _verifying(name: str, entries: str, body: str = "") -> str:
+    return (f'<testcase classname="tests.bms.test_sleep" name="{name}" time="1.0"><properties>'
+            f'<property name="hil:verifies" value="{entries}"/></properties>{body}</testcase>')
+
+
+def test_a_spec_entry_no_passing_test_verifies_any_more_is_listed_not_judged(tmp_path):
+    """[sleep] passed before and its test now skips: the requirement went unchecked, which the verdicts alone do
+    not show. An entry whose test now fails is a regression, not listed again; one still verified by another test
+    is not listed."""
+    base = load_run(_write(tmp_path, "base.xml", _verifying("test_sleeps", "sleep,protections.cell_uv"),
+                           _verifying("test_uv", "protections.cell_uv"), _verifying("test_ot", "protections.cell_ot"),
+                           _verifying("test_hb", "heartbeat")))
+    new = load_run(_write(tmp_path, "new.xml", _verifying("test_sleeps", "sleep,protections.cell_uv", SKIPPED),
+                          _verifying("test_uv", "protections.cell_uv"),
+                          _verifying("test_ot", "protections.cell_ot", FAILED)))
+    result = compare(base, new)
+    assert result["unverified"] == [
+        {"entry": "heartbeat", "tests": [{"test": "tests.bms.test_sleep::test_hb", "now": "gone", "reason": ""}]},
+        {"entry": "sleep", "tests": [{"test": "tests.bms.test_sleep::test_sleeps", "now": "skipped",
+                                      "reason": "the spec states no [protections.cell_ut]"}]}]
+    assert [item["test"] for item in result["regressed"]] == ["tests.bms.test_sleep::test_ot"]
+    text = describe(result, "base.xml", "new.xml")
+    assert ("unchecked sleep: verified before by tests.bms.test_sleep::test_sleeps (now skipped: the spec states "
+            "no [protections.cell_ut])") in text
+    assert "unchecked heartbeat: verified before by tests.bms.test_sleep::test_hb (now gone)" in text
+
+
 @pytest.mark.parametrize("new_ms,regressed", [(250, False), (261, False), (263, True), (150, False)])
 def test_a_margin_that_shrinks_by_more_than_the_allowed_share_is_a_regression(tmp_path, new_ms, regressed):
     """Against a 320 ms limit, 230 ms leaves 90 ms; a loss of more than 10 % of 320 ms (32 ms) regresses,
