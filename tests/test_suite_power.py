@@ -271,6 +271,14 @@ def test_sustained_overload_defects_are_caught_by_the_long_delay_and_warning_tes
         summary
 
 
+def test_a_peak_limit_published_as_the_continuous_one_is_caught():
+    """A discharge limit above the long-delay level passes every protection and ride-through test that caps its load
+    at the limit in bursts (the drone's punch-outs too); only a host drawing the limit past the long delay is cut."""
+    summary = _all_killed(["peak_limit_published"], "drawing_all or punch_out or sustained_overload")
+    assert summary["caught_by"] == {"peak_limit_published": [
+        "test_protections::test_a_host_drawing_all_the_bms_allows_is_never_cut_by_the_long_delay"]}, summary
+
+
 def test_charging_a_cold_pack_is_caught():
     """A charge limit that derates toward the under-temperature threshold lets a cell at 5 degC charge at full
     current: the cold-charge steps of the derating suite catch it."""

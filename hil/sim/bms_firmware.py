@@ -125,6 +125,8 @@ MAX_DELTA_COUNTER = 2
 RESYNC_FRAMES = 2
 
 # name -> what the defect is. Each is checked where the firmware would have it.
+# A 10 s peak discharge figure over the continuous one (seeded bug "peak_limit_published").
+PEAK_LIMIT_FACTOR = 1.2
 BUGS = {
     "ov_off_by_one": "OV check skips the last cell (loop bound off by one)",
     "ov_debounce_no_reset": "OV debounce counter never resets when the condition clears",
@@ -264,6 +266,9 @@ BUGS = {
     "sustained_oc_no_reset": "the long-delay over-current counter never resets as the current falls back (a copy of "
                              "the UV check's counter): a drone's punch-outs or a rack's load steps, each short of "
                              "the delay, add up to a trip mid-flight",
+    "peak_limit_published": "the discharge limit carries the 10 s peak figure (1.2 times the continuous one), as a "
+                            "peak-power SOP mistaken for the continuous one: a host that draws what it is allowed "
+                            "for longer than the long delay is cut",
     "sustained_oc_in_slow_task": "the long-delay over-current check runs in the 100 ms task with its delay counted in "
                                  "the 10 ms task's ticks: a stalled motor or a soft short is cut ten times late",
     "oc_warning_at_peak_level_only": "the discharge warning comes at the peak over-current level less the margin "
@@ -1453,7 +1458,9 @@ class BmsFirmware:
         # A block flagged for its resistance falls by its ratio: its cells carry that much more of the pack's current
         # (one of them open: the others share its part), and it sags that much further for its voltage headroom.
         f_block = 1.0 / self.block_resistance_ratio if self.high_resistance_block is not None else 1.0
-        target_a = min(cal["max_discharge_current_a"] * f_temp * f_cold_dis * f_soc_dis, sop_a) * f_block
+        continuous_a = cal["max_discharge_current_a"] * (PEAK_LIMIT_FACTOR if "peak_limit_published" in self.bugs
+                                                         else 1.0)
+        target_a = min(continuous_a * f_temp * f_cold_dis * f_soc_dis, sop_a) * f_block
         rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
         # With contactors open the limit is announced at once; only recoveries under load ramp.
         ramped_a = self.discharge_limit_a + rise_a if self.state == BmsState.NORMAL else target_a

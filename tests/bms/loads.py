@@ -1,6 +1,10 @@
 """What the suite's load profiles draw, from the spec: one place, so that each test sizes them alike."""
 from hil.profiles import PROFILES
 
+# After power-up the discharge limit ramps up (`limit_rise_a_per_s` on the reference BMS): what a test waits before it
+# draws what the limit allows.
+LIMIT_RAMP_S = 5.0
+
 
 def rack_kwargs(spec) -> dict:
     """The AI-rack and grid-loss profiles' `rack_power_w`, where the spec's `[ride_through] rack_power_w` states the

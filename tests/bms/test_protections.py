@@ -5,7 +5,7 @@ import pytest
 from hil.errors import HilTimeout
 from hil.protocol import BmsState
 
-from .loads import steady_load_a
+from .loads import LIMIT_RAMP_S, steady_load_a
 
 # Time held just below a threshold: twice the reaction budget, so a debounce that would fire, fires.
 BELOW_HOLD_FACTOR = 2.0
@@ -112,6 +112,39 @@ def test_a_sustained_overload_below_the_overcurrent_level_is_cut_after_its_long_
     reaction_s = _until_tripped_open(bench, "discharge_oc", since_s, sustained.max_reaction_ms,
                                      lambda: f"{overload_a:g} A held {bench.loop.t_s - since_s:.2f} s")
     measure("discharge_oc_sustained_reaction", reaction_s * 1000, high=sustained.max_reaction_ms, unit="ms")
+
+
+@pytest.mark.verifies("protections.discharge_oc_sustained")
+def test_a_host_drawing_all_the_bms_allows_is_never_cut_by_the_long_delay(bench, spec, measure):
+    """The other side of the long delay: the BMS publishes what a host may draw (its discharge limit), and a host
+    that draws all of it, for as long as it likes, must never be cut. A limit above the long-delay level (a 10 s
+    peak-power figure sent as the continuous one) cuts a drone that climbs at full throttle, or a rack that holds
+    its peak, some seconds in, following every rule it was given. The host asks for more than the bursts of the
+    sustained test (between the two levels' bands) and takes what the limit allows, for 1.25 times the long
+    delay's budget: nothing may trip, and the highest limit published must lie below the sustained band."""
+    sustained = spec.protections.get("discharge_oc_sustained")
+    if sustained is None:
+        pytest.skip(f"{spec.path.name} has no [protections.discharge_oc_sustained]: a host drawing the limit meets "
+                    "the over-current level's band, which the spec's limits keep it below")
+    bench.power_up()
+    bench.loop.run_for(LIMIT_RAMP_S)
+    demand_a = (sustained.high + spec.protections["discharge_oc"].low) / 2
+    bench.set_load(demand_a, honour_limits=True)
+    limits_a, drawn_a = [], []
+
+    def tripped() -> bool:
+        limits_a.append(bench.bms.discharge_limit_a or 0.0)
+        drawn_a.append(bench.pack_current_a)
+        return not bench.bms.contactors_closed or bool(bench.bms.faults)
+
+    start_s = bench.loop.t_s
+    cut_s = bench.loop.first_time(tripped, SUSTAINED_BELOW_HOLD_FACTOR * sustained.max_reaction_ms / 1000)
+    highest_a = max(limits_a)
+    assert cut_s is None, (f"a host drawing the published limit (at most {highest_a:.1f} A) was cut after "
+                           f"{cut_s - start_s:.2f} s: {bench.bms.describe()}")
+    assert max(drawn_a) >= 0.9 * highest_a, (f"the host drew at most {max(drawn_a):.1f} A of a {highest_a:.1f} A "
+                                             "limit: it did not draw all it was allowed")
+    measure("discharge_limit_vs_sustained_level", highest_a, high=sustained.low, unit="A")
 
 
 @pytest.mark.verifies("protections.cell_ov")

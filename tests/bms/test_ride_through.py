@@ -7,7 +7,7 @@ from hil.profiles import PROFILES
 from hil.protocol import BmsState
 from hil.spec import CORNERS
 
-from .loads import pack_capacity_ah, rack_profile
+from .loads import LIMIT_RAMP_S, pack_capacity_ah, rack_profile
 
 
 @pytest.mark.verifies("protections.discharge_oc", "protections.cell_uv")
@@ -76,7 +76,7 @@ def test_drone_punch_out_honours_current_limit(bench, spec, measure):
     limit falls as a small pack drains in the flight, so the current is taken against the limit in force then."""
     n_series, capacity_ah = bench.pack.n_series, pack_capacity_ah(bench)
     bench.power_up()
-    bench.loop.run_for(5.0)  # the discharge limit ramps up after power-up
+    bench.loop.run_for(LIMIT_RAMP_S)
     limit_a = bench.bms.discharge_limit_a
     peak_c = 1.3 * limit_a / capacity_ah
     profile = PROFILES["drone-industrial"](duration_s=60.0, dt_s=bench.loop.dt_s, seed=bench.rig.seed,

@@ -13,7 +13,7 @@ from hil.can import e2e
 from hil.protocol import (DTC_LATCHED_STATUS, DTC_TEST_FAILED, DTCS, SNAPSHOT_FIRST, SNAPSHOT_LATEST, BmsState,
                           ModeRequest, reference_security_key)
 from hil.model.cell import GAS_CONSTANT_J_PER_MOL_K
-from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS, SWITCHING_CHECK_S
+from hil.sim.bms_firmware import BUGGY_RESET_V, BUGS, PEAK_LIMIT_FACTOR, SWITCHING_CHECK_S
 from hil.sim.uds_server import S3_SERVER_S
 
 from .test_firmware_protections import _cell, _restore_cell
@@ -487,6 +487,20 @@ def test_bug_cold_discharge_not_derated(make_boards):
     full_a = clean.cal["max_discharge_current_a"]
     assert clean.fw.discharge_limit_a == pytest.approx(full_a / 2, rel=0.02), clean.describe()
     assert buggy.fw.discharge_limit_a == pytest.approx(full_a, rel=0.02), buggy.describe()
+
+
+def test_bug_peak_limit_published(make_boards):
+    """A warm, half-full pack at rest: the clean firmware publishes its continuous discharge limit, below the
+    long-delay over-current level; the bug its 10 s peak figure, above it."""
+    clean, buggy = _both(make_boards, "peak_limit_published")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.run_for(10.0)   # the limit rises at its bounded rate
+    cal = clean.cal
+    assert clean.fw.discharge_limit_a == pytest.approx(cal["max_discharge_current_a"]), clean.describe()
+    assert clean.fw.discharge_limit_a < cal["sustained_oc_a"]
+    assert buggy.fw.discharge_limit_a == pytest.approx(PEAK_LIMIT_FACTOR * cal["max_discharge_current_a"])
+    assert buggy.fw.discharge_limit_a > cal["sustained_oc_a"], buggy.describe()
 
 
 def _charging_at_a_limit_of_zero(boards, charge_a: float, duration_s: float) -> None:
