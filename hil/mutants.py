@@ -2,7 +2,9 @@
 
 Runs the BMS suite (`tests/bms/`) against the clean emulated firmware, then once per seeded bug
 (`hil/sim/bms_firmware.py` BUGS), each as its own pytest run with `--set dut.bugs=[...]`, and reads each
-run's JUnit XML. A bug is killed when at least one test fails. The kill rate is the suite's power.
+run's JUnit XML. A bug is killed when at least one test fails. The kill rate is the suite's power. Each bug is
+listed with the tests that caught it and the spec entries those tests verify (`@pytest.mark.verifies`): the
+requirements that carry that power.
 """
 from __future__ import annotations
 
@@ -22,16 +24,18 @@ SUITE = PROJECT_ROOT / "tests" / "bms"
 RUN_TIMEOUT_S = 1200
 
 
-def _failed_tests(junit: Path) -> tuple[int, list[str]]:
-    """How many tests the run has, and the failing ones as `module::name` (a test that fails and then errors in
-    teardown is one)."""
+def _failed_tests(junit: Path) -> tuple[int, list[str], list[str]]:
+    """How many tests the run has, the failing ones as `module::name` (a test that fails and then errors in
+    teardown is one), and the spec entries those tests verify (`@pytest.mark.verifies`): the requirements that
+    caught the bug."""
     cases = read_junit(junit)
-    failed = []
+    failed, entries = [], {}
     for test_id, case in cases.items():
         if case.failed:
             classname, _, name = test_id.partition("::")
             failed.append(f"{classname.rsplit('.', 1)[-1]}::{name}")
-    return len(cases), failed
+            entries.update(dict.fromkeys(case.verifies))
+    return len(cases), failed, list(entries)
 
 
 def suite_files() -> list[Path]:
@@ -43,7 +47,7 @@ def suite_files() -> list[Path]:
 
 
 def run_suite(rig: str, overrides: list[str], workdir: Path, label: str, workers: int,
-              select: str | None = None, first_failure: bool = False) -> tuple[int, list[str]]:
+              select: str | None = None, first_failure: bool = False) -> tuple[int, list[str], list[str]]:
     junit = workdir / f"{label}.xml"
     cmd = [sys.executable, "-m", "pytest", *map(str, suite_files()), "--rig", rig, "-q", "-p", "no:cacheprovider",
            f"--junitxml={junit}", "-o", "junit_family=xunit1"]
@@ -78,7 +82,8 @@ def cmd_mutants(args) -> int:
             clean_failed = None
             print("clean firmware: not run (--skip-clean: it passed this suite already)", flush=True)
         else:
-            n_tests, clean_failed = run_suite(args.rig, args.overrides, workdir, "clean", args.workers, args.select)
+            n_tests, clean_failed, _ = run_suite(args.rig, args.overrides, workdir, "clean", args.workers,
+                                                 args.select)
             _check_selected(n_tests, args.select)
             print(f"clean firmware: {n_tests - len(clean_failed)}/{n_tests} passed or skipped", flush=True)
         for failed in clean_failed or ():
@@ -91,19 +96,21 @@ def cmd_mutants(args) -> int:
                                   "clean_failed": clean_failed, "wall_s": round(time.perf_counter() - start, 1)}))
             return 1
         for bug in bugs:
-            n_tests, failed = run_suite(args.rig, args.overrides + [f'dut.bugs=["{bug}"]'], workdir, bug,
-                                        args.workers, args.select, first_failure=not args.all_failures)
+            n_tests, failed, entries = run_suite(args.rig, args.overrides + [f'dut.bugs=["{bug}"]'], workdir, bug,
+                                                 args.workers, args.select, first_failure=not args.all_failures)
             _check_selected(n_tests, args.select)   # without the clean run, the first bug's run finds out
-            rows.append((bug, failed))
+            rows.append((bug, failed, entries))
             verdict = "killed" if failed else "SURVIVED"
-            print(f"{bug:28s} {verdict:9s} {', '.join(failed[:4])}{' ...' if len(failed) > 4 else ''}",
-                  flush=True)
-    killed = [bug for bug, failed in rows if failed]
+            print(f"{bug:28s} {verdict:9s} {', '.join(failed[:4])}{' ...' if len(failed) > 4 else ''}"
+                  + (f" [{', '.join(entries)}]" if entries else ""), flush=True)
+    killed = [bug for bug, failed, _ in rows if failed]
     summary = {"bugs": len(rows), "killed": len(killed), "kill_rate": round(len(killed) / max(1, len(rows)), 4),
                "clean_passed": None if clean_failed is None else not clean_failed,   # None: --skip-clean
-               "survivors": [bug for bug, failed in rows if not failed],
+               "survivors": [bug for bug, failed, _ in rows if not failed],
                "wall_s": round(time.perf_counter() - start, 1),
-               "caught_by": {bug: failed for bug, failed in rows}}
+               "caught_by": {bug: failed for bug, failed, _ in rows},
+               # the spec entries the catching tests verify: which requirements carry the suite's power
+               "caught_by_requirement": {bug: entries for bug, _, entries in rows}}
     clean = {True: "passes", False: "FAILS", None: "not run"}[summary["clean_passed"]]
     print(f"kill rate {summary['kill_rate']:.2f} ({len(killed)}/{len(rows)}), clean firmware {clean}, "
           f"{summary['wall_s']} s")

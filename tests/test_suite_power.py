@@ -277,6 +277,8 @@ def test_a_peak_limit_published_as_the_continuous_one_is_caught():
     summary = _all_killed(["peak_limit_published"], "drawing_all or punch_out or sustained_overload")
     assert summary["caught_by"] == {"peak_limit_published": [
         "test_protections::test_a_host_drawing_all_the_bms_allows_is_never_cut_by_the_long_delay"]}, summary
+    # and the requirement that caught it, as the catching test names it
+    assert summary["caught_by_requirement"] == {"peak_limit_published": ["protections.discharge_oc_sustained"]}
 
 
 def test_charging_a_cold_pack_is_caught():
