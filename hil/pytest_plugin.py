@@ -24,9 +24,9 @@ from hil.bench import Bench
 from hil.errors import ConfigError, HilError
 from hil.protocol import DTC_CONFIRMED, DTC_TEST_FAILED
 from hil.provenance import FILE_PREFIX, PREFIX, describe_run, digest, rerun_command, shown
+from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.coverage import JSON_NAME as COVERAGE_JSON, Coverage, spec_coverage
 from hil.report.coverage import write_json as write_coverage
-from hil.report.artifacts import missing_notes, prepare_report_dir, write_test_artifacts
 from hil.report.html import write_index
 from hil.report.measurements import Measurement
 from hil.report.results import (ARTIFACT_PROPERTY, DTCS_PROPERTY, FAILED_OUTCOMES, FIRMWARE_PROPERTY,

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hil.report.results import FAILED_OUTCOMES, VERIFIES_PROPERTY, Results, verified_entries
+
 JSON_NAME = "spec_coverage.json"
 VERDICTS = ("failed", "passed", "skipped", "not verified")
 _PASSED = ("passed", "xfailed")
@@ -55,7 +56,7 @@ class Requirement:
 class Coverage:
     spec: str
     requirements: list[Requirement]
-    # Tables tests name that the spec does not state: entry -> those tests (each skipped, or it would have failed)
+    # What tests name that the spec does not state (they skip for want of it): entry -> those tests
     unstated: dict[str, list[str]]
 
     def counts(self) -> dict[str, int]:
@@ -66,8 +67,8 @@ class Coverage:
 
     def summary(self) -> str:
         counts = self.counts()
-        text = (f"{len(self.requirements)} spec entries: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()
-                                                                        if n))
+        text = f"{len(self.requirements)} spec entries: " + ", ".join(f"{n} {verdict}"
+                                                                      for verdict, n in counts.items() if n)
         if counts["failed"]:
             text += "; failed: " + ", ".join(r.entry for r in self.requirements if r.verdict == "failed")
         return text
