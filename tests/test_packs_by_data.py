@@ -3,6 +3,9 @@ tests that its pack tries hardest pass. The whole suite passes on them too (`hil
 `--rig rigs/sim-lfp.toml`, `--rig rigs/sim-bbu.toml`); CI runs these few, in a subprocess each, as `hil run` does."""
 import pytest
 
+from hil.bench import Bench
+from hil.rig import PROJECT_ROOT, load_rig
+from hil.spec import load_spec
 from tests.test_suite_power import _hil
 
 
@@ -21,3 +24,20 @@ def test_a_pack_by_data_passes_its_hardest_tests(tmp_path, rig, selection):
     result = _hil("run", "--rig", f"rigs/{rig}.toml", "-k", selection, "--report", str(tmp_path), "-q", timeout_s=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1], result.stdout[-1000:]
+
+
+def test_a_drone_pack_held_above_its_long_delay_level_is_cut_for_the_overload():
+    """113 C held on the drone rig's 6S 1.5 Ah LiPo (170 A, between its long-delay level and its peak one) must be cut
+    as the overload it is: discharge_oc, after the long delay. With the model's thermal network stepped once a second
+    (the default), each step moved the cells' resistance, and at 170 A their voltage, by more than the BMS's current
+    check allows with no current step: it cut the pack 2 s in for a frozen current sensor, a fault real cells, whose
+    resistance follows their temperature smoothly, never show (`--set pack.thermal_dt_s=1.0` brings it back). The
+    drone rig steps it every 0.1 s."""
+    rig = load_rig(PROJECT_ROOT / "rigs" / "sim-drone.toml")
+    protections = load_spec(rig.spec_path).protections
+    sustained, peak = protections["discharge_oc_sustained"], protections["discharge_oc"]
+    with Bench(rig) as bench:
+        bench.power_up()
+        bench.set_load((sustained.high + peak.low) / 2, honour_limits=False)
+        bench.loop.run_until(lambda: bool(bench.bms.faults), sustained.max_reaction_ms / 1000 + 1.0, bench.bms.describe)
+        assert bench.bms.faults == ["discharge_oc"], bench.bms.describe()
