@@ -125,9 +125,12 @@ TABLES = {
     # least this low, so a BMS that stops early, with charge left in every block, does not pass by default.
     # rack_power_w (optional): the rack power, or its share, this pack carries, at which the AI-rack profiles and the
     # grid-loss ride-through run (tests/bms/loads.py); without it, each profile's default, sized for a 16S1P 5 Ah pack.
+    # discharge_while_charging (optional, default false): a load that comes while the host asks the BMS to charge is
+    # carried at once, as a grid loss during a backup unit's recharge must be (tests/bms/test_ride_through.py).
     "ride_through": {"min_discharge_limit_a": Key(above=0), "min_charge_cell_v": Key(above=0, below=6),
                      "discharge_end_cell_v": Key(above=0, below=6),
-                     "rack_power_w": Key(required=False, above=0, at_most=1_000_000)},
+                     "rack_power_w": Key(required=False, above=0, at_most=1_000_000),
+                     "discharge_while_charging": Key(bool, required=False)},
     # How close what the BMS reports must be to what the bench applies (tests/bms/test_measurement.py). The
     # bounds keep a number in the wrong unit out: a cell voltage error of 0.005 "mV" was meant in volts.
     "accuracy": {"cell_voltage_mv": Key(at_least=0.1, at_most=500),

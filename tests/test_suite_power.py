@@ -281,6 +281,14 @@ def test_a_peak_limit_published_as_the_continuous_one_is_caught():
     assert summary["caught_by_requirement"] == {"peak_limit_published": ["protections.discharge_oc_sustained"]}
 
 
+def test_a_pack_that_will_not_discharge_while_asked_to_charge_is_caught():
+    """A discharge limit of 0 in charge mode, and contactors that reopen when the request changes, pass every other
+    ride-through test, which asks for discharge from the start: a grid loss during a recharge catches both."""
+    summary = _all_killed(["no_discharge_in_charge_mode", "mode_change_reopens"], "ride_through or grid_loss")
+    flicker = ["test_ride_through::test_a_grid_loss_while_the_pack_recharges_is_carried_at_once"]
+    assert summary["caught_by"] == {"no_discharge_in_charge_mode": flicker, "mode_change_reopens": flicker}, summary
+
+
 def test_charging_a_cold_pack_is_caught():
     """A charge limit that derates toward the under-temperature threshold lets a cell at 5 degC charge at full
     current: the cold-charge steps of the derating suite catch it."""

@@ -269,6 +269,12 @@ BUGS = {
     "peak_limit_published": "the discharge limit carries the 10 s peak figure (1.2 times the continuous one), as a "
                             "peak-power SOP mistaken for the continuous one: a host that draws what it is allowed "
                             "for longer than the long delay is cut",
+    "no_discharge_in_charge_mode": "the discharge limit is 0 while the host asks to charge (a vehicle's rule at a "
+                                   "charger): a grid loss while a backup unit recharges drops the rack until the host "
+                                   "has asked to discharge, and the limit has ramped back up",
+    "mode_change_reopens": "a switch between the host's charge and discharge requests opens the contactors and closes "
+                           "them again through the precharge (a state per mode): a host that asks to discharge once a "
+                           "grid loss has come drops the rack for the precharge",
     "sustained_oc_in_slow_task": "the long-delay over-current check runs in the 100 ms task with its delay counted in "
                                  "the 10 ms task's ticks: a stalled motor or a soft short is cut ten times late",
     "oc_warning_at_peak_level_only": "the discharge warning comes at the peak over-current level less the margin "
@@ -474,6 +480,7 @@ class BmsFirmware:
         self.state = BmsState.INIT
         self._unpowered_s = now_s  # last task time the front end read no cell at all
         self.mode = ModeRequest.STANDBY
+        self._closed_for = ModeRequest.STANDBY
         self._clear_request = False
         # Latched error bits: kept in NVM, written as each latches, so that a reset (a key cycle, a chattering
         # connector) cannot clear a fault whose cause may still be there.
@@ -1346,7 +1353,14 @@ class BmsFirmware:
             return
         self._stop_requested_s = None
         # DISCHARGE or CHARGE requested
+        # Either request keeps the contactors closed: the current, not the request, is what flows (a backup unit
+        # asked to charge must carry the rack the moment the grid drops, before its host asks again).
+        if "mode_change_reopens" in self.bugs and s == BmsState.NORMAL and self.mode != self._closed_for:
+            self._open_all()
+            self._enter(BmsState.STANDBY, now_s)
+            return
         if s == BmsState.STANDBY:
+            self._closed_for = self.mode   # the request the contactors close for (mode_change_reopens)
             if self.board.hvil_open and "hvil_checked_in_normal_only" not in self.bugs:
                 return   # nothing closes onto an open interlock, not even before its error has debounced
             if self._offset_seen:
@@ -1461,6 +1475,8 @@ class BmsFirmware:
         continuous_a = cal["max_discharge_current_a"] * (PEAK_LIMIT_FACTOR if "peak_limit_published" in self.bugs
                                                          else 1.0)
         target_a = min(continuous_a * f_temp * f_cold_dis * f_soc_dis, sop_a) * f_block
+        if "no_discharge_in_charge_mode" in self.bugs and self.mode == ModeRequest.CHARGE:
+            target_a = 0.0
         rise_a = cal["limit_rise_a_per_s"] * SLOW_TASK_S
         # With contactors open the limit is announced at once; only recoveries under load ramp.
         ramped_a = self.discharge_limit_a + rise_a if self.state == BmsState.NORMAL else target_a

@@ -503,6 +503,35 @@ def test_bug_peak_limit_published(make_boards):
     assert buggy.fw.discharge_limit_a > cal["sustained_oc_a"], buggy.describe()
 
 
+def test_bug_no_discharge_in_charge_mode(make_boards):
+    """Closed for discharge, then asked to charge: the clean firmware keeps its discharge limit (a grid loss may come
+    at any moment), the bug's falls to 0."""
+    clean, buggy = _both(make_boards, "no_discharge_in_charge_mode")
+    for boards in (clean, buggy):
+        boards.power_up()
+        boards.run_for(10.0)   # the limit rises at its bounded rate
+        boards.request("charge")
+        boards.run_for(0.5)
+    assert clean.fw.discharge_limit_a == pytest.approx(clean.cal["max_discharge_current_a"]), clean.describe()
+    assert buggy.fw.discharge_limit_a == 0.0, buggy.describe()
+    assert buggy.closed and buggy.fw.state == BmsState.NORMAL, buggy.describe()
+
+
+def test_bug_mode_change_reopens(make_boards):
+    """Closed to charge, then asked to discharge: the clean firmware stays closed in NORMAL through the change, the
+    bug's opens and goes through the precharge again."""
+    clean, buggy = _both(make_boards, "mode_change_reopens")
+    for boards in (clean, buggy):
+        boards.power_up("charge")
+        boards.request("discharge")
+        boards.seen = set()
+        for _ in range(50):   # half a second of main tasks
+            boards.step()
+            boards.seen.add((boards.fw.state, boards.closed))
+    assert clean.seen == {(BmsState.NORMAL, True)}, clean.seen
+    assert (BmsState.PRECHARGE, False) in buggy.seen and (BmsState.NORMAL, True) in buggy.seen, buggy.seen
+
+
 def _charging_at_a_limit_of_zero(boards, charge_a: float, duration_s: float) -> None:
     """Charging at `charge_a` (below charge_oc_a) for `duration_s` after one cell went below charge_cold_zero_c."""
     boards.power_up("charge")
