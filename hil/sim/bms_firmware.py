@@ -125,6 +125,10 @@ MAX_DELTA_COUNTER = 2
 RESYNC_FRAMES = 2
 
 # name -> what the defect is. Each is checked where the firmware would have it.
+# The emptiest block's SOC is read off its loaded voltage below this counted SOC, at this C-rate at most
+# (_update_loaded_soc_min).
+LOADED_SOC_BELOW = 0.15
+LOADED_SOC_MAX_C = 1.5
 # A 10 s peak discharge figure over the continuous one (seeded bug "peak_limit_published").
 PEAK_LIMIT_FACTOR = 1.2
 BUGS = {
@@ -515,6 +519,7 @@ class BmsFirmware:
         self.pack_v = 0.0
         self.link_v = 0.0
         self.soc = 0.5
+        self._loaded_soc_min = math.inf   # no reading of the emptiest block's loaded voltage yet
         # Each block's SOC less the pack's, read off the OCV at rest (less its bleed since), kept in NVM with it.
         saved_spread = self.nvm.get("soc_spread")
         self._soc_spread = np.array(saved_spread if saved_spread and len(saved_spread) == n_cells else [0.0] * n_cells)
@@ -1267,8 +1272,11 @@ class BmsFirmware:
 
     @property
     def soc_min(self) -> float:
-        """The emptiest block's SOC: the one that ends a discharge."""
-        return self.soc if "soc_spread_ignored" in self.bugs else self.soc + float(self._soc_spread.min())
+        """The emptiest block's SOC: the one that ends a discharge. Near empty, and under a moderate discharge, no
+        more than its loaded voltage says (`_loaded_soc_min`)."""
+        if "soc_spread_ignored" in self.bugs:
+            return self.soc
+        return min(self.soc + float(self._soc_spread.min()), self._loaded_soc_min)
 
     @property
     def soc_max(self) -> float:
@@ -1437,8 +1445,24 @@ class BmsFirmware:
         factor = math.exp(cal["cell_r_activation_j_per_mol"] / GAS_CONSTANT_J_PER_MOL_K * inverse_k)
         return cal["cell_r_est_ohm"] * max(1.0, factor)
 
+    def _update_loaded_soc_min(self) -> None:
+        """The emptiest block's SOC read off its loaded voltage: the voltage plus the drop the SOP resistance gives,
+        on the OCV curve. A block of less capacity than the rest (an aged cell, a module from another lot) empties
+        faster than the count says, and only a rest would show it; near empty the OCV curve is steep, so its voltage
+        tells. Only there (counted below LOADED_SOC_BELOW) and at LOADED_SOC_MAX_C at most: a punch-out's drop is
+        mostly resistance the estimate may miss, and read as charge gone it would cut a drone's limit mid-flight."""
+        counted = self.soc + float(self._soc_spread.min())
+        discharge_a, rest_a = self.current_a, self.cal["soc_rest_current_a"]
+        if counted >= LOADED_SOC_BELOW or discharge_a < -rest_a:
+            self._loaded_soc_min = math.inf   # charged since: the count holds until the next reading
+        elif rest_a < discharge_a <= LOADED_SOC_MAX_C * self.cal["capacity_ah"] * self.soh:
+            open_v = float(self.cell_v.min()) + discharge_a * self._sop_resistance_ohm()
+            self._loaded_soc_min = float(np.interp(open_v, self._ocv_v, self._ocv_soc))
+        # Otherwise (the discharge ended, or a burst) the last reading stands.
+
     def _slow_task(self, now_s: float) -> None:
         cal = self.cal
+        self._update_loaded_soc_min()
         t_max = float(self.temp_c.mean() if "derating_from_mean_temperature" in self.bugs else self.temp_c.max())
         if "derating_held_at_peak" in self.bugs:
             self._peak_c = t_max = max(self._peak_c, t_max)

@@ -249,6 +249,31 @@ def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(cus
     within `[soc] max_error_pct` of that block's true SOC. A BMS that counts one SOC, the mean, tells the host
     that charge is left when none is, and tapers too late for its emptiest block."""
     bench = custom_bench(f"pack.soc0={DISCHARGE_SOC0}", f"pack.soc_spread={END_SOC_SPREAD}")
+    _discharge_to_empty(bench, spec, measure, "discharge")
+
+
+# A block of less capacity than the others (an aged cell, a module from another lot): FADED_BLOCK_CAPACITY of theirs.
+FADED_BLOCK_CAPACITY = 0.8
+
+
+@pytest.mark.verifies("ride_through", "protections.cell_uv", "soc")
+@pytest.mark.rig_requires("virtual_clock")  # minutes of discharging: run where time is virtual
+def test_discharging_a_pack_with_a_faded_block_to_empty_follows_the_limit_without_a_trip(custom_bench, rig, spec,
+                                                                                           measure):
+    """The same end of a discharge where the pack starts level but one mid-pack block holds less charge: it empties
+    first, and ever faster than the rest, however well the pack was balanced. Its SOC parts from the pack's under
+    load, with no rest to read it off its voltage: a BMS that takes its blocks' SOC as the pack's plus the spread it
+    saw at rest tells the host that charge is left in a block that has none."""
+    n_series = rig.data["pack"]["n_series"]
+    capacity = [1.0] * n_series
+    capacity[n_series // 2] = FADED_BLOCK_CAPACITY
+    bench = custom_bench(f"pack.soc0={DISCHARGE_SOC0}", f"pack.soh_capacity={capacity}")
+    _discharge_to_empty(bench, spec, measure, "faded_block_discharge")
+
+
+def _discharge_to_empty(bench, spec, measure, name: str) -> None:
+    """From DISCHARGE_SOC0, the pack's 1 C capped at the BMS's limit until the limit ends the discharge; measured as
+    `{name}_emptiest_cell_low` and `{name}_end_emptiest_soc_error`."""
     uv = spec.protections["cell_uv"]
     bench.power_up()
     if bench.bms.discharge_limit_a is None:
@@ -263,6 +288,6 @@ def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(cus
     assert ended_s is not None, (
         f"the BMS's discharge limit was still {bench.bms.discharge_limit_a:.2f} A after {DISCHARGE_MAX_S:.0f} s at "
         f"{load_a:.1f} A, emptiest cell at {lowest_v:.4f} V: it never ended the discharge")
-    measure("discharge_emptiest_cell_low", lowest_v, low=uv.high, high=spec.value("ride_through.discharge_end_cell_v"),
+    measure(f"{name}_emptiest_cell_low", lowest_v, low=uv.high, high=spec.value("ride_through.discharge_end_cell_v"),
             unit="V")
-    _measure_end_block_soc(bench, spec, measure, "discharge_end_emptiest_soc_error", bench.bms.soc_min, min)
+    _measure_end_block_soc(bench, spec, measure, f"{name}_end_emptiest_soc_error", bench.bms.soc_min, min)
