@@ -289,6 +289,15 @@ def test_a_pack_that_will_not_discharge_while_asked_to_charge_is_caught():
     assert summary["caught_by"] == {"no_discharge_in_charge_mode": flicker, "mode_change_reopens": flicker}, summary
 
 
+def test_a_faded_block_read_by_the_count_alone_is_caught():
+    """An emptiest-block SOC counted from the spread seen at rest passes a spread pack's end of discharge; a block of
+    less capacity parts from the count under load, and only the faded-block discharge sees it."""
+    summary = _all_killed(["faded_block_counted"], "to_empty")
+    assert summary["caught_by"] == {"faded_block_counted": [
+        "test_ride_through::test_discharging_a_pack_with_a_faded_block_to_empty_follows_the_limit_without_a_trip"]}, \
+        summary
+
+
 def test_charging_a_cold_pack_is_caught():
     """A charge limit that derates toward the under-temperature threshold lets a cell at 5 degC charge at full
     current: the cold-charge steps of the derating suite catch it."""

@@ -503,6 +503,23 @@ def test_bug_peak_limit_published(make_boards):
     assert buggy.fw.discharge_limit_a > cal["sustained_oc_a"], buggy.describe()
 
 
+def test_bug_faded_block_counted(make_boards):
+    """Near empty at 1 C, one block's voltage (a block of less capacity) at what 2 % SOC reads under that load, the
+    others at 12 %'s: the clean firmware's emptiest-block SOC follows that block down by its loaded voltage, the
+    bug's stays with the count."""
+    clean, buggy = _both(make_boards, "faded_block_counted", soc0=0.12)
+    for boards in (clean, buggy):
+        boards.power_up()
+        current_a = boards.cal["capacity_ah"]
+        drop_v = current_a * boards.cal["cell_r_est_ohm"]
+        boards.ce.current_a = current_a
+        boards.ce.setpoint_v[:] = boards.ocv_at(0.12) - drop_v
+        boards.ce.setpoint_v[3] = boards.ocv_at(0.02) - drop_v
+        boards.run_for(1.0)
+    assert clean.fw.soc_min == pytest.approx(0.02, abs=0.01), clean.describe()
+    assert buggy.fw.soc_min > 0.1, buggy.describe()
+
+
 def test_bug_no_discharge_in_charge_mode(make_boards):
     """Closed for discharge, then asked to charge: the clean firmware keeps its discharge limit (a grid loss may come
     at any moment), the bug's falls to 0."""
