@@ -181,6 +181,9 @@ def test_the_discharge_limit_holds_the_cells_up_at_the_corners(custom_bench, spe
 # A pack whose cells are spread (SOC's standard deviation): its fullest block reaches the top, and its emptiest
 # the bottom, well before the pack's mean SOC does.
 END_SOC_SPREAD = 0.03
+# Or level, with one block of less capacity than the others (an aged cell, a module from another lot): it fills and
+# empties first, and its SOC parts from the others' under load, where no rest shows it.
+FADED_BLOCK_CAPACITY = 0.8
 CHARGE_SOC0 = 0.88
 # Charged until the fullest cell has reached the spec's min_charge_cell_v, then this long more, through the CV
 # phase, where an overshoot into OV would come; at most CHARGE_MAX_S in all (a large pack charges at a lower C-rate).
@@ -216,6 +219,31 @@ def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custo
     """A charger that follows the BMS's charge current limit must never drive the fullest cell into OV (a
     nuisance trip at the end of every charge), and must still be let charge that cell up to the top."""
     bench = custom_bench(f"pack.soc0={CHARGE_SOC0}", f"pack.soc_spread={END_SOC_SPREAD}")
+    _charge_to_full(bench, spec, measure, "charge")
+
+
+@pytest.mark.verifies("ride_through", "protections.cell_ov", "soc")
+@pytest.mark.rig_requires("virtual_clock")  # minutes of charging: run where time is virtual
+def test_charging_a_pack_with_a_faded_block_near_full_follows_the_limit_without_a_trip(custom_bench, rig, spec,
+                                                                                        measure):
+    """The same end of a charge where the pack starts level but one mid-pack block holds less charge: it fills first,
+    and ever faster than the rest, with no rest to read it off its voltage."""
+    bench = custom_bench(f"pack.soc0={CHARGE_SOC0}", _faded_block(rig))
+    _charge_to_full(bench, spec, measure, "faded_block_charge")
+
+
+def _faded_block(rig) -> str:
+    """The override that fades one mid-pack block to FADED_BLOCK_CAPACITY of the others' capacity."""
+    n_series = rig.data["pack"]["n_series"]
+    capacity = [1.0] * n_series
+    capacity[n_series // 2] = FADED_BLOCK_CAPACITY
+    return f"pack.soh_capacity={capacity}"
+
+
+def _charge_to_full(bench, spec, measure, name: str) -> None:
+    """From CHARGE_SOC0, just under the charge over-current level capped at the BMS's limit, until the fullest cell has
+    been at the spec's min_charge_cell_v for CHARGE_HOLD_S; measured as `{name}_fullest_cell_peak` and
+    `{name}_end_fullest_soc_error`."""
     ov = spec.protections["cell_ov"]
     bench.power_up("charge")
     # The charger asks for just under the charge over-current trip; the BMS's limit caps it.
@@ -227,8 +255,8 @@ def test_charging_a_spread_pack_near_full_follows_the_limit_without_a_trip(custo
             top_s = second
         if top_s is not None and second - top_s >= CHARGE_HOLD_S:
             break
-    measure("charge_fullest_cell_peak", peak_v, low=top_v, high=ov.low, unit="V")
-    _measure_end_block_soc(bench, spec, measure, "charge_end_fullest_soc_error", bench.bms.soc_max, max)
+    measure(f"{name}_fullest_cell_peak", peak_v, low=top_v, high=ov.low, unit="V")
+    _measure_end_block_soc(bench, spec, measure, f"{name}_end_fullest_soc_error", bench.bms.soc_max, max)
 
 
 DISCHARGE_SOC0 = 0.2
@@ -252,10 +280,6 @@ def test_discharging_a_spread_pack_to_empty_follows_the_limit_without_a_trip(cus
     _discharge_to_empty(bench, spec, measure, "discharge")
 
 
-# A block of less capacity than the others (an aged cell, a module from another lot): FADED_BLOCK_CAPACITY of theirs.
-FADED_BLOCK_CAPACITY = 0.8
-
-
 @pytest.mark.verifies("ride_through", "protections.cell_uv", "soc")
 @pytest.mark.rig_requires("virtual_clock")  # minutes of discharging: run where time is virtual
 def test_discharging_a_pack_with_a_faded_block_to_empty_follows_the_limit_without_a_trip(custom_bench, rig, spec,
@@ -264,10 +288,7 @@ def test_discharging_a_pack_with_a_faded_block_to_empty_follows_the_limit_withou
     first, and ever faster than the rest, however well the pack was balanced. Its SOC parts from the pack's under
     load, with no rest to read it off its voltage: a BMS that takes its blocks' SOC as the pack's plus the spread it
     saw at rest tells the host that charge is left in a block that has none."""
-    n_series = rig.data["pack"]["n_series"]
-    capacity = [1.0] * n_series
-    capacity[n_series // 2] = FADED_BLOCK_CAPACITY
-    bench = custom_bench(f"pack.soc0={DISCHARGE_SOC0}", f"pack.soh_capacity={capacity}")
+    bench = custom_bench(f"pack.soc0={DISCHARGE_SOC0}", _faded_block(rig))
     _discharge_to_empty(bench, spec, measure, "faded_block_discharge")
 
 
