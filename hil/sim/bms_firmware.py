@@ -46,7 +46,9 @@
   capacity the counting then divides by). Each block's SOC is the pack's plus its own spread, read off its OCV at
   the same rests (less what it has bled since) and kept in NVM: the emptiest and fullest blocks' SOCs are reported
   (`BMS_SOC_Min`, `BMS_SOC_Max`), and the discharge limit tapers by the emptiest, so a spread pack's emptiest
-  block is not run past empty while the mean says some is left.
+  block is not run past empty while the mean says some is left. Near empty, under a moderate discharge, the
+  emptiest block's SOC is also read off its loaded voltage, and the lower taken: a block of less capacity empties
+  faster than the count, where no rest shows it.
 - Current limits: the discharge and charge limits derate with the hottest cell and with the coldest (to 0 at
   `discharge_cold_zero_c` and `charge_cold_zero_c`) and taper with SOC (the discharge limit with the emptiest
   block's; the charge limit with the pack's, to a tenth), and each

@@ -91,8 +91,8 @@ def test_a_grid_loss_while_the_pack_recharges_is_carried_at_once(bench, spec, me
     gives that host no time to ask again before the rack falls onto the pack (2 ms hold, 2 ms start in Open Rack
     V3). A BMS that lets no current out in charge mode (a vehicle's rule at a charger), or that opens and
     precharges again when the request changes, drops the rack. The second loss must be carried as the first: no
-    moment with the contactors open or out of NORMAL, and every milliamp the rack asks for (up to the least the
-    spec makes the BMS allow) delivered while the host still asks to charge."""
+    moment with the contactors open or out of NORMAL, and what the rack asks for (up to the least the spec makes
+    the BMS allow) delivered, to within a tenth, while the host still asks to charge."""
     if not spec.data["ride_through"].get("discharge_while_charging", False):
         pytest.skip(f"{spec.path.name} [ride_through] does not set discharge_while_charging: this pack need not "
                     "carry a load while its host asks it to charge (a drone's, charged on the ground)")
@@ -101,7 +101,7 @@ def test_a_grid_loss_while_the_pack_recharges_is_carried_at_once(bench, spec, me
                          outage_at_s=FLICKER_OUTAGE_AT_S, ride_through_s=FLICKER_RIDE_S)
     second = rack_profile("bbu-ride-through", bench, spec, FLICKER_RIDE_S, outage_at_s=0.0,
                           ride_through_s=FLICKER_RIDE_S)
-    assert (first.demand[-1] < 0 and second.demand[-1] > 0), "the second loss must come mid-recharge"
+    assert first.demand[-1] < 0 < second.demand[-1], "the second loss must come mid-recharge"
     second_loss_s = first.duration_s
     dropped_s, start_s = [], []
 
