@@ -126,11 +126,12 @@ ZERO_NVM_STEP_A = 0.01
 MAX_DELTA_COUNTER = 2
 RESYNC_FRAMES = 2
 
-# name -> what the defect is. Each is checked where the firmware would have it.
 # The emptiest block's SOC is read off its loaded voltage below this counted SOC, at this C-rate at most
 # (_update_loaded_soc_min).
 LOADED_SOC_BELOW = 0.15
 LOADED_SOC_MAX_C = 1.5
+
+# name -> what the defect is. Each is checked where the firmware would have it.
 # A 10 s peak discharge figure over the continuous one (seeded bug "peak_limit_published").
 PEAK_LIMIT_FACTOR = 1.2
 BUGS = {
