@@ -300,8 +300,10 @@ def test_unknown_names_are_refused_with_a_suggestion(tmp_path, old, new, expecte
      "[protections.cell_ov]: key 'requirement' = 42, expected a string"),
     ("[heartbeat]", "[heartbeat]\nrequirement = [\"SYS-7\"]",
      "[heartbeat]: key 'requirement' = ['SYS-7'], expected a string"),
+    ("min_discharge_limit_a = 15.0", "min_discharge_limit_a = 15.0\ndischarge_while_charging = 1",
+     "[ride_through]: key 'discharge_while_charging' = 1, expected true or false"),
 ], ids=["quoted_number", "word", "bool_for_number", "string_for_bool", "millivolts", "kelvin", "unit_number",
-        "threshold_in_mv", "threshold_in_kelvin", "requirement_number", "requirement_list"])
+        "threshold_in_mv", "threshold_in_kelvin", "requirement_number", "requirement_list", "number_for_bool"])
 def test_wrong_types_and_units(tmp_path, old, new, expected):
     assert expected in _load_error(_spec(tmp_path, old, new))
 
