@@ -1282,8 +1282,12 @@ class BmsFirmware:
         more than its loaded voltage says (`_loaded_soc_min`)."""
         if "soc_spread_ignored" in self.bugs:
             return self.soc
-        counted = self.soc + float(self._soc_spread.min())
+        counted = self._counted_soc_min()
         return counted if "faded_block_counted" in self.bugs else min(counted, self._loaded_soc_min)
+
+    def _counted_soc_min(self) -> float:
+        """The emptiest block's SOC by the count: the pack's plus that block's spread seen at the last rest."""
+        return self.soc + float(self._soc_spread.min())
 
     @property
     def soc_max(self) -> float:
@@ -1300,6 +1304,7 @@ class BmsFirmware:
         soc_ocv = float(block_soc.mean())
         self._soc_spread = block_soc - soc_ocv
         self.nvm["soc_spread"] = self._soc_spread.tolist()
+        self._loaded_soc_min = math.inf   # the rest's reading supersedes the last one under load
         if self._ocv_anchor is not None:
             anchor_soc, anchor_ah = self._ocv_anchor
             # The bug divides by the SOC the counting itself moved, which the rated capacity set: circular.
@@ -1458,7 +1463,7 @@ class BmsFirmware:
         faster than the count says, and only a rest would show it; near empty the OCV curve is steep, so its voltage
         tells. Only there (counted below LOADED_SOC_BELOW) and at LOADED_SOC_MAX_C at most: a punch-out's drop is
         mostly resistance the estimate may miss, and read as charge gone it would cut a drone's limit mid-flight."""
-        counted = self.soc + float(self._soc_spread.min())
+        counted = self._counted_soc_min()
         discharge_a, rest_a = self.current_a, self.cal["soc_rest_current_a"]
         if counted >= LOADED_SOC_BELOW or discharge_a < -rest_a:
             self._loaded_soc_min = math.inf   # charged since: the count holds until the next reading
